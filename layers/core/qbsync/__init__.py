@@ -1,0 +1,1 @@
+"""qbsync: the shared core of every qbsync Lambda handler (domain logic and adapters)."""
