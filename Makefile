@@ -1,0 +1,65 @@
+# qbsync — every command sets up what it needs by itself (a venv in .venv).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_BOOT ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+REQS := requirements-dev.txt layers/core/requirements.txt constraints.txt
+PYTEST_ARGS ?=
+
+.PHONY: help venv demo test test-unit test-integration test-e2e lint fmt up qbo-sim bench build schemas clean
+
+help: ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(STAMP): $(REQS)
+	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade "pip==25.3"
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	@touch $(STAMP)
+
+venv: $(STAMP) ## create .venv with every pinned dependency
+
+demo: $(STAMP) ## run the whole stack locally against the QuickBooks simulator and sync a sample firm end to end
+	$(PY) -m local.demo
+
+test: $(STAMP) lint ## set up, lint, and run every test (unit, integration, e2e)
+	$(PY) -m pytest tests -n 2 --dist loadfile -q $(PYTEST_ARGS)
+
+test-unit: $(STAMP) ## unit tests only (no network)
+	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
+
+test-integration: $(STAMP) ## integration tests (real handlers on moto + the simulator)
+	$(PY) -m pytest tests/integration -q $(PYTEST_ARGS)
+
+test-e2e: $(STAMP) ## end-to-end tests against the local stack
+	$(PY) -m pytest tests/e2e -q $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff (lint + format check), event-schema drift, template checks (cfn-lint, sam validate, asl-validator)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	bash scripts/validate-template.sh
+
+fmt: $(STAMP) ## format the code
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+up: $(STAMP) ## run the local stack (moto + handlers + local API + simulator) in the foreground
+	$(PY) -m local.stack
+
+qbo-sim: $(STAMP) ## run the QuickBooks Online simulator on port 8910
+	$(PY) -m local.qbo_sim --port 8910
+
+bench: $(STAMP) ## benchmarks; figures go to docs/benchmarks.md
+	$(PY) -m bench.bench_qbo_sim
+
+build: ## sam build without Docker (cp313 arm64 wheels)
+	bash scripts/sam-build.sh
+
+schemas: $(STAMP) ## regenerate docs/events/*.schema.json from the pydantic models
+	$(PY) scripts/gen_event_schemas.py
+
+clean: ## remove build and run artefacts (keeps the venvs)
+	rm -rf .aws-sam .local-run .pytest_cache .ruff_cache .mypy_cache .hypothesis

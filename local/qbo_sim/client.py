@@ -1,0 +1,146 @@
+"""``SimControl``: a small client of the simulator's control API (tests, demo, benchmarks)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import requests
+
+ACCOUNTING_SCOPE = "com.intuit.quickbooks.accounting"
+
+
+class SimControlError(Exception):
+    """The control API answered an error (status and body attached)."""
+
+    def __init__(self, status: int, body: Any) -> None:
+        super().__init__(f"simulator control API answered {status}: {body}")
+        self.status = status
+        self.body = body
+
+
+class SimControl:
+    """Drive ``/_sim/*`` of a running simulator. Every method raises SimControlError on a non-2xx."""
+
+    def __init__(self, base_url: str, session: requests.Session | None = None, timeout: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.session = session or requests.Session()
+        self.timeout = timeout
+
+    def _call(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
+        response = self.session.request(
+            method, self.base_url + path, json=body, params=params, timeout=self.timeout
+        )
+        if response.status_code >= 300:
+            try:
+                payload: Any = response.json()
+            except ValueError:
+                payload = response.text
+            raise SimControlError(response.status_code, payload)
+        return response.json() if response.content else None
+
+    # ---- world
+    def health(self) -> dict[str, Any]:
+        return self._call("GET", "/_sim/health")
+
+    def create_app(self, client_id: str, client_secret: str, redirect_uris: list[str],
+                   webhook: dict[str, Any] | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"client_id": client_id, "client_secret": client_secret, "redirect_uris": redirect_uris}
+        if webhook is not None:
+            body["webhook"] = webhook
+        return self._call("POST", "/_sim/apps", body)
+
+    def create_company(self, company_name: str = "Sandbox Company_US_1", seed: str = "default",
+                       realm_id: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"company_name": company_name, "seed": seed}
+        if realm_id is not None:
+            body["realm_id"] = realm_id
+        return self._call("POST", "/_sim/companies", body)
+
+    def reset_company(self, realm_id: str) -> dict[str, Any]:
+        return self._call("POST", f"/_sim/companies/{realm_id}/reset", {})
+
+    def delete_company(self, realm_id: str) -> None:
+        self._call("DELETE", f"/_sim/companies/{realm_id}")
+
+    def set_preferences(self, realm_id: str, **changes: Any) -> dict[str, Any]:
+        """e.g. ``books_closed_date="2025-12-31"``, ``custom_txn_numbers=True``, ``automated_sales_tax=False``."""
+        return self._call("PATCH", f"/_sim/companies/{realm_id}/preferences", changes)
+
+    def set_consent(self, realm_id: str | None = None, client_id: str | None = None, deny: bool = False) -> Any:
+        body: dict[str, Any] = {"deny": True} if deny else {"realm_id": realm_id}
+        if client_id is not None:
+            body["client_id"] = client_id
+        return self._call("PUT", "/_sim/consent", body)
+
+    # ---- tokens and time
+    def expire_tokens(self, kind: str = "access", realm_id: str | None = None,
+                      client_id: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"kind": kind}
+        if realm_id is not None:
+            body["realm_id"] = realm_id
+        if client_id is not None:
+            body["client_id"] = client_id
+        return self._call("POST", "/_sim/tokens/expire", body)
+
+    def revoke_tokens(self, realm_id: str, client_id: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"realm_id": realm_id}
+        if client_id is not None:
+            body["client_id"] = client_id
+        return self._call("POST", "/_sim/tokens/revoke", body)
+
+    def issue_tokens(self, client_id: str, realm_id: str) -> dict[str, Any]:
+        """Consent + code exchange in one call: the token response plus ``realmId``."""
+        return self._call("POST", "/_sim/tokens/issue", {"client_id": client_id, "realm_id": realm_id})
+
+    def advance_clock(self, seconds: float) -> dict[str, Any]:
+        return self._call("POST", "/_sim/clock", {"advance_seconds": seconds})
+
+    def clock(self) -> dict[str, Any]:
+        return self._call("GET", "/_sim/clock")
+
+    # ---- chaos and limits
+    def inject_fault(self, kind: str, **options: Any) -> dict[str, Any]:
+        return self._call("POST", "/_sim/faults", {"kind": kind, **options})
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "/_sim/faults")
+
+    def set_limits(self, **limits: Any) -> dict[str, Any]:
+        return self._call("PUT", "/_sim/limits", limits)
+
+    def set_latency(self, fixed_ms: float = 0, jitter_ms: float = 0) -> dict[str, Any]:
+        return self._call("PUT", "/_sim/latency", {"fixed_ms": fixed_ms, "jitter_ms": jitter_ms})
+
+    # ---- inspection
+    def entities(self, realm_id: str, entity: str) -> list[dict[str, Any]]:
+        return self._call("GET", f"/_sim/companies/{realm_id}/entities/{entity}")[entity]
+
+    def deleted_entities(self, realm_id: str, entity: str) -> list[dict[str, Any]]:
+        return self._call("GET", f"/_sim/companies/{realm_id}/entities/{entity}")["deleted"]
+
+    def requests(self, realm_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit}
+        if realm_id is not None:
+            params["realm_id"] = realm_id
+        return self._call("GET", "/_sim/requests", params=params)["requests"]
+
+    def webhook_deliveries(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/_sim/webhooks/deliveries")["deliveries"]
+
+    def flush_webhooks(self) -> list[dict[str, Any]]:
+        return self._call("POST", "/_sim/webhooks/flush", {})["deliveries"]
+
+    # ---- the browser side of OAuth
+    def authorize(self, client_id: str, redirect_uri: str, state: str = "st",
+                  scope: str = ACCOUNTING_SCOPE) -> dict[str, str]:
+        """Follow the authorize endpoint like a consenting user; returns the callback query
+        (``code``, ``state``, ``realmId`` or ``error``)."""
+        query = urlencode({"client_id": client_id, "redirect_uri": redirect_uri, "response_type": "code",
+                           "scope": scope, "state": state})
+        response = self.session.get(f"{self.base_url}/connect/oauth2?{query}", allow_redirects=False,
+                                    timeout=self.timeout)
+        if response.status_code != 302:
+            raise SimControlError(response.status_code, response.text)
+        params = parse_qs(urlsplit(response.headers["location"]).query)
+        return {k: v[0] for k, v in params.items()}

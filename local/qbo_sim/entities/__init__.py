@@ -1,0 +1,1 @@
+"""QBO entities: seed data and the engine that applies QBO's rules."""
