@@ -25,7 +25,7 @@ venv: $(STAMP) ## create .venv with every pinned dependency
 demo: $(STAMP) ## run the whole stack locally against the QuickBooks simulator and sync a sample firm end to end
 	$(PY) -m local.demo
 
-test: $(STAMP) lint ## set up, lint, and run every test (unit, integration, e2e)
+test: $(STAMP) lint build ## set up, lint, check `sam build`, and run every test (unit, integration, e2e)
 	$(PY) -m pytest tests -n 2 --dist loadfile -q $(PYTEST_ARGS)
 
 test-unit: $(STAMP) ## unit tests only (no network)
