@@ -1,0 +1,300 @@
+"""``make demo``: the whole stack on this machine, a sample firm connected to QuickBooks end to end.
+
+Plays the two outside parties through their real interfaces only:
+- the platform backend: signs admin JWTs with the deployed ``AdminJwtSecret`` and calls the admin API
+  over HTTP; subscribes to qbsync's events on the bus (its own rule + queue, as a real subscriber would);
+- the firm owner's browser: follows the Intuit authorize redirect to our ``/oauth/callback``.
+
+Everything else is the product as deployed: API Gateway (local), the Lambda authorizer, the OAuth
+handler, DynamoDB, KMS, Secrets Manager and EventBridge on moto, QuickBooks Online as the simulator.
+Prints progress while it runs and a summary at the end; exits non-zero if any step failed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import jwt
+import requests
+
+from local.qbo_sim.client import SimControl
+from local.qbo_sim.server import SimulatorServer
+from local.stack import LocalStack
+from local.stack.provision import clients
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FIRM_ID = "firm-harbor-cpa"
+OTHER_FIRM_ID = "firm-other"
+
+
+class DemoFailure(Exception):
+    """A step's expectation did not hold."""
+
+
+@dataclass
+class Step:
+    title: str
+    ok: bool = False
+    detail: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class Demo:
+    stack: LocalStack
+    sim: SimControl
+    realm_a: str
+    realm_b: str
+    jwt_key: str
+    steps: list[Step] = field(default_factory=list)
+    http: requests.Session = field(default_factory=requests.Session)
+    events_queue_url: str = ""
+
+    # ---- the platform side --------------------------------------------------------------------------
+    def token(self, role: str = "owner", firm_id: str = FIRM_ID, user: str = "u-owner") -> str:
+        claims = {
+            "sub": user,
+            "firm_id": firm_id,
+            "role": role,
+            "iss": "platform",
+            "aud": "qbsync-admin",
+            "exp": int(time.time()) + 900,
+        }
+        return jwt.encode(claims, self.jwt_key, algorithm="HS256")
+
+    def api(
+        self, method: str, path: str, *, role: str = "owner", firm_id: str = FIRM_ID, body: Any = None
+    ) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.token(role, firm_id, user=f'u-{role}')}"}
+        return self.http.request(method, self.stack.api_url + path, headers=headers, json=body, timeout=60)
+
+    def expect(self, response: requests.Response, status: int) -> Any:
+        if response.status_code != status:
+            raise DemoFailure(
+                f"{response.request.method} {urlparse(response.url).path} answered "
+                f"{response.status_code} (expected {status}): {response.text[:300]}"
+            )
+        ctype = response.headers.get("content-type", "")
+        return response.json() if "json" in ctype else response.text
+
+    def browser_consent(self) -> str:
+        """The owner asks for a connect URL and consents in 'QuickBooks'; returns the callback page."""
+        url = self.expect(self.api("POST", "/connection/connect-url", body={}), 200)["url"]
+        authorize = self.http.get(url, allow_redirects=False, timeout=30)
+        if authorize.status_code != 302:
+            raise DemoFailure(f"authorize answered {authorize.status_code}: {authorize.text[:200]}")
+        callback = authorize.headers["Location"]
+        page = self.http.get(callback, allow_redirects=False, timeout=60)
+        return str(self.expect(page, 200))
+
+    def received_events(self) -> list[dict[str, Any]]:
+        sqs = clients(self.stack.endpoint_url, self.stack.region)["sqs"]
+        out: list[dict[str, Any]] = []
+        while True:
+            got = sqs.receive_message(
+                QueueUrl=self.events_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+            ).get("Messages", [])
+            if not got:
+                return out
+            for message in got:
+                out.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self.events_queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    # ---- running steps ------------------------------------------------------------------------------
+    def step(self, title: str, action: Callable[[], str]) -> None:
+        number = len(self.steps) + 1
+        print(f"[{number:2d}] {title} ...", flush=True)
+        step = Step(title)
+        started = time.perf_counter()
+        try:
+            step.detail = action()
+            step.ok = True
+        except (DemoFailure, requests.RequestException, KeyError) as exc:
+            step.detail = f"FAILED: {exc}"
+        step.seconds = time.perf_counter() - started
+        self.steps.append(step)
+        mark = "ok" if step.ok else "FAILED"
+        print(f"     {mark} ({step.seconds:.2f}s) {step.detail}", flush=True)
+
+
+def subscribe_to_qbsync_events(stack: LocalStack) -> str:
+    """The platform's subscription: a rule on qbsync's bus (source qbsync) into a queue it owns."""
+    c = clients(stack.endpoint_url, stack.region)
+    resources = stack.resources
+    assert resources is not None
+    bus = resources.physical["EventBus"]
+    queue_url = c["sqs"].create_queue(QueueName="platform-inbox-demo")["QueueUrl"]
+    arn = c["sqs"].get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    c["events"].put_rule(
+        Name="platform-subscription-demo", EventBusName=bus, EventPattern=json.dumps({"source": ["qbsync"]})
+    )
+    c["events"].put_targets(
+        Rule="platform-subscription-demo", EventBusName=bus, Targets=[{"Id": "inbox", "Arn": arn}]
+    )
+    return queue_url
+
+
+def run(demo: Demo) -> None:
+    sim, realm_a, realm_b = demo.sim, demo.realm_a, demo.realm_b
+
+    def connect() -> str:
+        page = demo.browser_consent()
+        if "QuickBooks connected" not in page:
+            raise DemoFailure(f"callback page: {page[:200]}")
+        view = demo.expect(demo.api("GET", "/connection"), 200)
+        if view["status"] != "connected" or view["realm_id"] != realm_a:
+            raise DemoFailure(f"status {view}")
+        return f"connected to {view['company_name']!r} (realm {view['realm_id']})"
+
+    def check_before_connect() -> str:
+        body = demo.expect(demo.api("GET", "/connection"), 404)
+        return f"404 {body.get('message')}"
+
+    def refresh() -> str:
+        before = demo.expect(demo.api("GET", "/connection"), 200)["access_expires_at"]
+        sim.expire_tokens("access", realm_id=realm_a)  # Intuit now rejects the stored access token
+        result = demo.expect(demo.api("POST", "/connection/check"), 200)
+        after = demo.expect(demo.api("GET", "/connection"), 200)["access_expires_at"]
+        if after == before:
+            raise DemoFailure("the access token was not refreshed")
+        return f"401 from QuickBooks -> one refresh -> CompanyInfo ok ({result['company_name']}); expiry {before} -> {after}"
+
+    def keepalive() -> str:
+        schedule = demo.stack.schedule_id_for("TokenKeepAliveFunction")
+        results = demo.stack.fire_schedule(schedule)
+        payloads = [getattr(r, "payload", r) for r in results]
+        return f"schedule {schedule} fired; keep-alive report {payloads}"
+
+    def guards() -> str:
+        staff = demo.api("POST", "/connection/disconnect", role="staff")
+        demo.expect(staff, 403)
+        other = demo.api("GET", "/connection", firm_id=OTHER_FIRM_ID)
+        demo.expect(other, 404)
+        anonymous = demo.http.get(demo.stack.api_url + "/connection", timeout=30)
+        demo.expect(anonymous, 401)
+        return "staff disconnect -> 403; another firm -> 404; no token -> 401"
+
+    def disconnect() -> str:
+        view = demo.expect(demo.api("POST", "/connection/disconnect"), 200)
+        revokes = [r for r in sim.requests(limit=50) if "revoke" in r.get("path", "")]
+        if view["status"] != "disconnected" or not revokes:
+            raise DemoFailure(f"status {view['status']}, revoke calls {len(revokes)}")
+        return f"status {view['status']}; tokens revoked at Intuit ({len(revokes)} revoke call)"
+
+    def reconnect() -> str:
+        page = demo.browser_consent()
+        view = demo.expect(demo.api("GET", "/connection"), 200)
+        if view["status"] != "connected" or view["realm_id"] != realm_a:
+            raise DemoFailure(f"status {view}")
+        return f"same company again: mappings kept (realm {view['realm_id']}); page says {_title(page)!r}"
+
+    def revoked_in_qbo() -> str:
+        sim.revoke_tokens(realm_a)  # the firm disconnects the app inside QuickBooks
+        response = demo.api("POST", "/connection/check")
+        body = demo.expect(response, 409)
+        view = demo.expect(demo.api("GET", "/connection"), 200)
+        if view["status"] != "needs_reconnect":
+            raise DemoFailure(f"status {view['status']}")
+        demo.browser_consent()
+        view = demo.expect(demo.api("GET", "/connection"), 200)
+        if view["status"] != "connected":
+            raise DemoFailure(f"after reconnect: {view['status']}")
+        return f"check -> {response.status_code} {body['error']}; status needs_reconnect; owner reconnects -> connected"
+
+    def switch() -> str:
+        sim.set_consent(realm_b)
+        page = demo.browser_consent()
+        pending = demo.expect(demo.api("GET", "/connection"), 200)
+        if (pending.get("pending_switch") or {}).get("realm_id") != realm_b or pending["realm_id"] != realm_a:
+            raise DemoFailure(f"not pending: {pending}")
+        wrong = demo.api("POST", "/connection/confirm-switch", body={"confirmation": "accept"})
+        demo.expect(wrong, 400)
+        done = demo.expect(
+            demo.api("POST", "/connection/confirm-switch", body={"confirmation": "ACCEPT"}), 200
+        )
+        if done["realm_id"] != realm_b or not done.get("archived"):
+            raise DemoFailure(f"switch result {done}")
+        return (
+            f"page {_title(page)!r}; 'accept' -> 400; 'ACCEPT' -> now {done['company_name']!r}, "
+            f"old company archived ({done['archived'][0]['realm_id']})"
+        )
+
+    def events() -> str:
+        got = demo.received_events()
+        kinds = [f"{e['detail-type']}:{e['detail'].get('status') or e['detail'].get('change')}" for e in got]
+        if not got:
+            raise DemoFailure("the platform received no qbsync events")
+        return f"{len(got)} events: " + ", ".join(kinds)
+
+    demo.step("Firm with no QuickBooks connection yet", check_before_connect)
+    demo.step("Owner connects QuickBooks (connect URL -> Intuit consent -> callback)", connect)
+    demo.step("Access token expires; the next QuickBooks call refreshes it once", refresh)
+    demo.step("Token keep-alive schedule", keepalive)
+    demo.step("Role and tenant guards", guards)
+    demo.step("Owner disconnects", disconnect)
+    demo.step("Owner reconnects to the same company", reconnect)
+    demo.step("Firm disables the app inside QuickBooks", revoked_in_qbo)
+    demo.step("Owner connects a different company (typed ACCEPT guard)", switch)
+    demo.step("Platform received qbsync's connection events", events)
+
+
+def _title(page: str) -> str:
+    start = page.find("<h1>")
+    end = page.find("</h1>")
+    return page[start + 4 : end] if start >= 0 and end > start else page[:60]
+
+
+def summary(demo: Demo, elapsed: float) -> None:
+    width = max(len(s.title) for s in demo.steps) + 2
+    print()
+    print("=" * (width + 20))
+    print("qbsync demo summary")
+    print("=" * (width + 20))
+    for number, s in enumerate(demo.steps, 1):
+        print(f"{number:2d}. {s.title:<{width}} {'ok' if s.ok else 'FAILED':<7}{s.seconds:6.2f}s")
+    requests_log = demo.sim.requests(limit=1000)
+    token_calls = sum(1 for r in requests_log if "tokens/bearer" in r.get("path", ""))
+    api_calls = sum(1 for r in requests_log if "/v3/company/" in r.get("path", ""))
+    ok = sum(s.ok for s in demo.steps)
+    print("-" * (width + 20))
+    print(
+        f"steps ok: {ok}/{len(demo.steps)}   QuickBooks token calls: {token_calls}   API calls: {api_calls}"
+    )
+    print(f"function logs: {demo.stack.log_dir}   total {elapsed:.1f}s")
+
+
+def main() -> int:
+    started = time.perf_counter()
+    print("qbsync demo: starting the QuickBooks simulator and the local stack ...", flush=True)
+    with SimulatorServer() as server:
+        sim = SimControl(server.url)
+        realm_a = sim.create_company(company_name="Harbor & Main CPA Clients")["realm_id"]
+        realm_b = sim.create_company(company_name="Harbor & Main CPA (new books)")["realm_id"]
+        with LocalStack(REPO_ROOT, simulator_url=server.url) as stack:
+            stack.register_intuit_app(server.url)
+            sim.set_consent(realm_a)
+            resources = stack.resources
+            assert resources is not None
+            secret = clients(stack.endpoint_url, stack.region)["secretsmanager"].get_secret_value(
+                SecretId=resources.ref("AdminJwtSecret")
+            )
+            jwt_key = json.loads(secret["SecretString"])["key"]
+            print(f"  simulator {server.url}   API {stack.api_url}   moto {stack.endpoint_url}", flush=True)
+            demo = Demo(stack=stack, sim=sim, realm_a=realm_a, realm_b=realm_b, jwt_key=jwt_key)
+            demo.events_queue_url = subscribe_to_qbsync_events(stack)
+            run(demo)
+            summary(demo, time.perf_counter() - started)
+    return 0 if all(s.ok for s in demo.steps) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
