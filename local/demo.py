@@ -166,7 +166,10 @@ def run(demo: Demo) -> None:
         after = demo.expect(demo.api("GET", "/connection"), 200)["access_expires_at"]
         if after == before:
             raise DemoFailure("the access token was not refreshed")
-        return f"401 from QuickBooks -> one refresh -> CompanyInfo ok ({result['company_name']}); expiry {before} -> {after}"
+        return (
+            f"401 from QuickBooks -> one refresh -> CompanyInfo ok ({result['company_name']}); "
+            f"expiry {before} -> {after}"
+        )
 
     def keepalive() -> str:
         schedule = demo.stack.schedule_id_for("TokenKeepAliveFunction")
@@ -208,7 +211,10 @@ def run(demo: Demo) -> None:
         view = demo.expect(demo.api("GET", "/connection"), 200)
         if view["status"] != "connected":
             raise DemoFailure(f"after reconnect: {view['status']}")
-        return f"check -> {response.status_code} {body['error']}; status needs_reconnect; owner reconnects -> connected"
+        return (
+            f"check -> {response.status_code} {body['error']}; status needs_reconnect; "
+            "owner reconnects -> connected"
+        )
 
     def switch() -> str:
         sim.set_consent(realm_b)
