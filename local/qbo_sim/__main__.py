@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import sys
 from pathlib import Path
 
@@ -17,20 +18,37 @@ from local.qbo_sim.config import SimConfig, limit_config_from_dict
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m local.qbo_sim", description="Local QuickBooks Online simulator")
+    parser = argparse.ArgumentParser(
+        prog="python -m local.qbo_sim", description="Local QuickBooks Online simulator"
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8910)
-    parser.add_argument("--config", type=Path, help="JSON file with SimConfig keys (see docs/qbo-simulator.md)")
+    parser.add_argument(
+        "--config", type=Path, help="JSON file with SimConfig keys (see docs/qbo-simulator.md)"
+    )
     parser.add_argument("--access-token-ttl", type=int, help="access-token lifetime, seconds (default 3600)")
-    parser.add_argument("--refresh-token-rotation-seconds", type=int,
-                        help="0 = rotate the refresh token on every refresh (default)")
+    parser.add_argument(
+        "--refresh-token-rotation-seconds",
+        type=int,
+        help="0 = rotate the refresh token on every refresh (default)",
+    )
     parser.add_argument("--no-limits", action="store_true", help="turn Intuit's rate limits off")
     parser.add_argument("--latency-ms", type=float, help="fixed latency added to every QBO request")
     parser.add_argument("--jitter-ms", type=float, help="random extra latency, 0..N ms")
-    parser.add_argument("--company", action="append", default=[], metavar="REALM_ID",
-                        help="create a seeded company with this realm id at start (repeatable)")
-    parser.add_argument("--app", action="append", default=[], metavar="CLIENT_ID:SECRET:REDIRECT_URI",
-                        help="register an app at start (repeatable)")
+    parser.add_argument(
+        "--company",
+        action="append",
+        default=[],
+        metavar="REALM_ID",
+        help="create a seeded company with this realm id at start (repeatable)",
+    )
+    parser.add_argument(
+        "--app",
+        action="append",
+        default=[],
+        metavar="CLIENT_ID:SECRET:REDIRECT_URI",
+        help="register an app at start (repeatable)",
+    )
     parser.add_argument("--log-level", default="warning")
     return parser.parse_args(argv)
 
@@ -68,9 +86,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"qbo_sim: {exc}", file=sys.stderr)
         return 2
     app = create_app(config)
-    print(f"http://{args.host}:{args.port}", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False,
-                timeout_graceful_shutdown=2)
+    # Bind before printing: once the URL is printed, connections queue in the backlog until uvicorn
+    # accepts them, so a caller can use the URL at once. IPPROTO_TCP keeps TCP_NODELAY on (see server.py).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((args.host, args.port))
+    except OSError as exc:
+        print(f"qbo_sim: cannot bind {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 2
+    sock.listen(1024)
+    print(f"http://{args.host}:{sock.getsockname()[1]}", flush=True)
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level=args.log_level, access_log=False, timeout_graceful_shutdown=2)
+    )
+    server.run(sockets=[sock])
     return 0
 
 

@@ -6,6 +6,8 @@ endpoint, Batch and CDC; bearer-token authentication, ``minorversion`` checks an
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
 import re
 from collections.abc import Callable
@@ -73,8 +75,12 @@ def _check_minor_version(state: SimState, request: Request) -> None:
     if raw is None or raw == "":
         return
     if not raw.isdigit():
-        raise QboFault("2010", "Request has invalid or unsupported property",
-                       f"Property Name:minorversion={raw} specified is unsupported or invalid", "minorversion")
+        raise QboFault(
+            "2010",
+            "Request has invalid or unsupported property",
+            f"Property Name:minorversion={raw} specified is unsupported or invalid",
+            "minorversion",
+        )
     if int(raw) > state.config.max_minor_version:
         raise QboFault(
             "2010",
@@ -106,8 +112,11 @@ def _context(request: Request) -> ApiContext | Response:
 def _entity(segment: str) -> str:
     entity = URL_NAMES.get(segment.lower())
     if entity is None:
-        raise QboFault("500", "Unsupported Operation",
-                       f"Unsupported Operation : Operation Could not find resource for relative : /{segment}")
+        raise QboFault(
+            "500",
+            "Unsupported Operation",
+            f"Unsupported Operation : Operation Could not find resource for relative : /{segment}",
+        )
     return entity
 
 
@@ -124,8 +133,9 @@ async def _json_body(request: Request) -> Any:
     except UnicodeDecodeError:
         raise QboFault("500", "Unsupported Operation", "Request body is not valid UTF-8") from None
     except json.JSONDecodeError as exc:
-        raise faults.invalid_property(f"Unexpected character or end of input (line {exc.lineno} column "
-                                      f"{exc.colno})", "") from None
+        raise faults.invalid_property(
+            f"Unexpected character or end of input (line {exc.lineno} column {exc.colno})", ""
+        ) from None
 
 
 def _request_id(request: Request, limit: int) -> str | None:
@@ -133,19 +143,23 @@ def _request_id(request: Request, limit: int) -> str | None:
     if rid is None:
         return None
     if not rid or len(rid) > limit or not _REQUEST_ID_RE.match(rid):
-        raise QboFault("2130", "Invalid Request Id Format",
-                       f"Invalid Request Id Format : requestid must be 1 to {limit} characters", "requestid")
+        raise QboFault(
+            "2130",
+            "Invalid Request Id Format",
+            f"Invalid Request Id Format : requestid must be 1 to {limit} characters",
+            "requestid",
+        )
     return rid
 
 
-def _remember(ctx: ApiContext, rid: str | None, scope: str, status: int, body: dict[str, Any]) -> None:
+def _remember(ctx: ApiContext, rid: str | None, status: int, body: dict[str, Any]) -> None:
+    """Keep a successful write's answer for replays. A deep copy: the stored objects change later."""
     if rid is None or status >= 300:
         return
     store = ctx.company.request_ids
-    store[rid] = (status, body)
+    store[rid] = (status, copy.deepcopy(body))
     while len(store) > ctx.state.config.requestid_memory:
         store.popitem(last=False)
-    del scope
 
 
 def _replayed(ctx: ApiContext, rid: str | None, request: Request) -> Response | None:
@@ -192,19 +206,26 @@ def execute_write(
     """Run one write; returns the wrapped response body and the changes. Raises QboFault."""
     engine = Engine(ctx.company, ctx.state.clock)
     with ctx.state.lock:
-        if operation == "delete":
-            result = engine.delete(entity, body)
-        elif operation == "void":
-            result = engine.void(entity, body)
-        elif operation == "update" and "void" in include:
-            result = engine.void(entity, body)
-        elif isinstance(body, dict) and body.get("Id") not in (None, ""):
-            result = engine.update(entity, body, include=include)
-        elif operation == "update" and entity in SINGLETONS:
-            raise faults.required_missing("Id", "Id")
-        else:
-            result = engine.create(entity, body, include=include)
+        try:
+            result = _dispatch(engine, entity, operation, body, include)
+        except (AttributeError, TypeError) as exc:
+            # a value of the wrong JSON type deep inside the payload: QBO fails deserialization (2010)
+            raise faults.invalid_property(f"{entity}: unexpected value type ({type(exc).__name__})") from exc
     return {entity: result, "time": ctx.time()}, engine.changes
+
+
+def _dispatch(
+    engine: Engine, entity: str, operation: str, body: Any, include: frozenset[str]
+) -> dict[str, Any]:
+    if operation == "delete":
+        return engine.delete(entity, body)
+    if operation == "void" or (operation == "update" and "void" in include):
+        return engine.void(entity, body)
+    if isinstance(body, dict) and body.get("Id") not in (None, ""):
+        return engine.update(entity, body, include=include)
+    if operation == "update" and entity in SINGLETONS:
+        raise faults.required_missing("Id", "Id")
+    return engine.create(entity, body, include=include)
 
 
 async def write_entity(request: Request) -> Response:
@@ -221,13 +242,15 @@ async def write_entity(request: Request) -> Response:
         if operation not in ("create", "update", "delete", "void"):
             raise faults.invalid_enum("operation", operation)
         include = frozenset(
-            part.strip().lower() for part in request.query_params.get("include", "").split(",") if part.strip()
+            part.strip().lower()
+            for part in request.query_params.get("include", "").split(",")
+            if part.strip()
         )
         body = await _json_body(request)
         response_body, changes = execute_write(ctx, entity, operation, body, include)
     except QboFault as fault:
         return fault_response(ctx.state, fault)
-    _remember(ctx, rid, entity, 200, response_body)
+    _remember(ctx, rid, 200, response_body)
     _notify(ctx.state, ctx.company.realm_id, changes)
     return JSONResponse(response_body)
 
@@ -242,9 +265,9 @@ def run_query(ctx: ApiContext, text: str) -> dict[str, Any]:
     except qbo_query.QueryError as exc:
         raise QboFault("4000", "Error parsing query", f"QueryParserError: {exc}") from None
     entity = URL_NAMES.get(str(parsed.entity).lower())
-    if entity is None or entity not in QUERYABLE:
-        raise QboFault("4001", "Invalid query", f"QueryValidationError: Entity {parsed.entity} is not supported")
-    rows = list(ctx.company.table(entity).values())
+    # an entity QBO knows but the simulator does not hold (Bill, Estimate, ...) simply has no rows
+    rows = list(ctx.company.table(entity).values()) if entity in QUERYABLE else []
+    entity = entity or str(parsed.entity)
     try:
         result = qbo_query.execute(parsed, rows)
     except qbo_query.QueryError as exc:
@@ -265,11 +288,10 @@ async def query_endpoint(request: Request) -> Response:
             text = request.query_params.get("query", "")
         else:
             text = (await request.body()).decode("utf-8", errors="replace")
-            if "json" in request.headers.get("content-type", ""):
-                try:
-                    text = json.loads(text).get("query", "") if text.strip().startswith("{") else text
-                except (json.JSONDecodeError, AttributeError):
-                    pass
+            if "json" in request.headers.get("content-type", "") and text.strip().startswith("{"):
+                # some clients wrap the query as {"query": "..."}; the documented form is application/text
+                with contextlib.suppress(json.JSONDecodeError, AttributeError):
+                    text = str(json.loads(text).get("query", ""))
             text = text or request.query_params.get("query", "")
         if not text.strip():
             raise QboFault("4000", "Error parsing query", "QueryParserError: Encountered empty query")
@@ -324,9 +346,12 @@ async def batch_endpoint(request: Request) -> Response:
         if not isinstance(items, list) or not items:
             raise faults.required_missing("BatchItemRequest", "BatchItemRequest")
         if len(items) > BATCH_MAX_ITEMS:
-            raise QboFault("1040", "Batch Size Exceeded",
-                           f"Batch Size Exceeded : a batch request can hold at most {BATCH_MAX_ITEMS} items; "
-                           f"{len(items)} were sent.")
+            raise QboFault(
+                "1040",
+                "Batch Size Exceeded",
+                f"Batch Size Exceeded : a batch request can hold at most {BATCH_MAX_ITEMS} items; "
+                f"{len(items)} were sent.",
+            )
         changes: list[Change] = []
         # Items run in the order given; none sees the result of another in the same batch except through
         # committed state (QBO.md §2.9: no transaction, no cross-item references).
@@ -334,7 +359,7 @@ async def batch_endpoint(request: Request) -> Response:
     except QboFault as fault:
         return fault_response(ctx.state, fault)
     response_body = {"BatchItemResponse": results, "time": ctx.time()}
-    _remember(ctx, rid, "batch", 200, response_body)
+    _remember(ctx, rid, 200, response_body)
     _notify(ctx.state, ctx.company.realm_id, changes)
     return JSONResponse(response_body)
 
@@ -350,20 +375,31 @@ def run_cdc(ctx: ApiContext, entities_param: str, changed_since: str) -> dict[st
     try:
         since = parse_timestamp(changed_since)
     except ValueError:
-        raise QboFault("2010", "Request has invalid or unsupported property",
-                       f"Property Name:changedSince={changed_since} specified is unsupported or invalid",
-                       "changedSince") from None
+        raise QboFault(
+            "2010",
+            "Request has invalid or unsupported property",
+            f"Property Name:changedSince={changed_since} specified is unsupported or invalid",
+            "changedSince",
+        ) from None
     now = ctx.state.clock.now()
     if since < now - CDC_WINDOW:
-        raise QboFault("4001", "Invalid query",
-                       "QueryValidationError: changedSince cannot be more than 30 days in the past", "changedSince")
+        raise QboFault(
+            "4001",
+            "Invalid query",
+            "QueryValidationError: changedSince cannot be more than 30 days in the past",
+            "changedSince",
+        )
     since_epoch = since.timestamp()
     names: list[str] = []
     for raw in entities_param.split(","):
         entity = URL_NAMES.get(raw.strip().lower())
-        if entity is None or entity in CDC_UNSUPPORTED or entity in SINGLETONS and entity != "Preferences":
-            raise QboFault("4001", "Invalid query",
-                           f"QueryValidationError: CDC is not supported for entity {raw.strip()}", "entities")
+        if entity is None or entity in CDC_UNSUPPORTED or (entity in SINGLETONS and entity != "Preferences"):
+            raise QboFault(
+                "4001",
+                "Invalid query",
+                f"QueryValidationError: CDC is not supported for entity {raw.strip()}",
+                "entities",
+            )
         if entity not in names:
             names.append(entity)
     touched = ctx.company.touched
@@ -394,7 +430,9 @@ async def cdc_endpoint(request: Request) -> Response:
         return ctx
     try:
         with ctx.state.lock:
-            body = run_cdc(ctx, request.query_params.get("entities", ""), request.query_params.get("changedSince", ""))
+            body = run_cdc(
+                ctx, request.query_params.get("entities", ""), request.query_params.get("changedSince", "")
+            )
     except QboFault as fault:
         return fault_response(ctx.state, fault)
     return JSONResponse(body)
@@ -406,8 +444,11 @@ async def unknown_v3(request: Request) -> Response:
         return ctx
     return fault_response(
         ctx.state,
-        QboFault("500", "Unsupported Operation",
-                 f"Unsupported Operation : Operation Could not find resource for relative : {request.url.path}"),
+        QboFault(
+            "500",
+            "Unsupported Operation",
+            f"Unsupported Operation : Operation Could not find resource for relative : {request.url.path}",
+        ),
     )
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
-from datetime import UTC, datetime
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.applications import Starlette
@@ -28,12 +29,22 @@ from local.qbo_sim.webhooks import WebhookDispatcher
 
 # Entities Intuit sends webhooks for (QBO.md §6.1), among those the simulator has.
 WEBHOOK_ENTITIES = {
-    "Account", "CreditMemo", "Customer", "Employee", "Invoice", "Item", "Payment", "PaymentMethod",
-    "Preferences", "Purchase", "RefundReceipt", "Vendor",
+    "Account",
+    "CreditMemo",
+    "Customer",
+    "Employee",
+    "Invoice",
+    "Item",
+    "Payment",
+    "PaymentMethod",
+    "Preferences",
+    "Purchase",
+    "RefundReceipt",
+    "Vendor",
 }
 
 
-class ConnectionDropped(Exception):  # noqa: N818 - it is an event, not an error of the caller
+class ConnectionDropped(Exception):
     """Raised after the response head was sent so that uvicorn closes the connection mid-response."""
 
 
@@ -48,13 +59,17 @@ logging.getLogger("uvicorn.error").addFilter(_DropFilter())
 
 def _realm_of(path: str) -> str | None:
     if path.startswith("/v3/company/"):
-        rest = path[len("/v3/company/"):]
+        rest = path[len("/v3/company/") :]
         return rest.split("/", 1)[0] or None
     return None
 
 
-def _send_json(status: int, body: bytes, content_type: bytes = b"application/json",
-               extra: list[tuple[bytes, bytes]] | None = None) -> list[Message]:
+def _send_json(
+    status: int,
+    body: bytes,
+    content_type: bytes = b"application/json",
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> list[Message]:
     headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
     headers += extra or []
     return [
@@ -66,8 +81,9 @@ def _send_json(status: int, body: bytes, content_type: bytes = b"application/jso
 class Gateway:
     """Latency, fault injection, limits and the request log around the QBO and OAuth routes."""
 
-    def __init__(self, app: ASGIApp, state: SimState, injector: FaultInjector, latency: Latency,
-                 limiter: RateLimiter) -> None:
+    def __init__(
+        self, app: ASGIApp, state: SimState, injector: FaultInjector, latency: Latency, limiter: RateLimiter
+    ) -> None:
         self.app = app
         self.state = state
         self.injector = injector
@@ -94,10 +110,14 @@ class Gateway:
             body = faults.fault_body(faults.system_fault(), now.response_time())
             return _send_json(500, _dumps(body))
         if rule.kind == "http_503":
-            return _send_json(503, b"<html><body><h1>503 Service Unavailable</h1></body></html>", b"text/html")
+            return _send_json(
+                503, b"<html><body><h1>503 Service Unavailable</h1></body></html>", b"text/html"
+            )
         if rule.kind == "unauthorized":
             body = faults.authentication_failed_body("Token revoked: injected fault", int(now.time() * 1000))
-            return _send_json(401, _dumps(body), extra=[(b"www-authenticate", faults.WWW_AUTHENTICATE.encode())])
+            return _send_json(
+                401, _dumps(body), extra=[(b"www-authenticate", faults.WWW_AUTHENTICATE.encode())]
+            )
         if rule.kind == "throttle":
             return _send_json(429, faults.throttle_xml(now.response_time()).encode(), b"application/xml")
         return _send_json(504, b"<html><body><h1>504 Gateway Time-out</h1></body></html>", b"text/html")
@@ -128,9 +148,6 @@ class Gateway:
             await send(message)
 
         try:
-            delay = self.latency.delay_seconds()
-            if delay:
-                await asyncio.sleep(delay)
             rule = self.injector.pick(realm_id, method, path)
             if rule is not None:
                 entry["fault"] = rule.kind
@@ -151,6 +168,11 @@ class Gateway:
                     await self._emit(tracking_send, _send_json(429, body, b"application/xml"))
                     return
             try:
+                # Latency is service time: the request holds its concurrency slot while it waits,
+                # so parallel callers meet the "concurrent" limit as they would at Intuit.
+                delay = self.latency.delay_seconds()
+                if delay:
+                    await asyncio.sleep(delay)
                 if rule is not None:  # drop_after_commit
                     await self._drop_after_commit(rule, scope, receive, tracking_send, entry)
                 else:
@@ -166,15 +188,18 @@ class Gateway:
                 entry["replayed"] = True
             self.state.request_log.append(entry)
 
-    async def _drop_after_commit(self, rule: FaultRule, scope: Scope, receive: Receive, send: Send,
-                                 entry: dict[str, Any]) -> None:
+    async def _drop_after_commit(
+        self, rule: FaultRule, scope: Scope, receive: Receive, send: Send, entry: dict[str, Any]
+    ) -> None:
         captured: list[Message] = []
 
         async def capture(message: Message) -> None:
             captured.append(message)
 
         await self.app(scope, receive, capture)  # the write commits here
-        entry["committed_status"] = next((m["status"] for m in captured if m["type"] == "http.response.start"), 0)
+        entry["committed_status"] = next(
+            (m["status"] for m in captured if m["type"] == "http.response.start"), 0
+        )
         if rule.response == "close":
             start = next(m for m in captured if m["type"] == "http.response.start")
             await send(start)
@@ -184,8 +209,9 @@ class Gateway:
             body = _dumps(faults.fault_body(faults.system_fault(), self.state.clock.response_time()))
             await self._emit(send, _send_json(500, body))
         else:
-            await self._emit(send, _send_json(code, f"<html><body><h1>{code}</h1></body></html>".encode(),
-                                              b"text/html"))
+            await self._emit(
+                send, _send_json(code, f"<html><body><h1>{code}</h1></body></html>".encode(), b"text/html")
+            )
 
 
 _SECRET_PARAMS = {"code", "token", "access_token", "refresh_token", "client_secret", "state"}
@@ -203,8 +229,6 @@ def _safe_query(query: str) -> str:
 
 
 def _dumps(body: Any) -> bytes:
-    import json
-
     return json.dumps(body, separators=(",", ":")).encode()
 
 
@@ -233,8 +257,13 @@ def create_app(config: SimConfig | None = None, clock: SimClock | None = None) -
                 continue
             for app in apps:
                 dispatcher.record_change(
-                    app.client_id, realm_id, change.entity, change.entity_id, change.operation,
-                    _to_utc_z(change.last_updated), change.deleted_id,
+                    app.client_id,
+                    realm_id,
+                    change.entity,
+                    change.entity_id,
+                    change.operation,
+                    _to_utc_z(change.last_updated),
+                    change.deleted_id,
                 )
 
     state.notify = notify  # type: ignore[attr-defined]
@@ -248,7 +277,8 @@ def create_app(config: SimConfig | None = None, clock: SimClock | None = None) -
         finally:
             dispatcher.stop()
 
-    app = Starlette(routes=[*oauth.routes(), *control.routes(), *api.routes()], lifespan=lifespan)
+    # hot paths first: Starlette tries routes in order
+    app = Starlette(routes=[*api.routes(), *oauth.routes(), *control.routes()], lifespan=lifespan)
     app.state.sim = state
     app.state.injector = injector
     app.state.latency = latency

@@ -43,15 +43,25 @@ class SimControl:
     def health(self) -> dict[str, Any]:
         return self._call("GET", "/_sim/health")
 
-    def create_app(self, client_id: str, client_secret: str, redirect_uris: list[str],
-                   webhook: dict[str, Any] | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {"client_id": client_id, "client_secret": client_secret, "redirect_uris": redirect_uris}
+    def create_app(
+        self,
+        client_id: str,
+        client_secret: str,
+        redirect_uris: list[str],
+        webhook: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "redirect_uris": redirect_uris,
+        }
         if webhook is not None:
             body["webhook"] = webhook
         return self._call("POST", "/_sim/apps", body)
 
-    def create_company(self, company_name: str = "Sandbox Company_US_1", seed: str = "default",
-                       realm_id: str | None = None) -> dict[str, Any]:
+    def create_company(
+        self, company_name: str = "Sandbox Company_US_1", seed: str = "default", realm_id: str | None = None
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {"company_name": company_name, "seed": seed}
         if realm_id is not None:
             body["realm_id"] = realm_id
@@ -64,18 +74,21 @@ class SimControl:
         self._call("DELETE", f"/_sim/companies/{realm_id}")
 
     def set_preferences(self, realm_id: str, **changes: Any) -> dict[str, Any]:
-        """e.g. ``books_closed_date="2025-12-31"``, ``custom_txn_numbers=True``, ``automated_sales_tax=False``."""
+        """Change preferences, e.g. ``books_closed_date="2025-12-31"``, ``custom_txn_numbers=True``."""
         return self._call("PATCH", f"/_sim/companies/{realm_id}/preferences", changes)
 
-    def set_consent(self, realm_id: str | None = None, client_id: str | None = None, deny: bool = False) -> Any:
+    def set_consent(
+        self, realm_id: str | None = None, client_id: str | None = None, deny: bool = False
+    ) -> Any:
         body: dict[str, Any] = {"deny": True} if deny else {"realm_id": realm_id}
         if client_id is not None:
             body["client_id"] = client_id
         return self._call("PUT", "/_sim/consent", body)
 
     # ---- tokens and time
-    def expire_tokens(self, kind: str = "access", realm_id: str | None = None,
-                      client_id: str | None = None) -> dict[str, Any]:
+    def expire_tokens(
+        self, kind: str = "access", realm_id: str | None = None, client_id: str | None = None
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {"kind": kind}
         if realm_id is not None:
             body["realm_id"] = realm_id
@@ -128,18 +141,28 @@ class SimControl:
     def webhook_deliveries(self) -> list[dict[str, Any]]:
         return self._call("GET", "/_sim/webhooks/deliveries")["deliveries"]
 
-    def flush_webhooks(self) -> list[dict[str, Any]]:
-        return self._call("POST", "/_sim/webhooks/flush", {})["deliveries"]
+    def flush_webhooks(self, include_retries: bool = False) -> list[dict[str, Any]]:
+        """Deliver pending notifications now; returns every delivery attempt so far."""
+        return self._call("POST", "/_sim/webhooks/flush", {"include_retries": include_retries})["deliveries"]
 
     # ---- the browser side of OAuth
-    def authorize(self, client_id: str, redirect_uri: str, state: str = "st",
-                  scope: str = ACCOUNTING_SCOPE) -> dict[str, str]:
+    def authorize(
+        self, client_id: str, redirect_uri: str, state: str = "st", scope: str = ACCOUNTING_SCOPE
+    ) -> dict[str, str]:
         """Follow the authorize endpoint like a consenting user; returns the callback query
         (``code``, ``state``, ``realmId`` or ``error``)."""
-        query = urlencode({"client_id": client_id, "redirect_uri": redirect_uri, "response_type": "code",
-                           "scope": scope, "state": state})
-        response = self.session.get(f"{self.base_url}/connect/oauth2?{query}", allow_redirects=False,
-                                    timeout=self.timeout)
+        query = urlencode(
+            {
+                "client_id": client_id,
+                "redirect_uri": redirect_uri,
+                "response_type": "code",
+                "scope": scope,
+                "state": state,
+            }
+        )
+        response = self.session.get(
+            f"{self.base_url}/connect/oauth2?{query}", allow_redirects=False, timeout=self.timeout
+        )
         if response.status_code != 302:
             raise SimControlError(response.status_code, response.text)
         params = parse_qs(urlsplit(response.headers["location"]).query)

@@ -31,7 +31,12 @@ class SimClock:
 
         Raises ValueError for a negative or non-finite amount.
         """
-        if not isinstance(seconds, int | float) or seconds < 0 or seconds != seconds or seconds == float("inf"):
+        if (
+            not isinstance(seconds, int | float)
+            or seconds < 0
+            or seconds != seconds
+            or seconds == float("inf")
+        ):
             raise ValueError("advance_seconds must be a finite number >= 0")
         with self._lock:
             self._offset += float(seconds)
@@ -58,10 +63,7 @@ class SimClock:
 
     def response_time(self) -> str:
         """The ``time`` field of a response, e.g. ``2026-03-02T10:11:12.345-08:00``."""
-        now = self.company_now()
-        return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}" + now.strftime("%z")[
-            :3
-        ] + ":" + now.strftime("%z")[3:]
+        return self.company_now().isoformat(timespec="milliseconds")
 
 
 def parse_timestamp(text: str) -> datetime:

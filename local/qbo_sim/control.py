@@ -11,6 +11,7 @@ import json
 from datetime import date
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -19,7 +20,13 @@ from local.qbo_sim.config import limit_config_from_dict
 from local.qbo_sim.entities.engine import URL_NAMES, Change
 from local.qbo_sim.entities.seed import seed_company
 from local.qbo_sim.injection import FaultRule
-from local.qbo_sim.oauth import ACCOUNTING_SCOPE, create_grant, issue_access_token, revoke_grant, token_response
+from local.qbo_sim.oauth import (
+    ACCOUNTING_SCOPE,
+    create_grant,
+    issue_access_token,
+    revoke_grant,
+    token_response,
+)
 from local.qbo_sim.state import App, Company, SimError, SimState
 
 
@@ -81,10 +88,16 @@ def add_app(state: SimState, data: dict[str, Any]) -> App:
     with state.lock:
         state.apps[client_id] = app
     dispatcher = getattr(state, "webhooks", None)
-    if dispatcher is not None and webhook is not None:
-        dispatcher.configure_app(
-            client_id, url=webhook["url"], verifier_token=webhook["verifier_token"], format=webhook["format"]
-        )
+    if dispatcher is not None:
+        if webhook is not None:
+            dispatcher.configure_app(
+                client_id,
+                url=webhook["url"],
+                verifier_token=webhook["verifier_token"],
+                format=webhook["format"],
+            )
+        else:
+            dispatcher.remove_app(client_id)
     return app
 
 
@@ -94,7 +107,9 @@ def add_company(state: SimState, data: dict[str, Any]) -> Company:
     if unknown:
         raise SimError(400, "invalid_request", f"unknown keys: {sorted(unknown)}")
     realm_id = data.get("realm_id")
-    if realm_id is not None and (not isinstance(realm_id, str) or not realm_id.isdigit() or len(realm_id) > 20):
+    if realm_id is not None and (
+        not isinstance(realm_id, str) or not realm_id.isdigit() or len(realm_id) > 20
+    ):
         raise SimError(400, "invalid_request", "realm_id must be a numeric string")
     name = data.get("company_name", "Sandbox Company_US_1")
     if not isinstance(name, str) or not name.strip():
@@ -114,7 +129,8 @@ def add_company(state: SimState, data: dict[str, Any]) -> Company:
 
 def _matching_grants(state: SimState, realm_id: str | None, client_id: str | None) -> list[Any]:
     return [
-        g for g in state.grants.values()
+        g
+        for g in state.grants.values()
         if (realm_id is None or g.realm_id == realm_id) and (client_id is None or g.client_id == client_id)
     ]
 
@@ -124,13 +140,15 @@ def _matching_grants(state: SimState, realm_id: str | None, client_id: str | Non
 
 async def health(request: Request) -> Response:
     state = _sim(request)
-    return JSONResponse({
-        "status": "ok",
-        "companies": len(state.companies),
-        "apps": len(state.apps),
-        "clock_offset_seconds": state.clock.offset_seconds,
-        "now": state.clock.company_now().isoformat(),
-    })
+    return JSONResponse(
+        {
+            "status": "ok",
+            "companies": len(state.companies),
+            "apps": len(state.apps),
+            "clock_offset_seconds": state.clock.offset_seconds,
+            "now": state.clock.company_now().isoformat(),
+        }
+    )
 
 
 async def apps_endpoint(request: Request) -> Response:
@@ -187,8 +205,14 @@ async def reset_company(request: Request) -> Response:
 
 
 _PREF_KEYS = {
-    "books_closed_date", "books_closed_password", "custom_txn_numbers", "multicurrency", "automated_sales_tax",
-    "using_sales_tax", "auto_apply_credit", "Preferences",
+    "books_closed_date",
+    "books_closed_password",
+    "custom_txn_numbers",
+    "multicurrency",
+    "automated_sales_tax",
+    "using_sales_tax",
+    "auto_apply_credit",
+    "Preferences",
 }
 
 
@@ -221,7 +245,9 @@ async def patch_preferences(request: Request) -> Response:
                     try:
                         acct["BookCloseDate"] = date.fromisoformat(str(value)).isoformat()
                     except ValueError:
-                        raise SimError(400, "invalid_request", "books_closed_date must be YYYY-MM-DD") from None
+                        raise SimError(
+                            400, "invalid_request", "books_closed_date must be YYYY-MM-DD"
+                        ) from None
             for key, path in (
                 ("custom_txn_numbers", ("SalesFormsPrefs", "CustomTxnNumbers")),
                 ("automated_sales_tax", ("TaxPrefs", "PartnerTaxEnabled")),
@@ -240,8 +266,14 @@ async def patch_preferences(request: Request) -> Response:
             if "Preferences" in body:
                 if not isinstance(body["Preferences"], dict):
                     raise SimError(400, "invalid_request", "Preferences must be an object")
-                _deep_merge(prefs, {k: v for k, v in body["Preferences"].items()
-                                    if k not in ("Id", "SyncToken", "MetaData", "domain", "sparse")})
+                _deep_merge(
+                    prefs,
+                    {
+                        k: v
+                        for k, v in body["Preferences"].items()
+                        if k not in ("Id", "SyncToken", "MetaData", "domain", "sparse")
+                    },
+                )
             if "books_closed_password" in body:
                 company.books_closed_password = body["books_closed_password"]
             old = company.table("Preferences")["1"]
@@ -348,11 +380,13 @@ async def clock_endpoint(request: Request) -> Response:
                 raise SimError(400, "invalid_request", str(exc)) from None
     except SimError as exc:
         return _err(exc)
-    return JSONResponse({
-        "offset_seconds": state.clock.offset_seconds,
-        "now": state.clock.company_now().isoformat(),
-        "epoch": state.clock.time(),
-    })
+    return JSONResponse(
+        {
+            "offset_seconds": state.clock.offset_seconds,
+            "now": state.clock.company_now().isoformat(),
+            "epoch": state.clock.time(),
+        }
+    )
 
 
 async def faults_endpoint(request: Request) -> Response:
@@ -386,7 +420,11 @@ async def limits_endpoint(request: Request) -> Response:
             return _err(exc)
         state.config.limits = cfg
         request.app.state.limiter.configure(cfg)
-    return JSONResponse(dict(state.config.limits.__dict__))
+    body: dict[str, Any] = dict(state.config.limits.__dict__)
+    realm_id, client_id = request.query_params.get("realm_id"), request.query_params.get("client_id")
+    if realm_id and client_id:
+        body["in_flight"] = request.app.state.limiter.in_flight(realm_id, client_id)
+    return JSONResponse(body)
 
 
 async def latency_endpoint(request: Request) -> Response:
@@ -451,10 +489,18 @@ async def deliveries_endpoint(request: Request) -> Response:
 
 
 async def flush_webhooks(request: Request) -> Response:
+    """Deliver every pending notification now (``{"include_retries": true}`` also forces retries).
+
+    Runs in a worker thread: the POSTs must not block the event loop (the receiver may call back)."""
     state = _sim(request)
     dispatcher = getattr(state, "webhooks", None)
+    try:
+        body = await _body(request)
+    except SimError as exc:
+        return _err(exc)
+    include_retries = body.get("include_retries") is True
     if dispatcher is not None:
-        dispatcher.flush_now()
+        await run_in_threadpool(dispatcher.flush_now, include_retries=include_retries)
     return JSONResponse({"deliveries": dispatcher.deliveries() if dispatcher is not None else []})
 
 

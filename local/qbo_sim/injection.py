@@ -39,7 +39,17 @@ class FaultRule:
         """Validate a control-API body. Raises ValueError with a readable message."""
         if not isinstance(data, dict):
             raise ValueError("fault must be a JSON object")
-        allowed = {"kind", "count", "ratio", "realm_id", "method", "path_regex", "hang_ms", "response", "seed"}
+        allowed = {
+            "kind",
+            "count",
+            "ratio",
+            "realm_id",
+            "method",
+            "path_regex",
+            "hang_ms",
+            "response",
+            "seed",
+        }
         unknown = set(data) - allowed
         if unknown:
             raise ValueError(f"unknown fault keys: {sorted(unknown)}")
@@ -49,7 +59,9 @@ class FaultRule:
         count, ratio = data.get("count"), data.get("ratio")
         if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 1):
             raise ValueError("count must be an integer >= 1")
-        if ratio is not None and (not isinstance(ratio, int | float) or isinstance(ratio, bool) or not 0 <= ratio <= 1):
+        if ratio is not None and (
+            not isinstance(ratio, int | float) or isinstance(ratio, bool) or not 0 <= ratio <= 1
+        ):
             raise ValueError("ratio must be a number between 0 and 1")
         if count is None and ratio is None:
             count = 1

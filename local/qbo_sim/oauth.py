@@ -66,7 +66,12 @@ async def discovery(request: Request) -> Response:
             "scopes_supported": ["openid", "email", "profile", "address", "phone"],
             "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
             "claims_supported": [
-                "aud", "exp", "iat", "iss", "realmid", "sub",
+                "aud",
+                "exp",
+                "iat",
+                "iss",
+                "realmid",
+                "sub",
             ],
         }
     )
@@ -181,12 +186,12 @@ def token_response(state: SimState, grant: Grant, access: AccessToken, include_h
     body: dict[str, Any] = {
         "token_type": "bearer",
         "access_token": access.token,
-        "expires_in": int(round(access.expires_at - now)),
+        "expires_in": round(access.expires_at - now),
         "refresh_token": grant.refresh_token,
-        "x_refresh_token_expires_in": max(0, int(round(grant.refresh_expires_at - now))),
+        "x_refresh_token_expires_in": max(0, round(grant.refresh_expires_at - now)),
     }
     if include_hard:
-        body["x_refresh_token_hard_expires_in"] = max(0, int(round(grant.hard_expires_at - now)))
+        body["x_refresh_token_hard_expires_in"] = max(0, round(grant.hard_expires_at - now))
     return body
 
 
@@ -213,6 +218,7 @@ async def token(request: Request) -> Response:
         include_hard = request.headers.get("x-include-refresh-token-hard-expires-in", "").lower() == "true"
         grant_type = form.get("grant_type")
         now = state.clock.time()
+        grant: Grant | None
         if grant_type == "authorization_code":
             code = state.codes.get(form.get("code", ""))
             if code is None or code.client_id != app.client_id:
@@ -239,7 +245,10 @@ async def token(request: Request) -> Response:
             ):
                 raise SimError(400, "invalid_grant", "Incorrect or invalid refresh token")
             age = now - grant.refresh_issued_at
-            if state.config.refresh_token_rotation_seconds == 0 or age >= state.config.refresh_token_rotation_seconds:
+            if (
+                state.config.refresh_token_rotation_seconds == 0
+                or age >= state.config.refresh_token_rotation_seconds
+            ):
                 _rotate_refresh(state, grant)
             else:
                 grant.refresh_expires_at = now + state.config.refresh_token_ttl  # rolling window restarts
@@ -247,6 +256,7 @@ async def token(request: Request) -> Response:
             raise SimError(400, "invalid_request")
         else:
             raise SimError(400, "unsupported_grant_type")
+        assert grant is not None
         access = issue_access_token(state, grant)
         return JSONResponse(token_response(state, grant, access, include_hard), headers=_NO_STORE)
     except SimError as exc:
@@ -317,7 +327,9 @@ async def userinfo(request: Request) -> Response:
     try:
         grant = authenticate(state, request.headers.get("authorization"))
     except AuthFailure:
-        return JSONResponse({"error": "invalid_token"}, 401, headers={"WWW-Authenticate": 'Bearer realm="Intuit"'})
+        return JSONResponse(
+            {"error": "invalid_token"}, 401, headers={"WWW-Authenticate": 'Bearer realm="Intuit"'}
+        )
     return JSONResponse(
         {
             "sub": f"sim-user-{grant.realm_id}",

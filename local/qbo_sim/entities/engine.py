@@ -1,7 +1,7 @@
 """The entity engine: create, read, update (full/sparse), delete and void with QBO's rules.
 
 Every public method either returns the stored object (a plain JSON dict, the shape QBO returns) or
-raises ``QboFault`` with the code, message and HTTP status QBO uses (QBO.md §2.5–§2.7, §4, §5).
+raises ``QboFault`` with the code, message and HTTP status QBO uses (QBO.md §2.5-§2.7, §4, §5).
 Each successful write appends ``Change`` records (for webhooks) to ``Engine.changes``.
 """
 
@@ -25,71 +25,299 @@ PRICE = Decimal("0.00001")
 SYSTEM_FIELDS = {"Id", "SyncToken", "MetaData", "domain", "sparse", "status"}
 
 _REF = "Ref"
-_ADDR = {"Id", "Line1", "Line2", "Line3", "Line4", "Line5", "City", "Country", "CountrySubDivisionCode",
-         "PostalCode", "Lat", "Long", "Note", "CountryCode"}
+_ADDR = {
+    "Id",
+    "Line1",
+    "Line2",
+    "Line3",
+    "Line4",
+    "Line5",
+    "City",
+    "Country",
+    "CountrySubDivisionCode",
+    "PostalCode",
+    "Lat",
+    "Long",
+    "Note",
+    "CountryCode",
+}
 
 _NAME_PARTS = ["Title", "GivenName", "MiddleName", "FamilyName", "Suffix"]
-_PERSON = {"Title", "GivenName", "MiddleName", "FamilyName", "Suffix", "DisplayName", "CompanyName",
-           "PrintOnCheckName", "Active", "PrimaryPhone", "AlternatePhone", "Mobile", "Fax", "PrimaryEmailAddr",
-           "WebAddr", "BillAddr", "ShipAddr", "OtherAddr", "Notes", "CurrencyRef", "Balance", "AcctNum",
-           "TaxIdentifier", "V4IDPseudonym", "Source"}
+_PERSON = {
+    "Title",
+    "GivenName",
+    "MiddleName",
+    "FamilyName",
+    "Suffix",
+    "DisplayName",
+    "CompanyName",
+    "PrintOnCheckName",
+    "Active",
+    "PrimaryPhone",
+    "AlternatePhone",
+    "Mobile",
+    "Fax",
+    "PrimaryEmailAddr",
+    "WebAddr",
+    "BillAddr",
+    "ShipAddr",
+    "OtherAddr",
+    "Notes",
+    "CurrencyRef",
+    "Balance",
+    "AcctNum",
+    "TaxIdentifier",
+    "V4IDPseudonym",
+    "Source",
+}
 
 FIELDS: dict[str, set[str]] = {
-    "Customer": _PERSON | {
-        "ARAccountRef", "BalanceWithJobs", "BillWithParent", "DefaultTaxCodeRef", "FullyQualifiedName",
-        "IsProject", "Job", "Level", "OpenBalanceDate", "ParentRef", "PaymentMethodRef",
-        "PreferredDeliveryMethod", "PrimaryTaxIdentifier", "ResaleNum", "SalesTermRef", "Taxable",
-        "CustomerTypeRef", "TaxExemptionReasonId", "SecondaryTaxIdentifier", "BusinessNumber", "GSTIN",
-        "GSTRegistrationType", "ClientEntityId",
+    "Customer": _PERSON
+    | {
+        "ARAccountRef",
+        "BalanceWithJobs",
+        "BillWithParent",
+        "DefaultTaxCodeRef",
+        "FullyQualifiedName",
+        "IsProject",
+        "Job",
+        "Level",
+        "OpenBalanceDate",
+        "ParentRef",
+        "PaymentMethodRef",
+        "PreferredDeliveryMethod",
+        "PrimaryTaxIdentifier",
+        "ResaleNum",
+        "SalesTermRef",
+        "Taxable",
+        "CustomerTypeRef",
+        "TaxExemptionReasonId",
+        "SecondaryTaxIdentifier",
+        "BusinessNumber",
+        "GSTIN",
+        "GSTRegistrationType",
+        "ClientEntityId",
     },
-    "Vendor": _PERSON | {"APAccountRef", "BillRate", "TermRef", "TaxReportingBasis", "Vendor1099",
-                         "CostRate", "VendorPaymentBankDetail"},
-    "Employee": _PERSON | {"BillRate", "BillableTime", "BirthDate", "CostRate", "EmailAddress",
-                           "EmployeeNumber", "Gender", "HiredDate", "Organization", "PrimaryAddr",
-                           "ReleasedDate", "SSN"},
+    "Vendor": _PERSON
+    | {
+        "APAccountRef",
+        "BillRate",
+        "TermRef",
+        "TaxReportingBasis",
+        "Vendor1099",
+        "CostRate",
+        "VendorPaymentBankDetail",
+    },
+    "Employee": _PERSON
+    | {
+        "BillRate",
+        "BillableTime",
+        "BirthDate",
+        "CostRate",
+        "EmailAddress",
+        "EmployeeNumber",
+        "Gender",
+        "HiredDate",
+        "Organization",
+        "PrimaryAddr",
+        "ReleasedDate",
+        "SSN",
+    },
     "Item": {
-        "AbatementRate", "Active", "AssetAccountRef", "Description", "ExpenseAccountRef", "FullyQualifiedName",
-        "IncomeAccountRef", "InvStartDate", "ItemCategoryType", "Level", "Name", "ParentRef", "PurchaseCost",
-        "PurchaseDesc", "PurchaseTaxCodeRef", "PurchaseTaxIncluded", "QtyOnHand", "ReverseChargeRate",
-        "SalesTaxCodeRef", "SalesTaxIncluded", "ServiceType", "Sku", "SubItem", "Taxable", "TrackQtyOnHand",
-        "Type", "UnitPrice", "ClassRef", "PrefVendorRef", "TaxClassificationRef",
+        "AbatementRate",
+        "Active",
+        "AssetAccountRef",
+        "Description",
+        "ExpenseAccountRef",
+        "FullyQualifiedName",
+        "IncomeAccountRef",
+        "InvStartDate",
+        "ItemCategoryType",
+        "Level",
+        "Name",
+        "ParentRef",
+        "PurchaseCost",
+        "PurchaseDesc",
+        "PurchaseTaxCodeRef",
+        "PurchaseTaxIncluded",
+        "QtyOnHand",
+        "ReverseChargeRate",
+        "SalesTaxCodeRef",
+        "SalesTaxIncluded",
+        "ServiceType",
+        "Sku",
+        "SubItem",
+        "Taxable",
+        "TrackQtyOnHand",
+        "Type",
+        "UnitPrice",
+        "ClassRef",
+        "PrefVendorRef",
+        "TaxClassificationRef",
     },
     "Account": {
-        "AccountSubType", "AccountType", "AcctNum", "Active", "Classification", "CurrencyRef", "CurrentBalance",
-        "CurrentBalanceWithSubAccounts", "Description", "FullyQualifiedName", "Name", "ParentRef",
-        "SubAccount", "TaxCodeRef", "TxnLocationType", "AccountAlias",
+        "AccountSubType",
+        "AccountType",
+        "AcctNum",
+        "Active",
+        "Classification",
+        "CurrencyRef",
+        "CurrentBalance",
+        "CurrentBalanceWithSubAccounts",
+        "Description",
+        "FullyQualifiedName",
+        "Name",
+        "ParentRef",
+        "SubAccount",
+        "TaxCodeRef",
+        "TxnLocationType",
+        "AccountAlias",
     },
     "PaymentMethod": {"Active", "Name", "Type"},
     "TaxCode": set(),
     "TaxRate": set(),
     "CustomerType": set(),
 }
-_TXN_COMMON = {"CurrencyRef", "DocNumber", "ExchangeRate", "Line", "PrivateNote", "TotalAmt", "TxnDate",
-               "TxnSource", "TxnStatus", "DepartmentRef", "LinkedTxn", "TransactionLocationType",
-               "HomeTotalAmt", "TaxExemptionRef", "GlobalTaxCalculation", "TxnTaxDetail", "RecurDataRef",
-               "ProjectRef", "ClassRef"}
-_SALES = _TXN_COMMON | {"ApplyTaxAfterDiscount", "Balance", "BillAddr", "BillEmail", "BillEmailBcc",
-                        "BillEmailCc", "CustomField", "CustomerMemo", "CustomerRef", "EmailStatus",
-                        "PrintStatus", "SalesTermRef", "ShipAddr", "ShipDate", "ShipMethodRef", "TrackingNum",
-                        "HomeBalance", "FreeFormAddress", "ShipFromAddr", "DeliveryInfo"}
-FIELDS.update({
-    "Invoice": _SALES | {"AllowIPNPayment", "AllowOnlineACHPayment", "AllowOnlineCreditCardPayment",
-                         "AllowOnlinePayment", "Deposit", "DepositToAccountRef", "DueDate", "EInvoiceStatus",
-                         "InvoiceLink"},
-    "CreditMemo": _SALES | {"RemainingCredit", "InvoiceRef"},
-    "RefundReceipt": _SALES | {"CheckPayment", "CreditCardPayment", "DepositToAccountRef",
-                               "PaymentMethodRef", "PaymentRefNum", "PaymentType"},
-    "Payment": _TXN_COMMON | {"ARAccountRef", "CreditCardPayment", "CustomerRef", "DepositToAccountRef",
-                              "PaymentMethodRef", "PaymentRefNum", "ProcessPayment", "UnappliedAmt"},
-    "Purchase": _TXN_COMMON | {"AccountRef", "Credit", "EntityRef", "PaymentMethodRef", "PaymentType",
-                               "PrintStatus", "PurchaseEx", "RemitToAddr", "IncludeInAnnualTPAR"},
-    "CompanyInfo": {"CompanyName", "LegalName", "CompanyAddr", "CustomerCommunicationAddr", "LegalAddr",
-                    "CustomerCommunicationEmailAddr", "PrimaryPhone", "CompanyStartDate", "FiscalYearStartMonth",
-                    "Country", "Email", "WebAddr", "SupportedLanguages", "NameValue", "EmployerId"},
-    "Preferences": {"AccountingInfoPrefs", "ProductAndServicesPrefs", "SalesFormsPrefs", "EmailMessagesPrefs",
-                    "VendorAndPurchasesPrefs", "TimeTrackingPrefs", "TaxPrefs", "CurrencyPrefs", "ReportPrefs",
-                    "OtherPrefs"},
-})
+_TXN_COMMON = {
+    "CurrencyRef",
+    "DocNumber",
+    "ExchangeRate",
+    "Line",
+    "PrivateNote",
+    "TotalAmt",
+    "TxnDate",
+    "TxnSource",
+    "TxnStatus",
+    "DepartmentRef",
+    "LinkedTxn",
+    "TransactionLocationType",
+    "HomeTotalAmt",
+    "TaxExemptionRef",
+    "GlobalTaxCalculation",
+    "TxnTaxDetail",
+    "RecurDataRef",
+    "ProjectRef",
+    "ClassRef",
+}
+_SALES = _TXN_COMMON | {
+    "ApplyTaxAfterDiscount",
+    "Balance",
+    "BillAddr",
+    "BillEmail",
+    "BillEmailBcc",
+    "BillEmailCc",
+    "CustomField",
+    "CustomerMemo",
+    "CustomerRef",
+    "EmailStatus",
+    "PrintStatus",
+    "SalesTermRef",
+    "ShipAddr",
+    "ShipDate",
+    "ShipMethodRef",
+    "TrackingNum",
+    "HomeBalance",
+    "FreeFormAddress",
+    "ShipFromAddr",
+    "DeliveryInfo",
+}
+FIELDS.update(
+    {
+        "Invoice": _SALES
+        | {
+            "AllowIPNPayment",
+            "AllowOnlineACHPayment",
+            "AllowOnlineCreditCardPayment",
+            "AllowOnlinePayment",
+            "Deposit",
+            "DepositToAccountRef",
+            "DueDate",
+            "EInvoiceStatus",
+            "InvoiceLink",
+        },
+        "CreditMemo": _SALES | {"RemainingCredit", "InvoiceRef"},
+        "RefundReceipt": _SALES
+        | {
+            "CheckPayment",
+            "CreditCardPayment",
+            "DepositToAccountRef",
+            "PaymentMethodRef",
+            "PaymentRefNum",
+            "PaymentType",
+        },
+        "Payment": _TXN_COMMON
+        | {
+            "ARAccountRef",
+            "CreditCardPayment",
+            "CustomerRef",
+            "DepositToAccountRef",
+            "PaymentMethodRef",
+            "PaymentRefNum",
+            "ProcessPayment",
+            "UnappliedAmt",
+        },
+        "Purchase": _TXN_COMMON
+        | {
+            "AccountRef",
+            "Credit",
+            "EntityRef",
+            "PaymentMethodRef",
+            "PaymentType",
+            "PrintStatus",
+            "PurchaseEx",
+            "RemitToAddr",
+            "IncludeInAnnualTPAR",
+        },
+        "CompanyInfo": {
+            "CompanyName",
+            "LegalName",
+            "CompanyAddr",
+            "CustomerCommunicationAddr",
+            "LegalAddr",
+            "CustomerCommunicationEmailAddr",
+            "PrimaryPhone",
+            "CompanyStartDate",
+            "FiscalYearStartMonth",
+            "Country",
+            "Email",
+            "WebAddr",
+            "SupportedLanguages",
+            "NameValue",
+            "EmployerId",
+        },
+        "Preferences": {
+            "AccountingInfoPrefs",
+            "ProductAndServicesPrefs",
+            "SalesFormsPrefs",
+            "EmailMessagesPrefs",
+            "VendorAndPurchasesPrefs",
+            "TimeTrackingPrefs",
+            "TaxPrefs",
+            "CurrencyPrefs",
+            "ReportPrefs",
+            "OtherPrefs",
+        },
+    }
+)
+
+# JSON shapes checked before any rule runs (QBO fails deserialization with 2010 on a wrong type)
+_OBJECT_SUFFIXES = ("Ref", "Addr", "Prefs", "Phone", "EmailAddr")
+_OBJECT_FIELDS = {
+    "Mobile",
+    "Fax",
+    "BillEmail",
+    "BillEmailCc",
+    "BillEmailBcc",
+    "TxnTaxDetail",
+    "CustomerMemo",
+    "MetaData",
+    "Email",
+    "DeliveryInfo",
+    "CreditCardPayment",
+    "CheckPayment",
+    "PurchaseEx",
+}
+_LIST_FIELDS = {"Line", "LinkedTxn", "CustomField", "NameValue"}
 
 NAME_LISTS = {"Customer", "Vendor", "Employee", "Item", "Account", "PaymentMethod"}
 READ_ONLY = {"TaxCode", "TaxRate", "CustomerType"}
@@ -101,9 +329,29 @@ ENTITIES = NAME_LISTS | READ_ONLY | SINGLETONS | TRANSACTIONS
 # the URL segment (lower case) -> entity name
 URL_NAMES = {name.lower(): name for name in ENTITIES}
 # objects whose computed fields read-only on input: accepted and ignored
-COMPUTED = {"Balance", "BalanceWithJobs", "TotalAmt", "RemainingCredit", "UnappliedAmt", "HomeBalance",
-            "HomeTotalAmt", "FullyQualifiedName", "Level", "CurrentBalance", "CurrentBalanceWithSubAccounts",
-            "Classification", "LinkedTxn", "InvoiceLink"}
+COMPUTED = {
+    "Balance",
+    "BalanceWithJobs",
+    "TotalAmt",
+    "RemainingCredit",
+    "UnappliedAmt",
+    "HomeBalance",
+    "HomeTotalAmt",
+    "FullyQualifiedName",
+    "Level",
+    "CurrentBalance",
+    "CurrentBalanceWithSubAccounts",
+    "Classification",
+    "LinkedTxn",
+    "InvoiceLink",
+}
+
+
+def _computed(entity: str) -> set[str]:
+    # TotalAmt is an input on Payment (the amount received) and computed everywhere else
+    return COMPUTED - {"TotalAmt"} if entity == "Payment" else COMPUTED
+
+
 US_PSEUDO_TAX_CODES = {"TAX", "NON"}
 DOC_NUMBER_MAX = 21
 
@@ -228,13 +476,22 @@ class Engine:
         if not isinstance(body, dict):
             raise faults.invalid_property(f"{entity} body must be a JSON object")
         allowed = FIELDS[entity] | SYSTEM_FIELDS
-        for key in body:
+        for key, value in body.items():
             if key not in allowed:
                 raise faults.invalid_property(
                     f'Unrecognized field "{key}" (class com.intuit.schema.finance.v3.{entity}), '
                     "not marked as ignorable",
                     key,
                 )
+            if value is None:
+                continue
+            if key.endswith(_OBJECT_SUFFIXES) or key in _OBJECT_FIELDS:
+                if not isinstance(value, dict):
+                    raise faults.invalid_property(f"{key}: expected a JSON object", key)
+            elif key in _LIST_FIELDS and (
+                not isinstance(value, list) or not all(isinstance(v, dict) for v in value)
+            ):
+                raise faults.invalid_property(f"{key}: expected a JSON array of objects", key)
         return body
 
     def _stamp_new(self, entity: str, obj: dict[str, Any], obj_id: str) -> None:
@@ -248,7 +505,9 @@ class Engine:
         self.company.touched[(entity, obj_id)] = self.clock.time()
         self.changes.append(Change(entity, obj_id, "Create", stamp))
 
-    def _stamp_update(self, entity: str, obj: dict[str, Any], previous: dict[str, Any], op: str = "Update") -> None:
+    def _stamp_update(
+        self, entity: str, obj: dict[str, Any], previous: dict[str, Any], op: str = "Update"
+    ) -> None:
         stamp = self.clock.stamp()
         obj["Id"] = previous["Id"]
         obj["SyncToken"] = str(int(previous.get("SyncToken", "0")) + 1)
@@ -271,7 +530,7 @@ class Engine:
         if entity in READ_ONLY or entity in SINGLETONS:
             raise faults.unsupported_operation("Create", entity)
         body = self._check_fields(entity, body)
-        data = clean({k: v for k, v in body.items() if k not in SYSTEM_FIELDS and k not in COMPUTED})
+        data = clean({k: v for k, v in body.items() if k not in SYSTEM_FIELDS and k not in _computed(entity)})
         obj = self._build(entity, data, None, include)
         self._stamp_new(entity, obj, self.company.next_id(entity))
         self._after_write(entity, obj, None)
@@ -285,7 +544,7 @@ class Engine:
         if "void" in include:
             return self.void(entity, body)
         sparse = body.get("sparse") in (True, "true")
-        incoming = {k: v for k, v in body.items() if k not in SYSTEM_FIELDS and k not in COMPUTED}
+        incoming = {k: v for k, v in body.items() if k not in SYSTEM_FIELDS and k not in _computed(entity)}
         if sparse:
             base = {k: copy.deepcopy(v) for k, v in previous.items() if k not in SYSTEM_FIELDS}
             base.update(incoming)
@@ -433,8 +692,9 @@ class Engine:
         data["CustomerRef"] = self._named_ref(customer)
         return customer
 
-    def _account(self, ref: Any, element: str, *, required: bool = False, types: set[str] | None = None,
-                 what: str = "") -> dict[str, Any] | None:
+    def _account(
+        self, ref: Any, element: str, *, required: bool = False, types: set[str] | None = None, what: str = ""
+    ) -> dict[str, Any] | None:
         account = self.ref("Account", ref, element, required=required)
         if account is not None and types is not None and account.get("AccountType") not in types:
             raise faults.business_validation(
@@ -467,16 +727,18 @@ class Engine:
         discount_lines: list[dict[str, Any]] = []
         line_codes: list[str] = []
         default_item = next(
-            (i for i in self.table("Item").values() if i.get("Name") == "Sales" and i.get("Active", True)), None
+            (i for i in self.table("Item").values() if i.get("Name") == "Sales" and i.get("Active", True)),
+            None,
         )
-        for index, line in enumerate(lines, start=1):
+        for line in lines:
             if not isinstance(line, dict):
                 raise faults.invalid_property("Line", "Line")
             detail_type = line.get("DetailType")
             if detail_type == "SubTotalLineDetail":
                 continue  # recomputed below, as QBO does
-            if detail_type == "DescriptionOnly" or (detail_type is None and "SalesItemLineDetail" not in line
-                                                     and "DiscountLineDetail" not in line):
+            if detail_type == "DescriptionOnly" or (
+                detail_type is None and "SalesItemLineDetail" not in line and "DiscountLineDetail" not in line
+            ):
                 line = {**line, "DetailType": "DescriptionOnly"}
                 line.pop("Amount", None)
                 line.setdefault("DescriptionLineDetail", {})
@@ -496,9 +758,14 @@ class Engine:
                 raise faults.required_missing("Amount", "Line.Amount")
             amount = money(line["Amount"], "Line.Amount")
             if amount < 0:
-                raise QboFault("2290", "NegativeAmount", "Negative amounts aren't supported on transaction lines",
-                               "Line.Amount")
+                raise QboFault(
+                    "2290",
+                    "NegativeAmount",
+                    "Negative amounts aren't supported on transaction lines",
+                    "Line.Amount",
+                )
             item_element = "Line.SalesItemLineDetail.ItemRef"
+            item: dict[str, Any] | None
             if _ref_value(detail.get("ItemRef"), item_element) is None:
                 if default_item is None:
                     raise faults.required_missing("ItemRef", item_element)
@@ -508,7 +775,11 @@ class Engine:
             assert item is not None
             detail["ItemRef"] = self._named_ref(item, "Name")
             qty = money(detail["Qty"], "Line.SalesItemLineDetail.Qty") if "Qty" in detail else None
-            price = money(detail["UnitPrice"], "Line.SalesItemLineDetail.UnitPrice") if "UnitPrice" in detail else None
+            price = (
+                money(detail["UnitPrice"], "Line.SalesItemLineDetail.UnitPrice")
+                if "UnitPrice" in detail
+                else None
+            )
             if qty is not None and price is not None:
                 expected = (qty * price).quantize(CENT, rounding=ROUND_HALF_UP)
                 if expected != amount.quantize(CENT, rounding=ROUND_HALF_UP):
@@ -538,6 +809,8 @@ class Engine:
         discount_total = Decimal(0)
         for line in discount_lines:
             d = line.get("DiscountLineDetail") or {}
+            if not isinstance(d, dict):
+                raise faults.invalid_property("Line.DiscountLineDetail", "Line.DiscountLineDetail")
             if d.get("PercentBased") and "DiscountPercent" in d:
                 pct = money(d["DiscountPercent"], "Line.DiscountLineDetail.DiscountPercent")
                 amount = (subtotal * pct / 100).quantize(CENT, rounding=ROUND_HALF_UP)
@@ -546,12 +819,18 @@ class Engine:
                     raise faults.required_missing("Amount", "Line.Amount")
                 amount = money(line["Amount"], "Line.Amount")
             if amount < 0:
-                raise QboFault("2290", "NegativeAmount", "Negative amounts aren't supported on transaction lines",
-                               "Line.Amount")
+                raise QboFault(
+                    "2290",
+                    "NegativeAmount",
+                    "Negative amounts aren't supported on transaction lines",
+                    "Line.Amount",
+                )
             line["Amount"] = num(amount)
             discount_total += amount
         if subtotal > 0 and discount_total and taxable:
-            taxable = (taxable * (subtotal - discount_total) / subtotal).quantize(CENT, rounding=ROUND_HALF_UP)
+            taxable = (taxable * (subtotal - discount_total) / subtotal).quantize(
+                CENT, rounding=ROUND_HALF_UP
+            )
         out.extend(discount_lines)
         for number, line in enumerate(out, start=1):
             line["Id"] = str(number)
@@ -569,7 +848,12 @@ class Engine:
         txn_code = _ref_value(detail.get("TxnTaxCodeRef"), "TxnTaxDetail.TxnTaxCodeRef")
         codes = set(line_codes) | ({txn_code} if txn_code else set())
         rate_ids = set()
-        for tax_line in detail.get("TaxLine", []) or []:
+        tax_lines_in = detail.get("TaxLine") or []
+        if not isinstance(tax_lines_in, list) or not all(
+            isinstance(t, dict) and isinstance(t.get("TaxLineDetail", {}), dict) for t in tax_lines_in
+        ):
+            raise faults.invalid_property("TxnTaxDetail.TaxLine", "TxnTaxDetail.TaxLine")
+        for tax_line in tax_lines_in:
             rid = _ref_value((tax_line.get("TaxLineDetail") or {}).get("TaxRateRef"), "TaxLine.TaxRateRef")
             if rid:
                 rate_ids.add(rid)
@@ -580,9 +864,12 @@ class Engine:
                 "TxnTaxDetail",
             )
         if line_codes:
-            raise QboFault("6100", "Invalid Line TaxCode",
-                           "Invalid line tax code: US transaction lines take TAX or NON",
-                           "Line.SalesItemLineDetail.TaxCodeRef")
+            raise QboFault(
+                "6100",
+                "Invalid Line TaxCode",
+                "Invalid line tax code: US transaction lines take TAX or NON",
+                "Line.SalesItemLineDetail.TaxCodeRef",
+            )
         if prefs.get("PartnerTaxEnabled") and not txn_code and taxable:
             txn_code = "2"  # AST picks the code from the address; the simulator always picks California
         code = self._get("TaxCode", txn_code) if txn_code else None
@@ -599,12 +886,18 @@ class Engine:
                 pct = Decimal(str(rate["RateValue"]))
                 amount = (taxable * pct / 100).quantize(CENT, rounding=ROUND_HALF_UP)
                 total += amount
-                tax_lines.append({
-                    "Amount": num(amount),
-                    "DetailType": "TaxLineDetail",
-                    "TaxLineDetail": {"TaxRateRef": {"value": rate["Id"]}, "PercentBased": True,
-                                      "TaxPercent": float(pct), "NetAmountTaxable": num(taxable)},
-                })
+                tax_lines.append(
+                    {
+                        "Amount": num(amount),
+                        "DetailType": "TaxLineDetail",
+                        "TaxLineDetail": {
+                            "TaxRateRef": {"value": rate["Id"]},
+                            "PercentBased": True,
+                            "TaxPercent": float(pct),
+                            "NetAmountTaxable": num(taxable),
+                        },
+                    }
+                )
         if explicit:
             total = money(detail["TotalTax"], "TxnTaxDetail.TotalTax").quantize(CENT, rounding=ROUND_HALF_UP)
         out: dict[str, Any] = {"TotalTax": num(total)}
@@ -618,11 +911,15 @@ class Engine:
     def _rates_span_codes(self, rate_ids: set[str], txn_code: str | None) -> bool:
         if txn_code:
             code = self._get("TaxCode", txn_code) or {}
-            allowed = {d["TaxRateRef"]["value"] for d in code.get("SalesTaxRateList", {}).get("TaxRateDetail", [])}
+            allowed = {
+                d["TaxRateRef"]["value"] for d in code.get("SalesTaxRateList", {}).get("TaxRateDetail", [])
+            }
             return bool(rate_ids - allowed)
         # no transaction code: the rates must all belong to one code
         for code in self.table("TaxCode").values():
-            members = {d["TaxRateRef"]["value"] for d in code.get("SalesTaxRateList", {}).get("TaxRateDetail", [])}
+            members = {
+                d["TaxRateRef"]["value"] for d in code.get("SalesTaxRateList", {}).get("TaxRateDetail", [])
+            }
             if rate_ids <= members:
                 return False
         return True
@@ -641,20 +938,27 @@ class Engine:
                     data[key] = previous[key]
         return data
 
-    def _unique_display_name(self, data: dict[str, Any], previous: dict[str, Any] | None, entity: str) -> None:
+    def _unique_display_name(
+        self, data: dict[str, Any], previous: dict[str, Any] | None, entity: str
+    ) -> None:
         name = data.get("DisplayName")
         if not name:
             parts = [str(data[p]) for p in _NAME_PARTS if data.get(p)]
             name = " ".join(parts) or data.get("CompanyName")
         if not name:
-            raise QboFault("6080", "No Name Provided",
-                           "No Name Provided : Please provide a name (DisplayName, GivenName or CompanyName).",
-                           "DisplayName")
+            raise QboFault(
+                "6080",
+                "No Name Provided",
+                "No Name Provided : Please provide a name (DisplayName, GivenName or CompanyName).",
+                "DisplayName",
+            )
         name = str(name)
         if len(name) > 500:
             raise faults.string_length("DisplayName", 500)
         if any(ch in name for ch in ":\t\n"):
-            raise faults.business_validation("DisplayName cannot contain a colon, tab or newline.", "DisplayName")
+            raise faults.business_validation(
+                "DisplayName cannot contain a colon, tab or newline.", "DisplayName"
+            )
         data["DisplayName"] = name
         key = _norm_name(name)
         own = (entity, previous["Id"]) if previous else None
@@ -664,14 +968,19 @@ class Engine:
                     raise faults.duplicate_name(other["Id"])
         email = (data.get("PrimaryEmailAddr") or {}).get("Address")
         if email is not None and ("@" not in str(email) or "." not in str(email) or len(str(email)) > 100):
-            raise QboFault("2210", "Invalid Email Address Format",
-                           "Invalid Email Address Format : the e-mail address does not follow RFC 822 rules.",
-                           "PrimaryEmailAddr.Address")
+            raise QboFault(
+                "2210",
+                "Invalid Email Address Format",
+                "Invalid Email Address Format : the e-mail address does not follow RFC 822 rules.",
+                "PrimaryEmailAddr.Address",
+            )
         data.setdefault("PrintOnCheckName", name)
         data.setdefault("Active", True)
         data.setdefault("CurrencyRef", {"value": "USD", "name": "United States Dollar"})
 
-    def _build_customer(self, data: dict[str, Any], previous: dict[str, Any] | None, include: frozenset[str]) -> None:
+    def _build_customer(
+        self, data: dict[str, Any], previous: dict[str, Any] | None, include: frozenset[str]
+    ) -> None:
         self._unique_display_name(data, previous, "Customer")
         parent = self.ref("Customer", data.get("ParentRef"), "ParentRef")
         if parent is not None:
@@ -679,12 +988,18 @@ class Engine:
                 raise faults.business_validation("A customer cannot be its own parent.", "ParentRef")
             level = int(parent.get("Level", 0)) + 1
             if level > 4:
-                raise QboFault("6180", "Sub Level Limit", "Sub Level Limit : a customer can be nested 4 levels deep.",
-                               "ParentRef")
+                raise QboFault(
+                    "6180",
+                    "Sub Level Limit",
+                    "Sub Level Limit : a customer can be nested 4 levels deep.",
+                    "ParentRef",
+                )
             data["ParentRef"] = {"value": parent["Id"]}
             data["Job"] = True
             data["Level"] = level
-            data["FullyQualifiedName"] = f"{parent.get('FullyQualifiedName', parent['DisplayName'])}:{data['DisplayName']}"
+            data["FullyQualifiedName"] = (
+                f"{parent.get('FullyQualifiedName', parent['DisplayName'])}:{data['DisplayName']}"
+            )
             data.setdefault("BillWithParent", False)
         else:
             data["Job"] = False
@@ -712,17 +1027,23 @@ class Engine:
                     "Active",
                 )
 
-    def _build_vendor(self, data: dict[str, Any], previous: dict[str, Any] | None, include: frozenset[str]) -> None:
+    def _build_vendor(
+        self, data: dict[str, Any], previous: dict[str, Any] | None, include: frozenset[str]
+    ) -> None:
         self._unique_display_name(data, previous, "Vendor")
         data.setdefault("Vendor1099", False)
         if previous is None:
             data["Balance"] = 0
 
-    def _build_employee(self, data: dict[str, Any], previous: dict[str, Any] | None, include: frozenset[str]) -> None:
+    def _build_employee(
+        self, data: dict[str, Any], previous: dict[str, Any] | None, include: frozenset[str]
+    ) -> None:
         self._unique_display_name(data, previous, "Employee")
         data.setdefault("BillableTime", False)
 
-    def _unique_name(self, entity: str, data: dict[str, Any], previous: dict[str, Any] | None, limit: int) -> str:
+    def _unique_name(
+        self, entity: str, data: dict[str, Any], previous: dict[str, Any] | None, limit: int
+    ) -> str:
         name = data.get("Name")
         if not name:
             raise faults.required_missing("Name", "Name")
@@ -740,7 +1061,9 @@ class Engine:
         data.setdefault("Active", True)
         return name
 
-    def _build_item(self, data: dict[str, Any], previous: dict[str, Any] | None, include: frozenset[str]) -> None:
+    def _build_item(
+        self, data: dict[str, Any], previous: dict[str, Any] | None, include: frozenset[str]
+    ) -> None:
         name = self._unique_name("Item", data, previous, 100)
         item_type = data.setdefault("Type", "NonInventory")
         if item_type not in ("Service", "NonInventory", "Inventory", "Category"):
@@ -759,7 +1082,9 @@ class Engine:
         if "UnitPrice" in data:
             data["UnitPrice"] = num(money(data["UnitPrice"], "UnitPrice"))
 
-    def _build_account(self, data: dict[str, Any], previous: dict[str, Any] | None, include: frozenset[str]) -> None:
+    def _build_account(
+        self, data: dict[str, Any], previous: dict[str, Any] | None, include: frozenset[str]
+    ) -> None:
         if data.get("Active") is False and previous is not None:
             # QBO renames an inactivated account: "<name> (deleted)"
             base = str(data.get("Name", previous.get("Name", ""))).removesuffix(" (deleted)")
@@ -816,16 +1141,27 @@ class Engine:
         data.setdefault("ApplyTaxAfterDiscount", False)
         return customer, total
 
-    def _build_invoice(self, data: dict[str, Any], previous: dict[str, Any] | None, include: frozenset[str]) -> None:
+    def _build_invoice(
+        self, data: dict[str, Any], previous: dict[str, Any] | None, include: frozenset[str]
+    ) -> None:
         _, total = self._sales_form("Invoice", data, previous, include)
         if "DueDate" in data:
             data["DueDate"] = _parse_date(data["DueDate"], "DueDate").isoformat()
         else:
             data["DueDate"] = (date.fromisoformat(data["TxnDate"]) + timedelta(days=30)).isoformat()
-        deposit = self._account(data.get("DepositToAccountRef"), "DepositToAccountRef",
-                                types={"Bank", "Other Current Asset"})
+        deposit = self._account(
+            data.get("DepositToAccountRef"), "DepositToAccountRef", types={"Bank", "Other Current Asset"}
+        )
         if deposit is not None:
             data["DepositToAccountRef"] = self._named_ref(deposit, "Name")
+        if previous is not None:
+            applied = self._applied_amounts()[("Invoice", previous["Id"])]
+            if applied > total:
+                raise faults.business_validation(
+                    f"The invoice total {total.quantize(CENT)} would be less than the payments applied to it "
+                    f"({applied.quantize(CENT)}); unapply payments first.",
+                    "TotalAmt",
+                )
         data["Balance"] = num(total)  # reduced by applied payments in _relink
         data["LinkedTxn"] = []
 
@@ -840,23 +1176,34 @@ class Engine:
         self, data: dict[str, Any], previous: dict[str, Any] | None, include: frozenset[str]
     ) -> None:
         # DepositToAccountRef is required: the account the refund is paid from (QBO.md §5.6).
-        account = self._account(data.get("DepositToAccountRef"), "DepositToAccountRef", required=True,
-                                types={"Bank", "Other Current Asset"})
+        account = self._account(
+            data.get("DepositToAccountRef"),
+            "DepositToAccountRef",
+            required=True,
+            types={"Bank", "Other Current Asset"},
+        )
         assert account is not None
         data["DepositToAccountRef"] = self._named_ref(account, "Name")
         self._payment_method(data)
         self._sales_form("RefundReceipt", data, previous, include)
         data["Balance"] = 0
 
-    def _build_purchase(self, data: dict[str, Any], previous: dict[str, Any] | None, include: frozenset[str]) -> None:
+    def _build_purchase(
+        self, data: dict[str, Any], previous: dict[str, Any] | None, include: frozenset[str]
+    ) -> None:
         payment_type = data.get("PaymentType")
         if not payment_type:
             raise faults.required_missing("PaymentType", "PaymentType")
         if payment_type not in ("Cash", "Check", "CreditCard"):
             raise faults.invalid_enum("PaymentType", payment_type)
         types = {"Check": {"Bank"}, "CreditCard": {"Credit Card"}, "Cash": {"Bank", "Other Current Asset"}}
-        account = self._account(data.get("AccountRef"), "AccountRef", required=True, types=types[payment_type],
-                                what=" or ".join(sorted(types[payment_type])))
+        account = self._account(
+            data.get("AccountRef"),
+            "AccountRef",
+            required=True,
+            types=types[payment_type],
+            what=" or ".join(sorted(types[payment_type])),
+        )
         assert account is not None
         data["AccountRef"] = self._named_ref(account, "Name")
         if data.get("Credit") and payment_type != "CreditCard":
@@ -885,10 +1232,15 @@ class Engine:
                 raise faults.required_missing("Amount", "Line.Amount")
             amount = money(line["Amount"], "Line.Amount")
             if amount < 0:
-                raise QboFault("2290", "NegativeAmount", "Negative amounts aren't supported on transaction lines",
-                               "Line.Amount")
+                raise QboFault(
+                    "2290",
+                    "NegativeAmount",
+                    "Negative amounts aren't supported on transaction lines",
+                    "Line.Amount",
+                )
             detail_type = line.get("DetailType") or (
-                "ItemBasedExpenseLineDetail" if "ItemBasedExpenseLineDetail" in line
+                "ItemBasedExpenseLineDetail"
+                if "ItemBasedExpenseLineDetail" in line
                 else "AccountBasedExpenseLineDetail"
             )
             if detail_type == "AccountBasedExpenseLineDetail":
@@ -901,10 +1253,13 @@ class Engine:
                 detail.setdefault("TaxCodeRef", {"value": "NON"})
             elif detail_type == "ItemBasedExpenseLineDetail":
                 if not self.prefs().get("ProductAndServicesPrefs", {}).get("ForPurchase", True):
-                    raise faults.business_validation("Item lines on purchases are turned off for this company.")
+                    raise faults.business_validation(
+                        "Item lines on purchases are turned off for this company."
+                    )
                 detail = line.setdefault("ItemBasedExpenseLineDetail", {})
-                item = self.ref("Item", detail.get("ItemRef"), "Line.ItemBasedExpenseLineDetail.ItemRef",
-                                required=True)
+                item = self.ref(
+                    "Item", detail.get("ItemRef"), "Line.ItemBasedExpenseLineDetail.ItemRef", required=True
+                )
                 assert item is not None
                 detail["ItemRef"] = self._named_ref(item, "Name")
             else:
@@ -921,20 +1276,24 @@ class Engine:
         if payment_type == "CreditCard":
             data.setdefault("Credit", False)
 
-    def _build_payment(self, data: dict[str, Any], previous: dict[str, Any] | None, include: frozenset[str]) -> None:
+    def _build_payment(
+        self, data: dict[str, Any], previous: dict[str, Any] | None, include: frozenset[str]
+    ) -> None:
         customer = self._customer(data)
         if "TotalAmt" not in data:
             raise faults.required_missing("TotalAmt", "TotalAmt")
         total = money(data["TotalAmt"], "TotalAmt")
         if total < 0:
-            raise QboFault("2290", "NegativeAmount", "Negative amounts aren't supported on transaction lines",
-                           "TotalAmt")
+            raise QboFault(
+                "2290", "NegativeAmount", "Negative amounts aren't supported on transaction lines", "TotalAmt"
+            )
         data["TxnDate"] = self._txn_date(data)
         self._check_books(data["TxnDate"])
         if data.get("PaymentMethodRef") is not None:
             self._payment_method(data)
-        deposit = self._account(data.get("DepositToAccountRef"), "DepositToAccountRef",
-                                types={"Bank", "Other Current Asset"})
+        deposit = self._account(
+            data.get("DepositToAccountRef"), "DepositToAccountRef", types={"Bank", "Other Current Asset"}
+        )
         if deposit is None:
             deposit = self._undeposited_funds()
         if deposit is not None:
@@ -954,8 +1313,12 @@ class Engine:
                 raise faults.required_missing("Amount", "Line.Amount")
             amount = money(line["Amount"], "Line.Amount")
             if amount < 0:
-                raise QboFault("2290", "NegativeAmount", "Negative amounts aren't supported on transaction lines",
-                               "Line.Amount")
+                raise QboFault(
+                    "2290",
+                    "NegativeAmount",
+                    "Negative amounts aren't supported on transaction lines",
+                    "Line.Amount",
+                )
             links = line.get("LinkedTxn") or []
             if not isinstance(links, list) or not links:
                 raise faults.required_missing("LinkedTxn", "Line.LinkedTxn")
@@ -966,16 +1329,19 @@ class Engine:
                 if not txn_id:
                     raise faults.required_missing("TxnId", "Line.LinkedTxn.TxnId")
                 if txn_type not in ("Invoice", "CreditMemo"):
-                    raise QboFault("620", "Txn ID Cannot Be Linked",
-                                   f"Transaction of type {txn_type} Id={txn_id} cannot be linked to a payment.",
-                                   "Line.LinkedTxn.TxnType")
+                    raise QboFault(
+                        "620",
+                        "Txn ID Cannot Be Linked",
+                        f"Transaction of type {txn_type} Id={txn_id} cannot be linked to a payment.",
+                        "Line.LinkedTxn.TxnType",
+                    )
                 target = self._get(txn_type, txn_id)
                 if target is None:
                     raise faults.object_not_found("Line.LinkedTxn.TxnId")
                 if (target.get("CustomerRef") or {}).get("value") != customer["Id"]:
                     raise faults.business_validation(
                         f"The customer on the payment (Id={customer['Id']}) differs from the customer on "
-                        f"{txn_type} Id={txn_id}; a payment can only be applied to that customer's transactions.",
+                        f"{txn_type} Id={txn_id}; a payment applies only to that customer's transactions.",
                         "Line.LinkedTxn",
                     )
                 open_amount = Decimal(str(target.get("TotalAmt", 0))) - applied_elsewhere[(txn_type, txn_id)]
@@ -1021,8 +1387,10 @@ class Engine:
         for o in (obj, previous):
             if o is not None and "CustomerRef" in o:
                 customers.add(o["CustomerRef"]["value"])
-        if entity in ("Invoice", "CreditMemo") and previous is not None and (
-            obj is None or (entity, previous["Id"]) in self.company.voided
+        if (
+            entity in ("Invoice", "CreditMemo")
+            and previous is not None
+            and (obj is None or (entity, previous["Id"]) in self.company.voided)
         ):
             self._unlink_payments(entity, previous["Id"])
         self._relink(customers, (entity, obj["Id"]) if obj is not None else None)
@@ -1031,15 +1399,22 @@ class Engine:
         """A deleted or voided invoice/credit memo no longer takes payments: drop the links."""
         for payment in list(self.table("Payment").values()):
             lines = payment.get("Line", [])
-            kept = [ln for ln in lines if not any(
-                lk["TxnType"] == entity and lk["TxnId"] == txn_id for lk in ln.get("LinkedTxn", []))]
+            kept = [
+                ln
+                for ln in lines
+                if not any(
+                    lk["TxnType"] == entity and lk["TxnId"] == txn_id for lk in ln.get("LinkedTxn", [])
+                )
+            ]
             if len(kept) != len(lines):
                 updated = copy.deepcopy(payment)
                 updated["Line"] = kept
                 total = Decimal(str(updated.get("TotalAmt", 0)))
                 applied = sum(
-                    (Decimal(str(ln["Amount"])) * (1 if ln["LinkedTxn"][0]["TxnType"] == "Invoice" else -1)
-                     for ln in kept),
+                    (
+                        Decimal(str(ln["Amount"])) * (1 if ln["LinkedTxn"][0]["TxnType"] == "Invoice" else -1)
+                        for ln in kept
+                    ),
                     Decimal(0),
                 )
                 updated["UnappliedAmt"] = num(total - applied)
@@ -1076,7 +1451,10 @@ class Engine:
                 linked = [{"TxnId": pid, "TxnType": "Payment"} for pid in links[key]]
                 if entity == "Invoice":
                     balances[cid] += open_amount
-                    changed = Decimal(str(obj.get("Balance", 0))) != open_amount or obj.get("LinkedTxn", []) != linked
+                    changed = (
+                        Decimal(str(obj.get("Balance", 0))) != open_amount
+                        or obj.get("LinkedTxn", []) != linked
+                    )
                     if changed:
                         updated = obj if key == just_written else copy.deepcopy(obj)
                         updated["Balance"] = num(open_amount)

@@ -1,4 +1,4 @@
-"""Seed data of a fresh company: a realistic US QBO Plus company (QBO.md §5.8–§5.12)."""
+"""Seed data of a fresh company: a realistic US QBO Plus company (QBO.md §5.8-§5.12)."""
 
 from __future__ import annotations
 
@@ -60,7 +60,9 @@ def _meta(clock: SimClock) -> dict[str, str]:
     return {"CreateTime": stamp, "LastUpdatedTime": stamp}
 
 
-def _put(company: Company, entity: str, obj: dict[str, Any], clock: SimClock, obj_id: str | None = None) -> str:
+def _put(
+    company: Company, entity: str, obj: dict[str, Any], clock: SimClock, obj_id: str | None = None
+) -> str:
     new_id = obj_id or company.next_id(entity)
     obj = {**obj, "Id": new_id, "SyncToken": "0", "domain": "QBO", "sparse": False, "MetaData": _meta(clock)}
     company.table(entity)[new_id] = obj
@@ -228,15 +230,27 @@ def seed_company(company: Company, clock: SimClock) -> None:
     _put(
         company,
         "Vendor",
-        {"DisplayName": "Stripe", "CompanyName": "Stripe, Inc.", "PrintOnCheckName": "Stripe", "Active": True,
-         "Balance": 0, "Vendor1099": False},
+        {
+            "DisplayName": "Stripe",
+            "CompanyName": "Stripe, Inc.",
+            "PrintOnCheckName": "Stripe",
+            "Active": True,
+            "Balance": 0,
+            "Vendor1099": False,
+        },
         clock,
     )
     _put(
         company,
         "Employee",
-        {"DisplayName": "Emily Platt", "GivenName": "Emily", "FamilyName": "Platt", "PrintOnCheckName":
-         "Emily Platt", "Active": True, "BillableTime": False},
+        {
+            "DisplayName": "Emily Platt",
+            "GivenName": "Emily",
+            "FamilyName": "Platt",
+            "PrintOnCheckName": "Emily Platt",
+            "Active": True,
+            "BillableTime": False,
+        },
         clock,
     )
 
@@ -276,7 +290,11 @@ def _group_code(name: str, rates: list[tuple[str, str]]) -> dict[str, Any]:
         "TaxGroup": True,
         "SalesTaxRateList": {
             "TaxRateDetail": [
-                {"TaxRateRef": {"value": rid, "name": rname}, "TaxTypeApplicable": "TaxOnAmount", "TaxOrder": 0}
+                {
+                    "TaxRateRef": {"value": rid, "name": rname},
+                    "TaxTypeApplicable": "TaxOnAmount",
+                    "TaxOrder": 0,
+                }
                 for rid, rname in rates
             ]
         },
