@@ -8,7 +8,8 @@ Every error says what the caller can do about it, by its class:
 * :class:`UncertainOutcome` - a write may or may not have happened (its response was lost);
   look it up before any new attempt.
 * :class:`ConfigurationError` - the deployment is wrong (missing setting or secret); an operator fixes it.
-* :class:`NotFound`, :class:`Forbidden`, :class:`Conflict`, :class:`BadRequest` - caller errors of the admin API.
+* :class:`NotFound`, :class:`Forbidden`, :class:`Conflict`, :class:`BadRequest` - caller errors
+  of the admin API.
 
 Attributes carry the context an operator needs (firm, realm, entity, QBO code, intuit_tid); never tokens
 or personal data. ``str(err)`` is safe to log and to show.

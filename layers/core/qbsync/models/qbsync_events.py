@@ -1,0 +1,265 @@
+"""Events qbsync sends to the platform (``Source = "qbsync"`` on the qbsync bus).
+
+Each model is the EventBridge ``detail``; its class attribute ``DETAIL_TYPE`` is the DetailType, so
+:class:`qbsync.adapters.eventbridge.EventPublisher` publishes instances directly::
+
+    publisher.publish([ConnectionChanged(firm_id=..., correlation_id=..., status="connected", ...)])
+
+Every detail carries ``firm_id``, ``event_id`` (unique; the platform's idempotency key),
+``occurred_at`` and ``correlation_id`` (the id of the platform event or admin request that caused
+it). ``event_id`` and ``occurred_at`` default to a fresh UUID and now (UTC). Details never hold tokens.
+JSON Schemas are committed in ``docs/events/qbsync`` (``scripts/gen_event_schemas.py``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import AwareDatetime, ConfigDict, Field
+
+from qbsync.models.common import Address, Currency, Email, EventModel, Id, Money, NonNegativeMoney, Phone
+
+__all__ = [
+    "QBSYNC_EVENT_TYPES",
+    "QBSYNC_SOURCE",
+    "ConnectionChanged",
+    "ContactData",
+    "ContactImported",
+    "ContactUpdated",
+    "InitialSyncProgress",
+    "InvoicePaid",
+    "PaymentReceivedInQbo",
+    "QbsyncEvent",
+    "SyncErrorRaised",
+    "SyncErrorResolved",
+    "SyncStatusChanged",
+]
+
+QBSYNC_SOURCE = "qbsync"
+
+EntityType = Literal["ClientAccount", "Contact", "Service", "Invoice", "Payment", "Refund", "ProcessingFee"]
+ErrorCategory = Literal[
+    "Accounts", "Invoices", "Payments", "Refunds", "Expenses", "Services", "Contacts", "Taxes", "Connection"
+]
+SyncStatus = Literal["not_synced", "syncing", "synced", "failed", "skipped"]
+
+
+def _new_event_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _envelope_required(schema: dict[str, Any]) -> None:
+    # event_id and occurred_at have defaults in Python but are always present on the wire.
+    required = schema.setdefault("required", [])
+    for name in ("firm_id", "event_id", "occurred_at", "correlation_id"):
+        if name not in required:
+            required.append(name)
+
+
+class QbsyncEvent(EventModel):
+    """Envelope fields of every qbsync event."""
+
+    model_config = ConfigDict(json_schema_extra=_envelope_required)
+
+    DETAIL_TYPE: ClassVar[str]
+
+    firm_id: Id
+    event_id: Id = Field(default_factory=_new_event_id)
+    occurred_at: AwareDatetime = Field(default_factory=_now)
+    correlation_id: Id
+
+
+class ConnectionChanged(QbsyncEvent):
+    """The firm's QuickBooks connection changed (published by ``qbsync.connection``).
+
+    ``change`` says what happened: ``connected`` (first connection; the initial sync subscribes to
+    it), ``reconnected`` (same company again: mappings kept, paused work resumes), ``switch_pending``
+    (the owner consented to a *different* company; waiting for the typed ``ACCEPT``),
+    ``switched`` (the new company is live; ``previous_realm_id`` was archived and everything syncs
+    afresh), ``needs_reconnect`` (authorization revoked or expired; ``reason`` says why, work is
+    paused, admins are notified), ``disconnected`` (by the owner; tokens revoked at Intuit).
+    ``status`` is the connection's status after the change.
+    """
+
+    DETAIL_TYPE: ClassVar[str] = "Connection Changed"
+    change: Literal[
+        "connected", "reconnected", "switch_pending", "switched", "needs_reconnect", "disconnected"
+    ]
+    status: Literal["connected", "needs_reconnect", "disconnected", "pending_switch"]
+    realm_id: Id
+    company_name: str | None = Field(None, max_length=500)
+    previous_realm_id: Id | None = None
+    reason: str | None = Field(None, max_length=1000, description="Plain-language cause (needs_reconnect)")
+
+
+class SyncStatusChanged(QbsyncEvent):
+    """A platform record's sync status changed (Not synced, Syncing, Synced, Failed, Skipped)."""
+
+    DETAIL_TYPE: ClassVar[str] = "Sync Status Changed"
+    realm_id: Id
+    entity_type: EntityType
+    platform_id: Id
+    status: SyncStatus
+    qbo_id: Id | None = None
+    qbo_url: str | None = Field(None, max_length=2000, description="Deep link to the record in QBO")
+    error_id: Id | None = Field(None, description="Set when status is failed")
+    error_message: str | None = Field(
+        None, max_length=2000, description="Error text shown next to the status"
+    )
+
+
+class SyncErrorRaised(QbsyncEvent):
+    """A sync error was recorded (or seen again) in the error center; admins are notified."""
+
+    DETAIL_TYPE: ClassVar[str] = "Sync Error Raised"
+    error_id: Id
+    realm_id: Id | None = None
+    category: ErrorCategory
+    entity_type: EntityType | None = None
+    platform_id: Id | None = None
+    qbo_code: str | None = Field(None, max_length=50)
+    qbo_message: str | None = Field(None, max_length=2000)
+    explanation: str = Field(min_length=1, max_length=2000, description="Plain-language explanation and fix")
+    attempts: int = Field(ge=1)
+    first_seen: AwareDatetime
+    last_seen: AwareDatetime
+    open_error_count: int | None = Field(None, ge=0, description="Open errors of the firm (banner count)")
+
+
+class SyncErrorResolved(QbsyncEvent):
+    """An error left the open list: the resync succeeded, or an admin skipped, deleted or remapped."""
+
+    DETAIL_TYPE: ClassVar[str] = "Sync Error Resolved"
+    error_id: Id
+    category: ErrorCategory
+    entity_type: EntityType | None = None
+    platform_id: Id | None = None
+    resolution: Literal[
+        "resynced", "skipped", "deleted", "mapped_existing", "created_new", "not_synced", "ignored"
+    ]
+    resolved_by: Id | None = Field(None, description="Admin user id; null when a retry fixed it")
+    open_error_count: int | None = Field(None, ge=0)
+
+
+class ContactData(EventModel):
+    """A contact as read from a QBO Customer (the fields that sync both ways)."""
+
+    first_name: str | None = Field(None, max_length=100)
+    middle_name: str | None = Field(None, max_length=100)
+    last_name: str | None = Field(None, max_length=100)
+    display_name: str = Field(min_length=1, max_length=500)
+    company_name: str | None = Field(None, max_length=500)
+    email: Email | None = None
+    phones: list[Phone] = Field(default_factory=list)
+    physical_address: Address | None = None
+    mailing_address: Address | None = None
+
+
+class ContactImported(QbsyncEvent):
+    """A QBO customer was imported ("sync now").
+
+    ``match``: ``linked`` (exact name and email: linked to ``platform_contact_id``), ``new`` (no match:
+    the platform creates a contact of type ``contact_type``), ``duplicate`` (name or email only:
+    queued for the admin; ``candidate_contact_ids`` are the proposed matches).
+    """
+
+    DETAIL_TYPE: ClassVar[str] = "Contact Imported"
+    realm_id: Id
+    qbo_customer_id: Id
+    match: Literal["linked", "new", "duplicate"]
+    platform_contact_id: Id | None = None
+    candidate_contact_ids: list[Id] = Field(default_factory=list)
+    contact_type: str = Field("Client", min_length=1, max_length=100)
+    contact: ContactData
+
+
+class ContactUpdated(QbsyncEvent):
+    """A linked contact changed in QBO; ``contact`` is its new state, ``changed_fields`` what changed."""
+
+    DETAIL_TYPE: ClassVar[str] = "Contact Updated"
+    realm_id: Id
+    qbo_customer_id: Id
+    platform_contact_id: Id
+    changed_fields: list[
+        Literal["name", "email", "phones", "physical_address", "mailing_address", "company_name"]
+    ] = Field(min_length=1)
+    contact: ContactData
+
+
+class ReceivedAllocation(EventModel):
+    invoice_id: Id = Field(description="Platform invoice id")
+    qbo_invoice_id: Id
+    amount: Money
+    invoice_balance: NonNegativeMoney = Field(description="Invoice balance in QBO after this payment")
+
+
+class PaymentReceivedInQbo(QbsyncEvent):
+    """A payment recorded in QBO against synced invoices (manual, partial, or split across invoices)."""
+
+    DETAIL_TYPE: ClassVar[str] = "Payment Received In QBO"
+    realm_id: Id
+    qbo_payment_id: Id
+    account_id: Id = Field(description="Platform client account of the paying customer")
+    payment_date: date
+    currency: Currency
+    amount: Money
+    method: str | None = Field(None, max_length=100, description="QBO payment method name")
+    reference: str | None = Field(None, max_length=100, description="QBO PaymentRefNum")
+    allocations: list[ReceivedAllocation] = Field(min_length=1)
+
+
+class InvoicePaid(QbsyncEvent):
+    """A synced invoice's balance reached 0 through payments recorded in QBO: mark it Paid."""
+
+    DETAIL_TYPE: ClassVar[str] = "Invoice Paid"
+    realm_id: Id
+    invoice_id: Id
+    qbo_invoice_id: Id
+    paid_on: date
+    total: Money
+    qbo_payment_ids: list[Id] = Field(default_factory=list, description="QBO payments that paid it")
+
+
+class PhaseProgress(EventModel):
+    phase: Literal["reference_data", "services", "customers", "invoices", "payments", "refunds", "fees"]
+    status: Literal["pending", "running", "completed", "failed"]
+    total: int | None = Field(None, ge=0)
+    done: int = Field(0, ge=0)
+    failed: int = Field(0, ge=0)
+    skipped: int = Field(0, ge=0)
+
+
+class InitialSyncProgress(QbsyncEvent):
+    """Progress of the initial sync, per phase (emitted at phase boundaries and periodically)."""
+
+    DETAIL_TYPE: ClassVar[str] = "Initial Sync Progress"
+    realm_id: Id
+    run_id: Id
+    status: Literal["running", "completed", "failed", "paused"]
+    current_phase: (
+        Literal["reference_data", "services", "customers", "invoices", "payments", "refunds", "fees"] | None
+    ) = None
+    phases: list[PhaseProgress] = Field(min_length=1)
+
+
+#: Every qbsync event class by its EventBridge DetailType.
+QBSYNC_EVENT_TYPES: dict[str, type[QbsyncEvent]] = {
+    cls.DETAIL_TYPE: cls
+    for cls in (
+        ConnectionChanged,
+        SyncStatusChanged,
+        SyncErrorRaised,
+        SyncErrorResolved,
+        ContactImported,
+        ContactUpdated,
+        PaymentReceivedInQbo,
+        InvoicePaid,
+        InitialSyncProgress,
+    )
+}

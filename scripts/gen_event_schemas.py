@@ -1,0 +1,456 @@
+"""Generate the event contract files from the pydantic models (the models are the source of truth).
+
+Writes
+  docs/events/platform/<name>.schema.json   JSON Schema of each platform event's detail
+  docs/events/qbsync/<name>.schema.json     JSON Schema of each qbsync event's detail
+  events/platform/<name>.json               a sample EventBridge event per platform detail type
+  events/qbsync/<name>.json                 a sample EventBridge event per qbsync detail type
+
+<name> is the detail type in snake case ("ClientAccount Created" -> client_account_created).
+
+Usage:
+  python scripts/gen_event_schemas.py            # (re)write every file
+  python scripts/gen_event_schemas.py --check    # exit 1 and list the files that differ (CI)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "layers" / "core"))
+
+from qbsync.models.platform_events import PLATFORM_EVENT_TYPES, PLATFORM_SOURCE  # noqa: E402
+from qbsync.models.qbsync_events import QBSYNC_EVENT_TYPES, QBSYNC_SOURCE  # noqa: E402
+
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+FIRM = "firm-0001"
+REALM = "9341453050298755"
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+
+
+def file_name(detail_type: str) -> str:
+    """Detail type in snake case: 'ClientAccount Created' -> client_account_created."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", detail_type)
+    return re.sub(r"[^a-z0-9]+", "_", spaced.lower()).strip("_")
+
+
+def schema_for(detail_type: str, source: str) -> dict[str, Any]:
+    if source == PLATFORM_SOURCE:
+        model = PLATFORM_EVENT_TYPES[detail_type]
+        body = model.model_json_schema(mode="validation")
+    else:
+        model = QBSYNC_EVENT_TYPES[detail_type]  # type: ignore[assignment]
+        body = model.model_json_schema(mode="serialization")
+    body.pop("title", None)
+    return {
+        "$schema": SCHEMA_DIALECT,
+        "$id": f"https://qbsync.local/events/{source}/{file_name(detail_type)}.schema.json",
+        "title": detail_type,
+        "x-eventbridge": {"source": source, "detail-type": detail_type},
+        **body,
+    }
+
+
+# --- samples -----------------------------------------------------------------------------------------
+
+
+def _envelope(n: int, version: int = 1) -> dict[str, Any]:
+    return {
+        "firm_id": FIRM,
+        "event_id": f"evt-{n:04d}",
+        "occurred_at": f"2026-03-02T10:{n % 60:02d}:00Z",
+        "correlation_id": f"corr-{n:04d}",
+        "version": version,
+    }
+
+
+_ADDRESS = {
+    "line1": "12 Harbour St",
+    "line2": None,
+    "city": "Portland",
+    "region": "ME",
+    "postal_code": "04101",
+    "country": "US",
+}
+
+PLATFORM_DATA: dict[str, dict[str, Any]] = {
+    "ClientAccount": {
+        "id": "acct-100",
+        "name": "Harbour Bakery LLC",
+        "account_type": "company",
+        "active": True,
+        "contact_ids": ["ct-200"],
+        "email": "billing@harbour-bakery.example",
+        "phones": [{"type": "work", "number": "+1 207 555 0100"}],
+        "billing_address": _ADDRESS,
+        "currency": "USD",
+    },
+    "Contact": {
+        "id": "ct-200",
+        "first_name": "Dana",
+        "middle_name": None,
+        "last_name": "Reyes",
+        "display_name": "Dana Reyes",
+        "email": "dana@harbour-bakery.example",
+        "phones": [{"type": "mobile", "number": "+1 207 555 0101"}],
+        "physical_address": _ADDRESS,
+        "mailing_address": {**_ADDRESS, "line1": "PO Box 44"},
+        "contact_type": "Client",
+        "account_ids": ["acct-100"],
+    },
+    "Service": {
+        "id": "svc-300",
+        "name": "Bookkeeping (monthly)",
+        "description": "Monthly bookkeeping and reconciliation",
+        "rate": "150.00",
+        "rate_type": "hour",
+        "active": True,
+        "taxable": False,
+        "tax_rate_id": None,
+    },
+    "Invoice": {
+        "id": "inv-400",
+        "number": "INV-1042",
+        "account_id": "acct-100",
+        "status": "sent",
+        "issue_date": "2026-03-01",
+        "due_date": "2026-03-31",
+        "currency": "USD",
+        "line_items": [
+            {
+                "id": "ln-1",
+                "service_id": "svc-300",
+                "work_type_id": None,
+                "description": "Bookkeeping, February",
+                "quantity": "3.5",
+                "rate": "150.00",
+                "amount": "525.00",
+                "tax_rate_id": "tax-me",
+                "tax_amount": "28.88",
+            },
+            {
+                "id": "ln-2",
+                "service_id": None,
+                "work_type_id": "wt-payroll",
+                "description": "Payroll run",
+                "quantity": "1",
+                "rate": "80.00",
+                "amount": "80.00",
+                "tax_rate_id": None,
+                "tax_amount": None,
+            },
+        ],
+        "subtotal": "605.00",
+        "tax_total": "28.88",
+        "total": "633.88",
+        "balance_due": "633.88",
+        "memo": "Thank you for your business",
+        "sent_at": "2026-03-01T15:00:00Z",
+    },
+    "Payment": {
+        "id": "pay-500",
+        "account_id": "acct-100",
+        "payment_date": "2026-03-05",
+        "currency": "USD",
+        "amount": "700.00",
+        "method": "card",
+        "offline": False,
+        "sync_override": None,
+        "allocations": [
+            {"invoice_id": "inv-400", "amount": "633.88"},
+            {"invoice_id": "inv-401", "amount": "66.12"},
+        ],
+        "processor": "stripe",
+        "reference": "ch_3PqZ0001",
+        "description": "Paid through the client portal",
+        "deposit": {"payout_id": "po_1Pq0001", "deposited_on": "2026-03-07"},
+    },
+    "Refund": {
+        "id": "ref-600",
+        "payment_id": "pay-500",
+        "account_id": "acct-100",
+        "refund_date": "2026-03-09",
+        "currency": "USD",
+        "amount": "66.12",
+        "invoice_id": "inv-401",
+        "reason": "Invoice issued twice",
+    },
+    "ProcessingFee": {
+        "id": "fee-700",
+        "payment_id": "pay-500",
+        "account_id": "acct-100",
+        "fee_date": "2026-03-05",
+        "currency": "USD",
+        "amount": "20.60",
+        "processor": "stripe",
+        "description": "Card processing fee",
+    },
+}
+
+
+def platform_detail(detail_type: str, n: int) -> dict[str, Any]:
+    cls = PLATFORM_EVENT_TYPES[detail_type]
+    data = PLATFORM_DATA[cls.ENTITY]
+    version = {"Created": 1, "Sent": 2, "Updated": 3, "Voided": 4, "Deleted": 5}[cls.ACTION]
+    if cls.ACTION == "Deleted":
+        payload: dict[str, Any] = {"id": data["id"]}
+    elif cls.ACTION == "Voided":
+        payload = {"id": data["id"], "voided_on": "2026-03-10"}
+    elif cls.ACTION == "Updated" and cls.ENTITY == "Payment":
+        payload = {
+            **data,
+            "method": "check",
+            "offline": True,
+            "sync_override": True,
+            "processor": None,
+            "reference": "1187",
+            "deposit": None,
+        }
+    else:
+        payload = data
+    return {**_envelope(n, version), "data": payload}
+
+
+_CONTACT = {
+    "first_name": "Dana",
+    "middle_name": None,
+    "last_name": "Reyes",
+    "display_name": "Dana Reyes",
+    "company_name": "Harbour Bakery LLC",
+    "email": "dana@harbour-bakery.example",
+    "phones": [{"type": "mobile", "number": "+1 207 555 0101"}],
+    "physical_address": _ADDRESS,
+    "mailing_address": None,
+}
+
+
+def qbsync_detail(detail_type: str, n: int) -> dict[str, Any]:
+    base = {
+        "firm_id": FIRM,
+        "event_id": f"qevt-{n:04d}",
+        "occurred_at": f"2026-03-02T11:{n % 60:02d}:00Z",
+        "correlation_id": f"corr-{n:04d}",
+    }
+    fields: dict[str, dict[str, Any]] = {
+        "Connection Changed": {
+            "change": "needs_reconnect",
+            "status": "needs_reconnect",
+            "realm_id": REALM,
+            "company_name": "Reyes & Co CPA",
+            "previous_realm_id": None,
+            "reason": "QuickBooks rejected the authorization (AuthenticationFailed 003200): reconnect",
+        },
+        "Sync Status Changed": {
+            "realm_id": REALM,
+            "entity_type": "Invoice",
+            "platform_id": "inv-400",
+            "status": "synced",
+            "qbo_id": "145",
+            "qbo_url": f"https://app.qbo.intuit.com/app/invoice?txnId=145&companyId={REALM}",
+            "error_id": None,
+            "error_message": None,
+        },
+        "Sync Error Raised": {
+            "error_id": "err-01",
+            "realm_id": REALM,
+            "category": "Invoices",
+            "entity_type": "Invoice",
+            "platform_id": "inv-400",
+            "qbo_code": "6140",
+            "qbo_message": "Duplicate Document Number Error",
+            "explanation": "QuickBooks already has an invoice numbered INV-1042. Change the number in "
+            "QuickBooks, then resync.",
+            "attempts": 1,
+            "first_seen": "2026-03-02T11:00:00Z",
+            "last_seen": "2026-03-02T11:00:00Z",
+            "open_error_count": 3,
+        },
+        "Sync Error Resolved": {
+            "error_id": "err-01",
+            "category": "Invoices",
+            "entity_type": "Invoice",
+            "platform_id": "inv-400",
+            "resolution": "resynced",
+            "resolved_by": None,
+            "open_error_count": 2,
+        },
+        "Contact Imported": {
+            "realm_id": REALM,
+            "qbo_customer_id": "58",
+            "match": "duplicate",
+            "platform_contact_id": None,
+            "candidate_contact_ids": ["ct-200"],
+            "contact_type": "Client",
+            "contact": _CONTACT,
+        },
+        "Contact Updated": {
+            "realm_id": REALM,
+            "qbo_customer_id": "58",
+            "platform_contact_id": "ct-200",
+            "changed_fields": ["email", "phones"],
+            "contact": _CONTACT,
+        },
+        "Payment Received In QBO": {
+            "realm_id": REALM,
+            "qbo_payment_id": "311",
+            "account_id": "acct-100",
+            "payment_date": "2026-03-04",
+            "currency": "USD",
+            "amount": "700.00",
+            "method": "Check",
+            "reference": "1187",
+            "allocations": [
+                {
+                    "invoice_id": "inv-400",
+                    "qbo_invoice_id": "145",
+                    "amount": "633.88",
+                    "invoice_balance": "0.00",
+                },
+                {
+                    "invoice_id": "inv-401",
+                    "qbo_invoice_id": "146",
+                    "amount": "66.12",
+                    "invoice_balance": "13.88",
+                },
+            ],
+        },
+        "Invoice Paid": {
+            "realm_id": REALM,
+            "invoice_id": "inv-400",
+            "qbo_invoice_id": "145",
+            "paid_on": "2026-03-04",
+            "total": "633.88",
+            "qbo_payment_ids": ["311"],
+        },
+        "Initial Sync Progress": {
+            "realm_id": REALM,
+            "run_id": "run-01",
+            "status": "running",
+            "current_phase": "invoices",
+            "phases": [
+                {
+                    "phase": "reference_data",
+                    "status": "completed",
+                    "total": 6,
+                    "done": 6,
+                    "failed": 0,
+                    "skipped": 0,
+                },
+                {
+                    "phase": "services",
+                    "status": "completed",
+                    "total": 40,
+                    "done": 40,
+                    "failed": 0,
+                    "skipped": 2,
+                },
+                {
+                    "phase": "customers",
+                    "status": "completed",
+                    "total": 900,
+                    "done": 897,
+                    "failed": 3,
+                    "skipped": 0,
+                },
+                {
+                    "phase": "invoices",
+                    "status": "running",
+                    "total": 12000,
+                    "done": 5150,
+                    "failed": 1,
+                    "skipped": 0,
+                },
+                {
+                    "phase": "payments",
+                    "status": "pending",
+                    "total": None,
+                    "done": 0,
+                    "failed": 0,
+                    "skipped": 0,
+                },
+                {
+                    "phase": "refunds",
+                    "status": "pending",
+                    "total": None,
+                    "done": 0,
+                    "failed": 0,
+                    "skipped": 0,
+                },
+                {"phase": "fees", "status": "pending", "total": None, "done": 0, "failed": 0, "skipped": 0},
+            ],
+        },
+    }
+    return {**base, **fields[detail_type]}
+
+
+def eventbridge_event(source: str, detail_type: str, detail: dict[str, Any], n: int) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": f"6a7e8feb-b491-4cf7-a9f1-bf3703{n:06d}",
+        "detail-type": detail_type,
+        "source": source,
+        "account": ACCOUNT,
+        "time": detail["occurred_at"],
+        "region": REGION,
+        "resources": [],
+        "detail": detail,
+    }
+
+
+def expected_files() -> dict[Path, str]:
+    """Every generated file and its exact content."""
+    files: dict[Path, str] = {}
+    for source, types, make in (
+        (PLATFORM_SOURCE, PLATFORM_EVENT_TYPES, platform_detail),
+        (QBSYNC_SOURCE, QBSYNC_EVENT_TYPES, qbsync_detail),
+    ):
+        for n, detail_type in enumerate(sorted(types), start=1):
+            name = file_name(detail_type)
+            files[ROOT / "docs" / "events" / source / f"{name}.schema.json"] = _dump(
+                schema_for(detail_type, source)
+            )
+            sample = eventbridge_event(source, detail_type, make(detail_type, n), n)
+            files[ROOT / "events" / source / f"{name}.json"] = _dump(sample)
+    return files
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--check", action="store_true", help="only compare; exit 1 when a file differs")
+    args = parser.parse_args(argv)
+    files = expected_files()
+    stale = [p for p, text in files.items() if not p.exists() or p.read_text(encoding="utf-8") != text]
+    for directory in {p.parent for p in files}:
+        for extra in directory.glob("*.json"):
+            if extra not in files:
+                stale.append(extra)
+    if args.check:
+        for path in sorted(stale):
+            print(f"out of date: {path.relative_to(ROOT)}")
+        return 1 if stale else 0
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+    for path in stale:
+        if path not in files:
+            path.unlink()
+    print(f"wrote {len(files)} files under docs/events and events/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
