@@ -1,0 +1,75 @@
+"""Builds the connection lifecycle's objects from the deployment's settings (one set per container).
+
+Handlers call :func:`connection_service`; nothing is created at import. Tests point the environment at
+moto and the simulator, call :func:`clear`, then the handlers.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from functools import partial
+from typing import Any
+
+from qbsync.connection.events import ConnectionEvents
+from qbsync.connection.service import ConnectionService
+from qbsync.connection.state import StateSigner
+from qbsync.errors import ConfigurationError
+
+_lock = threading.Lock()
+_service: ConnectionService | None = None
+
+
+def _qbo_client(base_url: str, minor_version: int, realm_id: str, tokens: Any) -> Any:
+    from qbsync.qbo.client import QboClient
+
+    return QboClient(base_url=base_url, realm_id=realm_id, tokens=tokens, minor_version=minor_version)
+
+
+def build_connection_service() -> ConnectionService:
+    """A fully wired service. Raises ConfigurationError (missing env / secret fields)."""
+    from qbsync.adapters.dynamodb import DynamoTable
+    from qbsync.adapters.eventbridge import EventPublisher
+    from qbsync.adapters.kms import TokenCipher
+    from qbsync.adapters.secrets import get_secret_field, get_secret_json
+    from qbsync.qbo.oauth import IntuitOAuthClient
+    from qbsync.repositories.connections import ConnectionsRepository
+    from qbsync.repositories.oauth_state import OAuthStateRepository
+    from qbsync.settings import get_core_settings, get_qbo_settings
+
+    core = get_core_settings()
+    qbo = get_qbo_settings()
+    app = get_secret_json(core.intuit_app_secret_arn)
+    client_id, client_secret = app.get("client_id"), app.get("client_secret")
+    if not isinstance(client_id, str) or not isinstance(client_secret, str):
+        raise ConfigurationError("the Intuit app secret lacks client_id / client_secret")
+    table = DynamoTable(core.sync_table_name)
+    return ConnectionService(
+        connections=ConnectionsRepository(table, TokenCipher(core.token_kms_key_id)),
+        states=OAuthStateRepository(table),
+        oauth=IntuitOAuthClient(
+            discovery_url=qbo.intuit_discovery_url, client_id=client_id, client_secret=client_secret
+        ),
+        # Fetched on first use: the keep-alive function never signs and has no access to this secret.
+        signer=StateSigner(partial(get_secret_field, core.state_signing_secret_arn, "key")),
+        events=ConnectionEvents(EventPublisher(core.event_bus_name), clock=time.time),
+        # Empty OAUTH_REDIRECT_URI (template default): the handler derives the API's own callback URL.
+        redirect_uri=getattr(qbo, "oauth_redirect_uri", None) or None,
+        qbo_client=partial(_qbo_client, qbo.qbo_api_base_url, qbo.qbo_minor_version),
+    )
+
+
+def connection_service() -> ConnectionService:
+    """The container's service, built on first use."""
+    global _service
+    with _lock:
+        if _service is None:
+            _service = build_connection_service()
+        return _service
+
+
+def clear() -> None:
+    """Forget the cached service (tests that change the environment)."""
+    global _service
+    with _lock:
+        _service = None

@@ -1,0 +1,1 @@
+"""DynamoDB repositories over the single-table design of docs/contracts.md ("DynamoDB key design")."""

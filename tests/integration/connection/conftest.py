@@ -1,0 +1,229 @@
+"""The connection handlers in-process, exactly as configured by template.yaml, on moto + the simulator.
+
+Uses the shared fixtures of tests/fixtures/aws.py (moto server, resources provisioned from the template,
+``function_env``) and tests/fixtures/qbo_sim.py. API Gateway is played by :class:`Api`: it runs the real
+REQUEST authorizer on every admin route (as API Gateway would) and builds proxy events from the samples in
+``events/handlers/``.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import secrets
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import jwt
+import pytest
+import qbsync.adapters._aws as aws_adapters
+import qbsync.connection.wiring as wiring
+import qbsync.settings as settings
+import requests
+from qbsync.adapters.secrets import clear_caches as clear_secret_caches
+from qbsync.qbo.oauth import clear_discovery_cache
+
+from local.stack.provision import Resources, clients
+
+ROOT = Path(__file__).resolve().parents[3]
+EVENTS = ROOT / "events" / "handlers"
+
+
+def load_handler(name: str) -> Any:
+    module_name = f"h7_{name}_app"
+    spec = importlib.util.spec_from_file_location(module_name, ROOT / "functions" / name / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # as Lambda's import would (pydantic resolves annotations there)
+    spec.loader.exec_module(module)
+    return module
+
+
+OAUTH = load_handler("oauth")
+AUTHORIZER = load_handler("authorizer")
+KEEPALIVE = load_handler("token_keepalive")
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "qbsync-test"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:qbsync-test"
+    aws_request_id: str = ""
+
+    def __post_init__(self) -> None:
+        self.aws_request_id = self.aws_request_id or str(uuid.uuid4())
+
+
+def sample(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / name).read_text())
+
+
+@dataclass
+class HttpResult:
+    status: int
+    headers: dict[str, str]
+    body: str
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class Api:
+    """API Gateway in front of the handlers: authorizer first (admin routes), then the proxy integration."""
+
+    def __init__(self, jwt_key: str) -> None:
+        self.jwt_key = jwt_key
+
+    def token(self, firm_id: str, role: str = "owner", user_id: str = "user-1", **overrides: Any) -> str:
+        claims = {
+            "sub": user_id,
+            "firm_id": firm_id,
+            "role": role,
+            "iss": "platform",
+            "aud": "qbsync-admin",
+            "exp": int(time.time()) + 300,
+            **overrides,
+        }
+        return jwt.encode(claims, self.jwt_key, algorithm="HS256")
+
+    def authorize(self, method: str, path: str, bearer: str | None) -> dict[str, Any]:
+        event = sample("authorizer_request.json")
+        event["methodArn"] = f"arn:aws:execute-api:us-east-1:123456789012:abc123/dev/{method}{path}"
+        event["headers"] = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+        return AUTHORIZER.lambda_handler(event, LambdaContext())
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        bearer: str | None = None,
+        body: Any = None,
+        query: dict[str, str] | None = None,
+    ) -> HttpResult:
+        if path == "/oauth/callback":
+            event = sample("oauth_callback.json")
+        else:
+            event = copy.deepcopy(sample("oauth_get_connection.json"))
+            try:
+                policy = self.authorize(method, path, bearer)
+            except Exception as exc:  # API Gateway answers 401 when the authorizer raises "Unauthorized"
+                assert str(exc) == "Unauthorized"
+                return HttpResult(401, {}, json.dumps({"error": "unauthorized"}))
+            event["requestContext"]["authorizer"] = {
+                **policy["context"],
+                "principalId": policy["principalId"],
+            }
+            event["headers"]["Authorization"] = f"Bearer {bearer}"
+        event.update(
+            httpMethod=method,
+            path=path,
+            resource=path,
+            body=json.dumps(body) if body is not None else None,
+            queryStringParameters=query,
+            multiValueQueryStringParameters={k: [v] for k, v in query.items()} if query else None,
+        )
+        event["requestContext"].update(
+            httpMethod=method, resourcePath=path, path=f"/dev{path}", requestId=str(uuid.uuid4())
+        )
+        response = OAUTH.lambda_handler(event, LambdaContext())
+        headers = dict(response.get("headers") or {})
+        for name, values in (response.get("multiValueHeaders") or {}).items():
+            headers[name] = ", ".join(values)
+        return HttpResult(response["statusCode"], headers, response.get("body") or "")
+
+
+def reset_caches() -> None:
+    settings.clear()
+    clear_secret_caches()
+    aws_adapters.default_client.cache_clear()
+    wiring.clear()
+    clear_discovery_cache()
+
+
+@dataclass
+class Stack:
+    api: Api
+    resources: Resources
+    sim: Any
+    app: Any
+    events_queue_url: str
+
+    def browser_consent(self, connect_url: str) -> dict[str, str]:
+        """Follow the consent URL like the owner's browser; returns the callback query Intuit sends."""
+        response = requests.get(connect_url, allow_redirects=False, timeout=10)
+        assert response.status_code == 302, response.text
+        location = response.headers["location"]
+        assert location.startswith(self.app.redirect_uri + "?")
+        return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+    def connect(self, firm_id: str, realm_id: str) -> HttpResult:
+        """connect-url → consent for ``realm_id`` → callback."""
+        self.sim.control.set_consent(realm_id=realm_id, client_id=self.app.client_id)
+        started = self.api.call("POST", "/connection/connect-url", bearer=self.api.token(firm_id))
+        assert started.status == 200, started.body
+        return self.api.call("GET", "/oauth/callback", query=self.browser_consent(started.json()["url"]))
+
+    def connection_events(self) -> list[dict[str, Any]]:
+        """Every "Connection Changed" detail published so far (drains the capture queue)."""
+        sqs = clients(self.resources.endpoint_url, self.resources.region)["sqs"]
+        out = []
+        while True:
+            messages = sqs.receive_message(QueueUrl=self.events_queue_url, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
+            if not messages:
+                return out
+            for message in messages:
+                envelope = json.loads(message["Body"])
+                assert envelope["source"] == "qbsync" and envelope["detail-type"] == "Connection Changed"
+                out.append(envelope["detail"])
+                sqs.delete_message(QueueUrl=self.events_queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+@pytest.fixture(scope="module")
+def events_capture(provisioned: Resources) -> str:
+    """A queue receiving every qbsync "Connection Changed" event of the bus (a test-only rule)."""
+    c = clients(provisioned.endpoint_url, provisioned.region)
+    url = c["sqs"].create_queue(QueueName=f"connection-events-{secrets.token_hex(4)}")["QueueUrl"]
+    arn = c["sqs"].get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    bus = provisioned.get_att("EventBus", "Name")
+    rule = f"capture-connection-{secrets.token_hex(4)}"
+    c["events"].put_rule(
+        Name=rule,
+        EventBusName=bus,
+        EventPattern=json.dumps({"source": ["qbsync"], "detail-type": ["Connection Changed"]}),
+    )
+    c["events"].put_targets(Rule=rule, EventBusName=bus, Targets=[{"Id": "capture", "Arn": arn}])
+    return url
+
+
+@pytest.fixture
+def stack(
+    aws_clean: Resources,
+    function_env: Any,
+    intuit_app_secret: Any,
+    qbo_sim: Any,
+    events_capture: str,
+) -> Iterator[Stack]:
+    function_env("OAuthFunction")
+    reset_caches()
+    c = clients(aws_clean.endpoint_url, aws_clean.region)
+    jwt_key = json.loads(
+        c["secretsmanager"].get_secret_value(SecretId=aws_clean.ref("AdminJwtSecret"))["SecretString"]
+    )["key"]
+    stack = Stack(Api(jwt_key), aws_clean, qbo_sim, intuit_app_secret, events_capture)
+    stack.connection_events()  # drain what earlier tests left
+    yield stack
+    reset_caches()
+
+
+def new_firm() -> str:
+    return "firm-" + secrets.token_hex(4)
