@@ -10,6 +10,7 @@ import logging
 import os
 import threading
 from types import TracebackType
+from typing import Any
 
 from moto.core.config import default_user_config
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
@@ -32,6 +33,27 @@ def configure_moto() -> None:
     # The Step Functions parser and moto's werkzeug log every request/state at INFO: too noisy.
     for name in ("werkzeug", "moto.stepfunctions", "moto.stepfunctions.parser"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class _AtomicDynamoDB:
+    """WSGI middleware: one DynamoDB request at a time.
+
+    Real DynamoDB applies each conditional write / transaction atomically; moto's threaded server
+    does not (two concurrent ``PutItem``s with ``attribute_not_exists`` can both succeed), which would
+    make leases and exactly-once guards look broken locally. Only DynamoDB calls are serialised:
+    SQS long polls and everything else stay concurrent.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+            return self.app(environ, start_response)
+        with self._lock:
+            # Materialise the body inside the lock so the whole request is handled there.
+            return list(self.app(environ, start_response))
 
 
 class MotoServer:
@@ -59,6 +81,9 @@ class MotoServer:
         configure_moto()
         server = ThreadedMotoServer(ip_address=self.host, port=self._requested_port, verbose=False)
         server.start()
+        wsgi = server._server  # werkzeug reads .app per request, so wrapping after start applies
+        assert wsgi is not None
+        wsgi.app = _AtomicDynamoDB(wsgi.app)
         self._server = server
         self.port = server.get_host_and_port()[1]
         os.environ["MOTO_PORT"] = str(self.port)

@@ -18,7 +18,6 @@ from qbsync.qbo.tokens import TokenProvider
 from qbsync.repositories.connections import ConnectionsRepository, Tokens
 
 from tests.integration.connection.conftest import KEEPALIVE, LambdaContext, new_firm, sample
-from tests.unit.connection.support import SerializedClient
 
 TOKEN_PATH = "/oauth2/v1/tokens/bearer"
 
@@ -69,9 +68,9 @@ def expire_soon(repository: ConnectionsRepository, firm: str, seconds: float = 6
 def test_concurrent_refresh_hits_the_simulator_once(stack, qbo_company, provisioned):
     firm = new_firm()
     assert stack.connect(firm, qbo_company).status == 200
-    # DynamoDB applies conditional writes atomically; moto's server does not lock, so calls are serialized
-    # client-side (see SerializedClient). Everything else is the production code on moto + the simulator.
-    ddb = SerializedClient(boto3.client("dynamodb"))
+    # Truly concurrent workers: the local moto server applies each DynamoDB request atomically, as
+    # DynamoDB does (local.stack.moto._AtomicDynamoDB); the code under test is the production code.
+    ddb = boto3.client("dynamodb")
     repository = ConnectionsRepository(
         DynamoTable(provisioned.ref("SyncStateTable"), client=ddb), TokenCipher(provisioned.ref("TokenKey"))
     )
