@@ -161,7 +161,7 @@ QUERYABLE_FIELDS: dict[str, frozenset[str]] = {
 # spelling so that lookups into the stored objects hit.
 _CANONICAL_NAMES = {
     name.lower(): name
-    for name in set().union(*QUERYABLE_FIELDS.values()) | {"CreateTime", "LastUpdatedTime", "value", "name"}
+    for name in sorted(set().union(*QUERYABLE_FIELDS.values()) | {"CreateTime", "LastUpdatedTime"})
 }
 
 

@@ -209,6 +209,13 @@ def test_dates_and_datetimes_compare_as_instants() -> None:
     assert ids("SELECT * FROM Customer WHERE MetaData.LastUpdatedTime > '2026-03-01'") == ["1", "10"]
 
 
+def test_name_is_canonical_whatever_the_hash_seed() -> None:
+    # "name" must map to Item/Account "Name" (a lower-case Ref key once shadowed it at random)
+    assert parse("SELECT * FROM Item WHERE name = 'x'").where[0].path == "Name"
+    rows = [{"Id": "1", "Name": "Sales", "Active": True}]
+    assert ids("SELECT * FROM Item WHERE name = 'sales'", rows) == ["1"]
+
+
 def test_property_names_are_case_insensitive() -> None:
     assert ids("SELECT * FROM Customer WHERE metadata.lastupdatedtime > '2026-03-02T18:00:00Z'") == [
         "1",
