@@ -1,0 +1,239 @@
+"""The entity-sync handler in-process, configured as template.yaml configures it, on moto + the simulator.
+
+The firm is connected by storing a connection with tokens the simulator issued (the OAuth flow itself is
+tested in tests/integration/connection). Events are the samples of ``events/platform`` wrapped in SQS
+records exactly as the ``PlatformEventsRule`` → ``OutboundQueue`` → Lambda path delivers them.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import secrets
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import qbsync.adapters._aws as aws_adapters
+import qbsync.connection.wiring as connection_wiring
+import qbsync.settings as settings
+import qbsync.sync.service as sync_wiring
+from qbsync.adapters.dynamodb import DynamoTable
+from qbsync.adapters.kms import TokenCipher
+from qbsync.adapters.secrets import clear_caches as clear_secret_caches
+from qbsync.errorlog import ErrorLogRepository
+from qbsync.qbo.oauth import clear_discovery_cache
+from qbsync.repositories.connections import ConnectionsRepository, Tokens
+from qbsync.repositories.firm_settings import FirmSettingsRepository
+from qbsync.sync.records import RecordsRepository
+from qbsync.sync.settings import FirmSyncSettings
+
+from local.stack.provision import Resources, clients
+
+ROOT = Path(__file__).resolve().parents[3]
+PLATFORM_EVENTS = ROOT / "events" / "platform"
+
+
+def load_handler(name: str) -> Any:
+    module_name = f"es_{name}_app"
+    spec = importlib.util.spec_from_file_location(module_name, ROOT / "functions" / name / "app.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+HANDLER = load_handler("entity_sync")
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "qbsync-entity-sync-test"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:qbsync-entity-sync-test"
+    aws_request_id: str = ""
+
+    def __post_init__(self) -> None:
+        self.aws_request_id = self.aws_request_id or str(uuid.uuid4())
+
+
+def platform_event(name: str, firm_id: str, **data_changes: Any) -> dict[str, Any]:
+    """A sample of events/platform for ``firm_id``, with ``data`` fields replaced."""
+    event = json.loads((PLATFORM_EVENTS / f"{name}.json").read_text())
+    event["detail"]["firm_id"] = firm_id
+    event["detail"]["data"].update(copy.deepcopy(data_changes))
+    return event
+
+
+def untaxed_invoice(firm_id: str, *, number: str = "INV-1042") -> dict[str, Any]:
+    """The invoice_sent sample without sales tax (the tax map is tested separately)."""
+    event = platform_event("invoice_sent", firm_id)
+    data = event["detail"]["data"]
+    for line in data["line_items"]:
+        line["tax_rate_id"] = None
+        line["tax_amount"] = None
+    data.update(number=number, tax_total="0.00", total="605.00", balance_due="605.00")
+    return event
+
+
+def sqs_record(body: Any, *, message_id: str | None = None) -> dict[str, Any]:
+    return {
+        "messageId": message_id or str(uuid.uuid4()),
+        "receiptHandle": secrets.token_hex(8),
+        "body": body if isinstance(body, str) else json.dumps(body),
+        "attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": str(int(time.time() * 1000)),
+            "SenderId": "AIDAEXAMPLE",
+            "ApproximateFirstReceiveTimestamp": str(int(time.time() * 1000)),
+        },
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:qbsync-outbound",
+        "awsRegion": "us-east-1",
+    }
+
+
+def reset_caches() -> None:
+    settings.clear()
+    clear_secret_caches()
+    aws_adapters.default_client.cache_clear()
+    connection_wiring.clear()
+    sync_wiring.clear()
+    clear_discovery_cache()
+
+
+@dataclass
+class SyncStack:
+    resources: Resources
+    sim: Any
+    realm_id: str
+    client_id: str
+    env: dict[str, str]
+    events_queue_url: str
+
+    def published(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every qbsync "Sync ..." event published so far, as (detail-type, detail) (drains the capture)."""
+        sqs = clients(self.resources.endpoint_url, self.resources.region)["sqs"]
+        out = []
+        while True:
+            got = sqs.receive_message(QueueUrl=self.events_queue_url, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
+            if not got:
+                return out
+            for message in got:
+                envelope = json.loads(message["Body"])
+                assert envelope["source"] == "qbsync"
+                out.append((envelope["detail-type"], envelope["detail"]))
+                sqs.delete_message(QueueUrl=self.events_queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    @property
+    def sync_table(self) -> DynamoTable:
+        return DynamoTable(self.env["SYNC_TABLE_NAME"])
+
+    @property
+    def records(self) -> RecordsRepository:
+        return RecordsRepository(self.sync_table)
+
+    @property
+    def errors(self) -> ErrorLogRepository:
+        return ErrorLogRepository(DynamoTable(self.env["ERROR_TABLE_NAME"]))
+
+    def connections(self) -> ConnectionsRepository:
+        return ConnectionsRepository(self.sync_table, TokenCipher(self.env["TOKEN_KMS_KEY_ID"]))
+
+    def connect(self, firm_id: str) -> None:
+        issued = self.sim.control.issue_tokens(self.client_id, self.realm_id)
+        now = time.time()
+        tokens = Tokens(
+            access_token=issued["access_token"],
+            refresh_token=issued["refresh_token"],
+            access_expires_at=now + float(issued["expires_in"]),
+            refresh_expires_at=now + float(issued["x_refresh_token_expires_in"]),
+        )
+        self.connections().create(
+            firm_id=firm_id,
+            realm_id=self.realm_id,
+            tokens=tokens,
+            company_name=None,
+            connected_by="user-1",
+            settings={},
+            now=now,
+        )
+
+    def set_settings(self, firm_id: str, **values: Any) -> None:
+        FirmSettingsRepository(self.sync_table).put(firm_id, FirmSyncSettings(**values), now=time.time())
+
+    def deliver(self, *bodies: Any) -> dict[str, Any]:
+        """One SQS batch to the handler; returns its ``batchItemFailures`` response."""
+        event = {"Records": [sqs_record(b) for b in bodies]}
+        return HANDLER.lambda_handler(event, LambdaContext())
+
+    def deliver_records(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        return HANDLER.lambda_handler({"Records": records}, LambdaContext())
+
+    def requeued(self) -> list[dict[str, Any]]:
+        """Drain the OutboundQueue: the events the service re-enqueued (parsed bodies)."""
+        sqs = clients(self.resources.endpoint_url, self.resources.region)["sqs"]
+        url = self.env["OUTBOUND_QUEUE_URL"]
+        out = []
+        while True:
+            got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+            if not got:
+                return out
+            for message in got:
+                out.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+    def entities(self, entity: str) -> list[dict[str, Any]]:
+        return self.sim.control.entities(self.realm_id, entity)
+
+
+@pytest.fixture(scope="module")
+def sync_events_capture(provisioned: Resources) -> str:
+    """A queue receiving every qbsync "Sync Status Changed" / "Sync Error Raised" event (a test-only rule)."""
+    c = clients(provisioned.endpoint_url, provisioned.region)
+    url = c["sqs"].create_queue(QueueName=f"sync-events-{secrets.token_hex(4)}")["QueueUrl"]
+    arn = c["sqs"].get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    bus = provisioned.get_att("EventBus", "Name")
+    rule = f"capture-sync-{secrets.token_hex(4)}"
+    c["events"].put_rule(
+        Name=rule,
+        EventBusName=bus,
+        EventPattern=json.dumps(
+            {"source": ["qbsync"], "detail-type": ["Sync Status Changed", "Sync Error Raised"]}
+        ),
+    )
+    c["events"].put_targets(Rule=rule, EventBusName=bus, Targets=[{"Id": "capture", "Arn": arn}])
+    return url
+
+
+@pytest.fixture
+def stack(
+    aws_clean: Resources,
+    function_env: Any,
+    intuit_app_secret: Any,
+    qbo_sim: Any,
+    qbo_company: str,
+    sync_events_capture: str,
+) -> Iterator[SyncStack]:
+    env = function_env("OAuthFunction")  # every function shares the Globals environment
+    reset_caches()
+    s = SyncStack(aws_clean, qbo_sim, qbo_company, intuit_app_secret.client_id, env, sync_events_capture)
+    s.requeued()  # drop what earlier tests left
+    s.published()
+    yield s
+    reset_caches()
+
+
+def new_firm() -> str:
+    return "firm-" + secrets.token_hex(4)
