@@ -58,6 +58,7 @@ def test_every_contract_logical_id_exists_with_its_type(template: dict[str, Any]
         "OAuthFunction": "AWS::Serverless::Function",
         "AdminAuthorizerFunction": "AWS::Serverless::Function",
         "TokenKeepAliveFunction": "AWS::Serverless::Function",
+        "EntitySyncFunction": "AWS::Serverless::Function",
         "AdminApi": "AWS::Serverless::Api",
         "SyncStateTable": "AWS::DynamoDB::Table",
         "ErrorLogTable": "AWS::DynamoDB::Table",
@@ -187,6 +188,55 @@ def test_keepalive_runs_on_a_classic_schedule(template: dict[str, Any]) -> None:
     assert schedules and schedules[0]["Properties"]["Schedule"] == "rate(15 minutes)"
 
 
+def test_entity_sync_consumes_the_outbound_queue_in_batches(template: dict[str, Any]) -> None:
+    function = template["Resources"]["EntitySyncFunction"]
+    props = function["Properties"]
+    assert function["Metadata"]["BuildMethod"] == "makefile"
+    assert props["CodeUri"] == "functions/entity_sync"
+    assert props["Handler"] == "app.lambda_handler"
+    (event,) = _sqs_events(function)
+    assert event["Queue"] == {"Fn::GetAtt": ["OutboundQueue", "Arn"]}
+    assert event["BatchSize"] == 10
+    assert 0 < event["MaximumBatchingWindowInSeconds"] <= 5
+    # Without it one failed record makes SQS redeliver the whole batch (written records included).
+    assert event.get("FunctionResponseTypes") == ["ReportBatchItemFailures"]
+    # QBO allows 10 requests in flight per realm+app; every invocation writes one record at a time.
+    assert 2 <= event["ScalingConfig"]["MaximumConcurrency"] <= 10
+    # Reserved concurrency would throttle the pollers and push healthy records to the DLQ.
+    assert "ReservedConcurrentExecutions" not in props
+    # The only consumer of OutboundQueue, and the queue hides a message for 6x its timeout.
+    assert _consumers_of(template, "OutboundQueue") == [function]
+    queue = template["Resources"]["OutboundQueue"]["Properties"]
+    assert queue["VisibilityTimeout"] >= 6 * props["Timeout"]
+    assert props["Timeout"] >= template["Globals"]["Function"]["Timeout"]  # a batch is up to 10 QBO writes
+
+
+def test_entity_sync_event_source_mapping_after_translation(translated: dict[str, Any]) -> None:
+    mappings = [
+        r["Properties"]
+        for r in translated["Resources"].values()
+        if r["Type"] == "AWS::Lambda::EventSourceMapping"
+        and r["Properties"]["FunctionName"] == {"Ref": "EntitySyncFunction"}
+    ]
+    (mapping,) = mappings
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["OutboundQueue", "Arn"]}
+    assert mapping["BatchSize"] == 10
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["ScalingConfig"]["MaximumConcurrency"] <= 10
+
+
+def test_entity_sync_environment_points_at_its_resources(translated: dict[str, Any]) -> None:
+    env = translated["Resources"]["EntitySyncFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["SYNC_TABLE_NAME"] == {"Ref": "SyncStateTable"}
+    assert env["ERROR_TABLE_NAME"] == {"Ref": "ErrorLogTable"}
+    assert env["OUTBOUND_QUEUE_URL"] == {"Ref": "OutboundQueue"}
+    assert env["INTUIT_APP_SECRET_ARN"] == {"Ref": "IntuitAppSecret"}
+    assert env["TOKEN_KMS_KEY_ID"] == {"Fn::GetAtt": ["TokenKey", "Arn"]}
+    assert env["EVENT_BUS_NAME"] == {"Fn::GetAtt": ["EventBus", "Name"]}
+    assert env["QBO_API_BASE_URL"] == {"Ref": "QboApiBaseUrl"}
+    assert env["QBO_MINOR_VERSION"] == {"Ref": "QboMinorVersion"}
+
+
 # ----------------------------------------------------------------------------- API and authorizer
 
 
@@ -286,24 +336,36 @@ def _all_dlqs(template: dict[str, Any]) -> set[str]:
     return dlqs
 
 
+def _sqs_events(function: dict[str, Any]) -> list[dict[str, Any]]:
+    return [e["Properties"] for e in function["Properties"].get("Events", {}).values() if e["Type"] == "SQS"]
+
+
+def _consumers_of(template: dict[str, Any], queue: str) -> list[dict[str, Any]]:
+    """Functions with an SQS event source on that queue."""
+    return [
+        function
+        for function in _functions(template).values()
+        if any(e["Queue"] == {"Fn::GetAtt": [queue, "Arn"]} for e in _sqs_events(function))
+    ]
+
+
 def test_every_work_queue_has_a_dlq(template: dict[str, Any]) -> None:
     queues = _resources(template, "AWS::SQS::Queue")
     dlqs = _all_dlqs(template)
     work_queues = {k: q for k, q in queues.items() if k not in dlqs}
     assert set(work_queues) == {"OutboundQueue", "InboundQueue", "RetryQueue"}
-    longest_timeout = max(
-        [template["Globals"]["Function"]["Timeout"]]
-        + [
-            f["Properties"].get("Timeout", 0)
-            for f in _functions(template).values()
-            if any(e["Type"] == "SQS" for e in f["Properties"].get("Events", {}).values())
-        ]
-    )
+    default_timeout = template["Globals"]["Function"]["Timeout"]
     for logical_id, queue in work_queues.items():
         props = queue["Properties"]
         assert _dlq_of(queue) == logical_id.replace("Queue", "DLQ"), logical_id
         assert props["RedrivePolicy"]["maxReceiveCount"] == 5, logical_id
-        assert props["VisibilityTimeout"] >= 6 * longest_timeout, logical_id
+        # AWS guidance for SQS event sources: visibility >= 6x the consumer's timeout (a queue nobody
+        # consumes yet is held to the default timeout, so a consumer added later with it is covered).
+        timeouts = [default_timeout] + [
+            consumer["Properties"].get("Timeout", default_timeout)
+            for consumer in _consumers_of(template, logical_id)
+        ]
+        assert props["VisibilityTimeout"] >= 6 * max(timeouts), logical_id
         assert props["SqsManagedSseEnabled"] is True, logical_id
         assert "FifoQueue" not in props, logical_id
     for dlq in dlqs:
@@ -368,7 +430,7 @@ def test_secrets_have_the_contract_shape(template: dict[str, Any]) -> None:
 
 def test_function_policies_are_scoped(translated: dict[str, Any]) -> None:
     roles = {k: v for k, v in translated["Resources"].items() if k.endswith("FunctionRole")}
-    assert len(roles) == 3
+    assert len(roles) == 4
     for logical_id, role in roles.items():
         for policy in role["Properties"].get("Policies", []):
             for statement in policy["PolicyDocument"]["Statement"]:
@@ -380,6 +442,42 @@ def test_function_policies_are_scoped(translated: dict[str, Any]) -> None:
         assert other not in authorizer_policies, other
 
 
+def _statements(role: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for p in role["Properties"].get("Policies", []) for s in p["PolicyDocument"]["Statement"]]
+
+
+def test_entity_sync_policies_name_their_resources(translated: dict[str, Any]) -> None:
+    role = translated["Resources"]["EntitySyncFunctionRole"]
+    granted: dict[str, set[str]] = {}
+    for statement in _statements(role):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        # Logical ids the statement's resources are built from (Ref / GetAtt inside the ARN).
+        targets = set(
+            re.findall(r'"(?:Ref|Fn::GetAtt)": \[?"([A-Za-z0-9]+)"', json.dumps(statement["Resource"]))
+        )
+        assert targets, statement  # never a bare "*"
+        for action in actions:
+            granted.setdefault(action.split(":")[0], set()).update(targets)
+        if any(a.startswith("kms:") for a in actions):
+            assert sorted(actions) == ["kms:Decrypt", "kms:Encrypt"]
+            assert statement.get("Condition") == {"Null": {"kms:EncryptionContext:firm_id": "false"}}
+    assert granted == {
+        "dynamodb": {"SyncStateTable", "ErrorLogTable"},
+        "secretsmanager": {"IntuitAppSecret"},
+        "events": {"EventBus"},
+        "sqs": {"OutboundQueue"},
+        "kms": {"TokenKey"},
+    }
+    # Consuming the queue is SAM's managed SQS poller policy; nothing else is attached.
+    assert sorted(role["Properties"]["ManagedPolicyArns"]) == sorted(
+        [
+            "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+            "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
+            "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole",
+        ]
+    )
+
+
 # ----------------------------------------------------------------------------- translation helper
 
 
@@ -389,7 +487,12 @@ def test_translate_is_offline_pure_and_complete(template: dict[str, Any], transl
     assert json.dumps(template, sort_keys=True) == before  # input not modified
     assert not [r for r in again["Resources"].values() if r["Type"].startswith("AWS::Serverless::")]
     functions = {k: v for k, v in translated["Resources"].items() if v["Type"] == "AWS::Lambda::Function"}
-    assert set(functions) == {"OAuthFunction", "AdminAuthorizerFunction", "TokenKeepAliveFunction"}
+    assert set(functions) == {
+        "OAuthFunction",
+        "AdminAuthorizerFunction",
+        "TokenKeepAliveFunction",
+        "EntitySyncFunction",
+    }
     code = functions["OAuthFunction"]["Properties"]["Code"]
     assert code == {"S3Bucket": "qbsync-local-artifacts", "S3Key": "functions/oauth.zip"}
     assert functions["OAuthFunction"]["Properties"]["Runtime"] == "python3.13"
