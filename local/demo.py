@@ -15,8 +15,10 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -56,6 +58,7 @@ class Demo:
     steps: list[Step] = field(default_factory=list)
     http: requests.Session = field(default_factory=requests.Session)
     events_queue_url: str = ""
+    statuses: Counter[tuple[Any, Any, Any]] = field(default_factory=Counter)
 
     # ---- the platform side --------------------------------------------------------------------------
     def token(self, role: str = "owner", firm_id: str = FIRM_ID, user: str = "u-owner") -> str:
@@ -93,6 +96,55 @@ class Demo:
         callback = authorize.headers["Location"]
         page = self.http.get(callback, allow_redirects=False, timeout=60)
         return str(self.expect(page, 200))
+
+    def put_platform_event(self, event: dict[str, Any]) -> None:
+        """The platform's side of the contract: one event on qbsync's bus (docs/events/README.md)."""
+        resources = self.stack.resources
+        assert resources is not None
+        answer = clients(self.stack.endpoint_url, self.stack.region)["events"].put_events(
+            Entries=[
+                {
+                    "EventBusName": resources.ref("EventBus"),
+                    "Source": event["source"],
+                    "DetailType": event["detail-type"],
+                    "Detail": json.dumps(event["detail"]),
+                }
+            ]
+        )
+        if answer["FailedEntryCount"]:
+            raise DemoFailure(f"PutEvents failed: {answer['Entries']}")
+
+    def _poll_inbox(self, wait_seconds: int) -> int:
+        """Receive qbsync's status events from the platform's inbox; returns how many arrived."""
+        sqs = clients(self.stack.endpoint_url, self.stack.region)["sqs"]
+        got = sqs.receive_message(
+            QueueUrl=self.events_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds
+        ).get("Messages", [])
+        for message in got:
+            detail = json.loads(message["Body"])["detail"]
+            sqs.delete_message(QueueUrl=self.events_queue_url, ReceiptHandle=message["ReceiptHandle"])
+            key = (detail.get("entity_type"), detail.get("platform_id"), detail.get("status"))
+            self.statuses[key] += 1
+        return len(got)
+
+    def wait_for_status(
+        self, entity_type: str, platform_id: str, status: str, *, at_least: int = 1, timeout: float = 90
+    ) -> None:
+        """Long-poll the platform's inbox until qbsync has announced that status for that record
+        ``at_least`` times (entity types as in the event contract: "Payment", "Invoice", ...)."""
+        deadline = time.monotonic() + timeout
+        while self.statuses[(entity_type, platform_id, status)] < at_least:
+            if time.monotonic() >= deadline:
+                raise DemoFailure(
+                    f"no {status!r} status for {entity_type} {platform_id} within {timeout:.0f}s"
+                )
+            self._poll_inbox(wait_seconds=2)
+
+    def settle(self, quiet_seconds: int = 3, timeout: float = 60) -> None:
+        """Wait until the inbox stays empty for ``quiet_seconds`` (all queued work has finished)."""
+        deadline = time.monotonic() + timeout
+        while self._poll_inbox(wait_seconds=quiet_seconds) and time.monotonic() < deadline:
+            pass
 
     def received_events(self) -> list[dict[str, Any]]:
         sqs = clients(self.stack.endpoint_url, self.stack.region)["sqs"]
@@ -238,6 +290,40 @@ def run(demo: Demo) -> None:
             f"old company archived ({done['archived'][0]['realm_id']})"
         )
 
+    def outbound() -> str:
+        account = _platform_event("client_account_created")
+        invoice = _platform_event("invoice_created")
+        data = invoice["detail"]["data"]
+        for line in data["line_items"]:  # no platform services or tax map in this demo firm yet
+            line.update(service_id=None, work_type_id=None, tax_rate_id=None, tax_amount=None)
+        data.update(tax_total="0.00", total="605.00", balance_due="605.00")
+        payment = _platform_event("payment_created")
+        payment["detail"]["data"].update(
+            amount="605.00", allocations=[{"invoice_id": data["id"], "amount": "605.00"}]
+        )
+        for event in (account, invoice, payment):
+            demo.put_platform_event(event)
+        payment_id = payment["detail"]["data"]["id"]
+        demo.wait_for_status("Payment", payment_id, "synced")
+        demo.settle()
+        seen = demo.statuses[("Payment", payment_id, "synced")]
+        demo.put_platform_event(payment)  # the platform sends the same payment again (a retry)
+        demo.wait_for_status("Payment", payment_id, "synced", at_least=seen + 1)
+        customers = [c for c in sim.entities(realm_b, "Customer") if c["DisplayName"] == "Harbour Bakery LLC"]
+        invoices = sim.entities(realm_b, "Invoice")
+        payments = sim.entities(realm_b, "Payment")
+        if (len(customers), len(invoices), len(payments)) != (1, 1, 1):
+            raise DemoFailure(
+                f"customers {len(customers)}, invoices {len(invoices)}, payments {len(payments)}"
+            )
+        if Decimal(str(invoices[0]["Balance"])) != 0:
+            raise DemoFailure(f"invoice balance {invoices[0]['Balance']}")
+        return (
+            f"QuickBooks now has customer {customers[0]['DisplayName']!r}, invoice total "
+            f"{invoices[0]['TotalAmt']} with balance {invoices[0]['Balance']}, and 1 payment "
+            "(the payment was sent twice)"
+        )
+
     def events() -> str:
         got = demo.received_events()
         kinds = [f"{e['detail-type']}:{e['detail'].get('status') or e['detail'].get('change')}" for e in got]
@@ -255,6 +341,14 @@ def run(demo: Demo) -> None:
     demo.step("Firm disables the app inside QuickBooks", revoked_in_qbo)
     demo.step("Owner connects a different company (typed ACCEPT guard)", switch)
     demo.step("Platform received qbsync's connection events", events)
+    demo.step("Platform sends an account, an invoice and a payment; each lands in QuickBooks once", outbound)
+
+
+def _platform_event(name: str) -> dict[str, Any]:
+    """A sample platform event from events/platform, for the demo firm."""
+    event = json.loads((REPO_ROOT / "events" / "platform" / f"{name}.json").read_text(encoding="utf-8"))
+    event["detail"]["firm_id"] = FIRM_ID
+    return dict(event)
 
 
 def _title(page: str) -> str:
