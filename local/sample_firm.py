@@ -1,0 +1,844 @@
+"""A realistic sample firm for ``make demo`` (issue 4, item 8): generated platform events, sent through
+the local stack, and a report of what landed in QuickBooks.
+
+:func:`generate` builds, deterministically from a seed, the EventBridge events the platform would send
+for a small accounting practice: 55 client accounts, 20 services, 300 invoices (1-4 lines each), and
+payments of every kind qbsync handles - full, partial, split across 2-3 invoices, paid from client
+credit balance (a QBO CreditMemo), refunds of card payments and card processing fees. Three records are
+wrong on purpose, so that the error log has something true to show:
+
+* an invoice whose line carries a platform tax rate the firm never mapped (``tax_rate_unmapped``,
+  Taxes; the firm's tax map is empty by default);
+* a client account whose name contains a colon, which QuickBooks refuses in a name
+  (``name_invalid_characters``, Accounts);
+* a client account named exactly like an earlier one: QuickBooks answers fault 6240
+  (``duplicate_name``, Accounts).
+
+The invoices of the two bad accounts stay ``blocked`` (waiting on their account), as they should.
+
+:func:`run` sends the events through the demo's real bus, shows progress, waits (bounded) for qbsync's
+"Sync Status Changed" events, then reads the simulator and the error log and returns a
+:class:`SampleReport` (``render()`` for the tables, ``ok`` for the verdict).
+
+This module imports nothing from ``qbsync`` (``python -m local.demo`` runs without ``layers/core`` on the
+path); the unit test checks every event against ``qbsync.models.platform_events``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Protocol
+
+__all__ = [
+    "QBO_ENTITY_OF",
+    "DeliberateError",
+    "SampleFirm",
+    "SampleFirmError",
+    "SampleReport",
+    "generate",
+    "run",
+]
+
+_CENT = Decimal("0.01")
+#: The QBO entity each platform record becomes (a credit-balance payment becomes a CreditMemo).
+QBO_ENTITY_OF = {
+    "ClientAccount": "Customer",
+    "Service": "Item",
+    "Invoice": "Invoice",
+    "Payment": "Payment",
+    "Refund": "RefundReceipt",
+    "ProcessingFee": "Purchase",
+}
+#: Which note field carries qbsync's ``qbsync:<Entity>:<id>`` marker, per QBO entity.
+_NOTE_FIELD = {"Customer": "Notes", "Item": "Description"}
+_MARKER = re.compile(r"qbsync:([A-Za-z]+):([A-Za-z0-9_.:\-]+?)(?=$|[\s;,)])")
+_TERMINAL = ("synced", "failed", "skipped", "blocked")
+
+N_ACCOUNTS = 55
+N_SERVICES = 20
+N_INVOICES = 300
+#: Invoices are dated within this many days before the reference day.
+HISTORY_DAYS = 150
+
+
+class SampleFirmError(Exception):
+    """The sample firm could not be generated or sent (bad arguments, PutEvents refused entries)."""
+
+
+@dataclass(frozen=True)
+class DeliberateError:
+    """A record that is wrong on purpose: ``entity_type`` as in the events ("Invoice", ...)."""
+
+    entity_type: str
+    platform_id: str
+    reason_code: str
+    category: str
+    what: str
+
+
+@dataclass
+class SampleFirm:
+    """Generated events (in send order) and what should come of them.
+
+    ``expected_qbo`` - how many objects of each QBO entity should be created (our own, marked ones);
+    ``expected_synced`` / ``expected_blocked`` - (entity_type, platform_id) sets;
+    ``platform_invoice_total`` - the sum of every generated invoice total; ``expected_invoice_total``
+    - of those that should land in QBO; ``payment_total`` - sum of payments that should land.
+    """
+
+    firm_id: str
+    seed: int
+    events: list[dict[str, Any]]
+    records: dict[str, list[dict[str, Any]]]
+    deliberate_errors: tuple[DeliberateError, ...]
+    expected_synced: frozenset[tuple[str, str]]
+    expected_blocked: frozenset[tuple[str, str]]
+    expected_qbo: dict[str, int]
+    platform_invoice_total: Decimal
+    expected_invoice_total: Decimal
+    expected_invoice_balance: Decimal
+    payment_total: Decimal
+    kinds: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def expected_failed(self) -> frozenset[tuple[str, str]]:
+        return frozenset((e.entity_type, e.platform_id) for e in self.deliberate_errors)
+
+    @property
+    def record_keys(self) -> frozenset[tuple[str, str]]:
+        """(entity_type, platform_id) of every record of the sample."""
+        return frozenset((t, str(r["id"])) for t, recs in self.records.items() for r in recs)
+
+    @property
+    def expected_terminal(self) -> int:
+        """How many records should announce a final status (synced or failed; blocked records announce
+        nothing, they wait)."""
+        return len(self.expected_synced) + len(self.expected_failed)
+
+
+# --- generation ----------------------------------------------------------------------------------------
+
+_FIRST = [
+    "Harborview", "Granite", "Maple", "Cedar", "Bayview", "Summit", "Riverside", "Northwind", "Lighthouse",
+    "Pinecrest", "Oakridge", "Blue Heron", "Willow", "Copper Kettle", "Foxglove", "Seaside", "Ironwood",
+    "Meadowlark", "Silver Birch", "Tidewater", "Brightwater", "Old Mill", "Kestrel", "Juniper", "Sandpiper",
+]  # fmt: skip
+_SECOND = [
+    "Bakery", "Dental", "Landscaping", "Plumbing", "Realty", "Veterinary Clinic", "Coffee Roasters",
+    "Architects", "Yoga Studio", "Auto Repair", "Books", "Brewing", "Florist", "Physiotherapy",
+    "Design Studio", "Marine Supply", "Hardware", "Catering", "Electric", "Law Office",
+]  # fmt: skip
+_SUFFIX = ["LLC", "Inc.", "& Co.", "Ltd", "Partners", "Group", ""]
+_PEOPLE = ["Maria Alvarez", "Tom Becker", "Priya Natarajan", "Sam O'Neill", "Grace Liu", "Omar Haddad"]
+_CITIES = [("Portland", "ME", "041"), ("Bangor", "ME", "044"), ("Burlington", "VT", "054")]
+_SERVICES: list[tuple[str, str, str]] = [
+    ("Bookkeeping (monthly)", "hour", "95.00"),
+    ("Bank reconciliation", "hour", "85.00"),
+    ("Payroll run", "item", "65.00"),
+    ("Payroll setup", "item", "250.00"),
+    ("Individual tax return (1040)", "item", "425.00"),
+    ("Business tax return (1120-S)", "item", "1150.00"),
+    ("Partnership return (1065)", "item", "975.00"),
+    ("Sales tax filing", "item", "120.00"),
+    ("Quarterly estimates", "item", "150.00"),
+    ("1099 preparation", "item", "18.50"),
+    ("Advisory meeting", "hour", "175.00"),
+    ("CFO services", "hour", "210.00"),
+    ("Cleanup bookkeeping", "hour", "110.00"),
+    ("Financial statements", "item", "600.00"),
+    ("Budget and forecast", "hour", "160.00"),
+    ("IRS notice response", "hour", "195.00"),
+    ("Entity formation", "item", "800.00"),
+    ("QuickBooks training", "hour", "90.00"),
+    ("Audit support", "hour", "185.00"),
+    ("Year-end close", "item", "700.00"),
+]
+
+
+def _money(value: Decimal) -> Decimal:
+    return value.quantize(_CENT, rounding=ROUND_HALF_UP)
+
+
+def _s(value: Decimal) -> str:
+    return str(_money(value))
+
+
+class _Events:
+    """Builds EventBridge events shaped like events/platform/*.json, numbered in creation order."""
+
+    def __init__(self, firm_id: str, seed: int, start: datetime) -> None:
+        self.firm_id = firm_id
+        self.seed = seed
+        self.start = start
+        self.out: list[dict[str, Any]] = []
+
+    def add(self, detail_type: str, data: dict[str, Any], when: date) -> None:
+        n = len(self.out) + 1
+        # occurred_at: the record's own day, made unique and increasing by the event number
+        at = datetime(when.year, when.month, when.day, 9, tzinfo=UTC) + timedelta(seconds=n)
+        stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.out.append(
+            {
+                "version": "0",
+                "id": f"sample-{self.seed}-{n:05d}",
+                "detail-type": detail_type,
+                "source": "platform",
+                "account": "123456789012",
+                "time": stamp,
+                "region": "us-east-1",
+                "resources": [],
+                "detail": {
+                    "firm_id": self.firm_id,
+                    "event_id": f"evt-sample-{self.seed}-{n:05d}",
+                    "occurred_at": stamp,
+                    "correlation_id": f"corr-sample-{self.seed}-{n:05d}",
+                    "version": 1,
+                    "data": data,
+                },
+            }
+        )
+
+
+def _account_names(rng: random.Random, count: int) -> list[str]:
+    combos = [f"{a} {b}" for a in _FIRST for b in _SECOND]
+    rng.shuffle(combos)
+    names: list[str] = []
+    for base in combos[:count]:
+        suffix = rng.choice(_SUFFIX)
+        names.append(f"{base} {suffix}".strip())
+    return names
+
+
+def generate(
+    firm_id: str,
+    seed: int = 7,
+    *,
+    today: date | None = None,
+    n_accounts: int = N_ACCOUNTS,
+    n_invoices: int = N_INVOICES,
+) -> SampleFirm:
+    """Deterministic sample firm for ``firm_id`` (same seed and ``today`` -> same events).
+
+    ``today`` is the reference day (default: the current UTC day); every record is dated within the
+    :data:`HISTORY_DAYS` before it. ``n_accounts`` / ``n_invoices`` scale the firm down for a quick run
+    (the issue's demo uses the defaults: 55 accounts, 300 invoices).
+
+    Raises :class:`SampleFirmError` for an empty firm id, fewer than 5 accounts, more accounts than
+    there are distinct names, or fewer invoices than accounts + 2.
+    """
+    if not firm_id or not isinstance(firm_id, str):
+        raise SampleFirmError("firm_id must be a non-empty string")
+    if not 5 <= n_accounts <= len(_FIRST) * len(_SECOND):
+        raise SampleFirmError(f"n_accounts must be between 5 and {len(_FIRST) * len(_SECOND)}")
+    if n_invoices < n_accounts + 2:
+        raise SampleFirmError("n_invoices must be at least n_accounts + 2 (every account bills)")
+    rng = random.Random(seed)
+    today = today or datetime.now(UTC).date()
+    first_day = today - timedelta(days=HISTORY_DAYS)
+    ev = _Events(firm_id, seed, datetime(first_day.year, first_day.month, first_day.day, tzinfo=UTC))
+    kinds: Counter[str] = Counter()
+
+    # --- client accounts -----------------------------------------------------------------------------
+    names = _account_names(rng, n_accounts)
+    accounts: list[dict[str, Any]] = []
+    for i, name in enumerate(names):
+        city, region, zip3 = rng.choice(_CITIES)
+        slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40]
+        accounts.append(
+            {
+                "id": f"acct-{1000 + i}",
+                "name": name,
+                "account_type": "company",
+                "active": True,
+                "contact_ids": [],
+                "email": f"billing@{slug}.example",
+                "phones": [{"type": "work", "number": f"+1 207 555 {rng.randint(100, 9999):04d}"}],
+                "billing_address": {
+                    "line1": f"{rng.randint(2, 980)} {rng.choice(['Main', 'Water', 'Elm', 'Congress'])} St",
+                    "line2": None,
+                    "city": city,
+                    "region": region,
+                    "postal_code": f"{zip3}{rng.randint(1, 99):02d}",
+                    "country": "US",
+                },
+                "currency": "USD",
+            }
+        )
+    # Deliberate errors on accounts: a colon in the name, and a name that an earlier account already has.
+    colon_account = accounts[-2]
+    colon_account["name"] = f"{_PEOPLE[0]}: Household"
+    colon_account["account_type"] = "individual"
+    duplicate_account = accounts[-1]
+    duplicate_account["name"] = accounts[0]["name"]
+    good_accounts = accounts[:-2]
+
+    # --- services ------------------------------------------------------------------------------------
+    services: list[dict[str, Any]] = [
+        {
+            "id": f"svc-{300 + i}",
+            "name": name,
+            "description": f"{name} for the client",
+            "rate": rate,
+            "rate_type": rate_type,
+            "active": True,
+            "taxable": False,
+            "tax_rate_id": None,
+        }
+        for i, (name, rate_type, rate) in enumerate(_SERVICES)
+    ]
+
+    # --- invoices ------------------------------------------------------------------------------------
+    # Every good account gets at least one invoice (accounts sync only with activity); the rest are
+    # spread at random. The two bad accounts get one invoice each, dated last, which stays blocked.
+    owners = [a["id"] for a in good_accounts]
+    owners += [rng.choice(good_accounts)["id"] for _ in range(n_invoices - 2 - len(owners))]
+    rng.shuffle(owners)
+    days = sorted(first_day + timedelta(days=rng.randint(0, HISTORY_DAYS - 31)) for _ in owners)
+    owners += [colon_account["id"], duplicate_account["id"]]
+    days += [today - timedelta(days=20), today - timedelta(days=20)]
+    invoices: list[dict[str, Any]] = []
+    for i, (owner, issued) in enumerate(zip(owners, days, strict=True)):
+        lines = []
+        for n in range(1, rng.randint(1, 4) + 1):
+            svc = rng.choice(services)
+            rate = Decimal(svc["rate"])
+            if svc["rate_type"] == "hour":
+                qty = Decimal(rng.choice(["0.5", "1", "1.25", "2", "3.5", "4", "6", "7.75", "10"]))
+            else:
+                qty = Decimal(rng.choice(["1", "1", "1", "2", "3", "12"]))
+            lines.append(
+                {
+                    "id": f"ln-{n}",
+                    "service_id": svc["id"],
+                    "work_type_id": None,
+                    "description": svc["name"] if n % 2 else f"{svc['name']} - {issued.strftime('%B')}",
+                    "quantity": str(qty),
+                    "rate": svc["rate"],
+                    "amount": _s(qty * rate),
+                    "tax_rate_id": None,
+                    "tax_amount": None,
+                }
+            )
+        subtotal = sum((Decimal(line["amount"]) for line in lines), Decimal("0.00"))
+        invoices.append(
+            {
+                "id": f"inv-{5000 + i}",
+                "number": f"INV-{2401 + i}",
+                "account_id": owner,
+                "status": "sent",
+                "issue_date": issued.isoformat(),
+                "due_date": (issued + timedelta(days=30)).isoformat(),
+                "currency": "USD",
+                "line_items": lines,
+                "subtotal": _s(subtotal),
+                "tax_total": "0.00",
+                "total": _s(subtotal),
+                "balance_due": _s(subtotal),
+                "memo": "Thank you for your business",
+                "sent_at": f"{issued.isoformat()}T15:00:00Z",
+            }
+        )
+    # Deliberate error: one invoice of a good account charges a tax rate the firm never mapped.
+    taxed = invoices[n_invoices // 2]
+    first_line = taxed["line_items"][0]
+    tax = _money(Decimal(first_line["amount"]) * Decimal("0.055"))
+    first_line.update(tax_rate_id="tax-me-sales", tax_amount=_s(tax))
+    taxed["tax_total"] = _s(tax)
+    taxed["total"] = taxed["balance_due"] = _s(Decimal(taxed["subtotal"]) + tax)
+    bad_invoices = {taxed["id"], invoices[-2]["id"], invoices[-1]["id"]}
+
+    # --- payments, refunds, fees ---------------------------------------------------------------------
+    balance = {inv["id"]: Decimal(inv["total"]) for inv in invoices}
+    by_account: dict[str, list[dict[str, Any]]] = {}
+    for inv in invoices:
+        if inv["id"] not in bad_invoices:
+            by_account.setdefault(inv["account_id"], []).append(inv)
+    payments: list[dict[str, Any]] = []
+    refunds: list[dict[str, Any]] = []
+    fees: list[dict[str, Any]] = []
+
+    def pay(account_id: str, allocs: list[tuple[dict[str, Any], Decimal]], method: str, kind: str) -> None:
+        when = max(date.fromisoformat(inv["issue_date"]) for inv, _ in allocs) + timedelta(
+            days=rng.randint(3, 25)
+        )
+        amount = sum((a for _, a in allocs), Decimal("0.00"))
+        pid = f"pay-{7000 + len(payments)}"
+        card = method == "card"
+        reference = f"ch_{seed}{len(payments):05d}" if card else None
+        if method == "check":
+            reference = str(rng.randint(1000, 9999))
+        payout = {"payout_id": f"po_{seed}{len(payments):05d}", "deposited_on": str(when + timedelta(days=2))}
+        deposit = payout if card else None
+        payments.append(
+            {
+                "id": pid,
+                "account_id": account_id,
+                "payment_date": when.isoformat(),
+                "currency": "USD",
+                "amount": _s(amount),
+                "method": method,
+                "offline": False,
+                "sync_override": None,
+                "allocations": [{"invoice_id": inv["id"], "amount": _s(a)} for inv, a in allocs],
+                "processor": "stripe" if card else None,
+                "reference": reference,
+                "description": "Paid through the client portal" if card else None,
+                "deposit": deposit,
+            }
+        )
+        for inv, a in allocs:
+            balance[inv["id"]] -= a
+        kinds[kind] += 1
+        if card:
+            # Stripe-like fee: 2.9% + 30c, on every card payment.
+            fee = _money(amount * Decimal("0.029") + Decimal("0.30"))
+            fees.append(
+                {
+                    "id": f"fee-{9000 + len(fees)}",
+                    "payment_id": pid,
+                    "account_id": account_id,
+                    "fee_date": when.isoformat(),
+                    "currency": "USD",
+                    "amount": _s(fee),
+                    "processor": "stripe",
+                    "description": "Card processing fee",
+                }
+            )
+            if len(payments) % 7 == 0:
+                part = _money(amount * Decimal(rng.choice(["0.1", "0.25", "0.5", "1"])))
+                refunds.append(
+                    {
+                        "id": f"ref-{8000 + len(refunds)}",
+                        "payment_id": pid,
+                        "account_id": account_id,
+                        "refund_date": (when + timedelta(days=rng.randint(1, 10))).isoformat(),
+                        "currency": "USD",
+                        "amount": _s(part),
+                        "invoice_id": allocs[0][0]["id"],
+                        "reason": "Billed in error" if part == amount else "Goodwill adjustment",
+                    }
+                )
+
+    methods = ["card", "card", "check", "check", "bank_transfer", "cash"]
+    for account_id in sorted(by_account):
+        open_invoices = by_account[account_id]
+        i = 0
+        while i < len(open_invoices):
+            roll = rng.random()
+            inv = open_invoices[i]
+            if roll < 0.08 and i + 1 < len(open_invoices):  # split across 2-3 invoices
+                group = open_invoices[i : i + rng.choice([2, 3])]
+                pay(account_id, [(g, balance[g["id"]]) for g in group], rng.choice(methods), "split")
+                i += len(group)
+            elif roll < 0.18:  # partial now, sometimes the rest later
+                part = _money(balance[inv["id"]] * Decimal(rng.choice(["0.25", "0.4", "0.5", "0.6"])))
+                pay(account_id, [(inv, part)], rng.choice(methods), "partial")
+                if rng.random() < 0.5:
+                    pay(account_id, [(inv, balance[inv["id"]])], rng.choice(methods), "full")
+                i += 1
+            elif roll < 0.23:  # paid from the client's credit balance (a QBO CreditMemo)
+                part = _money(min(balance[inv["id"]], Decimal(rng.choice(["50", "100", "150", "250"]))))
+                pay(account_id, [(inv, part)], "credit_balance", "credit_balance")
+                i += 1
+            elif roll < 0.60:
+                pay(account_id, [(inv, balance[inv["id"]])], rng.choice(methods), "full")
+                i += 1
+            else:  # still open
+                kinds["unpaid"] += 1
+                i += 1
+
+    # --- send order: natural (records in date order, each account right after its first invoice,
+    # so that it syncs at once instead of being skipped as "no activity" and re-enqueued) -------------
+    def day_of(data: dict[str, Any], key: str) -> date:
+        return date.fromisoformat(data[key])
+
+    timeline: list[tuple[date, int, str, dict[str, Any]]] = []
+    for s in services:
+        timeline.append((first_day, 0, "Service Created", s))
+    for inv in invoices:
+        timeline.append((day_of(inv, "issue_date"), 1, "Invoice Sent", inv))
+    for p in payments:
+        timeline.append((day_of(p, "payment_date"), 2, "Payment Created", p))
+    for f in fees:
+        timeline.append((day_of(f, "fee_date"), 3, "ProcessingFee Created", f))
+    for r in refunds:
+        timeline.append((day_of(r, "refund_date"), 4, "Refund Created", r))
+    timeline.sort(key=lambda t: (t[0], t[1]))
+    account_by_id = {a["id"]: a for a in accounts}
+    sent_accounts: set[str] = set()
+    for when, _, detail_type, data in timeline:
+        ev.add(detail_type, data, when)
+        if detail_type == "Invoice Sent" and data["account_id"] not in sent_accounts:
+            sent_accounts.add(data["account_id"])
+            ev.add("ClientAccount Created", account_by_id[data["account_id"]], when)
+
+    # --- expectations --------------------------------------------------------------------------------
+    deliberate = (
+        DeliberateError(
+            "Invoice", taxed["id"], "tax_rate_unmapped", "Taxes",
+            "invoice line taxed with platform tax rate tax-me-sales, which the firm has not mapped",
+        ),
+        DeliberateError(
+            "ClientAccount", colon_account["id"], "name_invalid_characters", "Accounts",
+            "client account name contains a colon",
+        ),
+        DeliberateError(
+            "ClientAccount", duplicate_account["id"], "duplicate_name", "Accounts",
+            f"client account has the same name as {accounts[0]['id']} (QuickBooks fault 6240)",
+        ),
+    )  # fmt: skip
+    blocked = frozenset(("Invoice", inv["id"]) for inv in invoices[-2:])
+    synced: set[tuple[str, str]] = {("ClientAccount", a["id"]) for a in good_accounts}
+    synced |= {("Service", s["id"]) for s in services}
+    synced |= {("Invoice", inv["id"]) for inv in invoices if inv["id"] not in bad_invoices}
+    synced |= {("Payment", p["id"]) for p in payments}
+    synced |= {("Refund", r["id"]) for r in refunds}
+    synced |= {("ProcessingFee", f["id"]) for f in fees}
+    expected_qbo: Counter[str] = Counter()
+    for entity_type, _ in synced:
+        expected_qbo[QBO_ENTITY_OF[entity_type]] += 1
+    credit_payments = [p for p in payments if p["method"] == "credit_balance"]
+    expected_qbo["Payment"] -= len(credit_payments)
+    expected_qbo["CreditMemo"] += len(credit_payments)
+
+    landed = [inv for inv in invoices if inv["id"] not in bad_invoices]
+    # QBO balance: credit memos are not applied to invoices by qbsync (AutoApplyCredit is off).
+    credit_applied = sum(
+        (Decimal(a["amount"]) for p in credit_payments for a in p["allocations"]), Decimal("0.00")
+    )
+    open_balance = sum((balance[inv["id"]] for inv in landed), Decimal("0.00"))
+    paid = sum((Decimal(p["amount"]) for p in payments), Decimal("0.00"))
+    return SampleFirm(
+        firm_id=firm_id,
+        seed=seed,
+        events=ev.out,
+        records={
+            "ClientAccount": accounts,
+            "Service": services,
+            "Invoice": invoices,
+            "Payment": payments,
+            "Refund": refunds,
+            "ProcessingFee": fees,
+        },
+        deliberate_errors=deliberate,
+        expected_synced=frozenset(synced),
+        expected_blocked=blocked,
+        expected_qbo=dict(expected_qbo),
+        platform_invoice_total=sum((Decimal(inv["total"]) for inv in invoices), Decimal("0.00")),
+        expected_invoice_total=sum((Decimal(inv["total"]) for inv in landed), Decimal("0.00")),
+        expected_invoice_balance=open_balance + credit_applied,
+        payment_total=paid,
+        kinds=kinds,
+    )
+
+
+# --- running it through the local stack ----------------------------------------------------------------
+
+
+class _DemoLike(Protocol):
+    """What :func:`run` uses of ``local.demo.Demo``."""
+
+    statuses: Counter[tuple[Any, Any, Any]]
+
+    @property
+    def stack(self) -> Any: ...
+
+    @property
+    def sim(self) -> Any: ...
+
+    @property
+    def realm_b(self) -> str: ...
+
+    def settle(self, quiet_seconds: int = 3, timeout: float = 60) -> None: ...
+
+
+@dataclass
+class SampleReport:
+    """What landed in QuickBooks, the final statuses and the open errors, against the expectations."""
+
+    sample: SampleFirm
+    realm_id: str
+    in_qbo: dict[str, int]
+    duplicates: dict[str, int]
+    qbo_invoice_total: Decimal
+    qbo_invoice_balance: Decimal
+    final_status: dict[tuple[str, str], str]
+    open_errors: list[dict[str, Any]]
+    seconds_sending: float
+    seconds_total: float
+    timed_out: bool
+
+    @property
+    def status_counts(self) -> dict[str, Counter[str]]:
+        out: dict[str, Counter[str]] = {}
+        for (entity_type, _), status in self.final_status.items():
+            out.setdefault(entity_type, Counter())[status] += 1
+        return out
+
+    @property
+    def unexpected_errors(self) -> list[dict[str, Any]]:
+        wanted = {(e.platform_id, e.reason_code) for e in self.sample.deliberate_errors}
+        return [e for e in self.open_errors if (e.get("platform_id"), e.get("code")) not in wanted]
+
+    @property
+    def missing_errors(self) -> list[DeliberateError]:
+        seen = {(e.get("platform_id"), e.get("code")) for e in self.open_errors}
+        return [d for d in self.sample.deliberate_errors if (d.platform_id, d.reason_code) not in seen]
+
+    @property
+    def ok(self) -> bool:
+        """Every expected record in QBO exactly once, totals to the cent, exactly the deliberate errors."""
+        counts_ok = all(self.in_qbo.get(k, 0) == v for k, v in self.sample.expected_qbo.items())
+        return (
+            counts_ok
+            and not any(self.duplicates.values())
+            and self.qbo_invoice_total == self.sample.expected_invoice_total
+            and not self.unexpected_errors
+            and not self.missing_errors
+            and len(self.open_errors) == len(self.sample.deliberate_errors)
+        )
+
+    def render(self) -> str:
+        s = self.sample
+        out: list[str] = []
+        out.append(f"Sample firm {s.firm_id} (seed {s.seed}) -> QuickBooks company {self.realm_id}")
+        out.append(
+            f"sent {len(s.events)} platform events in {self.seconds_sending:.1f}s; "
+            f"all done in {self.seconds_total:.1f}s" + ("  (TIMED OUT waiting)" if self.timed_out else "")
+        )
+        out.append("")
+        out.append("What landed in QuickBooks")
+        out.append(f"  {'QBO entity':<15}{'expected':>10}{'in QBO':>10}{'duplicates':>12}")
+        for entity in ("Customer", "Item", "Invoice", "Payment", "CreditMemo", "RefundReceipt", "Purchase"):
+            exp = s.expected_qbo.get(entity, 0)
+            got = self.in_qbo.get(entity, 0)
+            mark = "" if exp == got and not self.duplicates.get(entity) else "   <-- mismatch"
+            out.append(f"  {entity:<15}{exp:>10}{got:>10}{self.duplicates.get(entity, 0):>12}{mark}")
+        out.append("")
+        out.append("Totals")
+        n_inv = len(s.records["Invoice"])
+        out.append(f"  platform invoices, all {n_inv}:        {s.platform_invoice_total:>12}")
+        out.append(f"  platform invoices expected in QuickBooks: {s.expected_invoice_total:>12}")
+        mark = "match" if self.qbo_invoice_total == s.expected_invoice_total else "MISMATCH"
+        out.append(f"  QuickBooks invoices TotalAmt:             {self.qbo_invoice_total:>12}   {mark}")
+        out.append(
+            f"  QuickBooks open balance:                  {self.qbo_invoice_balance:>12}   "
+            f"(expected {s.expected_invoice_balance}; credit memos stay unapplied)"
+        )
+        out.append(f"  payments received on the platform:        {s.payment_total:>12}")
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(s.kinds.items()))
+        n_ref, n_fee = len(s.records["Refund"]), len(s.records["ProcessingFee"])
+        out.append(f"  payment mix: {kinds}; refunds {n_ref}, fees {n_fee}")
+        out.append("")
+        out.append("Sync statuses (final, per platform record)")
+        out.append("  (blocked records announce no status: they wait for their prerequisite -> 'waiting')")
+        out.append(f"  {'entity':<15}" + "".join(f"{st:>9}" for st in (*_TERMINAL, "waiting")))
+        counts = self.status_counts
+        for entity in QBO_ENTITY_OF:
+            c = counts.get(entity, Counter())
+            total = len(s.records[entity])
+            none = total - sum(c.values())
+            out.append(f"  {entity:<15}" + "".join(f"{c.get(st, 0):>9}" for st in _TERMINAL) + f"{none:>9}")
+        out.append("")
+        out.append(f"Error log: {len(self.open_errors)} open (deliberate: {len(s.deliberate_errors)})")
+        by_key = {(e.get("platform_id"), e.get("code")): e for e in self.open_errors}
+        for d in s.deliberate_errors:
+            entry = by_key.get((d.platform_id, d.reason_code))
+            out.append(f"  * {d.entity_type} {d.platform_id}: {d.what}")
+            if entry is None:
+                out.append(f"    NOT in the error log (expected {d.category} / {d.reason_code})")
+                continue
+            out.append(f"    [{entry.get('category')}] {entry.get('title')} ({entry.get('code')})")
+            out.append(f"    what happened: {entry.get('explanation')}")
+            out.append(f"    fix: {entry.get('fix')}")
+        for e in self.unexpected_errors:
+            out.append(
+                f"  ! unexpected: {e.get('entity_type')} {e.get('platform_id')} [{e.get('category')}] "
+                f"{e.get('code')}: {e.get('title')}"
+            )
+        out.append("")
+        out.append("RESULT: " + ("ok" if self.ok else "NOT ok"))
+        return "\n".join(out)
+
+
+def _chunks(items: list[dict[str, Any]], size: int) -> Iterable[list[dict[str, Any]]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _final_status(statuses: Counter[tuple[Any, Any, Any]]) -> dict[tuple[str, str], str]:
+    """One status per record from the counter of announcements: synced wins, then failed, blocked,
+    skipped (an account is first skipped for lack of activity and synced afterwards)."""
+    rank = {"synced": 4, "failed": 3, "blocked": 2, "skipped": 1}
+    out: dict[tuple[str, str], str] = {}
+    for (entity_type, platform_id, status), n in statuses.items():
+        if not n or status not in rank:
+            continue
+        key = (str(entity_type), str(platform_id))
+        if key not in out or rank[status] > rank[out[key]]:
+            out[key] = status
+    return out
+
+
+def _progress_line(sample: SampleFirm, demo: _DemoLike, started: float) -> str:
+    final = _final_status(demo.statuses)
+    mine = {k: v for k, v in final.items() if k in sample.record_keys}
+    c = Counter(mine.values())
+    done = c["synced"] + c["failed"]
+    return (
+        f"  {done:4d}/{sample.expected_terminal} records settled: synced {c['synced']}, "
+        f"failed {c['failed']}, skipped {c['skipped']}  ({time.monotonic() - started:5.1f}s)"
+    )
+
+
+def _settled(sample: SampleFirm, final: dict[tuple[str, str], str]) -> bool:
+    synced = all(final.get(k) == "synced" for k in sample.expected_synced)
+    failed = all(final.get(k) == "failed" for k in sample.expected_failed)
+    return synced and failed
+
+
+def _marked(entity: str, row: dict[str, Any]) -> tuple[str, str] | None:
+    note = row.get(_NOTE_FIELD.get(entity, "PrivateNote")) or ""
+    found = _MARKER.search(str(note))
+    return (found.group(1), found.group(2)) if found else None
+
+
+def _read_error_log(demo: _DemoLike, firm_id: str) -> list[dict[str, Any]]:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    from local.stack.provision import clients
+
+    ddb = clients(demo.stack.endpoint_url, demo.stack.region)["dynamodb"]
+    table = demo.stack.resources.ref("ErrorLogTable")
+    des = TypeDeserializer()
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :err)",
+        "ExpressionAttributeValues": {":pk": {"S": f"FIRM#{firm_id}"}, ":err": {"S": "ERR#"}},
+    }
+    while True:
+        page = ddb.query(**kwargs)
+        items += [{k: des.deserialize(v) for k, v in item.items()} for item in page.get("Items", [])]
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return [i for i in items if i.get("status") == "open"]
+
+
+def run(
+    demo: _DemoLike,
+    sample: SampleFirm,
+    *,
+    realm_id: str | None = None,
+    progress: Callable[[str], Any] = print,
+    timeout: float = 600.0,
+) -> SampleReport:
+    """Send the sample firm's events through the demo's bus, wait for qbsync, and report.
+
+    ``realm_id``: the connected QuickBooks company (default ``demo.realm_b``, the company connected at
+    the end of the demo). Sends with PutEvents, 10 entries per call; prints a progress line about every
+    10% of the sending and of the settled records; waits until every expected record has its final
+    status or ``timeout`` seconds have passed (then the report says so, and ``ok`` is usually False).
+    Measured on this 2-core machine: the full 300-invoice firm (602 events) settles in about 320 s with
+    one OutboundQueue poller when the machine is otherwise idle, far longer when it is busy.
+    Raises :class:`SampleFirmError` when PutEvents refuses entries.
+    """
+    from local.stack.provision import clients
+
+    realm = realm_id or demo.realm_b
+    events = clients(demo.stack.endpoint_url, demo.stack.region)["events"]
+    bus = demo.stack.resources.ref("EventBus")
+    started = time.monotonic()
+    total = len(sample.events)
+    progress(f"  sending {total} platform events for {sample.firm_id} ...")
+    step = max(1, total // 10)
+    next_mark = step
+    sent = 0
+    for chunk in _chunks(sample.events, 10):
+        answer = events.put_events(
+            Entries=[
+                {
+                    "EventBusName": bus,
+                    "Source": e["source"],
+                    "DetailType": e["detail-type"],
+                    "Detail": json.dumps(e["detail"]),
+                }
+                for e in chunk
+            ]
+        )
+        if answer.get("FailedEntryCount"):
+            failed = [x for x in answer["Entries"] if x.get("ErrorCode")]
+            raise SampleFirmError(f"PutEvents refused {len(failed)} entries: {failed[:3]}")
+        sent += len(chunk)
+        if sent >= next_mark or sent == total:
+            demo.settle(quiet_seconds=0, timeout=1)  # drain the inbox so that progress is current
+            progress(f"  sent {sent:4d}/{total}" + _progress_line(sample, demo, started)[1:])
+            next_mark += step
+    seconds_sending = time.monotonic() - started
+
+    deadline = started + timeout
+    timed_out = False
+    reported = 0
+    while True:
+        final = _final_status(demo.statuses)
+        if _settled(sample, final):
+            break
+        if time.monotonic() >= deadline:
+            timed_out = True
+            break
+        demo.settle(quiet_seconds=2, timeout=min(10.0, max(1.0, deadline - time.monotonic())))
+        done = sum(1 for v in _final_status(demo.statuses).values() if v in ("synced", "failed"))
+        if done - reported >= max(1, sample.expected_terminal // 10) or done >= sample.expected_terminal:
+            progress(_progress_line(sample, demo, started))
+            reported = done
+    # late announcements (e.g. the blocked invoices' last status) are collected by one short settle
+    demo.settle(quiet_seconds=2, timeout=10)
+
+    in_qbo: dict[str, int] = {}
+    duplicates: dict[str, int] = {}
+    total_amt = Decimal("0.00")
+    balance = Decimal("0.00")
+    ids = sample.record_keys
+    service_names = {str(r["name"]): str(r["id"]) for r in sample.records["Service"]}
+    for entity in ("Customer", "Item", "Invoice", "Payment", "CreditMemo", "RefundReceipt", "Purchase"):
+        rows = demo.sim.entities(realm, entity)
+        # only this sample's records (the demo's earlier steps wrote a few of their own), and not
+        # zero-total credit applications, which carry their payment's marker too
+        mine = [
+            r
+            for r in rows
+            if _marked(entity, r) in ids and "credit application" not in str(r.get("PrivateNote"))
+        ]
+        if entity == "Item":  # items carry no marker (item_payload): match the services by name
+            mine = [r for r in rows if r.get("Name") in service_names]
+            marks = Counter[tuple[str, str]](("Service", service_names[str(r["Name"])]) for r in mine)
+        else:
+            marks = Counter(m for m in (_marked(entity, r) for r in mine) if m is not None)
+        in_qbo[entity] = len(marks)
+        duplicates[entity] = sum(n - 1 for n in marks.values() if n > 1)
+        if entity == "Invoice":
+            for r in mine:
+                total_amt += Decimal(str(r.get("TotalAmt", 0)))
+                balance += Decimal(str(r.get("Balance", 0)))
+    return SampleReport(
+        sample=sample,
+        realm_id=realm,
+        in_qbo=in_qbo,
+        duplicates=duplicates,
+        qbo_invoice_total=_money(total_amt),
+        qbo_invoice_balance=_money(balance),
+        final_status={k: v for k, v in _final_status(demo.statuses).items() if k in sample.record_keys},
+        open_errors=_read_error_log(demo, sample.firm_id),
+        seconds_sending=seconds_sending,
+        seconds_total=time.monotonic() - started,
+        timed_out=timed_out,
+    )

@@ -1,0 +1,243 @@
+"""The demo's sample firm: valid platform events, the issue's minimums, determinism, true expectations,
+and deliberate errors that really fail the mapping (or QBO) with the expected reason."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from qbsync.errorlog.catalog import explain
+from qbsync.errors import QboValidationError
+from qbsync.models.platform_events import (
+    ClientAccount,
+    Invoice,
+    Payment,
+    ProcessingFee,
+    Refund,
+    Service,
+    parse_platform_event,
+)
+from qbsync.sync import mapping
+from qbsync.sync.mapping import MappingError, Resolved
+from qbsync.sync.settings import FirmSyncSettings
+
+from local.sample_firm import SampleFirmError, generate
+from tests.unit.sync.support import make_ref
+
+TODAY = date(2026, 11, 23)
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return generate("firm-harbor-cpa", seed=7, today=TODAY)
+
+
+@pytest.fixture(scope="module")
+def parsed(sample):
+    return [parse_platform_event(e) for e in sample.events]
+
+
+def test_every_event_is_a_valid_platform_event_of_the_firm(sample, parsed):
+    assert len(parsed) == len(sample.events)
+    assert {p.firm_id for p in parsed} == {"firm-harbor-cpa"}
+    assert len({p.event_id for p in parsed}) == len(parsed)
+    assert {e["source"] for e in sample.events} == {"platform"}
+    # every record is sent exactly once
+    keys = Counter((p.ENTITY, p.record_id) for p in parsed)
+    assert max(keys.values()) == 1
+    assert sum(len(v) for v in sample.records.values()) == len(parsed)
+
+
+def test_counts_meet_the_issue_minimums(sample, parsed):
+    by_type = Counter(type(p.data).__name__ for p in parsed)
+    assert by_type["ClientAccount"] >= 50
+    assert by_type["Service"] == 20
+    assert by_type["Invoice"] >= 300
+    payments = [p.data for p in parsed if isinstance(p.data, Payment)]
+    assert any(len(p.allocations) >= 2 for p in payments)  # split
+    assert any(p.method == "credit_balance" for p in payments)  # credit balance
+    invoices = {p.data.id: p.data for p in parsed if isinstance(p.data, Invoice)}
+    assert any(
+        p.allocations[0].amount < invoices[p.allocations[0].invoice_id].total for p in payments
+    )  # partial
+    assert by_type["Refund"] >= 3 and by_type["ProcessingFee"] >= 10
+    names = [p.data.name for p in parsed if isinstance(p.data, ClientAccount)]
+    assert len(set(names)) == len(names) - 1  # unique, except the one deliberate duplicate
+    assert all(1 <= len(i.line_items) <= 4 for i in invoices.values())
+    dates = [i.issue_date for i in invoices.values()]
+    assert min(dates) >= date(2026, 6, 1) and max(dates) <= TODAY
+
+
+def test_generation_is_deterministic_per_seed():
+    a = generate("firm-a", seed=3, today=TODAY)
+    b = generate("firm-a", seed=3, today=TODAY)
+    c = generate("firm-a", seed=4, today=TODAY)
+    assert a.events == b.events
+    assert a.events != c.events
+    with pytest.raises(SampleFirmError):
+        generate("", today=TODAY)
+    with pytest.raises(SampleFirmError):
+        generate("firm-a", n_accounts=3, today=TODAY)
+    with pytest.raises(SampleFirmError):
+        generate("firm-a", n_accounts=20, n_invoices=21, today=TODAY)
+
+
+def test_a_scaled_down_firm_keeps_the_deliberate_errors():
+    small = generate("firm-a", n_accounts=8, n_invoices=30, today=TODAY)
+    parsed = [parse_platform_event(e) for e in small.events]
+    assert sum(isinstance(p.data, Invoice) for p in parsed) == 30
+    assert sum(isinstance(p.data, ClientAccount) for p in parsed) == 8
+    assert len(small.deliberate_errors) == 3
+    assert small.expected_qbo["Customer"] == 6 and small.expected_qbo["Invoice"] == 27
+
+
+def test_expected_totals_and_counts_follow_the_records(sample, parsed):
+    invoices = [p.data for p in parsed if isinstance(p.data, Invoice)]
+    assert sample.platform_invoice_total == sum((i.total for i in invoices), Decimal("0.00"))
+    failing = {e.platform_id for e in sample.deliberate_errors} | {k[1] for k in sample.expected_blocked}
+    landed = [i for i in invoices if i.id not in failing]
+    assert len(landed) == len(invoices) - 3
+    assert sample.expected_invoice_total == sum((i.total for i in landed), Decimal("0.00"))
+    assert sample.expected_qbo["Invoice"] == len(landed)
+    records = [p.data for p in parsed]
+    qbo = Counter(mapping.qbo_entity_for(r) for r in records)
+    assert sample.expected_qbo["Customer"] == qbo["Customer"] - 2
+    for entity in ("Item", "Payment", "CreditMemo", "RefundReceipt", "Purchase"):
+        assert sample.expected_qbo[entity] == qbo[entity], entity
+    # blocked records (the two bad accounts' invoices) announce nothing; everything else does
+    assert sample.expected_terminal == len(records) - 2
+    assert sample.expected_blocked == {("Invoice", i.id) for i in invoices[-2:]}
+    # no payment overpays an invoice
+    paid: Counter[str] = Counter()
+    for p in records:
+        if isinstance(p, Payment):
+            for a in p.allocations:
+                paid[a.invoice_id] += a.amount
+    totals = {i.id: i.total for i in invoices}
+    assert all(amount <= totals[iid] for iid, amount in paid.items())
+
+
+def _resolved(record, services) -> Resolved:
+    return Resolved(
+        customer_id="58",
+        item_ids={s: f"item-{s}" for s in services},
+        invoice_ids={},
+        payment_id="p-1",
+        payment_deposit_account_id="4",
+        payment_method_id="3",
+    )
+
+
+def test_deliberate_errors_fail_and_everything_else_maps(sample, parsed):
+    ref = make_ref()
+    settings = FirmSyncSettings()
+    services = [p.data.id for p in parsed if isinstance(p.data, Service)]
+    deliberate = {e.platform_id: e for e in sample.deliberate_errors}
+    assert {e.reason_code for e in sample.deliberate_errors} == {
+        "tax_rate_unmapped",
+        "name_invalid_characters",
+        "duplicate_name",
+    }
+    accounts: dict[str, str] = {}
+    for p in parsed:
+        record = p.data
+        resolved = _resolved(record, services)
+        if isinstance(record, Payment):
+            resolved.invoice_ids = {a.invoice_id: f"q-{a.invoice_id}" for a in record.allocations}
+        wanted = deliberate.get(record.id)
+        if wanted is not None and wanted.reason_code != "duplicate_name":
+            with pytest.raises(MappingError) as caught:
+                _payload(record, resolved, ref, settings)
+            assert caught.value.reason_code == wanted.reason_code
+            assert caught.value.category == wanted.category
+            continue
+        body = _payload(record, resolved, ref, settings)
+        if isinstance(record, ClientAccount):
+            accounts[record.id] = body["DisplayName"]
+    # the duplicate maps fine; QuickBooks refuses its name (fault 6240), which the catalogue explains
+    dup = next(e for e in sample.deliberate_errors if e.reason_code == "duplicate_name")
+    same = [aid for aid, name in accounts.items() if name == accounts[dup.platform_id]]
+    assert len(same) == 2 and same[0] != dup.platform_id
+    fault = QboValidationError("Duplicate Name Exists Error", qbo_code="6240")
+    assert explain(fault, entity_type="client_account").code == "duplicate_name"
+
+
+def _payload(record, resolved, ref, settings):
+    if isinstance(record, ClientAccount):
+        return mapping.customer_payload(record, ref, settings)
+    if isinstance(record, Service):
+        return mapping.item_payload(record, ref, settings)
+    if isinstance(record, Invoice):
+        return mapping.invoice_payload(record, resolved, ref, settings)
+    if isinstance(record, Payment):
+        if record.credit_source:
+            return mapping.credit_memo_payload(record, resolved, ref, settings)
+        return mapping.payment_payload(record, resolved, ref, settings)
+    if isinstance(record, Refund):
+        return mapping.refund_receipt_payload(record, resolved, ref, settings)
+    assert isinstance(record, ProcessingFee)
+    return mapping.purchase_payload(record, resolved, ref, settings)
+
+
+def _report(sample, **over):
+    from local.sample_firm import SampleReport
+
+    errors = [
+        {
+            "entity_type": e.entity_type,
+            "platform_id": e.platform_id,
+            "code": e.reason_code,
+            "category": e.category,
+            "title": f"title {e.reason_code}",
+            "explanation": f"explanation {e.reason_code}",
+            "fix": f"fix {e.reason_code}",
+        }
+        for e in sample.deliberate_errors
+    ]
+    fields = {
+        "sample": sample,
+        "realm_id": "9341",
+        "in_qbo": dict(sample.expected_qbo),
+        "duplicates": {},
+        "qbo_invoice_total": sample.expected_invoice_total,
+        "qbo_invoice_balance": sample.expected_invoice_balance,
+        "final_status": {k: "synced" for k in sample.expected_synced},
+        "open_errors": errors,
+        "seconds_sending": 1.0,
+        "seconds_total": 2.0,
+        "timed_out": False,
+    }
+    fields.update(over)
+    return SampleReport(**fields)
+
+
+def test_report_is_ok_only_when_everything_landed_once_and_only_the_deliberate_errors_are_open(sample):
+    good = _report(sample)
+    assert good.ok
+    text = good.render()
+    assert "RESULT: ok" in text and "explanation tax_rate_unmapped" in text and "fix duplicate_name" in text
+    assert f"{sample.expected_invoice_total}   match" in text
+    off_by_a_cent = _report(sample, qbo_invoice_total=sample.expected_invoice_total - Decimal("0.01"))
+    assert not off_by_a_cent.ok and "MISMATCH" in off_by_a_cent.render()
+    assert not _report(sample, duplicates={"Invoice": 1}).ok
+    assert not _report(sample, in_qbo={**sample.expected_qbo, "Payment": 0}).ok
+    extra = {"entity_type": "invoice", "platform_id": "inv-1", "code": "books_closed", "category": "Invoices"}
+    unexpected = _report(sample, open_errors=[*good.open_errors, extra])
+    assert not unexpected.ok and "unexpected: invoice inv-1" in unexpected.render()
+    assert not _report(sample, open_errors=good.open_errors[:2]).ok
+
+
+def test_final_status_prefers_synced_over_an_earlier_skip():
+    from local.sample_firm import _final_status
+
+    statuses = Counter(
+        {
+            ("ClientAccount", "a1", "skipped"): 1,
+            ("ClientAccount", "a1", "synced"): 1,
+            ("Invoice", "i1", "failed"): 2,
+            ("Invoice", "i2", "syncing"): 1,
+        }
+    )
+    assert _final_status(statuses) == {("ClientAccount", "a1"): "synced", ("Invoice", "i1"): "failed"}
