@@ -1,4 +1,5 @@
-"""SQS send adapter: batches of at most 10 entries and 256 KiB, per-entry receipts, no silent loss.
+"""SQS send adapter: batches of at most 10 entries and 256 KiB, per-entry receipts, no silent loss;
+and :meth:`SqsSender.change_visibility` for consumers that hand a message back for a set time.
 
 ``SqsSender.send_many`` splits messages into ``SendMessageBatch`` calls, collects a receipt for each
 entry, retries only the entries SQS reports as failed (and only those it does not blame on the
@@ -30,13 +31,22 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel
 
-from qbsync.adapters._aws import default_client, translate
+from qbsync.adapters._aws import default_client, error_code, translate
 from qbsync.errors import DataError, QbsyncError, ServiceUnavailable
 
 __all__ = ["MAX_BATCH_BYTES", "MAX_BATCH_ENTRIES", "SendReceipt", "SqsMessage", "SqsSender"]
 
 MAX_BATCH_ENTRIES = 10
 MAX_BATCH_BYTES = 256 * 1024  # payload + attributes, per message and per batch
+MAX_VISIBILITY_SECONDS = 12 * 3600
+_BAD_RECEIPT_CODES = frozenset(
+    {
+        "ReceiptHandleIsInvalid",
+        "InvalidParameterValue",
+        "MessageNotInflight",
+        "AWS.SimpleQueueService.MessageNotInflight",
+    }
+)
 CORRELATION_ATTRIBUTE = "correlation_id"
 _ENTRY_ID = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 
@@ -112,6 +122,31 @@ class SqsSender:
         if self._client is None:
             self._client = default_client("sqs")
         return self._client
+
+    def change_visibility(self, receipt_handle: str, timeout_seconds: int) -> None:
+        """Make a received message visible again ``timeout_seconds`` (0..43200) from now
+        (``ChangeMessageVisibility``): a consumer that must retry a message later sets when it comes back.
+
+        Raises:
+            DataError: bad arguments, or SQS rejected the receipt handle (expired, not of this queue).
+            ConfigurationError / Throttled / ServiceUnavailable: as translated from botocore.
+        """
+        if not receipt_handle:
+            raise DataError("change_visibility needs a receipt handle")
+        if not 0 <= timeout_seconds <= MAX_VISIBILITY_SECONDS:
+            raise DataError(f"visibility timeout must be 0 to {MAX_VISIBILITY_SECONDS} seconds")
+        try:
+            self.client.change_message_visibility(
+                QueueUrl=self.queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=int(timeout_seconds)
+            )
+        except (ClientError, BotoCoreError) as exc:
+            err = translate(exc, service="SQS", operation="ChangeMessageVisibility", resource=self.queue_url)
+            if isinstance(exc, ClientError) and error_code(exc) in _BAD_RECEIPT_CODES:
+                err = DataError(
+                    f"SQS ChangeMessageVisibility on {self.queue_url}: {error_code(exc)}",
+                    aws_error_code=error_code(exc),
+                )
+            raise err from exc
 
     def send(self, message: SqsMessage) -> SendReceipt:
         """Send one message (same rules as :meth:`send_many`)."""

@@ -21,6 +21,9 @@ What every call does:
     :func:`qbsync.qbo.faults.error_from_response`.
   - any error raised for a write after an earlier attempt may have reached QBO carries
     ``err.extra["maybe_applied"] = True``: resend only with the same ``requestid``.
+* Pacing: with a ``limiter`` (:class:`RequestLimiter`, production: ``qbsync.qbo.ratelimit``) every HTTP
+  attempt, retries included, first takes a slot of the realm's shared request budget; a limiter that
+  finds no slot soon raises :class:`~qbsync.errors.Throttled` (with ``retry_after``), which propagates.
 
 Logs (logger ``qbsync.qbo``) carry operation, entity, realm_id, status, intuit_tid, attempt and elapsed_ms;
 never URLs with queries, headers, tokens or bodies.
@@ -66,6 +69,7 @@ __all__ = [
     "BatchOperation",
     "CdcResult",
     "QboClient",
+    "RequestLimiter",
     "TokenSource",
     "deep_link",
     "quote_literal",
@@ -89,6 +93,14 @@ _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]+$")
 _PAGING_RE = re.compile(r"\b(STARTPOSITION|MAXRESULTS)\b", re.IGNORECASE)
 _LITERAL_RE = re.compile(r"'(?:\\.|[^'\\])*'")
 _QUERY_META_KEYS = frozenset({"startPosition", "maxResults", "totalCount"})
+
+
+class RequestLimiter(Protocol):
+    """Paces requests per realm (implemented by ``qbsync.qbo.ratelimit.RealmRateLimiter``)."""
+
+    def acquire(self, realm_id: str, *, is_batch: bool = False) -> float:
+        """Wait for a request slot; raises :class:`~qbsync.errors.Throttled` when none is near."""
+        ...
 
 
 class TokenSource(Protocol):
@@ -299,6 +311,7 @@ class QboClient:
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
         max_throttle_wait: float = 5.0,
+        limiter: RequestLimiter | None = None,
     ) -> None:
         if not base_url:
             raise ConfigurationError("The QuickBooks API base URL is not configured")
@@ -318,6 +331,7 @@ class QboClient:
         self._sleep = sleep
         self._jitter = jitter
         self._max_throttle_wait = max_throttle_wait
+        self._limiter = limiter
 
     def __repr__(self) -> str:
         return f"QboClient(base_url={self.base_url!r}, realm_id={self.realm_id!r})"
@@ -625,6 +639,8 @@ class QboClient:
         attempt = 0
         while True:
             attempt += 1
+            if self._limiter is not None:
+                self._acquire(operation, maybe_applied)
             started = time.monotonic()
             headers["Authorization"] = f"Bearer {token}"
             try:
@@ -683,6 +699,15 @@ class QboClient:
                 raise error
             retry_after = getattr(error, "retry_after", None)
             self._sleep(max(self._backoff(attempt), min(retry_after or 0.0, self._backoff_cap)))
+
+    def _acquire(self, operation: str, maybe_applied: bool) -> None:
+        assert self._limiter is not None
+        try:
+            self._limiter.acquire(self.realm_id, is_batch=operation == "batch")
+        except QbsyncError as err:
+            if maybe_applied:
+                err.extra["maybe_applied"] = True
+            raise
 
     def _error_of(
         self, response: requests.Response, entity: str | None, is_write: bool
