@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 
+from qbsync.adapters.sqs import SqsSender
 from qbsync.repositories.connections import Tokens
 from qbsync.sync.mapping import parse_marker
+from qbsync.sync.paused import PausedWork, resume_paused
 
 from tests.integration.entity_sync.conftest import (
     SyncStack,
@@ -196,23 +198,32 @@ def test_malformed_events_are_batch_item_failures_and_do_not_stop_the_batch(stac
     assert len(_marked(stack.entities("Customer"), "Notes", "ClientAccount", "acct-100")) == 1
 
 
-def test_disconnected_firm_waits_and_nothing_is_lost(stack: SyncStack) -> None:
+def test_disconnected_firm_parks_the_event_and_resume_sends_it_back(stack: SyncStack) -> None:
     firm = new_firm()
     records = [sqs_record(platform_event("service_created", firm), message_id="m-1")]
 
-    # not connected yet: the message is a batch-item failure (SQS redelivers it later)
-    assert stack.deliver_records(records) == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+    # never connected: the message is consumed (no SQS retries, no DLQ) and the event is parked
+    assert stack.deliver_records(records) == {"batchItemFailures": []}
     assert stack.records.get(firm, stack.realm_id, "service", "svc-300") is None
+    parked = PausedWork(stack.sync_table, SqsSender(stack.env["OUTBOUND_QUEUE_URL"])).parked(firm)
+    assert [(p.entity_type, p.platform_id, p.version) for p in parked] == [("service", "svc-300", 1)]
 
     stack.connect(firm)
     connections = stack.connections()
     current = connections.get(firm)
     assert current is not None
     connections.mark_disconnected(current, reason="test", now=current.updated_at or 0.0)
-    assert stack.deliver_records(records) == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+    newer = platform_event("service_updated", firm)
+    newer["detail"]["version"] = 2
+    # disconnected: parked too; the newest version replaces the older one, an older one never replaces it
+    assert stack.deliver(newer) == {"batchItemFailures": []}
+    assert stack.deliver_records(records) == {"batchItemFailures": []}
     assert [i for i in stack.entities("Item") if i["Name"] == "Bookkeeping (monthly)"] == []
+    parked = PausedWork(stack.sync_table, SqsSender(stack.env["OUTBOUND_QUEUE_URL"])).parked(firm)
+    assert [(p.platform_id, p.version) for p in parked] == [("svc-300", 2)]
+    assert stack.requeued() == []
 
-    # reconnected: the redelivered message syncs
+    # reconnected: resuming sends the parked event back to the OutboundQueue, once
     disconnected = connections.get(firm)
     assert disconnected is not None and disconnected.status == "disconnected"
     issued = stack.sim.control.issue_tokens(stack.client_id, stack.realm_id)
@@ -228,8 +239,14 @@ def test_disconnected_firm_waits_and_nothing_is_lost(stack: SyncStack) -> None:
         settings={},
         now=time.time(),
     )
-    assert stack.deliver_records(records) == {"batchItemFailures": []}
+    assert resume_paused(firm) == 1
+    assert resume_paused(firm) == 0
+    resumed = stack.requeued()
+    assert [(e["detail-type"], e["detail"]["version"]) for e in resumed] == [("Service Updated", 2)]
+    assert stack.deliver(*resumed) == {"batchItemFailures": []}
     assert len([i for i in stack.entities("Item") if i["Name"] == "Bookkeeping (monthly)"]) == 1
+    service = stack.records.get(firm, stack.realm_id, "service", "svc-300")
+    assert service is not None and service.status == "synced" and service.platform_version == 2
 
 
 def test_fee_and_refund_of_a_synced_payment(stack: SyncStack) -> None:

@@ -195,3 +195,25 @@ def test_bad_input_is_rejected_before_any_write(records, firm):
         )
     with pytest.raises(ValueError, match="rests"):
         records.release(firm, REALM, "invoice", "self", owner="w1", status=SYNCING, now=T0)
+
+
+def test_last_event_keeps_the_newest_version(records, firm):
+    pid = new_id("inv")
+    assert records.last_event(firm, REALM, "invoice", pid) is None
+    event = {"version": "0", "detail": {"version": 3, "data": {"id": pid}}}
+    # only an existing record item takes an event (it is stored after a claim)
+    assert not records.store_last_event(firm, REALM, "invoice", pid, version=3, envelope=event)
+    assert records.get(firm, REALM, "invoice", pid) is None
+
+    assert claim(records, firm, "invoice", pid, version=3).claimed
+    before = records.get(firm, REALM, "invoice", pid)
+    assert records.store_last_event(firm, REALM, "invoice", pid, version=3, envelope=event)
+    assert records.last_event(firm, REALM, "invoice", pid) == event
+    assert records.get(firm, REALM, "invoice", pid).revision == before.revision  # not a state change
+
+    older = {"version": "0", "detail": {"version": 2, "data": {"id": pid}}}
+    assert not records.store_last_event(firm, REALM, "invoice", pid, version=2, envelope=older)
+    assert records.last_event(firm, REALM, "invoice", pid) == event
+    rerun = {"version": "0", "detail": {"version": 3, "data": {"id": pid}, "correlation_id": "c2"}}
+    assert records.store_last_event(firm, REALM, "invoice", pid, version=3, envelope=rerun)
+    assert records.last_event(firm, REALM, "invoice", pid) == rerun

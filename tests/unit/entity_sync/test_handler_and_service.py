@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from qbsync.models.platform_events import parse_platform_event
 from qbsync.repositories.connections import Connection
-from qbsync.sync.service import SyncPaused, SyncService
+from qbsync.sync.service import SyncService
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -93,20 +93,6 @@ def _service(connection: Connection | None) -> SyncService:
         owner_id=f"unit-{uuid.uuid4().hex[:6]}",
         app_base_url="https://app.qbo.example",
     )
-
-
-@pytest.mark.parametrize("status", [None, "needs_reconnect", "disconnected", "pending_switch"])
-def test_a_firm_that_is_not_connected_pauses_the_event(status: str | None) -> None:
-    connection = (
-        None
-        if status is None
-        else Connection(firm_id="firm-0001", realm_id="9130", status=status, tokens=None)
-    )
-    event = parse_platform_event(sample("platform/service_created.json"))
-    with pytest.raises(SyncPaused) as err:
-        _service(connection).handle(event)
-    assert err.value.extra["connection_status"] == (status or "not_connected")
-    assert err.value.firm_id == "firm-0001"
 
 
 def test_contact_events_are_ignored_by_the_outbound_sync() -> None:

@@ -33,6 +33,13 @@ class FakeQbo:
         self.statements.append(statement)
         return []
 
+    def batch(self, operations: list[Any], *, request_id: str) -> list[Any]:
+        from qbsync.qbo.client import BatchItemResult
+
+        self.statements.extend(op.query for op in operations)
+        rows = {"info": [{"Country": "US"}], "prefs": [{}]}
+        return [BatchItemResult(op.bid, op, rows=rows.get(op.bid, [])) for op in operations]
+
     def company_info(self) -> dict[str, Any]:
         return {"Country": "US"}
 

@@ -237,6 +237,16 @@ def test_without_uncategorized_income_services_use_the_sales_item() -> None:
     )
     assert body["Line"][0]["SalesItemLineDetail"]["ItemRef"] == {"value": "1"}
     assert body["Line"][0]["Description"] == "Tax return"
+    # a service recorded as mapped to the "Sales" item is named the same way; its own item is not
+    names = {"svc_1": "Tax return"}
+    on_sales = invoice_payload(
+        invoice(), Resolved(customer_id="58", item_ids={"svc_1": "1"}, service_names=names), ref, S
+    )
+    assert on_sales["Line"][0]["Description"] == "Tax return"
+    own = invoice_payload(
+        invoice(), Resolved(customer_id="58", item_ids={"svc_1": "21"}, service_names=names), REF, S
+    )
+    assert "Description" not in own["Line"][0]
 
 
 def test_item_name_rules() -> None:
@@ -565,6 +575,7 @@ def test_credit_balance_payment_becomes_a_credit_memo_applied_to_invoices() -> N
     resolved = Resolved(customer_id="58", invoice_ids={"inv_1": "130", "inv_2": "131"}, credit_memo_id="140")
     apply = credit_application_payload(credit, resolved, REF, S)
     assert apply["TotalAmt"] == 0
+    assert parse_marker(apply["PrivateNote"]) == ("CreditApplication", "pay_1")
     assert apply["Line"][-1] == {"Amount": 950, "LinkedTxn": [{"TxnId": "140", "TxnType": "CreditMemo"}]}
     assert sum(num(x["Amount"]) for x in apply["Line"][:-1]) == D("950.00")
     with pytest.raises(MappingError) as err:

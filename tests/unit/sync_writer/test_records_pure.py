@@ -55,6 +55,7 @@ def test_marker_and_categories():
         "credit_memo",
         "fee",
         "refund",
+        "credit_application",
     }
 
 

@@ -55,7 +55,7 @@ class SyncCommand(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["qbsync.sync_record.v1"] = SYNC_COMMAND_KIND
+    kind: Literal["qbsync.sync_record.v1"] = "qbsync.sync_record.v1"
     firm_id: str = Field(pattern=_ID)
     entity_type: EntityType
     platform_id: str = Field(pattern=_ID)
@@ -75,7 +75,7 @@ class RetryRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["qbsync.retry_request.v1"] = RETRY_REQUEST_KIND
+    kind: Literal["qbsync.retry_request.v1"] = "qbsync.retry_request.v1"
     firm_id: str = Field(pattern=_ID)
     request_id: str = Field(pattern=_ID)
     scope: Literal["error", "category", "all"]

@@ -42,6 +42,7 @@ MARKER_TYPES = {
     "credit_memo": "Payment",
     "refund": "Refund",
     "fee": "ProcessingFee",
+    "credit_application": "CreditApplication",
 }
 SUPPORTED_ENTITIES = ("Customer", "Item", "Invoice", "Payment", "CreditMemo", "RefundReceipt", "Purchase")
 _NOTE_FIELD = {"Customer": "Notes", "Item": "Description"}

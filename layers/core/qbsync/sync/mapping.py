@@ -734,8 +734,9 @@ def invoice_payload(
             "SalesItemLineDetail": detail,
         }
         description = line.description
-        if not description and line.service_id and line.service_id not in resolved.item_ids:
-            description = resolved.service_names.get(line.service_id)  # billed on the "Sales" item
+        if not description and line.service_id and detail["ItemRef"]["value"] == ref.sales_item_id:
+            # billed on the "Sales" item (no service income account): say which service it was
+            description = resolved.service_names.get(line.service_id)
         if description:
             qbo_line["Description"] = description
         lines.append(qbo_line)
@@ -953,6 +954,10 @@ def credit_application_payload(
 ) -> dict[str, Any]:
     """A zero-total Payment applying the credit memo (``resolved.credit_memo_id``) to the invoices.
 
+    Its marker is ``qbsync:CreditApplication:{payment id}`` (the CreditMemo carries ``qbsync:Payment:…``),
+    so the two QBO objects of one credit payment are told apart. The sync service writes it as its own
+    record (entity type ``credit_application``) once the credit memo is in QBO.
+
     Raises MappingError (Payments): as :func:`credit_memo_payload`, plus ``credit_memo_not_synced`` and
     ``invoice_not_synced``.
     """
@@ -986,7 +991,7 @@ def credit_application_payload(
         "TotalAmt": 0,
         "TxnDate": payment.payment_date.isoformat(),
         "Line": lines,
-        "PrivateNote": _note("Payment", eid, "credit application"),
+        "PrivateNote": _note("CreditApplication", eid, "credit application"),
     }
     if currency:
         body["CurrencyRef"] = currency

@@ -3,11 +3,14 @@
 :meth:`SyncService.handle` takes a parsed :class:`~qbsync.models.platform_events.PlatformEvent` and:
 
 1. **Connection.** The firm's connection must be ``connected``. Otherwise (no connection, needs reconnect,
-   disconnected, switch pending) it raises :class:`SyncPaused` (a :class:`~qbsync.errors.RetryableError`):
-   the SQS message is NOT deleted, becomes visible again after the queue's visibility timeout and is
-   redelivered; after ``maxReceiveCount`` (5) receives it moves to ``OutboundDLQ``, whose alarm tells the
-   operator to redrive it once the firm has reconnected. Work is paused, never lost. A token provider that
-   finds the authorization gone raises :class:`~qbsync.errors.ReconnectRequired` (propagated the same way).
+   disconnected, switch pending) the event is parked in :class:`~qbsync.sync.paused.PausedWork` (one item
+   per record, the newest version kept) and the message is consumed: outcome ``paused``. When the
+   connection is ``connected`` again the retry fan-out calls :func:`~qbsync.sync.paused.resume_paused`,
+   which sends every parked event back to ``OUTBOUND_QUEUE_URL``. Race: after parking, the connection is
+   read again; if it is ``connected`` by now (the resume may have run before the park), this worker resumes
+   the firm's parked work itself. Work is paused, never lost, and never waits in SQS retries or the DLQ. A
+   token provider that finds the authorization gone raises :class:`~qbsync.errors.ReconnectRequired`
+   (the message is retried; the next attempt finds the connection ``needs_reconnect`` and parks it).
 2. **What to do.** ClientAccount → ``client_account`` / Customer; Service → ``service`` / Item; Invoice
    Created/Updated/Sent → create-or-update, Voided → void, Deleted → delete; Payment → Payment (CreditMemo
    for credit payments, :func:`~qbsync.sync.mapping.qbo_entity_for`); Refund → RefundReceipt; ProcessingFee →
@@ -15,7 +18,9 @@
    lists). Contact events are ignored here (contacts sync inbound, a later issue).
 3. **Lease.** The record is claimed (:meth:`RecordsRepository.claim`): an older version → ``stale``; the same
    version already applied → ``already_synced`` (redelivery: nothing is written, the status event is sent
-   again and records blocked on it are released again, so a crash after the write loses nothing).
+   again and records blocked on it are released again, so a crash after the write loses nothing). Every
+   claimed event is kept on the record as ``last_event`` (:meth:`RecordsRepository.store_last_event`, never
+   replaced by an older version), whatever the outcome after the claim.
 4. **Settings** (:class:`~qbsync.repositories.firm_settings.FirmSettingsRepository`): accounts without
    activity under "with_activity", payments that must not sync (offline), drafts and records dated before
    the sync start date → ``skipped``. A skipped account keeps its event: when an invoice or payment later
@@ -28,11 +33,27 @@
 6. **Payload + write.** Reference data (:class:`ReferenceCache`, per realm, a few minutes) and the mapper
    build the payload; :class:`~qbsync.sync.writer.ExactlyOnceWriter` writes it exactly once, with
    :func:`~qbsync.sync.lookups.find_existing` to adopt an object a lost write created.
-7. **Outcomes.** Synced → error log entry resolved, "Sync Status Changed" (synced), dependents released.
+7. **Credit payments.** A payment from client credit becomes a CreditMemo (the payment record); once it is
+   in QBO, a zero-total Payment linking the CreditMemo and the invoices applies it
+   (:func:`~qbsync.sync.mapping.credit_application_payload`), written through the exactly-once writer as
+   its own record (entity type ``credit_application``, same platform id and version), so redelivery, a
+   crash or a second worker never applies it twice. A redelivered, already synced credit payment checks
+   the application and writes it if it is missing. A failed application is reported on the payment in the
+   error center (a resync of the payment retries it). Deleting the payment deletes the application first.
+   Invoice lines billed on QBO's "Sales" item (services not created as items) carry the service name,
+   read from the service record's ``last_event``, as their description.
+8. **Outcomes.** Synced → error log entry resolved, "Sync Status Changed" (synced), dependents released.
    :class:`~qbsync.errors.DataError` (MappingError before any QBO call, or QBO's validation fault) → record
    ``failed``, error log entry recorded, "Sync Status Changed" (failed) and, for a new open error, "Sync
    Error Raised"; the event is consumed (data must change first). Retryable errors, ReconnectRequired,
    UncertainOutcome and lease/Conflict races propagate: the message is retried.
+
+:meth:`SyncService.handle_command` runs a :class:`~qbsync.sync.commands.SyncCommand` ("sync this record
+again"): it loads the record's ``last_event`` and runs it through :meth:`SyncService.handle` (``force``:
+the settings-based skips - no activity, before the sync start date, offline payment, draft - do not apply
+to that run; errors and dependencies do). A synced record answers ``already_synced``; a failed, skipped,
+blocked or not synced record at the same version is claimed and runs again. A record without a stored
+event answers ``ignored`` (logged). Commands that arrive while the firm is not connected are parked too.
 """
 
 from __future__ import annotations
@@ -50,7 +71,7 @@ from typing import Any, Protocol
 
 from qbsync.adapters.dynamodb import DynamoTable
 from qbsync.adapters.sqs import SqsMessage
-from qbsync.errors import DataError, QbsyncError, RetryableError
+from qbsync.errors import BadRequest, DataError, QbsyncError, RetryableError
 from qbsync.models.platform_events import (
     PLATFORM_SOURCE,
     ClientAccount,
@@ -60,15 +81,19 @@ from qbsync.models.platform_events import (
     ProcessingFee,
     Refund,
     Service,
+    parse_platform_event,
 )
 from qbsync.models.qbsync_events import SyncErrorRaised, SyncStatusChanged
-from qbsync.qbo.client import QboClient, TokenSource, quote_literal
+from qbsync.qbo.client import QboClient, TokenSource, deep_link, quote_literal
 from qbsync.repositories.connections import CONNECTED, Connection
 from qbsync.repositories.firm_settings import FirmSettingsRepository
 from qbsync.sync import mapping
-from qbsync.sync.lookups import find_existing
+from qbsync.sync.commands import SyncCommand
+from qbsync.sync.lookups import MARKER_TYPES, find_existing, lookup_statement, parse_marker
 from qbsync.sync.mapping import MappingError, Resolved
+from qbsync.sync.paused import PausedWork
 from qbsync.sync.records import (
+    EXCLUDED_BY_FIRM,
     SKIPPED,
     SYNCED,
     ClaimOutcome,
@@ -82,6 +107,7 @@ from qbsync.sync.settings import FirmSyncSettings
 from qbsync.sync.writer import DEFAULT_LEASE_SECONDS, ERROR_CATEGORIES, ExactlyOnceWriter
 
 __all__ = [
+    "CREDIT_APPLICATION",
     "ENTITY_TYPE_OF",
     "Outcome",
     "ReferenceCache",
@@ -130,10 +156,15 @@ _ERROR_CATEGORIES = (
     "Connection",
 )
 _PENDING_ATTR = "pending_event"
+#: the record of the zero-total Payment that applies a credit payment's CreditMemo to its invoices
+CREDIT_APPLICATION = "credit_application"
 
 
 class SyncPaused(RetryableError):
-    """The firm's QuickBooks connection is not ``connected``: the event must wait (SQS redelivers it)."""
+    """The firm's QuickBooks connection is not ``connected``: the event must wait.
+
+    The service itself parks such events (outcome ``paused``); the class stays for callers that need to
+    say "paused, retry later" as an error."""
 
     code = "sync_paused"
 
@@ -179,7 +210,9 @@ class Outcome:
 
     ``status``: ``synced`` / ``adopted`` (written now / an earlier lost write linked), ``already_synced``
     (redelivery), ``stale`` (older version), ``skipped``, ``blocked`` (waits on ``waiting_on``), ``failed``
-    (data must be fixed; ``error_code``), ``ignored`` (not an outbound event).
+    (data must be fixed; ``error_code``), ``ignored`` (not an outbound event, or a command without a
+    stored event), ``paused`` (the firm is not connected: parked until it is; ``released`` = records
+    resumed when the connection came back meanwhile).
     """
 
     status: str
@@ -205,6 +238,7 @@ class _Job:
     operation: str
     record: Any  # the platform record (None for deletes/voids)
     qbo_entity: str
+    force: bool = False  # a SyncCommand with force: settings-based skips do not apply
 
 
 def event_envelope(event: PlatformEvent) -> dict[str, Any]:
@@ -258,18 +292,60 @@ class ReferenceCache:
 
     @staticmethod
     def load(qbo: QboClient) -> QboReference:
-        def every(entity: str) -> list[dict[str, Any]]:
-            return list(qbo.query_all(f"SELECT * FROM {entity} ORDERBY Id"))  # noqa: S608 - fixed names
+        """Every list the mappers need, in ONE batch call of queries (instead of ~8 requests against the
+        realm's 500/min budget); a list of 1000+ rows is paged on with plain queries.
 
-        info = qbo.company_info()
+        A batch is sent like a write, so a lost answer comes back as UncertainOutcome: for queries that
+        only means "try again" (ServiceUnavailable).
+        """
+        from qbsync.errors import ServiceUnavailable, UncertainOutcome
+        from qbsync.qbo.client import QUERY_PAGE_MAX, BatchOperation
+
+        lists = ("Account", "CustomerType", "PaymentMethod", "TaxCode", "TaxRate")
+
+        def every(entity: str, start: int) -> str:  # fixed entity names, not SQL
+            return f"SELECT * FROM {entity} ORDERBY Id STARTPOSITION {start} MAXRESULTS {QUERY_PAGE_MAX}"  # noqa: S608
+
+        sales = f"SELECT * FROM Item WHERE Name = {quote_literal('Sales')}"  # noqa: S608
+        operations = [
+            *(BatchOperation.select(f"l{i}", every(entity, 1)) for i, entity in enumerate(lists)),
+            BatchOperation.select("items", sales),
+            BatchOperation.select("info", "SELECT * FROM CompanyInfo"),
+            BatchOperation.select("prefs", "SELECT * FROM Preferences"),
+        ]
+        try:
+            results = {r.bid: r for r in qbo.batch(operations, request_id=str(uuid.uuid4()))}
+        except UncertainOutcome as err:
+            raise ServiceUnavailable(
+                "QuickBooks did not answer the reference-data queries", realm_id=qbo.realm_id
+            ) from err
+        rows: dict[str, list[dict[str, Any]]] = {}
+        for bid, result in results.items():
+            if result.error is not None:
+                raise result.error
+            rows[bid] = list(result.rows or [])
+        for i, entity in enumerate(lists):
+            got = rows[f"l{i}"]
+            start = QUERY_PAGE_MAX + 1
+            while len(got) == start - 1:  # a full page: there may be more
+                more = qbo.query(every(entity, start))
+                got.extend(more)
+                start += QUERY_PAGE_MAX
+                if len(more) < QUERY_PAGE_MAX:
+                    break
+        info = rows["info"][0] if rows["info"] else {}
+        if not rows["prefs"]:
+            raise ServiceUnavailable(
+                "QuickBooks answered without the company preferences", realm_id=qbo.realm_id
+            )
         return QboReference.from_qbo(
-            accounts=every("Account"),
-            customer_types=every("CustomerType"),
-            payment_methods=every("PaymentMethod"),
-            tax_codes=every("TaxCode"),
-            tax_rates=every("TaxRate"),
-            preferences=qbo.preferences(),
-            items=qbo.query(f"SELECT * FROM Item WHERE Name = {quote_literal('Sales')}"),  # noqa: S608
+            accounts=rows["l0"],
+            customer_types=rows["l1"],
+            payment_methods=rows["l2"],
+            tax_codes=rows["l3"],
+            tax_rates=rows["l4"],
+            preferences=rows["prefs"][0],
+            items=rows["items"],
             country=str(info.get("Country") or "US"),
         )
 
@@ -325,6 +401,7 @@ class SyncService:
         requeue: sends re-enqueued events to the outbound queue (``SqsSender``).
         clock: epoch seconds; ``owner_id``: this worker's lease owner; ``app_base_url``: deep links.
         references: the per-realm reference cache.
+        paused: where events wait while the firm is not connected (default: the sync table + ``requeue``).
     """
 
     def __init__(
@@ -344,6 +421,7 @@ class SyncService:
         app_base_url: str,
         references: ReferenceCache | None = None,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        paused: PausedWork | None = None,
     ) -> None:
         if not owner_id:
             raise ValueError("owner_id is required")
@@ -361,18 +439,21 @@ class SyncService:
         self._app_base_url = app_base_url
         self._references = references or ReferenceCache(clock)
         self._lease_seconds = lease_seconds
+        self._paused = paused or PausedWork(table, requeue, clock)
 
     # ------------------------------------------------------------------ entry point
 
-    def handle(self, event: PlatformEvent) -> Outcome:
+    def handle(self, event: PlatformEvent, *, force: bool = False) -> Outcome:
         """Apply one platform event (see the module doc for every outcome).
 
+        ``force`` (a SyncCommand's): the settings-based skips do not apply to this run.
+
         Raises:
-            SyncPaused: the firm's connection is not ``connected`` (retry later; nothing was written).
             ReconnectRequired / RetryableError / UncertainOutcome / Conflict: retry later (the record's
                 lease was released; an in-flight write intent is kept for the next attempt).
             ConfigurationError: the deployment is wrong.
-        DataErrors are handled here (record failed + error log) and never raised.
+        DataErrors are handled here (record failed + error log) and never raised. A firm that is not
+        connected is not an error: the event is parked (outcome ``paused``).
         """
         entity = type(event).ENTITY
         if entity == "Contact":
@@ -391,17 +472,98 @@ class SyncService:
 
         connection = self._connections.get(event.firm_id)
         if connection is None or connection.status != CONNECTED:
-            status = connection.status if connection else "not_connected"
-            raise SyncPaused(
-                f"QuickBooks is not connected for this firm ({status}); the event waits for a reconnect",
-                firm_id=event.firm_id,
-                entity=entity_type,
-                entity_id=event.record_id,
-                connection_status=status,
+            self._paused.park_event(
+                event.firm_id,
+                entity_type,
+                event.record_id,
+                version=event.version,
+                envelope=event_envelope(event),
             )
+            return self._paused_outcome(event.firm_id, entity_type, event.record_id, connection)
+        return self._run(event, entity_type, connection, force=force)
+
+    def handle_command(self, command: SyncCommand) -> Outcome:
+        """Sync one record again from its stored ``last_event`` (manual sync, resync, retry all).
+
+        Same outcomes and errors as :meth:`handle`; ``ignored`` when the record has no stored event (it was
+        never claimed, or synced before events were kept) or the stored event no longer parses.
+        """
+        ctx = {
+            "firm_id": command.firm_id,
+            "entity_type": command.entity_type,
+            "platform_id": command.platform_id,
+            "request_id": command.request_id,
+            "reason": command.reason,
+            "force": command.force,
+        }
+        connection = self._connections.get(command.firm_id)
+        if connection is None or connection.status != CONNECTED:
+            self._paused.park_command(command)
+            return self._paused_outcome(command.firm_id, command.entity_type, command.platform_id, connection)
+        envelope = self._records.last_event(
+            command.firm_id, connection.realm_id, command.entity_type, command.platform_id
+        )
+        if envelope is None:
+            logger.warning("sync command for a record without a stored platform event", extra=ctx)
+            return Outcome(
+                "ignored",
+                command.entity_type,
+                command.platform_id,
+                reason="no platform event is stored for this record",
+            )
+        try:
+            event = parse_platform_event(envelope)
+        except BadRequest as err:
+            logger.warning(
+                "the stored platform event of the record does not parse", extra={**ctx, "error": err.message}
+            )
+            return Outcome(
+                "ignored", command.entity_type, command.platform_id, reason="the stored event does not parse"
+            )
+        if (
+            event.firm_id != command.firm_id
+            or ENTITY_TYPE_OF.get(type(event).ENTITY) != command.entity_type
+            or event.record_id != command.platform_id
+        ):
+            logger.warning("the stored platform event belongs to another record", extra=ctx)
+            return Outcome(
+                "ignored",
+                command.entity_type,
+                command.platform_id,
+                reason="the stored event is not this record's",
+            )
+        if command.correlation_id:
+            event = event.model_copy(update={"correlation_id": command.correlation_id})
+        logger.info("sync command", extra={**ctx, "version": event.version})
+        return self._run(event, command.entity_type, connection, force=command.force)
+
+    def _paused_outcome(
+        self, firm_id: str, entity_type: str, platform_id: str, connection: Connection | None
+    ) -> Outcome:
+        status = connection.status if connection else "not_connected"
+        logger.info(
+            "sync paused: work parked until QuickBooks is connected",
+            extra={
+                "firm_id": firm_id,
+                "entity_type": entity_type,
+                "platform_id": platform_id,
+                "connection_status": status,
+            },
+        )
+        again = self._connections.get(firm_id)
+        if again is not None and again.status == CONNECTED:
+            # connected while we parked: the resume that follows a reconnect may have run before our park
+            resumed = self._paused.resume(firm_id)
+            return Outcome(
+                "paused", entity_type, platform_id, reason="connected meanwhile: resumed", released=resumed
+            )
+        return Outcome("paused", entity_type, platform_id, reason=f"QuickBooks is not connected ({status})")
+
+    def _run(self, event: PlatformEvent, entity_type: str, connection: Connection, *, force: bool) -> Outcome:
         realm_id = connection.realm_id
         qbo = self._qbo_client(realm_id, self._token_provider(event.firm_id, realm_id))
         job = self._job(event, entity_type, realm_id)
+        job.force = force
 
         now = self._clock()
         claim = self._records.claim(
@@ -419,12 +581,21 @@ class SyncService:
             return Outcome("stale", entity_type, job.platform_id, claim.record.qbo_id)
         if claim.outcome is ClaimOutcome.ALREADY_APPLIED:
             released = self._after_sync(job, claim.record, event)
-            return Outcome(
+            done = Outcome(
                 "already_synced", entity_type, job.platform_id, claim.record.qbo_id, released=released
             )
+            return self._ensure_credit_application(job, claim.record, connection, qbo, done)
 
         rest = claim.record.prev_status or "not_synced"
         try:
+            self._records.store_last_event(
+                job.firm_id,
+                realm_id,
+                entity_type,
+                job.platform_id,
+                version=job.version,
+                envelope=event_envelope(event),
+            )
             return self._claimed(job, claim.record, connection, qbo)
         except DataError as err:
             # before any QBO write (settings, reference data, a prerequisite read): the data must change
@@ -471,6 +642,8 @@ class SyncService:
 
         if record is None:
             return self._remove(job, current, qbo)
+        if job.force:
+            settings, record = _forced(settings, record)
 
         if isinstance(record, Invoice) and record.status == "void":
             if current.qbo_id and current.qbo_entity == "Invoice":
@@ -487,6 +660,8 @@ class SyncService:
             return self._block(job, waiting)
 
         ref = self._references.get(qbo)
+        if isinstance(record, Invoice):
+            self._name_sales_lines(job, record, resolved, ref)
         try:
             payload = self._payload(record, resolved, ref, settings)
         except MappingError as err:
@@ -497,11 +672,23 @@ class SyncService:
             # the fix is often made in QBO (a new account, tax code, payment method): reload on the resync
             self._references.invalidate(job.realm_id)
             return self._failed(job, err)
-        return self._write(job, current, qbo, payload)
+        outcome = self._write(job, current, qbo, payload)
+        if (
+            isinstance(record, Payment)
+            and record.credit_source
+            and outcome.status in ("synced", "adopted", "already_synced")
+            and outcome.qbo_id
+        ):
+            return self._apply_credit(job, record, resolved, ref, settings, qbo, outcome)
+        return outcome
 
     def _skip_reason(
         self, job: _Job, record: Any, current: SyncRecord, settings: FirmSyncSettings
     ) -> str | None:
+        if job.force:
+            return None  # a forced run (manual sync of a skipped record) ignores the settings
+        if current.prev_status == SKIPPED and current.skip_reason == EXCLUDED_BY_FIRM:
+            return EXCLUDED_BY_FIRM  # the firm chose "don't sync this account": only a manual sync overrides
         if isinstance(record, ClientAccount) and current.qbo_id is None:
             has_activity = any(
                 True
@@ -583,13 +770,15 @@ class SyncService:
         if not current.qbo_id or current.qbo_entity != job.qbo_entity:
             action = "voided" if job.operation == "void" else "deleted"
             return self._skip(job, f"{action} on the platform before it was synced")
+        if job.entity_type == "payment" and job.qbo_entity == "CreditMemo":
+            self._remove_credit_application(job, qbo)
         payload: dict[str, Any] = {"Active": False} if job.entity_type in _NAME_LISTS else {}
         return self._write(job, current, qbo, payload)
 
     # ------------------------------------------------------------------ outcomes
 
-    def _write(self, job: _Job, current: SyncRecord, qbo: QboClient, payload: dict[str, Any]) -> Outcome:
-        writer = ExactlyOnceWriter(
+    def _writer(self, qbo: QboClient) -> ExactlyOnceWriter:
+        return ExactlyOnceWriter(
             self._records,
             qbo,
             self._clock,
@@ -597,6 +786,19 @@ class SyncService:
             app_base_url=self._app_base_url,
             lease_seconds=self._lease_seconds,
         )
+
+    def _write(self, job: _Job, current: SyncRecord, qbo: QboClient, payload: dict[str, Any]) -> Outcome:
+        if (
+            job.operation == "create"
+            and payload
+            and current.qbo_id is None
+            and current.intent is None
+            and job.entity_type in _NAME_LISTS
+        ):
+            match = self._name_match(job, qbo, payload)
+            if match is not None:
+                return self._link(job, current, job.qbo_entity, *match)
+        writer = self._writer(qbo)
         finder = None
         if job.operation == "create" and payload:
             finder = find_existing(job.qbo_entity, job.entity_type, job.platform_id, payload)
@@ -622,8 +824,143 @@ class SyncService:
             result.status, job.entity_type, job.platform_id, result.record.qbo_id, released=released
         )
 
-    def _link(self, job: _Job, current: SyncRecord, qbo_entity: str, qbo_id: str) -> Outcome:
-        """Record the platform record as mapped to an existing QBO object (services on "Sales")."""
+    # ------------------------------------------------------------------ credit payments
+
+    def _apply_credit(
+        self,
+        job: _Job,
+        payment: Payment,
+        resolved: Resolved,
+        ref: QboReference,
+        settings: FirmSyncSettings,
+        qbo: QboClient,
+        memo: Outcome,
+    ) -> Outcome:
+        """Apply the credit payment's CreditMemo (``memo``, in QBO now) to its invoices, exactly once.
+
+        The zero-total Payment is its own record (``credit_application``, the payment's id and version)
+        written by the exactly-once writer. A DataError is reported on the payment in the error center.
+        """
+        resolved.credit_memo_id = memo.qbo_id
+        try:
+            payload = mapping.credit_application_payload(payment, resolved, ref, settings)
+            result = self._writer(qbo).write(
+                job.firm_id,
+                job.realm_id,
+                CREDIT_APPLICATION,
+                job.platform_id,
+                job.version,
+                "create",
+                "Payment",
+                payload,
+                find_existing("Payment", CREDIT_APPLICATION, job.platform_id, payload),
+            )
+        except DataError as err:
+            logger.warning("credit application failed", extra=self._ctx(job, error_code=err.code))
+            return self._report_failure(job, err)
+        logger.info(
+            "credit applied to invoices",
+            extra=self._ctx(job, status=result.status, qbo_id=result.record.qbo_id),
+        )
+        return memo
+
+    def _ensure_credit_application(
+        self, job: _Job, record: SyncRecord, connection: Connection, qbo: QboClient, done: Outcome
+    ) -> Outcome:
+        """A redelivered credit payment whose CreditMemo is synced: write the application if it is missing
+        (a crash or a retryable error came between the CreditMemo and its application)."""
+        payment = job.record
+        if not (
+            isinstance(payment, Payment)
+            and payment.credit_source
+            and record.qbo_entity == "CreditMemo"
+            and record.qbo_id
+        ):
+            return done
+        applied = self._records.get(job.firm_id, job.realm_id, CREDIT_APPLICATION, job.platform_id)
+        if (
+            applied is not None
+            and applied.status == SYNCED
+            and applied.intent is None
+            and (applied.platform_version or 0) >= job.version
+        ):
+            return done
+        settings = self._settings.get(job.firm_id, seed=connection.settings)
+        if job.force:
+            settings, payment = _forced(settings, payment)
+        waiting, resolved = self._prerequisites(job, payment, qbo)
+        if waiting:
+            logger.warning(
+                "credit application waits: a prerequisite is not in QuickBooks",
+                extra=self._ctx(job, waiting_on=len(waiting)),
+            )
+            return done
+        return self._apply_credit(job, payment, resolved, self._references.get(qbo), settings, qbo, done)
+
+    def _remove_credit_application(self, job: _Job, qbo: QboClient) -> None:
+        """Before a credit payment's CreditMemo is deleted, delete the Payment that applied it."""
+        applied = self._records.get(job.firm_id, job.realm_id, CREDIT_APPLICATION, job.platform_id)
+        if applied is None or not applied.qbo_id or applied.applied_op == "delete":
+            return
+        self._writer(qbo).write(
+            job.firm_id,
+            job.realm_id,
+            CREDIT_APPLICATION,
+            job.platform_id,
+            max(job.version, applied.platform_version or 0),
+            "delete",
+            "Payment",
+            {},
+        )
+
+    def _name_sales_lines(self, job: _Job, invoice: Invoice, resolved: Resolved, ref: QboReference) -> None:
+        """Names the invoice's lines billed on the "Sales" item after their service (its stored event)."""
+        if not ref.sales_item_id:
+            return
+        for line in invoice.line_items:
+            sid = line.service_id
+            if not sid or line.description or sid in resolved.service_names:
+                continue
+            if resolved.item_ids.get(sid, ref.sales_item_id) != ref.sales_item_id:
+                continue
+            envelope = self._records.last_event(job.firm_id, job.realm_id, "service", sid)
+            data = ((envelope or {}).get("detail") or {}).get("data") or {}
+            name = data.get("name") if isinstance(data, dict) else None
+            if isinstance(name, str) and name:
+                resolved.service_names[sid] = name
+
+    def _name_match(
+        self, job: _Job, qbo: QboClient, payload: dict[str, Any]
+    ) -> tuple[str, str | None] | None:
+        """C.1/C.2: an active QBO Customer with exactly this DisplayName (Item: Name) that no other record of
+        the firm is linked to (and that carries no other record's marker) is linked instead of created.
+
+        Returns ``(qbo_id, sync_token)`` or None (no match: the writer creates the object).
+        """
+        key = "DisplayName" if job.qbo_entity == "Customer" else "Name"
+        name = payload.get(key)
+        if not isinstance(name, str) or not name:
+            return None
+        own = (MARKER_TYPES[job.entity_type], job.platform_id)
+        for row in qbo.query(lookup_statement(job.qbo_entity, payload)):
+            if row.get(key) != name or row.get("Active") is False or not row.get("Id"):
+                continue
+            marker = parse_marker(row.get("Notes" if job.qbo_entity == "Customer" else "Description"))
+            if marker is not None and marker != own:
+                continue  # another record's object
+            linked = self._records.find_by_qbo_id(job.realm_id, job.qbo_entity, str(row["Id"]))
+            if linked is not None and linked.platform_id != job.platform_id:
+                continue
+            token = row.get("SyncToken")
+            logger.info("matched an existing QuickBooks object by exact name", extra=self._ctx(job))
+            return str(row["Id"]), (str(token) if token is not None else None)
+        return None
+
+    def _link(
+        self, job: _Job, current: SyncRecord, qbo_entity: str, qbo_id: str, sync_token: str | None = None
+    ) -> Outcome:
+        """Record the platform record as mapped to an existing QBO object (services on "Sales", exact-name
+        matches of customers and items)."""
         synced = self._records.mark_synced(
             job.firm_id,
             job.realm_id,
@@ -633,8 +970,8 @@ class SyncService:
             version=job.version,
             qbo_entity=qbo_entity,
             qbo_id=qbo_id,
-            sync_token=None,
-            deep_link=None,
+            sync_token=sync_token,
+            deep_link=_link_of(self._app_base_url, qbo_entity, qbo_id, job.realm_id),
             now=self._clock(),
             operation=job.operation,
         )
@@ -854,6 +1191,26 @@ class SyncService:
         }
 
 
+def _forced(settings: FirmSyncSettings, record: Any) -> tuple[FirmSyncSettings, Any]:
+    """Settings and record of a forced run: no start date, offline payments and drafts sync."""
+    settings = settings.model_copy(
+        update={"sync_accounts": "all", "sync_start_date": None, "sync_offline_payments": True}
+    )
+    if isinstance(record, Payment) and record.sync_override is False:
+        record = record.model_copy(update={"sync_override": True})
+    if isinstance(record, Invoice) and record.status == "draft":
+        record = record.model_copy(update={"status": "sent"})  # a manual sync of a draft posts it
+    return settings, record
+
+
+def _link_of(app_base_url: str, qbo_entity: str, qbo_id: str, realm_id: str) -> str | None:
+    """The QBO web-app link of an object, or None for entities without a page of their own (items)."""
+    try:
+        return deep_link(app_base_url, qbo_entity, qbo_id, realm_id=realm_id)
+    except ValueError:
+        return None
+
+
 def _ref(value: Any) -> str | None:
     if isinstance(value, Mapping) and value.get("value") is not None:
         return str(value["value"])
@@ -872,12 +1229,15 @@ def build_sync_service() -> SyncService:
     from qbsync.adapters.sqs import SqsSender
     from qbsync.connection.wiring import connection_service
     from qbsync.errorlog import ErrorLogRepository
+    from qbsync.qbo.ratelimit import RealmRateLimiter
     from qbsync.settings import get_core_settings, get_qbo_settings
 
     core = get_core_settings()
     qbo = get_qbo_settings()
     connections = connection_service()
     table = DynamoTable(core.sync_table_name)
+    # every container paces its QBO calls through the same per-realm counters (qbsync.qbo.ratelimit)
+    limiter = RealmRateLimiter(table)
 
     def client(realm_id: str, tokens: TokenSource) -> QboClient:
         return QboClient(
@@ -885,6 +1245,7 @@ def build_sync_service() -> SyncService:
             realm_id=realm_id,
             tokens=tokens,
             minor_version=qbo.qbo_minor_version,
+            limiter=limiter,
         )
 
     return SyncService(

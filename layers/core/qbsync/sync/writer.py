@@ -77,6 +77,7 @@ ERROR_CATEGORIES = {
     "credit_memo": "invoices",
     "fee": "expenses",
     "refund": "refunds",
+    "credit_application": "payments",
 }
 
 DEFAULT_LEASE_SECONDS = 120.0
@@ -88,10 +89,23 @@ def marker(entity_type: str, platform_id: str) -> str:
 
 
 def write_request_id(
-    firm_id: str, realm_id: str, entity_type: str, platform_id: str, operation: str, version: int
+    firm_id: str,
+    realm_id: str,
+    entity_type: str,
+    platform_id: str,
+    operation: str,
+    version: int,
+    *parts: object,
+    epoch: int = 0,
 ) -> str:
-    """The deterministic QBO ``requestid`` of one logical write."""
-    return request_id_for(firm_id, realm_id, entity_type, platform_id, operation, version)
+    """The deterministic QBO ``requestid`` of one logical write.
+
+    ``epoch`` (the record's unsync count) salts the id once the record was detached from an earlier QBO
+    object: QBO remembers request ids and would replay the deleted object's answer to a re-sync at the
+    same platform version. Records never unsynced (epoch 0) keep their original ids.
+    """
+    salt = ("epoch", epoch) if epoch else ()
+    return request_id_for(firm_id, realm_id, entity_type, platform_id, operation, version, *parts, *salt)
 
 
 @dataclass
@@ -264,7 +278,13 @@ class ExactlyOnceWriter:
                 reason="no_qbo_object",
             )
         request_id = write_request_id(
-            record.firm_id, record.realm_id, record.entity_type, record.platform_id, op, version
+            record.firm_id,
+            record.realm_id,
+            record.entity_type,
+            record.platform_id,
+            op,
+            version,
+            epoch=record.epoch,
         )
         sent_token = sync_token
         if intent is not None and intent.operation == op and intent.version == version:
@@ -301,7 +321,7 @@ class ExactlyOnceWriter:
             # gets its own deterministic requestid (QBO may remember the failed one's answer).
             fresh = self._qbo.read(qbo_entity, qbo_id)
             _, fresh_token = _id_and_token(fresh)
-            request_id = request_id_for(
+            request_id = write_request_id(
                 record.firm_id,
                 record.realm_id,
                 record.entity_type,
@@ -310,6 +330,7 @@ class ExactlyOnceWriter:
                 version,
                 "synctoken",
                 fresh_token,
+                epoch=record.epoch,
             )
             self._note_intent(attempt, record, op, version, request_id, fresh_token)
             obj = self._send(op, qbo_entity, payload, qbo_id, fresh_token, request_id)
