@@ -271,6 +271,7 @@ def qbsync_detail(detail_type: str, n: int) -> dict[str, Any]:
             "first_seen": "2026-03-02T11:00:00Z",
             "last_seen": "2026-03-02T11:00:00Z",
             "open_error_count": 3,
+            "notify_roles": ["owner", "admin"],
         },
         "Sync Error Resolved": {
             "error_id": "err-01",
@@ -320,6 +321,21 @@ def qbsync_detail(detail_type: str, n: int) -> dict[str, Any]:
                     "invoice_balance": "13.88",
                 },
             ],
+        },
+        "Service Delete Requested": {
+            "realm_id": REALM,
+            "service_id": "svc-300",
+            "error_id": "3f9a0c1d2b4e5f60-1",
+            "requested_by": "user-7",
+        },
+        "Service Imported": {
+            "realm_id": REALM,
+            "qbo_item_id": "21",
+            "name": "Payroll (monthly)",
+            "rate": "95.00",
+            "rate_type": "hour",
+            "description": "Monthly payroll run",
+            "requested_by": "user-7",
         },
         "Invoice Paid": {
             "realm_id": REALM,

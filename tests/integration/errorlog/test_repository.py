@@ -277,3 +277,26 @@ def test_list_rejects_bad_arguments_and_foreign_cursors(repo, firm):
         record(repo, "", platform_id="x")
     with pytest.raises(BadRequest):
         record(repo, firm, entity_type="in#voice")
+
+
+def test_note_action_appends_to_history_without_changing_status(repo, firm):
+    entry = record(repo, firm)
+    noted = repo.note_action(firm, entry.error_id, action="resync requested", by="user_1", now=T0 + 5)
+    assert noted.status == "open" and noted.attempts == 1
+    assert noted.history[-1] == {"at": T0 + 5, "action": "resync requested", "by": "user_1"}
+    mapped = repo.note_action(
+        firm, entry.error_id, action="customer mapped", by=None, now=T0 + 6, detail="qbo_customer 58"
+    )
+    assert mapped.history[-1] == {"at": T0 + 6, "action": "customer mapped", "detail": "qbo_customer 58"}
+    assert [h["action"] for h in repo.get(firm, entry.error_id).history] == [
+        "created",
+        "resync requested",
+        "customer mapped",
+    ]
+    with pytest.raises(NotFound):
+        repo.note_action(firm, "nope-1", action="resync requested", by="user_1", now=T0)
+    with pytest.raises(NotFound):  # another firm's error id is not found
+        repo.note_action("another_firm", entry.error_id, action="resync requested", by="u", now=T0)
+    with pytest.raises(BadRequest):
+        repo.note_action(firm, entry.error_id, action="", by="u", now=T0)
+    assert repo.get("another_firm", entry.error_id) is None  # no item was created by the failed update

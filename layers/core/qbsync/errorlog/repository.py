@@ -23,9 +23,10 @@ A skipped entry stays the record's current error: the same failure again only co
 notification, ``is_new`` False); a failure with a different reason code opens a new entry (E.3: later
 errors still notify).
 
-History (``[{at, action, by?, code?}]``) is appended on every change of state: ``created``,
-``code_changed``, ``skipped``, ``resolved``. Repeats of the same failure only move ``attempts`` and
-``last_seen``, so the item cannot grow without bound.
+History (``[{at, action, by?, code?, detail?}]``) is appended on every change of state: ``created``,
+``code_changed``, ``skipped``, ``resolved``, and on every admin action
+(:meth:`ErrorLogRepository.note_action`: ``resync requested``, ``customer mapped``, ...). Repeats of the
+same failure only move ``attempts`` and ``last_seen``, so the item cannot grow without bound.
 
 Errors: :class:`~qbsync.errors.BadRequest` for invalid arguments (bad category/status/limit/cursor,
 empty ids); :class:`~qbsync.errors.RetryableError` when the upsert loses its race too many times in a
@@ -60,6 +61,11 @@ RETENTION_SECONDS = 180 * 24 * 3600
 MAX_LIMIT = 200
 _MAX_RACE = 8
 _MESSAGE_MAX = 500
+_ACTION_MAX = 64
+_DETAIL_MAX = 200
+#: an entity-type filtered list page: at most this many queries, each evaluating at least _FILTER_EVALUATE
+_FILTER_ROUNDS = 10
+_FILTER_EVALUATE = 100
 _GSI1 = "gsi1"
 _GSI2 = "gsi2"
 
@@ -410,6 +416,40 @@ class ErrorLogRepository:
         }
         return _entry(self._set_status(current, sets, _history(now, "skipped", by=by)))
 
+    def note_action(
+        self,
+        firm_id: str,
+        error_id: str,
+        *,
+        action: str,
+        by: str | None,
+        now: float,
+        detail: str | None = None,
+    ) -> ErrorEntry:
+        """Append ``{at, action, by?, detail?}`` to the entry's history (an admin's action on the error:
+        "resync requested", "mapped customer", ...). The status is not changed. ``detail`` is a short
+        machine-readable note (ids only, never personal data); it is cut to 200 characters.
+
+        Raises:
+            BadRequest: an empty id or action. NotFound: no such error of this firm.
+        """
+        _need(firm_id, "firm_id")
+        _need(error_id, "error_id")
+        _need(action, "action")
+        event = _history(now, action[:_ACTION_MAX], by=by)
+        if detail:
+            event["detail"] = " ".join(str(detail).split())[:_DETAIL_MAX]
+        try:
+            item = self._table.update(
+                _entry_key(firm_id, error_id),
+                update="SET history = list_append(if_not_exists(history, :empty), :h)",
+                condition="attribute_exists(sk)",
+                values={":h": [event], ":empty": []},
+            )
+        except Conflict:
+            raise NotFound("no such error") from None
+        return _entry(item)
+
     def _close(
         self,
         cause_key: Mapping[str, str],
@@ -484,13 +524,17 @@ class ErrorLogRepository:
         *,
         category: str | None = None,
         status: str = OPEN,
+        entity_type: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> tuple[list[ErrorEntry], str | None]:
-        """Entries of one status (optionally one category), most recently seen first, one page.
+        """Entries of one status (optionally one category and/or one entity type), most recently seen
+        first, one page.
 
         Returns ``(entries, next_cursor)``; ``next_cursor`` is None on the last page. Lists read the
-        indexes, so they are eventually consistent.
+        indexes, so they are eventually consistent. ``entity_type`` is a filter over the index (DynamoDB
+        evaluates ``limit`` items before filtering), so a filtered page is filled by up to
+        ``_FILTER_ROUNDS`` queries and may still come back short with a cursor: follow ``next_cursor``.
 
         Raises:
             BadRequest: unknown category or status, ``limit`` outside 1..200, a cursor that is malformed
@@ -501,6 +545,8 @@ class ErrorLogRepository:
             raise BadRequest(f"status must be one of {', '.join(STATUSES)}")
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
             raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}")
+        if entity_type is not None and (not isinstance(entity_type, str) or not entity_type):
+            raise BadRequest("entity_type must be a non-empty string")
         if category is not None:
             if category not in CATEGORIES:
                 raise BadRequest(f"category must be one of {', '.join(CATEGORIES)}")
@@ -513,19 +559,45 @@ class ErrorLogRepository:
             index_pk = f"{_firm_pk(firm_id)}#STATUS#{status}"
             condition = "gsi2pk = :pk"
             values = {":pk": index_pk}
-        start = (
+        start: dict[str, Any] | None = (
             _decode_cursor(cursor, index_pk_name=pk_name, index_pk=index_pk) if cursor is not None else None
         )
-        page = self._table.query_page(
-            key_condition=condition,
-            values=values,
-            index=index,
-            limit=limit,
-            forward=False,
-            start_key=start,
-        )
-        entries = [_entry(item) for item in page.items]
-        return entries, (_encode_cursor(page.last_key) if page.last_key else None)
+        if entity_type is None:
+            page = self._table.query_page(
+                key_condition=condition,
+                values=values,
+                index=index,
+                limit=limit,
+                forward=False,
+                start_key=start,
+            )
+            entries = [_entry(item) for item in page.items]
+            return entries, (_encode_cursor(page.last_key) if page.last_key else None)
+        values = {**values, ":et": entity_type}
+        sk_name = pk_name.replace("pk", "sk")
+        found: list[dict[str, Any]] = []
+        for _ in range(_FILTER_ROUNDS):
+            page = self._table.query_page(
+                key_condition=condition,
+                values=values,
+                index=index,
+                filter_expression="entity_type = :et",
+                limit=max(limit - len(found), _FILTER_EVALUATE),
+                forward=False,
+                start_key=start,
+            )
+            room = limit - len(found)
+            if len(page.items) > room:
+                # More matches than the page holds: continue right after the last one kept.
+                found.extend(page.items[:room])
+                last = found[-1]
+                start = {k: last[k] for k in ("pk", "sk", pk_name, sk_name)}
+                break
+            found.extend(page.items)
+            start = page.last_key
+            if start is None or len(found) == limit:
+                break
+        return [_entry(item) for item in found], (_encode_cursor(start) if start else None)
 
     def counts(self, firm_id: str) -> dict[str, int]:
         """Open errors per category (every category present, zero included) - the banner count."""

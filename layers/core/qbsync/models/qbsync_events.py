@@ -32,6 +32,8 @@ __all__ = [
     "InvoicePaid",
     "PaymentReceivedInQbo",
     "QbsyncEvent",
+    "ServiceDeleteRequested",
+    "ServiceImported",
     "SyncErrorRaised",
     "SyncErrorResolved",
     "SyncStatusChanged",
@@ -44,6 +46,7 @@ ErrorCategory = Literal[
     "Accounts", "Invoices", "Payments", "Refunds", "Expenses", "Services", "Contacts", "Taxes", "Connection"
 ]
 SyncStatus = Literal["not_synced", "syncing", "synced", "failed", "skipped"]
+NotifyRole = Literal["owner", "admin", "staff"]
 
 
 def _new_event_id() -> str:
@@ -52,6 +55,10 @@ def _new_event_id() -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _default_notify_roles() -> list[NotifyRole]:
+    return ["owner", "admin"]  # E.5: the owner and the admins are notified of new errors
 
 
 def _envelope_required(schema: dict[str, Any]) -> None:
@@ -115,7 +122,13 @@ class SyncStatusChanged(QbsyncEvent):
 
 
 class SyncErrorRaised(QbsyncEvent):
-    """A sync error was recorded (or seen again) in the error center; admins are notified."""
+    """A NEW sync error was recorded in the error center: the notification contract (PRODUCT.md E.5).
+
+    Published once per new error entry (only the writer that created it publishes): the platform notifies
+    the firm's users with a role in ``notify_roles`` (the owner and the admins) and may refresh its banner
+    with ``open_error_count``. Repeats of the same error, and errors an admin skipped, are not published
+    again; a different error of the same record opens a new entry and is published (E.3).
+    """
 
     DETAIL_TYPE: ClassVar[str] = "Sync Error Raised"
     error_id: Id
@@ -130,6 +143,11 @@ class SyncErrorRaised(QbsyncEvent):
     first_seen: AwareDatetime
     last_seen: AwareDatetime
     open_error_count: int | None = Field(None, ge=0, description="Open errors of the firm (banner count)")
+    notify_roles: list[NotifyRole] = Field(
+        default_factory=_default_notify_roles,
+        min_length=1,
+        description="Roles of the firm's users to notify (E.5: the owner and the admins)",
+    )
 
 
 class SyncErrorResolved(QbsyncEvent):
@@ -248,6 +266,38 @@ class InitialSyncProgress(QbsyncEvent):
     phases: list[PhaseProgress] = Field(min_length=1)
 
 
+class ServiceDeleteRequested(QbsyncEvent):
+    """A firm admin chose "Delete" on a Services error (PRODUCT.md E.3): the platform removes the service.
+
+    qbsync never deletes QBO items (QBO cannot); the failing service is removed on the platform side and
+    the error is resolved. The platform's own "Service Deleted" event follows as usual.
+    """
+
+    DETAIL_TYPE: ClassVar[str] = "Service Delete Requested"
+    realm_id: Id | None = None
+    service_id: Id = Field(description="Platform service id")
+    error_id: Id = Field(description="The Services error the admin acted on")
+    requested_by: Id = Field(description="Admin user id")
+
+
+class ServiceImported(QbsyncEvent):
+    """A QBO service item was copied from QuickBooks on request (PRODUCT.md C.2): the platform creates it.
+
+    Idempotency: ``qbo_item_id`` is the platform's dedupe key (one platform service per QBO item). The
+    platform then sends "Service Created" with the same name, and qbsync links that service to this item by
+    its exact name instead of creating a second item.
+    """
+
+    DETAIL_TYPE: ClassVar[str] = "Service Imported"
+    realm_id: Id
+    qbo_item_id: Id
+    name: str = Field(min_length=1, max_length=100, description="QBO Item Name")
+    rate: NonNegativeMoney = Field(description="QBO UnitPrice")
+    rate_type: Literal["hour", "item"] = Field(description="From the QBO Sku")
+    description: str | None = Field(None, max_length=4000)
+    requested_by: Id | None = Field(None, description="Admin user id")
+
+
 #: Every qbsync event class by its EventBridge DetailType.
 QBSYNC_EVENT_TYPES: dict[str, type[QbsyncEvent]] = {
     cls.DETAIL_TYPE: cls
@@ -261,5 +311,7 @@ QBSYNC_EVENT_TYPES: dict[str, type[QbsyncEvent]] = {
         PaymentReceivedInQbo,
         InvoicePaid,
         InitialSyncProgress,
+        ServiceDeleteRequested,
+        ServiceImported,
     )
 }

@@ -1,0 +1,102 @@
+"""Retry fan-out: SQS (``RetryQueue``, ``ReportBatchItemFailures``) → :mod:`qbsync.errorlog.retry`.
+
+Each message is one of:
+
+* a :class:`~qbsync.sync.commands.RetryRequest` (admin API "resync" / "retry category" / "retry all"): the
+  matching errors become one ``SyncCommand`` per record on ``OutboundQueue``, idempotently per
+  ``request_id`` (:class:`~qbsync.errorlog.retry.RetryFanout`); a long fan-out continues in a new message;
+* a "Connection Changed" event of qbsync's bus with ``status = connected`` (``ConnectionResumeRule``): the
+  firm's paused work is resumed (``qbsync.sync.paused.resume_paused``).
+
+A malformed message is logged WITHOUT its content and reported as a batch-item failure: retried a few times,
+then parked in ``RetryDLQ`` (its alarm tells the operator), never dropped silently and never a crash of the
+batch. Retryable failures (SQS, DynamoDB, a request another delivery is sending) are batch-item failures too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from qbsync.errorlog.retry import WorkOutcome, body_of, retry_worker
+from qbsync.errors import BadRequest, QbsyncError
+from qbsync.observability import context_keys, logger, metrics, tracer
+
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+def record_handler(record: SQSRecord, lambda_context: Any = None) -> WorkOutcome:
+    """Handle one RetryQueue message. Raises (→ batch-item failure) for malformed and retryable ones.
+
+    ``lambda_context`` (injected by the BatchProcessor) bounds a long fan-out: it continues in a new message
+    when the invocation's time runs low.
+    """
+    remaining = getattr(lambda_context, "get_remaining_time_in_millis", None)
+    time_left_ms = (lambda: int(remaining())) if callable(remaining) else None
+    try:
+        body = body_of(record.body)
+        firm_id = body.get("firm_id") if isinstance(body, dict) else None
+        if not isinstance(firm_id, str) and isinstance(body, dict) and isinstance(body.get("detail"), dict):
+            firm_id = body["detail"].get("firm_id")
+        with context_keys(firm_id=firm_id if isinstance(firm_id, str) else None):
+            outcome = retry_worker().handle(body, time_left_ms=time_left_ms)
+    except BadRequest as err:
+        # err.message names field paths only, never values; no body content is logged
+        logger.error(
+            "malformed retry message: parked for the DLQ after retries",
+            extra={"message_id": record.message_id, "error": err.message},
+        )
+        metrics.add_metric(name="MalformedRetryMessages", unit=MetricUnit.Count, value=1)
+        raise
+    except QbsyncError as err:
+        logger.warning(
+            "retry message retried later", extra={"message_id": record.message_id, **err.context()}
+        )
+        metrics.add_metric(name="RetryMessagesRetried", unit=MetricUnit.Count, value=1)
+        raise
+    _log(record.message_id, outcome)
+    return outcome
+
+
+def _log(message_id: str, outcome: WorkOutcome) -> None:
+    if outcome.fanout is not None:
+        f = outcome.fanout
+        logger.info(
+            "retry request fanned out",
+            extra={
+                "message_id": message_id,
+                "firm_id": outcome.firm_id,
+                "request_id": f.request_id,
+                "scope": f.scope,
+                "enqueued": f.enqueued,
+                "already_enqueued": f.already,
+                "unsupported": f.unsupported,
+                "pages": f.pages,
+                "complete": f.complete,
+                "continued": f.continued,
+                "was_done": f.skipped_done,
+            },
+        )
+        metrics.add_metric(name="ResyncCommandsEnqueued", unit=MetricUnit.Count, value=f.enqueued)
+        metrics.add_metric(name="ResyncDuplicatesAvoided", unit=MetricUnit.Count, value=f.already)
+    elif outcome.kind == "resume":
+        logger.info(
+            "paused work resumed after reconnect",
+            extra={"message_id": message_id, "firm_id": outcome.firm_id, "resumed": outcome.resumed},
+        )
+        metrics.add_metric(name="PausedRecordsResumed", unit=MetricUnit.Count, value=outcome.resumed)
+    else:
+        logger.info("connection event ignored (not connected)", extra={"firm_id": outcome.firm_id})
+        metrics.add_metric(name="ConnectionEventsIgnored", unit=MetricUnit.Count, value=1)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+    return dict(response)
