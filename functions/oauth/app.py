@@ -10,19 +10,25 @@ always a 4xx. The callback answers the browser with a small HTML page (never tok
 
 import html
 import json
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
+from qbsync.api.common import body_problem, error_responses, refuse_body, validation_error_response
 from qbsync.auth import Caller, caller_from_event
-from qbsync.connection.models import ConnectSettings
+from qbsync.connection.models import CheckResult, ConnectionView, ConnectSettings, ConnectUrl
 from qbsync.connection.service import ConnectionService
 from qbsync.connection.wiring import connection_service
-from qbsync.errors import BadRequest, QbsyncError, RetryableError, TooManyRequests
+from qbsync.errors import QbsyncError, RetryableError, TooManyRequests
 from qbsync.observability import bind_context, logger, metrics, tracer
 
-app = APIGatewayRestResolver()
+# Validation on: request bodies are the pydantic models below (a bad body is a 400 naming the fields, see
+# handle_validation_error); the routes' models and responses make docs/openapi.json (scripts/gen_openapi.py).
+app = APIGatewayRestResolver(enable_validation=True)
 
 
 class ConnectUrlRequest(BaseModel):
@@ -47,19 +53,10 @@ def _caller() -> Caller:
     return caller
 
 
-def _body(model: type[BaseModel]) -> Any:
-    """Validate the JSON body (absent body = ``{}``). Raises BadRequest naming the bad fields only."""
-    raw = app.current_event.body
-    if app.current_event.is_base64_encoded and raw:
-        raw = app.current_event.decoded_body
-    try:
-        return model.model_validate_json(raw or "{}")
-    except ValidationError as exc:
-        problems = [
-            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
-            for err in exc.errors(include_input=False, include_url=False)
-        ]
-        raise BadRequest("invalid request body: " + "; ".join(problems)) from None
+def _ok(model: type[BaseModel], description: str, *statuses: int) -> dict[int, OpenAPIResponse]:
+    """OpenAPI responses of a route that answers ``model`` (as a plain dict) or the listed errors."""
+    ok: OpenAPIResponse = {"description": description, "content": {"application/json": {"model": model}}}
+    return {**error_responses(*statuses, ok=None), 200: ok}
 
 
 def _own_callback_url() -> str | None:
@@ -69,34 +66,64 @@ def _own_callback_url() -> str | None:
     return f"https://{domain}/{stage}/oauth/callback" if domain and stage else None
 
 
-@app.get("/connection")
+@app.get(
+    "/connection",
+    summary="Get the QuickBooks connection",
+    description="Status, company, token expiry, a pending company switch and archived companies. 404 before "
+    "the firm first connects. Any role.",
+    tags=["Connection"],
+    responses=_ok(ConnectionView, "The connection"),
+)
 def get_connection() -> dict[str, Any]:
     return _service().status(_caller()).model_dump(mode="json")
 
 
-@app.post("/connection/connect-url")
-def create_connect_url() -> dict[str, Any]:
+@app.post(
+    "/connection/connect-url",
+    summary="Start connecting QuickBooks",
+    description="The Intuit consent URL to open in the owner's browser (signed single-use state); the "
+    "optional settings are the owner's choices before consent. Owner only.",
+    tags=["Connection"],
+    responses=_ok(ConnectUrl, "The consent URL", 503),
+)
+def create_connect_url(request: Annotated[ConnectUrlRequest | None, Body()] = None) -> dict[str, Any]:
     caller = _caller()
-    request = _body(ConnectUrlRequest)
     service = _service()
-    return service.create_connect_url(caller, request.settings, redirect_uri=_own_callback_url()).model_dump(
-        mode="json"
-    )
+    settings = request.settings if request is not None else None
+    url = service.create_connect_url(caller, settings, redirect_uri=_own_callback_url())
+    return url.model_dump(mode="json")
 
 
-@app.post("/connection/confirm-switch")
-def confirm_switch() -> dict[str, Any]:
+@app.post(
+    "/connection/confirm-switch",
+    summary="Confirm connecting a different QuickBooks company",
+    description='Body {"confirmation": "ACCEPT"}; the previous company is archived. Owner only.',
+    tags=["Connection"],
+    responses=_ok(ConnectionView, "The connection, now on the new company", 409),
+)
+def confirm_switch(request: Annotated[ConfirmSwitchRequest, Body()]) -> dict[str, Any]:
     caller = _caller()
-    request = _body(ConfirmSwitchRequest)
     return _service().confirm_switch(caller, request.confirmation).model_dump(mode="json")
 
 
-@app.post("/connection/disconnect")
+@app.post(
+    "/connection/disconnect",
+    summary="Disconnect QuickBooks",
+    description="Revokes the tokens at Intuit and stops the sync. Owner only.",
+    tags=["Connection"],
+    responses=_ok(ConnectionView, "The disconnected connection", 409, 503),
+)
 def disconnect() -> dict[str, Any]:
     return _service().disconnect(_caller()).model_dump(mode="json")
 
 
-@app.post("/connection/check")
+@app.post(
+    "/connection/check",
+    summary="Check the QuickBooks connection now",
+    description="Calls QuickBooks with the stored tokens (refreshing them if needed). Owner or admin.",
+    tags=["Connection"],
+    responses=_ok(CheckResult, "QuickBooks answered", 409, 429, 503),
+)
 def check() -> dict[str, Any]:
     return _service().check(_caller()).model_dump(mode="json")
 
@@ -109,7 +136,7 @@ _PAGE = """<!doctype html>
 """
 
 
-def _page(status: int, title: str, message: str) -> Response:
+def _page(status: int, title: str, message: str) -> Response[str]:
     return Response(
         status_code=status,
         content_type="text/html; charset=utf-8",
@@ -118,15 +145,33 @@ def _page(status: int, title: str, message: str) -> Response:
     )
 
 
-@app.get("/oauth/callback")
-def oauth_callback() -> Response:
-    query = app.current_event.query_string_parameters or {}
+_HTML_PAGE: OpenAPIResponse = {
+    "description": "A small HTML page for the browser saying what happened",
+    "content": {"text/html": {"schema": {"type": "string"}}},
+}
+
+
+@app.get(
+    "/oauth/callback",
+    summary="Intuit's OAuth redirect",
+    description="Where Intuit sends the owner's browser after consent. Authenticated by the signed, "
+    "single-use state (no admin token). Answers an HTML page, also for refusals (4xx/503).",
+    tags=["Connection"],
+    security=[{}],
+    responses=dict.fromkeys((200, 400, 403, 404, 409, 503), _HTML_PAGE),
+)
+def oauth_callback(
+    code: Annotated[str | None, Query(description="authorization code")] = None,
+    state: Annotated[str | None, Query(description="the signed state of the connect URL")] = None,
+    realm_id: Annotated[str | None, Query(alias="realmId", description="the QuickBooks company")] = None,
+    error: Annotated[str | None, Query(description="set by Intuit when the owner declined")] = None,
+) -> Response[str]:
     try:
         outcome = _service().complete_callback(
-            code=query.get("code"),
-            state=query.get("state"),
-            realm_id=query.get("realmId"),
-            error=query.get("error"),
+            code=code,
+            state=state,
+            realm_id=realm_id,
+            error=error,
             redirect_uri=_own_callback_url(),
         )
     except QbsyncError as err:
@@ -164,9 +209,18 @@ def handle_qbsync_error(err: QbsyncError) -> Response:
     )
 
 
+@app.exception_handler(RequestValidationError)
+def handle_validation_error(err: RequestValidationError) -> Response:
+    """A body or query that fails its model: 400 naming the fields (never the values sent)."""
+    return validation_error_response(err.errors())
+
+
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     metrics.add_metric(name="ConnectionApiRequests", unit="Count", value=1)
+    problem = body_problem(event)
+    if problem is not None:
+        return refuse_body(problem)
     return app.resolve(event, context)

@@ -1,0 +1,65 @@
+"""Admin API (docs/admin-api.md): settings, sync status, the error center and record actions.
+
+Thin: the routes live in :mod:`qbsync.api` as Powertools ``Router`` objects (one module per area), this
+handler includes them into one ``APIGatewayRestResolver`` with request validation on (pydantic models from
+the routes' annotations; they also make docs/openapi.json, see scripts/gen_openapi.py) and maps every
+failure to HTTP once:
+
+* :class:`qbsync.errors.QbsyncError` -> its status, ``{"error": code, "message": ...}``;
+* a request that fails validation -> 400 naming the fields (never 422, never the values sent); so does a
+  body that is not UTF-8 JSON (checked before routing: :func:`qbsync.api.common.body_problem`);
+* an unknown route -> 404 JSON;
+* anything else is a bug -> 500 ``internal error``, logged with its stack.
+
+API Gateway routes every admin path to this function (a greedy ``/{proxy+}``) except ``/connection/*`` and
+``/oauth/callback``, which stay on OAuthFunction (functions/oauth/app.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.logging import correlation_paths
+from qbsync.api import actions_routes, common, errors_routes, records_routes, settings_routes
+from qbsync.errors import NotFound, QbsyncError
+from qbsync.observability import logger, metrics, tracer
+
+app = APIGatewayRestResolver(enable_validation=True)
+app.include_router(settings_routes.router)
+app.include_router(records_routes.router)
+app.include_router(errors_routes.router)
+app.include_router(actions_routes.router)
+
+
+@app.exception_handler(QbsyncError)
+def handle_qbsync_error(err: QbsyncError) -> Response:
+    return common.qbsync_error_response(err)
+
+
+@app.exception_handler(RequestValidationError)
+def handle_validation_error(err: RequestValidationError) -> Response:
+    return common.validation_error_response(err.errors())
+
+
+@app.not_found
+def handle_not_found(_: NotFoundError) -> Response:
+    return common.qbsync_error_response(NotFound("no such route"))
+
+
+@app.exception_handler(Exception)
+def handle_unexpected_error(err: Exception) -> Response:
+    return common.unexpected_error_response(err)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    metrics.add_metric(name="AdminApiRequests", unit="Count", value=1)
+    problem = common.body_problem(event)
+    if problem is not None:
+        return common.refuse_body(problem)
+    return app.resolve(event, context)

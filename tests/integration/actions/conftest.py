@@ -1,0 +1,131 @@
+"""Record and error actions through the admin API handler, on moto + the simulator.
+
+Reuses the fixtures of tests/integration/api (``api``: the admin API handler behind proxy events with an
+authorizer context) and tests/integration/entity_sync (``stack``: the entity-sync handler, to put real records
+and errors in place through the normal sync path). Both run on the same moto tables and simulator company.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import qbsync.api.actions_routes as actions_routes
+from qbsync.qbo.client import QboClient
+from qbsync.sync.commands import SYNC_COMMAND_KIND
+
+from local.stack.provision import Resources, clients
+from tests.integration.api.conftest import AdminApi, HttpResult, api  # noqa: F401 - fixture
+from tests.integration.entity_sync.conftest import (  # noqa: F401 - fixtures
+    SyncStack,
+    new_firm,
+    platform_event,
+    stack,
+    sync_events_capture,
+)
+
+ACTION_EVENTS = ["Sync Status Changed", "Sync Error Resolved", "Service Imported", "Service Delete Requested"]
+
+
+@pytest.fixture(scope="module")
+def actions_events_capture(provisioned: Resources) -> str:
+    """A queue receiving the qbsync events the actions publish (a test-only rule on the bus)."""
+    c = clients(provisioned.endpoint_url, provisioned.region)
+    url = c["sqs"].create_queue(QueueName=f"action-events-{secrets.token_hex(4)}")["QueueUrl"]
+    arn = c["sqs"].get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    bus = provisioned.get_att("EventBus", "Name")
+    rule = f"capture-actions-{secrets.token_hex(4)}"
+    c["events"].put_rule(
+        Name=rule,
+        EventBusName=bus,
+        EventPattern=json.dumps({"source": ["qbsync"], "detail-type": ACTION_EVENTS}),
+    )
+    c["events"].put_targets(Rule=rule, EventBusName=bus, Targets=[{"Id": "capture", "Arn": arn}])
+    return url
+
+
+@dataclass
+class Env:
+    """The admin API (``api``) and the sync worker (``stack``) of one test, on one firm."""
+
+    api: AdminApi
+    stack: SyncStack
+    events_url: str
+    firm: str
+
+    @property
+    def realm(self) -> str:
+        return self.stack.realm_id
+
+    def call(
+        self, method: str, path: str, *, role: str = "owner", firm: str | None = None, **kw: Any
+    ) -> HttpResult:
+        return self.api.call(method, path, firm_id=firm or self.firm, role=role, **kw)
+
+    def sync(self, *events: Any) -> None:
+        """Deliver platform events (or SyncCommands) to the entity-sync worker; nothing may fail."""
+        assert self.stack.deliver(*events) == {"batchItemFailures": []}
+
+    def events(self) -> list[tuple[str, dict[str, Any]]]:
+        """The action events published since the last call (drains the capture queue)."""
+        sqs = clients(self.stack.resources.endpoint_url, self.stack.resources.region)["sqs"]
+        out = []
+        while True:
+            got = sqs.receive_message(QueueUrl=self.events_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not got:
+                return out
+            for message in got:
+                envelope = json.loads(message["Body"])
+                out.append((envelope["detail-type"], envelope["detail"]))
+                sqs.delete_message(QueueUrl=self.events_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def commands(self) -> list[dict[str, Any]]:
+        """The SyncCommands on the OutboundQueue (drained; other messages are dropped)."""
+        return [b for b in self.stack.requeued() if b.get("kind") == SYNC_COMMAND_KIND]
+
+    def record(self, entity_type: str, platform_id: str) -> Any:
+        return self.stack.records.get(self.firm, self.realm, entity_type, platform_id)
+
+    def qbo(self, entity: str) -> list[dict[str, Any]]:
+        return self.stack.entities(entity)
+
+    def qbo_client(self) -> QboClient:
+        """A QBO client of the test company, as someone working in QuickBooks directly."""
+        issued = self.stack.sim.control.issue_tokens(self.stack.client_id, self.realm)
+        return QboClient(
+            base_url=self.stack.env["QBO_API_BASE_URL"],
+            realm_id=self.realm,
+            tokens=_Tokens(issued["access_token"]),
+        )
+
+    def open_error(self, entity_type: str, platform_id: str) -> str:
+        entries, _ = self.stack.errors.list(self.firm)
+        found = [e.error_id for e in entries if (e.entity_type, e.platform_id) == (entity_type, platform_id)]
+        assert len(found) == 1, entries
+        return found[0]
+
+
+@dataclass
+class _Tokens:
+    token: str
+
+    def access_token(self) -> str:
+        return self.token
+
+    def refresh_after_unauthorized(self, rejected_token: str) -> str:
+        raise AssertionError("the simulator's fresh token was refused")
+
+
+@pytest.fixture
+def env(api: AdminApi, stack: SyncStack, actions_events_capture: str) -> Iterator[Env]:  # noqa: F811
+    actions_routes.clear()
+    firm = new_firm()
+    stack.connect(firm)
+    e = Env(api, stack, actions_events_capture, firm)
+    e.events()  # drop what earlier tests left
+    yield e
+    actions_routes.clear()

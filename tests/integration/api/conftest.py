@@ -1,0 +1,192 @@
+"""The admin API handler (functions/admin_api) in-process, configured as template.yaml configures it.
+
+Runs on the session's moto server and QuickBooks simulator. API Gateway is played by :meth:`AdminApi.call`:
+it builds the proxy event API Gateway sends for the greedy ``/{proxy+}`` route, with the authorizer
+context ``{firm_id, user_id, role}`` the REQUEST authorizer returns (the authorizer itself is tested in
+tests/integration/connection). A firm is connected by storing a connection with tokens the simulator
+issued (the OAuth flow is tested elsewhere).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import secrets
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import qbsync.adapters._aws as aws_adapters
+import qbsync.api.records_routes as records_routes
+import qbsync.api.settings_routes as settings_routes
+import qbsync.connection.wiring as connection_wiring
+import qbsync.settings as settings
+from qbsync.adapters.dynamodb import DynamoTable
+from qbsync.adapters.kms import TokenCipher
+from qbsync.adapters.secrets import clear_caches as clear_secret_caches
+from qbsync.qbo.oauth import clear_discovery_cache
+from qbsync.repositories.connections import ConnectionsRepository, Tokens
+from qbsync.sync.records import RecordsRepository
+
+from local.stack.provision import Resources
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def load_handler(name: str) -> Any:
+    module_name = f"api_{name}_app"
+    spec = importlib.util.spec_from_file_location(module_name, ROOT / "functions" / name / "app.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+HANDLER = load_handler("admin_api")
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "qbsync-admin-api-test"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:qbsync-admin-api-test"
+    aws_request_id: str = ""
+
+    def __post_init__(self) -> None:
+        self.aws_request_id = self.aws_request_id or str(uuid.uuid4())
+
+
+@dataclass
+class HttpResult:
+    status: int
+    headers: dict[str, str]
+    body: str
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def reset_caches() -> None:
+    settings.clear()
+    clear_secret_caches()
+    aws_adapters.default_client.cache_clear()
+    connection_wiring.clear()
+    settings_routes.clear()
+    records_routes.clear()
+    clear_discovery_cache()
+
+
+@dataclass
+class AdminApi:
+    resources: Resources
+    sim: Any
+    realm_id: str
+    client_id: str
+    env: dict[str, str]
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        firm_id: str,
+        role: str = "owner",
+        body: Any = None,
+        raw_body: str | None = None,
+        query: dict[str, str] | None = None,
+    ) -> HttpResult:
+        """One request through the greedy proxy route, as API Gateway delivers it after the authorizer."""
+        event = {
+            "resource": "/{proxy+}",
+            "path": path,
+            "httpMethod": method,
+            "headers": {"Content-Type": "application/json", "Authorization": "Bearer x"},
+            "multiValueHeaders": {"Content-Type": ["application/json"], "Authorization": ["Bearer x"]},
+            "queryStringParameters": query,
+            "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
+            "pathParameters": {"proxy": quote(path.lstrip("/"))},
+            "stageVariables": None,
+            "requestContext": {
+                "resourcePath": "/{proxy+}",
+                "httpMethod": method,
+                "path": f"/dev{path}",
+                "stage": "dev",
+                "requestId": str(uuid.uuid4()),
+                "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+                "identity": {"sourceIp": "203.0.113.7"},
+                "authorizer": {
+                    "firm_id": firm_id,
+                    "user_id": "user-1",
+                    "role": role,
+                    "principalId": "user-1",
+                },
+            },
+            "body": raw_body if raw_body is not None else (json.dumps(body) if body is not None else None),
+            "isBase64Encoded": False,
+        }
+        response = HANDLER.lambda_handler(event, LambdaContext())
+        headers = dict(response.get("headers") or {})
+        for name, values in (response.get("multiValueHeaders") or {}).items():
+            headers[name] = ", ".join(values)
+        return HttpResult(response["statusCode"], headers, response.get("body") or "")
+
+    @property
+    def sync_table(self) -> DynamoTable:
+        return DynamoTable(self.env["SYNC_TABLE_NAME"])
+
+    @property
+    def records(self) -> RecordsRepository:
+        return RecordsRepository(self.sync_table)
+
+    def connections(self) -> ConnectionsRepository:
+        return ConnectionsRepository(self.sync_table, TokenCipher(self.env["TOKEN_KMS_KEY_ID"]))
+
+    def connect(self, firm_id: str, realm_id: str | None = None) -> str:
+        """Store a ``connected`` connection of ``firm_id`` to ``realm_id`` (default: the test company)."""
+        realm = realm_id or self.realm_id
+        issued = self.sim.control.issue_tokens(self.client_id, realm)
+        now = time.time()
+        tokens = Tokens(
+            access_token=issued["access_token"],
+            refresh_token=issued["refresh_token"],
+            access_expires_at=now + float(issued["expires_in"]),
+            refresh_expires_at=now + float(issued["x_refresh_token_expires_in"]),
+        )
+        self.connections().create(
+            firm_id=firm_id,
+            realm_id=realm,
+            tokens=tokens,
+            company_name=None,
+            connected_by="user-1",
+            settings={},
+            now=now,
+        )
+        return realm
+
+    def qbo(self, entity: str) -> list[dict[str, Any]]:
+        return self.sim.control.entities(self.realm_id, entity)
+
+
+@pytest.fixture
+def api(
+    aws_clean: Resources,
+    function_env: Any,
+    intuit_app_secret: Any,
+    qbo_sim: Any,
+    qbo_company: str,
+) -> Iterator[AdminApi]:
+    env = function_env("AdminApiFunction")
+    reset_caches()
+    yield AdminApi(aws_clean, qbo_sim, qbo_company, intuit_app_secret.client_id, env)
+    reset_caches()
+
+
+def new_firm() -> str:
+    return "firm-" + secrets.token_hex(4)

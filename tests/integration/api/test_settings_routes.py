@@ -1,0 +1,172 @@
+"""GET/PUT /settings through the admin API handler, validated against the simulator's company."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+from tests.integration.api.conftest import AdminApi, new_firm
+
+
+def _id(api: AdminApi, entity: str, name: str) -> str:
+    for obj in api.qbo(entity):
+        if obj.get("Name") == name:
+            return str(obj["Id"])
+    raise AssertionError(f"the simulator company has no {entity} {name!r}")
+
+
+def _valid_settings(api: AdminApi) -> dict[str, Any]:
+    return {
+        "sync_accounts": "all",
+        "sync_start_date": "2026-01-01",
+        "sync_offline_payments": True,
+        "deposit_account_id": _id(api, "Account", "Checking"),
+        "service_income_account_id": _id(api, "Account", "Services"),
+        "fee_expense_account_id": _id(api, "Account", "Merchant Fees"),
+        "customer_type_id": _id(api, "CustomerType", "Business"),
+        "tax_map": {"rate-sf": {"tax_code_id": "3", "primary_rate_id": "1", "secondary_rate_id": "2"}},
+        "work_type_map": {"wt-tax-prep": _id(api, "Item", "Services")},
+        "default_service_id": _id(api, "Item", "Sales"),
+    }
+
+
+def test_get_returns_the_defaults_to_every_role_until_settings_are_stored(api: AdminApi) -> None:
+    firm = new_firm()
+    for role in ("owner", "admin", "staff"):
+        got = api.call("GET", "/settings", firm_id=firm, role=role)
+        assert got.status == 200, got.body
+        body = got.json()
+        assert body["is_default"] is True and body["updated_at"] is None
+        assert body["settings"]["sync_accounts"] == "with_activity"
+        assert body["settings"]["deposit_account_id"] is None and body["settings"]["tax_map"] == {}
+
+
+def test_put_checks_against_quickbooks_then_stores_and_get_returns_it(api: AdminApi) -> None:
+    firm = new_firm()
+    api.connect(firm)
+    wanted = _valid_settings(api)
+    put = api.call("PUT", "/settings", firm_id=firm, role="admin", body=wanted)
+    assert put.status == 200, put.body
+    assert put.json()["is_default"] is False and put.json()["updated_at"]
+    got = api.call("GET", "/settings", firm_id=firm, role="staff").json()
+    assert got["is_default"] is False
+    for key, value in wanted.items():
+        assert got["settings"][key] == value, key
+    # PUT replaces the whole document: what is left out goes back to its default
+    partial = api.call("PUT", "/settings", firm_id=firm, body={"sync_accounts": "with_activity"})
+    assert partial.status == 200, partial.body
+    assert partial.json()["settings"]["deposit_account_id"] is None
+    assert partial.json()["settings"]["tax_map"] == {}
+
+
+def test_every_setting_that_does_not_fit_the_company_is_named_in_one_400(api: AdminApi) -> None:
+    firm = new_firm()
+    api.connect(firm)
+    bad = {
+        **_valid_settings(api),
+        "deposit_account_id": _id(api, "Account", "Visa Credit Card"),  # a Credit Card account
+        "service_income_account_id": _id(api, "Account", "Bank Service Charges"),  # an Expense account
+        "fee_expense_account_id": "99999",  # does not exist
+        "customer_type_id": "123",
+        "tax_map": {
+            "rate-x": {"tax_code_id": "77"},
+            "rate-ca": {"tax_code_id": "2", "primary_rate_id": "2"},  # rate 2 is not part of code 2
+        },
+        "work_type_map": {"wt-audit": "4242", "wt-odd": "not-a-qbo-id"},
+        "default_service_id": "31337",
+    }
+    got = api.call("PUT", "/settings", firm_id=firm, body=bad)
+    assert got.status == 400, got.body
+    body = got.json()
+    assert body["error"] == "bad_request"
+    message = body["message"]
+    for expected in (
+        "deposit_account_id: account",
+        "Credit Card account; choose a Bank or Other Current Asset account",
+        "service_income_account_id: account",
+        "is a Expense account; choose an Income account",
+        "fee_expense_account_id: QuickBooks has no account 99999",
+        "customer_type_id: QuickBooks has no customer type 123",
+        "tax_map.rate-x.tax_code_id: QuickBooks has no tax code 77",
+        "tax_map.rate-ca.primary_rate_id: tax rate 2 is not a sales rate of tax code 2",
+        "work_type_map.wt-audit: QuickBooks has no active service 4242",
+        "work_type_map.wt-odd: QuickBooks has no active service not-a-qbo-id",
+        "default_service_id: QuickBooks has no active service 31337",
+    ):
+        assert expected in message, (expected, message)
+    # nothing was stored
+    assert api.call("GET", "/settings", firm_id=firm).json()["is_default"] is True
+
+
+def test_a_non_service_item_cannot_be_a_work_type_target(api: AdminApi) -> None:
+    firm = new_firm()
+    api.connect(firm)
+    income = _id(api, "Account", "Sales")
+    issued = api.sim.control.issue_tokens(api.client_id, api.realm_id)
+    created = requests.post(
+        f"{api.sim.url}/v3/company/{api.realm_id}/item",
+        json={"Name": "Widget", "Type": "NonInventory", "IncomeAccountRef": {"value": income}},
+        headers={"Authorization": f"Bearer {issued['access_token']}", "Accept": "application/json"},
+        timeout=10,
+    )
+    assert created.status_code == 200, created.text
+    widget = created.json()["Item"]["Id"]
+    got = api.call("PUT", "/settings", firm_id=firm, body={"default_service_id": widget})
+    assert got.status == 400
+    assert (
+        f"default_service_id: QuickBooks item {widget} is not a service (type NonInventory)"
+        in got.json()["message"]
+    )
+
+
+def test_put_needs_owner_or_admin(api: AdminApi) -> None:
+    firm = new_firm()
+    api.connect(firm)
+    got = api.call("PUT", "/settings", firm_id=firm, role="staff", body={})
+    assert got.status == 403 and got.json()["error"] == "forbidden"
+    assert api.call("GET", "/settings", firm_id=firm).json()["is_default"] is True
+
+
+def test_put_while_quickbooks_is_not_connected_is_a_409(api: AdminApi) -> None:
+    got = api.call("PUT", "/settings", firm_id=new_firm(), body={"sync_accounts": "all"})
+    assert got.status == 409, got.body
+    assert got.json()["error"] == "conflict"
+    assert "QuickBooks is not connected (not_connected)" in got.json()["message"]
+
+
+def test_bad_bodies_are_400_naming_the_fields_without_echoing_values(api: AdminApi) -> None:
+    firm = new_firm()
+    api.connect(firm)
+    secret_looking = "jane.doe@example.com"
+    cases = [
+        ({"sync_accounts": secret_looking}, "body.sync_accounts"),
+        ({"colour": secret_looking}, "body.colour"),
+        ({"tax_map": {"r1": {"tax_code_id": "3", "secondary_rate_id": "2"}}}, "body.tax_map.r1"),
+        ({"sync_start_date": secret_looking}, "body.sync_start_date"),
+        ([secret_looking], "body"),
+    ]
+    for body, field in cases:
+        got = api.call("PUT", "/settings", firm_id=firm, body=body)
+        assert got.status == 400, (body, got.body)
+        assert got.json()["error"] == "bad_request"
+        assert field in got.json()["message"], (field, got.body)
+        assert secret_looking not in got.body
+    not_json = api.call("PUT", "/settings", firm_id=firm, raw_body="{not json")
+    assert not_json.status == 400 and not_json.json()["error"] == "bad_request", not_json.body
+
+
+def test_settings_are_per_firm(api: AdminApi) -> None:
+    firm_a, firm_b = new_firm(), new_firm()
+    api.connect(firm_a)
+    stored = api.call("PUT", "/settings", firm_id=firm_a, body={"sync_accounts": "all"})
+    assert stored.status == 200, stored.body
+    assert api.call("GET", "/settings", firm_id=firm_b).json()["is_default"] is True
+    assert api.call("GET", "/settings", firm_id=firm_a).json()["settings"]["sync_accounts"] == "all"
+
+
+def test_unknown_routes_and_methods_are_json_404(api: AdminApi) -> None:
+    for method, path in (("GET", "/nope"), ("DELETE", "/settings"), ("GET", "/settings/extra")):
+        got = api.call(method, path, firm_id=new_firm())
+        assert got.status == 404, (method, path, got.body)
+        assert got.json()["error"] == "not_found"
