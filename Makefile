@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 REQS := requirements-dev.txt layers/core/requirements.txt constraints.txt
 PYTEST_ARGS ?=
 
-.PHONY: help venv demo test test-unit test-integration test-e2e lint fmt up qbo-sim bench build schemas clean
+.PHONY: help venv demo test test-unit test-integration test-e2e lint fmt up qbo-sim bench bench-sample-firm build schemas openapi clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -37,12 +37,14 @@ test-integration: $(STAMP) ## integration tests (real handlers on moto + the sim
 test-e2e: $(STAMP) ## end-to-end tests against the local stack
 	$(PY) -m pytest tests/e2e -q $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff (lint + format check), mypy, template checks (cfn-lint, sam validate, asl-validator)
+lint: $(STAMP) ## ruff (lint + format check), mypy, docs/openapi.json up to date, template checks (cfn-lint, sam validate, asl-validator)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy layers/core/qbsync local scripts bench
 	@# every handler is functions/<name>/app.py: one mypy run each, the layer on the path
 	@for f in functions/*/app.py; do MYPYPATH=layers/core $(VENV)/bin/mypy --no-error-summary $$f || exit 1; done
+	@# docs/openapi.json must match the handlers' routes (fix: make openapi)
+	$(PY) scripts/gen_openapi.py --check
 	bash scripts/validate-template.sh
 
 fmt: $(STAMP) ## format the code
@@ -58,11 +60,17 @@ qbo-sim: $(STAMP) ## run the QuickBooks Online simulator on port 8910
 bench: $(STAMP) ## benchmarks; figures go to docs/benchmarks.md
 	$(PY) -m bench.bench_qbo_sim
 
+bench-sample-firm: $(STAMP) ## the demo's sample firm through the local stack (a few minutes); figures in docs/benchmarks.md
+	$(PY) -m bench.bench_sample_firm
+
 build: ## sam build without Docker (cp313 arm64 wheels)
 	bash scripts/sam-build.sh
 
 schemas: $(STAMP) ## regenerate docs/events/*.schema.json from the pydantic models
 	$(PY) scripts/gen_event_schemas.py
+
+openapi: $(STAMP) ## regenerate docs/openapi.json (the admin API) from the handlers' routes
+	$(PY) scripts/gen_openapi.py
 
 clean: ## remove build and run artefacts (keeps the venvs)
 	rm -rf .aws-sam .local-run .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -108,7 +108,8 @@ def test_queues_tables_and_functions_follow_the_template(provisioned: Resources)
         redrive = json.loads(attrs["RedrivePolicy"])
         assert redrive["deadLetterTargetArn"] == provisioned.get_att(dlq, "Arn")
         assert int(redrive["maxReceiveCount"]) == 5
-        assert attrs["VisibilityTimeout"] == "180"
+        # OutboundQueue: 6x EntitySyncFunction's 120 s timeout (AWS guidance for SQS event sources)
+        assert attrs["VisibilityTimeout"] == ("720" if queue == "OutboundQueue" else "180")
     table = c["dynamodb"].describe_table(TableName=provisioned.ref("SyncStateTable"))["Table"]
     assert {i["IndexName"] for i in table["GlobalSecondaryIndexes"]} == {"gsi1", "gsi2"}
     ttl = c["dynamodb"].describe_time_to_live(TableName=provisioned.ref("SyncStateTable"))
@@ -122,6 +123,7 @@ def test_queues_tables_and_functions_follow_the_template(provisioned: Resources)
         assert config["Environment"]["Variables"] == spec.environment
         assert config["Timeout"] == spec.timeout
     assert provisioned.functions["TokenKeepAliveFunction"].timeout == 300
+    assert provisioned.functions["EntitySyncFunction"].timeout == 120
     assert provisioned.functions["AdminAuthorizerFunction"].timeout == 10
 
 
@@ -157,9 +159,13 @@ def test_routes_and_schedules_come_from_the_template(provisioned: Resources) -> 
         ("POST", "/connection/confirm-switch"),
         ("POST", "/connection/disconnect"),
         ("POST", "/connection/check"),
+        ("ANY", "/{proxy+}"),
     }
-    assert all(r.function == "OAuthFunction" for r in routes.values())
+    assert routes[("ANY", "/{proxy+}")].function == "AdminApiFunction"
+    assert all(r.function == "OAuthFunction" for k, r in routes.items() if k != ("ANY", "/{proxy+}"))
     assert routes[("GET", "/oauth/callback")].authorizer is None
+    proxy_auth = routes[("ANY", "/{proxy+}")].authorizer
+    assert proxy_auth is not None and proxy_auth.function == "AdminAuthorizerFunction"
     auth = routes[("GET", "/connection")].authorizer
     assert auth is not None and auth.function == "AdminAuthorizerFunction" and auth.type == "request"
     assert auth.identity_sources == ("method.request.header.Authorization",)
