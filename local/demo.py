@@ -7,16 +7,22 @@ Plays the two outside parties through their real interfaces only:
 
 Everything else is the product as deployed: API Gateway (local), the Lambda authorizer, the OAuth
 handler, DynamoDB, KMS, Secrets Manager and EventBridge on moto, QuickBooks Online as the simulator.
+The last step syncs the issue-4 sample firm (``local.sample_firm``: 55 accounts, 20 services, 300 invoices,
+payments, refunds, fees, 3 deliberate errors) with the simulator's real rate limits, and the summary shows
+what landed in QuickBooks, the statuses and the error log. ``--sample-scale 0.2`` runs a smaller firm
+(the e2e test does); ``0`` leaves the step out.
 Prints progress while it runs and a summary at the end; exits non-zero if any step failed.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -26,14 +32,24 @@ from urllib.parse import urlparse
 import jwt
 import requests
 
+from local import sample_firm
 from local.qbo_sim.client import SimControl
+from local.qbo_sim.config import SimConfig
 from local.qbo_sim.server import SimulatorServer
+from local.sample_firm import N_ACCOUNTS, N_INVOICES, SampleFirm, SampleFirmError, SampleReport, generate
 from local.stack import LocalStack
 from local.stack.provision import clients
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIRM_ID = "firm-harbor-cpa"
 OTHER_FIRM_ID = "firm-other"
+#: the sample-firm step gives up waiting after this long (the full firm: ~5 min measured on this 2-core
+#: machine, docs/benchmarks.md; a fifth of it: ~1 min)
+SAMPLE_TIMEOUT_SECONDS = 1200.0
+#: OutboundQueue pollers. Lambda may run 5 batches at once (the template's MaximumConcurrency); here moto
+#: runs in this process, and more pollers only add out-of-order arrivals (blocked, re-enqueued records):
+#: 1 poller synced the full sample firm in 308 s, 3 pollers took longer (docs/benchmarks.md).
+POLLERS = 1
 
 
 class DemoFailure(Exception):
@@ -59,6 +75,9 @@ class Demo:
     http: requests.Session = field(default_factory=requests.Session)
     events_queue_url: str = ""
     statuses: Counter[tuple[Any, Any, Any]] = field(default_factory=Counter)
+    sample_report: SampleReport | None = None
+    #: QBO API requests of the connected company and how many QBO answered 429
+    sample_requests: tuple[int, int] = (0, 0)
 
     # ---- the platform side --------------------------------------------------------------------------
     def token(self, role: str = "owner", firm_id: str = FIRM_ID, user: str = "u-owner") -> str:
@@ -195,7 +214,7 @@ def subscribe_to_qbsync_events(stack: LocalStack) -> str:
     return queue_url
 
 
-def run(demo: Demo) -> None:
+def run(demo: Demo, sample_scale: float = 1.0, sample_timeout: float = SAMPLE_TIMEOUT_SECONDS) -> None:
     sim, realm_a, realm_b = demo.sim, demo.realm_a, demo.realm_b
 
     def connect() -> str:
@@ -342,6 +361,44 @@ def run(demo: Demo) -> None:
     demo.step("Owner connects a different company (typed ACCEPT guard)", switch)
     demo.step("Platform received qbsync's connection events", events)
     demo.step("Platform sends an account, an invoice and a payment; each lands in QuickBooks once", outbound)
+    if sample_scale > 0:
+        sample = sample_firm_for(sample_scale)
+        title = (
+            f"Sample firm ({len(sample.records['ClientAccount'])} accounts, {len(sample.records['Invoice'])} "
+            f"invoices, {len(sample.events)} events) syncs to QuickBooks"
+        )
+        demo.step(title, lambda: sync_sample_firm(demo, sample, timeout=sample_timeout))
+
+
+def sample_firm_for(scale: float) -> SampleFirm:
+    """The issue-4 sample firm (55 accounts, 300 invoices) for the demo firm, or a scaled-down one."""
+    n_accounts = max(5, round(N_ACCOUNTS * scale))
+    n_invoices = max(n_accounts + 2, round(N_INVOICES * scale))
+    return generate(FIRM_ID, n_accounts=n_accounts, n_invoices=n_invoices)
+
+
+def sync_sample_firm(demo: Demo, sample: SampleFirm, timeout: float = SAMPLE_TIMEOUT_SECONDS) -> str:
+    """Send the sample firm through the stack (progress lines while it runs); fails unless everything
+    landed once, the totals match to the cent and only the deliberate errors are open."""
+    try:
+        report = sample_firm.run(demo, sample, realm_id=demo.realm_b, timeout=timeout)
+    except SampleFirmError as exc:
+        raise DemoFailure(str(exc)) from exc
+    demo.sample_report = report
+    requests_log = demo.sim.requests(realm_id=demo.realm_b, limit=100_000)
+    api = [r for r in requests_log if "/v3/company/" in r.get("path", "")]
+    demo.sample_requests = (len(api), sum(1 for r in api if r.get("status") == 429))
+    if not report.ok:
+        raise DemoFailure(
+            f"the sample firm did not land as expected after {report.seconds_total:.0f}s "
+            "(see the report below)"
+        )
+    synced = sum(1 for v in report.final_status.values() if v == "synced")
+    return (
+        f"{synced} records synced, {len(report.open_errors)} deliberate errors in the error log, "
+        f"{len(sample.events)} events in {report.seconds_total:.0f}s "
+        f"({len(sample.events) / max(report.seconds_total, 0.001):.1f} events/s)"
+    )
 
 
 def _platform_event(name: str) -> dict[str, Any]:
@@ -365,25 +422,64 @@ def summary(demo: Demo, elapsed: float) -> None:
     print("=" * (width + 20))
     for number, s in enumerate(demo.steps, 1):
         print(f"{number:2d}. {s.title:<{width}} {'ok' if s.ok else 'FAILED':<7}{s.seconds:6.2f}s")
-    requests_log = demo.sim.requests(limit=1000)
+    requests_log = demo.sim.requests(limit=100_000)
     token_calls = sum(1 for r in requests_log if "tokens/bearer" in r.get("path", ""))
     api_calls = sum(1 for r in requests_log if "/v3/company/" in r.get("path", ""))
+    throttled = sum(1 for r in requests_log if "/v3/company/" in r.get("path", "") and r.get("status") == 429)
     ok = sum(s.ok for s in demo.steps)
+    if demo.sample_report is not None:
+        print("-" * (width + 20))
+        print(demo.sample_report.render())
+        n_api, n_429 = demo.sample_requests
+        records = len(demo.sample_report.sample.events)
+        print(
+            f"QuickBooks API requests for the sample company: {n_api} ({n_429} answered 429); "
+            f"{records / max(demo.sample_report.seconds_total, 0.001):.1f} events/s"
+        )
     print("-" * (width + 20))
     print(
         f"steps ok: {ok}/{len(demo.steps)}   QuickBooks token calls: {token_calls}   API calls: {api_calls}"
+        f" ({throttled} throttled)"
     )
     print(f"function logs: {demo.stack.log_dir}   total {elapsed:.1f}s")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local.demo", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--sample-scale",
+        type=float,
+        default=1.0,
+        help="size of the sample firm of the last step (1 = the issue's 55 accounts and 300 invoices; "
+        "0 = leave the step out)",
+    )
+    parser.add_argument(
+        "--sample-timeout",
+        type=float,
+        default=SAMPLE_TIMEOUT_SECONDS,
+        help=f"seconds the last step waits for the sample firm (default {SAMPLE_TIMEOUT_SECONDS:.0f})",
+    )
+    args = parser.parse_args(argv)
+    if args.sample_scale < 0 or args.sample_timeout <= 0:
+        parser.error("--sample-scale must be >= 0 and --sample-timeout > 0")
     started = time.perf_counter()
     print("qbsync demo: starting the QuickBooks simulator and the local stack ...", flush=True)
-    with SimulatorServer() as server:
+    with demo_environment() as demo:
+        run(demo, sample_scale=args.sample_scale, sample_timeout=args.sample_timeout)
+        summary(demo, time.perf_counter() - started)
+    return 0 if all(s.ok for s in demo.steps) else 1
+
+
+@contextmanager
+def demo_environment(pollers: int = POLLERS) -> Iterator[Demo]:
+    """The simulator (Intuit's real limits) with two companies, the local stack with the Intuit app
+    registered and consent on the first company, and the platform's subscription to qbsync's events."""
+    # the request log keeps every request of a full sample-firm run (the summary counts them)
+    with SimulatorServer(SimConfig(request_log_size=50_000)) as server:
         sim = SimControl(server.url)
         realm_a = sim.create_company(company_name="Harbor & Main CPA Clients")["realm_id"]
         realm_b = sim.create_company(company_name="Harbor & Main CPA (new books)")["realm_id"]
-        with LocalStack(REPO_ROOT, simulator_url=server.url) as stack:
+        with LocalStack(REPO_ROOT, simulator_url=server.url, poller_concurrency=pollers) as stack:
             stack.register_intuit_app(server.url)
             sim.set_consent(realm_a)
             resources = stack.resources
@@ -395,9 +491,7 @@ def main() -> int:
             print(f"  simulator {server.url}   API {stack.api_url}   moto {stack.endpoint_url}", flush=True)
             demo = Demo(stack=stack, sim=sim, realm_a=realm_a, realm_b=realm_b, jwt_key=jwt_key)
             demo.events_queue_url = subscribe_to_qbsync_events(stack)
-            run(demo)
-            summary(demo, time.perf_counter() - started)
-    return 0 if all(s.ok for s in demo.steps) else 1
+            yield demo
 
 
 if __name__ == "__main__":

@@ -11,8 +11,12 @@ wrong on purpose, so that the error log has something true to show:
   Taxes; the firm's tax map is empty by default);
 * a client account whose name contains a colon, which QuickBooks refuses in a name
   (``name_invalid_characters``, Accounts);
-* a client account named exactly like an earlier one: QuickBooks answers fault 6240
-  (``duplicate_name``, Accounts).
+* a client account named exactly like a vendor the firm's bookkeeper entered in QuickBooks by hand
+  before connecting (:attr:`SampleFirm.qbo_vendors_before`, created by :func:`run` first). QuickBooks
+  names are unique across customers, vendors and employees, so it answers fault 6240
+  (``duplicate_name``, Accounts). (Not a customer: qbsync links an active customer of exactly that name
+  instead of creating one, PRODUCT.md C.1. Not two platform accounts with one name: the error would land
+  on whichever syncs second - with several workers, not a fixed one.)
 
 The invoices of the two bad accounts stay ``blocked`` (waiting on their account), as they should.
 
@@ -67,6 +71,8 @@ N_SERVICES = 20
 N_INVOICES = 300
 #: Invoices are dated within this many days before the reference day.
 HISTORY_DAYS = 150
+#: A vendor the firm entered in QuickBooks by hand before connecting (not a generated name).
+HAND_ENTERED_VENDOR = "Marsh & Reed Consulting LLC"
 
 
 class SampleFirmError(Exception):
@@ -107,6 +113,8 @@ class SampleFirm:
     expected_invoice_balance: Decimal
     payment_total: Decimal
     kinds: Counter[str] = field(default_factory=Counter)
+    #: vendors that exist in QuickBooks before the sync (entered there by hand)
+    qbo_vendors_before: tuple[str, ...] = ()
 
     @property
     def expected_failed(self) -> frozenset[tuple[str, str]]:
@@ -116,6 +124,23 @@ class SampleFirm:
     def record_keys(self) -> frozenset[tuple[str, str]]:
         """(entity_type, platform_id) of every record of the sample."""
         return frozenset((t, str(r["id"])) for t, recs in self.records.items() for r in recs)
+
+    def expected_totals(self) -> dict[str, Decimal]:
+        """The money each QBO entity should add up to (TotalAmt), from the records that should land:
+        invoices, payments (card/check/...), credit-balance payments (CreditMemo), refunds and fees."""
+        landed = {pid for t, pid in self.expected_synced if t == "Invoice"}
+        pays = self.records["Payment"]
+
+        def total(rows: Iterable[dict[str, Any]], key: str) -> Decimal:
+            return _money(sum((Decimal(str(r[key])) for r in rows), Decimal("0.00")))
+
+        return {
+            "Invoice": total((i for i in self.records["Invoice"] if i["id"] in landed), "total"),
+            "Payment": total((p for p in pays if p["method"] != "credit_balance"), "amount"),
+            "CreditMemo": total((p for p in pays if p["method"] == "credit_balance"), "amount"),
+            "RefundReceipt": total(self.records["Refund"], "amount"),
+            "Purchase": total(self.records["ProcessingFee"], "amount"),
+        }
 
     @property
     def expected_terminal(self) -> int:
@@ -272,12 +297,13 @@ def generate(
                 "currency": "USD",
             }
         )
-    # Deliberate errors on accounts: a colon in the name, and a name that an earlier account already has.
+    # Deliberate errors on accounts: a colon in the name, and the name of a vendor that the firm
+    # entered in QuickBooks by hand (no platform account has it twice).
     colon_account = accounts[-2]
     colon_account["name"] = f"{_PEOPLE[0]}: Household"
     colon_account["account_type"] = "individual"
     duplicate_account = accounts[-1]
-    duplicate_account["name"] = accounts[0]["name"]
+    duplicate_account["name"] = HAND_ENTERED_VENDOR
     good_accounts = accounts[:-2]
 
     # --- services ------------------------------------------------------------------------------------
@@ -492,7 +518,7 @@ def generate(
         ),
         DeliberateError(
             "ClientAccount", duplicate_account["id"], "duplicate_name", "Accounts",
-            f"client account has the same name as {accounts[0]['id']} (QuickBooks fault 6240)",
+            "client account named like a vendor entered in QuickBooks by hand (QuickBooks fault 6240)",
         ),
     )  # fmt: skip
     blocked = frozenset(("Invoice", inv["id"]) for inv in invoices[-2:])
@@ -510,10 +536,8 @@ def generate(
     expected_qbo["CreditMemo"] += len(credit_payments)
 
     landed = [inv for inv in invoices if inv["id"] not in bad_invoices]
-    # QBO balance: credit memos are not applied to invoices by qbsync (AutoApplyCredit is off).
-    credit_applied = sum(
-        (Decimal(a["amount"]) for p in credit_payments for a in p["allocations"]), Decimal("0.00")
-    )
+    # QBO balance = the platform's open balance: payments pay their invoices and qbsync applies each
+    # credit-balance CreditMemo to the invoices the platform payment names.
     open_balance = sum((balance[inv["id"]] for inv in landed), Decimal("0.00"))
     paid = sum((Decimal(p["amount"]) for p in payments), Decimal("0.00"))
     return SampleFirm(
@@ -534,9 +558,10 @@ def generate(
         expected_qbo=dict(expected_qbo),
         platform_invoice_total=sum((Decimal(inv["total"]) for inv in invoices), Decimal("0.00")),
         expected_invoice_total=sum((Decimal(inv["total"]) for inv in landed), Decimal("0.00")),
-        expected_invoice_balance=open_balance + credit_applied,
+        expected_invoice_balance=open_balance,
         payment_total=paid,
         kinds=kinds,
+        qbo_vendors_before=(HAND_ENTERED_VENDOR,),
     )
 
 
@@ -575,6 +600,8 @@ class SampleReport:
     seconds_sending: float
     seconds_total: float
     timed_out: bool
+    #: TotalAmt per QBO entity of the sample's objects (missing: the check is left out)
+    qbo_totals: dict[str, Decimal] = field(default_factory=dict)
 
     @property
     def status_counts(self) -> dict[str, Counter[str]]:
@@ -601,10 +628,17 @@ class SampleReport:
             counts_ok
             and not any(self.duplicates.values())
             and self.qbo_invoice_total == self.sample.expected_invoice_total
+            and self.qbo_invoice_balance == self.sample.expected_invoice_balance
+            and not self.total_mismatches
             and not self.unexpected_errors
             and not self.missing_errors
             and len(self.open_errors) == len(self.sample.deliberate_errors)
         )
+
+    @property
+    def total_mismatches(self) -> list[str]:
+        expected = self.sample.expected_totals()
+        return [e for e, amount in self.qbo_totals.items() if e in expected and amount != expected[e]]
 
     def render(self) -> str:
         s = self.sample
@@ -615,13 +649,33 @@ class SampleReport:
             f"all done in {self.seconds_total:.1f}s" + ("  (TIMED OUT waiting)" if self.timed_out else "")
         )
         out.append("")
-        out.append("What landed in QuickBooks")
-        out.append(f"  {'QBO entity':<15}{'expected':>10}{'in QBO':>10}{'duplicates':>12}")
-        for entity in ("Customer", "Item", "Invoice", "Payment", "CreditMemo", "RefundReceipt", "Purchase"):
+        out.append("What landed in QuickBooks (per platform record type)")
+        out.append(
+            f"  {'platform':<15}{'records':>8}  {'QBO entity':<14}{'expected':>9}{'in QBO':>8}{'dupl.':>6}"
+            f"{'platform total':>16}{'QBO total':>14}"
+        )
+        expected_totals = s.expected_totals()
+        platform_of = {"CreditMemo": "Payment (credit)"}
+        for entity in _QBO_ENTITIES:
+            platform = platform_of.get(entity) or next(k for k, v in QBO_ENTITY_OF.items() if v == entity)
+            n_platform = (
+                len(s.records[platform])
+                if platform in s.records
+                else sum(1 for p in s.records["Payment"] if p["method"] == "credit_balance")
+            )
+            if entity == "Payment":
+                n_platform -= sum(1 for p in s.records["Payment"] if p["method"] == "credit_balance")
             exp = s.expected_qbo.get(entity, 0)
             got = self.in_qbo.get(entity, 0)
-            mark = "" if exp == got and not self.duplicates.get(entity) else "   <-- mismatch"
-            out.append(f"  {entity:<15}{exp:>10}{got:>10}{self.duplicates.get(entity, 0):>12}{mark}")
+            dup = self.duplicates.get(entity, 0)
+            want = expected_totals.get(entity)
+            have = self.qbo_totals.get(entity)
+            money = f"{want if want is not None else '':>16}{have if have is not None else '':>14}"
+            bad = exp != got or dup or (want is not None and have is not None and want != have)
+            out.append(
+                f"  {platform:<15}{n_platform:>8}  {entity:<14}{exp:>9}{got:>8}{dup:>6}{money}"
+                + ("   <-- MISMATCH" if bad else "")
+            )
         out.append("")
         out.append("Totals")
         n_inv = len(s.records["Invoice"])
@@ -629,9 +683,11 @@ class SampleReport:
         out.append(f"  platform invoices expected in QuickBooks: {s.expected_invoice_total:>12}")
         mark = "match" if self.qbo_invoice_total == s.expected_invoice_total else "MISMATCH"
         out.append(f"  QuickBooks invoices TotalAmt:             {self.qbo_invoice_total:>12}   {mark}")
+        mark = "match" if self.qbo_invoice_balance == s.expected_invoice_balance else "MISMATCH"
+        out.append(f"  platform open balance of those invoices:  {s.expected_invoice_balance:>12}")
         out.append(
-            f"  QuickBooks open balance:                  {self.qbo_invoice_balance:>12}   "
-            f"(expected {s.expected_invoice_balance}; credit memos stay unapplied)"
+            f"  QuickBooks open balance:                  {self.qbo_invoice_balance:>12}   {mark}"
+            " (credit-balance payments applied as credit memos)"
         )
         out.append(f"  payments received on the platform:        {s.payment_total:>12}")
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(s.kinds.items()))
@@ -688,15 +744,48 @@ def _final_status(statuses: Counter[tuple[Any, Any, Any]]) -> dict[tuple[str, st
     return out
 
 
-def _progress_line(sample: SampleFirm, demo: _DemoLike, started: float) -> str:
+def _progress_line(sample: SampleFirm, demo: _DemoLike, started: float, realm: str | None = None) -> str:
+    """Records settled so far by status and, with ``realm``, the sample's objects in QuickBooks so far."""
     final = _final_status(demo.statuses)
     mine = {k: v for k, v in final.items() if k in sample.record_keys}
     c = Counter(mine.values())
     done = c["synced"] + c["failed"]
-    return (
-        f"  {done:4d}/{sample.expected_terminal} records settled: synced {c['synced']}, "
-        f"failed {c['failed']}, skipped {c['skipped']}  ({time.monotonic() - started:5.1f}s)"
+    line = (
+        f"  {time.monotonic() - started:6.1f}s  {done:4d}/{sample.expected_terminal} settled: "
+        f"synced {c['synced']}, failed {c['failed']}, skipped {c['skipped']}, blocked {c['blocked']}"
     )
+    if realm is not None:
+        counts = _qbo_counts(sample, demo, realm)
+        line += " | in QuickBooks: " + ", ".join(
+            f"{counts[e]} {_SHORT[e]}" for e in _QBO_ENTITIES if counts.get(e)
+        )
+    return line
+
+
+_QBO_ENTITIES = ("Customer", "Item", "Invoice", "Payment", "CreditMemo", "RefundReceipt", "Purchase")
+_SHORT = {
+    "Customer": "customers",
+    "Item": "items",
+    "Invoice": "invoices",
+    "Payment": "payments",
+    "CreditMemo": "credit memos",
+    "RefundReceipt": "refunds",
+    "Purchase": "fees",
+}
+
+
+def _qbo_counts(sample: SampleFirm, demo: _DemoLike, realm: str) -> dict[str, int]:
+    """How many of the sample's records have their object in QuickBooks (per QBO entity)."""
+    ids = sample.record_keys
+    names = {str(r["name"]) for r in sample.records["Service"]}
+    out: dict[str, int] = {}
+    for entity in _QBO_ENTITIES:
+        rows = demo.sim.entities(realm, entity)
+        if entity == "Item":
+            out[entity] = len({r.get("Name") for r in rows if r.get("Name") in names})
+        else:
+            out[entity] = len({m for m in (_marked(entity, r) for r in rows) if m in ids})
+    return out
 
 
 def _settled(sample: SampleFirm, final: dict[tuple[str, str], str]) -> bool:
@@ -709,6 +798,29 @@ def _marked(entity: str, row: dict[str, Any]) -> tuple[str, str] | None:
     note = row.get(_NOTE_FIELD.get(entity, "PrivateNote")) or ""
     found = _MARKER.search(str(note))
     return (found.group(1), found.group(2)) if found else None
+
+
+def _enter_by_hand(demo: _DemoLike, realm: str, names: Iterable[str]) -> None:
+    """The bookkeeper's vendors in QuickBooks before the sync (through QBO's own API with a token the
+    simulator issues to the app, as QuickBooks' UI would create them). Skips names already there."""
+    import requests
+
+    existing = {v.get("DisplayName") for v in demo.sim.entities(realm, "Vendor")}
+    wanted = [n for n in names if n not in existing]
+    if not wanted:
+        return
+    client_id = demo.stack.intuit_app["client_id"]
+    token = demo.sim.issue_tokens(client_id, realm)["access_token"]
+    for name in wanted:
+        response = requests.post(
+            f"{demo.sim.base_url}/v3/company/{realm}/vendor",
+            params={"minorversion": "75"},
+            json={"DisplayName": name},
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            timeout=30,
+        )
+        if response.status_code != 200:
+            raise SampleFirmError(f"could not create the hand-entered vendor: HTTP {response.status_code}")
 
 
 def _read_error_log(demo: _DemoLike, firm_id: str) -> list[dict[str, Any]]:
@@ -741,20 +853,22 @@ def run(
     realm_id: str | None = None,
     progress: Callable[[str], Any] = print,
     timeout: float = 600.0,
+    progress_every: float = 5.0,
 ) -> SampleReport:
     """Send the sample firm's events through the demo's bus, wait for qbsync, and report.
 
     ``realm_id``: the connected QuickBooks company (default ``demo.realm_b``, the company connected at
-    the end of the demo). Sends with PutEvents, 10 entries per call; prints a progress line about every
-    10% of the sending and of the settled records; waits until every expected record has its final
+    the end of the demo). Sends with PutEvents, 10 entries per call (a progress line about every 10 % of
+    the sending); then, about every ``progress_every`` seconds, a line with the records settled so far by
+    status and the sample's objects in QuickBooks so far; waits until every expected record has its final
     status or ``timeout`` seconds have passed (then the report says so, and ``ok`` is usually False).
-    Measured on this 2-core machine: the full 300-invoice firm (602 events) settles in about 320 s with
-    one OutboundQueue poller when the machine is otherwise idle, far longer when it is busy.
+    Timings: docs/benchmarks.md ("Sample firm through the local stack").
     Raises :class:`SampleFirmError` when PutEvents refuses entries.
     """
     from local.stack.provision import clients
 
     realm = realm_id or demo.realm_b
+    _enter_by_hand(demo, realm, sample.qbo_vendors_before)
     events = clients(demo.stack.endpoint_url, demo.stack.region)["events"]
     bus = demo.stack.resources.ref("EventBus")
     started = time.monotonic()
@@ -781,35 +895,31 @@ def run(
         sent += len(chunk)
         if sent >= next_mark or sent == total:
             demo.settle(quiet_seconds=0, timeout=1)  # drain the inbox so that progress is current
-            progress(f"  sent {sent:4d}/{total}" + _progress_line(sample, demo, started)[1:])
+            progress(f"  sent {sent:4d}/{total} events" + _progress_line(sample, demo, started)[1:])
             next_mark += step
     seconds_sending = time.monotonic() - started
 
     deadline = started + timeout
     timed_out = False
-    reported = 0
     while True:
-        final = _final_status(demo.statuses)
-        if _settled(sample, final):
+        # drain qbsync's status events for a few seconds, then one progress line
+        demo.settle(quiet_seconds=2, timeout=min(progress_every, max(0.5, deadline - time.monotonic())))
+        if _settled(sample, _final_status(demo.statuses)):
             break
         if time.monotonic() >= deadline:
             timed_out = True
             break
-        demo.settle(quiet_seconds=2, timeout=min(10.0, max(1.0, deadline - time.monotonic())))
-        done = sum(1 for v in _final_status(demo.statuses).values() if v in ("synced", "failed"))
-        if done - reported >= max(1, sample.expected_terminal // 10) or done >= sample.expected_terminal:
-            progress(_progress_line(sample, demo, started))
-            reported = done
+        progress(_progress_line(sample, demo, started, realm))
     # late announcements (e.g. the blocked invoices' last status) are collected by one short settle
     demo.settle(quiet_seconds=2, timeout=10)
 
     in_qbo: dict[str, int] = {}
     duplicates: dict[str, int] = {}
-    total_amt = Decimal("0.00")
+    qbo_totals: dict[str, Decimal] = {}
     balance = Decimal("0.00")
     ids = sample.record_keys
     service_names = {str(r["name"]): str(r["id"]) for r in sample.records["Service"]}
-    for entity in ("Customer", "Item", "Invoice", "Payment", "CreditMemo", "RefundReceipt", "Purchase"):
+    for entity in _QBO_ENTITIES:
         rows = demo.sim.entities(realm, entity)
         # only this sample's records (the demo's earlier steps wrote a few of their own), and not
         # zero-total credit applications, which carry their payment's marker too
@@ -825,17 +935,18 @@ def run(
             marks = Counter(m for m in (_marked(entity, r) for r in mine) if m is not None)
         in_qbo[entity] = len(marks)
         duplicates[entity] = sum(n - 1 for n in marks.values() if n > 1)
+        if entity not in ("Customer", "Item"):
+            qbo_totals[entity] = _money(sum((Decimal(str(r.get("TotalAmt", 0))) for r in mine), Decimal(0)))
         if entity == "Invoice":
-            for r in mine:
-                total_amt += Decimal(str(r.get("TotalAmt", 0)))
-                balance += Decimal(str(r.get("Balance", 0)))
+            balance = sum((Decimal(str(r.get("Balance", 0))) for r in mine), Decimal("0.00"))
     return SampleReport(
         sample=sample,
         realm_id=realm,
         in_qbo=in_qbo,
         duplicates=duplicates,
-        qbo_invoice_total=_money(total_amt),
+        qbo_invoice_total=qbo_totals["Invoice"],
         qbo_invoice_balance=_money(balance),
+        qbo_totals=qbo_totals,
         final_status={k: v for k, v in _final_status(demo.statuses).items() if k in sample.record_keys},
         open_errors=_read_error_log(demo, sample.firm_id),
         seconds_sending=seconds_sending,

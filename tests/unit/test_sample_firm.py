@@ -64,7 +64,8 @@ def test_counts_meet_the_issue_minimums(sample, parsed):
     )  # partial
     assert by_type["Refund"] >= 3 and by_type["ProcessingFee"] >= 10
     names = [p.data.name for p in parsed if isinstance(p.data, ClientAccount)]
-    assert len(set(names)) == len(names) - 1  # unique, except the one deliberate duplicate
+    assert len(set(names)) == len(names)  # unique: the deliberate duplicate is of a hand-entered QBO vendor
+    assert set(sample.qbo_vendors_before) <= set(names)
     assert all(1 <= len(i.line_items) <= 4 for i in invoices.values())
     dates = [i.issue_date for i in invoices.values()]
     assert min(dates) >= date(2026, 6, 1) and max(dates) <= TODAY
@@ -156,10 +157,14 @@ def test_deliberate_errors_fail_and_everything_else_maps(sample, parsed):
         body = _payload(record, resolved, ref, settings)
         if isinstance(record, ClientAccount):
             accounts[record.id] = body["DisplayName"]
-    # the duplicate maps fine; QuickBooks refuses its name (fault 6240), which the catalogue explains
+    # the duplicate maps fine; QuickBooks refuses its name (fault 6240) because the firm entered a
+    # vendor by that name by hand (names are unique across customers and vendors), which the catalogue
+    # explains. No other account has the name, so the error lands on this record whatever order the
+    # workers take.
     dup = next(e for e in sample.deliberate_errors if e.reason_code == "duplicate_name")
-    same = [aid for aid, name in accounts.items() if name == accounts[dup.platform_id]]
-    assert len(same) == 2 and same[0] != dup.platform_id
+    assert accounts[dup.platform_id] in sample.qbo_vendors_before
+    assert [aid for aid, name in accounts.items() if name == accounts[dup.platform_id]] == [dup.platform_id]
+    assert len(set(accounts.values())) == len(accounts)
     fault = QboValidationError("Duplicate Name Exists Error", qbo_code="6240")
     assert explain(fault, entity_type="client_account").code == "duplicate_name"
 
@@ -208,6 +213,7 @@ def _report(sample, **over):
         "seconds_sending": 1.0,
         "seconds_total": 2.0,
         "timed_out": False,
+        "qbo_totals": sample.expected_totals(),
     }
     fields.update(over)
     return SampleReport(**fields)
@@ -222,6 +228,14 @@ def test_report_is_ok_only_when_everything_landed_once_and_only_the_deliberate_e
     off_by_a_cent = _report(sample, qbo_invoice_total=sample.expected_invoice_total - Decimal("0.01"))
     assert not off_by_a_cent.ok and "MISMATCH" in off_by_a_cent.render()
     assert not _report(sample, duplicates={"Invoice": 1}).ok
+    balance_off = _report(sample, qbo_invoice_balance=sample.expected_invoice_balance + Decimal("0.01"))
+    assert not balance_off.ok and "MISMATCH" in balance_off.render()
+    fees_off = {
+        **sample.expected_totals(),
+        "Purchase": sample.expected_totals()["Purchase"] - Decimal("0.01"),
+    }
+    assert not _report(sample, qbo_totals=fees_off).ok
+    assert "<-- MISMATCH" in _report(sample, qbo_totals=fees_off).render()
     assert not _report(sample, in_qbo={**sample.expected_qbo, "Payment": 0}).ok
     extra = {"entity_type": "invoice", "platform_id": "inv-1", "code": "books_closed", "category": "Invoices"}
     unexpected = _report(sample, open_errors=[*good.open_errors, extra])
