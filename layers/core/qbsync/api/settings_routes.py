@@ -62,22 +62,19 @@ _wiring: SettingsWiring | None = None
 def _build() -> SettingsWiring:
     from qbsync.adapters.dynamodb import DynamoTable
     from qbsync.connection.wiring import connection_service
-    from qbsync.settings import get_core_settings, get_qbo_settings
+    from qbsync.qbo.wiring import paced_client_factory
+    from qbsync.settings import get_core_settings
 
     core = get_core_settings()
-    qbo = get_qbo_settings()
     connections = connection_service()
+    table = DynamoTable(core.sync_table_name)
+    paced = paced_client_factory(table)
 
     def client(firm_id: str, realm_id: str) -> QboClient:
-        return QboClient(
-            base_url=qbo.qbo_api_base_url,
-            realm_id=realm_id,
-            tokens=connections.token_provider(firm_id, realm_id),
-            minor_version=qbo.qbo_minor_version,
-        )
+        return paced(realm_id, connections.token_provider(firm_id, realm_id))
 
     return SettingsWiring(
-        settings=FirmSettingsRepository(DynamoTable(core.sync_table_name)),
+        settings=FirmSettingsRepository(table),
         connections=connections.connections,
         qbo_client=client,
         clock=time.time,

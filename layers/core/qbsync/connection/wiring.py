@@ -9,7 +9,6 @@ from __future__ import annotations
 import threading
 import time
 from functools import partial
-from typing import Any
 
 from qbsync.connection.events import ConnectionEvents
 from qbsync.connection.service import ConnectionService
@@ -20,12 +19,6 @@ _lock = threading.Lock()
 _service: ConnectionService | None = None
 
 
-def _qbo_client(base_url: str, minor_version: int, realm_id: str, tokens: Any) -> Any:
-    from qbsync.qbo.client import QboClient
-
-    return QboClient(base_url=base_url, realm_id=realm_id, tokens=tokens, minor_version=minor_version)
-
-
 def build_connection_service() -> ConnectionService:
     """A fully wired service. Raises ConfigurationError (missing env / secret fields)."""
     from qbsync.adapters.dynamodb import DynamoTable
@@ -33,6 +26,7 @@ def build_connection_service() -> ConnectionService:
     from qbsync.adapters.kms import TokenCipher
     from qbsync.adapters.secrets import get_secret_field, get_secret_json
     from qbsync.qbo.oauth import IntuitOAuthClient
+    from qbsync.qbo.wiring import paced_client_factory
     from qbsync.repositories.connections import ConnectionsRepository
     from qbsync.repositories.oauth_state import OAuthStateRepository
     from qbsync.settings import get_core_settings, get_qbo_settings
@@ -55,7 +49,7 @@ def build_connection_service() -> ConnectionService:
         events=ConnectionEvents(EventPublisher(core.event_bus_name), clock=time.time),
         # Empty OAUTH_REDIRECT_URI (template default): the handler derives the API's own callback URL.
         redirect_uri=getattr(qbo, "oauth_redirect_uri", None) or None,
-        qbo_client=partial(_qbo_client, qbo.qbo_api_base_url, qbo.qbo_minor_version),
+        qbo_client=paced_client_factory(table),
     )
 
 

@@ -983,6 +983,7 @@ def build_record_actions() -> RecordActions:
     from qbsync.adapters.eventbridge import EventPublisher
     from qbsync.adapters.sqs import SqsSender
     from qbsync.connection.wiring import connection_service
+    from qbsync.qbo.wiring import paced_client_factory
     from qbsync.settings import get_core_settings, get_qbo_settings
     from qbsync.sync.service import ReferenceCache
 
@@ -991,18 +992,10 @@ def build_record_actions() -> RecordActions:
     connections = connection_service()
     table = DynamoTable(core.sync_table_name)
 
-    def client(realm_id: str, tokens: TokenSource) -> QboClient:
-        return QboClient(
-            base_url=qbo.qbo_api_base_url,
-            realm_id=realm_id,
-            tokens=tokens,
-            minor_version=qbo.qbo_minor_version,
-        )
-
     return RecordActions(
         connections=connections.connections,
         token_provider=lambda firm_id, realm_id: connections.token_provider(firm_id, realm_id),
-        qbo_client=client,
+        qbo_client=paced_client_factory(table),
         records=RecordsRepository(table),
         settings=FirmSettingsRepository(table),
         errorlog=ErrorLogRepository(DynamoTable(core.error_table_name)),

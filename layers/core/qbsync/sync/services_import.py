@@ -272,25 +272,18 @@ def build_services_import() -> ServicesImport:
     from qbsync.adapters.dynamodb import DynamoTable
     from qbsync.adapters.eventbridge import EventPublisher
     from qbsync.connection.wiring import connection_service
-    from qbsync.settings import get_core_settings, get_qbo_settings
+    from qbsync.qbo.wiring import paced_client_factory
+    from qbsync.settings import get_core_settings
 
     core = get_core_settings()
-    qbo = get_qbo_settings()
     connections = connection_service()
-
-    def client(realm_id: str, tokens: TokenSource) -> QboClient:
-        return QboClient(
-            base_url=qbo.qbo_api_base_url,
-            realm_id=realm_id,
-            tokens=tokens,
-            minor_version=qbo.qbo_minor_version,
-        )
+    table = DynamoTable(core.sync_table_name)
 
     return ServicesImport(
         connections=connections.connections,
         token_provider=lambda firm_id, realm_id: connections.token_provider(firm_id, realm_id),
-        qbo_client=client,
-        records=RecordsRepository(DynamoTable(core.sync_table_name)),
+        qbo_client=paced_client_factory(table),
+        records=RecordsRepository(table),
         publisher=EventPublisher(core.event_bus_name),
     )
 
