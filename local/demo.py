@@ -9,8 +9,11 @@ Everything else is the product as deployed: API Gateway (local), the Lambda auth
 handler, DynamoDB, KMS, Secrets Manager and EventBridge on moto, QuickBooks Online as the simulator.
 The last step syncs the issue-4 sample firm (``local.sample_firm``: 55 accounts, 20 services, 300 invoices,
 payments, refunds, fees, 3 deliberate errors) with the simulator's real rate limits, and the summary shows
-what landed in QuickBooks, the statuses and the error log. ``--sample-scale 0.2`` runs a smaller firm
-(the e2e test does); ``0`` leaves the step out.
+what landed in QuickBooks, the statuses and the error log. Then the firm owner fixes those errors through
+the admin API (maps the vendor-named account to the bookkeeper's customer, maps the tax rate in the
+settings and resyncs the Taxes category, skips the colon account's error), and the demo checks again
+that everything landed exactly once, to the cent. ``--sample-scale 0.2`` runs a smaller firm (the e2e
+test does); ``0`` leaves both steps out.
 Prints progress while it runs and a summary at the end; exits non-zero if any step failed.
 """
 
@@ -27,7 +30,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlencode, urlparse
 
 import jwt
 import requests
@@ -36,7 +39,15 @@ from local import sample_firm
 from local.qbo_sim.client import SimControl
 from local.qbo_sim.config import SimConfig
 from local.qbo_sim.server import SimulatorServer
-from local.sample_firm import N_ACCOUNTS, N_INVOICES, SampleFirm, SampleFirmError, SampleReport, generate
+from local.sample_firm import (
+    N_ACCOUNTS,
+    N_INVOICES,
+    UNMAPPED_TAX_RATE,
+    SampleFirm,
+    SampleFirmError,
+    SampleReport,
+    generate,
+)
 from local.stack import LocalStack
 from local.stack.provision import clients
 
@@ -50,6 +61,8 @@ SAMPLE_TIMEOUT_SECONDS = 1200.0
 #: runs in this process, and more pollers only add out-of-order arrivals (blocked, re-enqueued records):
 #: 1 poller synced the full sample firm in 308 s, 3 pollers took longer (docs/benchmarks.md).
 POLLERS = 1
+#: how long the fix step waits for each released or resynced record
+FIX_TIMEOUT_SECONDS = 120.0
 
 
 class DemoFailure(Exception):
@@ -76,6 +89,8 @@ class Demo:
     events_queue_url: str = ""
     statuses: Counter[tuple[Any, Any, Any]] = field(default_factory=Counter)
     sample_report: SampleReport | None = None
+    #: the sample firm checked again after the errors were fixed through the admin API
+    fixed_report: SampleReport | None = None
     #: QBO API requests of the connected company and how many QBO answered 429
     sample_requests: tuple[int, int] = (0, 0)
 
@@ -368,6 +383,10 @@ def run(demo: Demo, sample_scale: float = 1.0, sample_timeout: float = SAMPLE_TI
             f"invoices, {len(sample.events)} events) syncs to QuickBooks"
         )
         demo.step(title, lambda: sync_sample_firm(demo, sample, timeout=sample_timeout))
+        demo.step(
+            "Owner fixes the sample firm's errors through the admin API (map, settings + retry, skip)",
+            lambda: fix_errors_through_api(demo, sample),
+        )
 
 
 def sample_firm_for(scale: float) -> SampleFirm:
@@ -399,6 +418,216 @@ def sync_sample_firm(demo: Demo, sample: SampleFirm, timeout: float = SAMPLE_TIM
         f"{len(sample.events)} events in {report.seconds_total:.0f}s "
         f"({len(sample.events) / max(report.seconds_total, 0.001):.1f} events/s)"
     )
+
+
+def fix_errors_through_api(demo: Demo, sample: SampleFirm, timeout: float = FIX_TIMEOUT_SECONDS) -> str:
+    """The owner deals with the sample firm's three deliberate errors in the admin API, over HTTP with the
+    owner's JWT: reads the error log, maps the vendor-named account to the bookkeeper's customer, maps the
+    platform tax rate in the settings and resyncs the Taxes category, skips the colon account's error.
+    Then checks the error log (0 open; 2 resolved, 1 skipped), the records' statuses and, in QuickBooks,
+    that every record is there exactly once with the totals to the cent (``SampleFirm.after_fixes``)."""
+    if demo.sample_report is None:
+        raise DemoFailure("the sample firm has not synced (the previous step failed)")
+    realm = demo.realm_b
+    taxed = sample.error("tax_rate_unmapped")
+    colon = sample.error("name_invalid_characters")
+    vendor_named = sample.error("duplicate_name")
+
+    # 1. the error log as the owner sees it: the banner, then each error with its explanation and fix
+    banner = demo.expect(demo.api("GET", "/errors/counts"), 200)
+    _say(f"GET /errors/counts -> {_banner(banner)}")
+    listed = _errors(demo, "open")
+    _say(f"GET /errors -> {len(listed)} open:")
+    error_of: dict[str, str] = {}
+    for row in listed:
+        detail = demo.expect(demo.api("GET", f"/errors/{row['error_id']}"), 200)
+        _say(f"  [{detail['category']}] {detail['entity_type']} {detail['platform_id']}: {detail['title']}")
+        _say(f"    explanation: {detail['explanation']}")
+        _say(f"    how to fix:  {detail['fix']}")
+        error_of[row["platform_id"]] = row["error_id"]
+    wanted = {(d.platform_id, d.reason_code) for d in (taxed, colon, vendor_named)}
+    if {(e["platform_id"], e["code"]) for e in listed} != wanted or banner["total"] != len(wanted):
+        raise DemoFailure(f"expected exactly the 3 deliberate errors open, the API shows {banner} / {listed}")
+
+    # 2. the vendor-named account: map it to the customer the bookkeeper uses for that client
+    account = sample.record("ClientAccount", vendor_named.platform_id)
+    search = " ".join(str(account["name"]).split()[:3])
+    found = demo.expect(demo.api("GET", "/qbo/customers?" + urlencode({"search": search})), 200)["customers"]
+    _say(f"GET /qbo/customers?search={search!r} -> " + ", ".join(repr(c["display_name"]) for c in found))
+    customer = next((c for c in found if c["display_name"] in sample.qbo_customers_before), None)
+    if customer is None:
+        raise DemoFailure(f"the search did not find the bookkeeper's customer {sample.qbo_customers_before}")
+    mapped = demo.expect(
+        demo.api(
+            "POST",
+            f"/errors/{error_of[vendor_named.platform_id]}/map-customer",
+            body={"qbo_customer_id": customer["id"]},
+        ),
+        200,
+    )
+    _say(
+        f"POST /errors/{error_of[vendor_named.platform_id]}/map-customer -> {mapped['outcome']} to customer "
+        f"{customer['id']}, {mapped['released']} waiting record(s) queued again"
+    )
+    after_map = sample.after_fixes(mapped=[vendor_named.platform_id])
+    released = sorted(after_map.expected_synced - sample.expected_synced)
+    if mapped["outcome"] != "mapped" or mapped["released"] < 1:
+        raise DemoFailure(f"map-customer answered {mapped}")
+    _wait_synced(demo, released, timeout)
+    _say("  now synced: " + ", ".join(f"{t} {pid}" for t, pid in released))
+
+    # 3. the unmapped tax rate: map it in the settings (checked against QuickBooks), resync the category
+    view = demo.expect(demo.api("GET", "/settings"), 200)
+    settings = view["settings"]
+    _say(f"GET /settings -> tax_map {settings['tax_map']} (is_default {view['is_default']})")
+    code, rate = _sales_tax_code(demo, realm)
+    bad = {**settings, "tax_map": {**settings["tax_map"], UNMAPPED_TAX_RATE: {"tax_code_id": "999999"}}}
+    refused = demo.expect(demo.api("PUT", "/settings", body=bad), 400)
+    _say(f"PUT /settings with a tax code QuickBooks does not have -> 400 {refused['message']!r}")
+    settings["tax_map"] = {
+        **settings["tax_map"],
+        UNMAPPED_TAX_RATE: {"tax_code_id": code["Id"], "primary_rate_id": rate["Id"]},
+    }
+    stored = demo.expect(demo.api("PUT", "/settings", body=settings), 200)
+    if stored["settings"]["tax_map"].get(UNMAPPED_TAX_RATE, {}).get("tax_code_id") != code["Id"]:
+        raise DemoFailure(f"the stored settings lack the mapping: {stored}")
+    _say(
+        f"PUT /settings: {UNMAPPED_TAX_RATE} -> QuickBooks tax code {code['Id']} {code['Name']!r} "
+        f"(rate {rate['Id']}, {rate['RateValue']}%; the invoice keeps the platform's tax amount) -> 200"
+    )
+    retry = demo.expect(
+        demo.api("POST", "/errors/retry", body={"scope": "category", "category": "Taxes"}), 202
+    )
+    _say(f"POST /errors/retry {{scope: category, category: Taxes}} -> 202 request {retry['request_id']}")
+    _wait_synced(demo, [(taxed.entity_type, taxed.platform_id)], timeout)
+    _say(f"  now synced: {taxed.entity_type} {taxed.platform_id}")
+
+    # 4. the colon account: skip its error (its invoice stays unsynced, the error stops notifying)
+    skipped = demo.expect(demo.api("POST", f"/errors/{error_of[colon.platform_id]}/skip"), 200)
+    _say(
+        f"POST /errors/{error_of[colon.platform_id]}/skip -> {skipped['status']}: the account and its "
+        "invoice stay unsynced in QuickBooks, and the error no longer notifies or counts as open"
+    )
+
+    # 5. the error log after, the records' statuses, and QuickBooks checked against the expectations
+    after = sample.after_fixes(
+        mapped=[vendor_named.platform_id], fixed=[taxed.platform_id], skipped=[colon.platform_id]
+    )
+
+    def no_open_error() -> dict[str, Any] | None:
+        counts: dict[str, Any] = demo.expect(demo.api("GET", "/errors/counts"), 200)
+        return counts if counts["total"] == 0 else None
+
+    banner = _until(demo, no_open_error, timeout, "the error log to show no open error")
+    resolved, skipped_rows = _errors(demo, "resolved"), _errors(demo, "skipped")
+    _say(f"GET /errors/counts -> {_banner(banner)}")
+    for status, rows in (("resolved", resolved), ("skipped", skipped_rows)):
+        for row in rows:
+            _say(
+                f"  {status:<8} [{row['category']}] {row['entity_type']} {row['platform_id']}: {row['title']}"
+            )
+    statuses = {(r["platform_id"], r["code"]): r["status"] for r in resolved + skipped_rows}
+    expected = {
+        (taxed.platform_id, taxed.reason_code): "resolved",
+        (vendor_named.platform_id, vendor_named.reason_code): "resolved",
+        (colon.platform_id, colon.reason_code): "skipped",
+    }
+    if statuses != expected:
+        raise DemoFailure(f"error statuses {statuses}, expected {expected}")
+    landed = [*released, (taxed.entity_type, taxed.platform_id)]
+    checks = [(k, "synced") for k in landed]
+    checks += [(k, "failed") for k in sorted(after.expected_failed)]
+    checks += [(k, "blocked") for k in sorted(after.expected_blocked)]
+    for (entity_type, platform_id), want in checks:
+        row = demo.expect(demo.api("GET", f"/sync/records/{_API_TYPE[entity_type]}/{platform_id}"), 200)
+        if row["status"] != want:
+            raise DemoFailure(f"{entity_type} {platform_id} is {row['status']}, expected {want}")
+        if (entity_type, platform_id) in released and entity_type == "Invoice":
+            invoice = next((i for i in demo.sim.entities(realm, "Invoice") if i["Id"] == row["qbo_id"]), {})
+            if (invoice.get("CustomerRef") or {}).get("value") != customer["id"]:
+                raise DemoFailure(f"invoice {platform_id} is not billed to customer {customer['id']}")
+    _say("GET /sync/records/...: " + ", ".join(f"{t} {p} {w}" for (t, p), w in checks))
+    names = Counter(c["DisplayName"] for c in demo.sim.entities(realm, "Customer"))
+    if names[customer["display_name"]] != 1 or names[str(account["name"])]:
+        raise DemoFailure(
+            f"customers named like the client: {names[customer['display_name']]} + {names[account['name']]}"
+        )
+    demo.settle(quiet_seconds=2, timeout=10)
+    report = sample_firm.read_report(demo, after, realm)
+    demo.fixed_report = report
+    if not report.ok:
+        raise DemoFailure(
+            "QuickBooks does not hold what it should after the fixes:\n" + report.render("after")
+        )
+    n_invoices = report.in_qbo.get("Invoice", 0)
+    return (
+        f"open errors 3 -> 0 (2 resolved, 1 skipped); {len(released) + 1} records landed after the fixes; "
+        f"{n_invoices} invoices in QuickBooks, each once, totals {report.qbo_invoice_total} match to the cent"
+    )
+
+
+#: entity types of the event contract -> of the admin API's /sync/records routes
+_API_TYPE = {
+    "ClientAccount": "client_account",
+    "Service": "service",
+    "Invoice": "invoice",
+    "Payment": "payment",
+    "Refund": "refund",
+    "ProcessingFee": "fee",
+}
+
+
+def _say(line: str) -> None:
+    print(f"     {line}", flush=True)
+
+
+def _banner(counts: dict[str, Any]) -> str:
+    by = ", ".join(f"{k} {v}" for k, v in sorted(counts["by_category"].items()) if v)
+    return f"{counts['total']} open" + (f" ({by})" if by else "")
+
+
+def _errors(demo: Demo, status: str) -> list[dict[str, Any]]:
+    """Every error of the demo firm with that status, following ``next_cursor``."""
+    out: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        query = {"status": status, "limit": 200, **({"cursor": cursor} if cursor else {})}
+        page = demo.expect(demo.api("GET", "/errors?" + urlencode(query)), 200)
+        out += page["errors"]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return out
+
+
+def _sales_tax_code(demo: Demo, realm: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The owner's choice for the platform's sales tax rate: an active single-rate sales tax code of the
+    QuickBooks company (the admin API has no tax-code list, so the demo reads the simulator's)."""
+    rates = {r["Id"]: r for r in demo.sim.entities(realm, "TaxRate")}
+    for code in sorted(demo.sim.entities(realm, "TaxCode"), key=lambda c: c["Id"]):
+        ids = [
+            d["TaxRateRef"]["value"] for d in (code.get("SalesTaxRateList") or {}).get("TaxRateDetail", [])
+        ]
+        if code.get("Active") and len(ids) == 1 and ids[0] in rates:
+            return code, rates[ids[0]]
+    raise DemoFailure("the QuickBooks company has no single-rate sales tax code")
+
+
+def _wait_synced(demo: Demo, keys: list[tuple[str, str]], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    for entity_type, platform_id in keys:
+        demo.wait_for_status(
+            entity_type, platform_id, "synced", timeout=max(1.0, deadline - time.monotonic())
+        )
+
+
+def _until(demo: Demo, check: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Poll ``check`` until it returns something truthy (paced by long-polling the platform's inbox)."""
+    deadline = time.monotonic() + timeout
+    while not (result := check()):
+        if time.monotonic() >= deadline:
+            raise DemoFailure(f"timed out after {timeout:.0f}s waiting for {what}")
+        demo._poll_inbox(wait_seconds=1)
+    return result
 
 
 def _platform_event(name: str) -> dict[str, Any]:
@@ -436,6 +665,10 @@ def summary(demo: Demo, elapsed: float) -> None:
             f"QuickBooks API requests for the sample company: {n_api} ({n_429} answered 429); "
             f"{records / max(demo.sample_report.seconds_total, 0.001):.1f} events/s"
         )
+    if demo.fixed_report is not None:
+        print("-" * (width + 20))
+        print("After the owner fixed the errors through the admin API:")
+        print(demo.fixed_report.render("checked again after: map-customer, settings + Taxes retry, skip"))
     print("-" * (width + 20))
     print(
         f"steps ok: {ok}/{len(demo.steps)}   QuickBooks token calls: {token_calls}   API calls: {api_calls}"

@@ -18,7 +18,11 @@ wrong on purpose, so that the error log has something true to show:
   instead of creating one, PRODUCT.md C.1. Not two platform accounts with one name: the error would land
   on whichever syncs second - with several workers, not a fixed one.)
 
-The invoices of the two bad accounts stay ``blocked`` (waiting on their account), as they should.
+The invoices of the two bad accounts stay ``blocked`` (waiting on their account), as they should, and
+so does the payment of the vendor-named account's invoice (waiting on the invoice). QuickBooks also
+holds, before the sync, the customer the bookkeeper uses for that client
+(:attr:`SampleFirm.qbo_customers_before`, "<name> (client)"): the demo maps the account to it through
+the admin API. :meth:`SampleFirm.after_fixes` says what should land once errors are fixed or skipped.
 
 :func:`run` sends the events through the demo's real bus, shows progress, waits (bounded) for qbsync's
 "Sync Status Changed" events, then reads the simulator and the error log and returns a
@@ -36,18 +40,21 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Protocol
 
 __all__ = [
+    "HAND_ENTERED_CUSTOMER",
     "QBO_ENTITY_OF",
+    "UNMAPPED_TAX_RATE",
     "DeliberateError",
     "SampleFirm",
     "SampleFirmError",
     "SampleReport",
     "generate",
+    "read_report",
     "run",
 ]
 
@@ -73,6 +80,10 @@ N_INVOICES = 300
 HISTORY_DAYS = 150
 #: A vendor the firm entered in QuickBooks by hand before connecting (not a generated name).
 HAND_ENTERED_VENDOR = "Marsh & Reed Consulting LLC"
+#: The customer the bookkeeper entered by hand for that same client (what the account gets mapped to).
+HAND_ENTERED_CUSTOMER = f"{HAND_ENTERED_VENDOR} (client)"
+#: The platform tax rate of the deliberate ``tax_rate_unmapped`` invoice (5.5 %, not in the tax map).
+UNMAPPED_TAX_RATE = "tax-me-sales"
 
 
 class SampleFirmError(Exception):
@@ -97,7 +108,9 @@ class SampleFirm:
     ``expected_qbo`` - how many objects of each QBO entity should be created (our own, marked ones);
     ``expected_synced`` / ``expected_blocked`` - (entity_type, platform_id) sets;
     ``platform_invoice_total`` - the sum of every generated invoice total; ``expected_invoice_total``
-    - of those that should land in QBO; ``payment_total`` - sum of payments that should land.
+    - of those that should land in QBO; ``payment_total`` - sum of every platform payment.
+    ``deliberate_errors`` - the errors that should be open in the error log; ``skipped_errors`` - those
+    the firm skipped (their records stay failed, the error log no longer shows them open).
     """
 
     firm_id: str
@@ -115,10 +128,85 @@ class SampleFirm:
     kinds: Counter[str] = field(default_factory=Counter)
     #: vendors that exist in QuickBooks before the sync (entered there by hand)
     qbo_vendors_before: tuple[str, ...] = ()
+    #: customers that exist in QuickBooks before the sync (entered there by hand, no qbsync marker)
+    qbo_customers_before: tuple[str, ...] = ()
+    #: the platform's open balance of every invoice after its payments, by invoice id
+    open_balances: dict[str, Decimal] = field(default_factory=dict)
+    skipped_errors: tuple[DeliberateError, ...] = ()
+    #: client accounts linked to a customer the firm already had (qbsync creates no customer for them)
+    mapped_accounts: frozenset[str] = frozenset()
 
     @property
     def expected_failed(self) -> frozenset[tuple[str, str]]:
-        return frozenset((e.entity_type, e.platform_id) for e in self.deliberate_errors)
+        errors = (*self.deliberate_errors, *self.skipped_errors)
+        return frozenset((e.entity_type, e.platform_id) for e in errors)
+
+    def error(self, reason_code: str) -> DeliberateError:
+        """The deliberate error with that reason code (KeyError when the sample has none)."""
+        for e in (*self.deliberate_errors, *self.skipped_errors):
+            if e.reason_code == reason_code:
+                return e
+        raise KeyError(reason_code)
+
+    def record(self, entity_type: str, platform_id: str) -> dict[str, Any]:
+        """One generated record (KeyError when the sample has none)."""
+        for r in self.records[entity_type]:
+            if r["id"] == platform_id:
+                return r
+        raise KeyError((entity_type, platform_id))
+
+    def waiting_on(self, entity_type: str, platform_id: str) -> list[tuple[str, str]]:
+        """The records that must be in QuickBooks before this one can sync (its account, the invoices a
+        payment pays, the payment of a refund or fee)."""
+        r = self.record(entity_type, platform_id)
+        if entity_type == "Invoice":
+            return [("ClientAccount", r["account_id"])]
+        if entity_type == "Payment":
+            return [("ClientAccount", r["account_id"])] + [
+                ("Invoice", a["invoice_id"]) for a in r["allocations"]
+            ]
+        if entity_type in ("Refund", "ProcessingFee"):
+            return [("ClientAccount", r["account_id"]), ("Payment", r["payment_id"])]
+        return []
+
+    def after_fixes(
+        self, *, mapped: Iterable[str] = (), fixed: Iterable[str] = (), skipped: Iterable[str] = ()
+    ) -> SampleFirm:
+        """What should be true once the firm has dealt with deliberate errors (by platform id):
+        ``mapped`` - client accounts linked to an existing QuickBooks customer; ``fixed`` - records that
+        sync after a fix (e.g. a tax mapping); ``skipped`` - errors the firm skipped. Fixed and mapped
+        records land, and so does every blocked record whose prerequisites all landed by then; skipped
+        ones stay failed with their dependents blocked. Raises :class:`SampleFirmError` for an id that is
+        not an open deliberate error, or one named twice.
+        """
+        mapped, fixed, skipped = set(mapped), set(fixed), set(skipped)
+        by_id = {e.platform_id: e for e in self.deliberate_errors}
+        named = [*mapped, *fixed, *skipped]
+        if len(set(named)) != len(named) or not set(named) <= set(by_id):
+            raise SampleFirmError("each id must be an open deliberate error, named once")
+        if any(by_id[p].entity_type != "ClientAccount" for p in mapped):
+            raise SampleFirmError("only client accounts can be mapped to a customer")
+        synced = set(self.expected_synced) | {(by_id[p].entity_type, p) for p in mapped | fixed}
+        blocked = set(self.expected_blocked)
+        released = True
+        while released:  # a released invoice releases its payment, and so on
+            now = {k for k in blocked if all(w in synced for w in self.waiting_on(*k))}
+            released = bool(now)
+            synced |= now
+            blocked -= now
+        all_mapped = self.mapped_accounts | mapped
+        landed = [i for i in self.records["Invoice"] if ("Invoice", i["id"]) in synced]
+        return replace(
+            self,
+            deliberate_errors=tuple(e for e in self.deliberate_errors if e.platform_id not in named),
+            skipped_errors=(*self.skipped_errors, *(by_id[p] for p in sorted(skipped))),
+            expected_synced=frozenset(synced),
+            expected_blocked=frozenset(blocked),
+            expected_qbo=_expected_qbo(synced, self.records, all_mapped),
+            expected_invoice_total=sum((Decimal(i["total"]) for i in landed), Decimal("0.00")),
+            expected_invoice_balance=sum((self.open_balances[i["id"]] for i in landed), Decimal("0.00")),
+            mapped_accounts=frozenset(all_mapped),
+        )
 
     @property
     def record_keys(self) -> frozenset[tuple[str, str]]:
@@ -128,18 +216,20 @@ class SampleFirm:
     def expected_totals(self) -> dict[str, Decimal]:
         """The money each QBO entity should add up to (TotalAmt), from the records that should land:
         invoices, payments (card/check/...), credit-balance payments (CreditMemo), refunds and fees."""
-        landed = {pid for t, pid in self.expected_synced if t == "Invoice"}
-        pays = self.records["Payment"]
+
+        def landing(entity_type: str) -> list[dict[str, Any]]:
+            return [r for r in self.records[entity_type] if (entity_type, r["id"]) in self.expected_synced]
 
         def total(rows: Iterable[dict[str, Any]], key: str) -> Decimal:
             return _money(sum((Decimal(str(r[key])) for r in rows), Decimal("0.00")))
 
+        pays = landing("Payment")
         return {
-            "Invoice": total((i for i in self.records["Invoice"] if i["id"] in landed), "total"),
+            "Invoice": total(landing("Invoice"), "total"),
             "Payment": total((p for p in pays if p["method"] != "credit_balance"), "amount"),
             "CreditMemo": total((p for p in pays if p["method"] == "credit_balance"), "amount"),
-            "RefundReceipt": total(self.records["Refund"], "amount"),
-            "Purchase": total(self.records["ProcessingFee"], "amount"),
+            "RefundReceipt": total(landing("Refund"), "amount"),
+            "Purchase": total(landing("ProcessingFee"), "amount"),
         }
 
     @property
@@ -376,7 +466,7 @@ def generate(
     taxed = invoices[n_invoices // 2]
     first_line = taxed["line_items"][0]
     tax = _money(Decimal(first_line["amount"]) * Decimal("0.055"))
-    first_line.update(tax_rate_id="tax-me-sales", tax_amount=_s(tax))
+    first_line.update(tax_rate_id=UNMAPPED_TAX_RATE, tax_amount=_s(tax))
     taxed["tax_total"] = _s(tax)
     taxed["total"] = taxed["balance_due"] = _s(Decimal(taxed["subtotal"]) + tax)
     bad_invoices = {taxed["id"], invoices[-2]["id"], invoices[-1]["id"]}
@@ -480,6 +570,28 @@ def generate(
             else:  # still open
                 kinds["unpaid"] += 1
                 i += 1
+    # The vendor-named account's client pays its (blocked) invoice by check: the payment waits on the
+    # invoice, and both land once the account is mapped. Built here, after every random draw, so that
+    # the rest of the firm is what it was for the same seed.
+    dup_invoice = invoices[-1]
+    waiting_payment = {
+        "id": f"pay-{7000 + len(payments)}",
+        "account_id": duplicate_account["id"],
+        "payment_date": (date.fromisoformat(dup_invoice["issue_date"]) + timedelta(days=10)).isoformat(),
+        "currency": "USD",
+        "amount": dup_invoice["total"],
+        "method": "check",
+        "offline": False,
+        "sync_override": None,
+        "allocations": [{"invoice_id": dup_invoice["id"], "amount": dup_invoice["total"]}],
+        "processor": None,
+        "reference": "4711",
+        "description": None,
+        "deposit": None,
+    }
+    payments.append(waiting_payment)
+    balance[dup_invoice["id"]] -= Decimal(dup_invoice["total"])
+    kinds["full"] += 1
 
     # --- send order: natural (records in date order, each account right after its first invoice,
     # so that it syncs at once instead of being skipped as "no activity" and re-enqueued) -------------
@@ -521,19 +633,23 @@ def generate(
             "client account named like a vendor entered in QuickBooks by hand (QuickBooks fault 6240)",
         ),
     )  # fmt: skip
-    blocked = frozenset(("Invoice", inv["id"]) for inv in invoices[-2:])
+    blocked = frozenset(
+        {("Invoice", inv["id"]) for inv in invoices[-2:]} | {("Payment", waiting_payment["id"])}
+    )
     synced: set[tuple[str, str]] = {("ClientAccount", a["id"]) for a in good_accounts}
     synced |= {("Service", s["id"]) for s in services}
     synced |= {("Invoice", inv["id"]) for inv in invoices if inv["id"] not in bad_invoices}
-    synced |= {("Payment", p["id"]) for p in payments}
+    synced |= {("Payment", p["id"]) for p in payments if p is not waiting_payment}
     synced |= {("Refund", r["id"]) for r in refunds}
     synced |= {("ProcessingFee", f["id"]) for f in fees}
-    expected_qbo: Counter[str] = Counter()
-    for entity_type, _ in synced:
-        expected_qbo[QBO_ENTITY_OF[entity_type]] += 1
-    credit_payments = [p for p in payments if p["method"] == "credit_balance"]
-    expected_qbo["Payment"] -= len(credit_payments)
-    expected_qbo["CreditMemo"] += len(credit_payments)
+    records = {
+        "ClientAccount": accounts,
+        "Service": services,
+        "Invoice": invoices,
+        "Payment": payments,
+        "Refund": refunds,
+        "ProcessingFee": fees,
+    }
 
     landed = [inv for inv in invoices if inv["id"] not in bad_invoices]
     # QBO balance = the platform's open balance: payments pay their invoices and qbsync applies each
@@ -544,25 +660,38 @@ def generate(
         firm_id=firm_id,
         seed=seed,
         events=ev.out,
-        records={
-            "ClientAccount": accounts,
-            "Service": services,
-            "Invoice": invoices,
-            "Payment": payments,
-            "Refund": refunds,
-            "ProcessingFee": fees,
-        },
+        records=records,
         deliberate_errors=deliberate,
         expected_synced=frozenset(synced),
         expected_blocked=blocked,
-        expected_qbo=dict(expected_qbo),
+        expected_qbo=_expected_qbo(synced, records, frozenset()),
         platform_invoice_total=sum((Decimal(inv["total"]) for inv in invoices), Decimal("0.00")),
         expected_invoice_total=sum((Decimal(inv["total"]) for inv in landed), Decimal("0.00")),
         expected_invoice_balance=open_balance,
         payment_total=paid,
         kinds=kinds,
         qbo_vendors_before=(HAND_ENTERED_VENDOR,),
+        qbo_customers_before=(HAND_ENTERED_CUSTOMER,),
+        open_balances=dict(balance),
     )
+
+
+def _expected_qbo(
+    synced: Iterable[tuple[str, str]], records: dict[str, list[dict[str, Any]]], mapped: Iterable[str]
+) -> dict[str, int]:
+    """How many objects qbsync should create per QBO entity for the ``synced`` records: a credit-balance
+    payment is a CreditMemo; a client account ``mapped`` to an existing customer creates none."""
+    credit = {p["id"] for p in records["Payment"] if p["method"] == "credit_balance"}
+    skip = {("ClientAccount", a) for a in mapped}
+    out: Counter[str] = Counter()
+    for entity_type, pid in synced:
+        if (entity_type, pid) in skip:
+            continue
+        entity = QBO_ENTITY_OF[entity_type]
+        out["CreditMemo" if entity == "Payment" and pid in credit else entity] += 1
+    out.setdefault("Payment", 0)
+    out.setdefault("CreditMemo", 0)
+    return dict(out)
 
 
 # --- running it through the local stack ----------------------------------------------------------------
@@ -640,13 +769,16 @@ class SampleReport:
         expected = self.sample.expected_totals()
         return [e for e, amount in self.qbo_totals.items() if e in expected and amount != expected[e]]
 
-    def render(self) -> str:
+    def render(self, heading: str | None = None) -> str:
+        """The report as text; ``heading`` replaces the line about sending (for a later check)."""
         s = self.sample
         out: list[str] = []
         out.append(f"Sample firm {s.firm_id} (seed {s.seed}) -> QuickBooks company {self.realm_id}")
         out.append(
-            f"sent {len(s.events)} platform events in {self.seconds_sending:.1f}s; "
-            f"all done in {self.seconds_total:.1f}s" + ("  (TIMED OUT waiting)" if self.timed_out else "")
+            heading
+            or f"sent {len(s.events)} platform events in {self.seconds_sending:.1f}s; "
+            f"all done in {self.seconds_total:.1f}s"
+            + ("  (TIMED OUT waiting)" if self.timed_out else "")
         )
         out.append("")
         out.append("What landed in QuickBooks (per platform record type)")
@@ -715,6 +847,9 @@ class SampleReport:
             out.append(f"    [{entry.get('category')}] {entry.get('title')} ({entry.get('code')})")
             out.append(f"    what happened: {entry.get('explanation')}")
             out.append(f"    fix: {entry.get('fix')}")
+        for d in s.skipped_errors:
+            out.append(f"  * skipped by the firm: {d.entity_type} {d.platform_id}: {d.what}")
+            out.append("    its record stays failed and what waits on it stays unsynced; no notifications")
         for e in self.unexpected_errors:
             out.append(
                 f"  ! unexpected: {e.get('entity_type')} {e.get('platform_id')} [{e.get('category')}] "
@@ -800,12 +935,13 @@ def _marked(entity: str, row: dict[str, Any]) -> tuple[str, str] | None:
     return (found.group(1), found.group(2)) if found else None
 
 
-def _enter_by_hand(demo: _DemoLike, realm: str, names: Iterable[str]) -> None:
-    """The bookkeeper's vendors in QuickBooks before the sync (through QBO's own API with a token the
-    simulator issues to the app, as QuickBooks' UI would create them). Skips names already there."""
+def _enter_by_hand(demo: _DemoLike, realm: str, entity: str, names: Iterable[str]) -> None:
+    """The bookkeeper's vendors or customers in QuickBooks before the sync (through QBO's own API with a
+    token the simulator issues to the app, as QuickBooks' UI would create them). Skips names already
+    there."""
     import requests
 
-    existing = {v.get("DisplayName") for v in demo.sim.entities(realm, "Vendor")}
+    existing = {v.get("DisplayName") for v in demo.sim.entities(realm, entity)}
     wanted = [n for n in names if n not in existing]
     if not wanted:
         return
@@ -813,14 +949,16 @@ def _enter_by_hand(demo: _DemoLike, realm: str, names: Iterable[str]) -> None:
     token = demo.sim.issue_tokens(client_id, realm)["access_token"]
     for name in wanted:
         response = requests.post(
-            f"{demo.sim.base_url}/v3/company/{realm}/vendor",
+            f"{demo.sim.base_url}/v3/company/{realm}/{entity.lower()}",
             params={"minorversion": "75"},
             json={"DisplayName": name},
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
             timeout=30,
         )
         if response.status_code != 200:
-            raise SampleFirmError(f"could not create the hand-entered vendor: HTTP {response.status_code}")
+            raise SampleFirmError(
+                f"could not create the hand-entered {entity.lower()}: HTTP {response.status_code}"
+            )
 
 
 def _read_error_log(demo: _DemoLike, firm_id: str) -> list[dict[str, Any]]:
@@ -868,7 +1006,8 @@ def run(
     from local.stack.provision import clients
 
     realm = realm_id or demo.realm_b
-    _enter_by_hand(demo, realm, sample.qbo_vendors_before)
+    _enter_by_hand(demo, realm, "Vendor", sample.qbo_vendors_before)
+    _enter_by_hand(demo, realm, "Customer", sample.qbo_customers_before)
     events = clients(demo.stack.endpoint_url, demo.stack.region)["events"]
     bus = demo.stack.resources.ref("EventBus")
     started = time.monotonic()
@@ -912,7 +1051,27 @@ def run(
         progress(_progress_line(sample, demo, started, realm))
     # late announcements (e.g. the blocked invoices' last status) are collected by one short settle
     demo.settle(quiet_seconds=2, timeout=10)
+    return read_report(
+        demo,
+        sample,
+        realm,
+        seconds_sending=seconds_sending,
+        seconds_total=time.monotonic() - started,
+        timed_out=timed_out,
+    )
 
+
+def read_report(
+    demo: _DemoLike,
+    sample: SampleFirm,
+    realm: str,
+    *,
+    seconds_sending: float = 0.0,
+    seconds_total: float = 0.0,
+    timed_out: bool = False,
+) -> SampleReport:
+    """Read what is in QuickBooks (the simulator), the statuses qbsync announced so far and the open
+    errors of the error log, against ``sample``'s expectations (e.g. :meth:`SampleFirm.after_fixes`)."""
     in_qbo: dict[str, int] = {}
     duplicates: dict[str, int] = {}
     qbo_totals: dict[str, Decimal] = {}
@@ -950,6 +1109,6 @@ def run(
         final_status={k: v for k, v in _final_status(demo.statuses).items() if k in sample.record_keys},
         open_errors=_read_error_log(demo, sample.firm_id),
         seconds_sending=seconds_sending,
-        seconds_total=time.monotonic() - started,
+        seconds_total=seconds_total,
         timed_out=timed_out,
     )

@@ -105,11 +105,23 @@ def test_expected_totals_and_counts_follow_the_records(sample, parsed):
     records = [p.data for p in parsed]
     qbo = Counter(mapping.qbo_entity_for(r) for r in records)
     assert sample.expected_qbo["Customer"] == qbo["Customer"] - 2
-    for entity in ("Item", "Payment", "CreditMemo", "RefundReceipt", "Purchase"):
+    assert sample.expected_qbo["Payment"] == qbo["Payment"] - 1  # the payment waiting on a blocked invoice
+    for entity in ("Item", "CreditMemo", "RefundReceipt", "Purchase"):
         assert sample.expected_qbo[entity] == qbo[entity], entity
-    # blocked records (the two bad accounts' invoices) announce nothing; everything else does
-    assert sample.expected_terminal == len(records) - 2
-    assert sample.expected_blocked == {("Invoice", i.id) for i in invoices[-2:]}
+    # blocked records (the two bad accounts' invoices, the payment of one) announce nothing; the rest do
+    assert sample.expected_terminal == len(records) - 3
+    dup_account = sample.error("duplicate_name").platform_id
+    waiting = [p for p in records if isinstance(p, Payment) and p.account_id == dup_account]
+    assert [a.invoice_id for p in waiting for a in p.allocations] == [invoices[-1].id]
+    assert sample.expected_blocked == {("Invoice", i.id) for i in invoices[-2:]} | {
+        ("Payment", waiting[0].id)
+    }
+    paid_landing = [
+        p
+        for p in records
+        if isinstance(p, Payment) and p.method != "credit_balance" and p.id != waiting[0].id
+    ]
+    assert sample.expected_totals()["Payment"] == sum((p.amount for p in paid_landing), Decimal("0.00"))
     # no payment overpays an invoice
     paid: Counter[str] = Counter()
     for p in records:
@@ -118,6 +130,38 @@ def test_expected_totals_and_counts_follow_the_records(sample, parsed):
                 paid[a.invoice_id] += a.amount
     totals = {i.id: i.total for i in invoices}
     assert all(amount <= totals[iid] for iid, amount in paid.items())
+
+
+def test_after_fixes_lands_the_fixed_records_and_what_waited_on_them(sample, parsed):
+    invoices = [p.data for p in parsed if isinstance(p.data, Invoice)]
+    taxed = sample.error("tax_rate_unmapped").platform_id
+    colon = sample.error("name_invalid_characters").platform_id
+    dup = sample.error("duplicate_name").platform_id
+    after = sample.after_fixes(mapped=[dup], fixed=[taxed], skipped=[colon])
+    # mapped: the account uses the bookkeeper's customer (no new one); its invoice and payment land
+    assert after.expected_qbo["Customer"] == sample.expected_qbo["Customer"]
+    assert after.expected_qbo["Invoice"] == sample.expected_qbo["Invoice"] + 2
+    assert after.expected_qbo["Payment"] == sample.expected_qbo["Payment"] + 1
+    assert after.expected_blocked == {("Invoice", invoices[-2].id)}  # the skipped account's invoice
+    assert after.expected_failed == {("ClientAccount", colon)}
+    assert after.deliberate_errors == () and [e.platform_id for e in after.skipped_errors] == [colon]
+    totals = {i.id: i.total for i in invoices}
+    assert (
+        after.expected_invoice_total
+        == sample.expected_invoice_total + totals[taxed] + totals[invoices[-1].id]
+    )
+    # the taxed invoice is unpaid; the vendor-named account's invoice is paid in full by the waiting payment
+    assert after.expected_invoice_balance == sample.expected_invoice_balance + totals[taxed]
+    assert after.expected_totals()["Invoice"] == after.expected_invoice_total
+    assert sample.qbo_customers_before == (f"{sample.qbo_vendors_before[0]} (client)",)
+    # skipping everything lands nothing new; naming an error twice or an unknown id is refused
+    assert sample.after_fixes(skipped=[taxed, colon, dup]).expected_qbo == sample.expected_qbo
+    with pytest.raises(SampleFirmError):
+        sample.after_fixes(mapped=[dup], skipped=[dup])
+    with pytest.raises(SampleFirmError):
+        sample.after_fixes(fixed=["inv-nope"])
+    with pytest.raises(SampleFirmError):
+        sample.after_fixes(mapped=[taxed])
 
 
 def _resolved(record, services) -> Resolved:
@@ -241,6 +285,13 @@ def test_report_is_ok_only_when_everything_landed_once_and_only_the_deliberate_e
     unexpected = _report(sample, open_errors=[*good.open_errors, extra])
     assert not unexpected.ok and "unexpected: invoice inv-1" in unexpected.render()
     assert not _report(sample, open_errors=good.open_errors[:2]).ok
+    # after the fixes: no open error is expected, and a skipped one is shown as skipped
+    colon = sample.error("name_invalid_characters").platform_id
+    after = sample.after_fixes(skipped=[e.platform_id for e in sample.deliberate_errors])
+    fixed = _report(after, open_errors=[], final_status={k: "synced" for k in after.expected_synced})
+    assert fixed.ok and "Error log: 0 open (deliberate: 0)" in fixed.render("checked")
+    assert f"skipped by the firm: ClientAccount {colon}" in fixed.render()
+    assert not _report(after, open_errors=good.open_errors[:1]).ok
 
 
 def test_final_status_prefers_synced_over_an_earlier_skip():
