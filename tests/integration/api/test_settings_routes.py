@@ -170,3 +170,48 @@ def test_unknown_routes_and_methods_are_json_404(api: AdminApi) -> None:
         got = api.call(method, path, firm_id=new_firm())
         assert got.status == 404, (method, path, got.body)
         assert got.json()["error"] == "not_found"
+
+
+def test_choices_list_what_put_accepts_and_only_that(api: AdminApi) -> None:
+    firm = new_firm()
+    assert api.call("GET", "/settings/choices", firm_id=firm).status == 409  # not connected yet
+    api.connect(firm)
+    assert api.call("GET", "/settings/choices", firm_id=firm, role="staff").status == 403
+
+    got = api.call("GET", "/settings/choices", firm_id=firm, role="admin")
+
+    assert got.status == 200, got.body
+    choices = got.json()
+    accounts = {a["Id"]: a for a in api.qbo("Account")}
+    assert choices["deposit_accounts"] and {
+        accounts[c["id"]]["AccountType"] for c in choices["deposit_accounts"]
+    } <= {
+        "Bank",
+        "Other Current Asset",
+    }
+    assert "Checking" in {c["name"] for c in choices["deposit_accounts"]}
+    assert {c["type"] for c in choices["income_accounts"]} == {"Income"}
+    assert {c["type"] for c in choices["expense_accounts"]} <= {"Expense", "Other Expense"}
+    assert "Business" in {c["name"] for c in choices["customer_types"]}
+    assert choices["tax_codes"] and choices["tax_rates"]
+    assert {c["type"] for c in choices["services"]} == {"Service"}
+    # every choice is one PUT /settings accepts
+    first = {key: rows[0]["id"] for key, rows in choices.items()}
+    code = next(c for c in choices["tax_codes"] if c["rate_ids"])
+    assert set(code["rate_ids"]) <= {r["id"] for r in choices["tax_rates"]}
+    body = {
+        "deposit_account_id": first["deposit_accounts"],
+        "service_income_account_id": first["income_accounts"],
+        "fee_expense_account_id": first["expense_accounts"],
+        "customer_type_id": first["customer_types"],
+        "tax_map": {"rate-x": {"tax_code_id": code["id"], "primary_rate_id": code["rate_ids"][0]}},
+        "work_type_map": {"wt-x": first["services"]},
+        "default_service_id": first["services"],
+    }
+    put = api.call("PUT", "/settings", firm_id=firm, body=body)
+    assert put.status == 200, put.body
+    # and something that is not a choice is refused: a Credit Card account as the deposit account
+    card = next(a["Id"] for a in accounts.values() if a["AccountType"] == "Credit Card")
+    assert card not in {c["id"] for c in choices["deposit_accounts"]}
+    refused = api.call("PUT", "/settings", firm_id=firm, body={**body, "deposit_account_id": card})
+    assert refused.status == 400 and "deposit_account_id" in refused.json()["message"]

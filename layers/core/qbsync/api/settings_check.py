@@ -20,7 +20,14 @@ from qbsync.sync.reference import (
 )
 from qbsync.sync.settings import FirmSyncSettings
 
-__all__ = ["SERVICE_ITEM_TYPES", "item_ids", "load_items", "load_reference", "settings_problems"]
+__all__ = [
+    "SERVICE_ITEM_TYPES",
+    "item_ids",
+    "load_items",
+    "load_reference",
+    "load_services",
+    "settings_problems",
+]
 
 #: QBO Item types a work type may map to (services; QBO.md "Item")
 SERVICE_ITEM_TYPES = frozenset({"Service"})
@@ -40,6 +47,12 @@ def load_reference(qbo: QboClient) -> QboReference:
     from qbsync.sync.service import ReferenceCache
 
     return ReferenceCache.load(qbo)
+
+
+def load_services(qbo: QboClient) -> list[dict[str, Any]]:
+    """The company's active Service items (what a work type or the default service may map to), by name."""
+    rows = qbo.query_all("SELECT * FROM Item WHERE Type = 'Service' AND Active = true ORDERBY Name")
+    return [dict(r) for r in rows if isinstance(r, Mapping) and isinstance(r.get("Id"), str)]
 
 
 def load_items(qbo: QboClient, ids: Iterable[str]) -> dict[str, dict[str, Any]]:

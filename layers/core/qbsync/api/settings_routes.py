@@ -1,4 +1,5 @@
-"""Admin API: the firm's sync settings (PRODUCT.md B). ``GET /settings``, ``PUT /settings``.
+"""Admin API: the firm's sync settings (PRODUCT.md B). ``GET /settings``, ``PUT /settings``,
+``GET /settings/choices`` (the QuickBooks values each setting may take, for the settings page).
 
 ``PUT`` replaces the whole settings document (fields left out take their defaults; send what ``GET``
 returned with your changes). Before storing, the settings are checked against the firm's QuickBooks
@@ -26,11 +27,12 @@ from qbsync.observability import logger, metrics
 from qbsync.qbo.client import QboClient
 from qbsync.repositories.connections import CONNECTED, Connection, ConnectionsRepository
 from qbsync.repositories.firm_settings import FirmSettingsRepository
+from qbsync.sync.reference import DEPOSIT_ACCOUNT_TYPES, EXPENSE_ACCOUNT_TYPES, INCOME_ACCOUNT_TYPES
 from qbsync.sync.settings import FirmSyncSettings
 
 from . import settings_check
 
-__all__ = ["SettingsView", "SettingsWiring", "clear", "router", "wiring"]
+__all__ = ["SettingsChoices", "SettingsView", "SettingsWiring", "clear", "router", "wiring"]
 
 router = Router()
 
@@ -43,6 +45,34 @@ class SettingsView(BaseModel):
     settings: FirmSyncSettings
     is_default: bool = Field(description="true until the firm stores settings (product defaults shown)")
     updated_at: datetime | None = Field(None, description="when the settings were last stored (UTC)")
+
+
+class Choice(BaseModel):
+    """One QuickBooks object a setting may point at."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    name: str
+    type: str | None = Field(None, description="the QuickBooks account or item type, when it matters")
+    rate: str | None = Field(None, description="tax rates: the percentage, as QuickBooks holds it")
+    rate_ids: list[str] | None = Field(
+        None, description="tax codes: the sales tax rates a tax_map entry may name"
+    )
+
+
+class SettingsChoices(BaseModel):
+    """The active QuickBooks objects each setting may name (what ``PUT /settings`` accepts)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    deposit_accounts: list[Choice] = Field(description="deposit_account_id: Bank or Other Current Asset")
+    income_accounts: list[Choice] = Field(description="service_income_account_id: Income accounts")
+    expense_accounts: list[Choice] = Field(description="fee_expense_account_id: Expense or Other Expense")
+    customer_types: list[Choice] = Field(description="customer_type_id")
+    tax_codes: list[Choice] = Field(description="tax_map values (tax codes)")
+    tax_rates: list[Choice] = Field(description="tax_map values (tax rates)")
+    services: list[Choice] = Field(description="work_type_map values and default_service_id: Service items")
 
 
 @dataclass(frozen=True)
@@ -124,6 +154,59 @@ def get_settings() -> SettingsView:
     return _view(w, caller.firm_id, w.connections.get(caller.firm_id))
 
 
+def _connected(w: SettingsWiring, firm_id: str, what: str) -> Connection:
+    connection = w.connections.get(firm_id)
+    if connection is None or connection.status != CONNECTED:
+        status = connection.status if connection is not None else "not_connected"
+        raise Conflict(f"QuickBooks is not connected ({status}): connect it before {what}", firm_id=firm_id)
+    return connection
+
+
+@router.get(
+    "/settings/choices",
+    summary="List the QuickBooks values each setting may take",
+    description="Active accounts by the type each setting needs, customer types, tax codes and rates, and "
+    "Service items, read from the firm's QuickBooks company now (the same rules PUT /settings checks). "
+    "QuickBooks must be connected (409 otherwise). Owner or admin.",
+    tags=["Settings"],
+    responses=error_responses(409, 429, 503),
+)
+def get_settings_choices() -> SettingsChoices:
+    caller = caller_of(router)
+    require_role(caller, *WRITE_ROLES)
+    w = wiring()
+    connection = _connected(w, caller.firm_id, "listing its values")
+    qbo = w.qbo_client(caller.firm_id, connection.realm_id)
+    ref = settings_check.load_reference(qbo)
+    services = settings_check.load_services(qbo)
+
+    def accounts(types: frozenset[str]) -> list[Choice]:
+        rows = [a for a in ref.accounts.values() if a.active and a.account_type in types]
+        return [Choice(id=a.id, name=a.name, type=a.account_type) for a in sorted(rows, key=lambda a: a.name)]
+
+    return SettingsChoices(
+        deposit_accounts=accounts(DEPOSIT_ACCOUNT_TYPES),
+        income_accounts=accounts(INCOME_ACCOUNT_TYPES),
+        expense_accounts=accounts(EXPENSE_ACCOUNT_TYPES),
+        customer_types=[
+            Choice(id=c.id, name=c.name)
+            for c in sorted(ref.customer_types.values(), key=lambda c: c.name)
+            if c.active
+        ],
+        tax_codes=[
+            Choice(id=t.id, name=t.name, rate_ids=list(t.sales_rate_ids))
+            for t in sorted(ref.tax_codes.values(), key=lambda t: t.name)
+            if t.active
+        ],
+        tax_rates=[
+            Choice(id=r.id, name=r.name, rate=None if r.rate_value is None else str(r.rate_value))
+            for r in sorted(ref.tax_rates.values(), key=lambda r: r.name)
+            if r.active
+        ],
+        services=[Choice(id=i["Id"], name=str(i.get("Name") or ""), type=i.get("Type")) for i in services],
+    )
+
+
 @router.put(
     "/settings",
     summary="Replace the firm's sync settings",
@@ -139,14 +222,9 @@ def put_settings(settings: Annotated[FirmSyncSettings, Body()]) -> SettingsView:
     caller = caller_of(router)
     require_role(caller, *WRITE_ROLES)
     w = wiring()
-    connection = w.connections.get(caller.firm_id)
-    if connection is None or connection.status != CONNECTED:
-        status = connection.status if connection is not None else "not_connected"
-        raise Conflict(
-            f"QuickBooks is not connected ({status}): connect it before changing the sync settings, "
-            "they are checked against the QuickBooks company",
-            firm_id=caller.firm_id,
-        )
+    connection = _connected(
+        w, caller.firm_id, "changing the sync settings, they are checked against the QuickBooks company"
+    )
     qbo = w.qbo_client(caller.firm_id, connection.realm_id)
     ref = settings_check.load_reference(qbo)
     items = settings_check.load_items(qbo, settings_check.item_ids(settings))
