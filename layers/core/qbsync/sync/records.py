@@ -33,6 +33,12 @@ attribute          meaning
 ``last_event``     the JSON envelope of the newest platform event claimed for the record, with
                    ``last_event_version`` (:meth:`RecordsRepository.store_last_event`, never replaced by an
                    older version; a ``SyncCommand`` re-runs it). Not part of :class:`SyncRecord`.
+``requeued_by``    on a ``blocked`` / ``skipped`` record: the ``{entity_type}#{platform_id}`` of the worker's
+                   record that re-enqueued its stored event (:meth:`RecordsRepository.mark_requeued`); others
+                   do not send it again. Removed by the next claim (the sent event is being handled).
+``released_version``  on a synced record: the ``platform_version`` whose dependents were all released
+                   (:meth:`RecordsRepository.mark_released`, written after the sends); a redelivery of that
+                   version does not release them again. Removed by every new sync.
 ``updated_at``     epoch seconds
 =================  ===========================================================================================
 
@@ -46,6 +52,12 @@ records waiting on prerequisite ``(type, id)`` are one Query of that partition (
 cost is the realm's blocked backlog, which is small (records are blocked only until their prerequisites
 sync). gsi2 is eventually consistent: a worker that blocks a record must re-check its prerequisites after
 :meth:`RecordsRepository.mark_blocked` (a prerequisite that synced in between would not release it).
+
+Re-enqueueing a stored event is deduplicated on the target record: :meth:`RecordsRepository.mark_requeued`
+sets ``requeued_by`` only while the record is still blocked/skipped and unmarked (or marked by the same
+releaser), and only the worker that set it sends. A crash between the mark and the send is repaired by the
+releaser's redelivered message (same ``requeued_by``: it sends again), which is why the releaser's
+``released_version`` is written only after all its sends.
 
 Races are settled by conditional writes; every state change after :meth:`RecordsRepository.claim` requires
 the caller to still hold the lease (``owner`` = caller, status ``syncing``) and raises
@@ -219,6 +231,10 @@ class SyncRecord:
     updated_at: float | None = None
     #: +1 each time the record is detached from its QBO object (manual unsync): the next object is a new one
     epoch: int = 0
+    #: who re-enqueued the stored event of this blocked/skipped record (``{entity_type}#{platform_id}``)
+    requeued_by: str | None = None
+    #: the synced version whose dependents were all released (a redelivery does not release them again)
+    released_version: int | None = None
 
     def lease_live(self, now: float) -> bool:
         """True while a worker holds an unexpired lease on the record."""
@@ -273,6 +289,10 @@ class SyncRecord:
             revision=as_int(item.get("revision")),
             updated_at=as_float(item.get("updated_at")),
             epoch=as_int(item.get("epoch")),
+            requeued_by=item.get("requeued_by"),
+            released_version=None
+            if item.get("released_version") is None
+            else as_int(item["released_version"]),
         )
 
 
@@ -459,6 +479,69 @@ class RecordsRepository:
             return False
         return True
 
+    # ------------------------------------------------------------------ releasing stored events
+
+    def mark_requeued(
+        self,
+        firm_id: str,
+        realm_id: str,
+        entity_type: str,
+        platform_id: str,
+        *,
+        by: str,
+        statuses: Sequence[str],
+    ) -> bool:
+        """Take the right to re-enqueue the record's stored event: True when the caller should send it.
+
+        One conditional UpdateItem: the record is in one of ``statuses`` (``blocked`` for a dependent,
+        ``skipped`` for an account waiting for activity) and no other releaser marked it since its last
+        claim (``requeued_by`` absent, or ``by`` itself - a redelivery of a releaser that may have crashed
+        before its send sends again). Not a state change: ``revision`` is kept, so a claim is not disturbed
+        (the claim removes the mark).
+        """
+        key = record_key(firm_id, realm_id, entity_type, platform_id)
+        if not by or not statuses or any(s not in STATUSES for s in statuses):
+            raise ValueError("mark_requeued needs a releaser and known statuses")
+        values: dict[str, Any] = {":by": by}
+        wanted = []
+        for i, status in enumerate(dict.fromkeys(statuses)):
+            values[f":st{i}"] = status
+            wanted.append(f":st{i}")
+        try:
+            self._table.update(
+                key,
+                update="SET requeued_by = :by",
+                condition=f"#status IN ({', '.join(wanted)}) AND "
+                "(attribute_not_exists(requeued_by) OR requeued_by = :by)",
+                names={"#status": "status"},
+                values=values,
+                return_values="NONE",
+            )
+        except Conflict:
+            return False
+        return True
+
+    def mark_released(
+        self, firm_id: str, realm_id: str, entity_type: str, platform_id: str, *, version: int
+    ) -> None:
+        """Every dependent of the synced ``version`` was released (written after the sends).
+
+        Conditional on the record still being synced at ``version``; a newer sync meanwhile (which removes
+        the mark and releases by itself) makes it a no-op."""
+        key = record_key(firm_id, realm_id, entity_type, platform_id)
+        _check_version(version)
+        try:
+            self._table.update(
+                key,
+                update="SET released_version = :v",
+                condition="#status = :synced AND platform_version = :v",
+                names={"#status": "status"},
+                values={":v": version, ":synced": SYNCED},
+                return_values="NONE",
+            )
+        except Conflict:
+            return
+
     # ------------------------------------------------------------------ the lease
 
     def claim(
@@ -528,7 +611,7 @@ class RecordsRepository:
                     "lease_until = :until, updated_at = :now, claimed_version = :version, "
                     "prev_status = :prev, firm_id = :firm, realm_id = :realm, entity_type = :type, "
                     "platform_id = :pid, attempts = if_not_exists(attempts, :zero) + :one, "
-                    "revision = if_not_exists(revision, :zero) + :one"
+                    "revision = if_not_exists(revision, :zero) + :one REMOVE requeued_by"
                 ),
                 condition=condition,
                 names={"#status": "status", "#owner": "owner"},
@@ -705,7 +788,7 @@ class RecordsRepository:
             "gsi1sk": "REC",
             "attempts": 0,
         }
-        removes = [*_INTENT_ATTRS, *_ERROR_ATTRS, "waiting_on", "skip_reason"]
+        removes = [*_INTENT_ATTRS, *_ERROR_ATTRS, "waiting_on", "skip_reason", "released_version"]
         if operation is not None:
             if operation not in OPERATIONS:
                 raise ValueError(f"unknown operation {operation!r}")
@@ -1136,6 +1219,7 @@ class RecordsRepository:
                 "applied_op",
                 "waiting_on",
                 "skip_reason",
+                "released_version",
                 *_INTENT_ATTRS,
                 *_ERROR_ATTRS,
             ],
@@ -1172,7 +1256,15 @@ class RecordsRepository:
             "applied_op": "create",
             "attempts": 0,
         }
-        removes = [*_INTENT_ATTRS, *_ERROR_ATTRS, "waiting_on", "skip_reason", "unsynced_at", "unsynced_by"]
+        removes = [
+            *_INTENT_ATTRS,
+            *_ERROR_ATTRS,
+            "waiting_on",
+            "skip_reason",
+            "unsynced_at",
+            "unsynced_by",
+            "released_version",
+        ]
         for attr, value in (("sync_token", sync_token), ("deep_link", deep_link)):
             if value is None:
                 removes.append(attr)

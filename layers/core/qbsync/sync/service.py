@@ -18,9 +18,11 @@
    lists). Contact events are ignored here (contacts sync inbound, a later issue).
 3. **Lease.** The record is claimed (:meth:`RecordsRepository.claim`): an older version → ``stale``; the same
    version already applied → ``already_synced`` (redelivery: nothing is written, the status event is sent
-   again and records blocked on it are released again, so a crash after the write loses nothing). Every
-   claimed event is kept on the record as ``last_event`` (:meth:`RecordsRepository.store_last_event`, never
-   replaced by an older version), whatever the outcome after the claim.
+   again and, unless the earlier run noted ``released_version``, records blocked on it are released, so a
+   crash after the write loses nothing). Every claimed event is kept on the record as ``last_event``
+   (:meth:`RecordsRepository.store_last_event`, never replaced by an older version), whatever the outcome
+   after the claim; an event older than the stored one is ``stale`` (reason ``superseded``): the newer
+   version was claimed first and is handled (or still on its way through SQS).
 4. **Settings** (:class:`~qbsync.repositories.firm_settings.FirmSettingsRepository`): accounts without
    activity under "with_activity", payments that must not sync (offline), drafts and records dated before
    the sync start date → ``skipped``. A skipped account keeps its event: when an invoice or payment later
@@ -28,8 +30,14 @@
 5. **Prerequisites** (:func:`~qbsync.sync.mapping.dependencies`): any not in QBO yet → the event is stored
    on the record, the record is marked ``blocked`` (``waiting_on``), prerequisites are re-checked (gsi2 is
    eventually consistent: one that synced in between re-enqueues this event), and skipped accounts it
-   waits on are re-enqueued. When a record syncs, every record blocked on it gets its stored event
-   re-enqueued to ``OUTBOUND_QUEUE_URL`` and goes through this same path.
+   waits on are re-enqueued. When a record syncs, every record blocked on it whose prerequisites are all
+   in QuickBooks now gets its stored event re-enqueued to ``OUTBOUND_QUEUE_URL`` and goes through this
+   same path. Each stored event is re-enqueued once per claim of its record: the sender first marks the
+   record (``requeued_by``, conditional), so an account woken by 30 blocked invoices, or a record released
+   by its prerequisite and its own re-check at once, is sent once; the releaser notes ``released_version``
+   after its sends, so redeliveries of a synced record do not release again (a crash before the note: the
+   redelivered message sends again what it marked). A skipped account re-checks for dependents that
+   blocked on it while it was being skipped and runs again if there are any.
 6. **Payload + write.** Reference data (:class:`ReferenceCache`, per realm, a few minutes) and the mapper
    build the payload; :class:`~qbsync.sync.writer.ExactlyOnceWriter` writes it exactly once, with
    :func:`~qbsync.sync.lookups.find_existing` to adopt an object a lost write created.
@@ -93,7 +101,9 @@ from qbsync.sync.lookups import MARKER_TYPES, find_existing, lookup_statement, p
 from qbsync.sync.mapping import MappingError, Resolved
 from qbsync.sync.paused import PausedWork
 from qbsync.sync.records import (
+    BLOCKED,
     EXCLUDED_BY_FIRM,
+    LAST_EVENT_ATTR,
     SKIPPED,
     SYNCED,
     ClaimOutcome,
@@ -588,7 +598,7 @@ class SyncService:
 
         rest = claim.record.prev_status or "not_synced"
         try:
-            self._records.store_last_event(
+            newest = self._records.store_last_event(
                 job.firm_id,
                 realm_id,
                 entity_type,
@@ -596,6 +606,13 @@ class SyncService:
                 version=job.version,
                 envelope=event_envelope(event),
             )
+            if not newest:
+                # a newer version was claimed before (it is handled, stored or still on its way through
+                # SQS): running this one now would overwrite it in QuickBooks or leave it unsent
+                self._release_quietly(job, rest)
+                logger.info("older event superseded by a newer claimed version", extra=self._ctx(job))
+                qbo_id = claim.record.qbo_id
+                return Outcome("stale", entity_type, job.platform_id, qbo_id, reason="superseded")
             return self._claimed(job, claim.record, connection, qbo)
         except DataError as err:
             # before any QBO write (settings, reference data, a prerequisite read): the data must change
@@ -689,16 +706,13 @@ class SyncService:
             return None  # a forced run (manual sync of a skipped record) ignores the settings
         if current.prev_status == SKIPPED and current.skip_reason == EXCLUDED_BY_FIRM:
             return EXCLUDED_BY_FIRM  # the firm chose "don't sync this account": only a manual sync overrides
-        if isinstance(record, ClientAccount) and current.qbo_id is None:
-            has_activity = any(
-                True
-                for _ in self._records.blocked_on(
-                    job.firm_id, job.realm_id, ("client_account", job.platform_id)
-                )
-            )
-            if not mapping.account_should_sync(has_activity, settings):
-                self._store_event(job)  # synced later, when an invoice or payment waits on it
-                return f"{NO_ACTIVITY}: the client account has no invoices or payments yet"
+        if (
+            isinstance(record, ClientAccount)
+            and current.qbo_id is None
+            and not mapping.account_should_sync(self._has_activity(job), settings)
+        ):
+            self._store_event(job)  # synced later, when an invoice or payment waits on it
+            return f"{NO_ACTIVITY}: the client account has no invoices or payments yet"
         if isinstance(record, Payment) and not mapping.payment_should_sync(record, settings):
             return "manually recorded payments are not synced by the firm's settings"
         if isinstance(record, Invoice) and record.status == "draft":
@@ -990,7 +1004,18 @@ class SyncService:
         )
         self._publish_status(job, "skipped")
         logger.info("record skipped", extra=self._ctx(job, reason=reason.split(":")[0][:80]))
-        return Outcome("skipped", job.entity_type, job.platform_id, reason=reason)
+        released = 0
+        if reason.startswith(NO_ACTIVITY) and self._has_activity(job):
+            # an invoice or payment blocked on this account while we decided (its re-check saw the account
+            # mid-claim, not skipped, so it did not wake it): run again, now with activity
+            released = self._requeue_stored(job, [(job.entity_type, job.platform_id)], statuses=(SKIPPED,))
+        return Outcome("skipped", job.entity_type, job.platform_id, reason=reason, released=released)
+
+    def _has_activity(self, job: _Job) -> bool:
+        return any(
+            True
+            for _ in self._records.blocked_on(job.firm_id, job.realm_id, ("client_account", job.platform_id))
+        )
 
     def _block(self, job: _Job, waiting: list[tuple[str, str]]) -> Outcome:
         self._store_event(job)
@@ -1017,9 +1042,11 @@ class SyncService:
                 and (found.skip_reason or "").startswith(NO_ACTIVITY)
             ):
                 wake.append((dep_type, dep_id))  # an account waiting for activity: it has some now
+        # one wake per skipped account (the first dependent that blocks on it sends it; the others see the
+        # mark); everything synced in between: run again, unless a prerequisite's release sent it already
+        released = self._requeue_stored(job, wake, statuses=(SKIPPED,))
         if not still:
-            wake.append((job.entity_type, job.platform_id))  # everything synced in between: run again
-        released = self._requeue_stored(job, wake)
+            released += self._requeue_stored(job, [(job.entity_type, job.platform_id)], statuses=(BLOCKED,))
         return Outcome(
             "blocked", job.entity_type, job.platform_id, waiting_on=tuple(still), released=released
         )
@@ -1093,7 +1120,14 @@ class SyncService:
         return Outcome("failed", job.entity_type, job.platform_id, error_code=code)
 
     def _after_sync(self, job: _Job, synced: SyncRecord, event: PlatformEvent) -> int:
-        """Close the error, announce the status, release the records blocked on this one."""
+        """Close the error, announce the status, release the records blocked on this one.
+
+        Only a dependent whose every prerequisite is in QuickBooks now is released (the others are released
+        by their last prerequisite), and only by one worker (:meth:`RecordsRepository.mark_requeued`). Once
+        all are sent the record notes ``released_version``: a redelivery of the same version (an
+        ``already_synced`` run) releases nothing again. A crash before that note leaves the release to the
+        redelivered message, which sends again what it had marked and releases what it had not reached.
+        """
         if synced.status != SYNCED:
             return 0
         now = self._clock()
@@ -1101,11 +1135,33 @@ class SyncService:
             firm_id=job.firm_id, entity_type=job.entity_type, platform_id=job.platform_id, now=now
         )
         self._publish_status(job, "synced", qbo_id=synced.qbo_id, qbo_url=synced.deep_link)
-        dependents = [
+        version = synced.platform_version
+        if version is not None and synced.released_version == version:
+            return 0
+        me = (job.entity_type, job.platform_id)
+        ready = [
             (r.entity_type, r.platform_id)
-            for r in self._records.blocked_on(job.firm_id, job.realm_id, (job.entity_type, job.platform_id))
+            for r in self._records.blocked_on(job.firm_id, job.realm_id, me)
+            if self._prerequisites_synced(job, r.waiting_on, but=me)
         ]
-        return self._requeue_stored(job, dependents)
+        released = self._requeue_stored(job, ready, statuses=(BLOCKED,))
+        if version is not None:
+            self._records.mark_released(
+                job.firm_id, job.realm_id, job.entity_type, job.platform_id, version=version
+            )
+        return released
+
+    def _prerequisites_synced(
+        self, job: _Job, waiting_on: Iterable[tuple[str, str]], *, but: tuple[str, str]
+    ) -> bool:
+        """Every prerequisite (but ``but``, synced by this worker) is in QuickBooks (consistent reads)."""
+        for dep_type, dep_id in waiting_on:
+            if (dep_type, dep_id) == but:
+                continue
+            found = self._records.get(job.firm_id, job.realm_id, dep_type, dep_id)
+            if found is None or not found.qbo_id or found.status == SKIPPED:
+                return False
+        return True
 
     def _publish_status(
         self, job: _Job, status: str, *, qbo_id: str | None = None, qbo_url: str | None = None
@@ -1136,15 +1192,24 @@ class SyncService:
             values={":e": json.dumps(event_envelope(job.event), separators=(",", ":"))},
         )
 
-    def _requeue_stored(self, job: _Job, targets: list[tuple[str, str]]) -> int:
+    def _requeue_stored(self, job: _Job, targets: list[tuple[str, str]], *, statuses: tuple[str, ...]) -> int:
+        """Send the stored event of each target record that is in one of ``statuses`` and that no other
+        worker re-enqueued since its last claim (the mark names ``job``'s record: a redelivery of this
+        job sends again what a crashed run marked). The newest claimed event (``last_event``) is sent,
+        else the ``pending_event`` kept when the record was blocked or skipped."""
         messages: list[SqsMessage] = []
+        by = f"{job.entity_type}#{job.platform_id}"
         for entity_type, platform_id in dict.fromkeys(targets):
+            if not self._records.mark_requeued(
+                job.firm_id, job.realm_id, entity_type, platform_id, by=by, statuses=statuses
+            ):
+                continue  # not waiting any more, or another worker sent it
             item = self._table.get(
                 record_key(job.firm_id, job.realm_id, entity_type, platform_id),
                 consistent=True,
-                attributes=[_PENDING_ATTR],
+                attributes=[LAST_EVENT_ATTR, _PENDING_ATTR],
             )
-            body = (item or {}).get(_PENDING_ATTR)
+            body = (item or {}).get(LAST_EVENT_ATTR) or (item or {}).get(_PENDING_ATTR)
             if not isinstance(body, str):
                 logger.warning(
                     "blocked record has no stored event to re-enqueue",
