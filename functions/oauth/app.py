@@ -9,21 +9,26 @@ always a 4xx. The callback answers the browser with a small HTML page (never tok
 # No `from __future__ import annotations` here: pydantic resolves the request models' annotations eagerly.
 
 import html
-import json
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from pydantic import BaseModel, ConfigDict
-from qbsync.api.common import body_problem, error_responses, refuse_body, validation_error_response
+from qbsync.api.common import (
+    body_problem,
+    error_responses,
+    qbsync_error_response,
+    refuse_body,
+    validation_error_response,
+)
 from qbsync.auth import Caller, caller_from_event
 from qbsync.connection.models import CheckResult, ConnectionView, ConnectSettings, ConnectUrl
 from qbsync.connection.service import ConnectionService
 from qbsync.connection.wiring import connection_service
-from qbsync.errors import QbsyncError, RetryableError, TooManyRequests
+from qbsync.errors import QbsyncError
 from qbsync.observability import bind_context, logger, metrics, tracer
 
 # Validation on: request bodies are the pydantic models below (a bad body is a 400 naming the fields, see
@@ -190,23 +195,8 @@ def oauth_callback(
 
 @app.exception_handler(QbsyncError)
 def handle_qbsync_error(err: QbsyncError) -> Response:
-    """The one mapping of domain errors to HTTP: status from the error class, a code, a safe message."""
-    status = err.http_status
-    headers: dict[str, str] = {}
-    retry_after = getattr(err, "retry_after", None)
-    if isinstance(err, RetryableError | TooManyRequests) and retry_after:
-        headers["Retry-After"] = str(max(1, round(retry_after)))
-    if status >= 500:
-        logger.error("request failed", extra={"error_code": err.code, **err.context()})
-    else:
-        logger.info("request refused", extra={"error_code": err.code, "status": status})
-    message = err.message if status < 500 or isinstance(err, RetryableError) else "internal error"
-    return Response(
-        status_code=status,
-        content_type=content_types.APPLICATION_JSON,
-        body=json.dumps({"error": err.code, "message": message}),
-        headers=headers,
-    )
+    """The one mapping of domain errors to HTTP (shared with the admin API): status, code, safe message."""
+    return qbsync_error_response(err)
 
 
 @app.exception_handler(RequestValidationError)
