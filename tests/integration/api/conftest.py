@@ -9,10 +9,8 @@ issued (the OAuth flow is tested elsewhere).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import secrets
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -35,32 +33,16 @@ from qbsync.repositories.connections import ConnectionsRepository, Tokens
 from qbsync.sync.records import RecordsRepository
 
 from local.stack.provision import Resources
+from tests.fixtures.lambda_runtime import LambdaContext, load_function
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
 def load_handler(name: str) -> Any:
-    module_name = f"api_{name}_app"
-    spec = importlib.util.spec_from_file_location(module_name, ROOT / "functions" / name / "app.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_function(name, prefix="api")
 
 
 HANDLER = load_handler("admin_api")
-
-
-@dataclass
-class LambdaContext:
-    function_name: str = "qbsync-admin-api-test"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:qbsync-admin-api-test"
-    aws_request_id: str = ""
-
-    def __post_init__(self) -> None:
-        self.aws_request_id = self.aws_request_id or str(uuid.uuid4())
 
 
 @dataclass

@@ -9,10 +9,8 @@ REQUEST authorizer on every admin route (as API Gateway would) and builds proxy 
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import secrets
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -31,34 +29,19 @@ from qbsync.adapters.secrets import clear_caches as clear_secret_caches
 from qbsync.qbo.oauth import clear_discovery_cache
 
 from local.stack.provision import Resources, clients
+from tests.fixtures.lambda_runtime import LambdaContext, load_function
 
 ROOT = Path(__file__).resolve().parents[3]
 EVENTS = ROOT / "events" / "handlers"
 
 
 def load_handler(name: str) -> Any:
-    module_name = f"h7_{name}_app"
-    spec = importlib.util.spec_from_file_location(module_name, ROOT / "functions" / name / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module  # as Lambda's import would (pydantic resolves annotations there)
-    spec.loader.exec_module(module)
-    return module
+    return load_function(name, prefix="h7")
 
 
 OAUTH = load_handler("oauth")
 AUTHORIZER = load_handler("authorizer")
 KEEPALIVE = load_handler("token_keepalive")
-
-
-@dataclass
-class LambdaContext:
-    function_name: str = "qbsync-test"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:qbsync-test"
-    aws_request_id: str = ""
-
-    def __post_init__(self) -> None:
-        self.aws_request_id = self.aws_request_id or str(uuid.uuid4())
 
 
 def sample(name: str) -> dict[str, Any]:

@@ -8,10 +8,8 @@ records exactly as the ``PlatformEventsRule`` → ``OutboundQueue`` → Lambda p
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import secrets
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -35,33 +33,17 @@ from qbsync.sync.records import RecordsRepository
 from qbsync.sync.settings import FirmSyncSettings
 
 from local.stack.provision import Resources, clients
+from tests.fixtures.lambda_runtime import LambdaContext, load_function
 
 ROOT = Path(__file__).resolve().parents[3]
 PLATFORM_EVENTS = ROOT / "events" / "platform"
 
 
 def load_handler(name: str) -> Any:
-    module_name = f"es_{name}_app"
-    spec = importlib.util.spec_from_file_location(module_name, ROOT / "functions" / name / "app.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_function(name, prefix="es")
 
 
 HANDLER = load_handler("entity_sync")
-
-
-@dataclass
-class LambdaContext:
-    function_name: str = "qbsync-entity-sync-test"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:qbsync-entity-sync-test"
-    aws_request_id: str = ""
-
-    def __post_init__(self) -> None:
-        self.aws_request_id = self.aws_request_id or str(uuid.uuid4())
 
 
 def platform_event(name: str, firm_id: str, **data_changes: Any) -> dict[str, Any]:

@@ -5,10 +5,8 @@ as template.yaml configures them (``function_env``). The REQUEST authorizer is p
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import secrets
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,6 +26,7 @@ from qbsync.errors import QbsyncError
 from qbsync.qbo.faults import FaultError, ParsedFault, error_from_fault
 
 from local.stack.provision import Resources, clients
+from tests.fixtures.lambda_runtime import LambdaContext, load_function
 
 ROOT = Path(__file__).resolve().parents[3]
 REALM = "9130351234567890"
@@ -35,30 +34,7 @@ T0 = 1_795_449_900.0
 
 
 def load_handler(name: str) -> Any:
-    module_name = f"h4_{name}_app"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, ROOT / "functions" / name / "app.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module  # as Lambda's import would (pydantic resolves annotations there)
-    spec.loader.exec_module(module)
-    return module
-
-
-@dataclass
-class LambdaContext:
-    function_name: str = "qbsync-h4-test"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:qbsync-h4-test"
-    aws_request_id: str = ""
-    remaining_ms: int = 30_000
-
-    def __post_init__(self) -> None:
-        self.aws_request_id = self.aws_request_id or str(uuid.uuid4())
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
+    return load_function(name, prefix="h4")
 
 
 def qbo_fault(code: str, *, entity: str = "Invoice") -> QbsyncError:

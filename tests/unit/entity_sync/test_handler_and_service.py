@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,20 +13,12 @@ from qbsync.models.platform_events import parse_platform_event
 from qbsync.repositories.connections import Connection
 from qbsync.sync.service import SyncService
 
+from tests.fixtures.lambda_runtime import load_function
+
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def _load_handler() -> Any:
-    name = "unit_entity_sync_app"
-    spec = importlib.util.spec_from_file_location(name, ROOT / "functions" / "entity_sync" / "app.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-HANDLER = _load_handler()
+HANDLER = load_function("entity_sync", prefix="unit")
 
 
 @dataclass

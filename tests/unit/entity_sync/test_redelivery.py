@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from qbsync.errors import DataError, LeaseHeld, ServiceUnavailable, Throttled
 
+from tests.fixtures.lambda_runtime import load_function
+
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def _load_handler() -> Any:
-    name = "unit_entity_sync_app_redelivery"
-    spec = importlib.util.spec_from_file_location(name, ROOT / "functions" / "entity_sync" / "app.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-visibility_for = _load_handler().visibility_for
+visibility_for = load_function("entity_sync", prefix="unit_redelivery").visibility_for
 
 
 @pytest.mark.parametrize(
@@ -54,7 +43,7 @@ def test_a_held_lease_backs_off_by_receive_and_outlasts_a_crashed_holder() -> No
 def test_a_malformed_sync_command_is_a_batch_item_failure_logged_without_content(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    handler = _load_handler()
+    handler = load_function("entity_sync", prefix="unit_redelivery")
     body = {"kind": "qbsync.sync_record.v1", "firm_id": "firm-1", "platform_id": "secret-client-name"}
     record = {
         "messageId": "m-cmd-1",
