@@ -26,7 +26,10 @@ demo: $(STAMP) ## run the whole stack locally against the QuickBooks simulator a
 	$(PY) -m local.demo
 
 test: $(STAMP) lint build ## set up, lint, check `sam build`, and run every test (unit, integration, e2e)
-	$(PY) -m pytest tests -n 2 --dist loadfile -q $(PYTEST_ARGS)
+	@# Two sessions: unit tests use in-process moto (mock_aws), which resets the moto state of the process,
+	@# and with it the moto server that integration and e2e tests share (tests/conftest.py refuses a mix).
+	$(PY) -m pytest tests/unit -n 2 -q $(PYTEST_ARGS)
+	$(PY) -m pytest tests/integration tests/e2e -n 2 --dist loadfile -q $(PYTEST_ARGS)
 
 test-unit: $(STAMP) ## unit tests only (no network)
 	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
