@@ -15,7 +15,6 @@ the summary reads every record of the firm once.
 import base64
 import binascii
 import json
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -26,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from qbsync.api.common import caller_of, error_responses
 from qbsync.errors import BadRequest, NotFound
+from qbsync.lazy import Lazy
 from qbsync.repositories.connections import ConnectionsRepository
 from qbsync.sync.records import RecordError, RecordsRepository, SyncRecord
 
@@ -111,10 +111,6 @@ class RecordsWiring:
     connections: ConnectionsRepository
 
 
-_lock = threading.Lock()
-_wiring: RecordsWiring | None = None
-
-
 def _build() -> RecordsWiring:
     from qbsync.adapters.dynamodb import DynamoTable
     from qbsync.connection.wiring import connection_service
@@ -127,20 +123,17 @@ def _build() -> RecordsWiring:
     )
 
 
+_wiring = Lazy(_build)
+
+
 def wiring() -> RecordsWiring:
     """The container's wiring, built on first use."""
-    global _wiring
-    with _lock:
-        if _wiring is None:
-            _wiring = _build()
-        return _wiring
+    return _wiring.get()
 
 
 def clear() -> None:
     """Forget the cached wiring (tests that change the environment)."""
-    global _wiring
-    with _lock:
-        _wiring = None
+    _wiring.clear()
 
 
 def _error(error: RecordError) -> dict[str, Any]:

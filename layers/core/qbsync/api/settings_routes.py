@@ -9,7 +9,6 @@ violation is named in one 400 answer.
 
 # No `from __future__ import annotations`: Powertools/pydantic read the route annotations at import.
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from qbsync.api.common import WRITE_ROLES, caller_of, error_responses
 from qbsync.auth import require_role
 from qbsync.errors import BadRequest, Conflict
+from qbsync.lazy import Lazy
 from qbsync.observability import logger, metrics
 from qbsync.qbo.client import QboClient
 from qbsync.repositories.connections import CONNECTED, Connection, ConnectionsRepository
@@ -85,10 +85,6 @@ class SettingsWiring:
     clock: Callable[[], float]
 
 
-_lock = threading.Lock()
-_wiring: SettingsWiring | None = None
-
-
 def _build() -> SettingsWiring:
     from qbsync.adapters.dynamodb import DynamoTable
     from qbsync.connection.wiring import connection_service
@@ -111,20 +107,17 @@ def _build() -> SettingsWiring:
     )
 
 
+_wiring = Lazy(_build)
+
+
 def wiring() -> SettingsWiring:
     """The container's wiring, built on first use (ConfigurationError when the environment is incomplete)."""
-    global _wiring
-    with _lock:
-        if _wiring is None:
-            _wiring = _build()
-        return _wiring
+    return _wiring.get()
 
 
 def clear() -> None:
     """Forget the cached wiring (tests that change the environment)."""
-    global _wiring
-    with _lock:
-        _wiring = None
+    _wiring.clear()
 
 
 def _view(w: SettingsWiring, firm_id: str, connection: Connection | None) -> SettingsView:

@@ -6,7 +6,6 @@ moto and the simulator, call :func:`clear`, then the handlers.
 
 from __future__ import annotations
 
-import threading
 import time
 from functools import partial
 
@@ -14,9 +13,7 @@ from qbsync.connection.events import ConnectionEvents
 from qbsync.connection.service import ConnectionService
 from qbsync.connection.state import StateSigner
 from qbsync.errors import ConfigurationError
-
-_lock = threading.Lock()
-_service: ConnectionService | None = None
+from qbsync.lazy import Lazy
 
 
 def build_connection_service() -> ConnectionService:
@@ -53,17 +50,14 @@ def build_connection_service() -> ConnectionService:
     )
 
 
+_service = Lazy(build_connection_service)
+
+
 def connection_service() -> ConnectionService:
     """The container's service, built on first use."""
-    global _service
-    with _lock:
-        if _service is None:
-            _service = build_connection_service()
-        return _service
+    return _service.get()
 
 
 def clear() -> None:
     """Forget the cached service (tests that change the environment)."""
-    global _service
-    with _lock:
-        _service = None
+    _service.clear()

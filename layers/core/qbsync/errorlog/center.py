@@ -12,7 +12,6 @@ with the new open count for the banner) tells the platform. Resync requests live
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -24,6 +23,7 @@ from qbsync.auth import Caller, require_role
 from qbsync.errorlog.catalog import CATEGORIES
 from qbsync.errorlog.repository import ErrorEntry, ErrorLogRepository
 from qbsync.errors import NotFound, QbsyncError
+from qbsync.lazy import Lazy
 from qbsync.models.qbsync_events import SyncErrorResolved
 from qbsync.sync.commands import ENTITY_TYPES
 from qbsync.sync.records import SYNCED, RecordsRepository
@@ -151,29 +151,27 @@ class ErrorCenter:
         return entry
 
 
-_lock = threading.Lock()
-_center: ErrorCenter | None = None
-
-
-def error_center() -> ErrorCenter:
-    """The container's :class:`ErrorCenter`, built from ``qbsync.settings`` on first use."""
-    global _center
+def build_error_center() -> ErrorCenter:
+    """:class:`ErrorCenter` from ``qbsync.settings``. Raises ConfigurationError (missing env)."""
     from qbsync.adapters.eventbridge import EventPublisher
     from qbsync.settings import get_core_settings
 
-    with _lock:
-        if _center is None:
-            core = get_core_settings()
-            _center = ErrorCenter(
-                errors=ErrorLogRepository(DynamoTable(core.error_table_name)),
-                records=RecordsRepository(DynamoTable(core.sync_table_name)),
-                publisher=EventPublisher(core.event_bus_name),
-            )
-        return _center
+    core = get_core_settings()
+    return ErrorCenter(
+        errors=ErrorLogRepository(DynamoTable(core.error_table_name)),
+        records=RecordsRepository(DynamoTable(core.sync_table_name)),
+        publisher=EventPublisher(core.event_bus_name),
+    )
+
+
+_center = Lazy(build_error_center)
+
+
+def error_center() -> ErrorCenter:
+    """The container's :class:`ErrorCenter`, built on first use."""
+    return _center.get()
 
 
 def clear() -> None:
     """Forget the cached center (tests that change the environment)."""
-    global _center
-    with _lock:
-        _center = None
+    _center.clear()

@@ -57,7 +57,6 @@ import contextlib
 import json
 import logging
 import math
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -78,6 +77,7 @@ from qbsync.errors import (
     RetryableError,
     TooManyRequests,
 )
+from qbsync.lazy import Lazy
 from qbsync.sync.commands import (
     ENTITY_TYPES,
     RETRY_REQUEST_KIND,
@@ -715,54 +715,54 @@ class RetryWorker:
 
 # --- wiring ---------------------------------------------------------------------------------------------
 
-_lock = threading.Lock()
-_requests: RetryRequests | None = None
-_worker: RetryWorker | None = None
+
+def build_retry_requests() -> RetryRequests:
+    """:class:`RetryRequests` (admin API) from ``qbsync.settings``; ConfigurationError when env is missing."""
+    from qbsync.adapters.sqs import SqsSender
+    from qbsync.settings import get_core_settings
+
+    core = get_core_settings()
+    return RetryRequests(
+        errors=ErrorLogRepository(DynamoTable(core.error_table_name)),
+        guard=RetryGuard(DynamoTable(core.sync_table_name)),
+        retry_queue=SqsSender(core.retry_queue_url),
+    )
+
+
+def build_retry_worker() -> RetryWorker:
+    """:class:`RetryWorker` (``functions/retry_fanout``) from ``qbsync.settings``."""
+    from qbsync.adapters.sqs import SqsSender
+    from qbsync.settings import get_core_settings
+
+    core = get_core_settings()
+    return RetryWorker(
+        fanout=RetryFanout(
+            errors=ErrorLogRepository(DynamoTable(core.error_table_name)),
+            table=DynamoTable(core.sync_table_name),
+            outbound=SqsSender(core.outbound_queue_url),
+            retry_queue=SqsSender(core.retry_queue_url),
+        )
+    )
+
+
+_requests = Lazy(build_retry_requests)
+_worker = Lazy(build_retry_worker)
 
 
 def retry_requests() -> RetryRequests:
-    """The container's :class:`RetryRequests` (admin API), built from ``qbsync.settings`` on first use."""
-    global _requests
-    from qbsync.adapters.sqs import SqsSender
-    from qbsync.settings import get_core_settings
-
-    with _lock:
-        if _requests is None:
-            core = get_core_settings()
-            _requests = RetryRequests(
-                errors=ErrorLogRepository(DynamoTable(core.error_table_name)),
-                guard=RetryGuard(DynamoTable(core.sync_table_name)),
-                retry_queue=SqsSender(core.retry_queue_url),
-            )
-        return _requests
+    """The container's :class:`RetryRequests`, built on first use."""
+    return _requests.get()
 
 
 def retry_worker() -> RetryWorker:
-    """The container's :class:`RetryWorker` (``functions/retry_fanout``), built on first use."""
-    global _worker
-    from qbsync.adapters.sqs import SqsSender
-    from qbsync.settings import get_core_settings
-
-    with _lock:
-        if _worker is None:
-            core = get_core_settings()
-            _worker = RetryWorker(
-                fanout=RetryFanout(
-                    errors=ErrorLogRepository(DynamoTable(core.error_table_name)),
-                    table=DynamoTable(core.sync_table_name),
-                    outbound=SqsSender(core.outbound_queue_url),
-                    retry_queue=SqsSender(core.retry_queue_url),
-                )
-            )
-        return _worker
+    """The container's :class:`RetryWorker`, built on first use."""
+    return _worker.get()
 
 
 def clear() -> None:
     """Forget the cached objects (tests that change the environment)."""
-    global _requests, _worker
-    with _lock:
-        _requests = None
-        _worker = None
+    _requests.clear()
+    _worker.clear()
 
 
 def body_of(text: str) -> Any:

@@ -54,7 +54,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -73,6 +72,7 @@ from qbsync.errors import (
     QboValidationError,
     QbsyncError,
 )
+from qbsync.lazy import Lazy
 from qbsync.models.platform_events import ClientAccount, PlatformEvent, parse_platform_event
 from qbsync.models.qbsync_events import (
     ServiceDeleteRequested,
@@ -973,9 +973,6 @@ def _customer(row: Mapping[str, Any]) -> QboCustomer:
 
 # --- wiring ------------------------------------------------------------------------------------------
 
-_lock = threading.Lock()
-_actions: RecordActions | None = None
-
 
 def build_record_actions() -> RecordActions:
     """Wired from the deployment's settings. Raises ConfigurationError (missing env / secret fields)."""
@@ -1007,17 +1004,14 @@ def build_record_actions() -> RecordActions:
     )
 
 
+_actions = Lazy(build_record_actions)
+
+
 def record_actions() -> RecordActions:
     """The container's actions, built on first use."""
-    global _actions
-    with _lock:
-        if _actions is None:
-            _actions = build_record_actions()
-        return _actions
+    return _actions.get()
 
 
 def clear() -> None:
     """Forget the cached actions (tests that change the environment)."""
-    global _actions
-    with _lock:
-        _actions = None
+    _actions.clear()

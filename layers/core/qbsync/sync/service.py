@@ -80,6 +80,7 @@ from typing import Any, Protocol
 from qbsync.adapters.dynamodb import DynamoTable
 from qbsync.adapters.sqs import SqsMessage
 from qbsync.errors import BadRequest, DataError, QbsyncError, RetryableError
+from qbsync.lazy import Lazy
 from qbsync.models.platform_events import (
     PLATFORM_SOURCE,
     ClientAccount,
@@ -1284,9 +1285,6 @@ def _ref(value: Any) -> str | None:
 
 # --- wiring ------------------------------------------------------------------------------------------
 
-_lock = threading.Lock()
-_service: SyncService | None = None
-
 
 def build_sync_service() -> SyncService:
     """A fully wired service from the deployment's settings. Raises ConfigurationError (missing env)."""
@@ -1294,29 +1292,18 @@ def build_sync_service() -> SyncService:
     from qbsync.adapters.sqs import SqsSender
     from qbsync.connection.wiring import connection_service
     from qbsync.errorlog import ErrorLogRepository
-    from qbsync.qbo.ratelimit import RealmRateLimiter
+    from qbsync.qbo.wiring import paced_client_factory
     from qbsync.settings import get_core_settings, get_qbo_settings
 
     core = get_core_settings()
     qbo = get_qbo_settings()
     connections = connection_service()
     table = DynamoTable(core.sync_table_name)
-    # every container paces its QBO calls through the same per-realm counters (qbsync.qbo.ratelimit)
-    limiter = RealmRateLimiter(table)
-
-    def client(realm_id: str, tokens: TokenSource) -> QboClient:
-        return QboClient(
-            base_url=qbo.qbo_api_base_url,
-            realm_id=realm_id,
-            tokens=tokens,
-            minor_version=qbo.qbo_minor_version,
-            limiter=limiter,
-        )
-
     return SyncService(
         connections=connections.connections,
         token_provider=lambda firm_id, realm_id: connections.token_provider(firm_id, realm_id),
-        qbo_client=client,
+        # every QBO call is paced through the realm's shared counters (qbsync.qbo.ratelimit)
+        qbo_client=paced_client_factory(table),
         records=RecordsRepository(table),
         table=table,
         settings=FirmSettingsRepository(table),
@@ -1329,17 +1316,14 @@ def build_sync_service() -> SyncService:
     )
 
 
+_service = Lazy(build_sync_service)
+
+
 def sync_service() -> SyncService:
     """The container's service, built on first use."""
-    global _service
-    with _lock:
-        if _service is None:
-            _service = build_sync_service()
-        return _service
+    return _service.get()
 
 
 def clear() -> None:
     """Forget the cached service (tests that change the environment)."""
-    global _service
-    with _lock:
-        _service = None
+    _service.clear()

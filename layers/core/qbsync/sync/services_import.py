@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from typing import Any, Protocol
 
 from qbsync.auth import Caller, require_role
 from qbsync.errors import BadRequest, Conflict
+from qbsync.lazy import Lazy
 from qbsync.models.qbsync_events import ServiceImported
 from qbsync.qbo.client import QboClient, TokenSource
 from qbsync.repositories.connections import CONNECTED, Connection
@@ -263,9 +263,6 @@ class ServicesImport:
 
 # --- wiring ------------------------------------------------------------------------------------------
 
-_lock = threading.Lock()
-_import: ServicesImport | None = None
-
 
 def build_services_import() -> ServicesImport:
     """Wired from the deployment's settings. Raises ConfigurationError (missing env / secret fields)."""
@@ -288,17 +285,14 @@ def build_services_import() -> ServicesImport:
     )
 
 
+_import = Lazy(build_services_import)
+
+
 def services_import() -> ServicesImport:
     """The container's instance, built on first use."""
-    global _import
-    with _lock:
-        if _import is None:
-            _import = build_services_import()
-        return _import
+    return _import.get()
 
 
 def clear() -> None:
     """Forget the cached instance (tests that change the environment)."""
-    global _import
-    with _lock:
-        _import = None
+    _import.clear()
