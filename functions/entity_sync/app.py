@@ -1,4 +1,4 @@
-"""Outbound sync worker: SQS (``OutboundQueue``, ``ReportBatchItemFailures``) → :mod:`qbsync.sync.service`.
+"""Outbound sync worker: SQS (``OutboundQueue``, ``ReportBatchItemFailures``) → :mod:`qbsync.outbound`.
 
 Each SQS record's body is the whole EventBridge event the ``PlatformEventsRule`` delivered (or one the
 service re-enqueued for a released record). Per record:
@@ -23,7 +23,7 @@ so it is retried in seconds instead of after the queue's visibility timeout (720
 as a batch-item failure (and still counts a receive). If SQS refuses the change, the queue's timeout
 applies; nothing else changes.
 
-Bodies of kind ``qbsync.sync_record.v1`` are :class:`~qbsync.sync.commands.SyncCommand` (manual sync,
+Bodies of kind ``qbsync.sync_record.v1`` are :class:`~qbsync.models.commands.SyncCommand` (manual sync,
 retries, resume): "sync this record again from its stored platform event" →
 :meth:`SyncService.handle_command`. A malformed command is handled like a malformed event.
 
@@ -44,11 +44,11 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from qbsync.adapters.sqs import SqsSender
 from qbsync.errors import BadRequest, LeaseHeld, QbsyncError, RetryableError
+from qbsync.models.commands import SyncCommand, is_sync_command, parse_sync_command
 from qbsync.models.platform_events import parse_platform_event
 from qbsync.observability import context_keys, logger, metrics, tracer
+from qbsync.outbound.service import Outcome, sync_service
 from qbsync.settings import get_core_settings
-from qbsync.sync.commands import SyncCommand, is_sync_command, parse_sync_command
-from qbsync.sync.service import Outcome, sync_service
 
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 

@@ -1,12 +1,12 @@
-"""Retry fan-out: SQS (``RetryQueue``, ``ReportBatchItemFailures``) → :mod:`qbsync.errorlog.retry`.
+"""Retry fan-out: SQS (``RetryQueue``, ``ReportBatchItemFailures``) → :mod:`qbsync.errorcenter.retry`.
 
 Each message is one of:
 
-* a :class:`~qbsync.sync.commands.RetryRequest` (admin API "resync" / "retry category" / "retry all"): the
+* a :class:`~qbsync.models.commands.RetryRequest` (admin API "resync" / "retry category" / "retry all"): the
   matching errors become one ``SyncCommand`` per record on ``OutboundQueue``, idempotently per
-  ``request_id`` (:class:`~qbsync.errorlog.retry.RetryFanout`); a long fan-out continues in a new message;
+  ``request_id`` (:class:`~qbsync.errorcenter.retry.RetryFanout`); a long fan-out continues in a new message;
 * a "Connection Changed" event of qbsync's bus with ``status = connected`` (``ConnectionResumeRule``): the
-  firm's paused work is resumed (``qbsync.sync.paused.resume_paused``).
+  firm's paused work is resumed (``qbsync.repositories.paused.resume_paused``).
 
 A malformed message is logged WITHOUT its content and reported as a batch-item failure: retried a few times,
 then parked in ``RetryDLQ`` (its alarm tells the operator), never dropped silently and never a crash of the
@@ -20,7 +20,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from qbsync.errorlog.retry import WorkOutcome, body_of, retry_worker
+from qbsync.errorcenter.retry import WorkOutcome, body_of, retry_worker
 from qbsync.errors import BadRequest, QbsyncError
 from qbsync.observability import context_keys, logger, metrics, tracer
 

@@ -24,7 +24,7 @@ from typing import Any
 import jwt
 import pytest
 import requests
-from qbsync.sync.mapping import parse_marker
+from qbsync.outbound.mapping import parse_marker
 
 from local.stack.provision import clients
 

@@ -8,8 +8,9 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from qbsync.errorlog.catalog import explain
+from qbsync.catalog import explain
 from qbsync.errors import QboValidationError
+from qbsync.models.firm_settings import FirmSyncSettings
 from qbsync.models.platform_events import (
     ClientAccount,
     Invoice,
@@ -19,12 +20,11 @@ from qbsync.models.platform_events import (
     Service,
     parse_platform_event,
 )
-from qbsync.sync import mapping
-from qbsync.sync.mapping import MappingError, Resolved
-from qbsync.sync.settings import FirmSyncSettings
+from qbsync.outbound import mapping
+from qbsync.outbound.mapping import MappingError, Resolved
 
 from local.sample_firm import SampleFirmError, generate
-from tests.unit.sync.support import make_ref
+from tests.unit.outbound.support import make_ref
 
 TODAY = date(2026, 11, 23)
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 import qbsync.api.actions_routes as actions_routes
+from qbsync.models.commands import SYNC_COMMAND_KIND
 from qbsync.qbo.client import QboClient
-from qbsync.sync.commands import SYNC_COMMAND_KIND
 
 from local.stack.provision import Resources, clients
 from tests.integration.api.conftest import AdminApi, HttpResult, api  # noqa: F401 - fixture

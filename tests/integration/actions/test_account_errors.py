@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qbsync.sync.actions import EXCLUDED_BY_FIRM
+from qbsync.errorcenter.actions import EXCLUDED_BY_FIRM
 
 from tests.integration.actions.conftest import Env, platform_event
 from tests.integration.entity_sync.conftest import untaxed_invoice

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from qbsync.sync.actions import CLIENT_ACCOUNT_FIRST, NOT_RECEIVED
-from qbsync.sync.records import RecordError
+from qbsync.errorcenter.actions import CLIENT_ACCOUNT_FIRST, NOT_RECEIVED
+from qbsync.repositories.records import RecordError
 
 from tests.integration.actions.conftest import Env, platform_event
 from tests.integration.entity_sync.conftest import untaxed_invoice

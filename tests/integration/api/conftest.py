@@ -30,7 +30,7 @@ from qbsync.adapters.kms import TokenCipher
 from qbsync.adapters.secrets import clear_caches as clear_secret_caches
 from qbsync.qbo.oauth import clear_discovery_cache
 from qbsync.repositories.connections import ConnectionsRepository, Tokens
-from qbsync.sync.records import RecordsRepository
+from qbsync.repositories.records import RecordsRepository
 
 from local.stack.provision import Resources
 from tests.fixtures.lambda_runtime import LambdaContext, load_function

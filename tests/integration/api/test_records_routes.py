@@ -10,7 +10,7 @@ import json
 import time
 from typing import Any
 
-from qbsync.sync.records import RecordError
+from qbsync.repositories.records import RecordError
 
 from tests.integration.api.conftest import AdminApi, new_firm
 

@@ -11,10 +11,10 @@ import pytest
 import qbsync.connection.wiring as wiring
 from qbsync.adapters.dynamodb import DynamoTable
 from qbsync.adapters.kms import TokenCipher
+from qbsync.connection.tokens import TokenProvider
 from qbsync.errors import ReconnectRequired
 from qbsync.qbo.client import QboClient
 from qbsync.qbo.oauth import IntuitOAuthClient
-from qbsync.qbo.tokens import TokenProvider
 from qbsync.repositories.connections import ConnectionsRepository, Tokens
 
 from tests.integration.connection.conftest import KEEPALIVE, LambdaContext, new_firm, sample

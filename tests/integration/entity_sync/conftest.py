@@ -20,17 +20,17 @@ from typing import Any
 import pytest
 import qbsync.adapters._aws as aws_adapters
 import qbsync.connection.wiring as connection_wiring
+import qbsync.outbound.service as sync_wiring
 import qbsync.settings as settings
-import qbsync.sync.service as sync_wiring
 from qbsync.adapters.dynamodb import DynamoTable
 from qbsync.adapters.kms import TokenCipher
 from qbsync.adapters.secrets import clear_caches as clear_secret_caches
-from qbsync.errorlog import ErrorLogRepository
+from qbsync.models.firm_settings import FirmSyncSettings
 from qbsync.qbo.oauth import clear_discovery_cache
 from qbsync.repositories.connections import ConnectionsRepository, Tokens
+from qbsync.repositories.error_log import ErrorLogRepository
 from qbsync.repositories.firm_settings import FirmSettingsRepository
-from qbsync.sync.records import RecordsRepository
-from qbsync.sync.settings import FirmSyncSettings
+from qbsync.repositories.records import RecordsRepository
 
 from local.stack.provision import Resources, clients
 from tests.fixtures.lambda_runtime import LambdaContext, load_function

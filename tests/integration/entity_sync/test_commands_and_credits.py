@@ -9,9 +9,9 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
+from qbsync.models.commands import SyncCommand
+from qbsync.outbound.mapping import parse_marker
 from qbsync.qbo.client import QboClient
-from qbsync.sync.commands import SyncCommand
-from qbsync.sync.mapping import parse_marker
 
 from tests.integration.entity_sync.conftest import (
     SyncStack,

@@ -6,9 +6,9 @@ import time
 from decimal import Decimal
 
 from qbsync.adapters.sqs import SqsSender
+from qbsync.outbound.mapping import parse_marker
 from qbsync.repositories.connections import Tokens
-from qbsync.sync.mapping import parse_marker
-from qbsync.sync.paused import PausedWork, resume_paused
+from qbsync.repositories.paused import PausedWork, resume_paused
 
 from tests.integration.entity_sync.conftest import (
     SyncStack,

@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-import qbsync.sync.service as sync_wiring
+import qbsync.outbound.service as sync_wiring
 from qbsync.models.platform_events import parse_platform_event
-from qbsync.sync.mapping import parse_marker
+from qbsync.outbound.mapping import parse_marker
 
 from local.stack.provision import clients
 from tests.integration.entity_sync.conftest import (

@@ -15,18 +15,18 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import qbsync.sync.service as sync_wiring
+import qbsync.outbound.service as sync_wiring
 from qbsync.adapters.dynamodb import DynamoTable
 from qbsync.adapters.eventbridge import EventPublisher
 from qbsync.adapters.sqs import SqsSender
 from qbsync.connection.wiring import connection_service
-from qbsync.errorlog import ErrorLogRepository
 from qbsync.models.platform_events import parse_platform_event
+from qbsync.outbound.service import SyncService
 from qbsync.qbo.client import QboClient, TokenSource
+from qbsync.repositories.error_log import ErrorLogRepository
 from qbsync.repositories.firm_settings import FirmSettingsRepository
+from qbsync.repositories.records import RecordsRepository
 from qbsync.settings import get_core_settings, get_qbo_settings
-from qbsync.sync.records import RecordsRepository
-from qbsync.sync.service import SyncService
 
 from local.stack.provision import clients
 from tests.integration.entity_sync.conftest import (

@@ -44,7 +44,7 @@ def connected(qbo_sim, qbo_app, qbo_company, oauth_client) -> TokenSet:
 
 @dataclass
 class RefreshingTokens:
-    """A minimal TokenSource over the OAuth client (the real one with leases is ``qbsync.qbo.tokens``)."""
+    """A minimal TokenSource over the OAuth client (the real one: ``qbsync.connection.tokens``)."""
 
     oauth: IntuitOAuthClient
     tokens: TokenSet

@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 from qbsync.adapters.sqs import SqsMessage, SqsSender
-from qbsync.errorlog.retry import MARKER_LEASE_SECONDS, RetryFanout
+from qbsync.errorcenter.retry import MARKER_LEASE_SECONDS, RetryFanout
 from qbsync.errors import RetryableError, ServiceUnavailable
+from qbsync.models.commands import RetryRequest, parse_sync_command
 from qbsync.models.qbsync_events import ConnectionChanged
-from qbsync.sync.commands import RetryRequest, parse_sync_command
-from qbsync.sync.paused import PausedWork
+from qbsync.repositories.paused import PausedWork
 
 from local.stack.provision import clients
-from tests.integration.errorlog.conftest import REALM, T0, ErrorStack, new_firm, sqs_record
+from tests.integration.errorcenter.conftest import REALM, T0, ErrorStack, new_firm, sqs_record
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -1,7 +1,7 @@
 """The records API names every record type the sync stores (a missing one would fail response validation)."""
 
 from qbsync.api.records_routes import EntityType
-from qbsync.sync.records import ENTITY_TYPES
+from qbsync.repositories.records import ENTITY_TYPES
 
 
 def test_the_api_entity_types_are_the_record_entity_types() -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from qbsync.api.settings_check import item_ids, settings_problems
-from qbsync.sync.reference import QboReference
-from qbsync.sync.settings import FirmSyncSettings, TaxMapping
+from qbsync.models.firm_settings import FirmSyncSettings, TaxMapping
+from qbsync.qbo.reference import QboReference
 
 
 def _account(id_: str, name: str, type_: str, active: bool = True) -> dict:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from qbsync.connection.keepalive import keep_alive
-from qbsync.qbo.tokens import tokens_from_token_set
+from qbsync.connection.tokens import tokens_from_token_set
 
 
 def _connect(repo, intuit, clock, firm: str, realm: str):

@@ -6,8 +6,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from qbsync.connection.tokens import TokenProvider, tokens_from_token_set
 from qbsync.errors import LeaseHeld, ReconnectRequired, ServiceUnavailable, UncertainOutcome
-from qbsync.qbo.tokens import TokenProvider, tokens_from_token_set
 
 
 @pytest.fixture

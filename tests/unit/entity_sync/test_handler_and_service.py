@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 from qbsync.models.platform_events import parse_platform_event
+from qbsync.outbound.service import SyncService
 from qbsync.repositories.connections import Connection
-from qbsync.sync.service import SyncService
 
 from tests.fixtures.lambda_runtime import load_function
 

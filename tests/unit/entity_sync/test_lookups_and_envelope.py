@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from qbsync.models.firm_settings import FirmSyncSettings
 from qbsync.models.platform_events import parse_platform_event
+from qbsync.outbound.lookups import find_existing, lookup_statement
+from qbsync.outbound.service import event_envelope
+from qbsync.qbo.reference import ReferenceCache
 from qbsync.repositories.firm_settings import FirmSettingsRepository, InvalidSettings
-from qbsync.sync.lookups import find_existing, lookup_statement
-from qbsync.sync.service import ReferenceCache, event_envelope
-from qbsync.sync.settings import FirmSyncSettings
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from qbsync import settings
 from qbsync.qbo.ratelimit import RealmRateLimiter
-from qbsync.qbo.wiring import paced_client_factory
+from qbsync.wiring import paced_client_factory
 
 
 class _Tokens:

@@ -10,8 +10,8 @@
 * ``GET /services/qbo-candidates``, ``POST /services/copy`` ``{"qbo_item_ids": [...]}`` - copy services (C.2).
 
 Every action is owner/admin; ``GET /services/qbo-candidates`` is a read (any role). Thin: each route reads the
-caller, calls one method of :class:`qbsync.sync.actions.RecordActions` or
-:class:`qbsync.sync.services_import.ServicesImport`, and returns its view. The firm is always the caller's:
+caller, calls one method of :class:`qbsync.errorcenter.actions.RecordActions` or
+:class:`qbsync.inbound.services_import.ServicesImport`, and returns its view. The firm is always the caller's:
 another firm's record or error answers 404.
 """
 
@@ -27,11 +27,11 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from qbsync.api.common import caller_of, error_responses
+from qbsync.errorcenter import actions as record_actions_module
+from qbsync.errorcenter.actions import AccountActionResult, valid_display_name
 from qbsync.errors import BadRequest
+from qbsync.inbound import services_import as services_import_module
 from qbsync.observability import metrics
-from qbsync.sync import actions as record_actions_module
-from qbsync.sync import services_import as services_import_module
-from qbsync.sync.actions import AccountActionResult, valid_display_name
 
 __all__ = [
     "AccountActionView",

@@ -10,7 +10,7 @@
   ``category``, else 429 + Retry-After.
 
 Resyncs are queued (``RetryQueue``) and fanned out by ``functions/retry_fanout``
-(:mod:`qbsync.errorlog.retry`); the 202 answer carries the ``request_id`` every resulting sync command
+(:mod:`qbsync.errorcenter.retry`); the 202 answer carries the ``request_id`` every resulting sync command
 repeats. The firm is always the caller's: another firm's error id answers 404.
 """
 
@@ -26,9 +26,9 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from qbsync.api.common import caller_of, error_responses
-from qbsync.errorlog import center, retry
-from qbsync.errorlog.repository import ErrorEntry
+from qbsync.errorcenter import center, retry
 from qbsync.observability import metrics
+from qbsync.repositories.error_log import ErrorEntry
 
 __all__ = [
     "ErrorCounts",

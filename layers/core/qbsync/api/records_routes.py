@@ -27,7 +27,7 @@ from qbsync.api.common import caller_of, error_responses
 from qbsync.errors import BadRequest, NotFound
 from qbsync.lazy import Lazy
 from qbsync.repositories.connections import ConnectionsRepository
-from qbsync.sync.records import RecordError, RecordsRepository, SyncRecord
+from qbsync.repositories.records import RecordError, RecordsRepository, SyncRecord
 
 __all__ = ["RecordList", "RecordRow", "RecordsWiring", "SyncSummary", "clear", "router", "wiring"]
 

@@ -1,7 +1,7 @@
 """Checks a firm's sync settings (PRODUCT.md B) against its QuickBooks company before they are stored.
 
 :func:`settings_problems` is pure: it takes the settings, the company's reference data
-(:class:`~qbsync.sync.reference.QboReference`) and the QBO Items the settings name, and returns one line
+(:class:`~qbsync.qbo.reference.QboReference`) and the QBO Items the settings name, and returns one line
 per violation, each naming the setting and why (``deposit_account_id: account 35 is a Credit Card
 account; choose a Bank or Other Current Asset account``). :func:`load_items` fetches those Items.
 """
@@ -11,14 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from qbsync.models.firm_settings import FirmSyncSettings
 from qbsync.qbo.client import QboClient, quote_literal
-from qbsync.sync.reference import (
+from qbsync.qbo.reference import (
     DEPOSIT_ACCOUNT_TYPES,
     EXPENSE_ACCOUNT_TYPES,
     INCOME_ACCOUNT_TYPES,
     QboReference,
+    ReferenceCache,
 )
-from qbsync.sync.settings import FirmSyncSettings
 
 __all__ = [
     "SERVICE_ITEM_TYPES",
@@ -44,7 +45,6 @@ def item_ids(settings: FirmSyncSettings) -> list[str]:
 
 def load_reference(qbo: QboClient) -> QboReference:
     """The company's reference data, read fresh (no cache: the firm is choosing from it right now)."""
-    from qbsync.sync.service import ReferenceCache
 
     return ReferenceCache.load(qbo)
 

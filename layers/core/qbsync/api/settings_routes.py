@@ -23,12 +23,12 @@ from qbsync.api.common import WRITE_ROLES, caller_of, error_responses
 from qbsync.auth import require_role
 from qbsync.errors import BadRequest, Conflict
 from qbsync.lazy import Lazy
+from qbsync.models.firm_settings import FirmSyncSettings
 from qbsync.observability import logger, metrics
 from qbsync.qbo.client import QboClient
+from qbsync.qbo.reference import DEPOSIT_ACCOUNT_TYPES, EXPENSE_ACCOUNT_TYPES, INCOME_ACCOUNT_TYPES
 from qbsync.repositories.connections import CONNECTED, Connection, ConnectionsRepository
 from qbsync.repositories.firm_settings import FirmSettingsRepository
-from qbsync.sync.reference import DEPOSIT_ACCOUNT_TYPES, EXPENSE_ACCOUNT_TYPES, INCOME_ACCOUNT_TYPES
-from qbsync.sync.settings import FirmSyncSettings
 
 from . import settings_check
 
@@ -88,8 +88,8 @@ class SettingsWiring:
 def _build() -> SettingsWiring:
     from qbsync.adapters.dynamodb import DynamoTable
     from qbsync.connection.wiring import connection_service
-    from qbsync.qbo.wiring import paced_client_factory
     from qbsync.settings import get_core_settings
+    from qbsync.wiring import paced_client_factory
 
     core = get_core_settings()
     connections = connection_service()

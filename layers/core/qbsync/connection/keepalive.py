@@ -7,8 +7,8 @@ Two gsi2 range queries over ``CONNSTATUS#connected`` (sort key = access-token ex
 * access tokens that expired more than ``idle_after`` seconds ago (idle connections): refreshed so the
   refresh token's 100-day rolling window restarts (QBO.md §1.5) long before it lapses.
 
-Each refresh goes through the single-flight :class:`~qbsync.qbo.tokens.TokenProvider`, so the sweep never
-races a worker. ``invalid_grant`` marks the connection ``needs_reconnect`` (the provider publishes the
+Each refresh goes through the single-flight :class:`~qbsync.connection.tokens.TokenProvider`, so the sweep
+never races a worker. ``invalid_grant`` marks the connection ``needs_reconnect`` (the provider publishes the
 event). One firm's failure never stops the others; the report counts every outcome.
 """
 

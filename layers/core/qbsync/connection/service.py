@@ -14,7 +14,8 @@ Entry points (each takes the verified :class:`~qbsync.auth.Caller`; firm and rol
 * :meth:`ConnectionService.disconnect` (owner): revokes at Intuit, status ``disconnected``; nothing else is
   deleted (pending work and mappings are kept for a reconnect).
 * :meth:`ConnectionService.status` (any role), :meth:`ConnectionService.check` (owner, admin: CompanyInfo
-  through the :class:`~qbsync.qbo.tokens.TokenProvider`; refreshes when needed; 401 twice → needs reconnect).
+  through the :class:`~qbsync.connection.tokens.TokenProvider`; refreshes when needed; 401 twice → needs
+  reconnect).
 
 Every change publishes "Connection Changed" (:mod:`qbsync.connection.events`).
 
@@ -43,6 +44,7 @@ from qbsync.connection.models import (
     ConnectUrl,
 )
 from qbsync.connection.state import STATE_TTL_SECONDS, StateClaims, StateSigner
+from qbsync.connection.tokens import TokenProvider, tokens_from_token_set
 from qbsync.errors import (
     BadRequest,
     ConfigurationError,
@@ -51,7 +53,6 @@ from qbsync.errors import (
     QbsyncError,
     ReconnectRequired,
 )
-from qbsync.qbo.tokens import TokenProvider, tokens_from_token_set
 from qbsync.repositories.connections import (
     DISCONNECTED,
     PENDING_SWITCH,

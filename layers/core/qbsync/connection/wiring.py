@@ -23,10 +23,10 @@ def build_connection_service() -> ConnectionService:
     from qbsync.adapters.kms import TokenCipher
     from qbsync.adapters.secrets import get_secret_field, get_secret_json
     from qbsync.qbo.oauth import IntuitOAuthClient
-    from qbsync.qbo.wiring import paced_client_factory
     from qbsync.repositories.connections import ConnectionsRepository
     from qbsync.repositories.oauth_state import OAuthStateRepository
     from qbsync.settings import get_core_settings, get_qbo_settings
+    from qbsync.wiring import paced_client_factory
 
     core = get_core_settings()
     qbo = get_qbo_settings()

@@ -104,7 +104,7 @@ class RequestLimiter(Protocol):
 
 
 class TokenSource(Protocol):
-    """Where :class:`QboClient` gets access tokens (implemented by ``qbsync.qbo.tokens.TokenProvider``)."""
+    """Where :class:`QboClient` gets access tokens (``qbsync.connection.tokens.TokenProvider``)."""
 
     def access_token(self) -> str:
         """A valid access token (refreshing first if it is about to expire)."""

@@ -1,7 +1,7 @@
 """A firm's sync settings (PRODUCT.md B): item ``FIRM#{firm_id}`` / ``SETTINGS`` of the sync-state table.
 
 The settings are stored as one JSON string (``settings``) validated by
-:class:`~qbsync.sync.settings.FirmSyncSettings` on every read and write, plus ``updated_at``.
+:class:`~qbsync.models.firm_settings.FirmSyncSettings` on every read and write, plus ``updated_at``.
 A firm without the item gets the product defaults (optionally seeded with what the owner chose before
 consent, which the connection item keeps: ``sync_accounts`` and ``sync_start_date``).
 """
@@ -17,8 +17,8 @@ from pydantic import ValidationError
 
 from qbsync.adapters.dynamodb import DynamoTable
 from qbsync.errors import DataError
+from qbsync.models.firm_settings import FirmSyncSettings
 from qbsync.repositories._ddb import as_float
-from qbsync.sync.settings import FirmSyncSettings
 
 __all__ = ["SK_SETTINGS", "FirmSettingsRepository", "InvalidSettings"]
 

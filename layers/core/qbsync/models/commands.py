@@ -1,0 +1,141 @@
+"""Messages qbsync sends itself on its work queues (docs/contracts.md, "Queue messages").
+
+``OutboundQueue`` carries two kinds of body:
+
+* an EventBridge event from the platform (``source = "platform"``), delivered by ``PlatformEventsRule`` or
+  re-enqueued by qbsync (a released blocked record, a resumed paused record);
+* a :class:`SyncCommand`: "sync this record again from the last platform event qbsync holds for it". The
+  admin API (manual sync), the retry fan-out (resync an error, a category, all) and resume-after-reconnect
+  send it. It is small (ids only), so the event itself never travels twice and always is the newest one.
+
+``RetryQueue`` carries :class:`RetryRequest` bodies (the admin API, schedules) and, through
+``ConnectionResumeRule``, "Connection Changed" events of qbsync's own bus (status ``connected``).
+
+Both models are strict (unknown fields rejected) and versioned by ``kind``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from qbsync.errors import BadRequest
+
+__all__ = [
+    "ENTITY_TYPES",
+    "RETRY_REQUEST_KIND",
+    "SYNC_COMMAND_KIND",
+    "RetryRequest",
+    "SyncCommand",
+    "is_sync_command",
+    "parse_retry_request",
+    "parse_sync_command",
+]
+
+SYNC_COMMAND_KIND = "qbsync.sync_record.v1"
+RETRY_REQUEST_KIND = "qbsync.retry_request.v1"
+#: record entity types (qbsync.repositories.records)
+ENTITY_TYPES = ("client_account", "service", "invoice", "payment", "refund", "fee")
+
+_ID = r"^[A-Za-z0-9_.:@-]{1,128}$"
+
+EntityType = Literal["client_account", "service", "invoice", "payment", "refund", "fee"]
+
+
+class SyncCommand(BaseModel):
+    """Sync one record again from the platform event stored on its record item (``last_event``).
+
+    ``force`` (manual sync of a Skipped record, PRODUCT.md C.6): settings-based skips (no activity, before
+    the sync start date, offline payment, draft) do not apply to this run. Errors and dependencies do.
+    ``reason`` says who asked; ``request_id`` ties the command to its API call or retry request (logs,
+    fan-out idempotency); ``requested_by`` is the admin user id (never a name or an email).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["qbsync.sync_record.v1"] = "qbsync.sync_record.v1"
+    firm_id: str = Field(pattern=_ID)
+    entity_type: EntityType
+    platform_id: str = Field(pattern=_ID)
+    reason: Literal["manual_sync", "resync_error", "retry_category", "retry_all", "resume", "scheduled"]
+    force: bool = False
+    request_id: str = Field(pattern=_ID)
+    requested_by: str | None = Field(default=None, max_length=128)
+    correlation_id: str | None = Field(default=None, max_length=128)
+
+
+class RetryRequest(BaseModel):
+    """A resync request for the retry fan-out (``RetryQueue``): one error, a category, or all.
+
+    ``request_id`` makes the fan-out idempotent: a redelivered or repeated request with the same id never
+    enqueues a record twice.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["qbsync.retry_request.v1"] = "qbsync.retry_request.v1"
+    firm_id: str = Field(pattern=_ID)
+    request_id: str = Field(pattern=_ID)
+    scope: Literal["error", "category", "all"]
+    error_id: str | None = Field(default=None, max_length=200)
+    category: (
+        Literal[
+            "Accounts",
+            "Invoices",
+            "Payments",
+            "Refunds",
+            "Expenses",
+            "Services",
+            "Contacts",
+            "Taxes",
+            "Connection",
+        ]
+        | None
+    ) = None
+    requested_by: str | None = Field(default=None, max_length=128)
+    requested_at: float
+    correlation_id: str | None = Field(default=None, max_length=128)
+
+    def model_post_init(self, context: Any, /) -> None:
+        if self.scope == "error" and not self.error_id:
+            raise ValueError("scope 'error' needs error_id")
+        if self.scope == "category" and not self.category:
+            raise ValueError("scope 'category' needs category")
+
+
+def is_sync_command(body: Any) -> bool:
+    """True for a decoded SQS body that is a :class:`SyncCommand` (not an EventBridge event)."""
+    return isinstance(body, dict) and body.get("kind") == SYNC_COMMAND_KIND
+
+
+def _parse(model: type[BaseModel], body: Any) -> Any:
+    if isinstance(body, str | bytes):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            raise BadRequest(f"{model.__name__}: the message body is not JSON") from None
+    try:
+        return model.model_validate(body)
+    except (ValidationError, ValueError) as exc:
+        if isinstance(exc, ValidationError):
+            where = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
+                for e in exc.errors(include_input=False, include_url=False)
+            )
+        else:
+            where = str(exc)
+        raise BadRequest(f"{model.__name__}: {where}") from None
+
+
+def parse_sync_command(body: Any) -> SyncCommand:
+    """Validate a SyncCommand body (dict or JSON text). Raises BadRequest naming fields, never values."""
+    result: SyncCommand = _parse(SyncCommand, body)
+    return result
+
+
+def parse_retry_request(body: Any) -> RetryRequest:
+    """Validate a RetryRequest body (dict or JSON text). Raises BadRequest naming fields, never values."""
+    result: RetryRequest = _parse(RetryRequest, body)
+    return result

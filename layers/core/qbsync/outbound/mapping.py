@@ -1,0 +1,1134 @@
+"""Pure mapping of platform records to QuickBooks Online request payloads (PRODUCT.md C, QBO.md §5, §9).
+
+No I/O: every function takes the platform record, the QBO ids of its already-synced prerequisites
+(:class:`Resolved`), the realm's reference data (:class:`~qbsync.qbo.reference.QboReference`) and the
+firm's settings (:class:`~qbsync.models.firm_settings.FirmSyncSettings`), and returns a JSON-ready dict to
+send as a create body (add ``Id``/``SyncToken``/``sparse`` for an update; the ``Line`` array is always
+complete, as QBO requires on line updates).
+
+Money is computed in :class:`~decimal.Decimal`, quantised to cents with ROUND_HALF_UP (:func:`money`),
+never in floats. In the returned payload money and quantities are JSON numbers made from those exact
+decimals (``Decimal(str(value))`` gives them back exactly), so ``json.dumps`` works as is.
+
+Every payload carries a marker (:func:`marker`, ``qbsync:<EntityType>:<platform id>``) at the start
+of ``PrivateNote`` (``Notes`` for customers, ``Description`` for items) so that a lookup after an
+uncertain write recognises our own object (:func:`parse_marker`).
+
+Every rule the data breaks raises :class:`MappingError` (a :class:`~qbsync.errors.DataError`) with an
+error-center ``category``, a stable ``reason_code`` and a plain-language ``explanation`` with the fix.
+Messages name platform/QBO ids only, never client personal data. ``before_sync_start`` means "mark the
+record Skipped"; a missing prerequisite (``*_not_synced``) means "wait", which
+:func:`dependencies` lets the caller avoid up front.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any, Literal
+
+from qbsync.errors import DataError
+from qbsync.models.firm_settings import FirmSyncSettings, TaxMapping
+from qbsync.models.platform_events import (
+    ClientAccount,
+    Invoice,
+    InvoiceLine,
+    Payment,
+    ProcessingFee,
+    Refund,
+    Service,
+)
+from qbsync.qbo.reference import (
+    DEPOSIT_ACCOUNT_TYPES,
+    EXPENSE_ACCOUNT_TYPES,
+    INCOME_ACCOUNT_TYPES,
+    QboAccount,
+    QboReference,
+)
+
+__all__ = [
+    "CATEGORIES",
+    "DOC_NUMBER_MAX",
+    "PAYMENT_REF_MAX",
+    "MappingError",
+    "Resolved",
+    "account_should_sync",
+    "credit_application_payload",
+    "credit_memo_payload",
+    "customer_payload",
+    "dependencies",
+    "fee_expense_account",
+    "invoice_payload",
+    "item_payload",
+    "line_amount",
+    "marker",
+    "money",
+    "parse_marker",
+    "payment_deposit_account",
+    "payment_method_for",
+    "payment_payload",
+    "payment_should_sync",
+    "purchase_payload",
+    "qbo_entity_for",
+    "refund_receipt_payload",
+    "round_half_up",
+    "service_income_account",
+]
+
+Category = Literal["Accounts", "Invoices", "Payments", "Refunds", "Expenses", "Services", "Taxes"]
+CATEGORIES: tuple[str, ...] = ("Accounts", "Invoices", "Payments", "Refunds", "Expenses", "Services", "Taxes")
+
+DOC_NUMBER_MAX = 21
+PAYMENT_REF_MAX = 21
+PRIVATE_NOTE_MAX = 4000
+_CENT = Decimal("0.01")
+_UNIT_PRICE_STEP = Decimal("0.00001")  # QBO money fields: 10.5 format
+_NAME_FORBIDDEN = re.compile(r"[:\t\n\r]")
+
+#: Platform payment methods and the QBO PaymentMethod names they use (first one found wins).
+PAYMENT_METHOD_NAMES: dict[str, tuple[str, ...]] = {
+    "cash": ("Cash",),
+    "check": ("Check",),
+    "card": ("Credit Card",),
+    "bank_transfer": ("Bank Transfer", "Direct Debit", "ACH", "EFT"),
+    "other": (),
+}
+#: Methods whose QBO PaymentMethod must exist (the others are sent without one when missing).
+_REQUIRED_METHODS = frozenset({"cash", "check", "card"})
+
+
+class MappingError(DataError):
+    """A platform record cannot be mapped to QBO until something is fixed (or it must be skipped).
+
+    Attributes: ``category`` (error-center category, one of :data:`CATEGORIES`), ``reason_code``
+    (stable, e.g. ``tax_rate_unmapped``), ``explanation`` (plain language, says the fix; no client
+    personal data). ``str(err)`` is ``explanation``.
+    """
+
+    code = "mapping_error"
+
+    def __init__(
+        self,
+        category: Category,
+        reason_code: str,
+        explanation: str,
+        *,
+        entity: str | None = None,
+        entity_id: str | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(
+            explanation,
+            entity=entity,
+            entity_id=entity_id,
+            category=category,
+            reason_code=reason_code,
+            **extra,
+        )
+        self.category = category
+        self.reason_code = reason_code
+        self.explanation = explanation
+
+
+@dataclass
+class Resolved:
+    """QBO ids of the prerequisites the caller has already synced (see :func:`dependencies`).
+
+    * ``customer_id`` - the Customer of the record's client account;
+    * ``item_ids`` - QBO Item id by platform service id (invoice lines with a ``service_id``);
+    * ``invoice_ids`` - QBO Invoice id by platform invoice id (payment allocations);
+    * ``payment_id`` / ``payment_deposit_account_id`` / ``payment_method_id`` - the QBO Payment a
+      refund or fee belongs to, the account it was deposited to, and its PaymentMethod;
+    * ``credit_memo_id`` - the CreditMemo of a credit payment (to apply it to the invoices);
+    * ``fallback_item_id`` - item for credit memo / refund lines (default: settings.default_service_id,
+      then the "Sales" item);
+    * ``vendor_id`` - the processor's Vendor (payee of fee purchases), when the caller has one;
+    * ``service_names`` - platform service name by id: a line whose service goes to the "Sales" item
+      (no service income account) and has no description gets the service name as its description.
+    """
+
+    customer_id: str | None = None
+    item_ids: dict[str, str] = field(default_factory=dict)
+    invoice_ids: dict[str, str] = field(default_factory=dict)
+    payment_id: str | None = None
+    payment_deposit_account_id: str | None = None
+    payment_method_id: str | None = None
+    credit_memo_id: str | None = None
+    fallback_item_id: str | None = None
+    vendor_id: str | None = None
+    service_names: dict[str, str] = field(default_factory=dict)
+
+
+# --- money -------------------------------------------------------------------------------------------
+
+
+def money(value: Decimal | int | str) -> Decimal:
+    """``value`` as a Decimal quantised to cents, ROUND_HALF_UP.
+
+    Raises:
+        TypeError: ``value`` is a float or a bool (floats have already lost cents).
+        ValueError: ``value`` is not a finite number.
+    """
+    if isinstance(value, bool | float) or not isinstance(value, Decimal | int | str):
+        raise TypeError("money needs a Decimal, int or str, never a float")
+    try:
+        dec = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValueError("money value is not a number") from None
+    if not dec.is_finite():
+        raise ValueError("money value must be finite")
+    return dec.quantize(_CENT, rounding=ROUND_HALF_UP)
+
+
+def round_half_up(value: Decimal, places: int = 2) -> Decimal:
+    """``value`` rounded half-up to ``places`` decimals (QBO's own rounding of Qty x UnitPrice)."""
+    return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+
+
+def line_amount(quantity: Decimal, rate: Decimal) -> Decimal:
+    """``round_half_up(quantity * rate, 2)``: the only line Amount QBO accepts (else fault 6070)."""
+    return round_half_up(quantity * rate, 2)
+
+
+def _num(value: Decimal) -> int | float:
+    """A JSON number from an exact decimal (integral values as int)."""
+    if value == value.to_integral_value():
+        return int(value)
+    return float(value)
+
+
+# --- markers -----------------------------------------------------------------------------------------
+
+_MARKER = re.compile(r"qbsync:([A-Za-z]+):([A-Za-z0-9_.:\-]+?)(?=$|[\s;,)])")
+
+
+def marker(entity_type: str, platform_id: str) -> str:
+    """``qbsync:<EntityType>:<platform id>``, the tag that identifies our own writes in QBO."""
+    return f"qbsync:{entity_type}:{platform_id}"
+
+
+def parse_marker(note: str | None) -> tuple[str, str] | None:
+    """``(entity_type, platform_id)`` of the first qbsync marker in a note, or None."""
+    if not note:
+        return None
+    found = _MARKER.search(note)
+    return (found.group(1), found.group(2)) if found else None
+
+
+def _note(entity_type: str, platform_id: str, *parts: str | None) -> str:
+    text = "; ".join([marker(entity_type, platform_id), *(p for p in parts if p)])
+    return text[:PRIVATE_NOTE_MAX]
+
+
+# --- dependencies ------------------------------------------------------------------------------------
+
+Record = ClientAccount | Service | Invoice | Payment | Refund | ProcessingFee
+
+
+def qbo_entity_for(record: Record) -> str:
+    """The QBO entity a record becomes (a credit-balance payment becomes a CreditMemo)."""
+    if isinstance(record, ClientAccount):
+        return "Customer"
+    if isinstance(record, Service):
+        return "Item"
+    if isinstance(record, Invoice):
+        return "Invoice"
+    if isinstance(record, Payment):
+        return "CreditMemo" if record.credit_source else "Payment"
+    if isinstance(record, Refund):
+        return "RefundReceipt"
+    if isinstance(record, ProcessingFee):
+        return "Purchase"
+    raise TypeError(f"not a platform record: {type(record).__name__}")
+
+
+def dependencies(record: Record) -> list[tuple[str, str]]:
+    """The ``(entity_type, platform_id)`` records that must be synced before ``record``, in order.
+
+    invoice -> its client account, then each distinct service of its lines; payment -> its client
+    account, then each invoice it is applied to; refund -> its payment; fee -> its payment. Client
+    accounts and services have none. Lines mapped by work type need no synced record (the firm's
+    work-type map names QBO items). Raises TypeError for anything that is not a platform record.
+    """
+    if isinstance(record, ClientAccount | Service):
+        return []
+    if isinstance(record, Invoice):
+        deps = [("ClientAccount", record.account_id)]
+        seen: set[str] = set()
+        for line in record.line_items:
+            if line.service_id and line.service_id not in seen:
+                seen.add(line.service_id)
+                deps.append(("Service", line.service_id))
+        return deps
+    if isinstance(record, Payment):
+        return [("ClientAccount", record.account_id)] + [
+            ("Invoice", a.invoice_id) for a in record.allocations
+        ]
+    if isinstance(record, Refund | ProcessingFee):
+        return [("Payment", record.payment_id)]
+    raise TypeError(f"not a platform record: {type(record).__name__}")
+
+
+# --- shared checks -----------------------------------------------------------------------------------
+
+
+def _check_dates(
+    txn_date: date,
+    ref: QboReference,
+    settings: FirmSyncSettings,
+    category: Category,
+    entity: str,
+    entity_id: str,
+) -> None:
+    start = settings.sync_start_date
+    if start is not None and txn_date < start:
+        raise MappingError(
+            category,
+            "before_sync_start",
+            f"This {entity} is dated {txn_date.isoformat()}, before the sync start date "
+            f"{start.isoformat()}, so it is not synced. Move the sync start date earlier to include it.",
+            entity=entity,
+            entity_id=entity_id,
+        )
+    closed = ref.book_close_date
+    if closed is not None and txn_date <= closed:
+        raise MappingError(
+            category,
+            "books_closed",
+            f"The books are closed in QuickBooks through {closed.isoformat()} and this {entity} is dated "
+            f"{txn_date.isoformat()}. Reopen the period in QuickBooks (or move its closing date), "
+            "then resync.",
+            entity=entity,
+            entity_id=entity_id,
+        )
+
+
+def _currency(
+    currency: str | None, ref: QboReference, category: Category, entity: str, entity_id: str
+) -> dict[str, str] | None:
+    """CurrencyRef to send (multicurrency companies only); a foreign currency without it is an error."""
+    if currency is None:
+        return None
+    if ref.multicurrency:
+        return {"value": currency}
+    if currency != ref.home_currency:
+        raise MappingError(
+            category,
+            "currency_unsupported",
+            f"This {entity} is in {currency} but the QuickBooks company works only in "
+            f"{ref.home_currency}. Turn on multicurrency in QuickBooks, or record it in {ref.home_currency}.",
+            entity=entity,
+            entity_id=entity_id,
+        )
+    return None
+
+
+def _require_customer(resolved: Resolved, category: Category, entity: str, entity_id: str) -> str:
+    if not resolved.customer_id:
+        raise MappingError(
+            category,
+            "customer_not_synced",
+            f"Sync the client account first: this {entity} waits until its client account is synced "
+            "to QuickBooks.",
+            entity=entity,
+            entity_id=entity_id,
+        )
+    return resolved.customer_id
+
+
+def _deposit_account(
+    account_id: str | None,
+    ref: QboReference,
+    category: Category,
+    entity: str,
+    entity_id: str,
+) -> QboAccount:
+    if account_id is None:
+        ufunds = ref.undeposited_funds()
+        if ufunds is None:
+            raise MappingError(
+                category,
+                "undeposited_funds_missing",
+                "QuickBooks has no active Undeposited Funds account. Choose a deposit account (Bank or "
+                "Other Current Asset) in the sync settings.",
+                entity=entity,
+                entity_id=entity_id,
+            )
+        return ufunds
+    acct = ref.account(account_id)
+    if acct is None or not acct.active:
+        raise MappingError(
+            category,
+            "deposit_account_missing",
+            f"The deposit account (QuickBooks account {account_id}) no longer exists or is inactive. "
+            "Choose another deposit account in the sync settings.",
+            entity=entity,
+            entity_id=entity_id,
+        )
+    if acct.account_type not in DEPOSIT_ACCOUNT_TYPES:
+        raise MappingError(
+            category,
+            "deposit_account_type",
+            f"The deposit account '{acct.name}' is of type {acct.account_type}; QuickBooks only accepts "
+            "Bank or Other Current Asset accounts. Choose one of those in the sync settings.",
+            entity=entity,
+            entity_id=entity_id,
+        )
+    return acct
+
+
+def _fallback_item(
+    resolved: Resolved,
+    ref: QboReference,
+    settings: FirmSyncSettings,
+    category: Category,
+    entity: str,
+    eid: str,
+) -> str:
+    item = resolved.fallback_item_id or settings.default_service_id or ref.sales_item_id
+    if not item:
+        raise MappingError(
+            category,
+            "default_service_missing",
+            "No service to put this on: choose a default service in the sync settings (QuickBooks has "
+            "no 'Sales' item).",
+            entity=entity,
+            entity_id=eid,
+        )
+    return item
+
+
+# --- customers and items -----------------------------------------------------------------------------
+
+
+def _qbo_name(name: str, category: Category, entity: str, entity_id: str) -> str:
+    # Lengths are already QBO's (500 for DisplayName, 100 for Item Name) in the event models.
+    if _NAME_FORBIDDEN.search(name):
+        raise MappingError(
+            category,
+            "name_invalid_characters",
+            f"QuickBooks does not accept a colon, tab or line break in a {entity} name. Rename the "
+            f"{entity} on the platform without them, then resync.",
+            entity=entity,
+            entity_id=entity_id,
+        )
+    return name
+
+
+def customer_payload(account: ClientAccount, ref: QboReference, settings: FirmSyncSettings) -> dict[str, Any]:
+    """Customer create body for a client account (``name`` -> ``DisplayName``).
+
+    Customer type: ``settings.customer_type_id`` (must exist and be active), else "Individual" when
+    the company has it, else none. Raises MappingError (Accounts): ``name_invalid_characters``,
+    ``email_too_long``, ``customer_type_missing``, ``currency_unsupported``.
+    """
+    eid = account.id
+    body: dict[str, Any] = {
+        "DisplayName": _qbo_name(account.name, "Accounts", "client account", eid),
+        "Active": account.active,
+        "Notes": marker("ClientAccount", account.id),
+    }
+    if account.account_type == "company":
+        body["CompanyName"] = account.name[:100]  # QBO limit; DisplayName keeps the full name
+    if account.email:
+        if len(account.email) > 100:
+            raise MappingError(
+                "Accounts",
+                "email_too_long",
+                "QuickBooks accepts email addresses of up to 100 characters. Shorten the client account's "
+                "email on the platform, then resync.",
+                entity="client account",
+                entity_id=eid,
+            )
+        body["PrimaryEmailAddr"] = {"Address": account.email}
+    # QBO has four phone slots: the first mobile / fax go to theirs, other numbers fill Primary, then
+    # Alternate; further numbers have no place in QBO.
+    slots = {"mobile": "Mobile", "fax": "Fax"}
+    for phone in account.phones:
+        key = slots.get(phone.type)
+        if key is None:
+            key = "PrimaryPhone" if "PrimaryPhone" not in body else "AlternatePhone"
+        body.setdefault(key, {"FreeFormNumber": phone.number})
+    if account.billing_address is not None:
+        addr = account.billing_address
+        bill = {
+            "Line1": addr.line1,
+            "Line2": addr.line2,
+            "City": addr.city,
+            "CountrySubDivisionCode": addr.region,
+            "PostalCode": addr.postal_code,
+            "Country": addr.country,
+        }
+        bill = {k: v for k, v in bill.items() if v}
+        if bill:
+            body["BillAddr"] = bill
+    if settings.customer_type_id is not None:
+        ctype = ref.customer_type(settings.customer_type_id)
+        if ctype is None or not ctype.active:
+            raise MappingError(
+                "Accounts",
+                "customer_type_missing",
+                f"The customer type chosen in the sync settings (QuickBooks id {settings.customer_type_id}) "
+                "no longer exists or is inactive. Choose another customer type in the sync settings.",
+                entity="client account",
+                entity_id=eid,
+            )
+        body["CustomerTypeRef"] = {"value": ctype.id}
+    else:
+        individual = ref.customer_type_named("Individual")
+        if individual is not None:
+            body["CustomerTypeRef"] = {"value": individual.id}
+    currency = _currency(account.currency, ref, "Accounts", "client account", eid)
+    if currency:
+        body["CurrencyRef"] = currency
+    return body
+
+
+def service_income_account(ref: QboReference, settings: FirmSyncSettings) -> QboAccount | None:
+    """The income account of synced services, or None when lines go to the "Sales" item instead.
+
+    Raises MappingError (Services): ``income_account_missing`` / ``income_account_type`` when the
+    account chosen in the settings is gone, inactive or not an Income account.
+    """
+    if settings.service_income_account_id is None:
+        return ref.uncategorized_income()
+    acct = ref.account(settings.service_income_account_id)
+    if acct is None or not acct.active:
+        raise MappingError(
+            "Services",
+            "income_account_missing",
+            f"The service income account (QuickBooks account {settings.service_income_account_id}) no "
+            "longer exists or is inactive. Choose another income account in the sync settings.",
+            entity="service",
+        )
+    if acct.account_type not in INCOME_ACCOUNT_TYPES:
+        raise MappingError(
+            "Services",
+            "income_account_type",
+            f"The service income account '{acct.name}' is of type {acct.account_type}; services need an "
+            "Income account. Choose one in the sync settings.",
+            entity="service",
+        )
+    return acct
+
+
+def item_payload(service: Service, ref: QboReference, settings: FirmSyncSettings) -> dict[str, Any]:
+    """Item (Type Service) create body: name -> Name, rate -> UnitPrice, rate type -> Sku.
+
+    Raises MappingError (Services): ``name_invalid_characters``; ``income_account_missing`` /
+    ``income_account_type`` (see :func:`service_income_account`); ``services_use_sales_item`` when no
+    service income account is set and QBO has no "Uncategorized Income": then services are not created
+    and invoice lines go to the "Sales" item (the caller records the service as mapped to
+    ``ref.sales_item_id``). The rate is never negative (the event model refuses it).
+    """
+    eid = service.id
+    name = _qbo_name(service.name, "Services", "service", eid)
+    income = service_income_account(ref, settings)
+    if income is None:
+        raise MappingError(
+            "Services",
+            "services_use_sales_item",
+            "No service income account is set and QuickBooks has no 'Uncategorized Income' account, so "
+            "services are billed on QuickBooks' 'Sales' item. Choose a service income account in the "
+            "sync settings to sync services as their own items.",
+            entity="service",
+            entity_id=eid,
+        )
+    body: dict[str, Any] = {
+        "Name": name,
+        "Type": "Service",
+        "UnitPrice": _num(money(service.rate)),
+        "Sku": service.rate_type,
+        "IncomeAccountRef": {"value": income.id},
+        "Taxable": service.taxable,
+        "Active": service.active,
+    }
+    if service.description:
+        body["Description"] = service.description
+    return body
+
+
+# --- invoices ----------------------------------------------------------------------------------------
+
+
+def _line_item(
+    line: InvoiceLine, resolved: Resolved, ref: QboReference, settings: FirmSyncSettings, invoice_id: str
+) -> str:
+    if line.service_id:
+        item = resolved.item_ids.get(line.service_id)
+        if item:
+            return item
+        # No service income account: services are not created, their lines go to the "Sales" item.
+        if (
+            settings.service_income_account_id is None
+            and ref.uncategorized_income() is None
+            and ref.sales_item_id
+        ):
+            return ref.sales_item_id
+        raise MappingError(
+            "Invoices",
+            "service_not_synced",
+            f"Sync the service first: invoice line {line.id} uses service {line.service_id}, which is not "
+            "synced to QuickBooks yet.",
+            entity="invoice",
+            entity_id=invoice_id,
+        )
+    if line.work_type_id and line.work_type_id in settings.work_type_map:
+        return settings.work_type_map[line.work_type_id]
+    item = settings.default_service_id or ref.sales_item_id
+    if not item:
+        raise MappingError(
+            "Services",
+            "work_type_unmapped",
+            f"Invoice line {line.id} has no service and its work type is not mapped. Map the work type "
+            "or choose a default service in the sync settings.",
+            entity="invoice",
+            entity_id=invoice_id,
+        )
+    return item
+
+
+def _qty_price(line: InvoiceLine) -> tuple[Decimal, Decimal]:
+    """Qty and UnitPrice whose half-up product is exactly the platform line amount (no 6070).
+
+    The platform allows its amount to differ from quantity x rate by a cent; then the unit price is
+    re-derived (up to 5 decimals) from the amount, or the line is sent as 1 x amount.
+    """
+    qty, rate, amount = line.quantity, line.rate, line.amount
+    if line_amount(qty, rate) == amount:
+        return qty, rate
+    if qty > 0:
+        price = (amount / qty).quantize(_UNIT_PRICE_STEP, rounding=ROUND_HALF_UP)
+        if line_amount(qty, price) == amount:
+            return qty, price
+    return Decimal(1), amount
+
+
+def _tax_mapping(
+    tax_rate_id: str, ref: QboReference, settings: FirmSyncSettings, invoice_id: str
+) -> TaxMapping:
+    mapping = settings.tax_map.get(tax_rate_id)
+    if mapping is None:
+        raise MappingError(
+            "Taxes",
+            "tax_rate_unmapped",
+            f"The platform tax rate {tax_rate_id} is not mapped to a QuickBooks tax rate. Map it in the "
+            "sync settings (tax rates), then resync.",
+            entity="invoice",
+            entity_id=invoice_id,
+        )
+    code = ref.tax_code(mapping.tax_code_id)
+    if code is None or not code.active:
+        raise MappingError(
+            "Taxes",
+            "tax_code_invalid",
+            f"The platform tax rate {tax_rate_id} is mapped to QuickBooks tax code {mapping.tax_code_id}, "
+            "which no longer exists or is inactive. Map it to an active QuickBooks tax rate.",
+            entity="invoice",
+            entity_id=invoice_id,
+        )
+    for rate_id in mapping.rate_ids:
+        rate = ref.tax_rate(rate_id)
+        if rate is None or not rate.active or (code.sales_rate_ids and rate_id not in code.sales_rate_ids):
+            raise MappingError(
+                "Taxes",
+                "tax_rate_invalid",
+                f"The platform tax rate {tax_rate_id} is mapped to QuickBooks tax rate {rate_id}, which is "
+                f"missing, inactive or not part of tax code {code.id}. Fix the tax rate mapping.",
+                entity="invoice",
+                entity_id=invoice_id,
+            )
+    return mapping
+
+
+def invoice_payload(
+    invoice: Invoice, resolved: Resolved, ref: QboReference, settings: FirmSyncSettings
+) -> dict[str, Any]:
+    """Invoice create/full-update body: same lines and total as the platform invoice.
+
+    Lines: ``Qty``/``UnitPrice``/``Amount`` with ``Amount = round_half_up(Qty x UnitPrice, 2)``;
+    items from ``resolved.item_ids`` (service lines), else the work-type map, the default service, the
+    "Sales" item. ``DocNumber`` only when the company uses custom transaction numbers. Tax: in AST
+    companies lines carry ``TAX``/``NON`` and the platform's tax total is sent as ``TotalTax``; in other
+    US companies lines carry ``TAX``/``NON`` and the mapped tax code goes to ``TxnTaxCodeRef`` (one
+    tax rate per invoice); elsewhere each line carries its mapped tax code.
+
+    Raises MappingError: ``invoice_not_sent`` / ``invoice_void`` (Invoices; drafts do not sync, voids
+    are a void operation), ``before_sync_start``, ``books_closed``, ``customer_not_synced``,
+    ``service_not_synced``, ``negative_line_amount``, ``currency_unsupported``; (Services)
+    ``work_type_unmapped``; (Taxes) ``tax_rate_unmapped``, ``tax_code_invalid``, ``tax_rate_invalid``,
+    ``several_tax_rates_us``, ``tax_without_rate``.
+    """
+    eid = invoice.id
+    if invoice.status == "draft":
+        raise MappingError(
+            "Invoices",
+            "invoice_not_sent",
+            "Draft invoices are not synced; this invoice syncs once it is sent or posted.",
+            entity="invoice",
+            entity_id=eid,
+        )
+    if invoice.status == "void":
+        raise MappingError(
+            "Invoices",
+            "invoice_void",
+            "This invoice is void on the platform: it is voided in QuickBooks, not created or updated.",
+            entity="invoice",
+            entity_id=eid,
+        )
+    _check_dates(invoice.issue_date, ref, settings, "Invoices", "invoice", eid)
+    customer = _require_customer(resolved, "Invoices", "invoice", eid)
+    currency = _currency(invoice.currency, ref, "Invoices", "invoice", eid)
+
+    ast = ref.partner_tax_enabled
+    tax_ids = sorted({line.tax_rate_id for line in invoice.line_items if line.tax_rate_id})
+    mappings: dict[str, TaxMapping] = {}
+    if not ast:
+        mappings = {tid: _tax_mapping(tid, ref, settings, eid) for tid in tax_ids}
+        if ref.is_us and len({m.tax_code_id for m in mappings.values()}) > 1:
+            raise MappingError(
+                "Taxes",
+                "several_tax_rates_us",
+                "QuickBooks (US) allows one sales tax rate per invoice, and this invoice uses several. Use "
+                "a single tax rate (or a combined rate mapped to one QuickBooks tax code) on the invoice.",
+                entity="invoice",
+                entity_id=eid,
+            )
+        if invoice.tax_total > 0 and not mappings:
+            raise MappingError(
+                "Taxes",
+                "tax_without_rate",
+                "This invoice has tax but none of its lines has a tax rate. Set the tax rate on the "
+                "taxed lines, then resync.",
+                entity="invoice",
+                entity_id=eid,
+            )
+
+    lines: list[dict[str, Any]] = []
+    for number, line in enumerate(invoice.line_items, start=1):
+        if line.amount < 0 or line.rate < 0:
+            raise MappingError(
+                "Invoices",
+                "negative_line_amount",
+                f"Invoice line {line.id} has a negative amount, which QuickBooks does not accept. Use a "
+                "discount or a credit on the platform instead.",
+                entity="invoice",
+                entity_id=eid,
+            )
+        qty, price = _qty_price(line)
+        detail: dict[str, Any] = {
+            "ItemRef": {"value": _line_item(line, resolved, ref, settings, eid)},
+            "Qty": _num(qty),
+            "UnitPrice": _num(price),
+        }
+        if ast or ref.is_us:
+            detail["TaxCodeRef"] = {"value": "TAX" if line.tax_rate_id else "NON"}
+        elif line.tax_rate_id:
+            detail["TaxCodeRef"] = {"value": mappings[line.tax_rate_id].tax_code_id}
+        qbo_line: dict[str, Any] = {
+            "DetailType": "SalesItemLineDetail",
+            "LineNum": number,
+            "Amount": _num(line.amount),
+            "SalesItemLineDetail": detail,
+        }
+        description = line.description
+        if not description and line.service_id and detail["ItemRef"]["value"] == ref.sales_item_id:
+            # billed on the "Sales" item (no service income account): say which service it was
+            description = resolved.service_names.get(line.service_id)
+        if description:
+            qbo_line["Description"] = description
+        lines.append(qbo_line)
+
+    body: dict[str, Any] = {
+        "CustomerRef": {"value": customer},
+        "TxnDate": invoice.issue_date.isoformat(),
+        "Line": lines,
+        "PrivateNote": _note("Invoice", eid),
+    }
+    if invoice.due_date:
+        body["DueDate"] = invoice.due_date.isoformat()
+    if ref.custom_txn_numbers:
+        body["DocNumber"] = invoice.number[:DOC_NUMBER_MAX]
+    if invoice.memo:
+        body["CustomerMemo"] = {"value": invoice.memo}
+    if currency:
+        body["CurrencyRef"] = currency
+    if ast:
+        if invoice.tax_total > 0:
+            # US automated sales tax: the platform's amount is sent as an override (QBO.md §5.10).
+            body["TxnTaxDetail"] = {"TotalTax": _num(invoice.tax_total)}
+    elif mappings:
+        code_id = next(iter(mappings.values())).tax_code_id
+        body["TxnTaxDetail"] = {"TxnTaxCodeRef": {"value": code_id}, "TotalTax": _num(invoice.tax_total)}
+    return body
+
+
+# --- payments ----------------------------------------------------------------------------------------
+
+
+def account_should_sync(has_activity: bool, settings: FirmSyncSettings) -> bool:
+    """Whether a client account syncs: all of them, or (default) only those with invoices or payments."""
+    return settings.sync_accounts == "all" or has_activity
+
+
+def payment_should_sync(payment: Payment, settings: FirmSyncSettings) -> bool:
+    """Whether a payment syncs: its ``sync_override`` if set, else offline payments follow the setting."""
+    if payment.sync_override is not None:
+        return payment.sync_override
+    return settings.sync_offline_payments if payment.offline else True
+
+
+def payment_deposit_account(ref: QboReference, settings: FirmSyncSettings) -> QboAccount:
+    """The account payments are deposited to (setting, else Undeposited Funds).
+
+    Raises MappingError (Payments): ``deposit_account_missing``, ``deposit_account_type``,
+    ``undeposited_funds_missing``.
+    """
+    return _deposit_account(settings.deposit_account_id, ref, "Payments", "payment", "")
+
+
+def payment_method_for(payment: Payment, ref: QboReference) -> str | None:
+    """QBO PaymentMethod id of a payment's method, or None when the method needs none.
+
+    Raises MappingError (Payments) ``payment_method_missing`` when QBO lacks the method a cash, check
+    or card payment needs (e.g. "Credit Card").
+    """
+    names = PAYMENT_METHOD_NAMES.get(payment.method, ())
+    for name in names:
+        found = ref.payment_method_named(name)
+        if found is not None:
+            return found.id
+    if payment.method in _REQUIRED_METHODS:
+        raise MappingError(
+            "Payments",
+            "payment_method_missing",
+            f"QuickBooks has no active payment method named '{names[0]}'. Add it in QuickBooks (Lists > "
+            "Payment methods), then resync.",
+            entity="payment",
+            entity_id=payment.id,
+        )
+    return None
+
+
+def _check_payment(payment: Payment, ref: QboReference, settings: FirmSyncSettings) -> None:
+    if not payment_should_sync(payment, settings):
+        raise MappingError(
+            "Payments",
+            "offline_payment_not_synced",
+            "Manually recorded payments are not synced by the firm's settings. Turn on 'sync offline "
+            "payments' or sync this payment manually.",
+            entity="payment",
+            entity_id=payment.id,
+        )
+    _check_dates(payment.payment_date, ref, settings, "Payments", "payment", payment.id)
+
+
+def _invoice_links(payment: Payment, resolved: Resolved) -> list[dict[str, Any]]:
+    lines = []
+    for alloc in payment.allocations:
+        qbo_invoice = resolved.invoice_ids.get(alloc.invoice_id)
+        if not qbo_invoice:
+            raise MappingError(
+                "Payments",
+                "invoice_not_synced",
+                f"Sync the invoice first: this payment is applied to invoice {alloc.invoice_id}, which is "
+                "not synced to QuickBooks yet.",
+                entity="payment",
+                entity_id=payment.id,
+            )
+        lines.append(
+            {"Amount": _num(alloc.amount), "LinkedTxn": [{"TxnId": qbo_invoice, "TxnType": "Invoice"}]}
+        )
+    return lines
+
+
+def payment_payload(
+    payment: Payment, resolved: Resolved, ref: QboReference, settings: FirmSyncSettings
+) -> dict[str, Any]:
+    """Payment body: one line per invoice allocation; ``TotalAmt`` = the payment amount (fees excluded).
+
+    Any amount not allocated stays unapplied (a credit on the customer). ``PaymentRefNum`` is the
+    processor / check reference when it fits 21 characters; longer ones go to ``PrivateNote``.
+
+    Raises MappingError (Payments): ``use_credit_memo`` (credit payments map with
+    :func:`credit_memo_payload`), ``offline_payment_not_synced``, ``before_sync_start``,
+    ``books_closed``, ``customer_not_synced``, ``invoice_not_synced``, ``deposit_account_missing``,
+    ``deposit_account_type``, ``undeposited_funds_missing``, ``payment_method_missing``,
+    ``currency_unsupported``.
+    """
+    eid = payment.id
+    if payment.credit_source:
+        raise MappingError(
+            "Payments",
+            "use_credit_memo",
+            "Payments from client credit or promotional credit are synced as credit memos.",
+            entity="payment",
+            entity_id=eid,
+        )
+    _check_payment(payment, ref, settings)
+    customer = _require_customer(resolved, "Payments", "payment", eid)
+    currency = _currency(payment.currency, ref, "Payments", "payment", eid)
+    lines = _invoice_links(payment, resolved)
+    deposit = _deposit_account(settings.deposit_account_id, ref, "Payments", "payment", eid)
+    method = payment_method_for(payment, ref)
+    extra: list[str | None] = []
+    if payment.processor:
+        extra.append(f"processor {payment.processor}")
+    body: dict[str, Any] = {
+        "CustomerRef": {"value": customer},
+        "TotalAmt": _num(payment.amount),
+        "TxnDate": payment.payment_date.isoformat(),
+        "DepositToAccountRef": {"value": deposit.id},
+        "Line": lines,
+    }
+    if payment.reference:
+        if len(payment.reference) <= PAYMENT_REF_MAX:
+            body["PaymentRefNum"] = payment.reference
+        else:
+            extra.append(f"processor id {payment.reference}")
+    if method:
+        body["PaymentMethodRef"] = {"value": method}
+    if currency:
+        body["CurrencyRef"] = currency
+    body["PrivateNote"] = _note("Payment", eid, *extra)
+    return body
+
+
+def credit_memo_payload(
+    payment: Payment, resolved: Resolved, ref: QboReference, settings: FirmSyncSettings
+) -> dict[str, Any]:
+    """CreditMemo body for a payment from client credit balance or promotional credit.
+
+    One line of the payment amount on ``resolved.fallback_item_id`` / the default service / "Sales".
+    Apply it to the invoices afterwards with :func:`credit_application_payload` (QBO only applies
+    credits by itself when AutoApplyCredit is on, and then not to a chosen invoice).
+
+    Raises MappingError (Payments): ``not_a_credit_payment``, ``offline_payment_not_synced``,
+    ``before_sync_start``, ``books_closed``, ``customer_not_synced``, ``default_service_missing``,
+    ``currency_unsupported``.
+    """
+    eid = payment.id
+    source = payment.credit_source
+    if source is None:
+        raise MappingError(
+            "Payments",
+            "not_a_credit_payment",
+            "Only payments from client credit or promotional credit are synced as credit memos.",
+            entity="payment",
+            entity_id=eid,
+        )
+    _check_payment(payment, ref, settings)
+    customer = _require_customer(resolved, "Payments", "payment", eid)
+    currency = _currency(payment.currency, ref, "Payments", "payment", eid)
+    item = _fallback_item(resolved, ref, settings, "Payments", "payment", eid)
+    label = "Promotional credit" if source == "promotional_credit" else "Client credit balance"
+    amount = money(payment.amount)
+    body: dict[str, Any] = {
+        "CustomerRef": {"value": customer},
+        "TxnDate": payment.payment_date.isoformat(),
+        "PrivateNote": _note("Payment", eid, source),
+        "Line": [
+            {
+                "DetailType": "SalesItemLineDetail",
+                "LineNum": 1,
+                "Amount": _num(amount),
+                "Description": label,
+                "SalesItemLineDetail": {
+                    "ItemRef": {"value": item},
+                    "Qty": 1,
+                    "UnitPrice": _num(amount),
+                    **({"TaxCodeRef": {"value": "NON"}} if ref.is_us else {}),
+                },
+            }
+        ],
+    }
+    if currency:
+        body["CurrencyRef"] = currency
+    return body
+
+
+def credit_application_payload(
+    payment: Payment, resolved: Resolved, ref: QboReference, settings: FirmSyncSettings
+) -> dict[str, Any]:
+    """A zero-total Payment applying the credit memo (``resolved.credit_memo_id``) to the invoices.
+
+    Its marker is ``qbsync:CreditApplication:{payment id}`` (the CreditMemo carries ``qbsync:Payment:…``),
+    so the two QBO objects of one credit payment are told apart. The sync service writes it as its own
+    record (entity type ``credit_application``) once the credit memo is in QBO.
+
+    Raises MappingError (Payments): as :func:`credit_memo_payload`, plus ``credit_memo_not_synced`` and
+    ``invoice_not_synced``.
+    """
+    eid = payment.id
+    if payment.credit_source is None:
+        raise MappingError(
+            "Payments",
+            "not_a_credit_payment",
+            "Only payments from client credit or promotional credit are applied as credit memos.",
+            entity="payment",
+            entity_id=eid,
+        )
+    _check_payment(payment, ref, settings)
+    customer = _require_customer(resolved, "Payments", "payment", eid)
+    if not resolved.credit_memo_id:
+        raise MappingError(
+            "Payments",
+            "credit_memo_not_synced",
+            "The credit memo of this payment is not in QuickBooks yet; it is created first, then applied.",
+            entity="payment",
+            entity_id=eid,
+        )
+    currency = _currency(payment.currency, ref, "Payments", "payment", eid)
+    lines = _invoice_links(payment, resolved)
+    applied = sum((a.amount for a in payment.allocations), Decimal("0.00"))
+    lines.append(
+        {"Amount": _num(applied), "LinkedTxn": [{"TxnId": resolved.credit_memo_id, "TxnType": "CreditMemo"}]}
+    )
+    body: dict[str, Any] = {
+        "CustomerRef": {"value": customer},
+        "TotalAmt": 0,
+        "TxnDate": payment.payment_date.isoformat(),
+        "Line": lines,
+        "PrivateNote": _note("CreditApplication", eid, "credit application"),
+    }
+    if currency:
+        body["CurrencyRef"] = currency
+    return body
+
+
+# --- fees and refunds --------------------------------------------------------------------------------
+
+
+def fee_expense_account(ref: QboReference, settings: FirmSyncSettings) -> QboAccount:
+    """The expense account of processing fees (setting, else the first BankCharges expense account).
+
+    Raises MappingError (Expenses): ``fee_expense_account_missing``, ``fee_expense_account_type``.
+    """
+    if settings.fee_expense_account_id is None:
+        acct = ref.default_fee_expense_account()
+        if acct is None:
+            raise MappingError(
+                "Expenses",
+                "fee_expense_account_missing",
+                "No expense account for processing fees: choose one in the sync settings.",
+                entity="processing fee",
+            )
+        return acct
+    acct = ref.account(settings.fee_expense_account_id)
+    if acct is None or not acct.active:
+        raise MappingError(
+            "Expenses",
+            "fee_expense_account_missing",
+            f"The processing-fee expense account (QuickBooks account {settings.fee_expense_account_id}) no "
+            "longer exists or is inactive. Choose another expense account in the sync settings.",
+            entity="processing fee",
+        )
+    if acct.account_type not in EXPENSE_ACCOUNT_TYPES:
+        raise MappingError(
+            "Expenses",
+            "fee_expense_account_type",
+            f"The processing-fee account '{acct.name}' is of type {acct.account_type}; fees need an "
+            "Expense account. Choose one in the sync settings.",
+            entity="processing fee",
+        )
+    return acct
+
+
+def purchase_payload(
+    fee: ProcessingFee, resolved: Resolved, ref: QboReference, settings: FirmSyncSettings
+) -> dict[str, Any]:
+    """Purchase (expense) body: one AccountBasedExpenseLine in the fee expense account, paid (``Cash``)
+    from the account the payment was deposited to (``resolved.payment_deposit_account_id``, else the
+    deposit setting / Undeposited Funds).
+
+    Raises MappingError (Expenses): ``payment_not_synced``, ``before_sync_start``, ``books_closed``,
+    ``fee_expense_account_missing``, ``fee_expense_account_type``, ``deposit_account_missing``,
+    ``deposit_account_type``, ``undeposited_funds_missing``, ``currency_unsupported``.
+    """
+    eid = fee.id
+    if not resolved.payment_id:
+        raise MappingError(
+            "Expenses",
+            "payment_not_synced",
+            f"Sync the payment first: this processing fee belongs to payment {fee.payment_id}, which is "
+            "not synced to QuickBooks yet.",
+            entity="processing fee",
+            entity_id=eid,
+        )
+    _check_dates(fee.fee_date, ref, settings, "Expenses", "processing fee", eid)
+    currency = _currency(fee.currency, ref, "Expenses", "processing fee", eid)
+    expense = fee_expense_account(ref, settings)
+    source_id = resolved.payment_deposit_account_id or settings.deposit_account_id
+    source = _deposit_account(source_id, ref, "Expenses", "processing fee", eid)
+    body: dict[str, Any] = {
+        "PaymentType": "Cash",
+        "AccountRef": {"value": source.id},
+        "TxnDate": fee.fee_date.isoformat(),
+        "PrivateNote": _note("ProcessingFee", eid, f"fee for payment {fee.payment_id}"),
+        "Line": [
+            {
+                "DetailType": "AccountBasedExpenseLineDetail",
+                "Amount": _num(money(fee.amount)),
+                "Description": fee.description or f"{fee.processor} processing fee",
+                "AccountBasedExpenseLineDetail": {"AccountRef": {"value": expense.id}},
+            }
+        ],
+    }
+    if resolved.vendor_id:
+        body["EntityRef"] = {"value": resolved.vendor_id, "type": "Vendor"}
+    if currency:
+        body["CurrencyRef"] = currency
+    return body
+
+
+def refund_receipt_payload(
+    refund: Refund, resolved: Resolved, ref: QboReference, settings: FirmSyncSettings
+) -> dict[str, Any]:
+    """RefundReceipt body: the refund amount, paid from the account its payment was deposited to.
+
+    Raises MappingError (Refunds): ``payment_not_synced`` (no ``resolved.payment_id`` or deposit
+    account), ``before_sync_start``, ``books_closed``, ``customer_not_synced``,
+    ``deposit_account_missing``, ``deposit_account_type``, ``default_service_missing``,
+    ``currency_unsupported``.
+    """
+    eid = refund.id
+    if not resolved.payment_id or not resolved.payment_deposit_account_id:
+        raise MappingError(
+            "Refunds",
+            "payment_not_synced",
+            f"Sync the payment first: this refund belongs to payment {refund.payment_id}, which is not "
+            "synced to QuickBooks yet.",
+            entity="refund",
+            entity_id=eid,
+        )
+    _check_dates(refund.refund_date, ref, settings, "Refunds", "refund", eid)
+    customer = _require_customer(resolved, "Refunds", "refund", eid)
+    currency = _currency(refund.currency, ref, "Refunds", "refund", eid)
+    source = _deposit_account(resolved.payment_deposit_account_id, ref, "Refunds", "refund", eid)
+    item = _fallback_item(resolved, ref, settings, "Refunds", "refund", eid)
+    amount = money(refund.amount)
+    detail: dict[str, Any] = {"ItemRef": {"value": item}, "Qty": 1, "UnitPrice": _num(amount)}
+    if ref.is_us:
+        detail["TaxCodeRef"] = {"value": "NON"}
+    body: dict[str, Any] = {
+        "CustomerRef": {"value": customer},
+        "TxnDate": refund.refund_date.isoformat(),
+        "DepositToAccountRef": {"value": source.id},
+        "PrivateNote": _note("Refund", eid, f"refund of payment {refund.payment_id}"),
+        "Line": [
+            {
+                "DetailType": "SalesItemLineDetail",
+                "LineNum": 1,
+                "Amount": _num(amount),
+                "Description": "Refund",
+                "SalesItemLineDetail": detail,
+            }
+        ],
+    }
+    if resolved.payment_method_id:
+        body["PaymentMethodRef"] = {"value": resolved.payment_method_id}
+    if currency:
+        body["CurrencyRef"] = currency
+    return body

@@ -1,0 +1,481 @@
+"""Exactly-once writes of one platform record to QuickBooks (PRODUCT.md C.7, QBO.md §2.4 and §9.3).
+
+:class:`ExactlyOnceWriter` turns "apply version V of record X with operation O" into at most one effect in
+QBO, whatever happens around it (SQS redelivery, a second worker, a crash, a lost response):
+
+1. **Lease.** :meth:`RecordsRepository.claim` takes the record's lease. Another live lease →
+   :class:`~qbsync.errors.LeaseHeld`; an older version than the applied one → outcome ``stale`` (skip);
+   the same version already synced with nothing in flight → outcome ``already_synced`` (redelivery).
+2. **Deterministic requestid.** ``request_id_for(firm_id, realm_id, entity_type, platform_id, operation,
+   version)``: every retry, redelivery or second worker of the same logical write sends the same id, so QBO
+   replays the original answer instead of writing twice.
+3. **Durable intent before the call.** ``intent_*`` (op, version, requestid, SyncToken sent) is written on
+   the record before QBO is called and cleared in the same UpdateItem that records the outcome.
+4. **Resolve a leftover intent first.** A record that still shows an intent had a write whose outcome was
+   never recorded (crash between the QBO write and our state write, or :class:`UncertainOutcome`). For a
+   create, ``find_existing(qbo)`` (a QBO lookup by business key + the ``qbsync:{entity_type}:{platform_id}``
+   marker) is asked first and a found object is adopted instead of creating; otherwise the write is resent
+   with the intent's requestid (and SyncToken) when it is the same logical write.
+5. **Outcomes.** success → ``synced`` (Id, SyncToken, deep link); :class:`UncertainOutcome` → the intent
+   stays, the lease is released, re-raised (SQS redelivers); :class:`StaleObject` (5010) on
+   update/delete/void → the object is re-read and the write resent once with its SyncToken; any other
+   :class:`DataError` → ``failed`` with QBO's code and message, re-raised; :class:`ReconnectRequired` /
+   :class:`RetryableError` → released (not failed), re-raised.
+
+Updates are sparse and carry the record's ``Id`` and stored ``SyncToken`` (overriding the payload's). A
+``create`` of a record that already has a QBO object becomes a sparse update of that object (a duplicate
+create is never sent).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from qbsync.errors import (
+    DataError,
+    QbsyncError,
+    ReconnectRequired,
+    RetryableError,
+    ServiceUnavailable,
+    StaleObject,
+    UncertainOutcome,
+)
+from qbsync.qbo.client import QboClient, deep_link, request_id_for
+from qbsync.repositories.records import (
+    ENTITY_TYPES,
+    NOT_SYNCED,
+    OPERATIONS,
+    ClaimOutcome,
+    RecordError,
+    RecordsRepository,
+    SyncRecord,
+)
+
+__all__ = [
+    "ERROR_CATEGORIES",
+    "ExactlyOnceWriter",
+    "FindExisting",
+    "WriteOutcome",
+    "marker",
+    "write_request_id",
+]
+
+logger = logging.getLogger("qbsync.outbound.writer")
+
+#: Looks the record's object up in QBO (business key + marker); returns the QBO object or None.
+FindExisting = Callable[[QboClient], dict[str, Any] | None]
+
+#: error-log category (E.1) of each entity type
+ERROR_CATEGORIES = {
+    "client_account": "accounts",
+    "service": "services",
+    "invoice": "invoices",
+    "payment": "payments",
+    "credit_memo": "invoices",
+    "fee": "expenses",
+    "refund": "refunds",
+    "credit_application": "payments",
+}
+
+DEFAULT_LEASE_SECONDS = 120.0
+
+
+def marker(entity_type: str, platform_id: str) -> str:
+    """The qbsync marker written into ``PrivateNote`` (``Notes`` on name lists) of every object we create."""
+    return f"qbsync:{entity_type}:{platform_id}"
+
+
+def write_request_id(
+    firm_id: str,
+    realm_id: str,
+    entity_type: str,
+    platform_id: str,
+    operation: str,
+    version: int,
+    *parts: object,
+    epoch: int = 0,
+) -> str:
+    """The deterministic QBO ``requestid`` of one logical write.
+
+    ``epoch`` (the record's unsync count) salts the id once the record was detached from an earlier QBO
+    object: QBO remembers request ids and would replay the deleted object's answer to a re-sync at the
+    same platform version. Records never unsynced (epoch 0) keep their original ids.
+    """
+    salt = ("epoch", epoch) if epoch else ()
+    return request_id_for(firm_id, realm_id, entity_type, platform_id, operation, version, *parts, *salt)
+
+
+@dataclass
+class _Attempt:
+    """Per-call bookkeeping: whether this call has recorded its own intent yet."""
+
+    noted: bool = False
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    """What :meth:`ExactlyOnceWriter.write` did.
+
+    ``status``: ``synced`` (written now, or QBO replayed the earlier answer), ``adopted`` (an object left
+    by an earlier attempt was found and linked instead of writing), ``already_synced`` (this version was
+    already applied: redelivery), ``stale`` (an older version than the applied one: skipped).
+    """
+
+    status: str
+    record: SyncRecord
+    operation: str
+    request_id: str | None
+    qbo_object: dict[str, Any] | None = field(default=None, repr=False)
+
+
+class ExactlyOnceWriter:
+    """Writes records to one realm's QBO company exactly once.
+
+    Args:
+        records: the records repository.
+        qbo: the realm's QBO client.
+        clock: epoch seconds now (injected; tests pass a fake).
+        owner_id: this worker's lease owner id (unique per invocation/worker).
+        app_base_url: ``QBO_APP_BASE_URL`` for deep links.
+        lease_seconds: how long a claim protects the record (longer than one write incl. retries).
+    """
+
+    def __init__(
+        self,
+        records: RecordsRepository,
+        qbo: QboClient,
+        clock: Callable[[], float],
+        owner_id: str,
+        *,
+        app_base_url: str,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    ) -> None:
+        if not owner_id:
+            raise ValueError("owner_id is required")
+        if not app_base_url:
+            raise ValueError("app_base_url is required (deep links)")
+        if lease_seconds <= 0:
+            raise ValueError("lease_seconds must be positive")
+        self._records = records
+        self._qbo = qbo
+        self._clock = clock
+        self._owner = owner_id
+        self._app_base_url = app_base_url
+        self._lease_seconds = lease_seconds
+
+    def write(
+        self,
+        firm_id: str,
+        realm_id: str,
+        entity_type: str,
+        platform_id: str,
+        version: int,
+        operation: str,
+        qbo_entity: str,
+        payload: dict[str, Any],
+        find_existing: FindExisting | None = None,
+    ) -> WriteOutcome:
+        """Apply ``version`` of the record with ``operation`` (create/update/delete/void) exactly once.
+
+        ``payload`` is the QBO body (for create/update; the mapper's output, including the marker);
+        ``find_existing`` looks up an object an earlier attempt may have created.
+
+        Raises:
+            LeaseHeld: another worker is syncing the record (retry later).
+            Conflict: the record changed under us or our lease was lost (retry later).
+            UncertainOutcome: QBO's answer was lost; the intent is kept, retry (the same requestid is reused).
+            DataError (incl. QboValidationError, StaleObject after one resend, QboObjectNotFound): the record
+                is marked failed with QBO's code and message.
+            ReconnectRequired / RetryableError: lease released, record not failed.
+            ValueError: invalid arguments (nothing written).
+        """
+        if entity_type not in ENTITY_TYPES:
+            raise ValueError(f"unknown entity_type {entity_type!r}")
+        if operation not in OPERATIONS:
+            raise ValueError(f"unknown operation {operation!r}; expected one of {list(OPERATIONS)}")
+        if operation in ("create", "update") and (not isinstance(payload, dict) or not payload):
+            raise ValueError(f"a {operation} needs a non-empty payload")
+        if realm_id != self._qbo.realm_id:
+            raise ValueError("realm_id does not match the QBO client's realm")
+
+        claim = self._records.claim(
+            firm_id,
+            realm_id,
+            entity_type,
+            platform_id,
+            version=version,
+            owner=self._owner,
+            lease_seconds=self._lease_seconds,
+            now=self._clock(),
+            operation=operation,
+        )
+        if claim.outcome is ClaimOutcome.STALE:
+            logger.info("stale version skipped", extra=_log_ctx(claim.record, version))
+            return WriteOutcome("stale", claim.record, operation, None)
+        if claim.outcome is ClaimOutcome.ALREADY_APPLIED:
+            return WriteOutcome("already_synced", claim.record, operation, None)
+
+        record = claim.record
+        rest_status = record.prev_status or NOT_SYNCED
+        attempt = _Attempt()
+        try:
+            return self._apply(attempt, record, version, operation, qbo_entity, payload, find_existing)
+        except UncertainOutcome:
+            self._release(record, rest_status)
+            raise
+        except DataError as err:
+            # keep an earlier, unresolved intent (this attempt failed before replacing it), and keep ours
+            # when an earlier try of it may have been applied
+            keep = bool(err.extra.get("maybe_applied")) or (record.intent is not None and not attempt.noted)
+            self._fail(record, err, keep_intent=keep)
+            raise
+        except (ReconnectRequired, RetryableError):
+            self._release(record, rest_status)
+            raise
+        except BaseException:
+            self._release(record, rest_status)
+            raise
+
+    # ------------------------------------------------------------------ steps
+
+    def _apply(
+        self,
+        attempt: _Attempt,
+        record: SyncRecord,
+        version: int,
+        operation: str,
+        qbo_entity: str,
+        payload: dict[str, Any],
+        find_existing: FindExisting | None,
+    ) -> WriteOutcome:
+        qbo_id, sync_token = (
+            (record.qbo_id, record.sync_token) if record.qbo_entity == qbo_entity else (None, None)
+        )
+        intent = record.intent
+
+        if intent is not None and qbo_id is None and intent.operation == "create" and find_existing:
+            found = find_existing(self._qbo)
+            if found is not None:
+                qbo_id, sync_token = _id_and_token(found)
+                logger.info("adopted object of an earlier attempt", extra=_log_ctx(record, version))
+                if operation == "create" and version <= intent.version:
+                    synced = self._synced(record, intent.version, operation, qbo_entity, qbo_id, sync_token)
+                    return WriteOutcome("adopted", synced, operation, intent.request_id, found)
+
+        op = operation
+        if op == "create" and qbo_id is not None:
+            op = "update"  # the object exists: never create a duplicate
+        if op != "create" and qbo_id is None:
+            raise DataError(
+                f"cannot {op} {record.entity_type}: it has no QuickBooks object yet",
+                firm_id=record.firm_id,
+                realm_id=record.realm_id,
+                entity=record.entity_type,
+                entity_id=record.platform_id,
+                reason="no_qbo_object",
+            )
+        request_id = write_request_id(
+            record.firm_id,
+            record.realm_id,
+            record.entity_type,
+            record.platform_id,
+            op,
+            version,
+            epoch=record.epoch,
+        )
+        sent_token = sync_token
+        if intent is not None and intent.operation == op and intent.version == version:
+            # the same logical write was sent before: resend it exactly (same requestid, same SyncToken)
+            # so QBO replays the original answer if it was applied
+            request_id = intent.request_id
+            if op != "create" and intent.sync_token is not None:
+                sent_token = intent.sync_token
+
+        return self._send_with_intent(
+            attempt, record, version, operation, op, qbo_entity, payload, qbo_id, sent_token, request_id
+        )
+
+    def _send_with_intent(
+        self,
+        attempt: _Attempt,
+        record: SyncRecord,
+        version: int,
+        requested: str,
+        op: str,
+        qbo_entity: str,
+        payload: dict[str, Any],
+        qbo_id: str | None,
+        sync_token: str | None,
+        request_id: str,
+    ) -> WriteOutcome:
+        self._note_intent(attempt, record, op, version, request_id, sync_token)
+        try:
+            obj = self._send(op, qbo_entity, payload, qbo_id, sync_token, request_id)
+        except StaleObject as err:
+            if op == "create" or qbo_id is None or err.extra.get("maybe_applied"):
+                raise
+            # 5010: someone changed the object in QBO. Re-read, take its SyncToken, resend once. The resend
+            # gets its own deterministic requestid (QBO may remember the failed one's answer).
+            fresh = self._qbo.read(qbo_entity, qbo_id)
+            _, fresh_token = _id_and_token(fresh)
+            request_id = write_request_id(
+                record.firm_id,
+                record.realm_id,
+                record.entity_type,
+                record.platform_id,
+                op,
+                version,
+                "synctoken",
+                fresh_token,
+                epoch=record.epoch,
+            )
+            self._note_intent(attempt, record, op, version, request_id, fresh_token)
+            obj = self._send(op, qbo_entity, payload, qbo_id, fresh_token, request_id)
+        new_id, new_token = _id_and_token(obj) if obj.get("Id") else (qbo_id, None)
+        if new_id is None:
+            raise UncertainOutcome(
+                "QuickBooks answered a write without the object's Id",
+                realm_id=record.realm_id,
+                entity=qbo_entity,
+            )
+        if op == "delete":
+            new_token = None
+        synced = self._synced(record, version, requested, qbo_entity, new_id, new_token, link=op != "delete")
+        return WriteOutcome("synced", synced, op, request_id, obj)
+
+    def _send(
+        self,
+        op: str,
+        qbo_entity: str,
+        payload: dict[str, Any],
+        qbo_id: str | None,
+        sync_token: str | None,
+        request_id: str,
+    ) -> dict[str, Any]:
+        if op == "create":
+            return self._qbo.create(qbo_entity, payload, request_id=request_id)
+        assert qbo_id is not None
+        if sync_token is None:
+            # no token known (adopted without one): read it rather than guess
+            sync_token = _id_and_token(self._qbo.read(qbo_entity, qbo_id))[1]
+        if sync_token is None:
+            raise ServiceUnavailable(f"QuickBooks returned {qbo_entity} {qbo_id} without a SyncToken")
+        if op == "update":
+            body = {**payload, "Id": qbo_id, "SyncToken": sync_token}
+            body.pop("sparse", None)
+            return self._qbo.update(qbo_entity, body, request_id=request_id, sparse=True)
+        if op == "delete":
+            return self._qbo.delete(qbo_entity, qbo_id, sync_token, request_id=request_id)
+        return self._qbo.void(qbo_entity, qbo_id, sync_token, request_id=request_id)
+
+    def _note_intent(
+        self,
+        attempt: _Attempt,
+        record: SyncRecord,
+        op: str,
+        version: int,
+        request_id: str,
+        sync_token: str | None,
+    ) -> None:
+        self._records.record_intent(
+            record.firm_id,
+            record.realm_id,
+            record.entity_type,
+            record.platform_id,
+            owner=self._owner,
+            operation=op,
+            version=version,
+            request_id=request_id,
+            sync_token=sync_token,
+            now=self._clock(),
+        )
+        attempt.noted = True
+
+    def _synced(
+        self,
+        record: SyncRecord,
+        version: int,
+        requested: str,
+        qbo_entity: str,
+        qbo_id: str,
+        sync_token: str | None,
+        *,
+        link: bool = True,
+    ) -> SyncRecord:
+        url: str | None = None
+        if link:
+            try:
+                url = deep_link(self._app_base_url, qbo_entity, qbo_id, realm_id=record.realm_id)
+            except ValueError:
+                url = None  # entities without a web-app page (Item)
+        return self._records.mark_synced(
+            record.firm_id,
+            record.realm_id,
+            record.entity_type,
+            record.platform_id,
+            owner=self._owner,
+            version=version,
+            qbo_entity=qbo_entity,
+            qbo_id=qbo_id,
+            sync_token=sync_token,
+            deep_link=url,
+            now=self._clock(),
+            operation=requested,
+        )
+
+    def _fail(self, record: SyncRecord, err: DataError, *, keep_intent: bool) -> None:
+        error = RecordError(
+            code=err.code,
+            category=ERROR_CATEGORIES[record.entity_type],
+            message=(err.qbo_detail or err.message)[:1000],
+            qbo_code=err.qbo_code,
+        )
+        try:
+            self._records.mark_failed(
+                record.firm_id,
+                record.realm_id,
+                record.entity_type,
+                record.platform_id,
+                owner=self._owner,
+                error=error,
+                now=self._clock(),
+                keep_intent=keep_intent,
+            )
+        except QbsyncError:
+            logger.warning("could not mark the record failed", extra=_log_ctx(record, None))
+
+    def _release(self, record: SyncRecord, status: str) -> None:
+        try:
+            self._records.release(
+                record.firm_id,
+                record.realm_id,
+                record.entity_type,
+                record.platform_id,
+                owner=self._owner,
+                status=status,
+                now=self._clock(),
+            )
+        except QbsyncError:
+            # the lease expires by itself; the original error is what the caller must see
+            logger.warning("could not release the record lease", extra=_log_ctx(record, None))
+
+
+def _id_and_token(obj: dict[str, Any]) -> tuple[str, str | None]:
+    qbo_id = obj.get("Id")
+    if not qbo_id:
+        raise UncertainOutcome("QuickBooks returned an object without an Id")
+    token = obj.get("SyncToken")
+    return str(qbo_id), None if token is None else str(token)
+
+
+def _log_ctx(record: SyncRecord, version: int | None) -> dict[str, Any]:
+    return {
+        "firm_id": record.firm_id,
+        "realm_id": record.realm_id,
+        "entity_type": record.entity_type,
+        "platform_id": record.platform_id,
+        "version": version,
+    }

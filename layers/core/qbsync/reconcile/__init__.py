@@ -1,0 +1,1 @@
+"""Scheduled reconciliation (PRODUCT.md G): keep every firm's QuickBooks company and the platform in step."""

@@ -1,0 +1,1330 @@
+"""Per-record sync state: the id mapping, status, lease and in-flight write intent of one platform record.
+
+One item per (firm, realm, entity_type, platform_id) in the sync-state table (docs/data-model.md):
+
+=================  ===========================================================================================
+attribute          meaning
+=================  ===========================================================================================
+``pk`` / ``sk``    ``FIRM#{firm_id}#REALM#{realm_id}`` / ``REC#{entity_type}#{platform_id}``
+``gsi1pk/gsi1sk``  ``QBO#{realm_id}#{qbo_entity}#{qbo_id}`` / ``REC`` - only once the QBO object is known
+                   (reverse lookup for webhooks / CDC: :meth:`RecordsRepository.find_by_qbo_id`)
+``gsi2pk/gsi2sk``  ``FIRM#{firm_id}#REALM#{realm_id}#STATUS#{status}`` / ``{entity_type}#{updated_at ISO}``
+                   (status lists, newest first: :meth:`RecordsRepository.list_by_status`)
+``status``         ``not_synced`` | ``syncing`` | ``synced`` | ``failed`` | ``skipped`` | ``blocked``
+``qbo_entity``,    the QBO object (``Customer`` …), its ``Id``, last known ``SyncToken`` and web-app link
+``qbo_id``,
+``sync_token``,
+``deep_link``
+``platform_version``  the last platform version applied in QBO (a lower incoming version is stale)
+``applied_op``     the operation the caller asked for when that version was applied (redelivery check)
+``claimed_version``   the version the current/last claim is for
+``error_*``        ``error_code``, ``error_category``, ``error_message``, ``error_qbo_code`` when failed
+``waiting_on``     string set of ``{entity_type}#{platform_id}`` prerequisites when blocked
+``skip_reason``    why the record was skipped
+``attempts``       claims since the last success (reset when synced)
+``owner``,         the worker holding the lease while ``syncing`` (epoch seconds); a lease whose
+``lease_until``    ``lease_until <= now`` is dead and may be taken over
+``prev_status``    the status before the current claim (restored by :meth:`RecordsRepository.release`)
+``intent_*``       the write in flight: ``intent_op``, ``intent_version``, ``intent_request_id``,
+                   ``intent_sync_token`` (the SyncToken it was sent with), ``intent_at``. Written BEFORE the
+                   QBO call and removed in the same UpdateItem that records the outcome, so a crash in
+                   between leaves it behind for the next attempt to resolve (C.7).
+``revision``       +1 on every write: the compare-and-set guard of :meth:`RecordsRepository.claim`
+``last_event``     the JSON envelope of the newest platform event claimed for the record, with
+                   ``last_event_version`` (:meth:`RecordsRepository.store_last_event`, never replaced by an
+                   older version; a ``SyncCommand`` re-runs it). Not part of :class:`SyncRecord`.
+``requeued_by``    on a ``blocked`` / ``skipped`` record: the ``{entity_type}#{platform_id}`` of the worker's
+                   record that re-enqueued its stored event (:meth:`RecordsRepository.mark_requeued`); others
+                   do not send it again. Removed by the next claim (the sent event is being handled).
+``released_version``  on a synced record: the ``platform_version`` whose dependents were all released
+                   (:meth:`RecordsRepository.mark_released`, written after the sends); a redelivery of that
+                   version does not release them again. Removed by every new sync.
+``updated_at``     epoch seconds
+=================  ===========================================================================================
+
+The write intent lives ON the record item (not in a separate ``INTENT#`` item): recording it, and resolving
+it together with the outcome, are then single conditional UpdateItems guarded by the lease.
+
+Blocked records (C.5) and :meth:`RecordsRepository.blocked_on`: a blocked record stores its prerequisites in
+the string set ``waiting_on`` and sits in the gsi2 partition ``FIRM#{f}#REALM#{r}#STATUS#blocked``. The
+records waiting on prerequisite ``(type, id)`` are one Query of that partition (optionally narrowed with
+``begins_with(gsi2sk, {dependent_type}#)``) filtered by ``contains(waiting_on, "{type}#{id}")``. The read
+cost is the realm's blocked backlog, which is small (records are blocked only until their prerequisites
+sync). gsi2 is eventually consistent: a worker that blocks a record must re-check its prerequisites after
+:meth:`RecordsRepository.mark_blocked` (a prerequisite that synced in between would not release it).
+
+Re-enqueueing a stored event is deduplicated on the target record: :meth:`RecordsRepository.mark_requeued`
+sets ``requeued_by`` only while the record is still blocked/skipped and unmarked (or marked by the same
+releaser), and only the worker that set it sends. A crash between the mark and the send is repaired by the
+releaser's redelivered message (same ``requeued_by``: it sends again), which is why the releaser's
+``released_version`` is written only after all its sends.
+
+Races are settled by conditional writes; every state change after :meth:`RecordsRepository.claim` requires
+the caller to still hold the lease (``owner`` = caller, status ``syncing``) and raises
+:class:`~qbsync.errors.Conflict` otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from qbsync.adapters.dynamodb import DynamoTable
+from qbsync.errors import Conflict, LeaseHeld
+from qbsync.repositories._ddb import as_float, as_int
+from qbsync.repositories.connections import iso
+
+__all__ = [
+    "ENTITY_TYPES",
+    "EXCLUDED_BY_FIRM",
+    "LAST_EVENT_ATTR",
+    "LAST_EVENT_VERSION_ATTR",
+    "OPERATIONS",
+    "STATUSES",
+    "Claim",
+    "ClaimOutcome",
+    "Intent",
+    "RecordError",
+    "RecordPage",
+    "RecordsRepository",
+    "SyncRecord",
+    "record_key",
+]
+
+ENTITY_TYPES = (
+    "client_account",
+    "service",
+    "invoice",
+    "payment",
+    "credit_memo",
+    "fee",
+    "refund",
+    "credit_application",
+)
+#: the newest platform event claimed for the record (JSON envelope) and its version
+LAST_EVENT_ATTR = "last_event"
+LAST_EVENT_VERSION_ATTR = "last_event_version"
+NOT_SYNCED = "not_synced"
+SYNCING = "syncing"
+SYNCED = "synced"
+FAILED = "failed"
+SKIPPED = "skipped"
+BLOCKED = "blocked"
+STATUSES = (NOT_SYNCED, SYNCING, SYNCED, FAILED, SKIPPED, BLOCKED)
+#: statuses a lease may end in (``release``)
+RESTING_STATUSES = (NOT_SYNCED, SYNCED, FAILED, SKIPPED, BLOCKED)
+OPERATIONS = ("create", "update", "delete", "void")
+#: skip reason of a record the firm chose not to sync (E.3 "don't sync this account"): later events of it stay
+#: skipped until a manual sync (a forced run)
+EXCLUDED_BY_FIRM = "excluded by the firm"
+
+logger = logging.getLogger("qbsync.repositories.records")
+
+_ID_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")  # ids are opaque ASCII and never contain '#'
+_QBO_ENTITY_RE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
+_MAX_PAGE = 500
+
+
+def _check_id(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not _ID_RE.match(value):
+        raise ValueError(f"invalid {what} {value!r}: 1-128 letters, digits or _ . : @ -")
+    return value
+
+
+def _check_entity_type(entity_type: Any) -> str:
+    if entity_type not in ENTITY_TYPES:
+        raise ValueError(f"unknown entity_type {entity_type!r}; expected one of {list(ENTITY_TYPES)}")
+    return str(entity_type)
+
+
+def _check_version(version: Any) -> int:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        raise ValueError(f"version must be a non-negative integer, got {version!r}")
+    return version
+
+
+def _check_qbo_entity(entity: Any) -> str:
+    if not isinstance(entity, str) or not _QBO_ENTITY_RE.match(entity):
+        raise ValueError(f"invalid QBO entity name {entity!r}")
+    return entity
+
+
+def record_key(firm_id: str, realm_id: str, entity_type: str, platform_id: str) -> dict[str, str]:
+    """The table key of a record item (arguments validated)."""
+    _check_id(firm_id, "firm_id")
+    _check_id(realm_id, "realm_id")
+    _check_entity_type(entity_type)
+    _check_id(platform_id, "platform_id")
+    return {"pk": f"FIRM#{firm_id}#REALM#{realm_id}", "sk": f"REC#{entity_type}#{platform_id}"}
+
+
+def _status_pk(firm_id: str, realm_id: str, status: str) -> str:
+    return f"FIRM#{firm_id}#REALM#{realm_id}#STATUS#{status}"
+
+
+def _qbo_pk(realm_id: str, qbo_entity: str, qbo_id: str) -> str:
+    return f"QBO#{realm_id}#{qbo_entity}#{qbo_id}"
+
+
+def _waiting_key(prerequisite: Sequence[str]) -> str:
+    if not isinstance(prerequisite, tuple | list) or len(prerequisite) != 2:
+        raise ValueError("a prerequisite is an (entity_type, platform_id) pair")
+    entity_type, platform_id = prerequisite
+    return f"{_check_entity_type(entity_type)}#{_check_id(platform_id, 'platform_id')}"
+
+
+def _split_waiting(key: str) -> tuple[str, str]:
+    entity_type, _, platform_id = key.partition("#")
+    return entity_type, platform_id
+
+
+@dataclass(frozen=True, slots=True)
+class RecordError:
+    """Why a record failed: our error code and category, a safe message, and QBO's fault code if any."""
+
+    code: str
+    category: str
+    message: str
+    qbo_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """A QBO write that was (or is being) sent and whose outcome is not recorded yet."""
+
+    operation: str
+    version: int
+    request_id: str
+    sync_token: str | None
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SyncRecord:
+    firm_id: str
+    realm_id: str
+    entity_type: str
+    platform_id: str
+    status: str = NOT_SYNCED
+    qbo_entity: str | None = None
+    qbo_id: str | None = None
+    sync_token: str | None = None
+    platform_version: int | None = None
+    applied_op: str | None = None
+    claimed_version: int | None = None
+    deep_link: str | None = None
+    error: RecordError | None = None
+    waiting_on: tuple[tuple[str, str], ...] = ()
+    skip_reason: str | None = None
+    attempts: int = 0
+    owner: str | None = None
+    lease_until: float | None = None
+    prev_status: str | None = None
+    intent: Intent | None = None
+    revision: int = 0
+    updated_at: float | None = None
+    #: +1 each time the record is detached from its QBO object (manual unsync): the next object is a new one
+    epoch: int = 0
+    #: who re-enqueued the stored event of this blocked/skipped record (``{entity_type}#{platform_id}``)
+    requeued_by: str | None = None
+    #: the synced version whose dependents were all released (a redelivery does not release them again)
+    released_version: int | None = None
+
+    def lease_live(self, now: float) -> bool:
+        """True while a worker holds an unexpired lease on the record."""
+        return self.status == SYNCING and self.lease_until is not None and self.lease_until > now
+
+    def held_by_other(self, owner: str, now: float) -> bool:
+        return self.lease_live(now) and self.owner != owner
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> SyncRecord:
+        error = None
+        if item.get("error_code"):
+            error = RecordError(
+                code=str(item["error_code"]),
+                category=str(item.get("error_category") or ""),
+                message=str(item.get("error_message") or ""),
+                qbo_code=item.get("error_qbo_code"),
+            )
+        intent = None
+        if item.get("intent_request_id"):
+            intent = Intent(
+                operation=str(item["intent_op"]),
+                version=as_int(item.get("intent_version")),
+                request_id=str(item["intent_request_id"]),
+                sync_token=item.get("intent_sync_token"),
+                at=as_float(item.get("intent_at")) or 0.0,
+            )
+        waiting = tuple(sorted(_split_waiting(str(w)) for w in item.get("waiting_on") or ()))
+        return cls(
+            firm_id=str(item["firm_id"]),
+            realm_id=str(item["realm_id"]),
+            entity_type=str(item["entity_type"]),
+            platform_id=str(item["platform_id"]),
+            status=str(item.get("status") or NOT_SYNCED),
+            qbo_entity=item.get("qbo_entity"),
+            qbo_id=item.get("qbo_id"),
+            sync_token=item.get("sync_token"),
+            platform_version=None
+            if item.get("platform_version") is None
+            else as_int(item["platform_version"]),
+            applied_op=item.get("applied_op"),
+            claimed_version=None if item.get("claimed_version") is None else as_int(item["claimed_version"]),
+            deep_link=item.get("deep_link"),
+            error=error,
+            waiting_on=waiting,
+            skip_reason=item.get("skip_reason"),
+            attempts=as_int(item.get("attempts")),
+            owner=item.get("owner"),
+            lease_until=as_float(item.get("lease_until")),
+            prev_status=item.get("prev_status"),
+            intent=intent,
+            revision=as_int(item.get("revision")),
+            updated_at=as_float(item.get("updated_at")),
+            epoch=as_int(item.get("epoch")),
+            requeued_by=item.get("requeued_by"),
+            released_version=None
+            if item.get("released_version") is None
+            else as_int(item["released_version"]),
+        )
+
+
+class ClaimOutcome(StrEnum):
+    CLAIMED = "claimed"
+    #: the incoming version is older than the one already applied: skip it
+    STALE = "stale"
+    #: this exact version is already synced and nothing is in flight: nothing to do (redelivery)
+    ALREADY_APPLIED = "already_applied"
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    outcome: ClaimOutcome
+    record: SyncRecord
+
+    @property
+    def claimed(self) -> bool:
+        return self.outcome is ClaimOutcome.CLAIMED
+
+
+@dataclass(frozen=True, slots=True)
+class RecordPage:
+    records: list[SyncRecord]
+    next_key: dict[str, Any] | None
+
+
+def _num(value: float) -> Decimal:
+    return Decimal(repr(float(value)))
+
+
+class RecordsRepository:
+    """Record items of the sync-state table (``SYNC_TABLE_NAME``)."""
+
+    def __init__(self, table: DynamoTable) -> None:
+        self._table = table
+
+    # ------------------------------------------------------------------ reads
+
+    def get(
+        self, firm_id: str, realm_id: str, entity_type: str, platform_id: str, *, consistent: bool = True
+    ) -> SyncRecord | None:
+        item = self._table.get(record_key(firm_id, realm_id, entity_type, platform_id), consistent=consistent)
+        return SyncRecord.from_item(item) if item else None
+
+    def find_by_qbo_id(self, realm_id: str, qbo_entity: str, qbo_id: str) -> SyncRecord | None:
+        """The record mapped to a QBO object (gsi1, eventually consistent); None if unknown."""
+        _check_id(realm_id, "realm_id")
+        _check_qbo_entity(qbo_entity)
+        _check_id(qbo_id, "qbo_id")
+        for item in self._table.query(
+            index="gsi1",
+            key_condition="gsi1pk = :pk AND gsi1sk = :sk",
+            values={":pk": _qbo_pk(realm_id, qbo_entity, qbo_id), ":sk": "REC"},
+            max_items=1,
+        ):
+            return SyncRecord.from_item(item)
+        return None
+
+    def list_by_status(
+        self,
+        firm_id: str,
+        realm_id: str,
+        status: str,
+        *,
+        entity_type: str | None = None,
+        newest_first: bool = True,
+        limit: int = 50,
+        start_key: Mapping[str, Any] | None = None,
+    ) -> RecordPage:
+        """One page of the records in ``status`` (gsi2), optionally of one entity type, newest first.
+
+        Pass ``next_key`` of a page as ``start_key`` to get the next one (``None`` at the end).
+        """
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        if not 1 <= limit <= _MAX_PAGE:
+            raise ValueError(f"limit must be 1 to {_MAX_PAGE}")
+        _check_id(firm_id, "firm_id")
+        _check_id(realm_id, "realm_id")
+        condition = "gsi2pk = :pk"
+        values: dict[str, Any] = {":pk": _status_pk(firm_id, realm_id, status)}
+        if entity_type is not None:
+            condition += " AND begins_with(gsi2sk, :prefix)"
+            values[":prefix"] = f"{_check_entity_type(entity_type)}#"
+        page = self._table.query_page(
+            index="gsi2",
+            key_condition=condition,
+            values=values,
+            forward=not newest_first,
+            limit=limit,
+            start_key=start_key,
+        )
+        return RecordPage([SyncRecord.from_item(i) for i in page.items], page.last_key)
+
+    def blocked_on(
+        self,
+        firm_id: str,
+        realm_id: str,
+        prerequisite: tuple[str, str],
+        *,
+        dependent_type: str | None = None,
+    ) -> Iterator[SyncRecord]:
+        """The blocked records whose ``waiting_on`` names ``prerequisite`` (entity_type, platform_id).
+
+        A Query of the realm's ``STATUS#blocked`` gsi2 partition filtered by ``contains(waiting_on, …)``
+        (see the module doc); ``dependent_type`` narrows it to one entity type.
+        """
+        _check_id(firm_id, "firm_id")
+        _check_id(realm_id, "realm_id")
+        condition = "gsi2pk = :pk"
+        values: dict[str, Any] = {
+            ":pk": _status_pk(firm_id, realm_id, BLOCKED),
+            ":prereq": _waiting_key(prerequisite),
+        }
+        if dependent_type is not None:
+            condition += " AND begins_with(gsi2sk, :prefix)"
+            values[":prefix"] = f"{_check_entity_type(dependent_type)}#"
+        for item in self._table.query(
+            index="gsi2",
+            key_condition=condition,
+            filter_expression="contains(waiting_on, :prereq)",
+            values=values,
+        ):
+            yield SyncRecord.from_item(item)
+
+    def last_event(
+        self, firm_id: str, realm_id: str, entity_type: str, platform_id: str
+    ) -> dict[str, Any] | None:
+        """The newest platform event claimed for the record (its EventBridge envelope), or None.
+
+        None when the record does not exist, has no stored event (synced before events were kept), or
+        the stored text is not a JSON object (logged, never raised: the caller treats it as "nothing to
+        re-run").
+        """
+        item = self._table.get(
+            record_key(firm_id, realm_id, entity_type, platform_id),
+            consistent=True,
+            attributes=[LAST_EVENT_ATTR],
+        )
+        body = (item or {}).get(LAST_EVENT_ATTR)
+        if not isinstance(body, str):
+            return None
+        try:
+            envelope = json.loads(body)
+        except ValueError:
+            envelope = None
+        if not isinstance(envelope, dict):
+            logger.warning(
+                "stored last_event is not a JSON object",
+                extra={"firm_id": firm_id, "entity_type": entity_type, "platform_id": platform_id},
+            )
+            return None
+        return envelope
+
+    def store_last_event(
+        self,
+        firm_id: str,
+        realm_id: str,
+        entity_type: str,
+        platform_id: str,
+        *,
+        version: int,
+        envelope: Mapping[str, Any],
+    ) -> bool:
+        """Keep ``envelope`` (the event of ``version``) as the record's ``last_event``.
+
+        One conditional UpdateItem of the existing record item (after a claim): a stored event of a newer
+        version is never replaced by an older one (the same version replaces it: a re-run). Does not
+        touch ``revision`` (not a state change). Returns False when a newer event is already stored.
+        """
+        key = record_key(firm_id, realm_id, entity_type, platform_id)
+        _check_version(version)
+        try:
+            self._table.update(
+                key,
+                update="SET #e = :e, #v = :v",
+                condition="attribute_exists(pk) AND (attribute_not_exists(#v) OR #v <= :v)",
+                names={"#e": LAST_EVENT_ATTR, "#v": LAST_EVENT_VERSION_ATTR},
+                values={":e": json.dumps(dict(envelope), separators=(",", ":")), ":v": version},
+                return_values="NONE",
+            )
+        except Conflict:
+            return False
+        return True
+
+    # ------------------------------------------------------------------ releasing stored events
+
+    def mark_requeued(
+        self,
+        firm_id: str,
+        realm_id: str,
+        entity_type: str,
+        platform_id: str,
+        *,
+        by: str,
+        statuses: Sequence[str],
+    ) -> bool:
+        """Take the right to re-enqueue the record's stored event: True when the caller should send it.
+
+        One conditional UpdateItem: the record is in one of ``statuses`` (``blocked`` for a dependent,
+        ``skipped`` for an account waiting for activity) and no other releaser marked it since its last
+        claim (``requeued_by`` absent, or ``by`` itself - a redelivery of a releaser that may have crashed
+        before its send sends again). Not a state change: ``revision`` is kept, so a claim is not disturbed
+        (the claim removes the mark).
+        """
+        key = record_key(firm_id, realm_id, entity_type, platform_id)
+        if not by or not statuses or any(s not in STATUSES for s in statuses):
+            raise ValueError("mark_requeued needs a releaser and known statuses")
+        values: dict[str, Any] = {":by": by}
+        wanted = []
+        for i, status in enumerate(dict.fromkeys(statuses)):
+            values[f":st{i}"] = status
+            wanted.append(f":st{i}")
+        try:
+            self._table.update(
+                key,
+                update="SET requeued_by = :by",
+                condition=f"#status IN ({', '.join(wanted)}) AND "
+                "(attribute_not_exists(requeued_by) OR requeued_by = :by)",
+                names={"#status": "status"},
+                values=values,
+                return_values="NONE",
+            )
+        except Conflict:
+            return False
+        return True
+
+    def mark_released(
+        self, firm_id: str, realm_id: str, entity_type: str, platform_id: str, *, version: int
+    ) -> None:
+        """Every dependent of the synced ``version`` was released (written after the sends).
+
+        Conditional on the record still being synced at ``version``; a newer sync meanwhile (which removes
+        the mark and releases by itself) makes it a no-op."""
+        key = record_key(firm_id, realm_id, entity_type, platform_id)
+        _check_version(version)
+        try:
+            self._table.update(
+                key,
+                update="SET released_version = :v",
+                condition="#status = :synced AND platform_version = :v",
+                names={"#status": "status"},
+                values={":v": version, ":synced": SYNCED},
+                return_values="NONE",
+            )
+        except Conflict:
+            return
+
+    # ------------------------------------------------------------------ the lease
+
+    def claim(
+        self,
+        firm_id: str,
+        realm_id: str,
+        entity_type: str,
+        platform_id: str,
+        *,
+        version: int,
+        owner: str,
+        lease_seconds: float,
+        now: float,
+        operation: str | None = None,
+    ) -> Claim:
+        """Take the record's lease to write ``version`` (creating the item if needed).
+
+        Returns a :class:`Claim`: ``CLAIMED`` (status ``syncing``, lease until ``now + lease_seconds``),
+        ``STALE`` (``version`` is older than the applied one: skip the event, nothing written) or
+        ``ALREADY_APPLIED`` (this version is synced with the same ``operation`` - when given - and no write
+        is in flight: a redelivery, nothing written).
+        Re-claiming by the same owner renews the lease.
+
+        Raises:
+            LeaseHeld: another worker holds a live lease (retry later).
+            Conflict: the record changed between our read and our conditional write in another way.
+            ValueError: invalid arguments.
+        """
+        key = record_key(firm_id, realm_id, entity_type, platform_id)
+        _check_version(version)
+        _check_id(owner, "owner")
+        if not lease_seconds > 0:
+            raise ValueError("lease_seconds must be positive")
+        current = self.get(firm_id, realm_id, entity_type, platform_id)
+        early = self._classify(current, version, owner, now, operation)
+        if early is not None:
+            return early
+        prev_status = NOT_SYNCED
+        if current is not None:
+            prev_status = (current.prev_status or NOT_SYNCED) if current.status == SYNCING else current.status
+        values: dict[str, Any] = {
+            ":syncing": SYNCING,
+            ":gsi2pk": _status_pk(firm_id, realm_id, SYNCING),
+            ":gsi2sk": f"{entity_type}#{iso(now)}",
+            ":owner": owner,
+            ":until": _num(now + lease_seconds),
+            ":now": _num(now),
+            ":version": version,
+            ":prev": prev_status,
+            ":firm": firm_id,
+            ":realm": realm_id,
+            ":type": entity_type,
+            ":pid": platform_id,
+            ":zero": 0,
+            ":one": 1,
+        }
+        if current is None:
+            condition = "attribute_not_exists(pk)"
+        else:
+            condition = "revision = :rev"
+            values[":rev"] = current.revision
+        try:
+            item = self._table.update(
+                key,
+                update=(
+                    "SET #status = :syncing, gsi2pk = :gsi2pk, gsi2sk = :gsi2sk, #owner = :owner, "
+                    "lease_until = :until, updated_at = :now, claimed_version = :version, "
+                    "prev_status = :prev, firm_id = :firm, realm_id = :realm, entity_type = :type, "
+                    "platform_id = :pid, attempts = if_not_exists(attempts, :zero) + :one, "
+                    "revision = if_not_exists(revision, :zero) + :one REMOVE requeued_by"
+                ),
+                condition=condition,
+                names={"#status": "status", "#owner": "owner"},
+                values=values,
+            )
+        except Conflict:
+            latest = self.get(firm_id, realm_id, entity_type, platform_id)
+            again = self._classify(latest, version, owner, now, operation)
+            if again is not None:
+                return again
+            raise Conflict(
+                "the sync record changed while it was being claimed; retry",
+                firm_id=firm_id,
+                realm_id=realm_id,
+                entity=entity_type,
+                entity_id=platform_id,
+            ) from None
+        return Claim(ClaimOutcome.CLAIMED, SyncRecord.from_item(item))
+
+    @staticmethod
+    def _classify(
+        current: SyncRecord | None, version: int, owner: str, now: float, operation: str | None = None
+    ) -> Claim | None:
+        """The outcome decided by the stored record alone (None: go ahead and claim)."""
+        if current is None:
+            return None
+        if current.held_by_other(owner, now):
+            raise LeaseHeld(
+                "another worker is syncing this record",
+                firm_id=current.firm_id,
+                realm_id=current.realm_id,
+                entity=current.entity_type,
+                entity_id=current.platform_id,
+                retry_after=max(0.0, (current.lease_until or now) - now),
+            )
+        applied = current.platform_version
+        if applied is not None and version < applied:
+            return Claim(ClaimOutcome.STALE, current)
+        if (
+            applied == version
+            and current.status == SYNCED
+            and current.intent is None
+            and current.qbo_id is not None
+            and (operation is None or current.applied_op in (None, operation))
+        ):
+            return Claim(ClaimOutcome.ALREADY_APPLIED, current)
+        return None
+
+    # ------------------------------------------------------------------ transitions under the lease
+
+    def _transition(
+        self,
+        firm_id: str,
+        realm_id: str,
+        entity_type: str,
+        platform_id: str,
+        *,
+        owner: str,
+        now: float,
+        status: str,
+        sets: Mapping[str, Any],
+        removes: Sequence[str],
+    ) -> SyncRecord:
+        key = record_key(firm_id, realm_id, entity_type, platform_id)
+        names: dict[str, str] = {"#status": "status", "#owner": "owner"}
+        values: dict[str, Any] = {":me": owner, ":syncing": SYNCING, ":one": 1, ":zero": 0}
+        set_parts = ["revision = if_not_exists(revision, :zero) + :one", "updated_at = :now"]
+        values[":now"] = _num(now)
+        all_sets: dict[str, Any] = {"status": status, **sets}
+        if status != SYNCING:
+            all_sets["gsi2pk"] = _status_pk(firm_id, realm_id, status)
+            all_sets["gsi2sk"] = f"{entity_type}#{iso(now)}"
+        for i, (attr, value) in enumerate(all_sets.items()):
+            names[f"#s{i}"] = attr
+            values[f":s{i}"] = value
+            set_parts.append(f"#s{i} = :s{i}")
+        remove_attrs = list(removes)
+        if status != SYNCING:
+            remove_attrs += ["owner", "lease_until", "prev_status"]
+        remove_parts = []
+        for i, attr in enumerate(dict.fromkeys(remove_attrs)):
+            names[f"#r{i}"] = attr
+            remove_parts.append(f"#r{i}")
+        update = "SET " + ", ".join(set_parts)
+        if remove_parts:
+            update += " REMOVE " + ", ".join(remove_parts)
+        try:
+            item = self._table.update(
+                key,
+                update=update,
+                condition="#owner = :me AND #status = :syncing",
+                names=names,
+                values=values,
+            )
+        except Conflict:
+            raise Conflict(
+                "the lease on this sync record was lost (expired and taken over, or never held)",
+                firm_id=firm_id,
+                realm_id=realm_id,
+                entity=entity_type,
+                entity_id=platform_id,
+            ) from None
+        return SyncRecord.from_item(item)
+
+    def record_intent(
+        self,
+        firm_id: str,
+        realm_id: str,
+        entity_type: str,
+        platform_id: str,
+        *,
+        owner: str,
+        operation: str,
+        version: int,
+        request_id: str,
+        sync_token: str | None,
+        now: float,
+    ) -> SyncRecord:
+        """Durably note the QBO write about to be sent (before sending it). Raises Conflict without lease."""
+        if operation not in OPERATIONS:
+            raise ValueError(f"unknown operation {operation!r}")
+        _check_version(version)
+        if not request_id:
+            raise ValueError("request_id is required")
+        sets: dict[str, Any] = {
+            "intent_op": operation,
+            "intent_version": version,
+            "intent_request_id": request_id,
+            "intent_at": _num(now),
+        }
+        removes: list[str] = []
+        if sync_token is None:
+            removes.append("intent_sync_token")
+        else:
+            sets["intent_sync_token"] = str(sync_token)
+        return self._transition(
+            firm_id,
+            realm_id,
+            entity_type,
+            platform_id,
+            owner=owner,
+            now=now,
+            status=SYNCING,
+            sets=sets,
+            removes=removes,
+        )
+
+    def mark_synced(
+        self,
+        firm_id: str,
+        realm_id: str,
+        entity_type: str,
+        platform_id: str,
+        *,
+        owner: str,
+        version: int,
+        qbo_entity: str,
+        qbo_id: str,
+        sync_token: str | None,
+        deep_link: str | None,
+        now: float,
+        operation: str | None = None,
+    ) -> SyncRecord:
+        """The write of ``version`` is applied in QBO: store the mapping, clear intent/error/lease.
+        ``operation`` (the one the caller asked for) is kept as ``applied_op``."""
+        _check_version(version)
+        _check_qbo_entity(qbo_entity)
+        _check_id(qbo_id, "qbo_id")
+        sets: dict[str, Any] = {
+            "platform_version": version,
+            "qbo_entity": qbo_entity,
+            "qbo_id": qbo_id,
+            "gsi1pk": _qbo_pk(realm_id, qbo_entity, qbo_id),
+            "gsi1sk": "REC",
+            "attempts": 0,
+        }
+        removes = [*_INTENT_ATTRS, *_ERROR_ATTRS, "waiting_on", "skip_reason", "released_version"]
+        if operation is not None:
+            if operation not in OPERATIONS:
+                raise ValueError(f"unknown operation {operation!r}")
+            sets["applied_op"] = operation
+        if sync_token is None:
+            removes.append("sync_token")
+        else:
+            sets["sync_token"] = str(sync_token)
+        if deep_link is None:
+            removes.append("deep_link")
+        else:
+            sets["deep_link"] = deep_link
+        return self._transition(
+            firm_id,
+            realm_id,
+            entity_type,
+            platform_id,
+            owner=owner,
+            now=now,
+            status=SYNCED,
+            sets=sets,
+            removes=removes,
+        )
+
+    def mark_failed(
+        self,
+        firm_id: str,
+        realm_id: str,
+        entity_type: str,
+        platform_id: str,
+        *,
+        owner: str,
+        error: RecordError,
+        now: float,
+        keep_intent: bool = False,
+    ) -> SyncRecord:
+        """The write cannot succeed until data changes. ``keep_intent``: an earlier attempt may have been
+        applied, so the next attempt must still resolve the intent first."""
+        sets = {
+            "error_code": error.code,
+            "error_category": error.category,
+            "error_message": error.message[:1000],
+        }
+        removes = ["waiting_on", "skip_reason"]
+        if error.qbo_code:
+            sets["error_qbo_code"] = error.qbo_code
+        else:
+            removes.append("error_qbo_code")
+        if not keep_intent:
+            removes += _INTENT_ATTRS
+        return self._transition(
+            firm_id,
+            realm_id,
+            entity_type,
+            platform_id,
+            owner=owner,
+            now=now,
+            status=FAILED,
+            sets=sets,
+            removes=removes,
+        )
+
+    def mark_skipped(
+        self,
+        firm_id: str,
+        realm_id: str,
+        entity_type: str,
+        platform_id: str,
+        *,
+        owner: str,
+        reason: str,
+        now: float,
+    ) -> SyncRecord:
+        """The record is deliberately not synced (settings, admin skip); ``reason`` is shown to admins."""
+        if not reason:
+            raise ValueError("a skip needs a reason")
+        return self._transition(
+            firm_id,
+            realm_id,
+            entity_type,
+            platform_id,
+            owner=owner,
+            now=now,
+            status=SKIPPED,
+            sets={"skip_reason": reason[:500]},
+            removes=[*_ERROR_ATTRS, "waiting_on"],
+        )
+
+    def mark_blocked(
+        self,
+        firm_id: str,
+        realm_id: str,
+        entity_type: str,
+        platform_id: str,
+        *,
+        owner: str,
+        waiting_on: Sequence[tuple[str, str]],
+        now: float,
+    ) -> SyncRecord:
+        """The record waits for prerequisites (C.5), e.g. an invoice for its client's customer.
+
+        Re-check the prerequisites afterwards (see the module doc) to close the race with their sync.
+        """
+        keys = {_waiting_key(p) for p in waiting_on}
+        if not keys:
+            raise ValueError("a blocked record needs at least one prerequisite")
+        if f"{entity_type}#{platform_id}" in keys:
+            raise ValueError("a record cannot wait on itself")
+        return self._transition(
+            firm_id,
+            realm_id,
+            entity_type,
+            platform_id,
+            owner=owner,
+            now=now,
+            status=BLOCKED,
+            sets={"waiting_on": keys},
+            removes=[*_ERROR_ATTRS, "skip_reason"],
+        )
+
+    def release(
+        self,
+        firm_id: str,
+        realm_id: str,
+        entity_type: str,
+        platform_id: str,
+        *,
+        owner: str,
+        status: str,
+        now: float,
+    ) -> SyncRecord:
+        """Give the lease back without an outcome (retryable errors), leaving ``status`` (usually the
+        claim's ``prev_status``). The write intent, if any, stays for the next attempt to resolve."""
+        if status not in RESTING_STATUSES:
+            raise ValueError(f"a released record rests in one of {list(RESTING_STATUSES)}, not {status!r}")
+        return self._transition(
+            firm_id,
+            realm_id,
+            entity_type,
+            platform_id,
+            owner=owner,
+            now=now,
+            status=status,
+            sets={},
+            removes=[],
+        )
+
+    # ------------------------------------------------------------------ admin reads (sync status API)
+
+    def browse(
+        self,
+        firm_id: str,
+        realm_id: str,
+        *,
+        entity_type: str | None = None,
+        status: str | None = None,
+        client_id: str | None = None,
+        limit: int = 50,
+        start_key: Mapping[str, Any] | None = None,
+        max_evaluated: int = 1000,
+    ) -> RecordPage:
+        """One page of the realm's records for the admin API, optionally narrowed.
+
+        * no ``status``: the base table, ``begins_with(sk, "REC#[{entity_type}#]")``, by type then id;
+        * ``status``: the gsi2 status partition (newest first), like :meth:`list_by_status`;
+        * ``client_id``: records whose ``last_event`` names that client account (``account_id`` of an
+          invoice, payment, refund or fee) plus the client account record itself. A FilterExpression
+          (``contains(last_event, '"account_id":"<id>"')``) drops the others server-side, then the JSON is
+          checked exactly; DynamoDB still reads every record of the scope, so one call evaluates at most
+          ``max_evaluated`` items and may return fewer than ``limit`` rows with a ``next_key``.
+          Events without an ``account_id`` (voids, deletions) match only through older versions.
+
+        ``start_key`` is a page's ``next_key`` (checked to belong to this firm, realm and scope).
+
+        Raises:
+            ValueError: bad ids, entity type, status, limit, or a start key of another scope.
+        """
+        _check_id(firm_id, "firm_id")
+        _check_id(realm_id, "realm_id")
+        if entity_type is not None:
+            _check_entity_type(entity_type)
+        if status is not None and status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        if not 1 <= limit <= _MAX_PAGE:
+            raise ValueError(f"limit must be 1 to {_MAX_PAGE}")
+        if client_id is not None:
+            _check_id(client_id, "client_id")
+        type_prefix = f"{entity_type}#" if entity_type else ""
+        values: dict[str, Any]
+        if status is None:
+            index = None
+            condition = "pk = :pk AND begins_with(sk, :prefix)"
+            values = {":pk": f"FIRM#{firm_id}#REALM#{realm_id}", ":prefix": f"REC#{type_prefix}"}
+            key_attrs: tuple[str, ...] = ("pk", "sk")
+        else:
+            index = "gsi2"
+            condition = "gsi2pk = :pk"
+            values = {":pk": _status_pk(firm_id, realm_id, status)}
+            if type_prefix:
+                condition += " AND begins_with(gsi2sk, :prefix)"
+                values[":prefix"] = type_prefix
+            key_attrs = ("pk", "sk", "gsi2pk", "gsi2sk")
+        if start_key is not None:
+            scope = values[":prefix"] if status is None else f"{values[':pk']}|{values.get(':prefix', '')}"
+            self._check_start_key(start_key, key_attrs, f"FIRM#{firm_id}#REALM#{realm_id}", scope)
+        names: dict[str, str] | None = None
+        filter_expression = None
+        if client_id is not None:
+            names = {"#e": LAST_EVENT_ATTR, "#t": "entity_type", "#p": "platform_id"}
+            values[":needle"] = json.dumps({"account_id": client_id}, separators=(",", ":"))[1:-1]
+            values[":acct"] = "client_account"
+            values[":cid"] = client_id
+            filter_expression = "contains(#e, :needle) OR (#t = :acct AND #p = :cid)"
+        found: list[SyncRecord] = []
+        evaluated = 0
+        cursor: dict[str, Any] | None = dict(start_key) if start_key else None
+        while True:
+            page_limit = limit - len(found) if client_id is None else min(100, max_evaluated - evaluated)
+            page = self._table.query_page(
+                index=index,
+                key_condition=condition,
+                names=names,
+                values=values,
+                filter_expression=filter_expression,
+                forward=status is None,
+                limit=page_limit,
+                start_key=cursor,
+            )
+            evaluated += page_limit
+            cursor = page.last_key
+            for position, item in enumerate(page.items):
+                if client_id is not None and not self._names_client(item, client_id):
+                    continue
+                found.append(SyncRecord.from_item(item))
+                if len(found) == limit:
+                    more = position < len(page.items) - 1 or page.last_key is not None
+                    return RecordPage(found, {a: item[a] for a in key_attrs} if more else None)
+            if cursor is None or evaluated >= max_evaluated:
+                return RecordPage(found, cursor)
+
+    @staticmethod
+    def _check_start_key(
+        start_key: Mapping[str, Any], key_attrs: tuple[str, ...], base_pk: str, scope: str
+    ) -> None:
+        """A cursor must be a key of this listing: this firm and realm, this status and type prefix."""
+        if set(start_key) != set(key_attrs) or not all(isinstance(start_key[a], str) for a in key_attrs):
+            raise ValueError("the cursor does not belong to this listing")
+        ok = start_key["pk"] == base_pk and start_key["sk"].startswith("REC#")
+        if "gsi2pk" in start_key:
+            ok = ok and f"{start_key['gsi2pk']}|{start_key['gsi2sk']}".startswith(scope)
+        else:
+            ok = ok and start_key["sk"].startswith(scope)
+        if not ok:
+            raise ValueError("the cursor does not belong to this listing")
+
+    @staticmethod
+    def _names_client(item: Mapping[str, Any], client_id: str) -> bool:
+        if item.get("entity_type") == "client_account" and item.get("platform_id") == client_id:
+            return True
+        raw = item.get(LAST_EVENT_ATTR)
+        try:
+            envelope = json.loads(raw) if isinstance(raw, str) else None
+        except ValueError:
+            return False
+        detail = envelope.get("detail") if isinstance(envelope, dict) else None
+        data = detail.get("data") if isinstance(detail, dict) else None
+        return isinstance(data, dict) and data.get("account_id") == client_id
+
+    def count_by_status(self, firm_id: str, realm_id: str) -> dict[str, dict[str, int]]:
+        """Record counts of the realm: ``{entity_type: {status: n}}`` (only non-zero counts).
+
+        Reads every record item of the realm (one paginated Query of the firm's partition): the cost
+        grows with the firm's record count, which is fine for an admin page but not for a hot path.
+        """
+        _check_id(firm_id, "firm_id")
+        _check_id(realm_id, "realm_id")
+        counts: dict[str, dict[str, int]] = {}
+        for item in self._table.query(
+            key_condition="pk = :pk AND begins_with(sk, :prefix)",
+            values={":pk": f"FIRM#{firm_id}#REALM#{realm_id}", ":prefix": "REC#"},
+        ):
+            entity_type = str(item.get("entity_type") or "")
+            status = str(item.get("status") or NOT_SYNCED)
+            per_type = counts.setdefault(entity_type, {})
+            per_type[status] = per_type.get(status, 0) + 1
+        return counts
+
+    # ------------------------------------------------------ admin actions (qbsync.errorcenter.actions)
+
+    def refunds_of_payment(self, firm_id: str, realm_id: str, payment_id: str) -> list[SyncRecord]:
+        """The refund records of ``payment_id`` that are linked to a QBO object (unsync of a payment).
+
+        One consistent Query of the realm's ``REC#refund#`` items, filtered server-side to those with a
+        ``qbo_id`` whose ``last_event`` mentions the payment id, then checked exactly on the parsed event
+        (``detail.data.payment_id``). The read cost grows with the realm's refund records (a rare manual
+        action; no child pointer needed).
+        """
+        _check_id(firm_id, "firm_id")
+        _check_id(realm_id, "realm_id")
+        _check_id(payment_id, "payment_id")
+        found = []
+        for item in self._table.query(
+            key_condition="pk = :pk AND begins_with(sk, :prefix)",
+            filter_expression="attribute_exists(qbo_id) AND contains(#e, :pid)",
+            names={"#e": LAST_EVENT_ATTR},
+            values={
+                ":pk": f"FIRM#{firm_id}#REALM#{realm_id}",
+                ":prefix": "REC#refund#",
+                ":pid": payment_id,
+            },
+            consistent=True,
+        ):
+            if _event_data(item).get("payment_id") == payment_id:
+                found.append(SyncRecord.from_item(item))
+        return found
+
+    def names_and_links(
+        self, firm_id: str, realm_id: str, entity_type: str
+    ) -> list[tuple[str | None, str | None]]:
+        """``(last_event data.name, qbo_id)`` of each of the realm's records of ``entity_type`` (None when
+        absent). One paginated Query of the realm's ``REC#{entity_type}#`` items."""
+        _check_id(firm_id, "firm_id")
+        _check_id(realm_id, "realm_id")
+        _check_entity_type(entity_type)
+        out: list[tuple[str | None, str | None]] = []
+        for item in self._table.query(
+            key_condition="pk = :pk AND begins_with(sk, :prefix)",
+            values={":pk": f"FIRM#{firm_id}#REALM#{realm_id}", ":prefix": f"REC#{entity_type}#"},
+        ):
+            name = _event_data(item).get("name")
+            qbo_id = item.get("qbo_id")
+            out.append((name if isinstance(name, str) else None, str(qbo_id) if qbo_id else None))
+        return out
+
+    def was_unsynced(self, firm_id: str, realm_id: str, entity_type: str, platform_id: str) -> bool:
+        """True when an admin unsynced the record (:meth:`detach_qbo`) and it was not synced again since."""
+        item = self._table.get(
+            record_key(firm_id, realm_id, entity_type, platform_id),
+            consistent=True,
+            attributes=["unsynced_at", "qbo_id"],
+        )
+        return item is not None and "unsynced_at" in item and "qbo_id" not in item
+
+    def _admin_update(
+        self,
+        firm_id: str,
+        realm_id: str,
+        entity_type: str,
+        platform_id: str,
+        *,
+        status: str,
+        sets: Mapping[str, Any],
+        removes: Sequence[str],
+        now: float,
+        condition: str = "",
+        values: Mapping[str, Any] | None = None,
+        new_epoch: bool = False,
+    ) -> SyncRecord:
+        """An admin's change of a record outside any lease: refused (Conflict) while a worker holds a live
+        lease, and only on an existing record; ``condition`` adds to that. ``new_epoch``: ``epoch`` + 1."""
+        key = record_key(firm_id, realm_id, entity_type, platform_id)
+        names: dict[str, str] = {"#status": "status", "#lease": "lease_until"}
+        vals: dict[str, Any] = {":syncing": SYNCING, ":now": _num(now), ":one": 1, ":zero": 0}
+        vals.update(values or {})
+        parts = ["revision = if_not_exists(revision, :zero) + :one", "updated_at = :now"]
+        if new_epoch:
+            parts.append("epoch = if_not_exists(epoch, :zero) + :one")
+        all_sets = {
+            "status": status,
+            "gsi2pk": _status_pk(firm_id, realm_id, status),
+            "gsi2sk": f"{entity_type}#{iso(now)}",
+            **sets,
+        }
+        for i, (attr, value) in enumerate(all_sets.items()):
+            names[f"#s{i}"] = attr
+            vals[f":s{i}"] = value
+            parts.append(f"#s{i} = :s{i}")
+        remove_attrs = dict.fromkeys([*removes, "owner", "lease_until", "prev_status"])
+        for i, attr in enumerate(remove_attrs):
+            names[f"#r{i}"] = attr
+        removed = ", ".join(f"#r{i}" for i in range(len(remove_attrs)))
+        update = "SET " + ", ".join(parts) + " REMOVE " + removed
+        guard = "attribute_exists(pk) AND (#status <> :syncing OR #lease <= :now)"
+        try:
+            item = self._table.update(
+                key,
+                update=update,
+                condition=f"{guard} AND ({condition})" if condition else guard,
+                names=names,
+                values=vals,
+            )
+        except Conflict:
+            raise Conflict(
+                "the sync record is being synced or changed meanwhile",
+                firm_id=firm_id,
+                realm_id=realm_id,
+                entity=entity_type,
+                entity_id=platform_id,
+            ) from None
+        return SyncRecord.from_item(item)
+
+    def detach_qbo(
+        self, firm_id: str, realm_id: str, entity_type: str, platform_id: str, *, by: str | None, now: float
+    ) -> SyncRecord:
+        """After an unsync deleted its QBO object: ``not_synced``, mapping and reverse lookup removed (the
+        platform version, ``last_event`` and the rest kept). Raises Conflict under a live lease.
+
+        ``epoch`` + 1: the record's QBO object of the next sync is a new one, so its writes need request ids
+        QBO has not seen (the writer salts ``requestid`` with a non-zero ``epoch``); without it a re-sync of
+        the same platform version would get the deleted object's create answer replayed."""
+        sets: dict[str, Any] = {"unsynced_at": _num(now)}
+        if by:
+            sets["unsynced_by"] = by
+        return self._admin_update(
+            firm_id,
+            realm_id,
+            entity_type,
+            platform_id,
+            status=NOT_SYNCED,
+            sets=sets,
+            removes=[
+                "qbo_entity",
+                "qbo_id",
+                "sync_token",
+                "deep_link",
+                "gsi1pk",
+                "gsi1sk",
+                "applied_op",
+                "waiting_on",
+                "skip_reason",
+                "released_version",
+                *_INTENT_ATTRS,
+                *_ERROR_ATTRS,
+            ],
+            now=now,
+            new_epoch=True,
+        )
+
+    def link_qbo(
+        self,
+        firm_id: str,
+        realm_id: str,
+        entity_type: str,
+        platform_id: str,
+        *,
+        qbo_entity: str,
+        qbo_id: str,
+        sync_token: str | None,
+        deep_link: str | None,
+        version: int,
+        now: float,
+    ) -> SyncRecord:
+        """An admin mapped the record to an existing QBO object: ``synced`` at ``version`` (so a redelivery of
+        that version is a no-op), reverse lookup set. Refused (Conflict) under a live lease, when the record
+        is linked to another object, or when a newer version was applied meanwhile."""
+        _check_version(version)
+        _check_qbo_entity(qbo_entity)
+        _check_id(qbo_id, "qbo_id")
+        sets: dict[str, Any] = {
+            "qbo_entity": qbo_entity,
+            "qbo_id": qbo_id,
+            "gsi1pk": _qbo_pk(realm_id, qbo_entity, qbo_id),
+            "gsi1sk": "REC",
+            "platform_version": version,
+            "applied_op": "create",
+            "attempts": 0,
+        }
+        removes = [
+            *_INTENT_ATTRS,
+            *_ERROR_ATTRS,
+            "waiting_on",
+            "skip_reason",
+            "unsynced_at",
+            "unsynced_by",
+            "released_version",
+        ]
+        for attr, value in (("sync_token", sync_token), ("deep_link", deep_link)):
+            if value is None:
+                removes.append(attr)
+            else:
+                sets[attr] = value
+        return self._admin_update(
+            firm_id,
+            realm_id,
+            entity_type,
+            platform_id,
+            status=SYNCED,
+            sets=sets,
+            removes=removes,
+            now=now,
+            condition="(attribute_not_exists(qbo_id) OR qbo_id = :qid) AND "
+            "(attribute_not_exists(platform_version) OR platform_version <= :ver)",
+            values={":qid": qbo_id, ":ver": version},
+        )
+
+    def exclude(
+        self,
+        firm_id: str,
+        realm_id: str,
+        entity_type: str,
+        platform_id: str,
+        *,
+        reason: str,
+        by: str | None,
+        now: float,
+    ) -> SyncRecord:
+        """The firm chose not to sync the record: ``skipped`` with ``reason`` (``excluded_by``/``excluded_at``
+        kept). A pending write intent stays for the next attempt. Raises Conflict under a live lease."""
+        if not reason:
+            raise ValueError("an exclusion needs a reason")
+        sets: dict[str, Any] = {"skip_reason": reason[:500], "excluded_at": _num(now)}
+        if by:
+            sets["excluded_by"] = by
+        return self._admin_update(
+            firm_id,
+            realm_id,
+            entity_type,
+            platform_id,
+            status=SKIPPED,
+            sets=sets,
+            removes=[*_ERROR_ATTRS, "waiting_on"],
+            now=now,
+        )
+
+
+_INTENT_ATTRS = ["intent_op", "intent_version", "intent_request_id", "intent_sync_token", "intent_at"]
+_ERROR_ATTRS = ["error_code", "error_category", "error_message", "error_qbo_code"]
+
+
+def _event_data(item: Mapping[str, Any]) -> dict[str, Any]:
+    """``detail.data`` of an item's stored ``last_event`` ({} when absent or not JSON)."""
+    raw = item.get(LAST_EVENT_ATTR)
+    try:
+        envelope = json.loads(raw) if isinstance(raw, str) else None
+    except ValueError:
+        return {}
+    detail = envelope.get("detail") if isinstance(envelope, dict) else None
+    data = detail.get("data") if isinstance(detail, dict) else None
+    return data if isinstance(data, dict) else {}

@@ -1,0 +1,217 @@
+"""The error center on moto: the admin API handler (``functions/admin_api``) driven by API Gateway proxy
+events, and the retry fan-out handler (``functions/retry_fanout``) fed SQS records, both configured exactly
+as template.yaml configures them (``function_env``). The REQUEST authorizer is played by the proxy event's
+``requestContext.authorizer`` (it is tested in tests/integration/connection)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import qbsync.adapters._aws as aws_adapters
+import qbsync.settings as settings
+from qbsync.adapters.dynamodb import DynamoTable
+from qbsync.adapters.secrets import clear_caches as clear_secret_caches
+from qbsync.errorcenter import center as center_wiring
+from qbsync.errorcenter import retry as retry_wiring
+from qbsync.errors import QbsyncError
+from qbsync.qbo.faults import FaultError, ParsedFault, error_from_fault
+from qbsync.repositories.error_log import ErrorEntry, ErrorLogRepository
+
+from local.stack.provision import Resources, clients
+from tests.fixtures.lambda_runtime import LambdaContext, load_function
+
+ROOT = Path(__file__).resolve().parents[3]
+REALM = "9130351234567890"
+T0 = 1_795_449_900.0
+
+
+def load_handler(name: str) -> Any:
+    return load_function(name, prefix="h4")
+
+
+def qbo_fault(code: str, *, entity: str = "Invoice") -> QbsyncError:
+    parsed = ParsedFault("ValidationFault", (FaultError(code, "QuickBooks said no", None, None),))
+    return error_from_fault(parsed, status=400, realm_id=REALM, entity=entity, is_write=True)
+
+
+def sqs_record(body: Any, *, message_id: str | None = None) -> dict[str, Any]:
+    return {
+        "messageId": message_id or str(uuid.uuid4()),
+        "receiptHandle": secrets.token_hex(8),
+        "body": body if isinstance(body, str) else json.dumps(body),
+        "attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": str(int(time.time() * 1000)),
+            "SenderId": "AIDAEXAMPLE",
+            "ApproximateFirstReceiveTimestamp": str(int(time.time() * 1000)),
+        },
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:qbsync-retry",
+        "awsRegion": "us-east-1",
+    }
+
+
+def new_firm() -> str:
+    return "firm-" + secrets.token_hex(4)
+
+
+@dataclass
+class HttpResult:
+    status: int
+    headers: dict[str, str]
+    body: str
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class ErrorStack:
+    resources: Resources
+    env: dict[str, str]
+    capture_url: str
+
+    # --- AWS side ------------------------------------------------------------------------------------
+    @property
+    def sqs(self) -> Any:
+        return clients(self.resources.endpoint_url, self.resources.region)["sqs"]
+
+    @property
+    def sync_table(self) -> DynamoTable:
+        return DynamoTable(self.env["SYNC_TABLE_NAME"])
+
+    @property
+    def errors(self) -> ErrorLogRepository:
+        return ErrorLogRepository(DynamoTable(self.env["ERROR_TABLE_NAME"]))
+
+    def drain(self, queue_env: str) -> list[dict[str, Any]]:
+        """Every message on a queue (``OUTBOUND_QUEUE_URL`` / ``RETRY_QUEUE_URL``), parsed, deleted."""
+        return self._drain(self.env[queue_env])
+
+    def published(self) -> list[tuple[str, dict[str, Any]]]:
+        """qbsync events captured so far (detail-type, detail)."""
+        return [(e["detail-type"], e["detail"]) for e in self._drain(self.capture_url)]
+
+    def _drain(self, url: str) -> list[dict[str, Any]]:
+        out = []
+        while True:
+            got = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+            if not got:
+                return out
+            for message in got:
+                out.append(json.loads(message["Body"]))
+                self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+    def seed(
+        self,
+        firm_id: str,
+        platform_id: str,
+        *,
+        entity_type: str = "invoice",
+        code: str = "6140",
+        now: float = T0,
+    ) -> ErrorEntry:
+        qbo_entity = {"payment": "Payment", "client_account": "Customer", "service": "Item"}.get(
+            entity_type, "Invoice"
+        )
+        return self.errors.record(
+            firm_id=firm_id,
+            realm_id=REALM,
+            entity_type=entity_type,
+            platform_id=platform_id,
+            error=qbo_fault(code, entity=qbo_entity),
+            now=now,
+        )
+
+    # --- the admin API -------------------------------------------------------------------------------
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        firm_id: str,
+        role: str = "admin",
+        user_id: str = "user-1",
+        body: Any = None,
+        query: dict[str, str] | None = None,
+    ) -> HttpResult:
+        event = {
+            "resource": "/{proxy+}",
+            "path": path,
+            "httpMethod": method,
+            "headers": {"Content-Type": "application/json", "Host": "api.example.com"},
+            "multiValueHeaders": {"Content-Type": ["application/json"], "Host": ["api.example.com"]},
+            "queryStringParameters": query,
+            "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
+            "pathParameters": {"proxy": path.lstrip("/")},
+            "stageVariables": None,
+            "requestContext": {
+                "resourcePath": "/{proxy+}",
+                "httpMethod": method,
+                "path": f"/dev{path}",
+                "stage": "dev",
+                "requestId": str(uuid.uuid4()),
+                "domainName": "api.example.com",
+                "authorizer": {"firm_id": firm_id, "user_id": user_id, "role": role, "principalId": user_id},
+                "identity": {"sourceIp": "127.0.0.1"},
+            },
+            "body": body if body is None or isinstance(body, str) else json.dumps(body),
+            "isBase64Encoded": False,
+        }
+        response = load_handler("admin_api").lambda_handler(event, LambdaContext())
+        headers = {k: v for k, v in (response.get("headers") or {}).items()}
+        for name, values in (response.get("multiValueHeaders") or {}).items():
+            headers[name] = values[0]
+        return HttpResult(int(response["statusCode"]), headers, response.get("body") or "")
+
+    # --- the fan-out ---------------------------------------------------------------------------------
+    def fan_out(self, *records: dict[str, Any], remaining_ms: int = 30_000) -> dict[str, Any]:
+        handler = load_handler("retry_fanout")
+        return handler.lambda_handler({"Records": list(records)}, LambdaContext(remaining_ms=remaining_ms))
+
+
+def reset_caches() -> None:
+    settings.clear()
+    clear_secret_caches()
+    aws_adapters.default_client.cache_clear()
+    center_wiring.clear()
+    retry_wiring.clear()
+
+
+@pytest.fixture(scope="module")
+def events_capture(provisioned: Resources) -> str:
+    """A queue receiving every qbsync "Sync Error ..." event of the bus (a test-only rule)."""
+    c = clients(provisioned.endpoint_url, provisioned.region)
+    url = c["sqs"].create_queue(QueueName=f"h4-errors-{secrets.token_hex(4)}")["QueueUrl"]
+    arn = c["sqs"].get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    bus = provisioned.get_att("EventBus", "Name")
+    rule = f"h4-capture-{secrets.token_hex(4)}"
+    c["events"].put_rule(
+        Name=rule,
+        EventBusName=bus,
+        EventPattern=json.dumps(
+            {"source": ["qbsync"], "detail-type": ["Sync Error Raised", "Sync Error Resolved"]}
+        ),
+    )
+    c["events"].put_targets(Rule=rule, EventBusName=bus, Targets=[{"Id": "capture", "Arn": arn}])
+    return url
+
+
+@pytest.fixture
+def estack(aws_clean: Resources, function_env: Any, events_capture: str) -> Iterator[ErrorStack]:
+    env = function_env("RetryFanoutFunction")  # every function shares the Globals environment
+    reset_caches()
+    s = ErrorStack(aws_clean, env, events_capture)
+    s.published()  # drop what earlier tests left
+    yield s
+    reset_caches()

@@ -1,0 +1,381 @@
+"""ExactlyOnceWriter on moto (SyncStateTable) + the QuickBooks simulator through a real QboClient."""
+
+from __future__ import annotations
+
+import queue
+import threading
+
+import pytest
+from qbsync.errors import (
+    Conflict,
+    DataError,
+    LeaseHeld,
+    QboValidationError,
+    ReconnectRequired,
+    RetryableError,
+    UncertainOutcome,
+)
+from qbsync.outbound.writer import write_request_id
+from qbsync.repositories.records import FAILED, NOT_SYNCED, SYNCED
+
+from tests.integration.outbound.conftest import customer_payload, find_customer, new_id
+
+CLIENT = "client_account"
+
+
+def test_create_is_applied_once_and_record_synced_with_deep_link(rig):
+    name, cid = f"Acme {new_id('c')}", new_id("acct")
+    outcome = rig.writer().write(
+        rig.firm, rig.realm, CLIENT, cid, 1, "create", "Customer", customer_payload(name, cid)
+    )
+
+    assert outcome.status == "synced"
+    [created] = rig.customers(name)
+    record = rig.records.get(rig.firm, rig.realm, CLIENT, cid)
+    assert record is not None
+    assert record.status == SYNCED
+    assert record.qbo_entity == "Customer"
+    assert record.qbo_id == created["Id"]
+    assert record.sync_token == created["SyncToken"]
+    assert record.platform_version == 1
+    assert record.intent is None and record.owner is None and record.lease_until is None
+    assert (
+        record.deep_link == f"{rig.sim.url}/app/customerdetail?nameId={created['Id']}&companyId={rig.realm}"
+    )
+    assert outcome.request_id == write_request_id(rig.firm, rig.realm, CLIENT, cid, "create", 1)
+    # the requestid QBO saw is the deterministic one
+    posts = [r for r in rig.sim.control.requests(rig.realm, limit=20) if r["method"] == "POST"]
+    assert any(f"requestid={outcome.request_id}" in (r.get("query") or "") for r in posts)
+    # reverse lookup (gsi1) and status index (gsi2)
+    assert rig.records.find_by_qbo_id(rig.realm, "Customer", created["Id"]).platform_id == cid
+    synced = rig.records.list_by_status(rig.firm, rig.realm, SYNCED, entity_type=CLIENT).records
+    assert [r.platform_id for r in synced] == [cid]
+
+
+def test_redelivery_after_success_creates_nothing(rig):
+    name, cid = f"Redeliver {new_id('c')}", new_id("acct")
+    payload = customer_payload(name, cid)
+    first = rig.writer("w1").write(rig.firm, rig.realm, CLIENT, cid, 1, "create", "Customer", payload)
+    requests_before = len(rig.sim.control.requests(rig.realm, limit=1000))
+    again = rig.writer("w2").write(rig.firm, rig.realm, CLIENT, cid, 1, "create", "Customer", payload)
+
+    assert first.status == "synced"
+    assert again.status == "already_synced"
+    assert again.record.qbo_id == first.record.qbo_id
+    assert len(rig.customers(name)) == 1
+    assert len(rig.sim.control.requests(rig.realm, limit=1000)) == requests_before  # QBO not even asked
+
+
+@pytest.mark.parametrize("with_lookup", [True, False], ids=["adopt-by-lookup", "replay-same-requestid"])
+def test_dropped_response_is_uncertain_then_retry_ends_with_one_object(rig, with_lookup):
+    name, cid = f"Dropped {new_id('c')}", new_id("acct")
+    payload = customer_payload(name, cid)
+    find = find_customer(name, cid) if with_lookup else None
+    rig.sim.control.inject_fault(
+        "drop_after_commit", count=1, realm_id=rig.realm, method="POST", path_regex="/customer$"
+    )
+    single_shot = rig.client(max_attempts=1)  # the client's own retry would hide the lost answer
+
+    with pytest.raises(UncertainOutcome):
+        rig.writer("w1", qbo=single_shot).write(
+            rig.firm, rig.realm, CLIENT, cid, 1, "create", "Customer", payload, find
+        )
+    assert len(rig.customers(name)) == 1  # the write did commit in QBO
+    pending = rig.records.get(rig.firm, rig.realm, CLIENT, cid)
+    assert pending.status == NOT_SYNCED and pending.owner is None  # released, not failed
+    assert pending.intent is not None
+    assert pending.intent.request_id == write_request_id(rig.firm, rig.realm, CLIENT, cid, "create", 1)
+
+    retry = rig.writer("w2").write(rig.firm, rig.realm, CLIENT, cid, 1, "create", "Customer", payload, find)
+
+    [only] = rig.customers(name)
+    assert retry.status == ("adopted" if with_lookup else "synced")
+    assert retry.record.status == SYNCED
+    assert retry.record.qbo_id == only["Id"]
+    assert retry.record.intent is None
+
+
+def test_crash_between_qbo_write_and_state_write_adopts_existing_object(rig):
+    name, cid = f"Crash {new_id('c')}", new_id("acct")
+    payload = customer_payload(name, cid)
+    rid = write_request_id(rig.firm, rig.realm, CLIENT, cid, "create", 1)
+    # worker 1: claim, record the intent, write to QBO ... and die before recording the outcome
+    claim = rig.records.claim(
+        rig.firm, rig.realm, CLIENT, cid, version=1, owner="dead", lease_seconds=60, now=rig.clock()
+    )
+    assert claim.claimed
+    rig.records.record_intent(
+        rig.firm,
+        rig.realm,
+        CLIENT,
+        cid,
+        owner="dead",
+        operation="create",
+        version=1,
+        request_id=rid,
+        sync_token=None,
+        now=rig.clock(),
+    )
+    created = rig.client().create("Customer", payload, request_id=rid)
+
+    # while the dead worker's lease is live nobody else may write
+    with pytest.raises(LeaseHeld):
+        rig.writer("w2").write(
+            rig.firm, rig.realm, CLIENT, cid, 1, "create", "Customer", payload, find_customer(name, cid)
+        )
+    rig.clock.advance(61)
+    outcome = rig.writer("w2").write(
+        rig.firm, rig.realm, CLIENT, cid, 1, "create", "Customer", payload, find_customer(name, cid)
+    )
+
+    assert outcome.status == "adopted"
+    assert outcome.record.qbo_id == created["Id"]
+    assert outcome.record.status == SYNCED and outcome.record.intent is None
+    assert len(rig.customers(name)) == 1
+
+
+def test_two_workers_on_one_record_write_once(rig):
+    name, cid = f"Race {new_id('c')}", new_id("acct")
+    payload = customer_payload(name, cid)
+    gate = threading.Event()
+    writers = [rig.writer(f"w{i}", qbo=rig.client(gate=gate)) for i in (1, 2)]
+    start = threading.Barrier(2)
+    results: queue.Queue = queue.Queue()
+
+    def run(writer):
+        start.wait(timeout=10)
+        try:
+            results.put(writer.write(rig.firm, rig.realm, CLIENT, cid, 1, "create", "Customer", payload))
+        except Exception as exc:
+            results.put(exc)
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in writers]
+    for t in threads:
+        t.start()
+    # the winner waits inside its QBO call (gate closed); the loser cannot claim and returns first
+    loser = results.get(timeout=30)
+    gate.set()
+    for t in threads:
+        t.join(timeout=30)
+    winner = results.get(timeout=5)
+
+    assert isinstance(loser, LeaseHeld | Conflict), loser
+    assert winner.status == "synced"
+    assert len(rig.customers(name)) == 1
+    assert rig.records.get(rig.firm, rig.realm, CLIENT, cid).qbo_id == winner.record.qbo_id
+
+
+def test_older_version_is_skipped(rig):
+    name, cid = f"Stale {new_id('c')}", new_id("acct")
+    first = rig.writer().write(
+        rig.firm, rig.realm, CLIENT, cid, 5, "create", "Customer", customer_payload(name, cid)
+    )
+    older = rig.writer().write(
+        rig.firm, rig.realm, CLIENT, cid, 4, "update", "Customer", {"DisplayName": name, "CompanyName": "Old"}
+    )
+
+    assert older.status == "stale"
+    [obj] = rig.customers(name)
+    assert obj["CompanyName"] == name  # the old version never reached QBO
+    assert obj["SyncToken"] == first.record.sync_token
+    assert rig.records.get(rig.firm, rig.realm, CLIENT, cid).platform_version == 5
+
+
+def test_stale_sync_token_is_recovered_once(rig):
+    name, cid = f"Edited {new_id('c')}", new_id("acct")
+    created = rig.writer().write(
+        rig.firm, rig.realm, CLIENT, cid, 1, "create", "Customer", customer_payload(name, cid)
+    )
+    # someone edits the customer in QBO: our stored SyncToken is now stale
+    obj = rig.customers(name)[0]
+    rig.client().update(
+        "Customer",
+        {"Id": obj["Id"], "SyncToken": obj["SyncToken"], "DisplayName": name, "Title": "Dr"},
+        request_id=new_id("edit"),
+    )
+
+    updated = rig.writer().write(
+        rig.firm,
+        rig.realm,
+        CLIENT,
+        cid,
+        2,
+        "update",
+        "Customer",
+        {"DisplayName": name, "CompanyName": "New Co"},
+    )
+
+    [now] = rig.customers(name)
+    assert updated.status == "synced"
+    assert now["CompanyName"] == "New Co" and now["Title"] == "Dr"  # sparse: the QBO edit survives
+    assert updated.record.sync_token == now["SyncToken"]
+    assert int(now["SyncToken"]) == int(created.record.sync_token) + 2
+    assert updated.record.platform_version == 2 and updated.record.intent is None
+    statuses = [r["status"] for r in rig.sim.control.requests(rig.realm, limit=10) if r["method"] == "POST"]
+    assert 400 in statuses  # the 5010 happened and was recovered
+
+
+def test_duplicate_display_name_marks_record_failed_with_qbo_code(rig):
+    cid = new_id("acct")
+    # "Stripe" is a Vendor of the seeded company: DisplayName is unique across names (6240)
+    with pytest.raises(QboValidationError) as raised:
+        rig.writer().write(
+            rig.firm, rig.realm, CLIENT, cid, 1, "create", "Customer", customer_payload("Stripe", cid)
+        )
+
+    assert raised.value.qbo_code == "6240"
+    record = rig.records.get(rig.firm, rig.realm, CLIENT, cid)
+    assert record.status == FAILED
+    assert record.error is not None
+    assert record.error.qbo_code == "6240"
+    assert record.error.category == "accounts"
+    assert record.error.code == "qbo_validation"
+    assert record.intent is None and record.owner is None
+    failed = rig.records.list_by_status(rig.firm, rig.realm, FAILED).records
+    assert [r.platform_id for r in failed] == [cid]
+    assert rig.customers("Stripe") == []
+
+
+def test_update_with_lost_answer_is_applied_once(rig):
+    name, cid = f"Upd {new_id('c')}", new_id("acct")
+    rig.writer().write(rig.firm, rig.realm, CLIENT, cid, 1, "create", "Customer", customer_payload(name, cid))
+    token_before = int(rig.customers(name)[0]["SyncToken"])
+    rig.sim.control.inject_fault(
+        "drop_after_commit", count=1, realm_id=rig.realm, method="POST", path_regex="/customer$"
+    )
+    change = {"DisplayName": name, "CompanyName": "Changed Co"}
+
+    with pytest.raises(UncertainOutcome):
+        rig.writer("w1", qbo=rig.client(max_attempts=1)).write(
+            rig.firm, rig.realm, CLIENT, cid, 2, "update", "Customer", change
+        )
+    pending = rig.records.get(rig.firm, rig.realm, CLIENT, cid)
+    assert pending.status == SYNCED and pending.platform_version == 1  # back to its resting status
+    assert pending.intent.operation == "update" and pending.intent.sync_token == str(token_before)
+
+    retry = rig.writer("w2").write(rig.firm, rig.realm, CLIENT, cid, 2, "update", "Customer", change)
+
+    [obj] = rig.customers(name)
+    assert retry.status == "synced" and retry.record.platform_version == 2
+    assert obj["CompanyName"] == "Changed Co"
+    assert int(obj["SyncToken"]) == token_before + 1  # applied once: QBO replayed the lost answer
+    assert retry.record.sync_token == obj["SyncToken"]
+    assert retry.request_id == pending.intent.request_id
+
+
+def _invoice_payload(rig, customer_id: str, invoice_id: str) -> dict:
+    [item] = [i for i in rig.sim.control.entities(rig.realm, "Item") if i["Name"] == "Services"]
+    return {
+        "CustomerRef": {"value": customer_id},
+        "Line": [
+            {
+                "Amount": 150.0,
+                "DetailType": "SalesItemLineDetail",
+                "SalesItemLineDetail": {"ItemRef": {"value": item["Id"]}, "Qty": 1, "UnitPrice": 150.0},
+            }
+        ],
+        "PrivateNote": f"qbsync:invoice:{invoice_id}",
+    }
+
+
+def test_invoice_void_and_delete(rig):
+    name, cid = f"Inv {new_id('c')}", new_id("acct")
+    customer = rig.writer().write(
+        rig.firm, rig.realm, CLIENT, cid, 1, "create", "Customer", customer_payload(name, cid)
+    )
+    to_void, to_delete = new_id("inv"), new_id("inv")
+    w = rig.writer()
+    for inv in (to_void, to_delete):
+        created = w.write(
+            rig.firm,
+            rig.realm,
+            "invoice",
+            inv,
+            1,
+            "create",
+            "Invoice",
+            _invoice_payload(rig, customer.record.qbo_id, inv),
+        )
+        assert created.record.deep_link.startswith(f"{rig.sim.url}/app/invoice?txnId=")
+
+    voided = w.write(rig.firm, rig.realm, "invoice", to_void, 2, "void", "Invoice", {})
+    deleted = w.write(rig.firm, rig.realm, "invoice", to_delete, 2, "delete", "Invoice", {})
+    # a redelivered void is recognised as applied
+    again = w.write(rig.firm, rig.realm, "invoice", to_void, 2, "void", "Invoice", {})
+
+    by_id = {i["Id"]: i for i in rig.sim.control.entities(rig.realm, "Invoice")}
+    assert voided.status == "synced" and voided.record.applied_op == "void"
+    assert by_id[voided.record.qbo_id]["TotalAmt"] == 0
+    assert voided.record.sync_token == by_id[voided.record.qbo_id]["SyncToken"]
+    assert deleted.status == "synced" and deleted.record.qbo_id not in by_id
+    assert deleted.record.deep_link is None and deleted.record.sync_token is None
+    assert again.status == "already_synced"
+
+
+def test_update_without_qbo_object_fails_clearly(rig):
+    cid = new_id("acct")
+    with pytest.raises(DataError, match="no QuickBooks object"):
+        rig.writer().write(rig.firm, rig.realm, CLIENT, cid, 1, "update", "Customer", {"DisplayName": "X"})
+    record = rig.records.get(rig.firm, rig.realm, CLIENT, cid)
+    assert record.status == FAILED and record.owner is None
+
+
+def test_revoked_authorization_releases_without_failing(rig):
+    name, cid = f"Revoked {new_id('c')}", new_id("acct")
+    rig.sim.control.revoke_tokens(rig.realm)
+
+    with pytest.raises(ReconnectRequired):
+        rig.writer().write(
+            rig.firm, rig.realm, CLIENT, cid, 1, "create", "Customer", customer_payload(name, cid)
+        )
+
+    record = rig.records.get(rig.firm, rig.realm, CLIENT, cid)
+    assert record.status == NOT_SYNCED and record.owner is None and record.error is None
+    assert record.intent is not None  # resolved by the next attempt after the reconnect
+    assert rig.customers(name) == []
+
+
+def test_throttling_releases_without_failing(rig):
+    name, cid = f"Throttled {new_id('c')}", new_id("acct")
+    rig.sim.control.inject_fault("throttle", count=1, realm_id=rig.realm, method="POST")
+
+    with pytest.raises(RetryableError):
+        rig.writer().write(
+            rig.firm, rig.realm, CLIENT, cid, 1, "create", "Customer", customer_payload(name, cid)
+        )
+    record = rig.records.get(rig.firm, rig.realm, CLIENT, cid)
+    assert record.status == NOT_SYNCED and record.owner is None and record.error is None
+
+    done = rig.writer().write(
+        rig.firm, rig.realm, CLIENT, cid, 1, "create", "Customer", customer_payload(name, cid)
+    )
+    assert done.status == "synced" and len(rig.customers(name)) == 1
+
+
+def test_failure_before_resolving_keeps_the_earlier_intent(rig):
+    cid = new_id("acct")
+    rid = write_request_id(rig.firm, rig.realm, CLIENT, cid, "create", 1)
+    rig.records.claim(
+        rig.firm, rig.realm, CLIENT, cid, version=1, owner="dead", lease_seconds=5, now=rig.clock()
+    )
+    rig.records.record_intent(
+        rig.firm,
+        rig.realm,
+        CLIENT,
+        cid,
+        owner="dead",
+        operation="create",
+        version=1,
+        request_id=rid,
+        sync_token=None,
+        now=rig.clock(),
+    )
+    rig.clock.advance(10)
+
+    # an update arrives for a record whose create is unresolved and nothing can look it up
+    with pytest.raises(DataError):
+        rig.writer().write(rig.firm, rig.realm, CLIENT, cid, 2, "update", "Customer", {"DisplayName": "Y"})
+
+    record = rig.records.get(rig.firm, rig.realm, CLIENT, cid)
+    assert record.status == FAILED
+    assert record.intent is not None and record.intent.request_id == rid  # still to be resolved

@@ -1,0 +1,94 @@
+"""The queue-message contracts of qbsync.models.commands: strict, versioned, and safe in their errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from qbsync.errors import BadRequest
+from qbsync.models.commands import (
+    RETRY_REQUEST_KIND,
+    SYNC_COMMAND_KIND,
+    RetryRequest,
+    SyncCommand,
+    is_sync_command,
+    parse_retry_request,
+    parse_sync_command,
+)
+
+
+def _command(**overrides: object) -> dict[str, object]:
+    body: dict[str, object] = {
+        "firm_id": "f_1",
+        "entity_type": "invoice",
+        "platform_id": "inv_9",
+        "reason": "manual_sync",
+        "request_id": "req-1",
+    }
+    body.update(overrides)
+    return body
+
+
+def test_sync_command_round_trips_through_json_and_is_recognised() -> None:
+    command = SyncCommand.model_validate(_command(force=True, requested_by="u_7"))
+    body = json.loads(command.model_dump_json())
+    assert body["kind"] == SYNC_COMMAND_KIND
+    assert is_sync_command(body)
+    assert parse_sync_command(json.dumps(body)) == command
+    assert parse_sync_command(body).force is True
+
+
+def test_an_eventbridge_event_is_not_a_sync_command() -> None:
+    assert not is_sync_command({"source": "platform", "detail-type": "Invoice Created", "detail": {}})
+    assert not is_sync_command("not a dict")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"entity_type": "contact"}, "entity_type"),
+        ({"platform_id": "has#hash"}, "platform_id"),
+        ({"reason": "because"}, "reason"),
+        ({"unexpected": 1}, "unexpected"),
+        ({"kind": "qbsync.sync_record.v0"}, "kind"),
+    ],
+)
+def test_bad_sync_commands_name_the_field_and_never_echo_values(
+    overrides: dict[str, object], field: str
+) -> None:
+    with pytest.raises(BadRequest) as caught:
+        parse_sync_command(_command(**overrides))
+    assert field in caught.value.message
+    for value in overrides.values():
+        if isinstance(value, str):
+            assert value not in caught.value.message
+
+
+def test_a_sync_command_that_is_not_json_is_a_bad_request() -> None:
+    with pytest.raises(BadRequest, match="not JSON"):
+        parse_sync_command("{nope")
+
+
+def test_retry_request_scopes_need_their_target() -> None:
+    base = {"firm_id": "f_1", "request_id": "r-1", "requested_at": 1.0}
+    assert parse_retry_request({**base, "scope": "all"}).kind == RETRY_REQUEST_KIND
+    assert parse_retry_request({**base, "scope": "category", "category": "Invoices"}).category == "Invoices"
+    assert parse_retry_request({**base, "scope": "error", "error_id": "e-1"}).error_id == "e-1"
+    with pytest.raises(BadRequest, match="error_id"):
+        parse_retry_request({**base, "scope": "error"})
+    with pytest.raises(BadRequest, match="category"):
+        parse_retry_request({**base, "scope": "category"})
+    with pytest.raises(BadRequest, match="category"):
+        parse_retry_request({**base, "scope": "category", "category": "Stuff"})
+    assert isinstance(RetryRequest.model_validate({**base, "scope": "all"}), RetryRequest)
+
+
+def test_retry_categories_are_the_error_center_categories() -> None:
+    from typing import get_args
+
+    from qbsync.catalog import CATEGORIES
+    from qbsync.outbound import service
+
+    (category_type, _none) = get_args(RetryRequest.model_fields["category"].annotation)
+    assert set(get_args(category_type)) == set(CATEGORIES)
+    assert set(service._ERROR_CATEGORIES) == set(CATEGORIES)  # the copy must not drift
