@@ -40,10 +40,12 @@ test-integration: $(STAMP) ## integration tests (real handlers on moto + the sim
 test-e2e: $(STAMP) ## end-to-end tests against the local stack
 	$(PY) -m pytest tests/e2e -q $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff (lint + format check), mypy, docs/openapi.json up to date, template checks (cfn-lint, sam validate, asl-validator)
+lint: $(STAMP) ## ruff (lint + format check), mypy, import contracts, docs/openapi.json up to date, template checks (cfn-lint, sam validate, asl-validator)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy layers/core/qbsync local scripts bench
+	@# the house: layers (handlers' routes → wiring → services → repositories | qbo → adapters → core), no package cycles
+	PYTHONPATH=layers/core $(VENV)/bin/lint-imports --no-cache
 	@# every handler is functions/<name>/app.py: one mypy run each, the layer on the path
 	@for f in functions/*/app.py; do MYPYPATH=layers/core $(VENV)/bin/mypy --no-error-summary $$f || exit 1; done
 	@# docs/openapi.json must match the handlers' routes (fix: make openapi)
