@@ -1,35 +1,26 @@
-"""Sync-state records on moto + the exactly-once writer against the QuickBooks simulator."""
+"""The exactly-once writer against the QuickBooks simulator, on the sync-state records of moto
+(tests/integration/repositories/conftest.py)."""
 
 from __future__ import annotations
 
-import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
 import pytest
-from qbsync.adapters.dynamodb import DynamoTable
 from qbsync.errors import ReconnectRequired
 from qbsync.outbound.writer import ExactlyOnceWriter, marker
 from qbsync.qbo.client import QboClient, quote_literal
 from qbsync.repositories.records import RecordsRepository
 
-T0 = 1_795_449_900.0
-
-
-class FakeClock:
-    """Injected time: tests move it explicitly (leases expire without sleeping)."""
-
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.integration.repositories.conftest import (  # noqa: F401 - fixtures
+    FakeClock,
+    clock,
+    new_id,
+    records,
+    table,
+)
 
 
 @dataclass
@@ -49,26 +40,6 @@ class StaticTokens:
 
     def refresh_after_unauthorized(self, rejected_token: str) -> str:
         raise ReconnectRequired("the test token was rejected")
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(4)}"
-
-
-@pytest.fixture
-def table(provisioned) -> DynamoTable:
-    client = boto3.client("dynamodb", endpoint_url=provisioned.endpoint_url, region_name=provisioned.region)
-    return DynamoTable(provisioned.ref("SyncStateTable"), client=client)
-
-
-@pytest.fixture
-def records(table) -> RecordsRepository:
-    return RecordsRepository(table)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @dataclass
@@ -108,7 +79,7 @@ class Rig:
 
 
 @pytest.fixture
-def rig(qbo_sim, qbo_company, qbo_tokens, records, clock) -> Rig:
+def rig(qbo_sim, qbo_company, qbo_tokens, records, clock) -> Rig:  # noqa: F811 - the fixtures above
     return Rig(qbo_sim, qbo_company, new_id("f"), records, clock, qbo_tokens["access_token"])
 
 

@@ -7,8 +7,8 @@ import time
 from qbsync.errorcenter.actions import CLIENT_ACCOUNT_FIRST, NOT_RECEIVED
 from qbsync.repositories.records import RecordError
 
-from tests.integration.actions.conftest import Env, platform_event
 from tests.integration.entity_sync.conftest import untaxed_invoice
+from tests.integration.errorcenter.actions.conftest import Env, platform_event
 
 
 def test_a_skipped_account_is_synced_on_request_and_then_refused_as_synced(env: Env) -> None:

@@ -14,7 +14,7 @@ from qbsync.repositories.records import (
     RecordError,
 )
 
-from tests.integration.outbound.conftest import T0, new_id
+from tests.integration.repositories.conftest import T0, new_id
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from tests.integration.outbound.conftest import T0, new_id
-from tests.integration.outbound.test_records_repository import REALM, claim, synced
+from tests.integration.repositories.conftest import T0, new_id
+from tests.integration.repositories.test_records_repository import REALM, claim, synced
 
 
 def _blocked(records, firm, pid):

@@ -21,7 +21,7 @@ from qbsync.repositories.connections import CONNECTED, Connection
 from qbsync.repositories.paused import PausedWork
 
 from tests.integration.entity_sync.conftest import platform_event
-from tests.integration.outbound.conftest import FakeClock, new_id
+from tests.integration.repositories.conftest import FakeClock, new_id
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ from typing import Any
 
 from qbsync.outbound.mapping import parse_marker
 
-from tests.integration.actions.conftest import Env, platform_event
 from tests.integration.entity_sync.conftest import untaxed_invoice
+from tests.integration.errorcenter.actions.conftest import Env, platform_event
 
 UNSYNC = "/sync/records/payment/pay-500/unsync"
 

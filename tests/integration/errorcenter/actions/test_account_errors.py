@@ -6,8 +6,8 @@ from typing import Any
 
 from qbsync.errorcenter.actions import EXCLUDED_BY_FIRM
 
-from tests.integration.actions.conftest import Env, platform_event
 from tests.integration.entity_sync.conftest import untaxed_invoice
+from tests.integration.errorcenter.actions.conftest import Env, platform_event
 
 
 def _account(env: Env, account_id: str, name: str) -> dict[str, Any]:
