@@ -2,7 +2,7 @@
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.aws", "tests.fixtures.qbo_sim"]
+pytest_plugins = ["tests.fixtures.aws", "tests.fixtures.events", "tests.fixtures.qbo_sim"]
 
 
 _IN_PROCESS_MOTO = "unit"

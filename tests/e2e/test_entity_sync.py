@@ -21,12 +21,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import jwt
 import pytest
-import requests
 from qbsync.outbound.mapping import parse_marker
 
 from local.stack.provision import clients
+from tests.fixtures.events import subscribe
+from tests.fixtures.firms import admin_jwt, connect_through_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -71,59 +71,17 @@ def _put_on_bus(stack: Any, event: dict[str, Any]) -> None:
     assert answer["FailedEntryCount"] == 0, answer
 
 
-def _owner_headers(stack: Any, firm_id: str) -> dict[str, str]:
-    secret = clients(stack.endpoint_url, stack.region)["secretsmanager"].get_secret_value(
-        SecretId=stack.resources.ref("AdminJwtSecret")
-    )
-    claims = {
-        "sub": "u-owner",
-        "firm_id": firm_id,
-        "role": "owner",
-        "iss": "platform",
-        "aud": "qbsync-admin",
-        "exp": int(time.time()) + 600,
-    }
-    token = jwt.encode(claims, json.loads(secret["SecretString"])["key"], algorithm="HS256")
-    return {"Authorization": f"Bearer {token}"}
-
-
 def _connect(stack: Any, qbo_sim: Any, firm_id: str, realm_id: str) -> None:
     """The owner connects the firm the way a browser does it (as local/demo.py)."""
-    qbo_sim.control.set_consent(realm_id, client_id=stack.intuit_app["client_id"])
-    headers = _owner_headers(stack, firm_id)
-    http = requests.Session()
-    connect = http.post(f"{stack.api_url}/connection/connect-url", json={}, headers=headers, timeout=60)
-    assert connect.status_code == 200, connect.text
-    authorize = http.get(connect.json()["url"], allow_redirects=False, timeout=30)
-    assert authorize.status_code == 302, authorize.text
-    callback = http.get(authorize.headers["Location"], allow_redirects=False, timeout=60)
-    assert callback.status_code == 200, callback.text
-    view = http.get(f"{stack.api_url}/connection", headers=headers, timeout=60)
-    assert view.status_code == 200, view.text
-    assert (view.json()["status"], view.json()["realm_id"]) == ("connected", realm_id)
+    connect_through_stack(stack, qbo_sim, admin_jwt(stack, firm_id), realm_id)
 
 
 class StatusInbox:
     """The platform's subscription to this firm's "Sync Status Changed" events (a rule into a queue)."""
 
     def __init__(self, stack: Any, firm_id: str) -> None:
-        c = clients(stack.endpoint_url, stack.region)
-        self._sqs, self._events = c["sqs"], c["events"]
-        self._bus = stack.resources.ref("EventBus")
-        suffix = secrets.token_hex(4)
-        self._rule = f"e2e-sync-status-{suffix}"
-        self.url = self._sqs.create_queue(QueueName=f"e2e-sync-status-{suffix}")["QueueUrl"]
-        arn = self._sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        pattern = {
-            "source": ["qbsync"],
-            "detail-type": ["Sync Status Changed"],
-            "detail": {"firm_id": [firm_id]},
-        }
-        self._events.put_rule(Name=self._rule, EventBusName=self._bus, EventPattern=json.dumps(pattern))
-        self._events.put_targets(
-            Rule=self._rule, EventBusName=self._bus, Targets=[{"Id": "inbox", "Arn": arn}]
+        self._capture = subscribe(
+            stack.resources, "Sync Status Changed", detail={"firm_id": [firm_id]}, name="e2e-sync-status"
         )
         self.received: list[dict[str, Any]] = []
 
@@ -141,17 +99,11 @@ class StatusInbox:
             if remaining <= 0:
                 seen = [(d["entity_type"], d["platform_id"], d["status"]) for d in self.received]
                 raise AssertionError(f"no {entity_type} {platform_id} {status!r} status event; got {seen}")
-            messages = self._sqs.receive_message(
-                QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=max(1, min(5, int(remaining)))
-            ).get("Messages", [])
-            for message in messages:
-                self.received.append(json.loads(message["Body"])["detail"])
-                self._sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
+            envelopes = self._capture.receive(wait_seconds=max(1, min(5, int(remaining))))
+            self.received.extend(envelope["detail"] for envelope in envelopes)
 
     def close(self) -> None:
-        self._events.remove_targets(Rule=self._rule, EventBusName=self._bus, Ids=["inbox"])
-        self._events.delete_rule(Name=self._rule, EventBusName=self._bus)
-        self._sqs.delete_queue(QueueUrl=self.url)
+        self._capture.close()
 
 
 @pytest.fixture

@@ -3,32 +3,18 @@
 from __future__ import annotations
 
 import json
-import time
 
-import jwt
 import pytest
 import requests
 
 from local.stack.provision import clients
+from tests.fixtures.firms import admin_jwt
 
 pytestmark = pytest.mark.e2e
 
 
 def _admin_jwt(stack, firm_id: str = "firm-e2e", role: str = "owner", key: str | None = None) -> str:
-    if key is None:
-        secret = clients(stack.endpoint_url, stack.region)["secretsmanager"].get_secret_value(
-            SecretId=stack.resources.ref("AdminJwtSecret")
-        )
-        key = json.loads(secret["SecretString"])["key"]
-    claims = {
-        "sub": "user-e2e",
-        "firm_id": firm_id,
-        "role": role,
-        "iss": "platform",
-        "aud": "qbsync-admin",
-        "exp": int(time.time()) + 600,
-    }
-    return jwt.encode(claims, key, algorithm="HS256")
+    return admin_jwt(stack, firm_id, role=role, user_id="user-e2e", key=key)
 
 
 def test_stack_serves_the_template_routes_behind_the_authorizer(local_stack, qbo_sim) -> None:

@@ -13,13 +13,10 @@ disconnecting the main firm would revoke its tokens and turn every later QuickBo
 
 from __future__ import annotations
 
-import json
 import secrets
-import time
 from pathlib import Path
 from typing import Any
 
-import jwt
 import pytest
 import requests
 import schemathesis
@@ -27,7 +24,7 @@ import schemathesis.engine
 from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import Status, events
 
-from local.stack.provision import clients
+from tests.fixtures.firms import admin_jwt, connect_through_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -41,18 +38,7 @@ MAX_EXAMPLES = 4
 
 
 def _token(stack: Any, firm_id: str) -> str:
-    secret = clients(stack.endpoint_url, stack.region)["secretsmanager"].get_secret_value(
-        SecretId=stack.resources.ref("AdminJwtSecret")
-    )
-    claims = {
-        "sub": "u-owner",
-        "firm_id": firm_id,
-        "role": "owner",
-        "iss": "platform",
-        "aud": "qbsync-admin",
-        "exp": int(time.time()) + 900,
-    }
-    return jwt.encode(claims, json.loads(secret["SecretString"])["key"], algorithm="HS256")
+    return admin_jwt(stack, firm_id, ttl_seconds=900)
 
 
 def _connect(stack: Any, qbo_sim: Any, token: str) -> str:
@@ -60,17 +46,7 @@ def _connect(stack: Any, qbo_sim: Any, token: str) -> str:
     realm_id = qbo_sim.control.create_company(company_name=f"Schemathesis Co {secrets.token_hex(3)}")[
         "realm_id"
     ]
-    qbo_sim.control.set_consent(realm_id, client_id=stack.intuit_app["client_id"])
-    headers = {"Authorization": f"Bearer {token}"}
-    http = requests.Session()
-    started = http.post(f"{stack.api_url}/connection/connect-url", json={}, headers=headers, timeout=60)
-    assert started.status_code == 200, started.text
-    consent = http.get(started.json()["url"], allow_redirects=False, timeout=30)
-    assert consent.status_code == 302, consent.text
-    callback = http.get(consent.headers["Location"], allow_redirects=False, timeout=60)
-    assert callback.status_code == 200, callback.text
-    view = http.get(f"{stack.api_url}/connection", headers=headers, timeout=60).json()
-    assert view["status"] == "connected", view
+    connect_through_stack(stack, qbo_sim, token, realm_id)
     return realm_id
 
 

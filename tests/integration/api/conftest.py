@@ -4,14 +4,12 @@ Runs on the session's moto server and QuickBooks simulator. API Gateway is playe
 it builds the proxy event API Gateway sends for the greedy ``/{proxy+}`` route, with the authorizer
 context ``{firm_id, user_id, role}`` the REQUEST authorizer returns (the authorizer itself is tested in
 tests/integration/connection). A firm is connected by storing a connection with tokens the simulator
-issued (the OAuth flow is tested elsewhere).
+issued (tests/fixtures/firms.py; the OAuth flow is tested elsewhere).
 """
 
 from __future__ import annotations
 
 import json
-import secrets
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,13 +24,14 @@ import qbsync.api.settings_routes as settings_routes
 import qbsync.connection.wiring as connection_wiring
 import qbsync.settings as settings
 from qbsync.adapters.dynamodb import DynamoTable
-from qbsync.adapters.kms import TokenCipher
 from qbsync.adapters.secrets import clear_caches as clear_secret_caches
 from qbsync.qbo.oauth import clear_discovery_cache
-from qbsync.repositories.connections import ConnectionsRepository, Tokens
+from qbsync.repositories.connections import ConnectionsRepository
 from qbsync.repositories.records import RecordsRepository
 
 from local.stack.provision import Resources
+from tests.fixtures.firms import connections_repository, store_connection
+from tests.fixtures.firms import new_firm as new_firm  # the tests of this folder import it from here
 from tests.fixtures.lambda_runtime import LambdaContext, load_function
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -128,28 +127,12 @@ class AdminApi:
         return RecordsRepository(self.sync_table)
 
     def connections(self) -> ConnectionsRepository:
-        return ConnectionsRepository(self.sync_table, TokenCipher(self.env["TOKEN_KMS_KEY_ID"]))
+        return connections_repository(self.env)
 
     def connect(self, firm_id: str, realm_id: str | None = None) -> str:
         """Store a ``connected`` connection of ``firm_id`` to ``realm_id`` (default: the test company)."""
         realm = realm_id or self.realm_id
-        issued = self.sim.control.issue_tokens(self.client_id, realm)
-        now = time.time()
-        tokens = Tokens(
-            access_token=issued["access_token"],
-            refresh_token=issued["refresh_token"],
-            access_expires_at=now + float(issued["expires_in"]),
-            refresh_expires_at=now + float(issued["x_refresh_token_expires_in"]),
-        )
-        self.connections().create(
-            firm_id=firm_id,
-            realm_id=realm,
-            tokens=tokens,
-            company_name=None,
-            connected_by="user-1",
-            settings={},
-            now=now,
-        )
+        store_connection(self.connections(), self.sim, self.client_id, firm_id, realm)
         return realm
 
     def qbo(self, entity: str) -> list[dict[str, Any]]:
@@ -168,7 +151,3 @@ def api(
     reset_caches()
     yield AdminApi(aws_clean, qbo_sim, qbo_company, intuit_app_secret.client_id, env)
     reset_caches()
-
-
-def new_firm() -> str:
-    return "firm-" + secrets.token_hex(4)

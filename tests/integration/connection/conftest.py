@@ -1,19 +1,18 @@
 """The connection handlers in-process, exactly as configured by template.yaml, on moto + the simulator.
 
 Uses the shared fixtures of tests/fixtures/aws.py (moto server, resources provisioned from the template,
-``function_env``) and tests/fixtures/qbo_sim.py. API Gateway is played by :class:`Api`: it runs the real
-REQUEST authorizer on every admin route (as API Gateway would) and builds proxy events from the samples in
-``events/handlers/``.
+``function_env``), tests/fixtures/qbo_sim.py and tests/fixtures/events.py (``qbsync_events``). API Gateway
+is played by :class:`Api`: it runs the real REQUEST authorizer on every admin route (as API Gateway would)
+and builds proxy events from the samples in ``events/handlers/``.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import secrets
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,8 @@ from qbsync.adapters.secrets import clear_caches as clear_secret_caches
 from qbsync.qbo.oauth import clear_discovery_cache
 
 from local.stack.provision import Resources, clients
+from tests.fixtures.events import EventCapture
+from tests.fixtures.firms import new_firm as new_firm  # the tests of this folder import it from here
 from tests.fixtures.lambda_runtime import LambdaContext, load_function
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -137,7 +138,7 @@ class Stack:
     resources: Resources
     sim: Any
     app: Any
-    events_queue_url: str
+    captured: EventCapture  # the qbsync "Connection Changed" events
 
     def browser_consent(self, connect_url: str) -> dict[str, str]:
         """Follow the consent URL like the owner's browser; returns the callback query Intuit sends."""
@@ -156,36 +157,11 @@ class Stack:
 
     def connection_events(self) -> list[dict[str, Any]]:
         """Every "Connection Changed" detail published so far (drains the capture queue)."""
-        sqs = clients(self.resources.endpoint_url, self.resources.region)["sqs"]
         out = []
-        while True:
-            messages = sqs.receive_message(QueueUrl=self.events_queue_url, MaxNumberOfMessages=10).get(
-                "Messages", []
-            )
-            if not messages:
-                return out
-            for message in messages:
-                envelope = json.loads(message["Body"])
-                assert envelope["source"] == "qbsync" and envelope["detail-type"] == "Connection Changed"
-                out.append(envelope["detail"])
-                sqs.delete_message(QueueUrl=self.events_queue_url, ReceiptHandle=message["ReceiptHandle"])
-
-
-@pytest.fixture(scope="module")
-def events_capture(provisioned: Resources) -> str:
-    """A queue receiving every qbsync "Connection Changed" event of the bus (a test-only rule)."""
-    c = clients(provisioned.endpoint_url, provisioned.region)
-    url = c["sqs"].create_queue(QueueName=f"connection-events-{secrets.token_hex(4)}")["QueueUrl"]
-    arn = c["sqs"].get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    bus = provisioned.get_att("EventBus", "Name")
-    rule = f"capture-connection-{secrets.token_hex(4)}"
-    c["events"].put_rule(
-        Name=rule,
-        EventBusName=bus,
-        EventPattern=json.dumps({"source": ["qbsync"], "detail-type": ["Connection Changed"]}),
-    )
-    c["events"].put_targets(Rule=rule, EventBusName=bus, Targets=[{"Id": "capture", "Arn": arn}])
-    return url
+        for envelope in self.captured.drain():
+            assert envelope["source"] == "qbsync" and envelope["detail-type"] == "Connection Changed"
+            out.append(envelope["detail"])
+        return out
 
 
 @pytest.fixture
@@ -194,7 +170,7 @@ def stack(
     function_env: Any,
     intuit_app_secret: Any,
     qbo_sim: Any,
-    events_capture: str,
+    qbsync_events: Callable[..., EventCapture],
 ) -> Iterator[Stack]:
     function_env("OAuthFunction")
     reset_caches()
@@ -202,11 +178,8 @@ def stack(
     jwt_key = json.loads(
         c["secretsmanager"].get_secret_value(SecretId=aws_clean.ref("AdminJwtSecret"))["SecretString"]
     )["key"]
-    stack = Stack(Api(jwt_key), aws_clean, qbo_sim, intuit_app_secret, events_capture)
+    captured = qbsync_events("Connection Changed")
+    stack = Stack(Api(jwt_key), aws_clean, qbo_sim, intuit_app_secret, captured)
     stack.connection_events()  # drain what earlier tests left
     yield stack
     reset_caches()
-
-
-def new_firm() -> str:
-    return "firm-" + secrets.token_hex(4)

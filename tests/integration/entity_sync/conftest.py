@@ -1,8 +1,10 @@
 """The entity-sync handler in-process, configured as template.yaml configures it, on moto + the simulator.
 
-The firm is connected by storing a connection with tokens the simulator issued (the OAuth flow itself is
-tested in tests/integration/connection). Events are the samples of ``events/platform`` wrapped in SQS
-records exactly as the ``PlatformEventsRule`` → ``OutboundQueue`` → Lambda path delivers them.
+The firm is connected by storing a connection with tokens the simulator issued (tests/fixtures/firms.py;
+the OAuth flow itself is tested in tests/integration/connection); the qbsync events the handler publishes
+are collected by a subscription on the bus (tests/fixtures/events.py). Events are the samples of
+``events/platform`` wrapped in SQS records exactly as the ``PlatformEventsRule`` → ``OutboundQueue`` →
+Lambda path delivers them.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import json
 import secrets
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,20 +25,24 @@ import qbsync.connection.wiring as connection_wiring
 import qbsync.outbound.service as sync_wiring
 import qbsync.settings as settings
 from qbsync.adapters.dynamodb import DynamoTable
-from qbsync.adapters.kms import TokenCipher
 from qbsync.adapters.secrets import clear_caches as clear_secret_caches
 from qbsync.models.firm_settings import FirmSyncSettings
 from qbsync.qbo.oauth import clear_discovery_cache
-from qbsync.repositories.connections import ConnectionsRepository, Tokens
+from qbsync.repositories.connections import ConnectionsRepository
 from qbsync.repositories.error_log import ErrorLogRepository
 from qbsync.repositories.firm_settings import FirmSettingsRepository
 from qbsync.repositories.records import RecordsRepository
 
 from local.stack.provision import Resources, clients
+from tests.fixtures.events import EventCapture, drain_queue
+from tests.fixtures.firms import connections_repository, store_connection
+from tests.fixtures.firms import new_firm as new_firm  # the tests of this folder import it from here
 from tests.fixtures.lambda_runtime import LambdaContext, load_function
 
 ROOT = Path(__file__).resolve().parents[3]
 PLATFORM_EVENTS = ROOT / "events" / "platform"
+#: what ``SyncStack.published`` collects
+SYNC_EVENTS = ("Sync Status Changed", "Sync Error Raised")
 
 
 def load_handler(name: str) -> Any:
@@ -100,23 +106,15 @@ class SyncStack:
     realm_id: str
     client_id: str
     env: dict[str, str]
-    events_queue_url: str
+    captured: EventCapture  # the qbsync events of SYNC_EVENTS
 
     def published(self) -> list[tuple[str, dict[str, Any]]]:
         """Every qbsync "Sync ..." event published so far, as (detail-type, detail) (drains the capture)."""
-        sqs = clients(self.resources.endpoint_url, self.resources.region)["sqs"]
         out = []
-        while True:
-            got = sqs.receive_message(QueueUrl=self.events_queue_url, MaxNumberOfMessages=10).get(
-                "Messages", []
-            )
-            if not got:
-                return out
-            for message in got:
-                envelope = json.loads(message["Body"])
-                assert envelope["source"] == "qbsync"
-                out.append((envelope["detail-type"], envelope["detail"]))
-                sqs.delete_message(QueueUrl=self.events_queue_url, ReceiptHandle=message["ReceiptHandle"])
+        for envelope in self.captured.drain():
+            assert envelope["source"] == "qbsync"
+            out.append((envelope["detail-type"], envelope["detail"]))
+        return out
 
     @property
     def sync_table(self) -> DynamoTable:
@@ -131,26 +129,10 @@ class SyncStack:
         return ErrorLogRepository(DynamoTable(self.env["ERROR_TABLE_NAME"]))
 
     def connections(self) -> ConnectionsRepository:
-        return ConnectionsRepository(self.sync_table, TokenCipher(self.env["TOKEN_KMS_KEY_ID"]))
+        return connections_repository(self.env)
 
     def connect(self, firm_id: str) -> None:
-        issued = self.sim.control.issue_tokens(self.client_id, self.realm_id)
-        now = time.time()
-        tokens = Tokens(
-            access_token=issued["access_token"],
-            refresh_token=issued["refresh_token"],
-            access_expires_at=now + float(issued["expires_in"]),
-            refresh_expires_at=now + float(issued["x_refresh_token_expires_in"]),
-        )
-        self.connections().create(
-            firm_id=firm_id,
-            realm_id=self.realm_id,
-            tokens=tokens,
-            company_name=None,
-            connected_by="user-1",
-            settings={},
-            now=now,
-        )
+        store_connection(self.connections(), self.sim, self.client_id, firm_id, self.realm_id)
 
     def set_settings(self, firm_id: str, **values: Any) -> None:
         FirmSettingsRepository(self.sync_table).put(firm_id, FirmSyncSettings(**values), now=time.time())
@@ -166,37 +148,10 @@ class SyncStack:
     def requeued(self) -> list[dict[str, Any]]:
         """Drain the OutboundQueue: the events the service re-enqueued (parsed bodies)."""
         sqs = clients(self.resources.endpoint_url, self.resources.region)["sqs"]
-        url = self.env["OUTBOUND_QUEUE_URL"]
-        out = []
-        while True:
-            got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-            if not got:
-                return out
-            for message in got:
-                out.append(json.loads(message["Body"]))
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return drain_queue(sqs, self.env["OUTBOUND_QUEUE_URL"])
 
     def entities(self, entity: str) -> list[dict[str, Any]]:
         return self.sim.control.entities(self.realm_id, entity)
-
-
-@pytest.fixture(scope="module")
-def sync_events_capture(provisioned: Resources) -> str:
-    """A queue receiving every qbsync "Sync Status Changed" / "Sync Error Raised" event (a test-only rule)."""
-    c = clients(provisioned.endpoint_url, provisioned.region)
-    url = c["sqs"].create_queue(QueueName=f"sync-events-{secrets.token_hex(4)}")["QueueUrl"]
-    arn = c["sqs"].get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    bus = provisioned.get_att("EventBus", "Name")
-    rule = f"capture-sync-{secrets.token_hex(4)}"
-    c["events"].put_rule(
-        Name=rule,
-        EventBusName=bus,
-        EventPattern=json.dumps(
-            {"source": ["qbsync"], "detail-type": ["Sync Status Changed", "Sync Error Raised"]}
-        ),
-    )
-    c["events"].put_targets(Rule=rule, EventBusName=bus, Targets=[{"Id": "capture", "Arn": arn}])
-    return url
 
 
 @pytest.fixture
@@ -206,16 +161,13 @@ def stack(
     intuit_app_secret: Any,
     qbo_sim: Any,
     qbo_company: str,
-    sync_events_capture: str,
+    qbsync_events: Callable[..., EventCapture],
 ) -> Iterator[SyncStack]:
     env = function_env("OAuthFunction")  # every function shares the Globals environment
     reset_caches()
-    s = SyncStack(aws_clean, qbo_sim, qbo_company, intuit_app_secret.client_id, env, sync_events_capture)
+    captured = qbsync_events(*SYNC_EVENTS)
+    s = SyncStack(aws_clean, qbo_sim, qbo_company, intuit_app_secret.client_id, env, captured)
     s.requeued()  # drop what earlier tests left
     s.published()
     yield s
     reset_caches()
-
-
-def new_firm() -> str:
-    return "firm-" + secrets.token_hex(4)

@@ -9,7 +9,7 @@ import json
 import secrets
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,11 +26,15 @@ from qbsync.qbo.faults import FaultError, ParsedFault, error_from_fault
 from qbsync.repositories.error_log import ErrorEntry, ErrorLogRepository
 
 from local.stack.provision import Resources, clients
+from tests.fixtures.events import EventCapture, drain_queue
+from tests.fixtures.firms import new_firm as new_firm  # the tests of this folder import it from here
 from tests.fixtures.lambda_runtime import LambdaContext, load_function
 
 ROOT = Path(__file__).resolve().parents[3]
 REALM = "9130351234567890"
 T0 = 1_795_449_900.0
+#: what ``ErrorStack.published`` collects
+ERROR_EVENTS = ("Sync Error Raised", "Sync Error Resolved")
 
 
 def load_handler(name: str) -> Any:
@@ -61,10 +65,6 @@ def sqs_record(body: Any, *, message_id: str | None = None) -> dict[str, Any]:
     }
 
 
-def new_firm() -> str:
-    return "firm-" + secrets.token_hex(4)
-
-
 @dataclass
 class HttpResult:
     status: int
@@ -79,7 +79,7 @@ class HttpResult:
 class ErrorStack:
     resources: Resources
     env: dict[str, str]
-    capture_url: str
+    captured: EventCapture  # the qbsync events of ERROR_EVENTS
 
     # --- AWS side ------------------------------------------------------------------------------------
     @property
@@ -96,21 +96,11 @@ class ErrorStack:
 
     def drain(self, queue_env: str) -> list[dict[str, Any]]:
         """Every message on a queue (``OUTBOUND_QUEUE_URL`` / ``RETRY_QUEUE_URL``), parsed, deleted."""
-        return self._drain(self.env[queue_env])
+        return drain_queue(self.sqs, self.env[queue_env])
 
     def published(self) -> list[tuple[str, dict[str, Any]]]:
         """qbsync events captured so far (detail-type, detail)."""
-        return [(e["detail-type"], e["detail"]) for e in self._drain(self.capture_url)]
-
-    def _drain(self, url: str) -> list[dict[str, Any]]:
-        out = []
-        while True:
-            got = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-            if not got:
-                return out
-            for message in got:
-                out.append(json.loads(message["Body"]))
-                self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return [(e["detail-type"], e["detail"]) for e in self.captured.drain()]
 
     def seed(
         self,
@@ -188,30 +178,13 @@ def reset_caches() -> None:
     retry_wiring.clear()
 
 
-@pytest.fixture(scope="module")
-def events_capture(provisioned: Resources) -> str:
-    """A queue receiving every qbsync "Sync Error ..." event of the bus (a test-only rule)."""
-    c = clients(provisioned.endpoint_url, provisioned.region)
-    url = c["sqs"].create_queue(QueueName=f"h4-errors-{secrets.token_hex(4)}")["QueueUrl"]
-    arn = c["sqs"].get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    bus = provisioned.get_att("EventBus", "Name")
-    rule = f"h4-capture-{secrets.token_hex(4)}"
-    c["events"].put_rule(
-        Name=rule,
-        EventBusName=bus,
-        EventPattern=json.dumps(
-            {"source": ["qbsync"], "detail-type": ["Sync Error Raised", "Sync Error Resolved"]}
-        ),
-    )
-    c["events"].put_targets(Rule=rule, EventBusName=bus, Targets=[{"Id": "capture", "Arn": arn}])
-    return url
-
-
 @pytest.fixture
-def estack(aws_clean: Resources, function_env: Any, events_capture: str) -> Iterator[ErrorStack]:
+def estack(
+    aws_clean: Resources, function_env: Any, qbsync_events: Callable[..., EventCapture]
+) -> Iterator[ErrorStack]:
     env = function_env("RetryFanoutFunction")  # every function shares the Globals environment
     reset_caches()
-    s = ErrorStack(aws_clean, env, events_capture)
+    s = ErrorStack(aws_clean, env, qbsync_events(*ERROR_EVENTS))
     s.published()  # drop what earlier tests left
     yield s
     reset_caches()

@@ -11,10 +11,9 @@ from tests.integration.entity_sync.conftest import (
     new_firm,
     platform_event,
     stack,
-    sync_events_capture,
 )
 
-__all__ = ["stack", "sync_events_capture"]  # the entity-sync fixtures, used here
+__all__ = ["stack"]  # the entity-sync fixture, used here
 
 
 def invoice(firm: str, version: int) -> dict[str, Any]:

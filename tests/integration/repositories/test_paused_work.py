@@ -20,6 +20,7 @@ from qbsync.outbound.service import SyncService, event_envelope
 from qbsync.repositories.connections import CONNECTED, Connection
 from qbsync.repositories.paused import PausedWork
 
+from tests.fixtures.events import drain_queue as drain
 from tests.integration.entity_sync.conftest import platform_event
 from tests.integration.repositories.conftest import FakeClock, new_id
 
@@ -34,17 +35,6 @@ def queue(sqs) -> str:
     url = sqs.create_queue(QueueName=f"paused-{uuid.uuid4().hex[:8]}")["QueueUrl"]
     yield url
     sqs.delete_queue(QueueUrl=url)
-
-
-def drain(sqs, url: str) -> list[dict[str, Any]]:
-    out = []
-    while True:
-        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-        if not got:
-            return out
-        for message in got:
-            out.append(json.loads(message["Body"]))
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
 
 def envelope(firm: str, name: str, version: int, **data: Any) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """The retry fan-out on moto: the shared error-center fixtures (tests/integration/errorcenter/conftest.py)."""
 
-from tests.integration.errorcenter.conftest import estack, events_capture
+from tests.integration.errorcenter.conftest import estack
 
-__all__ = ["estack", "events_capture"]
+__all__ = ["estack"]

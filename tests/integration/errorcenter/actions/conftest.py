@@ -3,13 +3,12 @@
 Reuses the fixtures of tests/integration/api (``api``: the admin API handler behind proxy events with an
 authorizer context) and tests/integration/entity_sync (``stack``: the entity-sync handler, to put real records
 and errors in place through the normal sync path). Both run on the same moto tables and simulator company.
+The events the actions publish are collected by a subscription on the bus (tests/fixtures/events.py).
 """
 
 from __future__ import annotations
 
-import json
-import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,34 +17,16 @@ import qbsync.api.actions_routes as actions_routes
 from qbsync.models.commands import SYNC_COMMAND_KIND
 from qbsync.qbo.client import QboClient
 
-from local.stack.provision import Resources, clients
+from tests.fixtures.events import EventCapture
 from tests.integration.api.conftest import AdminApi, HttpResult, api  # noqa: F401 - fixture
 from tests.integration.entity_sync.conftest import (  # noqa: F401 - fixtures
     SyncStack,
     new_firm,
     platform_event,
     stack,
-    sync_events_capture,
 )
 
 ACTION_EVENTS = ["Sync Status Changed", "Sync Error Resolved", "Service Imported", "Service Delete Requested"]
-
-
-@pytest.fixture(scope="module")
-def actions_events_capture(provisioned: Resources) -> str:
-    """A queue receiving the qbsync events the actions publish (a test-only rule on the bus)."""
-    c = clients(provisioned.endpoint_url, provisioned.region)
-    url = c["sqs"].create_queue(QueueName=f"action-events-{secrets.token_hex(4)}")["QueueUrl"]
-    arn = c["sqs"].get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    bus = provisioned.get_att("EventBus", "Name")
-    rule = f"capture-actions-{secrets.token_hex(4)}"
-    c["events"].put_rule(
-        Name=rule,
-        EventBusName=bus,
-        EventPattern=json.dumps({"source": ["qbsync"], "detail-type": ACTION_EVENTS}),
-    )
-    c["events"].put_targets(Rule=rule, EventBusName=bus, Targets=[{"Id": "capture", "Arn": arn}])
-    return url
 
 
 @dataclass
@@ -54,7 +35,7 @@ class Env:
 
     api: AdminApi
     stack: SyncStack
-    events_url: str
+    captured: EventCapture  # the qbsync events of ACTION_EVENTS
     firm: str
 
     @property
@@ -72,16 +53,7 @@ class Env:
 
     def events(self) -> list[tuple[str, dict[str, Any]]]:
         """The action events published since the last call (drains the capture queue)."""
-        sqs = clients(self.stack.resources.endpoint_url, self.stack.resources.region)["sqs"]
-        out = []
-        while True:
-            got = sqs.receive_message(QueueUrl=self.events_url, MaxNumberOfMessages=10).get("Messages", [])
-            if not got:
-                return out
-            for message in got:
-                envelope = json.loads(message["Body"])
-                out.append((envelope["detail-type"], envelope["detail"]))
-                sqs.delete_message(QueueUrl=self.events_url, ReceiptHandle=message["ReceiptHandle"])
+        return [(envelope["detail-type"], envelope["detail"]) for envelope in self.captured.drain()]
 
     def commands(self) -> list[dict[str, Any]]:
         """The SyncCommands on the OutboundQueue (drained; other messages are dropped)."""
@@ -121,11 +93,15 @@ class _Tokens:
 
 
 @pytest.fixture
-def env(api: AdminApi, stack: SyncStack, actions_events_capture: str) -> Iterator[Env]:  # noqa: F811
+def env(
+    api: AdminApi,  # noqa: F811
+    stack: SyncStack,  # noqa: F811
+    qbsync_events: Callable[..., EventCapture],
+) -> Iterator[Env]:
     actions_routes.clear()
     firm = new_firm()
     stack.connect(firm)
-    e = Env(api, stack, actions_events_capture, firm)
+    e = Env(api, stack, qbsync_events(*ACTION_EVENTS), firm)
     e.events()  # drop what earlier tests left
     yield e
     actions_routes.clear()
