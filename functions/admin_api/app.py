@@ -9,7 +9,9 @@ failure to HTTP once:
 * a request that fails validation -> 400 naming the fields (never 422, never the values sent); so does a
   body that is not UTF-8 JSON (checked before routing: :func:`qbsync.api.common.body_problem`);
 * an unknown route -> 404 JSON;
-* anything else is a bug -> 500 ``internal error``, logged with its stack.
+* anything else is a bug -> 500 ``internal error``, logged with its stack;
+* a missing or bad setting (environment, secret field) is found at the start of the invocation
+  (:func:`qbsync.wiring.start`): logged with the setting's name, answered 500 with the request id.
 
 API Gateway routes every admin path to this function (a greedy ``/{proxy+}``) except ``/connection/*`` and
 ``/oauth/callback``, which stay on OAuthFunction (functions/oauth/app.py).
@@ -23,8 +25,9 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
+from qbsync import wiring
 from qbsync.api import actions_routes, common, errors_routes, records_routes, settings_routes
-from qbsync.errors import NotFound, QbsyncError
+from qbsync.errors import ConfigurationError, NotFound, QbsyncError
 from qbsync.observability import logger, metrics, tracer
 
 app = APIGatewayRestResolver(enable_validation=True)
@@ -59,6 +62,10 @@ def handle_unexpected_error(err: Exception) -> Response:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     metrics.add_metric(name="AdminApiRequests", unit="Count", value=1)
+    try:
+        wiring.start(wiring.admin_api)  # a missing or bad setting: a JSON 500 with the request id
+    except ConfigurationError as err:
+        return common.not_configured(err)
     problem = common.body_problem(event)
     if problem is not None:
         return common.refuse_body(problem)

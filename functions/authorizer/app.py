@@ -15,6 +15,7 @@ from typing import Any
 
 import jwt
 from qbsync.auth import ROLES
+from qbsync.errors import ConfigurationError
 from qbsync.observability import logger
 
 ISSUER = "platform"
@@ -96,4 +97,12 @@ def authorize(event: dict[str, Any], key: str) -> dict[str, Any]:
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return authorize(event, _signing_key())
+    try:
+        key = _signing_key()
+    except ConfigurationError as err:  # a missing or bad setting fails the invocation here, loudly
+        logger.error(
+            "configuration error: the invocation cannot start",
+            extra={"error": err.message, **err.context()},
+        )
+        raise
+    return authorize(event, key)

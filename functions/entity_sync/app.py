@@ -42,13 +42,12 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from qbsync.adapters.sqs import SqsSender
 from qbsync.errors import BadRequest, LeaseHeld, QbsyncError, RetryableError
 from qbsync.models.commands import SyncCommand, is_sync_command, parse_sync_command
 from qbsync.models.platform_events import parse_platform_event
 from qbsync.observability import context_keys, logger, metrics, tracer
-from qbsync.outbound.service import Outcome, sync_service
-from qbsync.settings import get_core_settings
+from qbsync.outbound.service import Outcome
+from qbsync.wiring import outbound_queue, start, sync_service
 
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
@@ -158,7 +157,7 @@ def visibility_for(err: QbsyncError, *, receive_count: int, jitter: float) -> in
 
 def _redeliver_after(record: SQSRecord, seconds: int) -> None:
     try:
-        SqsSender(get_core_settings().outbound_queue_url).change_visibility(record.receipt_handle, seconds)
+        outbound_queue().change_visibility(record.receipt_handle, seconds)
     except QbsyncError as err:
         # the queue's own visibility timeout applies instead: later, but nothing is lost
         logger.warning(
@@ -191,6 +190,7 @@ def _log_outcome(event_id: str, outcome: Outcome) -> None:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    start(sync_service)  # a missing or bad setting fails the invocation here, loudly
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

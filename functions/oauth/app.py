@@ -3,7 +3,9 @@
 Thin: each route parses its input, reads the caller from the authorizer context, calls one domain
 function of :class:`qbsync.connection.service.ConnectionService` and returns its model. Domain errors
 become HTTP once, in :func:`handle_qbsync_error` (``{"error": code, "message": ...}``); bad input is
-always a 4xx. The callback answers the browser with a small HTML page (never tokens).
+always a 4xx. The callback answers the browser with a small HTML page (never tokens). A missing or bad
+setting (environment, secret field) is found at the start of the invocation (:func:`qbsync.wiring.start`):
+logged with the setting's name, answered with a JSON 500 carrying the request id.
 """
 
 # No `from __future__ import annotations` here: pydantic resolves the request models' annotations eagerly.
@@ -17,9 +19,11 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from pydantic import BaseModel, ConfigDict
+from qbsync import wiring
 from qbsync.api.common import (
     body_problem,
     error_responses,
+    not_configured,
     qbsync_error_response,
     refuse_body,
     validation_error_response,
@@ -27,8 +31,7 @@ from qbsync.api.common import (
 from qbsync.auth import Caller, caller_from_event
 from qbsync.connection.models import CheckResult, ConnectionView, ConnectSettings, ConnectUrl
 from qbsync.connection.service import ConnectionService
-from qbsync.connection.wiring import connection_service
-from qbsync.errors import QbsyncError
+from qbsync.errors import ConfigurationError, QbsyncError
 from qbsync.observability import bind_context, logger, metrics, tracer
 
 # Validation on: request bodies are the pydantic models below (a bad body is a 400 naming the fields, see
@@ -49,7 +52,7 @@ class ConfirmSwitchRequest(BaseModel):
 
 
 def _service() -> ConnectionService:
-    return connection_service()
+    return wiring.connection_service()
 
 
 def _caller() -> Caller:
@@ -210,6 +213,10 @@ def handle_validation_error(err: RequestValidationError) -> Response:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     metrics.add_metric(name="ConnectionApiRequests", unit="Count", value=1)
+    try:
+        wiring.start(wiring.connection_api)  # a missing or bad setting: a JSON 500 with the request id
+    except ConfigurationError as err:
+        return not_configured(err)
     problem = body_problem(event)
     if problem is not None:
         return refuse_body(problem)

@@ -6,7 +6,7 @@ Each message is one of:
   matching errors become one ``SyncCommand`` per record on ``OutboundQueue``, idempotently per
   ``request_id`` (:class:`~qbsync.errorcenter.retry.RetryFanout`); a long fan-out continues in a new message;
 * a "Connection Changed" event of qbsync's bus with ``status = connected`` (``ConnectionResumeRule``): the
-  firm's paused work is resumed (``qbsync.repositories.paused.resume_paused``).
+  firm's paused work is resumed (:meth:`qbsync.repositories.paused.PausedWork.resume`).
 
 A malformed message is logged WITHOUT its content and reported as a batch-item failure: retried a few times,
 then parked in ``RetryDLQ`` (its alarm tells the operator), never dropped silently and never a crash of the
@@ -20,9 +20,10 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from qbsync.errorcenter.retry import WorkOutcome, body_of, retry_worker
+from qbsync.errorcenter.retry import WorkOutcome, body_of
 from qbsync.errors import BadRequest, QbsyncError
 from qbsync.observability import context_keys, logger, metrics, tracer
+from qbsync.wiring import retry_worker, start
 
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
@@ -96,6 +97,7 @@ def _log(message_id: str, outcome: WorkOutcome) -> None:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    start(retry_worker)  # a missing or bad setting fails the invocation here, loudly
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

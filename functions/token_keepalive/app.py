@@ -6,8 +6,8 @@ import time
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
+from qbsync import wiring
 from qbsync.connection.keepalive import keep_alive
-from qbsync.connection.wiring import connection_service
 from qbsync.observability import logger, metrics, tracer
 
 
@@ -17,7 +17,8 @@ from qbsync.observability import logger, metrics, tracer
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if isinstance(event, dict) and event.get("id"):
         logger.set_correlation_id(str(event["id"]))  # the schedule event's id ties the sweep's lines together
-    report = keep_alive(connection_service(), now=time.time)
+    wiring.start(wiring.connection_service)  # a missing or bad setting fails the invocation here, loudly
+    report = keep_alive(wiring.connection_service(), now=time.time)
     counts = report.as_dict()
     for name, value in counts.items():
         metrics.add_metric(name=f"KeepAlive_{name}", unit=MetricUnit.Count, value=value)

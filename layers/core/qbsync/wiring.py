@@ -1,31 +1,120 @@
-"""The production QBO client factory: one place that says how every qbsync QBO client is built.
+"""The one wiring module: every service of every function, built from the deployment's settings.
 
-Every QuickBooks call of every function (the outbound worker, the admin API's settings check, error actions
-and service import, the connection check) takes a slot of the realm's shared request budget
-(:mod:`qbsync.qbo.ratelimit`), so a busy admin and a busy sync worker together still stay under Intuit's
-per-realm limits.
+Handlers (``functions/*/app.py``) and the admin API's routes (:mod:`qbsync.api`) get their services here and
+nowhere else; nothing below this module imports it (the ``layers`` contract of ``make lint``).
+
+* **Shared parts**, one per container: the sync-state and error tables, the event bus publisher, the
+  outbound and retry queue senders, the connection service, the paced QBO client factory (every QuickBooks
+  call of every function takes a slot of the realm's shared request budget, :mod:`qbsync.qbo.ratelimit`,
+  so a busy admin and a busy sync worker together still stay under Intuit's per-realm limits) and
+  :func:`realm_clients` (the :class:`~qbsync.connection.clients.RealmClients` port every service asks for a
+  realm's client).
+* **Services**: ``build_*`` assembles one from the shared parts (tests call the builders too, with their own
+  table where they need one); the accessor of the same name without ``build_`` returns the container's
+  instance, built on first use (:class:`~qbsync.lazy.Lazy`).
+* :func:`start`: a handler calls it at the start of each invocation with what the invocation needs, so a
+  missing or bad setting (environment variable, secret field) fails the invocation there, loudly: one log
+  line naming the setting (never its value), then the ConfigurationError is raised.
+* :func:`reset`: tests that change the environment forget every cached service, setting, secret, AWS client
+  and the OAuth discovery document in one call.
+
+Nothing is built at import, so a handler module imports without AWS settings. Builders raise
+ConfigurationError (missing environment, secret fields).
 """
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeVar
 
+from qbsync.adapters import clear_default_clients
+from qbsync.adapters.dynamodb import DynamoTable
+from qbsync.adapters.eventbridge import EventPublisher
+from qbsync.adapters.kms import TokenCipher
+from qbsync.adapters.secrets import clear_caches as clear_secret_caches
+from qbsync.adapters.secrets import get_secret_field, get_secret_json
+from qbsync.adapters.sqs import SqsSender
+from qbsync.connection.clients import ConnectionRealmClients, QboClientFactory, RealmClients
+from qbsync.connection.events import ConnectionEvents
+from qbsync.connection.service import ConnectionService
+from qbsync.connection.state import StateSigner
+from qbsync.errorcenter.actions import RecordActions
+from qbsync.errorcenter.center import ErrorCenter
+from qbsync.errorcenter.retry import RetryFanout, RetryGuard, RetryRequests, RetryWorker
+from qbsync.errors import ConfigurationError
+from qbsync.inbound.services_import import ServicesImport
+from qbsync.lazy import Lazy
+from qbsync.observability import logger
+from qbsync.outbound.service import SyncService
 from qbsync.qbo.client import QboClient, TokenSource
+from qbsync.qbo.oauth import IntuitOAuthClient, clear_discovery_cache
+from qbsync.qbo.ratelimit import RealmRateLimiter
+from qbsync.qbo.reference import ReferenceCache
+from qbsync.repositories.connections import ConnectionsRepository
+from qbsync.repositories.error_log import ErrorLogRepository
+from qbsync.repositories.firm_settings import FirmSettingsRepository
+from qbsync.repositories.oauth_state import OAuthStateRepository
+from qbsync.repositories.paused import PausedWork
+from qbsync.repositories.records import RecordsRepository
+from qbsync.settings import clear as clear_settings
+from qbsync.settings import get_core_settings, get_qbo_settings
 
-__all__ = ["paced_client_factory"]
+__all__ = [
+    "RecordsWiring",
+    "SettingsWiring",
+    "admin_api",
+    "build_connection_service",
+    "build_error_center",
+    "build_record_actions",
+    "build_retry_requests",
+    "build_retry_worker",
+    "build_services_import",
+    "build_sync_service",
+    "connection_api",
+    "connection_service",
+    "error_center",
+    "error_log",
+    "outbound_queue",
+    "paced_client_factory",
+    "paused_work",
+    "realm_clients",
+    "record_actions",
+    "records_wiring",
+    "reset",
+    "retry_requests",
+    "retry_worker",
+    "services_import",
+    "settings_wiring",
+    "start",
+    "sync_service",
+    "sync_table",
+]
+
+T = TypeVar("T")
+
+#: every per-container singleton of this module, forgotten together by :func:`reset`
+_CACHED: list[Lazy[Any]] = []
 
 
-def paced_client_factory(table: Any | None = None) -> Callable[[str, TokenSource], QboClient]:
+def _once(build: Callable[[], T]) -> Callable[[], T]:
+    """The container's instance of ``build()``: built on first use, forgotten by :func:`reset`."""
+    cached = Lazy(build)
+    _CACHED.append(cached)
+    return cached.get
+
+
+# --- shared parts ------------------------------------------------------------------------------------
+
+
+def paced_client_factory(table: Any | None = None) -> QboClientFactory:
     """``(realm_id, tokens) -> QboClient`` from the deployment's settings, paced per realm.
 
     ``table``: the sync-state table adapter holding the rate windows (default: ``SYNC_TABLE_NAME``).
-    Raises ConfigurationError (missing env) when called, like the settings it reads.
     """
-    from qbsync.adapters.dynamodb import DynamoTable
-    from qbsync.qbo.ratelimit import RealmRateLimiter
-    from qbsync.settings import get_core_settings, get_qbo_settings
-
     qbo = get_qbo_settings()
     windows = table if table is not None else DynamoTable(get_core_settings().sync_table_name)
     limiter = RealmRateLimiter(windows)
@@ -40,3 +129,225 @@ def paced_client_factory(table: Any | None = None) -> Callable[[str, TokenSource
         )
 
     return client
+
+
+sync_table = _once(lambda: DynamoTable(get_core_settings().sync_table_name))
+_error_table = _once(lambda: DynamoTable(get_core_settings().error_table_name))
+_publisher = _once(lambda: EventPublisher(get_core_settings().event_bus_name))
+#: the OutboundQueue sender (re-enqueued events, sync commands, paused work resumed, early redelivery)
+outbound_queue = _once(lambda: SqsSender(get_core_settings().outbound_queue_url))
+_retry_queue = _once(lambda: SqsSender(get_core_settings().retry_queue_url))
+_paced_clients = _once(lambda: paced_client_factory(sync_table()))
+_records = _once(lambda: RecordsRepository(sync_table()))
+_firm_settings = _once(lambda: FirmSettingsRepository(sync_table()))
+error_log = _once(lambda: ErrorLogRepository(_error_table()))
+#: events parked while a firm is not connected, resumed by the retry fan-out
+paused_work = _once(lambda: PausedWork(sync_table(), outbound_queue()))
+
+
+def _intuit_app() -> tuple[str, str]:
+    app = get_secret_json(get_core_settings().intuit_app_secret_arn)
+    client_id, client_secret = app.get("client_id"), app.get("client_secret")
+    if not isinstance(client_id, str) or not isinstance(client_secret, str):
+        raise ConfigurationError(
+            "the Intuit app secret (INTUIT_APP_SECRET_ARN) lacks client_id / client_secret",
+            variables=["INTUIT_APP_SECRET_ARN"],
+        )
+    return client_id, client_secret
+
+
+def build_connection_service() -> ConnectionService:
+    """The connection lifecycle (OAuth, token providers, the connection check)."""
+    core = get_core_settings()
+    qbo = get_qbo_settings()
+    client_id, client_secret = _intuit_app()
+    table = sync_table()
+    return ConnectionService(
+        connections=ConnectionsRepository(table, TokenCipher(core.token_kms_key_id)),
+        states=OAuthStateRepository(table),
+        oauth=IntuitOAuthClient(
+            discovery_url=qbo.intuit_discovery_url, client_id=client_id, client_secret=client_secret
+        ),
+        # Fetched on first use: the keep-alive function never signs and has no access to this secret.
+        signer=StateSigner(partial(get_secret_field, core.state_signing_secret_arn, "key")),
+        events=ConnectionEvents(_publisher(), clock=time.time),
+        # Empty OAUTH_REDIRECT_URI (template default): the handler derives the API's own callback URL.
+        redirect_uri=getattr(qbo, "oauth_redirect_uri", None) or None,
+        qbo_client=_paced_clients(),
+    )
+
+
+connection_service = _once(build_connection_service)
+
+
+def _connections() -> ConnectionsRepository:
+    return connection_service().connections
+
+
+#: a realm's QuickBooks client with the firm's tokens, paced: the port every service calls QBO through
+realm_clients: Callable[[], RealmClients] = _once(
+    lambda: ConnectionRealmClients(connection_service(), _paced_clients())
+)
+
+
+# --- services ----------------------------------------------------------------------------------------
+
+
+def build_sync_service(*, table: DynamoTable | None = None, owner_id: str | None = None) -> SyncService:
+    """The outbound sync (``functions/entity_sync``).
+
+    ``table``: another sync-state table adapter for records, settings and parked work (tests that
+    interleave two workers); ``owner_id``: the lease owner (default: a new one per service).
+    """
+    table = table if table is not None else sync_table()
+    return SyncService(
+        connections=_connections(),
+        realm_clients=realm_clients(),
+        records=RecordsRepository(table),
+        table=table,
+        settings=FirmSettingsRepository(table),
+        errorlog=error_log(),
+        publisher=_publisher(),
+        requeue=outbound_queue(),
+        clock=time.time,
+        owner_id=owner_id or f"entity-sync-{uuid.uuid4().hex[:12]}",
+        app_base_url=get_qbo_settings().qbo_app_base_url,
+    )
+
+
+def build_record_actions() -> RecordActions:
+    """Admin actions on records and errors (``qbsync.api.actions_routes``)."""
+    return RecordActions(
+        connections=_connections(),
+        realm_clients=realm_clients(),
+        records=_records(),
+        settings=_firm_settings(),
+        errorlog=error_log(),
+        publisher=_publisher(),
+        outbound=outbound_queue(),
+        references=ReferenceCache(time.time),
+        clock=time.time,
+        app_base_url=get_qbo_settings().qbo_app_base_url,
+    )
+
+
+def build_services_import() -> ServicesImport:
+    """Copying services from QuickBooks (``qbsync.api.actions_routes``)."""
+    return ServicesImport(
+        connections=_connections(),
+        realm_clients=realm_clients(),
+        records=_records(),
+        publisher=_publisher(),
+    )
+
+
+def build_error_center() -> ErrorCenter:
+    """The error center's reads and skip (``qbsync.api.errors_routes``)."""
+    return ErrorCenter(errors=error_log(), records=_records(), publisher=_publisher())
+
+
+def build_retry_requests() -> RetryRequests:
+    """Resync requests of the admin API (``qbsync.api.errors_routes``)."""
+    return RetryRequests(errors=error_log(), guard=RetryGuard(sync_table()), retry_queue=_retry_queue())
+
+
+def build_retry_worker() -> RetryWorker:
+    """The RetryQueue worker (``functions/retry_fanout``): fan-out and resume of paused work."""
+    return RetryWorker(
+        fanout=RetryFanout(
+            errors=error_log(),
+            table=sync_table(),
+            outbound=outbound_queue(),
+            retry_queue=_retry_queue(),
+        ),
+        resume=paused_work().resume,
+    )
+
+
+sync_service = _once(build_sync_service)
+record_actions = _once(build_record_actions)
+services_import = _once(build_services_import)
+error_center = _once(build_error_center)
+retry_requests = _once(build_retry_requests)
+retry_worker = _once(build_retry_worker)
+
+
+@dataclass(frozen=True)
+class SettingsWiring:
+    """What the settings routes need (``qbsync.api.settings_routes``)."""
+
+    settings: FirmSettingsRepository
+    connections: ConnectionsRepository
+    clients: RealmClients
+    clock: Callable[[], float]
+
+
+@dataclass(frozen=True)
+class RecordsWiring:
+    """What the sync-status routes need (``qbsync.api.records_routes``)."""
+
+    records: RecordsRepository
+    connections: ConnectionsRepository
+
+
+settings_wiring = _once(
+    lambda: SettingsWiring(
+        settings=_firm_settings(), connections=_connections(), clients=realm_clients(), clock=time.time
+    )
+)
+records_wiring = _once(lambda: RecordsWiring(records=_records(), connections=_connections()))
+
+
+# --- what each handler needs at its start ------------------------------------------------------------
+
+
+def admin_api() -> None:
+    """Everything the admin API's routes use (``functions/admin_api``)."""
+    settings_wiring()
+    records_wiring()
+    record_actions()
+    services_import()
+    error_center()
+    retry_requests()
+
+
+def _state_signing_key() -> str:
+    return get_secret_field(get_core_settings().state_signing_secret_arn, "key")
+
+
+def connection_api() -> None:
+    """The connection routes and the OAuth callback (``functions/oauth``): the service and the state key."""
+    connection_service()
+    _state_signing_key()
+
+
+def start(*needs: Callable[[], object]) -> None:
+    """Build (or check) what an invocation needs, at its start.
+
+    Raises:
+        ConfigurationError: a setting is missing or invalid; logged once here, naming the setting
+            (``variables`` / the message: names and resource ids, never a value of a secret).
+    """
+    try:
+        for need in needs:
+            need()
+    except ConfigurationError as err:
+        logger.error(
+            "configuration error: the invocation cannot start",
+            extra={"error": err.message, **err.context()},
+        )
+        raise
+
+
+# --- tests -------------------------------------------------------------------------------------------
+
+
+def reset() -> None:
+    """Forget every cached service and shared part, and the settings, secrets, AWS clients and the OAuth
+    discovery document they were built from (tests that change the environment)."""
+    for cached in _CACHED:
+        cached.clear()
+    clear_settings()
+    clear_secret_caches()
+    clear_default_clients()
+    clear_discovery_cache()

@@ -18,14 +18,8 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-import qbsync.adapters._aws as aws_adapters
-import qbsync.api.records_routes as records_routes
-import qbsync.api.settings_routes as settings_routes
-import qbsync.connection.wiring as connection_wiring
-import qbsync.settings as settings
+from qbsync import wiring
 from qbsync.adapters.dynamodb import DynamoTable
-from qbsync.adapters.secrets import clear_caches as clear_secret_caches
-from qbsync.qbo.oauth import clear_discovery_cache
 from qbsync.repositories.connections import ConnectionsRepository
 from qbsync.repositories.records import RecordsRepository
 
@@ -52,16 +46,6 @@ class HttpResult:
 
     def json(self) -> Any:
         return json.loads(self.body)
-
-
-def reset_caches() -> None:
-    settings.clear()
-    clear_secret_caches()
-    aws_adapters.default_client.cache_clear()
-    connection_wiring.clear()
-    settings_routes.clear()
-    records_routes.clear()
-    clear_discovery_cache()
 
 
 @dataclass
@@ -148,6 +132,6 @@ def api(
     qbo_company: str,
 ) -> Iterator[AdminApi]:
     env = function_env("AdminApiFunction")
-    reset_caches()
+    wiring.reset()
     yield AdminApi(aws_clean, qbo_sim, qbo_company, intuit_app_secret.client_id, env)
-    reset_caches()
+    wiring.reset()

@@ -20,12 +20,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import jwt
 import pytest
-import qbsync.adapters._aws as aws_adapters
-import qbsync.connection.wiring as wiring
-import qbsync.settings as settings
 import requests
-from qbsync.adapters.secrets import clear_caches as clear_secret_caches
-from qbsync.qbo.oauth import clear_discovery_cache
+from qbsync import wiring
 
 from local.stack.provision import Resources, clients
 from tests.fixtures.events import EventCapture
@@ -124,14 +120,6 @@ class Api:
         return HttpResult(response["statusCode"], headers, response.get("body") or "")
 
 
-def reset_caches() -> None:
-    settings.clear()
-    clear_secret_caches()
-    aws_adapters.default_client.cache_clear()
-    wiring.clear()
-    clear_discovery_cache()
-
-
 @dataclass
 class Stack:
     api: Api
@@ -173,7 +161,7 @@ def stack(
     qbsync_events: Callable[..., EventCapture],
 ) -> Iterator[Stack]:
     function_env("OAuthFunction")
-    reset_caches()
+    wiring.reset()
     c = clients(aws_clean.endpoint_url, aws_clean.region)
     jwt_key = json.loads(
         c["secretsmanager"].get_secret_value(SecretId=aws_clean.ref("AdminJwtSecret"))["SecretString"]
@@ -182,4 +170,4 @@ def stack(
     stack = Stack(Api(jwt_key), aws_clean, qbo_sim, intuit_app_secret, captured)
     stack.connection_events()  # drain what earlier tests left
     yield stack
-    reset_caches()
+    wiring.reset()

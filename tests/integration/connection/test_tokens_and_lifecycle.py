@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 import pytest
-import qbsync.connection.wiring as wiring
+from qbsync import wiring
 from qbsync.adapters.dynamodb import DynamoTable
 from qbsync.adapters.kms import TokenCipher
 from qbsync.connection.tokens import TokenProvider

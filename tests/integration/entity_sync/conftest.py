@@ -20,14 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import qbsync.adapters._aws as aws_adapters
-import qbsync.connection.wiring as connection_wiring
-import qbsync.outbound.service as sync_wiring
-import qbsync.settings as settings
+from qbsync import wiring
 from qbsync.adapters.dynamodb import DynamoTable
-from qbsync.adapters.secrets import clear_caches as clear_secret_caches
 from qbsync.models.firm_settings import FirmSyncSettings
-from qbsync.qbo.oauth import clear_discovery_cache
 from qbsync.repositories.connections import ConnectionsRepository
 from qbsync.repositories.error_log import ErrorLogRepository
 from qbsync.repositories.firm_settings import FirmSettingsRepository
@@ -88,15 +83,6 @@ def sqs_record(body: Any, *, message_id: str | None = None) -> dict[str, Any]:
         "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:qbsync-outbound",
         "awsRegion": "us-east-1",
     }
-
-
-def reset_caches() -> None:
-    settings.clear()
-    clear_secret_caches()
-    aws_adapters.default_client.cache_clear()
-    connection_wiring.clear()
-    sync_wiring.clear()
-    clear_discovery_cache()
 
 
 @dataclass
@@ -164,10 +150,10 @@ def stack(
     qbsync_events: Callable[..., EventCapture],
 ) -> Iterator[SyncStack]:
     env = function_env("OAuthFunction")  # every function shares the Globals environment
-    reset_caches()
+    wiring.reset()
     captured = qbsync_events(*SYNC_EVENTS)
     s = SyncStack(aws_clean, qbo_sim, qbo_company, intuit_app_secret.client_id, env, captured)
     s.requeued()  # drop what earlier tests left
     s.published()
     yield s
-    reset_caches()
+    wiring.reset()

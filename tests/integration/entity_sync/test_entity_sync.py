@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 
+from qbsync import wiring
 from qbsync.adapters.sqs import SqsSender
 from qbsync.outbound.mapping import parse_marker
 from qbsync.repositories.connections import Tokens
-from qbsync.repositories.paused import PausedWork, resume_paused
+from qbsync.repositories.paused import PausedWork
 
 from tests.integration.entity_sync.conftest import (
     SyncStack,
@@ -239,8 +240,8 @@ def test_disconnected_firm_parks_the_event_and_resume_sends_it_back(stack: SyncS
         settings={},
         now=time.time(),
     )
-    assert resume_paused(firm) == 1
-    assert resume_paused(firm) == 0
+    assert wiring.paused_work().resume(firm) == 1
+    assert wiring.paused_work().resume(firm) == 0
     resumed = stack.requeued()
     assert [(e["detail-type"], e["detail"]["version"]) for e in resumed] == [("Service Updated", 2)]
     assert stack.deliver(*resumed) == {"batchItemFailures": []}

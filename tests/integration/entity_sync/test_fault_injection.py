@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-import qbsync.outbound.service as sync_wiring
+from qbsync import wiring
 from qbsync.models.platform_events import parse_platform_event
 from qbsync.outbound.mapping import parse_marker
 
@@ -231,7 +231,7 @@ class Worker:
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
-        service = sync_wiring.build_sync_service()  # the real wiring, its own lease owner id
+        service = wiring.build_sync_service()  # the real wiring, its own lease owner id
         module.sync_service = lambda: service
         self.module, self.name = module, name
 

@@ -9,31 +9,21 @@ OutboundQueue (``stack.requeued()`` drains it), so every count below is a count 
 from __future__ import annotations
 
 import random
-import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import qbsync.outbound.service as sync_wiring
+from qbsync import wiring
 from qbsync.adapters.dynamodb import DynamoTable
-from qbsync.adapters.eventbridge import EventPublisher
-from qbsync.adapters.sqs import SqsSender
-from qbsync.connection.wiring import connection_service
 from qbsync.models.platform_events import parse_platform_event
 from qbsync.outbound.service import SyncService
-from qbsync.qbo.client import QboClient, TokenSource
-from qbsync.repositories.error_log import ErrorLogRepository
-from qbsync.repositories.firm_settings import FirmSettingsRepository
-from qbsync.repositories.records import RecordsRepository
-from qbsync.settings import get_core_settings, get_qbo_settings
 
 from local.stack.provision import clients
 from tests.integration.entity_sync.conftest import (
     SyncStack,
     new_firm,
     platform_event,
-    reset_caches,
     untaxed_invoice,
 )
 
@@ -148,7 +138,7 @@ def test_a_crash_between_the_sync_and_the_release_is_repaired_by_the_redelivery(
     missing = sqs.create_queue(QueueName=f"gone-{firm}")["QueueUrl"]
     sqs.delete_queue(QueueUrl=missing)
     monkeypatch.setenv("OUTBOUND_QUEUE_URL", missing)
-    reset_caches()
+    wiring.reset()
     account = platform_event("client_account_created", firm)
     failed = stack.deliver(account)
     assert len(failed["batchItemFailures"]) == 1
@@ -160,7 +150,7 @@ def test_a_crash_between_the_sync_and_the_release_is_repaired_by_the_redelivery(
         assert record.requeued_by == "client_account#acct-100"
 
     monkeypatch.setenv("OUTBOUND_QUEUE_URL", stack.env["OUTBOUND_QUEUE_URL"])
-    reset_caches()
+    wiring.reset()
     # SQS redelivers the message: already_synced, and the release is done now
     assert stack.deliver(account) == {"batchItemFailures": []}
     released = stack.requeued()
@@ -193,32 +183,8 @@ class _InterleavingTable(DynamoTable):
 
 
 def _service_with(table: DynamoTable) -> SyncService:
-    """A second worker, wired like ``build_sync_service`` but on ``table``."""
-    core, qbo = get_core_settings(), get_qbo_settings()
-    connections = connection_service()
-
-    def client(realm_id: str, tokens: TokenSource) -> QboClient:
-        return QboClient(
-            base_url=qbo.qbo_api_base_url,
-            realm_id=realm_id,
-            tokens=tokens,
-            minor_version=qbo.qbo_minor_version,
-        )
-
-    return SyncService(
-        connections=connections.connections,
-        token_provider=lambda firm_id, realm_id: connections.token_provider(firm_id, realm_id),
-        qbo_client=client,
-        records=RecordsRepository(table),
-        table=table,
-        settings=FirmSettingsRepository(table),
-        errorlog=ErrorLogRepository(DynamoTable(core.error_table_name)),
-        publisher=EventPublisher(core.event_bus_name),
-        requeue=SqsSender(core.outbound_queue_url),
-        clock=time.time,
-        owner_id="entity-sync-interleaved",
-        app_base_url=qbo.qbo_app_base_url,
-    )
+    """A second worker, built by the production builder but on ``table``."""
+    return wiring.build_sync_service(table=table, owner_id="entity-sync-interleaved")
 
 
 def test_an_invoice_that_blocks_while_its_account_is_being_skipped_is_not_left_blocked(
@@ -253,7 +219,7 @@ def test_an_invoice_that_blocks_while_its_account_is_being_skipped_is_not_left_b
     assert stack.deliver(*released) == {"batchItemFailures": []}
     record = stack.records.get(firm, stack.realm_id, "invoice", "inv-630")
     assert record is not None and record.status == "synced"
-    sync_wiring.clear()
+    wiring.reset()
 
 
 def test_an_older_event_delivered_after_a_newer_blocked_one_does_not_overwrite_it(stack: SyncStack) -> None:

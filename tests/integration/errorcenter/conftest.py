@@ -15,12 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import qbsync.adapters._aws as aws_adapters
-import qbsync.settings as settings
+from qbsync import wiring
 from qbsync.adapters.dynamodb import DynamoTable
-from qbsync.adapters.secrets import clear_caches as clear_secret_caches
-from qbsync.errorcenter import center as center_wiring
-from qbsync.errorcenter import retry as retry_wiring
 from qbsync.errors import QbsyncError
 from qbsync.qbo.faults import FaultError, ParsedFault, error_from_fault
 from qbsync.repositories.error_log import ErrorEntry, ErrorLogRepository
@@ -170,21 +166,13 @@ class ErrorStack:
         return handler.lambda_handler({"Records": list(records)}, LambdaContext(remaining_ms=remaining_ms))
 
 
-def reset_caches() -> None:
-    settings.clear()
-    clear_secret_caches()
-    aws_adapters.default_client.cache_clear()
-    center_wiring.clear()
-    retry_wiring.clear()
-
-
 @pytest.fixture
 def estack(
     aws_clean: Resources, function_env: Any, qbsync_events: Callable[..., EventCapture]
 ) -> Iterator[ErrorStack]:
     env = function_env("RetryFanoutFunction")  # every function shares the Globals environment
-    reset_caches()
+    wiring.reset()
     s = ErrorStack(aws_clean, env, qbsync_events(*ERROR_EVENTS))
     s.published()  # drop what earlier tests left
     yield s
-    reset_caches()
+    wiring.reset()

@@ -134,8 +134,7 @@ def service(connections: Any, table, queue: str) -> SyncService:
 
     return SyncService(
         connections=connections,
-        token_provider=unused,
-        qbo_client=unused,
+        realm_clients=unused,  # type: ignore[arg-type]
         records=unused,  # type: ignore[arg-type]
         table=table,
         settings=unused,  # type: ignore[arg-type]

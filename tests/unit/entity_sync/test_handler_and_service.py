@@ -71,8 +71,7 @@ def _service(connection: Connection | None) -> SyncService:
 
     return SyncService(
         connections=NoConnections(connection),
-        token_provider=unused,
-        qbo_client=unused,
+        realm_clients=unused,  # type: ignore[arg-type]
         records=unused,  # type: ignore[arg-type]
         table=unused,  # type: ignore[arg-type]
         settings=unused,  # type: ignore[arg-type]

@@ -26,11 +26,10 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from qbsync import wiring
 from qbsync.api.common import caller_of, error_responses
-from qbsync.errorcenter import actions as record_actions_module
 from qbsync.errorcenter.actions import AccountActionResult, valid_display_name
 from qbsync.errors import BadRequest
-from qbsync.inbound import services_import as services_import_module
 from qbsync.observability import metrics
 
 __all__ = [
@@ -47,7 +46,6 @@ __all__ = [
     "MapCustomerBody",
     "ServiceActionView",
     "UnsyncView",
-    "clear",
     "router",
 ]
 
@@ -245,7 +243,7 @@ def sync_record(
     platform_id: PlatformId,
 ) -> Response[ManualSyncView]:
     caller = caller_of(router)
-    result = record_actions_module.record_actions().manual_sync(caller, entity_type, platform_id)
+    result = wiring.record_actions().manual_sync(caller, entity_type, platform_id)
     metrics.add_metric(name="ManualSyncQueued", unit="Count", value=1)
     view = ManualSyncView(
         request_id=result.request_id,
@@ -269,7 +267,7 @@ def sync_record(
 )
 def unsync_payment(platform_id: PlatformId) -> UnsyncView:
     caller = caller_of(router)
-    result = record_actions_module.record_actions().unsync_payment(caller, platform_id)
+    result = wiring.record_actions().unsync_payment(caller, platform_id)
     metrics.add_metric(name="PaymentUnsynced", unit="Count", value=1)
     return UnsyncView(
         payment_id=result.payment_id,
@@ -305,7 +303,7 @@ def search_qbo_customers(
     ] = None,
 ) -> CustomerList:
     caller = caller_of(router)
-    found = record_actions_module.record_actions().search_customers(caller, search)
+    found = wiring.record_actions().search_customers(caller, search)
     return CustomerList(
         customers=[
             CustomerView(id=c.id, display_name=c.display_name, company_name=c.company_name, balance=c.balance)
@@ -326,7 +324,7 @@ def search_qbo_customers(
 )
 def map_customer(error_id: ErrorId, body: Annotated[MapCustomerBody, Body()]) -> AccountActionView:
     caller = caller_of(router)
-    result = record_actions_module.record_actions().map_customer(caller, error_id, body.qbo_customer_id)
+    result = wiring.record_actions().map_customer(caller, error_id, body.qbo_customer_id)
     metrics.add_metric(name="AccountMapped", unit="Count", value=1)
     return _account_view(result)
 
@@ -346,7 +344,7 @@ def create_customer(
 ) -> AccountActionView:
     caller = caller_of(router)
     display_name = body.display_name if body is not None else None
-    result = record_actions_module.record_actions().create_customer(caller, error_id, display_name)
+    result = wiring.record_actions().create_customer(caller, error_id, display_name)
     metrics.add_metric(name="AccountCustomerCreated", unit="Count", value=1)
     return _account_view(result)
 
@@ -361,7 +359,7 @@ def create_customer(
 )
 def dont_sync_account(error_id: ErrorId) -> AccountActionView:
     caller = caller_of(router)
-    result = record_actions_module.record_actions().dont_sync(caller, error_id)
+    result = wiring.record_actions().dont_sync(caller, error_id)
     metrics.add_metric(name="AccountExcluded", unit="Count", value=1)
     return _account_view(result)
 
@@ -376,7 +374,7 @@ def dont_sync_account(error_id: ErrorId) -> AccountActionView:
 )
 def delete_service(error_id: ErrorId) -> ServiceActionView:
     caller = caller_of(router)
-    result = record_actions_module.record_actions().delete_service(caller, error_id)
+    result = wiring.record_actions().delete_service(caller, error_id)
     metrics.add_metric(name="ServiceDeleteRequested", unit="Count", value=1)
     return ServiceActionView(
         error_id=result.error_id, service_id=result.service_id, outcome="delete_requested"
@@ -397,7 +395,7 @@ def delete_service(error_id: ErrorId) -> ServiceActionView:
 )
 def list_service_candidates() -> CandidateList:
     caller = caller_of(router)
-    found = services_import_module.services_import().candidates(caller)
+    found = wiring.services_import().candidates(caller)
     return CandidateList(
         items=[
             CandidateView(
@@ -427,7 +425,7 @@ def list_service_candidates() -> CandidateList:
 )
 def copy_services(body: Annotated[CopyServicesBody, Body()]) -> CopyServicesView:
     caller = caller_of(router)
-    results = services_import_module.services_import().copy(caller, body.qbo_item_ids)
+    results = wiring.services_import().copy(caller, body.qbo_item_ids)
     metrics.add_metric(name="ServicesCopied", unit="Count", value=sum(r.outcome == "copied" for r in results))
     return CopyServicesView(
         results=[
@@ -440,9 +438,3 @@ def copy_services(body: Annotated[CopyServicesBody, Body()]) -> CopyServicesView
             for r in results
         ]
     )
-
-
-def clear() -> None:
-    """Forget the cached domain objects (tests that change the environment)."""
-    record_actions_module.clear()
-    services_import_module.clear()

@@ -21,7 +21,7 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from qbsync.auth import Caller, caller_from_event
-from qbsync.errors import QbsyncError, RetryableError, TooManyRequests
+from qbsync.errors import ConfigurationError, QbsyncError, RetryableError, TooManyRequests
 from qbsync.observability import bind_context, logger
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "body_problem",
     "caller_of",
     "error_responses",
+    "not_configured",
     "qbsync_error_response",
     "refuse_body",
     "unexpected_error_response",
@@ -119,7 +120,15 @@ def qbsync_error_response(err: QbsyncError) -> Response:
     else:
         logger.info("request refused", extra={"error_code": err.code, "status": status})
     message = err.message if status < 500 or isinstance(err, RetryableError) else "internal error"
-    return _json(status, {"error": err.code, "message": message}, headers)
+    body = {"error": err.code, "message": message}
+    if isinstance(err, ConfigurationError):
+        body["request_id"] = _request_id()  # what the operator looks for in the logs
+    return _json(status, body, headers)
+
+
+def _request_id() -> str:
+    # the API Gateway request id: the correlation id of every log line of this request
+    return str(logger.get_correlation_id() or "")
 
 
 def _where(loc: Sequence[Any]) -> str:
@@ -170,6 +179,20 @@ def body_problem(event: Mapping[str, Any]) -> str | None:
         except (binascii.Error, ValueError):  # UnicodeDecodeError is a ValueError
             return "body: not UTF-8 JSON"
     return None
+
+
+def not_configured(err: ConfigurationError) -> dict[str, Any]:
+    """The 500 proxy response of a request that cannot start: a setting is missing or invalid.
+
+    The handler's start-up check (:func:`qbsync.wiring.start`) has logged the setting's name; the answer
+    says nothing internal, only the request id to find that log line by.
+    """
+    return {
+        "statusCode": 500,
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": json.dumps({"error": err.code, "message": "internal error", "request_id": _request_id()}),
+        "isBase64Encoded": False,
+    }
 
 
 def refuse_body(problem: str) -> dict[str, Any]:

@@ -25,8 +25,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from qbsync import wiring
 from qbsync.api.common import caller_of, error_responses
-from qbsync.errorcenter import center, retry
+from qbsync.errorcenter.retry import RetryAccepted
 from qbsync.observability import metrics
 from qbsync.repositories.error_log import ErrorEntry
 
@@ -38,7 +39,6 @@ __all__ = [
     "HistoryEvent",
     "RetryAcceptedView",
     "RetryBody",
-    "clear",
     "router",
 ]
 
@@ -176,7 +176,7 @@ def _correlation_id() -> str | None:
     return request_id if isinstance(request_id, str) and 0 < len(request_id) <= 128 else None
 
 
-def _accepted(accepted: retry.RetryAccepted) -> Response[RetryAcceptedView]:
+def _accepted(accepted: RetryAccepted) -> Response[RetryAcceptedView]:
     metrics.add_metric(name=f"ResyncRequested_{accepted.scope}", unit="Count", value=1)
     view = RetryAcceptedView(
         request_id=accepted.request_id,
@@ -209,7 +209,7 @@ def list_errors(
     limit: Annotated[int, Query(ge=1, le=200, description="page size (1-200, default 50)")] = 50,
 ) -> ErrorPage:
     caller = caller_of(router)
-    entries, next_cursor = center.error_center().list(
+    entries, next_cursor = wiring.error_center().list(
         caller, category=category, status=status, entity_type=entity_type, limit=limit, cursor=cursor
     )
     return ErrorPage(errors=[ErrorSummary.of(e) for e in entries], next_cursor=next_cursor)
@@ -224,7 +224,7 @@ def list_errors(
 )
 def count_errors() -> ErrorCounts:
     caller = caller_of(router)
-    counts = center.error_center().counts(caller)
+    counts = wiring.error_center().counts(caller)
     return ErrorCounts(total=sum(counts.values()), by_category=counts)
 
 
@@ -239,7 +239,7 @@ def count_errors() -> ErrorCounts:
 )
 def retry_errors(body: RetryBody) -> Response[RetryAcceptedView]:
     caller = caller_of(router)
-    accepted = retry.retry_requests().retry(
+    accepted = wiring.retry_requests().retry(
         caller, body.scope, body.category, correlation_id=_correlation_id()
     )
     return _accepted(accepted)
@@ -255,7 +255,7 @@ def retry_errors(body: RetryBody) -> Response[RetryAcceptedView]:
 )
 def get_error(error_id: ErrorId) -> ErrorDetailView:
     caller = caller_of(router)
-    found = center.error_center().detail(caller, error_id)
+    found = wiring.error_center().detail(caller, error_id)
     entry = found.entry
     return ErrorDetailView(
         **_summary_fields(entry),
@@ -288,7 +288,7 @@ def _history(event: dict[str, Any]) -> HistoryEvent:
 )
 def skip_error(error_id: ErrorId) -> ErrorSummary:
     caller = caller_of(router)
-    entry = center.error_center().skip(caller, error_id, correlation_id=_correlation_id())
+    entry = wiring.error_center().skip(caller, error_id, correlation_id=_correlation_id())
     metrics.add_metric(name="ErrorSkipped", unit="Count", value=1)
     return ErrorSummary.of(entry)
 
@@ -303,11 +303,5 @@ def skip_error(error_id: ErrorId) -> ErrorSummary:
 )
 def resync_error(error_id: ErrorId) -> Response[RetryAcceptedView]:
     caller = caller_of(router)
-    accepted = retry.retry_requests().resync_error(caller, error_id, correlation_id=_correlation_id())
+    accepted = wiring.retry_requests().resync_error(caller, error_id, correlation_id=_correlation_id())
     return _accepted(accepted)
-
-
-def clear() -> None:
-    """Forget the cached domain objects (tests that change the environment)."""
-    center.clear()
-    retry.clear()

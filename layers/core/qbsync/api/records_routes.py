@@ -15,7 +15,6 @@ the summary reads every record of the firm once.
 import base64
 import binascii
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -25,11 +24,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from qbsync.api.common import caller_of, error_responses
 from qbsync.errors import BadRequest, NotFound
-from qbsync.lazy import Lazy
-from qbsync.repositories.connections import ConnectionsRepository
-from qbsync.repositories.records import RecordError, RecordsRepository, SyncRecord
+from qbsync.repositories.records import RecordError, SyncRecord
+from qbsync.wiring import RecordsWiring, records_wiring
 
-__all__ = ["RecordList", "RecordRow", "RecordsWiring", "SyncSummary", "clear", "router", "wiring"]
+__all__ = ["RecordList", "RecordRow", "SyncSummary", "router"]
 
 router = Router()
 
@@ -103,37 +101,6 @@ class SyncSummary(BaseModel):
     realm_id: str | None = Field(None, description="the QuickBooks company the counts are for")
     totals: StatusCounts
     by_entity_type: dict[EntityType, StatusCounts]
-
-
-@dataclass(frozen=True)
-class RecordsWiring:
-    records: RecordsRepository
-    connections: ConnectionsRepository
-
-
-def _build() -> RecordsWiring:
-    from qbsync.adapters.dynamodb import DynamoTable
-    from qbsync.connection.wiring import connection_service
-    from qbsync.settings import get_core_settings
-
-    core = get_core_settings()
-    return RecordsWiring(
-        records=RecordsRepository(DynamoTable(core.sync_table_name)),
-        connections=connection_service().connections,
-    )
-
-
-_wiring = Lazy(_build)
-
-
-def wiring() -> RecordsWiring:
-    """The container's wiring, built on first use."""
-    return _wiring.get()
-
-
-def clear() -> None:
-    """Forget the cached wiring (tests that change the environment)."""
-    _wiring.clear()
 
 
 def _error(error: RecordError) -> dict[str, Any]:
@@ -213,7 +180,7 @@ def list_sync_records(
     limit: Annotated[int, Query(description="rows per page", ge=1, le=200)] = 50,
 ) -> RecordList:
     caller = caller_of(router)
-    w = wiring()
+    w = records_wiring()
     realm_id = _realm(w, caller.firm_id)
     if realm_id is None:
         return RecordList(items=[])
@@ -251,7 +218,7 @@ def get_sync_record(
     ],
 ) -> RecordRow:
     caller = caller_of(router)
-    w = wiring()
+    w = records_wiring()
     realm_id = _realm(w, caller.firm_id)
     record = w.records.get(caller.firm_id, realm_id, entity_type, platform_id) if realm_id else None
     if record is None:
@@ -274,7 +241,7 @@ def _counts(per_status: dict[str, int]) -> StatusCounts:
 )
 def get_sync_summary() -> SyncSummary:
     caller = caller_of(router)
-    w = wiring()
+    w = records_wiring()
     realm_id = _realm(w, caller.firm_id)
     counts = w.records.count_by_status(caller.firm_id, realm_id) if realm_id else {}
     by_type = {t: _counts(counts.get(t, {})) for t in EntityType.__args__}  # type: ignore[attr-defined]

@@ -9,9 +9,6 @@ violation is named in one 400 answer.
 
 # No `from __future__ import annotations`: Powertools/pydantic read the route annotations at import.
 
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -22,17 +19,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from qbsync.api.common import WRITE_ROLES, caller_of, error_responses
 from qbsync.auth import require_role
 from qbsync.errors import BadRequest, Conflict
-from qbsync.lazy import Lazy
 from qbsync.models.firm_settings import FirmSyncSettings
 from qbsync.observability import logger, metrics
-from qbsync.qbo.client import QboClient
 from qbsync.qbo.reference import DEPOSIT_ACCOUNT_TYPES, EXPENSE_ACCOUNT_TYPES, INCOME_ACCOUNT_TYPES
-from qbsync.repositories.connections import CONNECTED, Connection, ConnectionsRepository
-from qbsync.repositories.firm_settings import FirmSettingsRepository
+from qbsync.repositories.connections import CONNECTED, Connection
+from qbsync.wiring import SettingsWiring, settings_wiring
 
 from . import settings_check
 
-__all__ = ["SettingsChoices", "SettingsView", "SettingsWiring", "clear", "router", "wiring"]
+__all__ = ["SettingsChoices", "SettingsView", "router"]
 
 router = Router()
 
@@ -75,51 +70,6 @@ class SettingsChoices(BaseModel):
     services: list[Choice] = Field(description="work_type_map values and default_service_id: Service items")
 
 
-@dataclass(frozen=True)
-class SettingsWiring:
-    """What the settings routes need (built once per container from qbsync.settings)."""
-
-    settings: FirmSettingsRepository
-    connections: ConnectionsRepository
-    qbo_client: Callable[[str, str], QboClient]  # (firm_id, realm_id) -> a client with the firm's tokens
-    clock: Callable[[], float]
-
-
-def _build() -> SettingsWiring:
-    from qbsync.adapters.dynamodb import DynamoTable
-    from qbsync.connection.wiring import connection_service
-    from qbsync.settings import get_core_settings
-    from qbsync.wiring import paced_client_factory
-
-    core = get_core_settings()
-    connections = connection_service()
-    table = DynamoTable(core.sync_table_name)
-    paced = paced_client_factory(table)
-
-    def client(firm_id: str, realm_id: str) -> QboClient:
-        return paced(realm_id, connections.token_provider(firm_id, realm_id))
-
-    return SettingsWiring(
-        settings=FirmSettingsRepository(table),
-        connections=connections.connections,
-        qbo_client=client,
-        clock=time.time,
-    )
-
-
-_wiring = Lazy(_build)
-
-
-def wiring() -> SettingsWiring:
-    """The container's wiring, built on first use (ConfigurationError when the environment is incomplete)."""
-    return _wiring.get()
-
-
-def clear() -> None:
-    """Forget the cached wiring (tests that change the environment)."""
-    _wiring.clear()
-
-
 def _view(w: SettingsWiring, firm_id: str, connection: Connection | None) -> SettingsView:
     stored = w.settings.find(firm_id)
     if stored is None:
@@ -143,7 +93,7 @@ def _view(w: SettingsWiring, firm_id: str, connection: Connection | None) -> Set
 )
 def get_settings() -> SettingsView:
     caller = caller_of(router)
-    w = wiring()
+    w = settings_wiring()
     return _view(w, caller.firm_id, w.connections.get(caller.firm_id))
 
 
@@ -167,9 +117,9 @@ def _connected(w: SettingsWiring, firm_id: str, what: str) -> Connection:
 def get_settings_choices() -> SettingsChoices:
     caller = caller_of(router)
     require_role(caller, *WRITE_ROLES)
-    w = wiring()
+    w = settings_wiring()
     connection = _connected(w, caller.firm_id, "listing its values")
-    qbo = w.qbo_client(caller.firm_id, connection.realm_id)
+    qbo = w.clients.qbo_for(caller.firm_id, connection.realm_id)
     ref = settings_check.load_reference(qbo)
     services = settings_check.load_services(qbo)
 
@@ -214,11 +164,11 @@ def get_settings_choices() -> SettingsChoices:
 def put_settings(settings: Annotated[FirmSyncSettings, Body()]) -> SettingsView:
     caller = caller_of(router)
     require_role(caller, *WRITE_ROLES)
-    w = wiring()
+    w = settings_wiring()
     connection = _connected(
         w, caller.firm_id, "changing the sync settings, they are checked against the QuickBooks company"
     )
-    qbo = w.qbo_client(caller.firm_id, connection.realm_id)
+    qbo = w.clients.qbo_for(caller.firm_id, connection.realm_id)
     ref = settings_check.load_reference(qbo)
     items = settings_check.load_items(qbo, settings_check.item_ids(settings))
     problems = settings_check.settings_problems(settings, ref, items)

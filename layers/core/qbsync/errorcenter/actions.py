@@ -54,13 +54,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from qbsync.auth import Caller, require_role
+from qbsync.connection.clients import RealmClients
 from qbsync.errors import (
     BadRequest,
     Conflict,
@@ -71,7 +71,6 @@ from qbsync.errors import (
     QboValidationError,
     QbsyncError,
 )
-from qbsync.lazy import Lazy
 from qbsync.models.commands import ENTITY_TYPES as COMMAND_ENTITY_TYPES
 from qbsync.models.commands import SyncCommand
 from qbsync.models.platform_events import ClientAccount, PlatformEvent, parse_platform_event
@@ -82,9 +81,8 @@ from qbsync.models.qbsync_events import (
 )
 from qbsync.outbound import mapping
 from qbsync.outbound.writer import DEFAULT_LEASE_SECONDS, ExactlyOnceWriter
-from qbsync.qbo.client import QboClient, TokenSource, deep_link, quote_literal
+from qbsync.qbo.client import QboClient, deep_link, quote_literal
 from qbsync.qbo.http import request_id_for
-from qbsync.qbo.reference import ReferenceCache
 from qbsync.repositories.connections import CONNECTED, Connection
 from qbsync.repositories.error_log import ErrorEntry, ErrorLogRepository
 from qbsync.repositories.firm_settings import FirmSettingsRepository
@@ -113,8 +111,6 @@ __all__ = [
     "ServiceActionResult",
     "UnsyncResult",
     "UnsyncedObject",
-    "clear",
-    "record_actions",
     "valid_display_name",
 ]
 
@@ -246,8 +242,7 @@ class RecordActions:
 
     Args:
         connections: ``ConnectionsRepository`` (``get(firm_id)``).
-        token_provider: ``(firm_id, realm_id) -> TokenSource``.
-        qbo_client: ``(realm_id, tokens) -> QboClient``.
+        realm_clients: a QBO client per firm and realm (:class:`~qbsync.connection.clients.RealmClients`).
         records: the records repository; ``settings``: firm settings (customer payloads).
         errorlog: the error center's repository.
         publisher: qbsync events (``EventPublisher``); ``outbound``: ``OutboundQueue`` sender (commands).
@@ -259,8 +254,7 @@ class RecordActions:
         self,
         *,
         connections: Connections,
-        token_provider: Callable[[str, str], TokenSource],
-        qbo_client: Callable[[str, TokenSource], QboClient],
+        realm_clients: RealmClients,
         records: RecordsRepository,
         settings: FirmSettingsRepository,
         errorlog: ErrorLogRepository,
@@ -273,8 +267,7 @@ class RecordActions:
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
     ) -> None:
         self._connections = connections
-        self._token_provider = token_provider
-        self._qbo_client = qbo_client
+        self._realm_clients = realm_clients
         self._records = records
         self._settings = settings
         self._errorlog = errorlog
@@ -896,7 +889,7 @@ class RecordActions:
             return None
 
     def _qbo(self, firm_id: str, realm_id: str) -> QboClient:
-        return self._qbo_client(realm_id, self._token_provider(firm_id, realm_id))
+        return self._realm_clients.qbo_for(firm_id, realm_id)
 
     def _send_commands(self, commands: list[SyncCommand]) -> None:
         if not commands:
@@ -970,48 +963,3 @@ def _customer(row: Mapping[str, Any]) -> QboCustomer:
         balance=f"{float(balance or 0):.2f}",
         active=row.get("Active") is not False,
     )
-
-
-# --- wiring ------------------------------------------------------------------------------------------
-
-
-def build_record_actions() -> RecordActions:
-    """Wired from the deployment's settings. Raises ConfigurationError (missing env / secret fields)."""
-    from qbsync.adapters.dynamodb import DynamoTable
-    from qbsync.adapters.eventbridge import EventPublisher
-    from qbsync.adapters.sqs import SqsSender
-    from qbsync.connection.wiring import connection_service
-    from qbsync.settings import get_core_settings, get_qbo_settings
-    from qbsync.wiring import paced_client_factory
-
-    core = get_core_settings()
-    qbo = get_qbo_settings()
-    connections = connection_service()
-    table = DynamoTable(core.sync_table_name)
-
-    return RecordActions(
-        connections=connections.connections,
-        token_provider=lambda firm_id, realm_id: connections.token_provider(firm_id, realm_id),
-        qbo_client=paced_client_factory(table),
-        records=RecordsRepository(table),
-        settings=FirmSettingsRepository(table),
-        errorlog=ErrorLogRepository(DynamoTable(core.error_table_name)),
-        publisher=EventPublisher(core.event_bus_name),
-        outbound=SqsSender(core.outbound_queue_url),
-        references=ReferenceCache(time.time),
-        clock=time.time,
-        app_base_url=qbo.qbo_app_base_url,
-    )
-
-
-_actions = Lazy(build_record_actions)
-
-
-def record_actions() -> RecordActions:
-    """The container's actions, built on first use."""
-    return _actions.get()
-
-
-def clear() -> None:
-    """Forget the cached actions (tests that change the environment)."""
-    _actions.clear()

@@ -19,17 +19,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from qbsync.adapters.dynamodb import DynamoTable
 from qbsync.auth import Caller, require_role
 from qbsync.catalog import CATEGORIES
 from qbsync.errors import NotFound, QbsyncError
-from qbsync.lazy import Lazy
 from qbsync.models.commands import ENTITY_TYPES
 from qbsync.models.qbsync_events import SyncErrorResolved
 from qbsync.repositories.error_log import ErrorEntry, ErrorLogRepository
 from qbsync.repositories.records import SYNCED, RecordsRepository
 
-__all__ = ["ErrorCenter", "ErrorDetail", "clear", "error_center"]
+__all__ = ["ErrorCenter", "ErrorDetail"]
 
 logger = logging.getLogger("qbsync.errorcenter.center")
 
@@ -150,29 +148,3 @@ class ErrorCenter:
         )
         logger.info("error skipped", extra={"firm_id": caller.firm_id, "error_id": entry.error_id})
         return entry
-
-
-def build_error_center() -> ErrorCenter:
-    """:class:`ErrorCenter` from ``qbsync.settings``. Raises ConfigurationError (missing env)."""
-    from qbsync.adapters.eventbridge import EventPublisher
-    from qbsync.settings import get_core_settings
-
-    core = get_core_settings()
-    return ErrorCenter(
-        errors=ErrorLogRepository(DynamoTable(core.error_table_name)),
-        records=RecordsRepository(DynamoTable(core.sync_table_name)),
-        publisher=EventPublisher(core.event_bus_name),
-    )
-
-
-_center = Lazy(build_error_center)
-
-
-def error_center() -> ErrorCenter:
-    """The container's :class:`ErrorCenter`, built on first use."""
-    return _center.get()
-
-
-def clear() -> None:
-    """Forget the cached center (tests that change the environment)."""
-    _center.clear()

@@ -14,7 +14,7 @@ Three parts, each over the tables and queues of ``qbsync.settings``:
   requested" on the error's history. Answers at once (202): the fan-out runs behind the queue.
 * :class:`RetryWorker` (``functions/retry_fanout``) - reads ``RetryQueue``: a RetryRequest fans out, a
   "Connection Changed" event (status ``connected``, ``ConnectionResumeRule``) resumes the firm's paused work
-  through ``qbsync.repositories.paused.resume_paused``.
+  through :meth:`qbsync.repositories.paused.PausedWork.resume`.
 
 Fan-out (:class:`RetryFanout`): the matching errors - scope ``error``: that one entry (open or skipped; an
 explicit resync also retries a skipped error); ``category`` / ``all``: OPEN entries only (skipped errors are
@@ -69,14 +69,12 @@ from qbsync.auth import Caller, require_role
 from qbsync.catalog import CATEGORIES
 from qbsync.errors import (
     BadRequest,
-    ConfigurationError,
     Conflict,
     NotFound,
     QbsyncError,
     RetryableError,
     TooManyRequests,
 )
-from qbsync.lazy import Lazy
 from qbsync.models.commands import (
     ENTITY_TYPES,
     RETRY_REQUEST_KIND,
@@ -97,9 +95,7 @@ __all__ = [
     "RetryRequests",
     "RetryWorker",
     "WorkOutcome",
-    "clear",
-    "retry_requests",
-    "retry_worker",
+    "body_of",
 ]
 
 logger = logging.getLogger("qbsync.errorcenter.retry")
@@ -666,23 +662,16 @@ class WorkOutcome:
     resumed: int = 0
 
 
-def _default_resume(firm_id: str) -> int:
-    try:
-        from qbsync.repositories.paused import resume_paused
-    except ImportError as exc:  # deployment error: the layer lacks the module
-        raise ConfigurationError("qbsync.repositories.paused.resume_paused is not available") from exc
-    return int(resume_paused(firm_id))
-
-
 class RetryWorker:
     """Handles one decoded RetryQueue body.
 
     Args:
         fanout: the fan-out.
-        resume: ``resume_paused(firm_id) -> int`` (default: ``qbsync.repositories.paused.resume_paused``).
+        resume: ``(firm_id) -> int``: resume the firm's paused work
+            (:meth:`qbsync.repositories.paused.PausedWork.resume`).
     """
 
-    def __init__(self, *, fanout: RetryFanout, resume: Callable[[str], int] = _default_resume) -> None:
+    def __init__(self, *, fanout: RetryFanout, resume: Callable[[str], int]) -> None:
         self._fanout = fanout
         self._resume = resume
 
@@ -711,58 +700,6 @@ class RetryWorker:
                 return WorkOutcome("ignored", firm_id)
             return WorkOutcome("resume", firm_id, resumed=self._resume(firm_id))
         raise BadRequest("the RetryQueue message is neither a retry request nor a Connection Changed event")
-
-
-# --- wiring ---------------------------------------------------------------------------------------------
-
-
-def build_retry_requests() -> RetryRequests:
-    """:class:`RetryRequests` (admin API) from ``qbsync.settings``; ConfigurationError when env is missing."""
-    from qbsync.adapters.sqs import SqsSender
-    from qbsync.settings import get_core_settings
-
-    core = get_core_settings()
-    return RetryRequests(
-        errors=ErrorLogRepository(DynamoTable(core.error_table_name)),
-        guard=RetryGuard(DynamoTable(core.sync_table_name)),
-        retry_queue=SqsSender(core.retry_queue_url),
-    )
-
-
-def build_retry_worker() -> RetryWorker:
-    """:class:`RetryWorker` (``functions/retry_fanout``) from ``qbsync.settings``."""
-    from qbsync.adapters.sqs import SqsSender
-    from qbsync.settings import get_core_settings
-
-    core = get_core_settings()
-    return RetryWorker(
-        fanout=RetryFanout(
-            errors=ErrorLogRepository(DynamoTable(core.error_table_name)),
-            table=DynamoTable(core.sync_table_name),
-            outbound=SqsSender(core.outbound_queue_url),
-            retry_queue=SqsSender(core.retry_queue_url),
-        )
-    )
-
-
-_requests = Lazy(build_retry_requests)
-_worker = Lazy(build_retry_worker)
-
-
-def retry_requests() -> RetryRequests:
-    """The container's :class:`RetryRequests`, built on first use."""
-    return _requests.get()
-
-
-def retry_worker() -> RetryWorker:
-    """The container's :class:`RetryWorker`, built on first use."""
-    return _worker.get()
-
-
-def clear() -> None:
-    """Forget the cached objects (tests that change the environment)."""
-    _requests.clear()
-    _worker.clear()
 
 
 def body_of(text: str) -> Any:

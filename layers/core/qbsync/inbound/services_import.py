@@ -30,16 +30,15 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
 from qbsync.auth import Caller, require_role
+from qbsync.connection.clients import RealmClients
 from qbsync.errors import BadRequest, Conflict
-from qbsync.lazy import Lazy
 from qbsync.models.qbsync_events import ServiceImported
-from qbsync.qbo.client import QboClient, TokenSource
 from qbsync.repositories.connections import CONNECTED, Connection
 from qbsync.repositories.records import RecordsRepository
 
@@ -49,9 +48,7 @@ __all__ = [
     "Candidate",
     "CopyResult",
     "ServicesImport",
-    "clear",
     "rate_type_of",
-    "services_import",
 ]
 
 logger = logging.getLogger("qbsync.inbound.services_import")
@@ -119,7 +116,7 @@ class ServicesImport:
     """Lists QBO items that can become platform services and publishes the copies (see the module doc).
 
     Args:
-        connections: ``ConnectionsRepository``; ``token_provider`` / ``qbo_client`` as for the sync service.
+        connections: ``ConnectionsRepository``; ``realm_clients``: QBO clients (``RealmClients``).
         records: the records repository (service names the platform has).
         publisher: qbsync events (``EventPublisher``).
     """
@@ -128,14 +125,12 @@ class ServicesImport:
         self,
         *,
         connections: Connections,
-        token_provider: Callable[[str, str], TokenSource],
-        qbo_client: Callable[[str, TokenSource], QboClient],
+        realm_clients: RealmClients,
         records: RecordsRepository,
         publisher: Publisher,
     ) -> None:
         self._connections = connections
-        self._token_provider = token_provider
-        self._qbo_client = qbo_client
+        self._realm_clients = realm_clients
         self._records = records
         self._publisher = publisher
 
@@ -207,7 +202,7 @@ class ServicesImport:
     # ------------------------------------------------------------------ steps
 
     def _candidates(self, firm_id: str, realm_id: str) -> list[Candidate]:
-        qbo = self._qbo_client(realm_id, self._token_provider(firm_id, realm_id))
+        qbo = self._realm_clients.qbo_for(firm_id, realm_id)
         types = ", ".join(f"'{t}'" for t in _LISTED_TYPES)
         rows = qbo.query_all(
             f"SELECT * FROM Item WHERE Active = true AND Type IN ({types}) ORDERBY Name"  # noqa: S608
@@ -259,40 +254,3 @@ class ServicesImport:
             status = connection.status if connection is not None else "not connected"
             raise Conflict(f"QuickBooks is not connected ({status.replace('_', ' ')}); connect it first")
         return connection
-
-
-# --- wiring ------------------------------------------------------------------------------------------
-
-
-def build_services_import() -> ServicesImport:
-    """Wired from the deployment's settings. Raises ConfigurationError (missing env / secret fields)."""
-    from qbsync.adapters.dynamodb import DynamoTable
-    from qbsync.adapters.eventbridge import EventPublisher
-    from qbsync.connection.wiring import connection_service
-    from qbsync.settings import get_core_settings
-    from qbsync.wiring import paced_client_factory
-
-    core = get_core_settings()
-    connections = connection_service()
-    table = DynamoTable(core.sync_table_name)
-
-    return ServicesImport(
-        connections=connections.connections,
-        token_provider=lambda firm_id, realm_id: connections.token_provider(firm_id, realm_id),
-        qbo_client=paced_client_factory(table),
-        records=RecordsRepository(table),
-        publisher=EventPublisher(core.event_bus_name),
-    )
-
-
-_import = Lazy(build_services_import)
-
-
-def services_import() -> ServicesImport:
-    """The container's instance, built on first use."""
-    return _import.get()
-
-
-def clear() -> None:
-    """Forget the cached instance (tests that change the environment)."""
-    _import.clear()

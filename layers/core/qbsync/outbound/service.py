@@ -6,7 +6,7 @@
    disconnected, switch pending) the event is parked in :class:`~qbsync.repositories.paused.PausedWork` (one
    item per record, the newest version kept) and the message is consumed: outcome ``paused``. When the
    connection is ``connected`` again the retry fan-out calls
-   :func:`~qbsync.repositories.paused.resume_paused`,
+   :meth:`~qbsync.repositories.paused.PausedWork.resume`,
    which sends every parked event back to ``OUTBOUND_QUEUE_URL``. Race: after parking, the connection is
    read again; if it is ``connected`` by now (the resume may have run before the park), this worker resumes
    the firm's parked work itself. Work is paused, never lost, and never waits in SQS retries or the DLQ. A
@@ -71,7 +71,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -80,8 +79,8 @@ from typing import Any, Protocol
 
 from qbsync.adapters.dynamodb import DynamoTable
 from qbsync.adapters.sqs import SqsMessage
+from qbsync.connection.clients import RealmClients
 from qbsync.errors import BadRequest, DataError, QbsyncError, RetryableError
-from qbsync.lazy import Lazy
 from qbsync.models.commands import SyncCommand
 from qbsync.models.firm_settings import FirmSyncSettings
 from qbsync.models.platform_events import (
@@ -100,7 +99,7 @@ from qbsync.outbound import mapping
 from qbsync.outbound.lookups import MARKER_TYPES, find_existing, lookup_statement, parse_marker
 from qbsync.outbound.mapping import MappingError, Resolved
 from qbsync.outbound.writer import DEFAULT_LEASE_SECONDS, ERROR_CATEGORIES, ExactlyOnceWriter
-from qbsync.qbo.client import QboClient, TokenSource, deep_link
+from qbsync.qbo.client import QboClient, deep_link
 from qbsync.qbo.reference import QboReference, ReferenceCache
 from qbsync.repositories.connections import CONNECTED, Connection
 from qbsync.repositories.firm_settings import FirmSettingsRepository
@@ -124,9 +123,7 @@ __all__ = [
     "Outcome",
     "SyncPaused",
     "SyncService",
-    "clear",
     "event_envelope",
-    "sync_service",
 ]
 
 logger = logging.getLogger("qbsync.outbound.service")
@@ -309,9 +306,8 @@ class SyncService:
     """Applies platform events to QuickBooks (see the module doc).
 
     Args:
-        connections: ``ConnectionsRepository`` (``get(firm_id)``).
-        token_provider: ``(firm_id, realm_id) -> TokenSource`` (``ConnectionService.token_provider``).
-        qbo_client: ``(realm_id, tokens) -> QboClient``.
+        connections: ``ConnectionsRepository`` (``get(firm_id)``: the firm's status and realm).
+        realm_clients: a QBO client per firm and realm (:class:`~qbsync.connection.clients.RealmClients`).
         records: the records repository; ``table``: the sync-state table (stored events of blocked records).
         settings: firm settings repository.
         errorlog: the error center (``ErrorLogRepository``).
@@ -326,8 +322,7 @@ class SyncService:
         self,
         *,
         connections: Connections,
-        token_provider: Callable[[str, str], TokenSource],
-        qbo_client: Callable[[str, TokenSource], QboClient],
+        realm_clients: RealmClients,
         records: RecordsRepository,
         table: DynamoTable,
         settings: FirmSettingsRepository,
@@ -344,8 +339,7 @@ class SyncService:
         if not owner_id:
             raise ValueError("owner_id is required")
         self._connections = connections
-        self._token_provider = token_provider
-        self._qbo_client = qbo_client
+        self._realm_clients = realm_clients
         self._records = records
         self._table = table
         self._settings = settings
@@ -479,7 +473,7 @@ class SyncService:
 
     def _run(self, event: PlatformEvent, entity_type: str, connection: Connection, *, force: bool) -> Outcome:
         realm_id = connection.realm_id
-        qbo = self._qbo_client(realm_id, self._token_provider(event.firm_id, realm_id))
+        qbo = self._realm_clients.qbo_for(event.firm_id, realm_id)
         job = self._job(event, entity_type, realm_id)
         job.force = force
 
@@ -1188,49 +1182,3 @@ def _ref(value: Any) -> str | None:
     if isinstance(value, Mapping) and value.get("value") is not None:
         return str(value["value"])
     return None
-
-
-# --- wiring ------------------------------------------------------------------------------------------
-
-
-def build_sync_service() -> SyncService:
-    """A fully wired service from the deployment's settings. Raises ConfigurationError (missing env)."""
-    from qbsync.adapters.eventbridge import EventPublisher
-    from qbsync.adapters.sqs import SqsSender
-    from qbsync.connection.wiring import connection_service
-    from qbsync.repositories.error_log import ErrorLogRepository
-    from qbsync.settings import get_core_settings, get_qbo_settings
-    from qbsync.wiring import paced_client_factory
-
-    core = get_core_settings()
-    qbo = get_qbo_settings()
-    connections = connection_service()
-    table = DynamoTable(core.sync_table_name)
-    return SyncService(
-        connections=connections.connections,
-        token_provider=lambda firm_id, realm_id: connections.token_provider(firm_id, realm_id),
-        # every QBO call is paced through the realm's shared counters (qbsync.qbo.ratelimit)
-        qbo_client=paced_client_factory(table),
-        records=RecordsRepository(table),
-        table=table,
-        settings=FirmSettingsRepository(table),
-        errorlog=ErrorLogRepository(DynamoTable(core.error_table_name)),
-        publisher=EventPublisher(core.event_bus_name),
-        requeue=SqsSender(core.outbound_queue_url),
-        clock=time.time,
-        owner_id=f"entity-sync-{uuid.uuid4().hex[:12]}",
-        app_base_url=qbo.qbo_app_base_url,
-    )
-
-
-_service = Lazy(build_sync_service)
-
-
-def sync_service() -> SyncService:
-    """The container's service, built on first use."""
-    return _service.get()
-
-
-def clear() -> None:
-    """Forget the cached service (tests that change the environment)."""
-    _service.clear()

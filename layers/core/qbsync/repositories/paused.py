@@ -44,7 +44,7 @@ from qbsync.errors import Conflict, QbsyncError
 from qbsync.models.commands import SyncCommand
 from qbsync.repositories.records import ENTITY_TYPES
 
-__all__ = ["PAUSED_PREFIX", "ParkedWork", "PausedWork", "resume_paused"]
+__all__ = ["PAUSED_PREFIX", "ParkedWork", "PausedWork"]
 
 logger = logging.getLogger("qbsync.repositories.paused")
 
@@ -266,15 +266,3 @@ class PausedWork:
             if not self.unpark(work.firm_id, work.entity_type, work.platform_id, work.token):
                 kept += 1  # parked again while we sent it: the newer item stays for the next resume
         return len(group), kept
-
-
-def resume_paused(firm_id: str) -> int:
-    """Resume the firm's parked work, wired from the deployment's settings (``SYNC_TABLE_NAME``,
-    ``OUTBOUND_QUEUE_URL``). Called by the retry fan-out when the firm's connection is ``connected`` again.
-    Returns how many records were sent back to ``OutboundQueue``. Raises ConfigurationError (missing env)
-    and the errors of :meth:`PausedWork.resume`."""
-    from qbsync.adapters.sqs import SqsSender
-    from qbsync.settings import get_core_settings
-
-    core = get_core_settings()
-    return PausedWork(DynamoTable(core.sync_table_name), SqsSender(core.outbound_queue_url)).resume(firm_id)

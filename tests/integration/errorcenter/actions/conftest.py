@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import qbsync.api.actions_routes as actions_routes
+from qbsync import wiring
 from qbsync.models.commands import SYNC_COMMAND_KIND
 from qbsync.qbo.client import QboClient
 
@@ -98,10 +98,10 @@ def env(
     stack: SyncStack,  # noqa: F811
     qbsync_events: Callable[..., EventCapture],
 ) -> Iterator[Env]:
-    actions_routes.clear()
+    wiring.reset()
     firm = new_firm()
     stack.connect(firm)
     e = Env(api, stack, qbsync_events(*ACTION_EVENTS), firm)
     e.events()  # drop what earlier tests left
     yield e
-    actions_routes.clear()
+    wiring.reset()
