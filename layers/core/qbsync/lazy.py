@@ -1,9 +1,9 @@
 """Per-container singletons: built on first use from the deployment's settings, forgotten on demand.
 
-Every wiring module (the sync service, the connection service, the admin API's route wiring, the retry
-fan-out) keeps one instance per Lambda container. :class:`Lazy` is that pattern once: thread-safe first
-build (the local stack and tests call handlers from several threads), ``clear()`` for tests that change the
-environment. Nothing is built at import, so a handler module imports without AWS settings.
+:mod:`qbsync.wiring` keeps one instance of every service and shared part per Lambda container.
+:class:`Lazy` is that pattern once: thread-safe first build (the local stack and tests call handlers from
+several threads), ``clear()`` (through ``qbsync.wiring.reset``) for tests that change the environment.
+Nothing is built at import, so a handler module imports without AWS settings.
 """
 
 from __future__ import annotations

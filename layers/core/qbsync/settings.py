@@ -7,7 +7,7 @@ missing variable fails the first invocation loudly instead of a random call deep
 
 Every getter raises :class:`qbsync.errors.ConfigurationError` naming the missing or invalid
 variables - never their values (ARNs and URLs are not secret, but the rule is simpler without
-exceptions). Tests change the environment and call :func:`clear`.
+exceptions). Tests change the environment and call :func:`qbsync.wiring.reset` (which calls :func:`clear`).
 """
 
 from __future__ import annotations
