@@ -302,11 +302,16 @@ records_wiring = _once(lambda: RecordsWiring(records=_records(), connections=_co
 
 
 def admin_api() -> None:
-    """Everything the admin API's routes use (``functions/admin_api``)."""
-    settings_wiring()
-    records_wiring()
-    record_actions()
-    services_import()
+    """What every route of the admin API needs (``functions/admin_api``): its environment and the error
+    center's services.
+
+    The routes that read the connection or call QuickBooks (settings, records, actions) also need the
+    Intuit app's credentials (``INTUIT_APP_SECRET_ARN``), which an operator writes after the first deploy:
+    until then the error center keeps working, and those routes build their services on first use and
+    answer the same JSON 500 with the request id (:func:`qbsync.api.common.qbsync_error_response`).
+    """
+    get_core_settings()
+    get_qbo_settings()
     error_center()
     retry_requests()
 

@@ -149,6 +149,30 @@ def test_an_api_handler_without_a_required_variable_answers_a_json_500_with_the_
     assert json.loads(logger.registered_formatter.format(line))["correlation_id"] == request_id
 
 
+def test_before_the_intuit_app_is_configured_routes_that_need_it_answer_a_json_500_with_the_request_id(
+    deployed: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The template creates the Intuit app secret with empty values; the operator fills it in after the
+    first deploy. The admin API still starts (the error center needs no Intuit app); a route that needs the
+    connection answers a JSON 500 with the request id and logs why."""
+    handler = load_function("admin_api", prefix="unit_start")
+    boto3.client("secretsmanager", region_name=REGION).put_secret_value(
+        SecretId=deployed["INTUIT_APP_SECRET_ARN"],
+        SecretString=json.dumps({"client_id": "", "client_secret": "", "webhook_verifier_token": ""}),
+    )
+    request_id = str(uuid.uuid4())
+    response = handler.lambda_handler(_api_event("/settings", request_id), LambdaContext())
+    assert response["statusCode"] == 500
+    assert json.loads(response["body"]) == {
+        "error": "configuration_error",
+        "message": "internal error",
+        "request_id": request_id,
+    }
+    assert _start_lines(caplog) == []  # the invocation started; the route found the problem
+    [line] = [r for r in caplog.records if r.getMessage() == "request failed: configuration error"]
+    assert "Intuit app" in str(line.__dict__)
+
+
 def test_a_deployment_with_every_setting_starts(deployed: dict[str, str]) -> None:
     """The fixture's environment is complete: the failures above are the removed variable's."""
     from qbsync import wiring

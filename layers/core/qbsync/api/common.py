@@ -115,7 +115,9 @@ def qbsync_error_response(err: QbsyncError) -> Response:
     retry_after = getattr(err, "retry_after", None)
     if isinstance(err, RetryableError | TooManyRequests) and retry_after:
         headers["Retry-After"] = str(max(1, round(retry_after)))
-    if status >= 500:
+    if isinstance(err, ConfigurationError):  # the message names the setting, never its value
+        logger.error("request failed: configuration error", extra={"error": err.message, **err.context()})
+    elif status >= 500:
         logger.error("request failed", extra={"error_code": err.code, **err.context()})
     else:
         logger.info("request refused", extra={"error_code": err.code, "status": status})
