@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from qbsync import vocab
 from qbsync.errors import (
     ConfigurationError,
     QbsyncError,
@@ -35,9 +36,9 @@ from qbsync.errors import (
     Throttled,
     UncertainOutcome,
 )
+from qbsync.vocab import ErrorCategory
 
 __all__ = [
-    "CATEGORIES",
     "CLASSES",
     "FAULTS",
     "REASONS",
@@ -47,44 +48,36 @@ __all__ = [
     "explain",
 ]
 
-ACCOUNTS = "Accounts"
-INVOICES = "Invoices"
-PAYMENTS = "Payments"
-REFUNDS = "Refunds"
-EXPENSES = "Expenses"
-SERVICES = "Services"
-CONTACTS = "Contacts"
-TAXES = "Taxes"
-CONNECTION = "Connection"
-#: Error-center categories (E.1), in display order.
-CATEGORIES: tuple[str, ...] = (
-    ACCOUNTS,
-    INVOICES,
-    PAYMENTS,
-    REFUNDS,
-    EXPENSES,
-    SERVICES,
-    CONTACTS,
-    TAXES,
-    CONNECTION,
-)
+ACCOUNTS: ErrorCategory = "Accounts"
+INVOICES: ErrorCategory = "Invoices"
+PAYMENTS: ErrorCategory = "Payments"
+REFUNDS: ErrorCategory = "Refunds"
+EXPENSES: ErrorCategory = "Expenses"
+SERVICES: ErrorCategory = "Services"
+CONTACTS: ErrorCategory = "Contacts"
+TAXES: ErrorCategory = "Taxes"
+CONNECTION: ErrorCategory = "Connection"
 
-# Platform entity types (snake_case or PascalCase) and QBO entity names → default category.
+
+def _key(name: str) -> str:
+    return name.replace("_", "").replace("-", "").lower()
+
+
+# Record types, platform entities, markers and QBO entities (qbsync.vocab), and a few more words an error's
+# entity may carry, normalised by _key → default category.
 _ENTITY_CATEGORY: dict[str, str] = {
-    "clientaccount": ACCOUNTS,
+    **{
+        _key(name): info.category
+        for info in vocab.RECORD_TYPE_INFO.values()
+        for name in (
+            info.record_type,
+            info.platform_entity or info.record_type,
+            info.marker,
+            *info.qbo_entities,
+        )
+    },
     "account": ACCOUNTS,
-    "customer": ACCOUNTS,
-    "service": SERVICES,
-    "item": SERVICES,
-    "invoice": INVOICES,
-    "payment": PAYMENTS,
-    "creditmemo": PAYMENTS,
     "credit": PAYMENTS,
-    "refund": REFUNDS,
-    "refundreceipt": REFUNDS,
-    "fee": EXPENSES,
-    "processingfee": EXPENSES,
-    "purchase": EXPENSES,
     "expense": EXPENSES,
     "vendor": EXPENSES,
     "contact": CONTACTS,
@@ -887,6 +880,6 @@ def _category(entry: _Entry, error: QbsyncError, entity_type: str | None) -> str
     if entry.category:
         return entry.category
     own = getattr(error, "category", None)
-    if isinstance(own, str) and own in CATEGORIES:
+    if isinstance(own, str) and own in vocab.ERROR_CATEGORIES:
         return own
     return category_for_entity(entity_type) or category_for_entity(error.entity) or ACCOUNTS

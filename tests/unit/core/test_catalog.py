@@ -10,7 +10,7 @@ import dataclasses
 import re
 
 import pytest
-from qbsync.catalog import CATEGORIES, FAULTS, REASONS, Explanation, category_for_entity, explain
+from qbsync.catalog import FAULTS, REASONS, Explanation, category_for_entity, explain
 from qbsync.errors import (
     ConfigurationError,
     DataError,
@@ -22,6 +22,7 @@ from qbsync.errors import (
 )
 from qbsync.outbound.mapping import MappingError
 from qbsync.qbo.faults import FaultError, ParsedFault, error_from_fault
+from qbsync.vocab import ERROR_CATEGORIES as CATEGORIES
 
 CLIENT_NAME = "Rivera & Sons LLC"
 

@@ -82,13 +82,3 @@ def test_retry_request_scopes_need_their_target() -> None:
         parse_retry_request({**base, "scope": "category", "category": "Stuff"})
     assert isinstance(RetryRequest.model_validate({**base, "scope": "all"}), RetryRequest)
 
-
-def test_retry_categories_are_the_error_center_categories() -> None:
-    from typing import get_args
-
-    from qbsync.catalog import CATEGORIES
-    from qbsync.outbound import service
-
-    (category_type, _none) = get_args(RetryRequest.model_fields["category"].annotation)
-    assert set(get_args(category_type)) == set(CATEGORIES)
-    assert set(service._ERROR_CATEGORIES) == set(CATEGORIES)  # the copy must not drift

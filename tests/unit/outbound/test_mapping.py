@@ -8,7 +8,6 @@ import pytest
 from qbsync.errors import DataError
 from qbsync.models.firm_settings import FirmSyncSettings, TaxMapping
 from qbsync.outbound.mapping import (
-    CATEGORIES,
     MappingError,
     Resolved,
     account_should_sync,
@@ -31,6 +30,7 @@ from qbsync.outbound.mapping import (
     refund_receipt_payload,
     round_half_up,
 )
+from qbsync.vocab import MAPPING_CATEGORIES
 
 from tests.unit.outbound.support import (
     account,
@@ -125,7 +125,7 @@ def test_mapping_error_is_a_data_error_with_context() -> None:
     with pytest.raises(MappingError) as err:
         invoice_payload(invoice(), Resolved(), REF, S)
     assert isinstance(err.value, DataError)
-    assert err.value.category in CATEGORIES
+    assert err.value.category in MAPPING_CATEGORIES
     assert err.value.context()["reason_code"] == "customer_not_synced"
     assert err.value.context()["category"] == "Invoices"
     assert "Sync the client account first" in str(err.value)

@@ -6,8 +6,9 @@ from decimal import Decimal
 
 import pytest
 from qbsync.errors import LeaseHeld
-from qbsync.outbound.writer import ERROR_CATEGORIES, marker, write_request_id
+from qbsync.outbound.writer import marker, write_request_id
 from qbsync.qbo.client import request_id_for
+from qbsync.vocab import RECORD_TYPES, record_error_category
 from qbsync.repositories.records import (
     BLOCKED,
     SYNCED,
@@ -47,15 +48,15 @@ def test_request_id_is_deterministic_per_logical_write():
 
 def test_marker_and_categories():
     assert marker("invoice", "inv_1") == "qbsync:invoice:inv_1"
-    assert set(ERROR_CATEGORIES) == {
-        "client_account",
-        "service",
-        "invoice",
-        "payment",
-        "credit_memo",
-        "fee",
-        "refund",
-        "credit_application",
+    assert {t: record_error_category(t) for t in RECORD_TYPES} == {
+        "client_account": "accounts",
+        "service": "services",
+        "invoice": "invoices",
+        "payment": "payments",
+        "credit_memo": "payments",
+        "fee": "expenses",
+        "refund": "refunds",
+        "credit_application": "payments",
     }
 
 

@@ -31,6 +31,7 @@ from qbsync.api.common import caller_of, error_responses
 from qbsync.errorcenter.actions import AccountActionResult, valid_display_name
 from qbsync.errors import BadRequest
 from qbsync.observability import metrics
+from qbsync.vocab import SyncableType
 
 __all__ = [
     "AccountActionView",
@@ -51,7 +52,7 @@ __all__ = [
 
 router = Router()
 
-SyncEntityType = Literal["client_account", "service", "invoice", "payment", "refund", "fee"]
+SyncEntityType = SyncableType
 ID_PATTERN = r"^[A-Za-z0-9_.:@-]{1,128}$"
 QBO_ID_PATTERN = r"^[0-9]{1,20}$"
 PlatformId = Annotated[str, Path(pattern=ID_PATTERN, description="the record's platform id")]

@@ -30,6 +30,7 @@ from qbsync.api.common import caller_of, error_responses
 from qbsync.errorcenter.retry import RetryAccepted
 from qbsync.observability import metrics
 from qbsync.repositories.error_log import ErrorEntry
+from qbsync.vocab import ErrorCategory
 
 __all__ = [
     "ErrorCounts",
@@ -44,9 +45,7 @@ __all__ = [
 
 router = Router()
 
-Category = Literal[
-    "Accounts", "Invoices", "Payments", "Refunds", "Expenses", "Services", "Contacts", "Taxes", "Connection"
-]
+Category = ErrorCategory
 Status = Literal["open", "resolved", "skipped"]
 ErrorId = Annotated[
     str, Path(pattern=r"^[A-Za-z0-9_.-]{1,80}$", description="the error's id (from GET /errors)")

@@ -25,15 +25,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from qbsync.api.common import caller_of, error_responses
 from qbsync.errors import BadRequest, NotFound
 from qbsync.repositories.records import RecordError, SyncRecord
+from qbsync.vocab import RecordType
 from qbsync.wiring import RecordsWiring, records_wiring
 
 __all__ = ["RecordList", "RecordRow", "SyncSummary", "router"]
 
 router = Router()
 
-EntityType = Literal[
-    "client_account", "service", "invoice", "payment", "credit_memo", "credit_application", "fee", "refund"
-]
+EntityType = RecordType
 Status = Literal["not_synced", "syncing", "synced", "failed", "skipped", "blocked"]
 ID_PATTERN = r"^[A-Za-z0-9_.:@-]{1,128}$"
 _CURSOR_MAX = 2048

@@ -59,6 +59,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from qbsync import vocab
 from qbsync.auth import Caller, require_role
 from qbsync.connection.clients import RealmClients
 from qbsync.errors import (
@@ -71,7 +72,6 @@ from qbsync.errors import (
     QboValidationError,
     QbsyncError,
 )
-from qbsync.models.commands import ENTITY_TYPES as COMMAND_ENTITY_TYPES
 from qbsync.models.commands import SyncCommand
 from qbsync.models.platform_events import ClientAccount, PlatformEvent, parse_platform_event
 from qbsync.models.qbsync_events import (
@@ -125,14 +125,6 @@ NOT_RECEIVED = "qbsync has not received this record from the platform yet"
 #: statuses a manual sync may start from (C.6)
 MANUAL_SYNC_FROM = (NOT_SYNCED, FAILED, SKIPPED, BLOCKED)
 _NEEDS_ACCOUNT = ("invoice", "payment", "refund")
-_EVENT_ENTITY = {
-    "client_account": "ClientAccount",
-    "service": "Service",
-    "invoice": "Invoice",
-    "payment": "Payment",
-    "refund": "Refund",
-    "fee": "ProcessingFee",
-}
 _DISPLAY_NAME_MAX = 100
 _DISPLAY_NAME_FORBIDDEN = re.compile(r"[:\t\n\r]")
 _SEARCH_MAX_ROWS = 50
@@ -291,8 +283,8 @@ class RecordActions:
                 ``err.extra["account_id"]``).
         """
         require_role(caller, *_WRITE_ROLES)
-        if entity_type not in COMMAND_ENTITY_TYPES:
-            raise BadRequest(f"entity_type must be one of {', '.join(COMMAND_ENTITY_TYPES)}")
+        if entity_type not in vocab.SYNCABLE_TYPES:
+            raise BadRequest(f"entity_type must be one of {', '.join(vocab.SYNCABLE_TYPES)}")
         connection = self._connection(caller)
         realm_id = connection.realm_id
         record = self._record(caller.firm_id, realm_id, entity_type, platform_id)
@@ -381,7 +373,7 @@ class RecordActions:
                 firm_id, realm_id, r.entity_type, r.platform_id, NOT_SYNCED, correlation_id=None
             )
             for r in targets
-            if r.entity_type in _EVENT_ENTITY
+            if r.entity_type in vocab.EVENT_ENTITY_OF
         ]
         self._publisher.publish(events)
         logger.info(
@@ -658,7 +650,10 @@ class RecordActions:
             obj = qbo.create("Customer", payload, request_id=request_id)
         except DataError as err:
             original = current.error or RecordError(
-                code=err.code, category="accounts", message=err.message[:1000], qbo_code=err.qbo_code
+                code=err.code,
+                category=vocab.record_error_category("client_account"),
+                message=err.message[:1000],
+                qbo_code=err.qbo_code,
             )
             self._records.mark_failed(
                 firm_id,
@@ -808,7 +803,7 @@ class RecordActions:
                 correlation_id=request_id,
             )
             for r in self._records.blocked_on(caller.firm_id, realm_id, ("client_account", account_id))
-            if r.entity_type in COMMAND_ENTITY_TYPES
+            if r.entity_type in vocab.SYNCABLE_TYPES
         ]
         self._send_commands(commands)
         return len(commands)
@@ -830,7 +825,7 @@ class RecordActions:
                     correlation_id=_new_request_id(),
                     error_id=entry.error_id,
                     category=entry.category,  # type: ignore[arg-type]
-                    entity_type=_EVENT_ENTITY.get(entry.entity_type),  # type: ignore[arg-type]
+                    entity_type=vocab.EVENT_ENTITY_OF.get(entry.entity_type),
                     platform_id=entry.platform_id,
                     resolution=resolution,  # type: ignore[arg-type]
                     resolved_by=caller.user_id,
@@ -915,7 +910,7 @@ class RecordActions:
             firm_id=firm_id,
             correlation_id=correlation_id or _new_request_id(),
             realm_id=realm_id,
-            entity_type=_EVENT_ENTITY[entity_type],  # type: ignore[arg-type]
+            entity_type=vocab.EVENT_ENTITY_OF[entity_type],
             platform_id=platform_id,
             status=status,  # type: ignore[arg-type]
             qbo_id=record.qbo_id if record is not None else None,

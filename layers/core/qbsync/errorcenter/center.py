@@ -19,10 +19,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from qbsync import vocab
 from qbsync.auth import Caller, require_role
-from qbsync.catalog import CATEGORIES
 from qbsync.errors import NotFound, QbsyncError
-from qbsync.models.commands import ENTITY_TYPES
 from qbsync.models.qbsync_events import SyncErrorResolved
 from qbsync.repositories.error_log import ErrorEntry, ErrorLogRepository
 from qbsync.repositories.records import SYNCED, RecordsRepository
@@ -30,17 +29,6 @@ from qbsync.repositories.records import SYNCED, RecordsRepository
 __all__ = ["ErrorCenter", "ErrorDetail"]
 
 logger = logging.getLogger("qbsync.errorcenter.center")
-
-#: record entity type -> the EntityType of qbsync events
-_EVENT_ENTITY = {
-    "client_account": "ClientAccount",
-    "service": "Service",
-    "invoice": "Invoice",
-    "payment": "Payment",
-    "refund": "Refund",
-    "fee": "ProcessingFee",
-    "contact": "Contact",
-}
 
 
 class Publisher(Protocol):
@@ -109,7 +97,7 @@ class ErrorCenter:
         if entry is None:
             raise NotFound("no such error")
         record = None
-        if entry.realm_id and entry.entity_type in ENTITY_TYPES:
+        if entry.realm_id and entry.entity_type in vocab.SYNCABLE_TYPES:
             try:
                 record = self._records.get(
                     caller.firm_id, entry.realm_id, entry.entity_type, entry.platform_id, consistent=False
@@ -130,15 +118,15 @@ class ErrorCenter:
         require_role(caller, "owner", "admin")
         entry = self._errors.skip(caller.firm_id, error_id, now=self._clock(), by=caller.user_id)
         open_count = sum(self._errors.counts(caller.firm_id).values())
-        category = entry.category if entry.category in CATEGORIES else "Connection"
+        category = entry.category if entry.category in vocab.ERROR_CATEGORIES else "Connection"
         self._publisher.publish(
             [
                 SyncErrorResolved(
                     firm_id=caller.firm_id,
                     correlation_id=correlation_id or uuid.uuid4().hex,
                     error_id=entry.error_id,
-                    category=category,  # type: ignore[arg-type]  # one of CATEGORIES
-                    entity_type=_EVENT_ENTITY.get(entry.entity_type),  # type: ignore[arg-type]
+                    category=category,  # type: ignore[arg-type]  # one of vocab.ERROR_CATEGORIES
+                    entity_type=vocab.EVENT_ENTITY_OF.get(entry.entity_type),
                     platform_id=entry.platform_id,
                     resolution="skipped",
                     resolved_by=caller.user_id,

@@ -63,10 +63,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from qbsync import vocab
 from qbsync.adapters.dynamodb import DynamoTable
 from qbsync.adapters.sqs import SqsMessage
 from qbsync.auth import Caller, require_role
-from qbsync.catalog import CATEGORIES
 from qbsync.errors import (
     BadRequest,
     Conflict,
@@ -76,7 +76,6 @@ from qbsync.errors import (
     TooManyRequests,
 )
 from qbsync.models.commands import (
-    ENTITY_TYPES,
     RETRY_REQUEST_KIND,
     RetryRequest,
     SyncCommand,
@@ -143,7 +142,7 @@ class Publisher(Protocol):
 def _guard_key(firm_id: str, scope: str, category: str | None) -> dict[str, str]:
     if scope == "all":
         return {"pk": f"FIRM#{firm_id}", "sk": "RETRYALL"}
-    if scope == "category" and category in CATEGORIES:
+    if scope == "category" and category in vocab.ERROR_CATEGORIES:
         return {"pk": f"FIRM#{firm_id}", "sk": f"RETRYCAT#{category.lower()}"}
     raise BadRequest("only 'all' and 'category' retries are throttled")
 
@@ -297,8 +296,8 @@ class RetryRequests:
             category with scope ``all``. TooManyRequests: the same retry ran less than 3 minutes ago.
         """
         require_role(caller, "owner", "admin")
-        if scope == "category" and category not in CATEGORIES:
-            raise BadRequest(f"category must be one of {', '.join(CATEGORIES)}")
+        if scope == "category" and category not in vocab.ERROR_CATEGORIES:
+            raise BadRequest(f"category must be one of {', '.join(vocab.ERROR_CATEGORIES)}")
         if scope == "all" and category is not None:
             raise BadRequest("category is only allowed with scope 'category'")
         if scope not in ("category", "all"):
@@ -308,7 +307,7 @@ class RetryRequests:
             firm_id=caller.firm_id,
             request_id=_new_request_id(),
             scope=scope,
-            category=category,  # type: ignore[arg-type]  # checked against CATEGORIES above
+            category=category,  # type: ignore[arg-type]  # checked against vocab.ERROR_CATEGORIES above
             requested_by=caller.user_id,
             requested_at=now,
             correlation_id=correlation_id,
@@ -511,7 +510,7 @@ class RetryFanout:
     def _process(self, request: RetryRequest, entries: Sequence[ErrorEntry], result: FanoutResult) -> None:
         usable: dict[tuple[str, str], ErrorEntry] = {}
         for entry in entries:
-            if entry.entity_type not in ENTITY_TYPES:
+            if entry.entity_type not in vocab.SYNCABLE_TYPES:
                 result.unsupported += 1
                 continue
             usable.setdefault((entry.entity_type, entry.platform_id), entry)
@@ -528,7 +527,7 @@ class RetryFanout:
             SqsMessage(
                 body=SyncCommand(
                     firm_id=request.firm_id,
-                    entity_type=entry.entity_type,  # type: ignore[arg-type]  # checked against ENTITY_TYPES
+                    entity_type=entry.entity_type,  # type: ignore[arg-type]  # checked against vocab.SYNCABLE_TYPES
                     platform_id=entry.platform_id,
                     reason=reason,
                     request_id=request.request_id,

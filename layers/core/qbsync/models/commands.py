@@ -22,9 +22,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from qbsync.errors import BadRequest
+from qbsync.vocab import ErrorCategory, SyncableType
 
 __all__ = [
-    "ENTITY_TYPES",
     "RETRY_REQUEST_KIND",
     "SYNC_COMMAND_KIND",
     "RetryRequest",
@@ -36,12 +36,7 @@ __all__ = [
 
 SYNC_COMMAND_KIND = "qbsync.sync_record.v1"
 RETRY_REQUEST_KIND = "qbsync.retry_request.v1"
-#: record entity types (qbsync.repositories.records)
-ENTITY_TYPES = ("client_account", "service", "invoice", "payment", "refund", "fee")
-
 _ID = r"^[A-Za-z0-9_.:@-]{1,128}$"
-
-EntityType = Literal["client_account", "service", "invoice", "payment", "refund", "fee"]
 
 
 class SyncCommand(BaseModel):
@@ -57,7 +52,7 @@ class SyncCommand(BaseModel):
 
     kind: Literal["qbsync.sync_record.v1"] = "qbsync.sync_record.v1"
     firm_id: str = Field(pattern=_ID)
-    entity_type: EntityType
+    entity_type: SyncableType
     platform_id: str = Field(pattern=_ID)
     reason: Literal["manual_sync", "resync_error", "retry_category", "retry_all", "resume", "scheduled"]
     force: bool = False
@@ -80,20 +75,7 @@ class RetryRequest(BaseModel):
     request_id: str = Field(pattern=_ID)
     scope: Literal["error", "category", "all"]
     error_id: str | None = Field(default=None, max_length=200)
-    category: (
-        Literal[
-            "Accounts",
-            "Invoices",
-            "Payments",
-            "Refunds",
-            "Expenses",
-            "Services",
-            "Contacts",
-            "Taxes",
-            "Connection",
-        ]
-        | None
-    ) = None
+    category: ErrorCategory | None = None
     requested_by: str | None = Field(default=None, max_length=128)
     requested_at: float
     correlation_id: str | None = Field(default=None, max_length=128)

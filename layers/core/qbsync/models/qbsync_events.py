@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import AwareDatetime, ConfigDict, Field
 
 from qbsync.models.common import Address, Currency, Email, EventModel, Id, Money, NonNegativeMoney, Phone
+from qbsync.vocab import ErrorCategory, PlatformEntity
 
 __all__ = [
     "QBSYNC_EVENT_TYPES",
@@ -41,10 +42,7 @@ __all__ = [
 
 QBSYNC_SOURCE = "qbsync"
 
-EntityType = Literal["ClientAccount", "Contact", "Service", "Invoice", "Payment", "Refund", "ProcessingFee"]
-ErrorCategory = Literal[
-    "Accounts", "Invoices", "Payments", "Refunds", "Expenses", "Services", "Contacts", "Taxes", "Connection"
-]
+EntityType = PlatformEntity
 SyncStatus = Literal["not_synced", "syncing", "synced", "failed", "skipped"]
 NotifyRole = Literal["owner", "admin", "staff"]
 

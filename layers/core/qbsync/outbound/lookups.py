@@ -28,22 +28,14 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
+from qbsync import vocab
 from qbsync.outbound.mapping import parse_marker
 from qbsync.qbo.client import QboClient, quote_literal
 
-__all__ = ["MARKER_TYPES", "SUPPORTED_ENTITIES", "find_existing", "lookup_statement"]
+__all__ = ["SUPPORTED_ENTITIES", "find_existing", "lookup_statement"]
 
-#: the marker's entity type (PascalCase, as the mapper writes it) of each platform entity type
-MARKER_TYPES = {
-    "client_account": "ClientAccount",
-    "service": "Service",
-    "invoice": "Invoice",
-    "payment": "Payment",
-    "credit_memo": "Payment",
-    "refund": "Refund",
-    "fee": "ProcessingFee",
-    "credit_application": "CreditApplication",
-}
+#: the markers' entity types (PascalCase, as the mapper writes them: qbsync.vocab)
+_MARKERS = frozenset(info.marker for info in vocab.RECORD_TYPE_INFO.values())
 SUPPORTED_ENTITIES = ("Customer", "Item", "Invoice", "Payment", "CreditMemo", "RefundReceipt", "Purchase")
 _NOTE_FIELD = {"Customer": "Notes", "Item": "Description"}
 _MAX_ROWS = 100
@@ -127,8 +119,9 @@ def find_existing(
     Raises:
         ValueError (now, not when called): unsupported entity / entity type or a payload without the key.
     """
-    marker_type = MARKER_TYPES.get(platform_entity_type, platform_entity_type)
-    if marker_type not in MARKER_TYPES.values():
+    known = vocab.RECORD_TYPE_INFO.get(platform_entity_type)
+    marker_type = known.marker if known else platform_entity_type
+    if marker_type not in _MARKERS:
         raise ValueError(f"unknown platform entity type {platform_entity_type!r}")
     if not platform_id:
         raise ValueError("platform_id is required")

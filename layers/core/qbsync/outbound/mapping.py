@@ -27,8 +27,9 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any, Literal
+from typing import Any
 
+from qbsync import vocab
 from qbsync.errors import DataError
 from qbsync.models.firm_settings import FirmSyncSettings, TaxMapping
 from qbsync.models.platform_events import (
@@ -47,9 +48,9 @@ from qbsync.qbo.reference import (
     QboAccount,
     QboReference,
 )
+from qbsync.vocab import MappingCategory
 
 __all__ = [
-    "CATEGORIES",
     "DOC_NUMBER_MAX",
     "PAYMENT_REF_MAX",
     "MappingError",
@@ -77,8 +78,7 @@ __all__ = [
     "service_income_account",
 ]
 
-Category = Literal["Accounts", "Invoices", "Payments", "Refunds", "Expenses", "Services", "Taxes"]
-CATEGORIES: tuple[str, ...] = ("Accounts", "Invoices", "Payments", "Refunds", "Expenses", "Services", "Taxes")
+Category = MappingCategory
 
 DOC_NUMBER_MAX = 21
 PAYMENT_REF_MAX = 21
@@ -102,9 +102,9 @@ _REQUIRED_METHODS = frozenset({"cash", "check", "card"})
 class MappingError(DataError):
     """A platform record cannot be mapped to QBO until something is fixed (or it must be skipped).
 
-    Attributes: ``category`` (error-center category, one of :data:`CATEGORIES`), ``reason_code``
-    (stable, e.g. ``tax_rate_unmapped``), ``explanation`` (plain language, says the fix; no client
-    personal data). ``str(err)`` is ``explanation``.
+    Attributes: ``category`` (error-center category, one of :data:`qbsync.vocab.MAPPING_CATEGORIES`),
+    ``reason_code`` (stable, e.g. ``tax_rate_unmapped``), ``explanation`` (plain language, says the fix; no
+    client personal data). ``str(err)`` is ``explanation``.
     """
 
     code = "mapping_error"
@@ -228,20 +228,13 @@ Record = ClientAccount | Service | Invoice | Payment | Refund | ProcessingFee
 
 
 def qbo_entity_for(record: Record) -> str:
-    """The QBO entity a record becomes (a credit-balance payment becomes a CreditMemo)."""
-    if isinstance(record, ClientAccount):
-        return "Customer"
-    if isinstance(record, Service):
-        return "Item"
-    if isinstance(record, Invoice):
-        return "Invoice"
-    if isinstance(record, Payment):
-        return "CreditMemo" if record.credit_source else "Payment"
-    if isinstance(record, Refund):
-        return "RefundReceipt"
-    if isinstance(record, ProcessingFee):
-        return "Purchase"
-    raise TypeError(f"not a platform record: {type(record).__name__}")
+    """The QBO entity a record becomes (qbsync.vocab; a credit-balance payment becomes a CreditMemo)."""
+    if not isinstance(record, Record):
+        raise TypeError(f"not a platform record: {type(record).__name__}")
+    if isinstance(record, Payment) and record.credit_source:
+        return "CreditMemo"
+    # the platform record models are named for their platform entity (ClientAccount, …)
+    return vocab.RECORD_TYPE_INFO[vocab.RECORD_TYPE_OF[type(record).__name__]].qbo_entity
 
 
 def dependencies(record: Record) -> list[tuple[str, str]]:

@@ -77,6 +77,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from qbsync import vocab
 from qbsync.adapters.dynamodb import DynamoTable
 from qbsync.adapters.sqs import SqsMessage
 from qbsync.connection.clients import RealmClients
@@ -96,9 +97,9 @@ from qbsync.models.platform_events import (
 )
 from qbsync.models.qbsync_events import SyncErrorRaised, SyncStatusChanged
 from qbsync.outbound import mapping
-from qbsync.outbound.lookups import MARKER_TYPES, find_existing, lookup_statement, parse_marker
+from qbsync.outbound.lookups import find_existing, lookup_statement, parse_marker
 from qbsync.outbound.mapping import MappingError, Resolved
-from qbsync.outbound.writer import DEFAULT_LEASE_SECONDS, ERROR_CATEGORIES, ExactlyOnceWriter
+from qbsync.outbound.writer import DEFAULT_LEASE_SECONDS, ExactlyOnceWriter
 from qbsync.qbo.client import QboClient, deep_link
 from qbsync.qbo.reference import QboReference, ReferenceCache
 from qbsync.repositories.connections import CONNECTED, Connection
@@ -118,8 +119,6 @@ from qbsync.repositories.records import (
 )
 
 __all__ = [
-    "CREDIT_APPLICATION",
-    "ENTITY_TYPE_OF",
     "Outcome",
     "SyncPaused",
     "SyncService",
@@ -128,44 +127,10 @@ __all__ = [
 
 logger = logging.getLogger("qbsync.outbound.service")
 
-#: platform entity (event ``ENTITY``) -> record entity type
-ENTITY_TYPE_OF = {
-    "ClientAccount": "client_account",
-    "Service": "service",
-    "Invoice": "invoice",
-    "Payment": "payment",
-    "Refund": "refund",
-    "ProcessingFee": "fee",
-}
-#: record entity type -> the EntityType of qbsync events
-_EVENT_ENTITY = {v: k for k, v in ENTITY_TYPE_OF.items()}
-#: the QBO entity of each record type when the event alone does not say (deletes)
-_DEFAULT_QBO_ENTITY = {
-    "client_account": "Customer",
-    "service": "Item",
-    "invoice": "Invoice",
-    "payment": "Payment",
-    "refund": "RefundReceipt",
-    "fee": "Purchase",
-}
-_NAME_LISTS = ("client_account", "service")
 #: MappingError reasons that mean "deliberately not synced" (skipped, not failed)
 _SKIP_REASONS = frozenset({"before_sync_start", "offline_payment_not_synced", "invoice_not_sent"})
 NO_ACTIVITY = "no_activity"
-_ERROR_CATEGORIES = (
-    "Accounts",
-    "Invoices",
-    "Payments",
-    "Refunds",
-    "Expenses",
-    "Services",
-    "Contacts",
-    "Taxes",
-    "Connection",
-)
 _PENDING_ATTR = "pending_event"
-#: the record of the zero-total Payment that applies a credit payment's CreditMemo to its invoices
-CREDIT_APPLICATION = "credit_application"
 
 
 class SyncPaused(RetryableError):
@@ -296,10 +261,11 @@ def _as_datetime(value: Any, fallback: float) -> datetime:
 
 def _category(value: Any, entity_type: str) -> str:
     text = str(value or "").strip()
-    for name in _ERROR_CATEGORIES:
+    for name in vocab.ERROR_CATEGORIES:
         if text.lower() == name.lower():
             return name
-    return ERROR_CATEGORIES.get(entity_type, "accounts").capitalize()
+    known = vocab.RECORD_TYPE_INFO.get(entity_type)
+    return known.category if known else "Accounts"
 
 
 class SyncService:
@@ -378,7 +344,7 @@ class SyncService:
                 },
             )
             return Outcome("ignored", reason="contacts sync inbound")
-        entity_type = ENTITY_TYPE_OF.get(entity)
+        entity_type = vocab.RECORD_TYPE_OF.get(entity)
         if entity_type is None:
             raise ValueError(f"no outbound sync for {event.DETAIL_TYPE!r}")
 
@@ -434,7 +400,7 @@ class SyncService:
             )
         if (
             event.firm_id != command.firm_id
-            or ENTITY_TYPE_OF.get(type(event).ENTITY) != command.entity_type
+            or vocab.RECORD_TYPE_OF.get(type(event).ENTITY) != command.entity_type
             or event.record_id != command.platform_id
         ):
             logger.warning("the stored platform event belongs to another record", extra=ctx)
@@ -530,7 +496,7 @@ class SyncService:
         data = event.data
         record: Any = None
         if action == "Deleted":
-            operation = "update" if entity_type in _NAME_LISTS else "delete"
+            operation = "update" if entity_type in vocab.NAME_LISTS else "delete"
         elif action == "Voided":
             operation = "void"
         else:
@@ -540,9 +506,9 @@ class SyncService:
             qbo_entity = mapping.qbo_entity_for(record)
         else:
             known = self._records.get(event.firm_id, realm_id, entity_type, event.record_id)
-            qbo_entity = (known.qbo_entity if known and known.qbo_entity else None) or _DEFAULT_QBO_ENTITY[
+            qbo_entity = (known.qbo_entity if known and known.qbo_entity else None) or vocab.RECORD_TYPE_INFO[
                 entity_type
-            ]
+            ].qbo_entity
         return _Job(
             event=event,
             firm_id=event.firm_id,
@@ -631,7 +597,7 @@ class SyncService:
         resolved = Resolved()
         waiting: list[tuple[str, str]] = []
         for dep_entity, dep_id in mapping.dependencies(record):
-            dep_type = ENTITY_TYPE_OF[dep_entity]
+            dep_type = vocab.RECORD_TYPE_OF[dep_entity]
             found = self._records.get(job.firm_id, job.realm_id, dep_type, dep_id)
             if found is None or not found.qbo_id or found.status == SKIPPED:
                 waiting.append((dep_type, dep_id))
@@ -688,7 +654,7 @@ class SyncService:
             return self._skip(job, f"{action} on the platform before it was synced")
         if job.entity_type == "payment" and job.qbo_entity == "CreditMemo":
             self._remove_credit_application(job, qbo)
-        payload: dict[str, Any] = {"Active": False} if job.entity_type in _NAME_LISTS else {}
+        payload: dict[str, Any] = {"Active": False} if job.entity_type in vocab.NAME_LISTS else {}
         return self._write(job, current, qbo, payload)
 
     # ------------------------------------------------------------------ outcomes
@@ -709,7 +675,7 @@ class SyncService:
             and payload
             and current.qbo_id is None
             and current.intent is None
-            and job.entity_type in _NAME_LISTS
+            and job.entity_type in vocab.NAME_LISTS
         ):
             match = self._name_match(job, qbo, payload)
             if match is not None:
@@ -763,13 +729,13 @@ class SyncService:
             result = self._writer(qbo).write(
                 job.firm_id,
                 job.realm_id,
-                CREDIT_APPLICATION,
+                vocab.CREDIT_APPLICATION,
                 job.platform_id,
                 job.version,
                 "create",
                 "Payment",
                 payload,
-                find_existing("Payment", CREDIT_APPLICATION, job.platform_id, payload),
+                find_existing("Payment", vocab.CREDIT_APPLICATION, job.platform_id, payload),
             )
         except DataError as err:
             logger.warning("credit application failed", extra=self._ctx(job, error_code=err.code))
@@ -793,7 +759,7 @@ class SyncService:
             and record.qbo_id
         ):
             return done
-        applied = self._records.get(job.firm_id, job.realm_id, CREDIT_APPLICATION, job.platform_id)
+        applied = self._records.get(job.firm_id, job.realm_id, vocab.CREDIT_APPLICATION, job.platform_id)
         if (
             applied is not None
             and applied.status == SYNCED
@@ -815,13 +781,13 @@ class SyncService:
 
     def _remove_credit_application(self, job: _Job, qbo: QboClient) -> None:
         """Before a credit payment's CreditMemo is deleted, delete the Payment that applied it."""
-        applied = self._records.get(job.firm_id, job.realm_id, CREDIT_APPLICATION, job.platform_id)
+        applied = self._records.get(job.firm_id, job.realm_id, vocab.CREDIT_APPLICATION, job.platform_id)
         if applied is None or not applied.qbo_id or applied.applied_op == "delete":
             return
         self._writer(qbo).write(
             job.firm_id,
             job.realm_id,
-            CREDIT_APPLICATION,
+            vocab.CREDIT_APPLICATION,
             job.platform_id,
             max(job.version, applied.platform_version or 0),
             "delete",
@@ -857,7 +823,7 @@ class SyncService:
         name = payload.get(key)
         if not isinstance(name, str) or not name:
             return None
-        own = (MARKER_TYPES[job.entity_type], job.platform_id)
+        own = (vocab.RECORD_TYPE_INFO[job.entity_type].marker, job.platform_id)
         for row in qbo.query(lookup_statement(job.qbo_entity, payload)):
             if row.get(key) != name or row.get("Active") is False or not row.get("Id"):
                 continue
@@ -963,7 +929,7 @@ class SyncService:
             owner=self._owner,
             error=RecordError(
                 code=getattr(err, "reason_code", None) or err.code,
-                category=ERROR_CATEGORIES[job.entity_type],
+                category=vocab.record_error_category(job.entity_type),
                 message=str(err)[:1000],
                 qbo_code=err.qbo_code,
             ),
@@ -991,7 +957,7 @@ class SyncService:
                 firm_id=job.firm_id,
                 correlation_id=job.event.correlation_id,
                 realm_id=job.realm_id,
-                entity_type=_EVENT_ENTITY[job.entity_type],  # type: ignore[arg-type]
+                entity_type=vocab.EVENT_ENTITY_OF[job.entity_type],
                 platform_id=job.platform_id,
                 status="failed",
                 error_id=error_id,
@@ -1008,7 +974,7 @@ class SyncService:
                     category=_category(  # type: ignore[arg-type]
                         getattr(entry, "category", None) or getattr(err, "category", None), job.entity_type
                     ),
-                    entity_type=_EVENT_ENTITY[job.entity_type],  # type: ignore[arg-type]
+                    entity_type=vocab.EVENT_ENTITY_OF[job.entity_type],
                     platform_id=job.platform_id,
                     qbo_code=(err.qbo_code or None) and str(err.qbo_code)[:50],
                     qbo_message=(err.qbo_detail or None) and str(err.qbo_detail)[:2000],
@@ -1074,7 +1040,7 @@ class SyncService:
                     firm_id=job.firm_id,
                     correlation_id=job.event.correlation_id,
                     realm_id=job.realm_id,
-                    entity_type=_EVENT_ENTITY[job.entity_type],  # type: ignore[arg-type]
+                    entity_type=vocab.EVENT_ENTITY_OF[job.entity_type],
                     platform_id=job.platform_id,
                     status=status,  # type: ignore[arg-type]
                     qbo_id=qbo_id,

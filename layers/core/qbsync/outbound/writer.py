@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from qbsync import vocab
 from qbsync.errors import (
     DataError,
     QbsyncError,
@@ -45,7 +46,6 @@ from qbsync.errors import (
 )
 from qbsync.qbo.client import QboClient, deep_link, request_id_for
 from qbsync.repositories.records import (
-    ENTITY_TYPES,
     NOT_SYNCED,
     OPERATIONS,
     ClaimOutcome,
@@ -55,7 +55,6 @@ from qbsync.repositories.records import (
 )
 
 __all__ = [
-    "ERROR_CATEGORIES",
     "ExactlyOnceWriter",
     "FindExisting",
     "WriteOutcome",
@@ -67,18 +66,6 @@ logger = logging.getLogger("qbsync.outbound.writer")
 
 #: Looks the record's object up in QBO (business key + marker); returns the QBO object or None.
 FindExisting = Callable[[QboClient], dict[str, Any] | None]
-
-#: error-log category (E.1) of each entity type
-ERROR_CATEGORIES = {
-    "client_account": "accounts",
-    "service": "services",
-    "invoice": "invoices",
-    "payment": "payments",
-    "credit_memo": "invoices",
-    "fee": "expenses",
-    "refund": "refunds",
-    "credit_application": "payments",
-}
 
 DEFAULT_LEASE_SECONDS = 120.0
 
@@ -192,7 +179,7 @@ class ExactlyOnceWriter:
             ReconnectRequired / RetryableError: lease released, record not failed.
             ValueError: invalid arguments (nothing written).
         """
-        if entity_type not in ENTITY_TYPES:
+        if entity_type not in vocab.RECORD_TYPES:
             raise ValueError(f"unknown entity_type {entity_type!r}")
         if operation not in OPERATIONS:
             raise ValueError(f"unknown operation {operation!r}; expected one of {list(OPERATIONS)}")
@@ -429,7 +416,7 @@ class ExactlyOnceWriter:
     def _fail(self, record: SyncRecord, err: DataError, *, keep_intent: bool) -> None:
         error = RecordError(
             code=err.code,
-            category=ERROR_CATEGORIES[record.entity_type],
+            category=vocab.record_error_category(record.entity_type),
             message=(err.qbo_detail or err.message)[:1000],
             qbo_code=err.qbo_code,
         )

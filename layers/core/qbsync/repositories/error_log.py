@@ -45,8 +45,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from qbsync import vocab
 from qbsync.adapters.dynamodb import DynamoTable
-from qbsync.catalog import CATEGORIES, explain
+from qbsync.catalog import explain
 from qbsync.errors import BadRequest, Conflict, NotFound, QbsyncError, RetryableError
 from qbsync.repositories._ddb import as_float, as_int
 
@@ -548,8 +549,8 @@ class ErrorLogRepository:
         if entity_type is not None and (not isinstance(entity_type, str) or not entity_type):
             raise BadRequest("entity_type must be a non-empty string")
         if category is not None:
-            if category not in CATEGORIES:
-                raise BadRequest(f"category must be one of {', '.join(CATEGORIES)}")
+            if category not in vocab.ERROR_CATEGORIES:
+                raise BadRequest(f"category must be one of {', '.join(vocab.ERROR_CATEGORIES)}")
             index, pk_name = _GSI1, "gsi1pk"
             index_pk = f"{_firm_pk(firm_id)}#CAT#{_cat_key(category)}"
             condition = "gsi1pk = :pk AND begins_with(gsi1sk, :status)"
@@ -602,7 +603,7 @@ class ErrorLogRepository:
     def counts(self, firm_id: str) -> dict[str, int]:
         """Open errors per category (every category present, zero included) - the banner count."""
         _need(firm_id, "firm_id")
-        counts = dict.fromkeys(CATEGORIES, 0)
+        counts: dict[str, int] = dict.fromkeys(vocab.ERROR_CATEGORIES, 0)
         for item in self._table.query(
             key_condition="gsi2pk = :pk",
             values={":pk": f"{_firm_pk(firm_id)}#STATUS#{OPEN}"},

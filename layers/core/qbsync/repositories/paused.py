@@ -38,11 +38,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
+from qbsync import vocab
 from qbsync.adapters.dynamodb import DynamoTable
 from qbsync.adapters.sqs import MAX_BATCH_ENTRIES, SqsMessage
 from qbsync.errors import Conflict, QbsyncError
 from qbsync.models.commands import SyncCommand
-from qbsync.repositories.records import ENTITY_TYPES
 
 __all__ = ["PAUSED_PREFIX", "ParkedWork", "PausedWork"]
 
@@ -56,7 +56,7 @@ class Sender(Protocol):
 
 
 def paused_key(firm_id: str, entity_type: str, platform_id: str) -> dict[str, str]:
-    if entity_type not in ENTITY_TYPES:
+    if entity_type not in vocab.RECORD_TYPES:
         raise ValueError(f"unknown entity_type {entity_type!r}")
     if not firm_id or not platform_id or "#" in firm_id or "#" in platform_id:
         raise ValueError("firm_id and platform_id are required and never contain '#'")

@@ -75,13 +75,13 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from qbsync import vocab
 from qbsync.adapters.dynamodb import DynamoTable
 from qbsync.errors import Conflict, LeaseHeld
 from qbsync.repositories._ddb import as_float, as_int
 from qbsync.repositories.connections import iso
 
 __all__ = [
-    "ENTITY_TYPES",
     "EXCLUDED_BY_FIRM",
     "LAST_EVENT_ATTR",
     "LAST_EVENT_VERSION_ATTR",
@@ -97,16 +97,6 @@ __all__ = [
     "record_key",
 ]
 
-ENTITY_TYPES = (
-    "client_account",
-    "service",
-    "invoice",
-    "payment",
-    "credit_memo",
-    "fee",
-    "refund",
-    "credit_application",
-)
 #: the newest platform event claimed for the record (JSON envelope) and its version
 LAST_EVENT_ATTR = "last_event"
 LAST_EVENT_VERSION_ATTR = "last_event_version"
@@ -138,8 +128,8 @@ def _check_id(value: Any, what: str) -> str:
 
 
 def _check_entity_type(entity_type: Any) -> str:
-    if entity_type not in ENTITY_TYPES:
-        raise ValueError(f"unknown entity_type {entity_type!r}; expected one of {list(ENTITY_TYPES)}")
+    if entity_type not in vocab.RECORD_TYPES:
+        raise ValueError(f"unknown entity_type {entity_type!r}; expected one of {list(vocab.RECORD_TYPES)}")
     return str(entity_type)
 
 
