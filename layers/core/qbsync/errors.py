@@ -3,16 +3,22 @@
 Every error says what the caller can do about it, by its class:
 
 * :class:`RetryableError` - try again later (throttling, 5xx, timeouts, a lease held by someone else).
-* :class:`DataError` - the data must be fixed first (validation, not found, duplicate, business rule).
+* :class:`DataError` - the firm's data must be fixed first (validation, not found, duplicate, business
+  rule). Only this lands in a firm's error center; never raise it for a bug or a deployment mistake.
 * :class:`ReconnectRequired` - the firm must reconnect QuickBooks (revoked/expired authorization).
 * :class:`UncertainOutcome` - a write may or may not have happened (its response was lost);
   look it up before any new attempt.
 * :class:`ConfigurationError` - the deployment is wrong (missing setting or secret); an operator fixes it.
+* :class:`InfrastructureError` - a service qbsync calls (AWS, QuickBooks) rejected a request as invalid or
+  answered outside its documented shape: not retryable, not the firm's data; an operator reads the log.
+* ``ValueError`` / ``TypeError`` (not qbsync errors) - the caller passed bad arguments: a bug.
 * :class:`NotFound`, :class:`Forbidden`, :class:`Conflict`, :class:`BadRequest` - caller errors
   of the admin API.
 
 Attributes carry the context an operator needs (firm, realm, entity, QBO code, intuit_tid); never tokens
-or personal data. ``str(err)`` is safe to log and to show.
+or personal data. ``str(err)`` is safe to log and to show. ``maybe_applied`` (any error of a write): an
+earlier attempt of the write may have reached QuickBooks, so it may only be resent with the same
+``requestid`` (or after looking the object up); :class:`UncertainOutcome` always says so.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ class QbsyncError(Exception):
     http_status: int = 500
     #: Stable machine-readable code (API bodies, error-log entries, metrics dimensions).
     code: str = "internal_error"
+    #: A write this error is about may have been applied by an earlier attempt (see the module doc).
+    maybe_applied: bool = False
 
     def __init__(
         self,
@@ -40,6 +48,7 @@ class QbsyncError(Exception):
         qbo_detail: str | None = None,
         intuit_tid: str | None = None,
         http_status: int | None = None,
+        maybe_applied: bool | None = None,
         **extra: Any,
     ) -> None:
         super().__init__(message)
@@ -53,6 +62,8 @@ class QbsyncError(Exception):
         self.intuit_tid = intuit_tid
         if http_status is not None:
             self.http_status = http_status
+        if maybe_applied is not None:
+            self.maybe_applied = maybe_applied
         self.extra = extra
 
     def context(self) -> dict[str, Any]:
@@ -65,6 +76,7 @@ class QbsyncError(Exception):
             "entity_id": self.entity_id,
             "qbo_code": self.qbo_code,
             "intuit_tid": self.intuit_tid,
+            "maybe_applied": True if self.maybe_applied else None,
         }
         fields.update(self.extra)
         return {k: v for k, v in fields.items() if v is not None}
@@ -111,6 +123,7 @@ class UncertainOutcome(QbsyncError):
 
     code = "uncertain_outcome"
     http_status = 503
+    maybe_applied = True
 
 
 class ReconnectRequired(QbsyncError):
@@ -121,7 +134,9 @@ class ReconnectRequired(QbsyncError):
 
 
 class DataError(QbsyncError):
-    """The data must change before a retry can succeed (QBO validation / business rule faults)."""
+    """The firm's data must change before a retry can succeed (mapping rules, QBO validation / business rule
+    faults). It is what lands in the firm's error center: never raise it for a bug (ValueError/TypeError), a
+    deployment mistake (ConfigurationError) or a request a service rejects (InfrastructureError)."""
 
     code = "data_error"
     http_status = 422
@@ -151,6 +166,17 @@ class ConfigurationError(QbsyncError):
     """Deployment is wrong: missing env setting or secret, bad ARN. An operator must fix it."""
 
     code = "configuration_error"
+    http_status = 500
+
+
+class InfrastructureError(QbsyncError):
+    """A service qbsync calls rejected a request as invalid (AWS validation, serialization, size limits, a
+    sender fault) or answered outside its documented shape (malformed QuickBooks reference data).
+
+    Sending the same request again fails the same way and nothing the firm changes fixes it: the code or the
+    deployment must change. Not retryable, never an error-center entry; the API answers a 500."""
+
+    code = "infrastructure_error"
     http_status = 500
 
 

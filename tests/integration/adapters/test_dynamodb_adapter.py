@@ -10,7 +10,6 @@ from qbsync.adapters.dynamodb import DynamoTable, transact_write
 from qbsync.errors import (
     ConfigurationError,
     Conflict,
-    DataError,
     RetryableError,
     ServiceUnavailable,
     Throttled,
@@ -102,9 +101,9 @@ def test_transaction_commits_all_or_conflicts_with_reasons(table):
 
 
 def test_transaction_size_is_checked_before_calling_aws(table):
-    with pytest.raises(DataError):
+    with pytest.raises(ValueError):
         transact_write([], client=table.client)
-    with pytest.raises(DataError, match="at most 100"):
+    with pytest.raises(ValueError, match="at most 100"):
         table.transact_write([table.tx_put({"pk": f"X#{i}", "sk": "S"}) for i in range(101)])
 
 
@@ -156,10 +155,10 @@ def test_query_paginates_and_uses_indexes(table):
     )
 
 
-def test_bad_values_raise_data_error_naming_the_attribute_not_the_value(table):
-    with pytest.raises(DataError, match="NaN"):
+def test_bad_values_raise_a_caller_error_naming_the_attribute_not_the_value(table):
+    with pytest.raises(ValueError, match="NaN"):
         table.put({"pk": "A", "sk": "B", "amount": float("nan")})
-    with pytest.raises(DataError) as err:
+    with pytest.raises(TypeError) as err:
         table.put({"pk": "A", "sk": "B", "when": object()})
     assert "'when'" in str(err.value) and "object" in str(err.value)
 

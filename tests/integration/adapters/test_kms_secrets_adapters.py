@@ -8,7 +8,7 @@ import pytest
 from botocore.stub import Stubber
 from qbsync.adapters.kms import TokenCipher
 from qbsync.adapters.secrets import SecretsReader
-from qbsync.errors import ConfigurationError, DataError, ReconnectRequired, ServiceUnavailable, Throttled
+from qbsync.errors import ConfigurationError, ReconnectRequired, ServiceUnavailable, Throttled
 
 CTX = {"firm_id": "firm-1", "realm_id": "realm-1"}
 
@@ -30,15 +30,15 @@ def test_encrypt_decrypt_round_trip_bound_to_context(aws_client, key_id):
     assert "refresh-token-value" not in str(err.value)
 
 
-def test_bad_arguments_are_data_errors(aws_client, key_id):
+def test_bad_arguments_are_value_errors_not_data_errors(aws_client, key_id):
     cipher = TokenCipher(key_id, client=aws_client("kms"))
-    with pytest.raises(DataError, match="context"):
+    with pytest.raises(ValueError, match="context"):
         cipher.encrypt(b"x", {})
-    with pytest.raises(DataError, match="non-empty strings"):
+    with pytest.raises(ValueError, match="non-empty strings"):
         cipher.encrypt(b"x", {"firm_id": ""})
-    with pytest.raises(DataError, match="bytes"):
+    with pytest.raises(ValueError, match="bytes"):
         cipher.encrypt("text", CTX)  # type: ignore[arg-type]
-    with pytest.raises(DataError, match="4096"):
+    with pytest.raises(ValueError, match="4096"):
         cipher.encrypt(b"x" * 4097, CTX)
 
 

@@ -10,7 +10,7 @@ from botocore.stub import ANY, Stubber
 from pydantic import BaseModel
 from qbsync.adapters.eventbridge import EventEntry, EventPublisher
 from qbsync.adapters.sqs import SqsMessage, SqsSender
-from qbsync.errors import ConfigurationError, DataError, ServiceUnavailable, Throttled
+from qbsync.errors import ConfigurationError, InfrastructureError, ServiceUnavailable, Throttled
 
 
 def _no_sleep(_seconds: float) -> None:
@@ -79,7 +79,7 @@ def test_send_many_chunks_by_size(aws_client, queue_url):
 
 
 def test_oversized_message_is_rejected_before_sending(aws_client, queue_url):
-    with pytest.raises(DataError, match="256 KiB") as err:
+    with pytest.raises(InfrastructureError, match="256 KiB") as err:
         SqsSender(queue_url, client=aws_client("sqs")).send_many(
             [SqsMessage(body="y" * (256 * 1024 + 1), id="huge")]
         )
@@ -87,11 +87,11 @@ def test_oversized_message_is_rejected_before_sending(aws_client, queue_url):
     assert _drain(aws_client("sqs"), queue_url) == []
 
 
-def test_duplicate_and_invalid_entry_ids_are_data_errors(aws_client, queue_url):
+def test_duplicate_and_invalid_entry_ids_are_rejected(aws_client, queue_url):
     sender = SqsSender(queue_url, client=aws_client("sqs"))
-    with pytest.raises(DataError, match="duplicate"):
+    with pytest.raises(InfrastructureError, match="duplicate"):
         sender.send_many([SqsMessage(body="a", id="same"), SqsMessage(body="b", id="same")])
-    with pytest.raises(DataError, match="entry ids"):
+    with pytest.raises(InfrastructureError, match="entry ids"):
         sender.send(SqsMessage(body="a", id="has space"))
 
 
@@ -149,7 +149,7 @@ def test_sender_fault_is_not_retried(aws_client, queue_url):
                 "Failed": [{"Id": "0", "SenderFault": True, "Code": "InvalidMessageContents"}],
             },
         )
-        with pytest.raises(DataError) as err:
+        with pytest.raises(InfrastructureError) as err:
             SqsSender(queue_url, client=sqs, sleep=_no_sleep).send(SqsMessage(body="bad"))
         stub.assert_no_pending_responses()
     assert err.value.extra["failed_ids"] == ["0"]
@@ -295,7 +295,7 @@ def test_publish_does_not_retry_malformed_entries(aws_client):
         stub.add_response(
             "put_events", {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "MalformedDetail"}]}
         )
-        with pytest.raises(DataError, match="MalformedDetail"):
+        with pytest.raises(InfrastructureError, match="MalformedDetail"):
             EventPublisher("bus", client=events, sleep=_no_sleep).publish_one(
                 ConnectionChangedForTest(firm_id="a", status="x")
             )
@@ -304,7 +304,7 @@ def test_publish_does_not_retry_malformed_entries(aws_client):
 
 def test_publish_rejects_models_without_detail_type_and_oversized_events(aws_client):
     publisher = EventPublisher("bus", client=aws_client("events"))
-    with pytest.raises(DataError, match="DETAIL_TYPE"):
+    with pytest.raises(TypeError, match="DETAIL_TYPE"):
         publisher.publish([Thing(n=1)])
-    with pytest.raises(DataError, match="256 KB"):
+    with pytest.raises(InfrastructureError, match="256 KB"):
         publisher.publish([EventEntry(detail_type="Big", detail={"x": "z" * (256 * 1024)})])

@@ -11,7 +11,7 @@ from typing import Any
 
 from qbsync.api import common
 from qbsync.api.records_routes import _decode_cursor, _encode_cursor
-from qbsync.errors import BadRequest, Conflict, ServiceUnavailable, TooManyRequests
+from qbsync.errors import BadRequest, Conflict, InfrastructureError, ServiceUnavailable, TooManyRequests
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -39,6 +39,13 @@ def test_domain_errors_keep_their_status_code_and_message() -> None:
     assert throttled.status_code == 429 and throttled.headers["Retry-After"] == "90"
     unavailable = common.qbsync_error_response(ServiceUnavailable("QuickBooks is down", retry_after=0.2))
     assert unavailable.status_code == 503 and unavailable.headers["Retry-After"] == "1"
+
+
+def test_a_request_aws_rejects_is_a_bare_500_that_does_not_blame_the_caller() -> None:
+    rejected = InfrastructureError("DynamoDB PutItem on t: request rejected (ValidationException)")
+    response = common.qbsync_error_response(rejected)
+    assert response.status_code == 500
+    assert _body(response) == {"error": "infrastructure_error", "message": "internal error"}
 
 
 def test_validation_errors_name_fields_never_values() -> None:

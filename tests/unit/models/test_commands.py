@@ -81,4 +81,3 @@ def test_retry_request_scopes_need_their_target() -> None:
     with pytest.raises(BadRequest, match="category"):
         parse_retry_request({**base, "scope": "category", "category": "Stuff"})
     assert isinstance(RetryRequest.model_validate({**base, "scope": "all"}), RetryRequest)
-

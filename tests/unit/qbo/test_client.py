@@ -672,15 +672,41 @@ def test_throttle_after_a_lost_write_is_flagged_maybe_applied(client, adapter):
     adapter.queue(requests.exceptions.ReadTimeout(), Canned(429, ""))
     with pytest.raises(Throttled) as info:
         client.create("Customer", {"DisplayName": "X"}, request_id="rid-10")
-    assert info.value.extra["maybe_applied"] is True
+    assert info.value.maybe_applied is True
     assert adapter.query(0)["requestid"] == adapter.query(1)["requestid"]
+
+
+def test_a_refusal_after_a_sent_but_unanswered_write_is_flagged_maybe_applied(client, adapter):
+    # the first create reached QuickBooks (read timeout: no answer); the resend is refused. Whoever handles
+    # the refusal must keep the intent: the first attempt may have created the customer.
+    adapter.queue(requests.exceptions.ReadTimeout(), Canned(400, FAULT_6240))
+    with pytest.raises(QboValidationError) as info:
+        client.create("Customer", {"DisplayName": "X"}, request_id="rid-12")
+    assert info.value.maybe_applied is True
+    assert info.value.context()["maybe_applied"] is True
+    assert adapter.query(0)["requestid"] == adapter.query(1)["requestid"]
+
+
+def test_a_write_whose_answers_are_all_lost_is_uncertain_and_maybe_applied(client, adapter):
+    adapter.queue(*[requests.exceptions.ReadTimeout() for _ in range(5)])
+    with pytest.raises(UncertainOutcome) as info:
+        client.create("Customer", {"DisplayName": "X"}, request_id="rid-13")
+    assert info.value.maybe_applied is True
+
+
+def test_a_refusal_of_a_first_write_is_not_flagged(client, adapter):
+    adapter.queue(Canned(400, FAULT_6240))
+    with pytest.raises(QboValidationError) as info:
+        client.create("Customer", {"DisplayName": "X"}, request_id="rid-14")
+    assert info.value.maybe_applied is False
+    assert "maybe_applied" not in info.value.context()
 
 
 def test_throttle_on_a_first_attempt_is_not_flagged(client, adapter):
     adapter.queue(Canned(429, ""))
     with pytest.raises(Throttled) as info:
         client.create("Customer", {"DisplayName": "X"}, request_id="rid-11")
-    assert "maybe_applied" not in info.value.extra
+    assert info.value.maybe_applied is False
 
 
 def test_cdc_at_the_object_cap_is_flagged(client, adapter):

@@ -185,5 +185,5 @@ def test_a_limiter_refusal_is_raised_and_marks_a_maybe_applied_write(
     with pytest.raises(Throttled) as err:
         client.create("Customer", {"DisplayName": "A"}, request_id="rid-1")
     assert err.value.retry_after == 3.0
-    assert err.value.extra.get("maybe_applied") is True  # the first attempt may have reached QBO
+    assert err.value.maybe_applied is True  # the first attempt may have reached QBO
     assert len(adapter.requests) == 1

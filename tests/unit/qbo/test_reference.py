@@ -6,7 +6,7 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from qbsync.errors import DataError
+from qbsync.errors import DataError, InfrastructureError
 from qbsync.qbo.reference import QboReference, ReferenceDataError
 
 from tests.unit.outbound.support import (
@@ -82,7 +82,9 @@ def test_inactive_entries_are_not_found_by_name() -> None:
 def test_from_qbo_rejects_malformed_objects(accounts: list) -> None:
     with pytest.raises(ReferenceDataError) as err:
         make_ref(accounts=accounts)
-    assert isinstance(err.value, DataError)
+    # QuickBooks' answer, not the firm's data: never an error-center entry
+    assert isinstance(err.value, InfrastructureError)
+    assert not isinstance(err.value, DataError)
 
 
 def test_from_qbo_rejects_bad_book_close_date() -> None:

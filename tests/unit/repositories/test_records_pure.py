@@ -8,7 +8,6 @@ import pytest
 from qbsync.errors import LeaseHeld
 from qbsync.outbound.writer import marker, write_request_id
 from qbsync.qbo.client import request_id_for
-from qbsync.vocab import RECORD_TYPES, record_error_category
 from qbsync.repositories.records import (
     BLOCKED,
     SYNCED,
@@ -20,6 +19,7 @@ from qbsync.repositories.records import (
     SyncRecord,
     record_key,
 )
+from qbsync.vocab import RECORD_TYPES, record_error_category
 
 classify = RecordsRepository._classify
 

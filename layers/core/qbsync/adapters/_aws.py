@@ -21,7 +21,7 @@ from botocore.exceptions import (
 from qbsync.errors import (
     ConfigurationError,
     Conflict,
-    DataError,
+    InfrastructureError,
     QbsyncError,
     RetryableError,
     ServiceUnavailable,
@@ -135,7 +135,7 @@ def translate(exc: Exception, *, service: str, operation: str, resource: str) ->
             "SerializationException",
             "ItemCollectionSizeLimitExceededException",
         }:
-            return DataError(f"{where}: request rejected ({code})", **extra)
+            return InfrastructureError(f"{where}: request rejected ({code})", **extra)
         return QbsyncError(f"{where}: unexpected AWS error ({code or status})", **extra)
     if isinstance(exc, NoCredentialsError | NoRegionError):
         return ConfigurationError(f"{where}: AWS credentials or region are not configured")
@@ -143,7 +143,7 @@ def translate(exc: Exception, *, service: str, operation: str, resource: str) ->
         return ServiceUnavailable(f"{where}: network failure ({type(exc).__name__})")
     if isinstance(exc, ParamValidationError):
         # botocore's message echoes the offending value: keep only the fact.
-        return DataError(f"{where}: invalid request parameters")
+        return InfrastructureError(f"{where}: invalid request parameters")
     if isinstance(exc, BotoCoreError):
         return ServiceUnavailable(f"{where}: client failure ({type(exc).__name__})")
     return QbsyncError(f"{where}: unexpected failure ({type(exc).__name__})")

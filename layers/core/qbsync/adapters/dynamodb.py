@@ -13,8 +13,11 @@ Errors (translated once, re-raised ``from`` the botocore exception):
 * :class:`~qbsync.errors.Throttled` / :class:`~qbsync.errors.ServiceUnavailable` /
   :class:`~qbsync.errors.RetryableError` - throttling, 5xx, network, transaction conflicts: retry later.
 * :class:`~qbsync.errors.ConfigurationError` - the table does not exist or access is denied.
-* :class:`~qbsync.errors.DataError` - the request itself is invalid (unsupported types, NaN,
-  over-sized transaction, ValidationException).
+* :class:`~qbsync.errors.InfrastructureError` - DynamoDB rejected the request as invalid
+  (ValidationException, an item collection over its size limit).
+* ``ValueError`` / ``TypeError`` - bad arguments: NaN or infinite numbers, a value of a type DynamoDB cannot
+  store, an empty or over-sized transaction, a query limit below 1.
+* :class:`~qbsync.errors.ConfigurationError` - no table name.
 """
 
 from __future__ import annotations
@@ -31,7 +34,15 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from qbsync.adapters._aws import default_client, error_code, translate
-from qbsync.errors import Conflict, DataError, QbsyncError, RetryableError, ServiceUnavailable, Throttled
+from qbsync.errors import (
+    ConfigurationError,
+    Conflict,
+    InfrastructureError,
+    QbsyncError,
+    RetryableError,
+    ServiceUnavailable,
+    Throttled,
+)
 
 __all__ = ["DynamoTable", "Page", "to_dynamo", "transact_write"]
 
@@ -52,17 +63,17 @@ def to_dynamo(value: Any, _path: str = "$") -> Any:
     """Make ``value`` storable: floats → Decimal (via repr), tuples → lists, NaN/inf rejected.
 
     Raises:
-        DataError: NaN or infinite numbers (DynamoDB cannot store them).
+        ValueError: NaN or infinite numbers (DynamoDB cannot store them).
     """
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, float):
         if math.isnan(value) or math.isinf(value):
-            raise DataError(f"DynamoDB cannot store NaN or infinity (at {_path})")
+            raise ValueError(f"DynamoDB cannot store NaN or infinity (at {_path})")
         return Decimal(repr(value))
     if isinstance(value, Decimal):
         if not value.is_finite():
-            raise DataError(f"DynamoDB cannot store NaN or infinity (at {_path})")
+            raise ValueError(f"DynamoDB cannot store NaN or infinity (at {_path})")
         return value
     if isinstance(value, Mapping):
         return {k: to_dynamo(v, f"{_path}.{k}") for k, v in value.items()}
@@ -80,7 +91,7 @@ def _serialize_map(item: Mapping[str, Any], what: str) -> dict[str, Any]:
             out[name] = _serializer.serialize(value)
         except (TypeError, ValueError, ArithmeticError) as exc:
             # The message names the attribute and its Python type, never its value.
-            raise DataError(
+            raise TypeError(
                 f"DynamoDB cannot store {what} attribute {name!r} of type {type(value).__name__}"
             ) from exc
     return out
@@ -131,7 +142,7 @@ def _transaction_error(exc: ClientError, where: str) -> QbsyncError:
     if "TransactionConflict" in reasons:
         return RetryableError(f"{where}: conflicting concurrent transaction", **extra)
     if "ValidationError" in reasons or "ItemCollectionSizeLimitExceeded" in reasons:
-        return DataError(f"{where}: transaction rejected ({', '.join(reasons)})", **extra)
+        return InfrastructureError(f"{where}: transaction rejected ({', '.join(reasons)})", **extra)
     return ServiceUnavailable(f"{where}: transaction cancelled ({', '.join(reasons)})", **extra)
 
 
@@ -145,13 +156,13 @@ def transact_write(
 
     Raises:
         Conflict: a condition failed (``err.extra["reasons"]`` lists the code per action, in order).
-        DataError: empty or more than 100 actions; invalid items.
+        ValueError: empty or more than 100 actions. InfrastructureError: DynamoDB rejected an item.
         Throttled / RetryableError / ServiceUnavailable: retry later.
     """
     if not actions:
-        raise DataError("a transaction needs at least one action")
+        raise ValueError("a transaction needs at least one action")
     if len(actions) > MAX_TRANSACT_ITEMS:
-        raise DataError(f"a transaction holds at most {MAX_TRANSACT_ITEMS} actions, got {len(actions)}")
+        raise ValueError(f"a transaction holds at most {MAX_TRANSACT_ITEMS} actions, got {len(actions)}")
     ddb = client or default_client("dynamodb")
     args: dict[str, Any] = {"TransactItems": list(actions)}
     if token:
@@ -184,7 +195,7 @@ class DynamoTable:
         self, table_name: str, client: Any = None, *, sleep: Callable[[float], None] = time.sleep
     ) -> None:
         if not table_name:
-            raise DataError("DynamoTable needs a table name")
+            raise ConfigurationError("DynamoTable needs a table name")
         self.table_name = table_name
         self._client = client
         self._sleep = sleep  # between retries of unprocessed batch items (tests pass a no-op)
@@ -308,7 +319,7 @@ class DynamoTable:
             kwargs["FilterExpression"] = filter_expression
         if limit is not None:
             if limit < 1:
-                raise DataError("query limit must be at least 1")
+                raise ValueError("query limit must be at least 1")
             kwargs["Limit"] = limit
         if start_key:
             kwargs["ExclusiveStartKey"] = _serialize_map(start_key, "start key")

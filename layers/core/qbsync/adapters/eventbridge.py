@@ -8,8 +8,10 @@ unpublished raises.
 
 Errors:
 
-* :class:`~qbsync.errors.DataError` - an event can never be published (too large, no detail type,
-  rejected as malformed by EventBridge).
+* :class:`~qbsync.errors.InfrastructureError` - an event can never be published (too large, rejected as
+  malformed by EventBridge).
+* ``TypeError`` / ``ValueError`` - not an event (no ``DETAIL_TYPE``, not a model), bad arguments; and
+  :class:`~qbsync.errors.ConfigurationError` - no bus name. These carry no indexes.
 * :class:`~qbsync.errors.ServiceUnavailable` / :class:`~qbsync.errors.Throttled` - still failing after
   the retries, or the whole call failed.
 * :class:`~qbsync.errors.ConfigurationError` - the bus does not exist / access denied.
@@ -31,7 +33,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel
 
 from qbsync.adapters._aws import default_client, translate
-from qbsync.errors import DataError, QbsyncError, ServiceUnavailable
+from qbsync.errors import ConfigurationError, InfrastructureError, QbsyncError, ServiceUnavailable
 
 __all__ = ["MAX_BATCH_BYTES", "MAX_BATCH_ENTRIES", "EventEntry", "EventPublisher", "PublishReceipt"]
 
@@ -81,9 +83,9 @@ class EventPublisher:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if not bus_name:
-            raise DataError("EventPublisher needs a bus name")
+            raise ConfigurationError("EventPublisher needs a bus name")
         if max_attempts < 1:
-            raise DataError("max_attempts must be at least 1")
+            raise ValueError("max_attempts must be at least 1")
         self.bus_name = bus_name
         self.source = source
         self._client = client
@@ -121,13 +123,13 @@ class EventPublisher:
         elif isinstance(event, BaseModel):
             declared = getattr(type(event), "DETAIL_TYPE", None)
             if not isinstance(declared, str):
-                raise DataError(f"{type(event).__name__} has no DETAIL_TYPE: cannot publish it")
+                raise TypeError(f"{type(event).__name__} has no DETAIL_TYPE: cannot publish it")
             detail_type = declared
             detail, resources, source = event.model_dump_json(), [], None
         else:
-            raise DataError(f"cannot publish a {type(event).__name__}: pass a model or an EventEntry")
+            raise TypeError(f"cannot publish a {type(event).__name__}: pass a model or an EventEntry")
         if not detail_type:
-            raise DataError("an event needs a detail type")
+            raise ValueError("an event needs a detail type")
         entry: dict[str, Any] = {
             "EventBusName": self.bus_name,
             "Source": source or self.source,
@@ -138,7 +140,7 @@ class EventPublisher:
             entry["Resources"] = resources
         size = _entry_size(entry)
         if size > MAX_BATCH_BYTES:
-            raise DataError(f"event {detail_type!r} is larger than 256 KB ({size} bytes)")
+            raise InfrastructureError(f"event {detail_type!r} is larger than 256 KB ({size} bytes)")
         return entry
 
     def _put_batch(
@@ -176,7 +178,7 @@ class EventPublisher:
                     permanent.append(code)
             if permanent:
                 codes = sorted(set(permanent))
-                err = DataError(
+                err = InfrastructureError(
                     f"EventBridge rejected {len(permanent)} event(s) on {self.bus_name} ({', '.join(codes)})",
                     aws_error_codes=codes,
                 )

@@ -10,8 +10,8 @@ Errors (re-raised ``from`` the botocore exception):
   firm/realm, corrupted or tampered): the stored tokens are unusable; only a new connection fixes it.
 * :class:`~qbsync.errors.ConfigurationError` - key missing, disabled, wrong key, access denied.
 * :class:`~qbsync.errors.Throttled` / :class:`~qbsync.errors.ServiceUnavailable` - retry later.
-* :class:`~qbsync.errors.DataError` - bad arguments (empty plaintext/context, non-string values,
-  plaintext over KMS's 4096-byte limit).
+* ``ValueError`` - bad arguments (empty plaintext/context, non-string values, plaintext over KMS's
+  4096-byte limit); :class:`~qbsync.errors.ConfigurationError` - no key id.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from qbsync.adapters._aws import default_client, error_code, translate
-from qbsync.errors import DataError, ReconnectRequired
+from qbsync.errors import ConfigurationError, ReconnectRequired
 
 __all__ = ["MAX_PLAINTEXT_BYTES", "TokenCipher"]
 
@@ -31,12 +31,12 @@ MAX_PLAINTEXT_BYTES = 4096
 
 def _check_context(context: Mapping[str, str]) -> dict[str, str]:
     if not context:
-        raise DataError("an encryption context is required (firm_id, realm_id)")
+        raise ValueError("an encryption context is required (firm_id, realm_id)")
     bad = [
         k for k, v in context.items() if not isinstance(k, str) or not isinstance(v, str) or not k or not v
     ]
     if bad:
-        raise DataError(
+        raise ValueError(
             f"encryption context keys and values must be non-empty strings: {sorted(map(str, bad))}"
         )
     return dict(context)
@@ -52,7 +52,7 @@ class TokenCipher:
 
     def __init__(self, key_id: str, client: Any = None) -> None:
         if not key_id:
-            raise DataError("TokenCipher needs a KMS key id")
+            raise ConfigurationError("TokenCipher needs a KMS key id")
         self.key_id = key_id
         self._client = client
 
@@ -65,9 +65,9 @@ class TokenCipher:
     def encrypt(self, plaintext: bytes, context: Mapping[str, str]) -> bytes:
         """Encrypt ``plaintext`` under ``context``; returns the ciphertext blob."""
         if not isinstance(plaintext, bytes | bytearray) or not plaintext:
-            raise DataError("plaintext must be non-empty bytes")
+            raise ValueError("plaintext must be non-empty bytes")
         if len(plaintext) > MAX_PLAINTEXT_BYTES:
-            raise DataError(f"plaintext is larger than {MAX_PLAINTEXT_BYTES} bytes ({len(plaintext)})")
+            raise ValueError(f"plaintext is larger than {MAX_PLAINTEXT_BYTES} bytes ({len(plaintext)})")
         ctx = _check_context(context)
         try:
             resp = self.client.encrypt(KeyId=self.key_id, Plaintext=bytes(plaintext), EncryptionContext=ctx)
@@ -78,7 +78,7 @@ class TokenCipher:
     def decrypt(self, blob: bytes, context: Mapping[str, str]) -> bytes:
         """Decrypt a blob made by :meth:`encrypt` under the same ``context``."""
         if not isinstance(blob, bytes | bytearray) or not blob:
-            raise DataError("ciphertext must be non-empty bytes")
+            raise ValueError("ciphertext must be non-empty bytes")
         ctx = _check_context(context)
         try:
             resp = self.client.decrypt(CiphertextBlob=bytes(blob), EncryptionContext=ctx, KeyId=self.key_id)

@@ -7,11 +7,12 @@ sender) a bounded number of times, then raises if any entry is still unsent.
 
 Errors:
 
-* :class:`~qbsync.errors.DataError` - a message cannot ever be sent (too large, bad attributes,
+* :class:`~qbsync.errors.InfrastructureError` - a message cannot ever be sent (too large, bad attributes,
   duplicate ids, or SQS rejected it as a sender fault). Nothing of that call was retried.
 * :class:`~qbsync.errors.ServiceUnavailable` / :class:`~qbsync.errors.Throttled` - entries still failed
   after the retries, or the whole call failed.
-* :class:`~qbsync.errors.ConfigurationError` - the queue does not exist / access denied.
+* :class:`~qbsync.errors.ConfigurationError` - the queue does not exist / access denied / no queue URL.
+* ``ValueError`` - bad arguments of the sender or of :meth:`SqsSender.change_visibility` (no ids).
 
 Every raised error carries ``err.extra["failed_ids"]`` (entry ids not sent) and
 ``err.extra["sent_ids"]`` (entry ids that were sent before the failure), so a caller can report
@@ -32,7 +33,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel
 
 from qbsync.adapters._aws import default_client, error_code, translate
-from qbsync.errors import DataError, QbsyncError, ServiceUnavailable
+from qbsync.errors import ConfigurationError, InfrastructureError, QbsyncError, ServiceUnavailable
 
 __all__ = ["MAX_BATCH_BYTES", "MAX_BATCH_ENTRIES", "SendReceipt", "SqsMessage", "SqsSender"]
 
@@ -109,9 +110,9 @@ class SqsSender:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if not queue_url:
-            raise DataError("SqsSender needs a queue URL")
+            raise ConfigurationError("SqsSender needs a queue URL")
         if max_attempts < 1:
-            raise DataError("max_attempts must be at least 1")
+            raise ValueError("max_attempts must be at least 1")
         self.queue_url = queue_url
         self._client = client
         self.max_attempts = max_attempts
@@ -128,13 +129,14 @@ class SqsSender:
         (``ChangeMessageVisibility``): a consumer that must retry a message later sets when it comes back.
 
         Raises:
-            DataError: bad arguments, or SQS rejected the receipt handle (expired, not of this queue).
+            ValueError: bad arguments. InfrastructureError: SQS rejected the receipt handle (expired, not of
+                this queue).
             ConfigurationError / Throttled / ServiceUnavailable: as translated from botocore.
         """
         if not receipt_handle:
-            raise DataError("change_visibility needs a receipt handle")
+            raise ValueError("change_visibility needs a receipt handle")
         if not 0 <= timeout_seconds <= MAX_VISIBILITY_SECONDS:
-            raise DataError(f"visibility timeout must be 0 to {MAX_VISIBILITY_SECONDS} seconds")
+            raise ValueError(f"visibility timeout must be 0 to {MAX_VISIBILITY_SECONDS} seconds")
         try:
             self.client.change_message_visibility(
                 QueueUrl=self.queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=int(timeout_seconds)
@@ -142,7 +144,7 @@ class SqsSender:
         except (ClientError, BotoCoreError) as exc:
             err = translate(exc, service="SQS", operation="ChangeMessageVisibility", resource=self.queue_url)
             if isinstance(exc, ClientError) and error_code(exc) in _BAD_RECEIPT_CODES:
-                err = DataError(
+                err = InfrastructureError(
                     f"SQS ChangeMessageVisibility on {self.queue_url}: {error_code(exc)}",
                     aws_error_code=error_code(exc),
                 )
@@ -158,7 +160,7 @@ class SqsSender:
         ids = [e["Id"] for e in entries]
         if len(set(ids)) != len(ids):
             dupes = sorted({i for i in ids if ids.count(i) > 1})
-            raise DataError(f"duplicate SQS entry ids: {dupes}", failed_ids=dupes, sent_ids=[])
+            raise InfrastructureError(f"duplicate SQS entry ids: {dupes}", failed_ids=dupes, sent_ids=[])
         receipts: dict[str, SendReceipt] = {}
         for batch in _chunks(entries):
             self._send_batch(batch, receipts, all_ids=ids)
@@ -169,14 +171,16 @@ class SqsSender:
     def _entry(self, message: SqsMessage, index: int) -> dict[str, Any]:
         entry_id = message.id if message.id is not None else str(index)
         if not _ENTRY_ID.match(entry_id):
-            raise DataError(
+            raise InfrastructureError(
                 "SQS entry ids must be 1-80 letters, digits, '-' or '_'", failed_ids=[entry_id], sent_ids=[]
             )
         attributes = dict(message.attributes)
         if message.correlation_id:
             attributes[CORRELATION_ATTRIBUTE] = message.correlation_id
         if len(attributes) > 10:
-            raise DataError("SQS allows at most 10 message attributes", failed_ids=[entry_id], sent_ids=[])
+            raise InfrastructureError(
+                "SQS allows at most 10 message attributes", failed_ids=[entry_id], sent_ids=[]
+            )
         entry: dict[str, Any] = {"Id": entry_id, "MessageBody": message.body_text()}
         if attributes:
             entry["MessageAttributes"] = {
@@ -189,7 +193,7 @@ class SqsSender:
         if message.deduplication_id:
             entry["MessageDeduplicationId"] = message.deduplication_id
         if _entry_size(entry) > MAX_BATCH_BYTES:
-            raise DataError(
+            raise InfrastructureError(
                 f"SQS message {entry_id} is larger than 256 KiB ({_entry_size(entry)} bytes)",
                 failed_ids=[entry_id],
                 sent_ids=[],
@@ -216,7 +220,7 @@ class SqsSender:
             sender_faults = [f for f in failed if f.get("SenderFault")]
             if sender_faults:
                 codes = sorted({str(f.get("Code")) for f in sender_faults})
-                err = DataError(
+                err = InfrastructureError(
                     f"SQS rejected {len(sender_faults)} message(s) on {self.queue_url} ({', '.join(codes)})",
                     aws_error_codes=codes,
                 )

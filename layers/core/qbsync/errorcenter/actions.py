@@ -663,7 +663,7 @@ class RecordActions:
                 owner=owner,
                 error=original,
                 now=self._clock(),
-                keep_intent=bool(err.extra.get("maybe_applied")),
+                keep_intent=err.maybe_applied,
             )
             if isinstance(err, QboValidationError) and err.qbo_code == "6240":
                 raise Conflict(_name_taken("Customer")) from None

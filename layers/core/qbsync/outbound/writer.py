@@ -216,7 +216,7 @@ class ExactlyOnceWriter:
         except DataError as err:
             # keep an earlier, unresolved intent (this attempt failed before replacing it), and keep ours
             # when an earlier try of it may have been applied
-            keep = bool(err.extra.get("maybe_applied")) or (record.intent is not None and not attempt.noted)
+            keep = err.maybe_applied or (record.intent is not None and not attempt.noted)
             self._fail(record, err, keep_intent=keep)
             raise
         except (ReconnectRequired, RetryableError):
@@ -302,7 +302,7 @@ class ExactlyOnceWriter:
         try:
             obj = self._send(op, qbo_entity, payload, qbo_id, sync_token, request_id)
         except StaleObject as err:
-            if op == "create" or qbo_id is None or err.extra.get("maybe_applied"):
+            if op == "create" or qbo_id is None or err.maybe_applied:
                 raise
             # 5010: someone changed the object in QBO. Re-read, take its SyncToken, resend once. The resend
             # gets its own deterministic requestid (QBO may remember the failed one's answer).

@@ -20,7 +20,8 @@ What every call does:
   - everything else (400 validation/business faults, 610, 5010, 403 …) is raised at once, typed by
     :func:`qbsync.qbo.faults.error_from_response`.
   - any error raised for a write after an earlier attempt may have reached QBO carries
-    ``err.extra["maybe_applied"] = True``: resend only with the same ``requestid``.
+    ``err.maybe_applied = True`` (:class:`~qbsync.errors.QbsyncError`): resend only with the same
+    ``requestid``.
 * Pacing: with a ``limiter`` (:class:`RequestLimiter`, production: ``qbsync.qbo.ratelimit``) every HTTP
   attempt, retries included, first takes a slot of the realm's shared request budget; a limiter that
   finds no slot soon raises :class:`~qbsync.errors.Throttled` (with ``retry_after``), which propagates.
@@ -679,7 +680,7 @@ class QboClient:
             if maybe_applied:
                 # an earlier attempt of this write may have been applied: whoever handles this error
                 # must resend with the same requestid (or look the object up), never a new one
-                error.extra["maybe_applied"] = True
+                error.maybe_applied = True
             if isinstance(error, Throttled):
                 wait = error.retry_after if error.retry_after is not None else self._backoff(attempt)
                 if attempt >= self._max_attempts or wait > self._max_throttle_wait:
@@ -706,7 +707,7 @@ class QboClient:
             self._limiter.acquire(self.realm_id, is_batch=operation == "batch")
         except QbsyncError as err:
             if maybe_applied:
-                err.extra["maybe_applied"] = True
+                err.maybe_applied = True
             raise
 
     def _error_of(

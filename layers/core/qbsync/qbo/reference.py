@@ -16,7 +16,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from qbsync.errors import DataError, ServiceUnavailable, UncertainOutcome
+from qbsync.errors import InfrastructureError, ServiceUnavailable, UncertainOutcome
 from qbsync.qbo.client import QUERY_PAGE_MAX, BatchOperation, QboClient, quote_literal
 
 __all__ = [
@@ -36,8 +36,11 @@ INCOME_ACCOUNT_TYPES = frozenset({"Income"})
 EXPENSE_ACCOUNT_TYPES = frozenset({"Expense", "Other Expense"})
 
 
-class ReferenceDataError(DataError):
-    """QBO reference data is not in the shape QBO documents (missing Id, wrong type)."""
+class ReferenceDataError(InfrastructureError):
+    """QBO reference data is not in the shape QBO documents (missing Id, wrong type).
+
+    Not the firm's data to fix (it is QuickBooks' answer), so not a DataError: the record is not failed and
+    no error-center entry is made; the message is retried and then parked in the DLQ for an operator."""
 
     code = "qbo_reference_invalid"
 
