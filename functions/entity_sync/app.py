@@ -1,31 +1,12 @@
 """Outbound sync worker: SQS (``OutboundQueue``, ``ReportBatchItemFailures``) → :mod:`qbsync.outbound`.
 
-Each SQS record's body is the whole EventBridge event the ``PlatformEventsRule`` delivered (or one the
-service re-enqueued for a released record). Per record:
-
-* parsed with :func:`qbsync.models.platform_events.parse_platform_event` and handed to
-  :meth:`SyncService.handle`; DataErrors are handled by the service (record failed + error log), so a
-  record the platform must fix is consumed, not retried.
-* Retryable outcomes (connection not ``connected`` → ``SyncPaused``, ReconnectRequired, throttling, an
-  uncertain write, a lease race) raise → reported as a batch-item failure → SQS redelivers the message
-  after its visibility timeout; after ``maxReceiveCount`` it lands in ``OutboundDLQ`` (nothing is lost).
-* A malformed event (not JSON, not a platform event, a detail that fails its schema) raises BadRequest.
-  It is logged WITHOUT its content (client personal data) and reported as a batch-item failure too, not
-  silently dropped: it is retried a few times and then parked in the DLQ, whose alarm is the operator's
-  signal that the platform sent something qbsync cannot read (a schema drift is fixed by deploying, then
-  redriving the DLQ). Dropping it would lose a record change without a trace.
-
-Throttle-aware redelivery: a retryable failure that says when to come back (``retry_after``: QBO's 429,
-qbsync's own per-realm limiter, a lease held by another worker - for a lease, at most 10 s x 2^(receive-1)
-since its expiry is only an upper bound) sets that message's visibility to about ``retry_after``
-(1..120 s, plus up to 25 % jitter so that throttled records do not all return at once),
-so it is retried in seconds instead of after the queue's visibility timeout (720 s). It is still reported
-as a batch-item failure (and still counts a receive). If SQS refuses the change, the queue's timeout
-applies; nothing else changes.
-
-Bodies of kind ``qbsync.sync_record.v1`` are :class:`~qbsync.models.commands.SyncCommand` (manual sync,
-retries, resume): "sync this record again from its stored platform event" →
-:meth:`SyncService.handle_command`. A malformed command is handled like a malformed event.
+Per record: the body is parsed once (:func:`qbsync.models.messages.parse_outbound_message`: a platform
+event - the EventBridge event the ``PlatformEventsRule`` delivered, or one the service re-enqueued - or a
+:class:`~qbsync.models.commands.SyncCommand`), handed to :meth:`SyncService.handle_message`, and what
+happened goes through the redelivery policy (:mod:`qbsync.outbound.redelivery`), which this handler
+applies: consume the message, or report it as a batch-item failure (after changing its visibility when a
+throttled record should come back early). A malformed body is logged WITHOUT its content (client personal
+data) and parked for the DLQ after its retries.
 
 Only the failed records are retried (``BatchProcessor`` + ``process_partial_response``); a batch in which
 every record fails is reported the same way (``raise_on_entire_batch_failure=False``), never as an
@@ -34,125 +15,79 @@ exception, so the Lambda's own error metrics mean "the worker is broken", not "Q
 
 from __future__ import annotations
 
-import json
-import math
 import random
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from qbsync.errors import BadRequest, LeaseHeld, QbsyncError, RetryableError
-from qbsync.models.commands import SyncCommand, is_sync_command, parse_sync_command
-from qbsync.models.platform_events import parse_platform_event
+from qbsync.errors import MalformedMessage, QbsyncError
+from qbsync.models.commands import SyncCommand
+from qbsync.models.messages import OutboundMessage, parse_outbound_message
 from qbsync.observability import context_keys, logger, metrics, tracer
+from qbsync.outbound.redelivery import decide, receive_count_of
 from qbsync.outbound.service import Outcome
 from qbsync.wiring import outbound_queue, start, sync_service
 
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
-#: bounds of a throttled message's early return (seconds)
-REDELIVERY_MIN_SECONDS = 1
-REDELIVERY_MAX_SECONDS = 120
-REDELIVERY_JITTER = 0.25
-LEASE_RETRY_BASE_SECONDS = 10
-
-
-def _event_of(record: SQSRecord) -> dict[str, Any]:
-    try:
-        body = json.loads(record.body)
-    except (TypeError, ValueError):
-        raise BadRequest("the SQS message body is not JSON") from None
-    if not isinstance(body, dict):
-        raise BadRequest("the SQS message body is not a JSON object")
-    return body
-
 
 def record_handler(record: SQSRecord) -> Outcome:
-    """Sync one message. Raises (→ batch-item failure) for malformed and retryable messages."""
-    body = _body_of(record)
-    if is_sync_command(body):
-        return _handle_command(record, body)
+    """Sync one message. Raises (→ batch-item failure) when the redelivery policy redelivers it."""
     try:
-        event = parse_platform_event(body)
-    except BadRequest as err:
-        _malformed(record, err, "platform event")
+        message = parse_outbound_message(record.body)
+    except MalformedMessage as err:
+        _redeliver(record, err, {})
         raise
-    with context_keys(firm_id=event.firm_id, correlation_id=event.correlation_id):
+    ids = _ids(message)
+    with context_keys(firm_id=message.firm_id, correlation_id=_correlation_id(message)):
         try:
-            outcome = sync_service().handle(event)
-        except QbsyncError as err:
-            _retry_later(record, err, event_id=event.event_id)
+            outcome = sync_service().handle_message(message)
+        except Exception as err:
+            _redeliver(record, err, ids)
             raise
-        _log_outcome(event.event_id, outcome)
+        _log_outcome(_log_id(message), outcome)
     return outcome
 
 
-def _body_of(record: SQSRecord) -> dict[str, Any]:
-    try:
-        return _event_of(record)
-    except BadRequest as err:
-        _malformed(record, err, "platform event")
-        raise
+def _ids(message: OutboundMessage) -> dict[str, str]:
+    if isinstance(message, SyncCommand):
+        return {"request_id": message.request_id}
+    return {"event_id": message.event_id}
 
 
-def _handle_command(record: SQSRecord, body: dict[str, Any]) -> Outcome:
-    try:
-        command: SyncCommand = parse_sync_command(body)
-    except BadRequest as err:
-        _malformed(record, err, "sync command")
-        raise
-    with context_keys(firm_id=command.firm_id, correlation_id=command.correlation_id or command.request_id):
-        try:
-            outcome: Outcome = sync_service().handle_command(command)
-        except QbsyncError as err:
-            _retry_later(record, err, request_id=command.request_id)
-            raise
-        _log_outcome(f"command:{command.request_id}", outcome)
-    return outcome
+def _correlation_id(message: OutboundMessage) -> str | None:
+    if isinstance(message, SyncCommand):
+        return message.correlation_id or message.request_id
+    return message.correlation_id
 
 
-def _malformed(record: SQSRecord, err: BadRequest, what: str) -> None:
-    # err.message names field paths only, never values; no body content is logged
-    logger.error(
-        f"malformed {what}: parked for the DLQ after retries",
-        extra={"message_id": record.message_id, "error": err.message, **err.context()},
-    )
-    metrics.add_metric(name="MalformedEvents", unit=MetricUnit.Count, value=1)
+def _log_id(message: OutboundMessage) -> str:
+    return f"command:{message.request_id}" if isinstance(message, SyncCommand) else message.event_id
 
 
-def _retry_later(record: SQSRecord, err: QbsyncError, **ids: Any) -> None:
-    logger.warning("sync retried later", extra={"message_id": record.message_id, **ids, **err.context()})
-    metrics.add_metric(name="SyncRetried", unit=MetricUnit.Count, value=1)
-    seconds = visibility_for(err, receive_count=_receive_count(record), jitter=random.random())
-    if seconds is not None:
-        _redeliver_after(record, seconds)
+def _redeliver(record: SQSRecord, err: Exception, ids: dict[str, str]) -> None:
+    """Apply the redelivery policy to a failed message (the caller re-raises: a batch-item failure)."""
+    decision = decide(err, receive_count=_receive_count(record), jitter=random.random())
+    if decision.why == "malformed" and isinstance(err, MalformedMessage):
+        # err.message names field paths only, never values; no body content is logged
+        logger.error(
+            f"malformed {err.what}: parked for the DLQ after retries",
+            extra={"message_id": record.message_id, "error": err.message, **err.context()},
+        )
+        metrics.add_metric(name="MalformedEvents", unit=MetricUnit.Count, value=1)
+    elif decision.why == "retry" and isinstance(err, QbsyncError):
+        logger.warning("sync retried later", extra={"message_id": record.message_id, **ids, **err.context()})
+        metrics.add_metric(name="SyncRetried", unit=MetricUnit.Count, value=1)
+    if decision.visibility_seconds is not None:
+        _redeliver_after(record, decision.visibility_seconds)
 
 
 def _receive_count(record: SQSRecord) -> int:
-    try:
-        return max(1, int(record.attributes.approximate_receive_count))
-    except (KeyError, TypeError, ValueError):
-        return 1
-
-
-def visibility_for(err: QbsyncError, *, receive_count: int, jitter: float) -> int | None:
-    """Seconds until a failed message should come back, or None to leave the queue's visibility timeout.
-
-    ``retry_after`` of a RetryableError, bounded to 1..120 s, plus up to 25 % (``jitter`` in [0, 1)).
-    A lease's expiry is only an upper bound (its holder usually finishes within seconds): back off by
-    receive, 10, 20, 40, 80 s, so the 5th receive (the last before the DLQ) comes after the lease of a
-    crashed holder (120 s) has expired.
-    """
-    retry_after = err.retry_after if isinstance(err, RetryableError) else None
-    if retry_after is None:
-        return None
-    if isinstance(err, LeaseHeld):
-        backoff = LEASE_RETRY_BASE_SECONDS * 2 ** (min(receive_count, 8) - 1)
-        retry_after = min(retry_after, backoff)
-    bounded = min(float(REDELIVERY_MAX_SECONDS), max(float(REDELIVERY_MIN_SECONDS), retry_after))
-    with_jitter = bounded * (1 + REDELIVERY_JITTER * min(1.0, max(0.0, jitter)))
-    return min(REDELIVERY_MAX_SECONDS, math.ceil(with_jitter))
+    attributes = record.get("attributes")
+    return receive_count_of(
+        attributes.get("ApproximateReceiveCount") if isinstance(attributes, dict) else None
+    )
 
 
 def _redeliver_after(record: SQSRecord, seconds: int) -> None:

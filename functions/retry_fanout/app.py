@@ -1,12 +1,14 @@
 """Retry fan-out: SQS (``RetryQueue``, ``ReportBatchItemFailures``) → :mod:`qbsync.errorcenter.retry`.
 
-Each message is one of:
+Each message is parsed once (:func:`qbsync.models.messages.parse_retry_message`) into one of:
 
 * a :class:`~qbsync.models.commands.RetryRequest` (admin API "resync" / "retry category" / "retry all"): the
   matching errors become one ``SyncCommand`` per record on ``OutboundQueue``, idempotently per
   ``request_id`` (:class:`~qbsync.errorcenter.retry.RetryFanout`); a long fan-out continues in a new message;
 * a "Connection Changed" event of qbsync's bus with ``status = connected`` (``ConnectionResumeRule``): the
-  firm's paused work is resumed (:meth:`qbsync.repositories.paused.PausedWork.resume`).
+  firm's paused work is resumed (:meth:`qbsync.outbound.resume.PausedWorkResumer.resume`).
+
+and handed to :meth:`RetryWorker.handle <qbsync.errorcenter.retry.RetryWorker.handle>`.
 
 A malformed message is logged WITHOUT its content and reported as a batch-item failure: retried a few times,
 then parked in ``RetryDLQ`` (its alarm tells the operator), never dropped silently and never a crash of the
@@ -20,8 +22,9 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from qbsync.errorcenter.retry import WorkOutcome, body_of
+from qbsync.errorcenter.retry import WorkOutcome
 from qbsync.errors import BadRequest, QbsyncError
+from qbsync.models.messages import parse_retry_message
 from qbsync.observability import context_keys, logger, metrics, tracer
 from qbsync.wiring import retry_worker, start
 
@@ -37,13 +40,11 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> WorkOutcome
     remaining = getattr(lambda_context, "get_remaining_time_in_millis", None)
     time_left_ms = (lambda: int(remaining())) if callable(remaining) else None
     try:
-        body = body_of(record.body)
-        firm_id = body.get("firm_id") if isinstance(body, dict) else None
-        if not isinstance(firm_id, str) and isinstance(body, dict) and isinstance(body.get("detail"), dict):
-            firm_id = body["detail"].get("firm_id")
-        with context_keys(firm_id=firm_id if isinstance(firm_id, str) else None):
-            outcome = retry_worker().handle(body, time_left_ms=time_left_ms)
+        message = parse_retry_message(record.body)
+        with context_keys(firm_id=message.firm_id):
+            outcome = retry_worker().handle(message, time_left_ms=time_left_ms)
     except BadRequest as err:
+        # a MalformedMessage, or a request naming something that does not parse (e.g. a stored cursor)
         # err.message names field paths only, never values; no body content is logged
         logger.error(
             "malformed retry message: parked for the DLQ after retries",

@@ -188,6 +188,18 @@ class BadRequest(QbsyncError):
     http_status = 400
 
 
+class MalformedMessage(BadRequest):
+    """A queue message body qbsync cannot understand (:mod:`qbsync.models.messages`).
+
+    ``what`` names what the body was read as (``platform event``, ``sync command``, ``retry message``).
+    The message names field paths, never values; ``code`` and :meth:`context` are those of BadRequest.
+    """
+
+    def __init__(self, message: str, *, what: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.what = what
+
+
 class Unauthorized(QbsyncError):
     code = "unauthorized"
     http_status = 401

@@ -49,6 +49,7 @@ from qbsync.errors import ConfigurationError
 from qbsync.inbound.services_import import ServicesImport
 from qbsync.lazy import Lazy
 from qbsync.observability import logger
+from qbsync.outbound.resume import PausedWorkResumer
 from qbsync.outbound.service import SyncService
 from qbsync.qbo.client import QboClient, TokenSource
 from qbsync.qbo.oauth import IntuitOAuthClient, clear_discovery_cache
@@ -60,6 +61,7 @@ from qbsync.repositories.firm_settings import FirmSettingsRepository
 from qbsync.repositories.oauth_state import OAuthStateRepository
 from qbsync.repositories.paused import PausedWork
 from qbsync.repositories.records import RecordsRepository
+from qbsync.repositories.retry_requests import RetryGuardRepository, RetryRequestRepository
 from qbsync.settings import clear as clear_settings
 from qbsync.settings import get_core_settings, get_qbo_settings
 
@@ -80,6 +82,7 @@ __all__ = [
     "error_log",
     "outbound_queue",
     "paced_client_factory",
+    "paused_resumer",
     "paused_work",
     "realm_clients",
     "record_actions",
@@ -142,7 +145,9 @@ _records = _once(lambda: RecordsRepository(sync_table()))
 _firm_settings = _once(lambda: FirmSettingsRepository(sync_table()))
 error_log = _once(lambda: ErrorLogRepository(_error_table()))
 #: events parked while a firm is not connected, resumed by the retry fan-out
-paused_work = _once(lambda: PausedWork(sync_table(), outbound_queue()))
+paused_work = _once(lambda: PausedWork(sync_table()))
+#: sends a firm's parked work back to OutboundQueue (the retry fan-out on "Connection Changed" connected)
+paused_resumer = _once(lambda: PausedWorkResumer(paused_work(), outbound_queue()))
 
 
 def _intuit_app() -> tuple[str, str]:
@@ -248,7 +253,9 @@ def build_error_center() -> ErrorCenter:
 
 def build_retry_requests() -> RetryRequests:
     """Resync requests of the admin API (``qbsync.api.errors_routes``)."""
-    return RetryRequests(errors=error_log(), guard=RetryGuard(sync_table()), retry_queue=_retry_queue())
+    return RetryRequests(
+        errors=error_log(), guard=RetryGuard(RetryGuardRepository(sync_table())), retry_queue=_retry_queue()
+    )
 
 
 def build_retry_worker() -> RetryWorker:
@@ -256,11 +263,11 @@ def build_retry_worker() -> RetryWorker:
     return RetryWorker(
         fanout=RetryFanout(
             errors=error_log(),
-            table=sync_table(),
+            requests=RetryRequestRepository(sync_table()),
             outbound=outbound_queue(),
             retry_queue=_retry_queue(),
         ),
-        resume=paused_work().resume,
+        resume=paused_resumer().resume,
     )
 
 

@@ -6,7 +6,6 @@ import time
 from decimal import Decimal
 
 from qbsync import wiring
-from qbsync.adapters.sqs import SqsSender
 from qbsync.outbound.mapping import parse_marker
 from qbsync.repositories.connections import Tokens
 from qbsync.repositories.paused import PausedWork
@@ -206,7 +205,7 @@ def test_disconnected_firm_parks_the_event_and_resume_sends_it_back(stack: SyncS
     # never connected: the message is consumed (no SQS retries, no DLQ) and the event is parked
     assert stack.deliver_records(records) == {"batchItemFailures": []}
     assert stack.records.get(firm, stack.realm_id, "service", "svc-300") is None
-    parked = PausedWork(stack.sync_table, SqsSender(stack.env["OUTBOUND_QUEUE_URL"])).parked(firm)
+    parked = PausedWork(stack.sync_table).parked(firm)
     assert [(p.entity_type, p.platform_id, p.version) for p in parked] == [("service", "svc-300", 1)]
 
     stack.connect(firm)
@@ -220,7 +219,7 @@ def test_disconnected_firm_parks_the_event_and_resume_sends_it_back(stack: SyncS
     assert stack.deliver(newer) == {"batchItemFailures": []}
     assert stack.deliver_records(records) == {"batchItemFailures": []}
     assert [i for i in stack.entities("Item") if i["Name"] == "Bookkeeping (monthly)"] == []
-    parked = PausedWork(stack.sync_table, SqsSender(stack.env["OUTBOUND_QUEUE_URL"])).parked(firm)
+    parked = PausedWork(stack.sync_table).parked(firm)
     assert [(p.platform_id, p.version) for p in parked] == [("svc-300", 2)]
     assert stack.requeued() == []
 
@@ -240,8 +239,8 @@ def test_disconnected_firm_parks_the_event_and_resume_sends_it_back(stack: SyncS
         settings={},
         now=time.time(),
     )
-    assert wiring.paused_work().resume(firm) == 1
-    assert wiring.paused_work().resume(firm) == 0
+    assert wiring.paused_resumer().resume(firm) == 1
+    assert wiring.paused_resumer().resume(firm) == 0
     resumed = stack.requeued()
     assert [(e["detail-type"], e["detail"]["version"]) for e in resumed] == [("Service Updated", 2)]
     assert stack.deliver(*resumed) == {"batchItemFailures": []}

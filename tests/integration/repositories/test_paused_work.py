@@ -1,4 +1,5 @@
-"""Paused work (qbsync.repositories.paused) on moto: parking, the newest version kept, resume as parked.
+"""Paused work (qbsync.repositories.paused, resumed by qbsync.outbound.resume) on moto: parking, the newest
+version kept, resume as parked.
 
 And the sync service's side of it: a firm that is not connected gets its events parked and the message
 consumed; a connection that comes back while a worker parks is resumed by that worker.
@@ -16,6 +17,7 @@ import pytest
 from qbsync.adapters.sqs import SqsMessage, SqsSender
 from qbsync.models.commands import SyncCommand
 from qbsync.models.platform_events import parse_platform_event
+from qbsync.outbound.resume import PausedWorkResumer
 from qbsync.outbound.service import SyncService, event_envelope
 from qbsync.repositories.connections import CONNECTED, Connection
 from qbsync.repositories.paused import PausedWork
@@ -56,7 +58,8 @@ def command(firm: str, platform_id: str) -> SyncCommand:
 
 def test_the_newest_event_is_parked_beside_a_command_and_resumed_once(table, sqs, queue) -> None:
     firm = new_id("f")
-    paused = PausedWork(table, SqsSender(queue), FakeClock())
+    paused = PausedWork(table, FakeClock())
+    resumer = PausedWorkResumer(paused, SqsSender(queue))
     assert paused.park_event(
         firm, "invoice", "inv-400", version=2, envelope=envelope(firm, "invoice_sent", 2)
     )
@@ -73,12 +76,12 @@ def test_the_newest_event_is_parked_beside_a_command_and_resumed_once(table, sqs
     assert len(paused.parked(firm)) == 12
     assert paused.parked(new_id("f")) == []
 
-    assert paused.resume(firm) == 12
+    assert resumer.resume(firm) == 12
     sent = drain(sqs, queue)
     what = sorted(b.get("kind") or f"{b['detail']['data']['id']} v{b['detail']['version']}" for b in sent)
     assert what == sorted(["qbsync.sync_record.v1", "inv-400 v2", *(f"svc-{n} v1" for n in range(11))])
     assert paused.parked(firm) == []
-    assert paused.resume(firm) == 0
+    assert resumer.resume(firm) == 0
     assert drain(sqs, queue) == []
 
 
@@ -100,20 +103,21 @@ class ParkingWhileSending:
 def test_an_event_parked_during_a_resume_is_not_lost(table, sqs, queue) -> None:
     firm = new_id("f")
     clock = FakeClock()
-    PausedWork(table, SqsSender(queue), clock).park_event(
+    PausedWork(table, clock).park_event(
         firm, "invoice", "inv-400", version=1, envelope=envelope(firm, "invoice_sent", 1)
     )
     newer = envelope(firm, "invoice_sent", 2)
-    racing = PausedWork(table, SqsSender(queue), clock)
+    racing = PausedWork(table, clock)
     sender = ParkingWhileSending(
         SqsSender(queue), lambda: racing.park_event(firm, "invoice", "inv-400", version=2, envelope=newer)
     )
-    paused = PausedWork(table, sender, clock)
+    paused = PausedWork(table, clock)
+    resumer = PausedWorkResumer(paused, sender)
 
-    assert paused.resume(firm) == 1
+    assert resumer.resume(firm) == 1
     assert [b["detail"]["version"] for b in drain(sqs, queue)] == [1]
     assert [p.version for p in paused.parked(firm)] == [2]  # the newer one stays parked
-    assert paused.resume(firm) == 1
+    assert resumer.resume(firm) == 1
     assert [b["detail"]["version"] for b in drain(sqs, queue)] == [2]
     assert paused.parked(firm) == []
 
@@ -160,14 +164,14 @@ def test_a_firm_that_is_not_connected_gets_its_events_parked(status, table, sqs,
 
     assert (outcome.status, outcome.entity_type, outcome.platform_id) == ("paused", "service", "svc-300")
     assert outcome.reason == f"QuickBooks is not connected ({status or 'not_connected'})"
-    parked = PausedWork(table, SqsSender(queue)).parked(firm)
+    parked = PausedWork(table).parked(firm)
     assert [(p.entity_type, p.platform_id, p.version) for p in parked] == [("service", "svc-300", 1)]
     assert json.loads(parked[0].event or "{}") == event_envelope(event)
     assert drain(sqs, queue) == []
 
     # a command while paused is parked too (beside the event)
     assert svc.handle_command(command(firm, "inv-1")).status == "paused"
-    assert len(PausedWork(table, SqsSender(queue)).parked(firm)) == 2
+    assert len(PausedWork(table).parked(firm)) == 2
 
 
 def test_a_worker_that_parks_while_the_firm_reconnects_resumes_the_work(table, sqs, queue) -> None:
@@ -181,4 +185,4 @@ def test_a_worker_that_parks_while_the_firm_reconnects_resumes_the_work(table, s
 
     assert (outcome.status, outcome.released) == ("paused", 1)
     assert drain(sqs, queue) == [event_envelope(event)]
-    assert PausedWork(table, SqsSender(queue)).parked(firm) == []
+    assert PausedWork(table).parked(firm) == []

@@ -19,6 +19,7 @@ from qbsync.errors import RetryableError, ServiceUnavailable
 from qbsync.models.commands import RetryRequest, parse_sync_command
 from qbsync.models.qbsync_events import ConnectionChanged
 from qbsync.repositories.paused import PausedWork
+from qbsync.repositories.retry_requests import RetryRequestRepository
 
 from local.stack.provision import clients
 from tests.integration.errorcenter.conftest import REALM, T0, ErrorStack, new_firm, sqs_record
@@ -50,7 +51,7 @@ def fanout(
 ) -> RetryFanout:
     return RetryFanout(
         errors=estack.errors,
-        table=estack.sync_table,
+        requests=RetryRequestRepository(estack.sync_table),
         outbound=outbound or SqsSender(estack.env["OUTBOUND_QUEUE_URL"]),
         retry_queue=SqsSender(estack.env["RETRY_QUEUE_URL"]),
         clock=clock,
@@ -230,7 +231,7 @@ def test_connection_changed_to_connected_resumes_paused_work_through_the_rule(es
     firm = new_firm()
     parked_event = json.loads((ROOT / "events" / "platform" / "invoice_sent.json").read_text())
     parked_event["detail"]["firm_id"] = firm
-    paused = PausedWork(estack.sync_table, SqsSender(estack.env["OUTBOUND_QUEUE_URL"]))
+    paused = PausedWork(estack.sync_table)
     assert paused.park_event(firm, "invoice", "inv-400", version=1, envelope=parked_event)
     events = clients(estack.resources.endpoint_url, estack.resources.region)["events"]
 

@@ -1,4 +1,5 @@
-"""When a failed outbound message comes back (the entity-sync handler's visibility choice)."""
+"""The entity-sync handler applies the redelivery policy (qbsync.outbound.redelivery, tested on its own in
+tests/unit/outbound/test_redelivery.py)."""
 
 from __future__ import annotations
 
@@ -7,37 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from qbsync.errors import DataError, LeaseHeld, ServiceUnavailable, Throttled
 
 from tests.fixtures.lambda_runtime import load_function
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-visibility_for = load_function("entity_sync", prefix="unit_redelivery").visibility_for
-
-
-@pytest.mark.parametrize(
-    ("retry_after", "jitter", "seconds"),
-    [(0.2, 0.0, 1), (3.4, 0.0, 4), (3.4, 0.99, 5), (60.0, 0.0, 60), (60.0, 1.0, 75), (600.0, 0.5, 120)],
-)
-def test_throttled_messages_come_back_after_about_retry_after(retry_after, jitter, seconds) -> None:
-    err = Throttled("slow down", retry_after=retry_after)
-    assert visibility_for(err, receive_count=1, jitter=jitter) == seconds
-
-
-def test_errors_without_retry_after_keep_the_queue_timeout() -> None:
-    assert visibility_for(ServiceUnavailable("5xx"), receive_count=1, jitter=0.0) is None
-    assert visibility_for(DataError("bad"), receive_count=1, jitter=0.0) is None
-
-
-def test_a_held_lease_backs_off_by_receive_and_outlasts_a_crashed_holder() -> None:
-    lease = LeaseHeld("busy", retry_after=119.0)
-    waits = [visibility_for(lease, receive_count=n, jitter=0.0) for n in (1, 2, 3, 4)]
-    assert waits == [10, 20, 40, 80]
-    # the 5th receive, the last before the DLQ, comes after a 120 s lease has run out
-    assert sum(w for w in waits if w is not None) > 120
-    assert visibility_for(LeaseHeld("busy", retry_after=2.0), receive_count=3, jitter=0.0) == 2
 
 
 def test_a_malformed_sync_command_is_a_batch_item_failure_logged_without_content(
@@ -70,3 +44,93 @@ class LambdaContext:
     memory_limit_in_mb: int = 256
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:entity-sync-unit"
     aws_request_id: str = "req-1"
+
+
+def _one_record(body: str) -> dict[str, object]:
+    return {
+        "messageId": "m-1",
+        "receiptHandle": "rh-1",
+        "body": body,
+        "attributes": {"ApproximateReceiveCount": "1"},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:qbsync-outbound",
+        "awsRegion": "us-east-1",
+    }
+
+
+class FakeService:
+    """The sync service port of the handler: answers or raises ``result``, and notes what it was given."""
+
+    def __init__(self, result: object) -> None:
+        self.result = result
+        self.messages: list[object] = []
+
+    def handle_message(self, message: object) -> object:
+        self.messages.append(message)
+        if isinstance(self.result, BaseException):
+            raise self.result
+        return self.result
+
+
+def _deliver(
+    monkeypatch: pytest.MonkeyPatch, result: object, body: str
+) -> tuple[dict[str, object], FakeService]:
+    handler = load_function("entity_sync", prefix="unit_redelivery")
+    service = FakeService(result)
+    monkeypatch.setattr(handler, "sync_service", lambda: service)
+    return handler.lambda_handler({"Records": [_one_record(body)]}, LambdaContext()), service
+
+
+def _event_body() -> str:
+    return json.loads((ROOT / "events" / "handlers" / "entity_sync_client_account_created.json").read_text())[
+        "Records"
+    ][0]["body"]
+
+
+def test_an_outcome_consumes_the_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    from qbsync.models.platform_events import ClientAccountCreated
+    from qbsync.outbound.service import Outcome
+
+    response, service = _deliver(monkeypatch, Outcome("synced", "client_account", "acct-100"), _event_body())
+    assert response == {"batchItemFailures": []}
+    assert [type(m) for m in service.messages] == [ClientAccountCreated]  # parsed once, handed over typed
+
+
+def test_a_qbsync_error_is_a_batch_item_failure_logged_with_its_ids(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from qbsync.errors import ServiceUnavailable
+
+    response, _ = _deliver(monkeypatch, ServiceUnavailable("5xx"), _event_body())
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+    (retried,) = [r for r in caplog.records if r.getMessage() == "sync retried later"]
+    assert retried.__dict__.get("event_id") == "evt-0001"
+    # no retry_after: the queue's visibility timeout applies (no visibility change is attempted)
+    assert not [r for r in caplog.records if "redelivery" in r.getMessage() or "back early" in r.getMessage()]
+
+    command = json.dumps(
+        {
+            "kind": "qbsync.sync_record.v1",
+            "firm_id": "firm-1",
+            "entity_type": "invoice",
+            "platform_id": "inv-1",
+            "reason": "manual_sync",
+            "request_id": "req-9",
+        }
+    )
+    caplog.clear()
+    response, _ = _deliver(monkeypatch, ServiceUnavailable("5xx"), command)
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+    (retried,) = [r for r in caplog.records if r.getMessage() == "sync retried later"]
+    assert retried.__dict__.get("request_id") == "req-9"
+
+
+def test_an_unexpected_exception_is_a_batch_item_failure_and_nothing_more(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    response, _ = _deliver(monkeypatch, ValueError("a bug"), _event_body())
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+    assert not [r for r in caplog.records if r.getMessage() in ("sync retried later",)]
+    assert not [r for r in caplog.records if r.getMessage().startswith("malformed")]

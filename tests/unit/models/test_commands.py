@@ -11,10 +11,10 @@ from qbsync.models.commands import (
     SYNC_COMMAND_KIND,
     RetryRequest,
     SyncCommand,
-    is_sync_command,
     parse_retry_request,
     parse_sync_command,
 )
+from qbsync.models.messages import parse_outbound_message
 
 
 def _command(**overrides: object) -> dict[str, object]:
@@ -33,14 +33,19 @@ def test_sync_command_round_trips_through_json_and_is_recognised() -> None:
     command = SyncCommand.model_validate(_command(force=True, requested_by="u_7"))
     body = json.loads(command.model_dump_json())
     assert body["kind"] == SYNC_COMMAND_KIND
-    assert is_sync_command(body)
+    assert parse_outbound_message(body) == command  # recognised as a command on OutboundQueue
     assert parse_sync_command(json.dumps(body)) == command
     assert parse_sync_command(body).force is True
 
 
 def test_an_eventbridge_event_is_not_a_sync_command() -> None:
-    assert not is_sync_command({"source": "platform", "detail-type": "Invoice Created", "detail": {}})
-    assert not is_sync_command("not a dict")
+    # read as a platform event (and refused as one: its detail is empty), never as a command
+    with pytest.raises(BadRequest) as caught:
+        parse_outbound_message({"source": "platform", "detail-type": "Invoice Created", "detail": {}})
+    assert getattr(caught.value, "what", None) == "platform event"
+    with pytest.raises(BadRequest) as caught:
+        parse_outbound_message(json.dumps("not a dict"))
+    assert getattr(caught.value, "what", None) == "platform event"
 
 
 @pytest.mark.parametrize(

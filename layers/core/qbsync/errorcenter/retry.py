@@ -4,17 +4,18 @@ Three parts, each over the tables and queues of ``qbsync.settings``:
 
 * :class:`RetryGuard` - "retry all" at most once every :data:`RETRY_WINDOW_SECONDS` (3 minutes) per firm,
   and the same window per category (one admin clicking "Retry Invoices" ten times does not fan out ten
-  times; retrying another category stays possible). One conditional PutItem on the sync-state table:
-  pk ``FIRM#{firm_id}``, sk ``RETRYALL`` (scope all) or ``RETRYCAT#{category lower}`` (scope category),
-  ``until`` = now + 3 min, condition ``attribute_not_exists(pk) OR until <= :now``; a failed condition is
+  times; retrying another category stays possible). One conditional PutItem on the sync-state table (the
+  ``RETRYALL`` / ``RETRYCAT#`` item, :class:`~qbsync.repositories.retry_requests.RetryGuardRepository`),
+  ``until`` = now + 3 min, free when absent or ``until <= now``; a guard that is held is
   :class:`~qbsync.errors.TooManyRequests` with ``retry_after`` = the seconds left. The guard is given back
   when the request could not be queued (the admin may try again at once). A one-error resync has no guard.
 * :class:`RetryRequests` (the admin API) - checks the caller (owner or admin), takes the guard and puts a
   :class:`~qbsync.models.commands.RetryRequest` on ``RetryQueue``; a one-error resync also notes "resync
   requested" on the error's history. Answers at once (202): the fan-out runs behind the queue.
-* :class:`RetryWorker` (``functions/retry_fanout``) - reads ``RetryQueue``: a RetryRequest fans out, a
-  "Connection Changed" event (status ``connected``, ``ConnectionResumeRule``) resumes the firm's paused work
-  through :meth:`qbsync.repositories.paused.PausedWork.resume`.
+* :class:`RetryWorker` (``functions/retry_fanout``) - takes a parsed ``RetryQueue`` message
+  (:data:`~qbsync.models.messages.RetryMessage`): a RetryRequest fans out, a "Connection Changed" event
+  (status ``connected``, ``ConnectionResumeRule``) resumes the firm's paused work through
+  :meth:`qbsync.outbound.resume.PausedWorkResumer.resume`.
 
 Fan-out (:class:`RetryFanout`): the matching errors - scope ``error``: that one entry (open or skipped; an
 explicit resync also retries a skipped error); ``category`` / ``all``: OPEN entries only (skipped errors are
@@ -23,7 +24,8 @@ left alone, E.3), read page by page from the error-log indexes - become one
 ``retry_category`` / ``retry_all``), sent in batches of 10.
 
 Idempotency (a redelivered or repeated request, same ``request_id``, never enqueues a record twice) lives in
-the sync-state table, partition ``FIRM#{firm_id}#RETRYREQ#{request_id}``:
+the sync-state table, partition ``FIRM#{firm_id}#RETRYREQ#{request_id}``
+(:class:`~qbsync.repositories.retry_requests.RetryRequestRepository`: items, keys and conditions):
 
 * ``REQUEST`` - the request's progress: ``status`` running|done, ``cursor`` (the error-list page to
   continue from), ``enqueued``; a request found ``done`` is not fanned out again.
@@ -54,17 +56,15 @@ request: it has just been attempted anyway.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from qbsync import vocab
-from qbsync.adapters.dynamodb import DynamoTable
 from qbsync.adapters.sqs import SqsMessage
 from qbsync.auth import Caller, require_role
 from qbsync.errors import (
@@ -75,13 +75,14 @@ from qbsync.errors import (
     RetryableError,
     TooManyRequests,
 )
-from qbsync.models.commands import (
-    RETRY_REQUEST_KIND,
-    RetryRequest,
-    SyncCommand,
-    parse_retry_request,
-)
+from qbsync.models.commands import RetryRequest, SyncCommand
+from qbsync.models.messages import ConnectionChangedMessage, RetryMessage
 from qbsync.repositories.error_log import OPEN, RESOLVED, ErrorEntry, ErrorLogRepository
+from qbsync.repositories.retry_requests import (
+    GUARD_TTL_SECONDS,
+    RetryGuardRepository,
+    RetryRequestRepository,
+)
 
 __all__ = [
     "GUARD_TTL_SECONDS",
@@ -94,20 +95,15 @@ __all__ = [
     "RetryRequests",
     "RetryWorker",
     "WorkOutcome",
-    "body_of",
 ]
 
 logger = logging.getLogger("qbsync.errorcenter.retry")
 
 #: "retry all" (and "retry this category") at most once per window per firm (E.4)
 RETRY_WINDOW_SECONDS = 180
-#: the guard item outlives its window by an hour (docs/data-model.md, TTL summary)
-GUARD_TTL_SECONDS = 3600
 #: a marker ``sending`` is another delivery's for this long: longer than the fan-out Lambda's timeout
 #: (30 s), shorter than RetryQueue's visibility timeout (180 s), so a redelivery finds it expired
 MARKER_LEASE_SECONDS = 120
-MARKER_TTL_SECONDS = 24 * 3600
-REQUEST_TTL_SECONDS = 5 * 24 * 3600
 #: errors read per page of the fan-out
 PAGE_SIZE = 50
 #: SyncCommands per SendMessageBatch (the SQS maximum)
@@ -122,10 +118,6 @@ _REASONS: dict[str, Literal["resync_error", "retry_category", "retry_all"]] = {
     "category": "retry_category",
     "all": "retry_all",
 }
-_SENDING = "sending"
-_SENT = "sent"
-_RUNNING = "running"
-_DONE = "done"
 
 
 class Sender(Protocol):
@@ -139,24 +131,16 @@ class Publisher(Protocol):
 # --- the throttle ------------------------------------------------------------------------------------
 
 
-def _guard_key(firm_id: str, scope: str, category: str | None) -> dict[str, str]:
-    if scope == "all":
-        return {"pk": f"FIRM#{firm_id}", "sk": "RETRYALL"}
-    if scope == "category" and category in vocab.ERROR_CATEGORIES:
-        return {"pk": f"FIRM#{firm_id}", "sk": f"RETRYCAT#{category.lower()}"}
-    raise BadRequest("only 'all' and 'category' retries are throttled")
-
-
 class RetryGuard:
     """The "once every 3 minutes" guard of retry-all / retry-category (see the module doc).
 
     Args:
-        table: the sync-state table (``SYNC_TABLE_NAME``).
+        guards: the guard items (:class:`~qbsync.repositories.retry_requests.RetryGuardRepository`).
         window_seconds: the window (production: :data:`RETRY_WINDOW_SECONDS`).
     """
 
-    def __init__(self, table: DynamoTable, *, window_seconds: int = RETRY_WINDOW_SECONDS) -> None:
-        self._table = table
+    def __init__(self, guards: RetryGuardRepository, *, window_seconds: int = RETRY_WINDOW_SECONDS) -> None:
+        self._guards = guards
         self._window = window_seconds
 
     def acquire(self, firm_id: str, scope: str, category: str | None, *, request_id: str, now: float) -> None:
@@ -164,44 +148,22 @@ class RetryGuard:
 
         Raises:
             TooManyRequests: the window is taken; ``retry_after`` = whole seconds until it ends (≥ 1).
+            BadRequest: ``scope`` has no guard (only ``all`` and a known ``category`` are throttled).
         """
-        key = _guard_key(firm_id, scope, category)
         until = now + self._window
-        item = {
-            **key,
-            "firm_id": firm_id,
-            "scope": scope,
-            "request_id": request_id,
-            "until": until,
-            "ttl": int(until) + GUARD_TTL_SECONDS,
-        }
-        if category:
-            item["category"] = category
-        try:
-            self._table.put(
-                item,
-                condition="attribute_not_exists(pk) OR #until <= :now",
-                names={"#until": "until"},
-                values={":now": now},
-            )
-        except Conflict:
-            held = self._table.get(key, consistent=True) or {}
-            left = float(held.get("until") or until) - now
-            what = "Retry all" if scope == "all" else f"Retry {category}"
-            raise TooManyRequests(
-                f"{what} was requested less than {self._window // 60} minutes ago; try again later",
-                retry_after=max(1, math.ceil(left)),
-                firm_id=firm_id,
-            ) from None
+        if self._guards.take(firm_id, scope, category, request_id=request_id, now=now, until=until):
+            return
+        left = (self._guards.held_until(firm_id, scope, category) or until) - now
+        what = "Retry all" if scope == "all" else f"Retry {category}"
+        raise TooManyRequests(
+            f"{what} was requested less than {self._window // 60} minutes ago; try again later",
+            retry_after=max(1, math.ceil(left)),
+            firm_id=firm_id,
+        )
 
     def release(self, firm_id: str, scope: str, category: str | None, *, request_id: str) -> None:
-        """Give the window back (only if ``request_id`` still holds it)."""
-        with contextlib.suppress(Conflict):  # another request holds it now: not ours to give back
-            self._table.delete(
-                _guard_key(firm_id, scope, category),
-                condition="request_id = :rid",
-                values={":rid": request_id},
-            )
+        """Give the window back (only if ``request_id`` still holds it; another request's is not ours)."""
+        self._guards.release(firm_id, scope, category, request_id=request_id)
 
 
 # --- the admin API side --------------------------------------------------------------------------------
@@ -358,25 +320,12 @@ class FanoutResult:
     skipped_done: bool = False
 
 
-def _req_pk(firm_id: str, request_id: str) -> str:
-    return f"FIRM#{firm_id}#RETRYREQ#{request_id}"
-
-
-def _marker_sk(entity_type: str, platform_id: str) -> str:
-    return f"REC#{entity_type}#{platform_id}"
-
-
-@dataclass(slots=True)
-class _Batch:
-    entries: list[ErrorEntry] = field(default_factory=list)
-
-
 class RetryFanout:
     """Fans one :class:`RetryRequest` out into SyncCommands (see the module doc for the idempotency).
 
     Args:
         errors: the error log.
-        table: the sync-state table (request and marker items).
+        requests: the request and marker items (:class:`RetryRequestRepository`).
         outbound: sender to ``OUTBOUND_QUEUE_URL``.
         retry_queue: sender to ``RETRY_QUEUE_URL`` (continuations of a long fan-out).
         clock: epoch seconds.
@@ -388,7 +337,7 @@ class RetryFanout:
         self,
         *,
         errors: ErrorLogRepository,
-        table: DynamoTable,
+        requests: RetryRequestRepository,
         outbound: Sender,
         retry_queue: Sender,
         clock: Callable[[], float] = time.time,
@@ -396,7 +345,7 @@ class RetryFanout:
         page_size: int = PAGE_SIZE,
     ) -> None:
         self._errors = errors
-        self._table = table
+        self._requests = requests
         self._outbound = outbound
         self._retry_queue = retry_queue
         self._clock = clock
@@ -412,8 +361,8 @@ class RetryFanout:
                 given back first).
         """
         result = FanoutResult(request.request_id, request.scope)
-        header = self._header(request)
-        if header.get("status") == _DONE:
+        header = self._requests.start(request, now=self._clock())
+        if header.done:
             result.complete = result.skipped_done = True
             return result
         if request.scope == "error":
@@ -423,7 +372,7 @@ class RetryFanout:
                 result.pages = 1
             self._finish(request, result)
             return result
-        cursor = header.get("cursor") or None
+        cursor = header.cursor
         while True:
             entries, cursor = self._errors.list(
                 request.firm_id,
@@ -438,7 +387,7 @@ class RetryFanout:
                 break
             if not result.contended:
                 # After a contended page the stored cursor stays before it: the retry re-reads from there.
-                self._save_cursor(request, cursor)
+                self._requests.save_cursor(request.firm_id, request.request_id, cursor)
             if time_left_ms is not None and time_left_ms() < CONTINUE_BELOW_MS:
                 # Continue in a fresh invocation: the same request, resumed from the stored cursor.
                 self._retry_queue.send_many(
@@ -451,45 +400,6 @@ class RetryFanout:
 
     # --- request item --------------------------------------------------------------------------------
 
-    def _header(self, request: RetryRequest) -> dict[str, Any]:
-        key = {"pk": _req_pk(request.firm_id, request.request_id), "sk": "REQUEST"}
-        now = self._clock()
-        item = self._table.get(key, consistent=True)
-        if item and float(item.get("ttl") or 0) > now:
-            return item
-        fresh: dict[str, Any] = {
-            **key,
-            "firm_id": request.firm_id,
-            "request_id": request.request_id,
-            "scope": request.scope,
-            "status": _RUNNING,
-            "enqueued": 0,
-            "started_at": now,
-            "ttl": int(now) + REQUEST_TTL_SECONDS,
-        }
-        if request.category:
-            fresh["category"] = request.category
-        if request.error_id:
-            fresh["error_id"] = request.error_id
-        try:
-            self._table.put(
-                fresh,
-                condition="attribute_not_exists(pk) OR #ttl <= :now",
-                names={"#ttl": "ttl"},
-                values={":now": now},
-            )
-        except Conflict:  # another delivery of the same request created it just now
-            return self._table.get(key, consistent=True) or fresh
-        return fresh
-
-    def _save_cursor(self, request: RetryRequest, cursor: str) -> None:
-        self._table.update(
-            {"pk": _req_pk(request.firm_id, request.request_id), "sk": "REQUEST"},
-            update="SET #cursor = :c",
-            names={"#cursor": "cursor"},
-            values={":c": cursor},
-        )
-
     def _finish(self, request: RetryRequest, result: FanoutResult) -> None:
         if result.contended:
             raise RetryableError(
@@ -497,12 +407,7 @@ class RetryFanout:
                 firm_id=request.firm_id,
                 request_id=request.request_id,
             )
-        self._table.update(
-            {"pk": _req_pk(request.firm_id, request.request_id), "sk": "REQUEST"},
-            update="SET #status = :done, finished_at = :now REMOVE #cursor",
-            names={"#status": "status", "#cursor": "cursor"},
-            values={":done": _DONE, ":now": self._clock()},
-        )
+        self._requests.finish(request.firm_id, request.request_id, now=self._clock())
         result.complete = True
 
     # --- records -------------------------------------------------------------------------------------
@@ -539,26 +444,20 @@ class RetryFanout:
             )
             for i, entry in enumerate(taken)
         ]
-        pk = _req_pk(request.firm_id, request.request_id)
+        firm_id, request_id = request.firm_id, request.request_id
         try:
             self._outbound.send_many(messages)
         except QbsyncError as err:
             sent = set(err.extra.get("sent_ids") or [])
             done = [e for i, e in enumerate(taken) if f"r{i}" in sent]
             failed = [e for i, e in enumerate(taken) if f"r{i}" not in sent]
-            self._mark_sent(pk, done)
+            self._requests.mark_sent(firm_id, request_id, done, now=self._clock())
             result.enqueued += len(done)
-            self._table.batch_write(
-                deletes=[{"pk": pk, "sk": _marker_sk(e.entity_type, e.platform_id)} for e in failed]
-            )
+            self._requests.give_back(firm_id, request_id, failed)
             raise
-        self._mark_sent(pk, taken)
+        self._requests.mark_sent(firm_id, request_id, taken, now=self._clock())
         result.enqueued += len(taken)
-        self._table.update(
-            {"pk": pk, "sk": "REQUEST"},
-            update="ADD enqueued :n",
-            values={":n": len(taken)},
-        )
+        self._requests.add_enqueued(firm_id, request_id, len(taken))
         if request.scope != "error":  # a one-error resync was noted by the API already
             now = self._clock()
             for entry in taken:
@@ -577,20 +476,18 @@ class RetryFanout:
         self, request: RetryRequest, entries: list[ErrorEntry], result: FanoutResult
     ) -> list[ErrorEntry]:
         """Markers of this batch: take the free ones in one transaction; count the sent / contended ones."""
-        pk = _req_pk(request.firm_id, request.request_id)
         for _ in range(_MAX_RACE):
             now = self._clock()
-            keys = [{"pk": pk, "sk": _marker_sk(e.entity_type, e.platform_id)} for e in entries]
-            existing = {item["sk"]: item for item in self._table.batch_get(keys, consistent=True)}
+            existing = self._requests.markers(request.firm_id, request.request_id, entries)
             free: list[ErrorEntry] = []
             already = contended = 0
-            for entry, key in zip(entries, keys, strict=True):
-                marker = existing.get(key["sk"])
+            for entry in entries:
+                marker = existing.get((entry.entity_type, entry.platform_id))
                 if marker is None:
                     free.append(entry)
-                elif marker.get("state") == _SENT:
+                elif marker.sent:
                     already += 1
-                elif float(marker.get("lease_until") or 0) <= now or marker.get("owner") == self._owner:
+                elif marker.lease_until <= now or marker.owner == self._owner:
                     free.append(entry)  # a dead delivery's (or our own earlier) attempt: send it again
                 else:
                     contended += 1
@@ -598,27 +495,14 @@ class RetryFanout:
                 result.already += already
                 result.contended += contended
                 return []
-            actions = [
-                self._table.tx_put(
-                    {
-                        "pk": pk,
-                        "sk": _marker_sk(e.entity_type, e.platform_id),
-                        "state": _SENDING,
-                        "owner": self._owner,
-                        "lease_until": now + MARKER_LEASE_SECONDS,
-                        "error_id": e.error_id,
-                        "ttl": int(now) + MARKER_TTL_SECONDS,
-                    },
-                    condition="attribute_not_exists(sk) OR (#state = :sending AND lease_until <= :now) "
-                    "OR (#state = :sending AND #owner = :me)",
-                    names={"#state": "state", "#owner": "owner"},
-                    values={":sending": _SENDING, ":now": now, ":me": self._owner},
-                )
-                for e in free
-            ]
-            try:
-                self._table.transact_write(actions)
-            except Conflict:
+            if not self._requests.take_markers(
+                request.firm_id,
+                request.request_id,
+                free,
+                owner=self._owner,
+                now=now,
+                lease_until=now + MARKER_LEASE_SECONDS,
+            ):
                 continue  # another delivery took one of them in between: read again
             result.already += already
             result.contended += contended
@@ -627,24 +511,6 @@ class RetryFanout:
             "retry markers changed concurrently too many times; retry later",
             firm_id=request.firm_id,
             request_id=request.request_id,
-        )
-
-    def _mark_sent(self, pk: str, entries: Sequence[ErrorEntry]) -> None:
-        if not entries:
-            return
-        now = self._clock()
-        self._table.batch_write(
-            puts=[
-                {
-                    "pk": pk,
-                    "sk": _marker_sk(e.entity_type, e.platform_id),
-                    "state": _SENT,
-                    "error_id": e.error_id,
-                    "sent_at": now,
-                    "ttl": int(now) + MARKER_TTL_SECONDS,
-                }
-                for e in entries
-            ]
         )
 
 
@@ -662,48 +528,29 @@ class WorkOutcome:
 
 
 class RetryWorker:
-    """Handles one decoded RetryQueue body.
+    """Handles one parsed RetryQueue message (:func:`~qbsync.models.messages.parse_retry_message`).
 
     Args:
         fanout: the fan-out.
         resume: ``(firm_id) -> int``: resume the firm's paused work
-            (:meth:`qbsync.repositories.paused.PausedWork.resume`).
+            (:meth:`qbsync.outbound.resume.PausedWorkResumer.resume`).
     """
 
     def __init__(self, *, fanout: RetryFanout, resume: Callable[[str], int]) -> None:
         self._fanout = fanout
         self._resume = resume
 
-    def handle(self, body: Any, *, time_left_ms: Callable[[], int] | None = None) -> WorkOutcome:
-        """Dispatch a RetryQueue body (dict): a RetryRequest, or a "Connection Changed" event.
+    def handle(self, message: RetryMessage, *, time_left_ms: Callable[[], int] | None = None) -> WorkOutcome:
+        """A RetryRequest fans out; a "Connection Changed" event resumes the firm's paused work when its
+        status is ``connected`` (otherwise it is ignored).
 
         Raises:
-            BadRequest: neither (or a field fails validation); the message names fields, never values.
             RetryableError / ConfigurationError / adapter errors: retry the message.
         """
-        if not isinstance(body, Mapping):
-            raise BadRequest("the RetryQueue message is not a JSON object")
-        if body.get("kind") == RETRY_REQUEST_KIND:
-            request = parse_retry_request(dict(body))
-            return WorkOutcome(
-                "retry", request.firm_id, fanout=self._fanout.run(request, time_left_ms=time_left_ms)
-            )
-        if body.get("source") == "qbsync" and body.get("detail-type") == "Connection Changed":
-            detail = body.get("detail")
-            if not isinstance(detail, Mapping):
-                raise BadRequest("Connection Changed: detail is not an object")
-            firm_id = detail.get("firm_id")
-            if not isinstance(firm_id, str) or not firm_id:
-                raise BadRequest("Connection Changed: detail.firm_id is missing")
-            if detail.get("status") != "connected":
-                return WorkOutcome("ignored", firm_id)
-            return WorkOutcome("resume", firm_id, resumed=self._resume(firm_id))
-        raise BadRequest("the RetryQueue message is neither a retry request nor a Connection Changed event")
-
-
-def body_of(text: str) -> Any:
-    """Decode a RetryQueue message body. Raises BadRequest (never echoing the content) if it is not JSON."""
-    try:
-        return json.loads(text)
-    except (TypeError, ValueError):
-        raise BadRequest("the RetryQueue message body is not JSON") from None
+        if isinstance(message, ConnectionChangedMessage):
+            if not message.connected:
+                return WorkOutcome("ignored", message.firm_id)
+            return WorkOutcome("resume", message.firm_id, resumed=self._resume(message.firm_id))
+        return WorkOutcome(
+            "retry", message.firm_id, fanout=self._fanout.run(message, time_left_ms=time_left_ms)
+        )

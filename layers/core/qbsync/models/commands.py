@@ -11,7 +11,8 @@
 ``RetryQueue`` carries :class:`RetryRequest` bodies (the admin API, schedules) and, through
 ``ConnectionResumeRule``, "Connection Changed" events of qbsync's own bus (status ``connected``).
 
-Both models are strict (unknown fields rejected) and versioned by ``kind``.
+Both models are strict (unknown fields rejected) and versioned by ``kind``. A queue body is told apart and
+parsed once, at the edge, by :mod:`qbsync.models.messages`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ __all__ = [
     "SYNC_COMMAND_KIND",
     "RetryRequest",
     "SyncCommand",
-    "is_sync_command",
     "parse_retry_request",
     "parse_sync_command",
 ]
@@ -85,11 +85,6 @@ class RetryRequest(BaseModel):
             raise ValueError("scope 'error' needs error_id")
         if self.scope == "category" and not self.category:
             raise ValueError("scope 'category' needs category")
-
-
-def is_sync_command(body: Any) -> bool:
-    """True for a decoded SQS body that is a :class:`SyncCommand` (not an EventBridge event)."""
-    return isinstance(body, dict) and body.get("kind") == SYNC_COMMAND_KIND
 
 
 def _parse(model: type[BaseModel], body: Any) -> Any:

@@ -6,7 +6,7 @@
    disconnected, switch pending) the event is parked in :class:`~qbsync.repositories.paused.PausedWork` (one
    item per record, the newest version kept) and the message is consumed: outcome ``paused``. When the
    connection is ``connected`` again the retry fan-out calls
-   :meth:`~qbsync.repositories.paused.PausedWork.resume`,
+   :meth:`~qbsync.outbound.resume.PausedWorkResumer.resume`,
    which sends every parked event back to ``OUTBOUND_QUEUE_URL``. Race: after parking, the connection is
    read again; if it is ``connected`` by now (the resume may have run before the park), this worker resumes
    the firm's parked work itself. Work is paused, never lost, and never waits in SQS retries or the DLQ. A
@@ -84,6 +84,7 @@ from qbsync.connection.clients import RealmClients
 from qbsync.errors import BadRequest, DataError, QbsyncError, RetryableError
 from qbsync.models.commands import SyncCommand
 from qbsync.models.firm_settings import FirmSyncSettings
+from qbsync.models.messages import OutboundMessage
 from qbsync.models.platform_events import (
     PLATFORM_SOURCE,
     ClientAccount,
@@ -99,6 +100,7 @@ from qbsync.models.qbsync_events import SyncErrorRaised, SyncStatusChanged
 from qbsync.outbound import mapping
 from qbsync.outbound.lookups import find_existing, lookup_statement, parse_marker
 from qbsync.outbound.mapping import MappingError, Resolved
+from qbsync.outbound.resume import PausedWorkResumer
 from qbsync.outbound.writer import DEFAULT_LEASE_SECONDS, ExactlyOnceWriter
 from qbsync.qbo.client import QboClient, deep_link
 from qbsync.qbo.reference import QboReference, ReferenceCache
@@ -281,7 +283,8 @@ class SyncService:
         requeue: sends re-enqueued events to the outbound queue (``SqsSender``).
         clock: epoch seconds; ``owner_id``: this worker's lease owner; ``app_base_url``: deep links.
         references: the per-realm reference cache.
-        paused: where events wait while the firm is not connected (default: the sync table + ``requeue``).
+        paused: where events wait while the firm is not connected (default: on the sync table); resumed
+            through ``requeue``.
     """
 
     def __init__(
@@ -317,9 +320,17 @@ class SyncService:
         self._app_base_url = app_base_url
         self._references = references or ReferenceCache(clock)
         self._lease_seconds = lease_seconds
-        self._paused = paused or PausedWork(table, requeue, clock)
+        self._paused = paused or PausedWork(table, clock)
+        self._resumer = PausedWorkResumer(self._paused, requeue)
 
     # ------------------------------------------------------------------ entry point
+
+    def handle_message(self, message: OutboundMessage) -> Outcome:
+        """Run one parsed ``OutboundQueue`` message: a SyncCommand (:meth:`handle_command`) or a platform
+        event (:meth:`handle`). Same outcomes and errors."""
+        if isinstance(message, SyncCommand):
+            return self.handle_command(message)
+        return self.handle(message)
 
     def handle(self, event: PlatformEvent, *, force: bool = False) -> Outcome:
         """Apply one platform event (see the module doc for every outcome).
@@ -431,7 +442,7 @@ class SyncService:
         again = self._connections.get(firm_id)
         if again is not None and again.status == CONNECTED:
             # connected while we parked: the resume that follows a reconnect may have run before our park
-            resumed = self._paused.resume(firm_id)
+            resumed = self._resumer.resume(firm_id)
             return Outcome(
                 "paused", entity_type, platform_id, reason="connected meanwhile: resumed", released=resumed
             )

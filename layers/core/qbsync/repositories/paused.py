@@ -3,7 +3,7 @@
 A platform event (or a :class:`~qbsync.models.commands.SyncCommand`) that reaches the sync service while the
 firm is disconnected, needs a reconnect, is switching companies or was never connected is not left to SQS
 redelivery (5 receives x 180 s, then the DLQ). The service parks it here and consumes the message; when the
-connection is ``connected`` again, :meth:`PausedWork.resume` sends everything parked back to
+connection is ``connected`` again, :mod:`qbsync.outbound.resume` sends everything parked back to
 ``OutboundQueue``, where it goes through the normal path (claim, dependencies, exactly-once write).
 
 One item per paused record in the sync-state table (docs/data-model.md, "paused work"):
@@ -22,37 +22,28 @@ attribute          meaning
 =================  ===========================================================================================
 
 The backlog is bounded by the firm's records (one item per record, whatever the number of events).
-:meth:`PausedWork.resume` is idempotent: an item is deleted only after its messages were sent, and only if
-nobody parked something newer in between (condition on ``token``); a message sent twice is harmless (the
-consumer answers ``stale`` / ``already_synced``). Logs carry firm ids and counts only.
+:meth:`PausedWork.unpark` deletes an item only if nobody parked something newer since it was read
+(condition on ``token``), which makes the resume idempotent (:mod:`qbsync.outbound.resume`).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from qbsync import vocab
 from qbsync.adapters.dynamodb import DynamoTable
-from qbsync.adapters.sqs import MAX_BATCH_ENTRIES, SqsMessage
-from qbsync.errors import Conflict, QbsyncError
+from qbsync.errors import Conflict
 from qbsync.models.commands import SyncCommand
 
 __all__ = ["PAUSED_PREFIX", "ParkedWork", "PausedWork"]
 
-logger = logging.getLogger("qbsync.repositories.paused")
-
 PAUSED_PREFIX = "PAUSED#"
-
-
-class Sender(Protocol):
-    def send_many(self, messages: Iterable[SqsMessage]) -> Any: ...
 
 
 def paused_key(firm_id: str, entity_type: str, platform_id: str) -> dict[str, str]:
@@ -90,42 +81,17 @@ class ParkedWork:
             parked_at=None if item.get("parked_at") is None else float(item["parked_at"]),
         )
 
-    def messages(self, prefix: str) -> list[SqsMessage]:
-        """The OutboundQueue messages that resume this record (the event first, then the command)."""
-        out = []
-        if self.event is not None:
-            out.append(SqsMessage(body=self.event, id=f"{prefix}-e", correlation_id=_correlation(self.event)))
-        if self.command is not None:
-            out.append(
-                SqsMessage(body=self.command, id=f"{prefix}-c", correlation_id=_correlation(self.command))
-            )
-        return out
-
-
-def _correlation(body: str) -> str | None:
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        return None
-    if not isinstance(parsed, dict):
-        return None
-    detail = parsed.get("detail")
-    value = detail.get("correlation_id") if isinstance(detail, dict) else parsed.get("correlation_id")
-    return value if isinstance(value, str) and value else None
-
 
 class PausedWork:
     """Parked work of the sync-state table (see the module doc).
 
     Args:
         table: the sync-state table (``SYNC_TABLE_NAME``).
-        sender: sends to ``OutboundQueue`` (``SqsSender``).
         clock: epoch seconds.
     """
 
-    def __init__(self, table: DynamoTable, sender: Sender, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, table: DynamoTable, clock: Callable[[], float] = time.time) -> None:
         self._table = table
-        self._sender = sender
         self._clock = clock
 
     # ------------------------------------------------------------------ parking
@@ -203,7 +169,7 @@ class PausedWork:
             return False
         return True
 
-    # ------------------------------------------------------------------ reading and resuming
+    # ------------------------------------------------------------------ reading
 
     def parked(self, firm_id: str) -> list[ParkedWork]:
         """Everything parked for the firm (strongly consistent)."""
@@ -217,52 +183,3 @@ class PausedWork:
                 consistent=True,
             )
         ]
-
-    def resume(self, firm_id: str) -> int:
-        """Send every parked record of the firm back to ``OutboundQueue``; returns how many were sent.
-
-        Records go in groups of at most 10 messages; each group's items are deleted once the group was
-        sent (conditional on their token, so something parked meanwhile stays for the next resume).
-        Idempotent: running it twice sends nothing the second time; a failure part-way leaves the unsent
-        items parked and raises the sender's error (RetryableError / DataError, see ``SqsSender``).
-        """
-        items = self.parked(firm_id)
-        sent_records = 0
-        kept = 0
-        group: list[tuple[ParkedWork, list[SqsMessage]]] = []
-        size = 0
-        for index, work in enumerate(items):
-            messages = work.messages(f"r{index}")
-            if not messages:
-                self.unpark(work.firm_id, work.entity_type, work.platform_id, work.token)
-                continue
-            if size + len(messages) > MAX_BATCH_ENTRIES:
-                done, stayed = self._send_group(group)
-                sent_records, kept = sent_records + done, kept + stayed
-                group, size = [], 0
-            group.append((work, messages))
-            size += len(messages)
-        if group:
-            done, stayed = self._send_group(group)
-            sent_records, kept = sent_records + done, kept + stayed
-        logger.info(
-            "paused work resumed",
-            extra={"firm_id": firm_id, "resumed": sent_records, "parked_again": kept},
-        )
-        return sent_records
-
-    def _send_group(self, group: list[tuple[ParkedWork, list[SqsMessage]]]) -> tuple[int, int]:
-        messages = [m for _, ms in group for m in ms]
-        try:
-            self._sender.send_many(messages)
-        except QbsyncError as err:
-            sent = set(err.extra.get("sent_ids") or ())
-            for work, ms in group:
-                if all(m.id in sent for m in ms):
-                    self.unpark(work.firm_id, work.entity_type, work.platform_id, work.token)
-            raise
-        kept = 0
-        for work, _ in group:
-            if not self.unpark(work.firm_id, work.entity_type, work.platform_id, work.token):
-                kept += 1  # parked again while we sent it: the newer item stays for the next resume
-        return len(group), kept
