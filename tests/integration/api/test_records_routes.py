@@ -10,7 +10,8 @@ import json
 import time
 from typing import Any
 
-from qbsync.repositories.records import RecordError
+from qbsync.models.record_key import RecordKey
+from qbsync.repositories.records import QboLink, RecordError
 
 from tests.integration.api.conftest import AdminApi, new_firm
 
@@ -19,7 +20,11 @@ OWNER = "worker-test"
 
 def _claim(api: AdminApi, firm: str, realm: str, entity_type: str, platform_id: str) -> None:
     claim = api.records.claim(
-        firm, realm, entity_type, platform_id, version=1, owner=OWNER, lease_seconds=60, now=time.time()
+        RecordKey(firm, realm, entity_type, platform_id),
+        version=1,
+        owner=OWNER,
+        lease_seconds=60,
+        now=time.time(),
     )
     assert claim.claimed
 
@@ -27,16 +32,17 @@ def _claim(api: AdminApi, firm: str, realm: str, entity_type: str, platform_id: 
 def _synced(api: AdminApi, firm: str, realm: str, entity_type: str, platform_id: str, qbo_id: str) -> None:
     _claim(api, firm, realm, entity_type, platform_id)
     api.records.mark_synced(
-        firm,
-        realm,
-        entity_type,
-        platform_id,
+        RecordKey(firm, realm, entity_type, platform_id),
         owner=OWNER,
         version=1,
-        qbo_entity={"client_account": "Customer", "invoice": "Invoice", "payment": "Payment"}[entity_type],
-        qbo_id=qbo_id,
-        sync_token="0",
-        deep_link=f"https://app.qbo.example/app/x?txnId={qbo_id}",
+        link=QboLink(
+            qbo_entity={"client_account": "Customer", "invoice": "Invoice", "payment": "Payment"}[
+                entity_type
+            ],
+            qbo_id=qbo_id,
+            sync_token="0",
+            deep_link=f"https://app.qbo.example/app/x?txnId={qbo_id}",
+        ),
         now=time.time(),
     )
 
@@ -49,7 +55,9 @@ def _last_event(
         "source": "platform",
         "detail": {"firm_id": firm, "data": {"id": platform_id, "account_id": account}},
     }
-    assert api.records.store_last_event(firm, realm, entity_type, platform_id, version=1, envelope=envelope)
+    assert api.records.store_last_event(
+        RecordKey(firm, realm, entity_type, platform_id), version=1, envelope=envelope
+    )
 
 
 def _seed(api: AdminApi, firm: str) -> str:
@@ -60,10 +68,7 @@ def _seed(api: AdminApi, firm: str) -> str:
     _last_event(api, firm, realm, "invoice", "inv-1", "acct-1")
     _claim(api, firm, realm, "invoice", "inv-2")
     api.records.mark_failed(
-        firm,
-        realm,
-        "invoice",
-        "inv-2",
+        RecordKey(firm, realm, "invoice", "inv-2"),
         owner=OWNER,
         error=RecordError("qbo_validation", "Invoices", "Duplicate document number", qbo_code="6140"),
         now=time.time(),
@@ -71,12 +76,18 @@ def _seed(api: AdminApi, firm: str) -> str:
     _last_event(api, firm, realm, "invoice", "inv-2", "acct-2")
     _claim(api, firm, realm, "payment", "pay-1")
     api.records.mark_blocked(
-        firm, realm, "payment", "pay-1", owner=OWNER, waiting_on=[("invoice", "inv-2")], now=time.time()
+        RecordKey(firm, realm, "payment", "pay-1"),
+        owner=OWNER,
+        waiting_on=[("invoice", "inv-2")],
+        now=time.time(),
     )
     _last_event(api, firm, realm, "payment", "pay-1", "acct-2")
     _claim(api, firm, realm, "payment", "pay-2")
     api.records.mark_skipped(
-        firm, realm, "payment", "pay-2", owner=OWNER, reason="offline payments do not sync", now=time.time()
+        RecordKey(firm, realm, "payment", "pay-2"),
+        owner=OWNER,
+        reason="offline payments do not sync",
+        now=time.time(),
     )
     _last_event(api, firm, realm, "payment", "pay-2", "acct-1")
     return realm

@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from qbsync.models.commands import SyncCommand
+from qbsync.models.record_key import RecordKey
 from qbsync.outbound.mapping import parse_marker
 from qbsync.qbo.client import QboClient
 
@@ -57,17 +58,19 @@ def test_a_sync_command_reruns_the_stored_event_forced_or_not(stack: SyncStack) 
     stack.connect(firm)  # default settings: an account without activity is skipped
 
     assert stack.deliver(_command(firm, "client_account", "acct-100")) == {"batchItemFailures": []}
-    assert stack.records.get(firm, stack.realm_id, "client_account", "acct-100") is None  # nothing stored
+    assert (
+        stack.records.get(RecordKey(firm, stack.realm_id, "client_account", "acct-100")) is None
+    )  # nothing stored
 
     assert stack.deliver(platform_event("client_account_created", firm)) == {"batchItemFailures": []}
-    account = stack.records.get(firm, stack.realm_id, "client_account", "acct-100")
+    account = stack.records.get(RecordKey(firm, stack.realm_id, "client_account", "acct-100"))
     assert account is not None and account.status == "skipped"
-    stored = stack.records.last_event(firm, stack.realm_id, "client_account", "acct-100")
+    stored = stack.records.last_event(RecordKey(firm, stack.realm_id, "client_account", "acct-100"))
     assert stored is not None and stored["detail"]["event_id"] == "evt-0001"
 
     # a manual sync without force follows the settings again: still skipped, nothing in QBO
     assert stack.deliver(_command(firm, "client_account", "acct-100")) == {"batchItemFailures": []}
-    account = stack.records.get(firm, stack.realm_id, "client_account", "acct-100")
+    account = stack.records.get(RecordKey(firm, stack.realm_id, "client_account", "acct-100"))
     assert account is not None and account.status == "skipped"
     assert _marked(stack.entities("Customer"), "ClientAccount", "acct-100") == []
     stack.published()
@@ -78,7 +81,7 @@ def test_a_sync_command_reruns_the_stored_event_forced_or_not(stack: SyncStack) 
     }
     customers = _marked(stack.entities("Customer"), "ClientAccount", "acct-100")
     assert len(customers) == 1
-    account = stack.records.get(firm, stack.realm_id, "client_account", "acct-100")
+    account = stack.records.get(RecordKey(firm, stack.realm_id, "client_account", "acct-100"))
     assert account is not None and account.status == "synced" and account.qbo_id == customers[0]["Id"]
     statuses = [
         (d["status"], d["correlation_id"]) for t, d in stack.published() if t == "Sync Status Changed"
@@ -103,14 +106,14 @@ def test_a_failed_record_is_resynced_by_a_command_after_the_fix(stack: SyncStack
         "payment_created", firm, amount="605.00", allocations=[{"invoice_id": "inv-400", "amount": "605.00"}]
     )
     assert stack.deliver(payment) == {"batchItemFailures": []}
-    failed = stack.records.get(firm, stack.realm_id, "payment", "pay-500")
+    failed = stack.records.get(RecordKey(firm, stack.realm_id, "payment", "pay-500"))
     assert failed is not None and failed.status == "failed"
     assert failed.error is not None and failed.error.code == "deposit_account_missing"
     assert len(stack.errors.list(firm)[0]) == 1
 
     stack.set_settings(firm, sync_accounts="all")  # fixed: Undeposited Funds
     assert stack.deliver(_command(firm, "payment", "pay-500")) == {"batchItemFailures": []}
-    synced = stack.records.get(firm, stack.realm_id, "payment", "pay-500")
+    synced = stack.records.get(RecordKey(firm, stack.realm_id, "payment", "pay-500"))
     assert synced is not None and synced.status == "synced" and synced.platform_version == 1
     assert len(_marked(stack.entities("Payment"), "Payment", "pay-500")) == 1
     assert stack.errors.list(firm)[0] == []
@@ -140,9 +143,9 @@ def test_a_credit_payment_is_applied_to_its_invoice_exactly_once(stack: SyncStac
         assert stack.deliver_records(records) == {"batchItemFailures": [{"itemIdentifier": "m-credit"}]}
     finally:
         stack.sim.control.clear_faults()
-    memo = stack.records.get(firm, stack.realm_id, "payment", "pay-credit")
+    memo = stack.records.get(RecordKey(firm, stack.realm_id, "payment", "pay-credit"))
     assert memo is not None and memo.status == "synced" and memo.qbo_entity == "CreditMemo"
-    pending = stack.records.get(firm, stack.realm_id, "credit_application", "pay-credit")
+    pending = stack.records.get(RecordKey(firm, stack.realm_id, "credit_application", "pay-credit"))
     assert pending is not None and pending.status != "synced" and pending.intent is not None
 
     # redelivered twice: the application is adopted (found by its marker), never written again
@@ -154,11 +157,11 @@ def test_a_credit_payment_is_applied_to_its_invoice_exactly_once(stack: SyncStac
     assert Decimal(str(applications[0]["TotalAmt"])) == Decimal("0")
     memos = _marked(stack.entities("CreditMemo"), "Payment", "pay-credit")
     assert len(memos) == 1 and Decimal(str(memos[0]["RemainingCredit"])) == Decimal("0")
-    invoice = stack.records.get(firm, stack.realm_id, "invoice", "inv-400")
+    invoice = stack.records.get(RecordKey(firm, stack.realm_id, "invoice", "inv-400"))
     assert invoice is not None
     balance = next(i["Balance"] for i in stack.entities("Invoice") if i["Id"] == invoice.qbo_id)
     assert Decimal(str(balance)) == Decimal("405.00")
-    applied = stack.records.get(firm, stack.realm_id, "credit_application", "pay-credit")
+    applied = stack.records.get(RecordKey(firm, stack.realm_id, "credit_application", "pay-credit"))
     assert applied is not None and applied.status == "synced" and applied.qbo_id == applications[0]["Id"]
 
     # deleting the payment deletes the application first, then the CreditMemo: the invoice is open again
@@ -197,7 +200,7 @@ def test_lines_on_the_sales_item_carry_the_service_name(stack: SyncStack) -> Non
     )
     firm = new_firm()
     _sync_prerequisites(stack, firm)
-    service = stack.records.get(firm, stack.realm_id, "service", "svc-300")
+    service = stack.records.get(RecordKey(firm, stack.realm_id, "service", "svc-300"))
     sales = [i for i in stack.entities("Item") if i["Name"] == "Sales"]
     assert service is not None and service.status == "synced" and service.qbo_id == sales[0]["Id"]
 

@@ -6,6 +6,7 @@ import time
 from decimal import Decimal
 
 from qbsync import wiring
+from qbsync.models.record_key import RecordKey
 from qbsync.outbound.mapping import parse_marker
 from qbsync.repositories.connections import Tokens
 from qbsync.repositories.paused import PausedWork
@@ -37,9 +38,9 @@ def test_account_and_service_become_customer_and_item(stack: SyncStack) -> None:
     assert [c["DisplayName"] for c in customers] == ["Harbour Bakery LLC"]
     items = [i for i in stack.entities("Item") if i["Name"] == "Bookkeeping (monthly)"]
     assert len(items) == 1 and Decimal(str(items[0]["UnitPrice"])) == Decimal("150")
-    account = stack.records.get(firm, stack.realm_id, "client_account", "acct-100")
+    account = stack.records.get(RecordKey(firm, stack.realm_id, "client_account", "acct-100"))
     assert account is not None and account.status == "synced" and account.qbo_id == customers[0]["Id"]
-    service = stack.records.get(firm, stack.realm_id, "service", "svc-300")
+    service = stack.records.get(RecordKey(firm, stack.realm_id, "service", "svc-300"))
     assert service is not None and service.status == "synced" and service.qbo_id == items[0]["Id"]
     statuses = sorted(
         (d["entity_type"], d["platform_id"], d["status"], d["qbo_id"], d["correlation_id"])
@@ -58,7 +59,7 @@ def test_deleting_an_account_deactivates_its_customer_and_voiding_an_invoice_voi
     firm = new_firm()
     _sync_prerequisites(stack, firm)
     assert stack.deliver(untaxed_invoice(firm)) == {"batchItemFailures": []}
-    invoice = stack.records.get(firm, stack.realm_id, "invoice", "inv-400")
+    invoice = stack.records.get(RecordKey(firm, stack.realm_id, "invoice", "inv-400"))
     assert invoice is not None and invoice.status == "synced"
 
     voided = platform_event("invoice_voided", firm)
@@ -72,7 +73,7 @@ def test_deleting_an_account_deactivates_its_customer_and_voiding_an_invoice_voi
     deleted["detail"]["data"]["id"] = "acct-100"
     deleted["detail"]["version"] = 9
     assert stack.deliver(deleted) == {"batchItemFailures": []}
-    account = stack.records.get(firm, stack.realm_id, "client_account", "acct-100")
+    account = stack.records.get(RecordKey(firm, stack.realm_id, "client_account", "acct-100"))
     assert account is not None and account.status == "synced"
     customers = [c for c in stack.entities("Customer") if c["Id"] == account.qbo_id]
     assert customers and customers[0]["Active"] is False
@@ -81,7 +82,7 @@ def test_deleting_an_account_deactivates_its_customer_and_voiding_an_invoice_voi
     never = platform_event("service_deleted", firm)
     never["detail"]["data"]["id"] = "svc-unknown"
     assert stack.deliver(never) == {"batchItemFailures": []}
-    skipped = stack.records.get(firm, stack.realm_id, "service", "svc-unknown")
+    skipped = stack.records.get(RecordKey(firm, stack.realm_id, "service", "svc-unknown"))
     assert skipped is not None and skipped.status == "skipped"
 
 
@@ -92,13 +93,13 @@ def test_invoice_waits_for_its_account_then_payment_pays_it_exactly_once(stack: 
 
     # the account arrives first: no activity yet → skipped (its event is kept)
     assert stack.deliver(platform_event("client_account_created", firm)) == {"batchItemFailures": []}
-    account = stack.records.get(firm, stack.realm_id, "client_account", "acct-100")
+    account = stack.records.get(RecordKey(firm, stack.realm_id, "client_account", "acct-100"))
     assert account is not None and account.status == "skipped"
     assert _marked(stack.entities("Customer"), "Notes", "ClientAccount", "acct-100") == []
 
     # the invoice blocks on the account and wakes it up (re-enqueues the account's stored event)
     assert stack.deliver(untaxed_invoice(firm)) == {"batchItemFailures": []}
-    invoice = stack.records.get(firm, stack.realm_id, "invoice", "inv-400")
+    invoice = stack.records.get(RecordKey(firm, stack.realm_id, "invoice", "inv-400"))
     assert invoice is not None and invoice.status == "blocked"
     assert invoice.waiting_on == (("client_account", "acct-100"),)
     assert _marked(stack.entities("Invoice"), "PrivateNote", "Invoice", "inv-400") == []
@@ -118,7 +119,7 @@ def test_invoice_waits_for_its_account_then_payment_pays_it_exactly_once(stack: 
     assert len(invoices) == 1
     assert invoices[0]["CustomerRef"]["value"] == customers[0]["Id"]
     assert Decimal(str(invoices[0]["TotalAmt"])) == Decimal("605.00")
-    invoice = stack.records.get(firm, stack.realm_id, "invoice", "inv-400")
+    invoice = stack.records.get(RecordKey(firm, stack.realm_id, "invoice", "inv-400"))
     assert invoice is not None and invoice.status == "synced" and invoice.qbo_id == invoices[0]["Id"]
 
     # the payment applies to the invoice; the same SQS batch delivered twice writes it once
@@ -157,7 +158,7 @@ def test_unmapped_tax_rate_fails_the_record_with_an_error_log_entry(stack: SyncS
     # the sample's first line carries platform tax rate "tax-me", which the firm has not mapped
     assert stack.deliver(platform_event("invoice_sent", firm)) == {"batchItemFailures": []}
 
-    invoice = stack.records.get(firm, stack.realm_id, "invoice", "inv-400")
+    invoice = stack.records.get(RecordKey(firm, stack.realm_id, "invoice", "inv-400"))
     assert invoice is not None and invoice.status == "failed"
     assert invoice.error is not None and invoice.error.code == "tax_rate_unmapped"
     entries, _ = stack.errors.list(firm)
@@ -177,7 +178,7 @@ def test_unmapped_tax_rate_fails_the_record_with_an_error_log_entry(stack: SyncS
     fixed = untaxed_invoice(firm)
     fixed["detail"]["version"] = 3
     assert stack.deliver(fixed) == {"batchItemFailures": []}
-    invoice = stack.records.get(firm, stack.realm_id, "invoice", "inv-400")
+    invoice = stack.records.get(RecordKey(firm, stack.realm_id, "invoice", "inv-400"))
     assert invoice is not None and invoice.status == "synced"
     assert _posts(stack) > before
     assert stack.errors.list(firm)[0] == []
@@ -204,7 +205,7 @@ def test_disconnected_firm_parks_the_event_and_resume_sends_it_back(stack: SyncS
 
     # never connected: the message is consumed (no SQS retries, no DLQ) and the event is parked
     assert stack.deliver_records(records) == {"batchItemFailures": []}
-    assert stack.records.get(firm, stack.realm_id, "service", "svc-300") is None
+    assert stack.records.get(RecordKey(firm, stack.realm_id, "service", "svc-300")) is None
     parked = PausedWork(stack.sync_table).parked(firm)
     assert [(p.entity_type, p.platform_id, p.version) for p in parked] == [("service", "svc-300", 1)]
 
@@ -245,7 +246,7 @@ def test_disconnected_firm_parks_the_event_and_resume_sends_it_back(stack: SyncS
     assert [(e["detail-type"], e["detail"]["version"]) for e in resumed] == [("Service Updated", 2)]
     assert stack.deliver(*resumed) == {"batchItemFailures": []}
     assert len([i for i in stack.entities("Item") if i["Name"] == "Bookkeeping (monthly)"]) == 1
-    service = stack.records.get(firm, stack.realm_id, "service", "svc-300")
+    service = stack.records.get(RecordKey(firm, stack.realm_id, "service", "svc-300"))
     assert service is not None and service.status == "synced" and service.platform_version == 2
 
 
@@ -257,7 +258,7 @@ def test_fee_and_refund_of_a_synced_payment(stack: SyncStack) -> None:
     )
     # the fee arrives before its payment: it waits, and the payment releases it
     assert stack.deliver(platform_event("processing_fee_created", firm)) == {"batchItemFailures": []}
-    fee = stack.records.get(firm, stack.realm_id, "fee", "fee-700")
+    fee = stack.records.get(RecordKey(firm, stack.realm_id, "fee", "fee-700"))
     assert fee is not None and fee.status == "blocked" and fee.waiting_on == (("payment", "pay-500"),)
 
     assert stack.deliver(untaxed_invoice(firm), payment) == {"batchItemFailures": []}
@@ -291,12 +292,12 @@ def test_a_lost_create_response_is_retried_and_adopted_without_a_duplicate(stack
         assert stack.deliver_records(records) == {"batchItemFailures": [{"itemIdentifier": "m-lost"}]}
     finally:
         stack.sim.control.clear_faults()
-    pending = stack.records.get(firm, stack.realm_id, "client_account", "acct-100")
+    pending = stack.records.get(RecordKey(firm, stack.realm_id, "client_account", "acct-100"))
     assert pending is not None and pending.status != "synced" and pending.intent is not None
 
     # SQS redelivers: the object the lost write created is found by its marker and adopted
     assert stack.deliver_records(records) == {"batchItemFailures": []}
     customers = _marked(stack.entities("Customer"), "Notes", "ClientAccount", "acct-100")
     assert len(customers) == 1
-    synced = stack.records.get(firm, stack.realm_id, "client_account", "acct-100")
+    synced = stack.records.get(RecordKey(firm, stack.realm_id, "client_account", "acct-100"))
     assert synced is not None and synced.status == "synced" and synced.qbo_id == customers[0]["Id"]

@@ -37,6 +37,7 @@ from typing import Any
 
 from qbsync import wiring
 from qbsync.models.platform_events import parse_platform_event
+from qbsync.models.record_key import RecordKey
 from qbsync.outbound.mapping import parse_marker
 
 from local.stack.provision import clients
@@ -356,7 +357,7 @@ def test_faults_redelivery_and_concurrency_end_with_every_record_synced_once(sta
     assert fired["drop_after_commit"] >= 8 and fired["http_503"] and fired["http_500"] and fired["throttle"]
 
     # every record settled as synced, no write left in flight
-    records = {k: stack.records.get(firm, realm, *k) for k in workload.record_ids()}
+    records = {k: stack.records.get(RecordKey(firm, realm, *k)) for k in workload.record_ids()}
     unsettled = {
         k: (r.status, r.intent, r.error, r.skip_reason, r.waiting_on) if r else None
         for k, r in records.items()

@@ -17,6 +17,7 @@ import pytest
 from qbsync import wiring
 from qbsync.adapters.dynamodb import DynamoTable
 from qbsync.models.platform_events import parse_platform_event
+from qbsync.models.record_key import RecordKey
 from qbsync.outbound.service import SyncService
 
 from local.stack.provision import clients
@@ -63,7 +64,7 @@ def test_a_record_waiting_on_four_prerequisites_is_released_once(stack: SyncStac
     stack.set_settings(firm, sync_accounts="all")
     invoice = _invoice_on_services(firm, "inv-600", SERVICES)
     assert stack.deliver(invoice) == {"batchItemFailures": []}
-    blocked = stack.records.get(firm, stack.realm_id, "invoice", "inv-600")
+    blocked = stack.records.get(RecordKey(firm, stack.realm_id, "invoice", "inv-600"))
     assert blocked is not None and blocked.status == "blocked" and len(blocked.waiting_on) == 4
     assert stack.requeued() == []
 
@@ -82,7 +83,7 @@ def test_a_record_waiting_on_four_prerequisites_is_released_once(stack: SyncStac
     assert stack.requeued() == []
 
     assert stack.deliver(*sent) == {"batchItemFailures": []}
-    synced = stack.records.get(firm, stack.realm_id, "invoice", "inv-600")
+    synced = stack.records.get(RecordKey(firm, stack.realm_id, "invoice", "inv-600"))
     assert synced is not None and synced.status == "synced" and synced.qbo_id
     assert synced.requeued_by is None  # the claim took the mark off
     assert stack.requeued() == []
@@ -94,7 +95,7 @@ def test_a_skipped_account_is_woken_once_by_many_blocked_invoices(stack: SyncSta
     assert stack.deliver(_service(firm, "svc-301"), platform_event("client_account_created", firm)) == {
         "batchItemFailures": []
     }
-    account = stack.records.get(firm, stack.realm_id, "client_account", "acct-100")
+    account = stack.records.get(RecordKey(firm, stack.realm_id, "client_account", "acct-100"))
     assert account is not None and account.status == "skipped"
 
     invoices = [_invoice_on_services(firm, f"inv-61{i}", ("svc-301",)) for i in range(4)]
@@ -117,7 +118,7 @@ def test_a_skipped_account_is_woken_once_by_many_blocked_invoices(stack: SyncSta
 
     assert stack.deliver(*released) == {"batchItemFailures": []}
     for i in range(4):
-        record = stack.records.get(firm, stack.realm_id, "invoice", f"inv-61{i}")
+        record = stack.records.get(RecordKey(firm, stack.realm_id, "invoice", f"inv-61{i}"))
         assert record is not None and record.status == "synced"
     assert stack.requeued() == []
 
@@ -142,10 +143,10 @@ def test_a_crash_between_the_sync_and_the_release_is_repaired_by_the_redelivery(
     account = platform_event("client_account_created", firm)
     failed = stack.deliver(account)
     assert len(failed["batchItemFailures"]) == 1
-    synced = stack.records.get(firm, stack.realm_id, "client_account", "acct-100")
+    synced = stack.records.get(RecordKey(firm, stack.realm_id, "client_account", "acct-100"))
     assert synced is not None and synced.status == "synced" and synced.released_version is None
     for i in range(2):  # marked for release by the account, but never sent
-        record = stack.records.get(firm, stack.realm_id, "invoice", f"inv-62{i}")
+        record = stack.records.get(RecordKey(firm, stack.realm_id, "invoice", f"inv-62{i}"))
         assert record is not None and record.status == "blocked"
         assert record.requeued_by == "client_account#acct-100"
 
@@ -155,13 +156,13 @@ def test_a_crash_between_the_sync_and_the_release_is_repaired_by_the_redelivery(
     assert stack.deliver(account) == {"batchItemFailures": []}
     released = stack.requeued()
     assert sorted(_key(b) for b in released) == [("Invoice", "inv-620"), ("Invoice", "inv-621")]
-    done = stack.records.get(firm, stack.realm_id, "client_account", "acct-100")
+    done = stack.records.get(RecordKey(firm, stack.realm_id, "client_account", "acct-100"))
     assert done is not None and done.released_version == done.platform_version
     assert stack.deliver(account) == {"batchItemFailures": []}  # later redeliveries release nothing
     assert stack.requeued() == []
     assert stack.deliver(*released) == {"batchItemFailures": []}
     for i in range(2):
-        record = stack.records.get(firm, stack.realm_id, "invoice", f"inv-62{i}")
+        record = stack.records.get(RecordKey(firm, stack.realm_id, "invoice", f"inv-62{i}"))
         assert record is not None and record.status == "synced"
 
 
@@ -208,7 +209,7 @@ def test_an_invoice_that_blocks_while_its_account_is_being_skipped_is_not_left_b
     worker = _service_with(table)
     outcome = worker.handle(parse_platform_event(platform_event("client_account_created", firm)))
     assert outcome.status == "skipped"
-    blocked = stack.records.get(firm, stack.realm_id, "invoice", "inv-630")
+    blocked = stack.records.get(RecordKey(firm, stack.realm_id, "invoice", "inv-630"))
     assert blocked is not None and blocked.status == "blocked"
 
     woken = stack.requeued()  # the skipped account saw the new dependent and sent itself again
@@ -217,7 +218,7 @@ def test_an_invoice_that_blocks_while_its_account_is_being_skipped_is_not_left_b
     released = stack.requeued()
     assert [_key(b) for b in released] == [("Invoice", "inv-630")]
     assert stack.deliver(*released) == {"batchItemFailures": []}
-    record = stack.records.get(firm, stack.realm_id, "invoice", "inv-630")
+    record = stack.records.get(RecordKey(firm, stack.realm_id, "invoice", "inv-630"))
     assert record is not None and record.status == "synced"
     wiring.reset()
 
@@ -244,7 +245,7 @@ def test_an_older_event_delivered_after_a_newer_blocked_one_does_not_overwrite_i
     assert [i for i in stack.entities("Invoice") if "inv-640" in str(i.get("PrivateNote"))] == []
     assert stack.requeued() == []
     assert stack.deliver(*released) == {"batchItemFailures": []}
-    record = stack.records.get(firm, stack.realm_id, "invoice", "inv-640")
+    record = stack.records.get(RecordKey(firm, stack.realm_id, "invoice", "inv-640"))
     assert record is not None and record.status == "synced" and record.platform_version == 3
     mine = [i for i in stack.entities("Invoice") if "inv-640" in str(i.get("PrivateNote"))]
     assert len(mine) == 1 and mine[0].get("CustomerMemo", {}).get("value") == "version 3"

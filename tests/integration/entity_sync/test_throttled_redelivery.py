@@ -13,6 +13,7 @@ import math
 import time
 from typing import Any
 
+from qbsync.models.record_key import RecordKey
 from qbsync.qbo.ratelimit import RateLimits, rate_key
 
 from local.stack.provision import clients
@@ -64,7 +65,7 @@ def test_a_throttled_record_comes_back_within_seconds(stack: SyncStack) -> None:
     response = stack.deliver_records([_as_record(message)])
     assert response == {"batchItemFailures": [{"itemIdentifier": message["MessageId"]}]}
     assert stack.sim.control.requests(realm_id=stack.realm_id) == []  # the limiter held every call back
-    held = stack.records.get(firm, stack.realm_id, "client_account", "acct-100")
+    held = stack.records.get(RecordKey(firm, stack.realm_id, "client_account", "acct-100"))
     assert held is None or held.status != "synced"
     # the other container is done
     stack.sync_table.batch_write(deletes=[rate_key(stack.realm_id, m) for m in used])
@@ -79,7 +80,7 @@ def test_a_throttled_record_comes_back_within_seconds(stack: SyncStack) -> None:
     assert again[0]["Attributes"]["ApproximateReceiveCount"] == "2"
 
     assert stack.deliver_records([_as_record(again[0])]) == {"batchItemFailures": []}
-    record = stack.records.get(firm, stack.realm_id, "client_account", "acct-100")
+    record = stack.records.get(RecordKey(firm, stack.realm_id, "client_account", "acct-100"))
     assert record is not None and record.status == "synced"
     assert [c["DisplayName"] for c in stack.entities("Customer") if c["Id"] == record.qbo_id] == [
         "Harbour Bakery LLC"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from qbsync.models.commands import parse_retry_request
-from qbsync.repositories.records import record_key
+from qbsync.models.record_key import RecordKey
 
 from tests.integration.errorcenter.conftest import REALM, T0, ErrorStack, new_firm
 
@@ -94,7 +94,7 @@ def test_one_error_with_history_fix_and_deep_link_and_404_across_firms(estack: E
     link = f"https://app.qbo.intuit.com/app/invoice?txnId=145&companyId={REALM}"
     estack.sync_table.put(
         {
-            **record_key(firm, REALM, "invoice", "inv-7"),
+            **RecordKey(firm, REALM, "invoice", "inv-7").item_key(),
             "firm_id": firm,
             "realm_id": REALM,
             "entity_type": "invoice",

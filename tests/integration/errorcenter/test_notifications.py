@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from qbsync.models.record_key import RecordKey
+
 from tests.integration.entity_sync.conftest import (
     SyncStack,
     new_firm,
@@ -46,7 +48,7 @@ def test_new_errors_notify_owner_and_admins_skipped_ones_stay_quiet(stack: SyncS
     assert raised(stack) == []
     again = stack.errors.get(firm, entry.error_id)
     assert again is not None and (again.status, again.attempts) == ("skipped", 2)
-    record = stack.records.get(firm, stack.realm_id, "invoice", "inv-400")
+    record = stack.records.get(RecordKey(firm, stack.realm_id, "invoice", "inv-400"))
     assert record is not None and record.status == "failed"
 
     # a different error of the same record is a new entry and notifies

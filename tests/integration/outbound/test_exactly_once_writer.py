@@ -15,8 +15,9 @@ from qbsync.errors import (
     RetryableError,
     UncertainOutcome,
 )
+from qbsync.models.record_key import RecordKey
 from qbsync.outbound.writer import write_request_id
-from qbsync.repositories.records import FAILED, NOT_SYNCED, SYNCED
+from qbsync.repositories.records import FAILED, NOT_SYNCED, SYNCED, Intent
 
 from tests.integration.outbound.conftest import customer_payload, find_customer, new_id
 
@@ -26,12 +27,12 @@ CLIENT = "client_account"
 def test_create_is_applied_once_and_record_synced_with_deep_link(rig):
     name, cid = f"Acme {new_id('c')}", new_id("acct")
     outcome = rig.writer().write(
-        rig.firm, rig.realm, CLIENT, cid, 1, "create", "Customer", customer_payload(name, cid)
+        RecordKey(rig.firm, rig.realm, CLIENT, cid), 1, "create", "Customer", customer_payload(name, cid)
     )
 
     assert outcome.status == "synced"
     [created] = rig.customers(name)
-    record = rig.records.get(rig.firm, rig.realm, CLIENT, cid)
+    record = rig.records.get(RecordKey(rig.firm, rig.realm, CLIENT, cid))
     assert record is not None
     assert record.status == SYNCED
     assert record.qbo_entity == "Customer"
@@ -42,7 +43,7 @@ def test_create_is_applied_once_and_record_synced_with_deep_link(rig):
     assert (
         record.deep_link == f"{rig.sim.url}/app/customerdetail?nameId={created['Id']}&companyId={rig.realm}"
     )
-    assert outcome.request_id == write_request_id(rig.firm, rig.realm, CLIENT, cid, "create", 1)
+    assert outcome.request_id == write_request_id(RecordKey(rig.firm, rig.realm, CLIENT, cid), "create", 1)
     # the requestid QBO saw is the deterministic one
     posts = [r for r in rig.sim.control.requests(rig.realm, limit=20) if r["method"] == "POST"]
     assert any(f"requestid={outcome.request_id}" in (r.get("query") or "") for r in posts)
@@ -55,9 +56,13 @@ def test_create_is_applied_once_and_record_synced_with_deep_link(rig):
 def test_redelivery_after_success_creates_nothing(rig):
     name, cid = f"Redeliver {new_id('c')}", new_id("acct")
     payload = customer_payload(name, cid)
-    first = rig.writer("w1").write(rig.firm, rig.realm, CLIENT, cid, 1, "create", "Customer", payload)
+    first = rig.writer("w1").write(
+        RecordKey(rig.firm, rig.realm, CLIENT, cid), 1, "create", "Customer", payload
+    )
     requests_before = len(rig.sim.control.requests(rig.realm, limit=1000))
-    again = rig.writer("w2").write(rig.firm, rig.realm, CLIENT, cid, 1, "create", "Customer", payload)
+    again = rig.writer("w2").write(
+        RecordKey(rig.firm, rig.realm, CLIENT, cid), 1, "create", "Customer", payload
+    )
 
     assert first.status == "synced"
     assert again.status == "already_synced"
@@ -78,15 +83,19 @@ def test_dropped_response_is_uncertain_then_retry_ends_with_one_object(rig, with
 
     with pytest.raises(UncertainOutcome):
         rig.writer("w1", qbo=single_shot).write(
-            rig.firm, rig.realm, CLIENT, cid, 1, "create", "Customer", payload, find
+            RecordKey(rig.firm, rig.realm, CLIENT, cid), 1, "create", "Customer", payload, find
         )
     assert len(rig.customers(name)) == 1  # the write did commit in QBO
-    pending = rig.records.get(rig.firm, rig.realm, CLIENT, cid)
+    pending = rig.records.get(RecordKey(rig.firm, rig.realm, CLIENT, cid))
     assert pending.status == NOT_SYNCED and pending.owner is None  # released, not failed
     assert pending.intent is not None
-    assert pending.intent.request_id == write_request_id(rig.firm, rig.realm, CLIENT, cid, "create", 1)
+    assert pending.intent.request_id == write_request_id(
+        RecordKey(rig.firm, rig.realm, CLIENT, cid), "create", 1
+    )
 
-    retry = rig.writer("w2").write(rig.firm, rig.realm, CLIENT, cid, 1, "create", "Customer", payload, find)
+    retry = rig.writer("w2").write(
+        RecordKey(rig.firm, rig.realm, CLIENT, cid), 1, "create", "Customer", payload, find
+    )
 
     [only] = rig.customers(name)
     assert retry.status == ("adopted" if with_lookup else "synced")
@@ -98,34 +107,41 @@ def test_dropped_response_is_uncertain_then_retry_ends_with_one_object(rig, with
 def test_crash_between_qbo_write_and_state_write_adopts_existing_object(rig):
     name, cid = f"Crash {new_id('c')}", new_id("acct")
     payload = customer_payload(name, cid)
-    rid = write_request_id(rig.firm, rig.realm, CLIENT, cid, "create", 1)
+    rid = write_request_id(RecordKey(rig.firm, rig.realm, CLIENT, cid), "create", 1)
     # worker 1: claim, record the intent, write to QBO ... and die before recording the outcome
     claim = rig.records.claim(
-        rig.firm, rig.realm, CLIENT, cid, version=1, owner="dead", lease_seconds=60, now=rig.clock()
+        RecordKey(rig.firm, rig.realm, CLIENT, cid),
+        version=1,
+        owner="dead",
+        lease_seconds=60,
+        now=rig.clock(),
     )
     assert claim.claimed
     rig.records.record_intent(
-        rig.firm,
-        rig.realm,
-        CLIENT,
-        cid,
+        RecordKey(rig.firm, rig.realm, CLIENT, cid),
         owner="dead",
-        operation="create",
-        version=1,
-        request_id=rid,
-        sync_token=None,
-        now=rig.clock(),
+        intent=Intent(operation="create", version=1, request_id=rid, sync_token=None, at=rig.clock()),
     )
     created = rig.client().create("Customer", payload, request_id=rid)
 
     # while the dead worker's lease is live nobody else may write
     with pytest.raises(LeaseHeld):
         rig.writer("w2").write(
-            rig.firm, rig.realm, CLIENT, cid, 1, "create", "Customer", payload, find_customer(name, cid)
+            RecordKey(rig.firm, rig.realm, CLIENT, cid),
+            1,
+            "create",
+            "Customer",
+            payload,
+            find_customer(name, cid),
         )
     rig.clock.advance(61)
     outcome = rig.writer("w2").write(
-        rig.firm, rig.realm, CLIENT, cid, 1, "create", "Customer", payload, find_customer(name, cid)
+        RecordKey(rig.firm, rig.realm, CLIENT, cid),
+        1,
+        "create",
+        "Customer",
+        payload,
+        find_customer(name, cid),
     )
 
     assert outcome.status == "adopted"
@@ -145,7 +161,9 @@ def test_two_workers_on_one_record_write_once(rig):
     def run(writer):
         start.wait(timeout=10)
         try:
-            results.put(writer.write(rig.firm, rig.realm, CLIENT, cid, 1, "create", "Customer", payload))
+            results.put(
+                writer.write(RecordKey(rig.firm, rig.realm, CLIENT, cid), 1, "create", "Customer", payload)
+            )
         except Exception as exc:
             results.put(exc)
 
@@ -162,29 +180,33 @@ def test_two_workers_on_one_record_write_once(rig):
     assert isinstance(loser, LeaseHeld | Conflict), loser
     assert winner.status == "synced"
     assert len(rig.customers(name)) == 1
-    assert rig.records.get(rig.firm, rig.realm, CLIENT, cid).qbo_id == winner.record.qbo_id
+    assert rig.records.get(RecordKey(rig.firm, rig.realm, CLIENT, cid)).qbo_id == winner.record.qbo_id
 
 
 def test_older_version_is_skipped(rig):
     name, cid = f"Stale {new_id('c')}", new_id("acct")
     first = rig.writer().write(
-        rig.firm, rig.realm, CLIENT, cid, 5, "create", "Customer", customer_payload(name, cid)
+        RecordKey(rig.firm, rig.realm, CLIENT, cid), 5, "create", "Customer", customer_payload(name, cid)
     )
     older = rig.writer().write(
-        rig.firm, rig.realm, CLIENT, cid, 4, "update", "Customer", {"DisplayName": name, "CompanyName": "Old"}
+        RecordKey(rig.firm, rig.realm, CLIENT, cid),
+        4,
+        "update",
+        "Customer",
+        {"DisplayName": name, "CompanyName": "Old"},
     )
 
     assert older.status == "stale"
     [obj] = rig.customers(name)
     assert obj["CompanyName"] == name  # the old version never reached QBO
     assert obj["SyncToken"] == first.record.sync_token
-    assert rig.records.get(rig.firm, rig.realm, CLIENT, cid).platform_version == 5
+    assert rig.records.get(RecordKey(rig.firm, rig.realm, CLIENT, cid)).platform_version == 5
 
 
 def test_stale_sync_token_is_recovered_once(rig):
     name, cid = f"Edited {new_id('c')}", new_id("acct")
     created = rig.writer().write(
-        rig.firm, rig.realm, CLIENT, cid, 1, "create", "Customer", customer_payload(name, cid)
+        RecordKey(rig.firm, rig.realm, CLIENT, cid), 1, "create", "Customer", customer_payload(name, cid)
     )
     # someone edits the customer in QBO: our stored SyncToken is now stale
     obj = rig.customers(name)[0]
@@ -195,10 +217,7 @@ def test_stale_sync_token_is_recovered_once(rig):
     )
 
     updated = rig.writer().write(
-        rig.firm,
-        rig.realm,
-        CLIENT,
-        cid,
+        RecordKey(rig.firm, rig.realm, CLIENT, cid),
         2,
         "update",
         "Customer",
@@ -220,11 +239,15 @@ def test_duplicate_display_name_marks_record_failed_with_qbo_code(rig):
     # "Stripe" is a Vendor of the seeded company: DisplayName is unique across names (6240)
     with pytest.raises(QboValidationError) as raised:
         rig.writer().write(
-            rig.firm, rig.realm, CLIENT, cid, 1, "create", "Customer", customer_payload("Stripe", cid)
+            RecordKey(rig.firm, rig.realm, CLIENT, cid),
+            1,
+            "create",
+            "Customer",
+            customer_payload("Stripe", cid),
         )
 
     assert raised.value.qbo_code == "6240"
-    record = rig.records.get(rig.firm, rig.realm, CLIENT, cid)
+    record = rig.records.get(RecordKey(rig.firm, rig.realm, CLIENT, cid))
     assert record.status == FAILED
     assert record.error is not None
     assert record.error.qbo_code == "6240"
@@ -238,7 +261,9 @@ def test_duplicate_display_name_marks_record_failed_with_qbo_code(rig):
 
 def test_update_with_lost_answer_is_applied_once(rig):
     name, cid = f"Upd {new_id('c')}", new_id("acct")
-    rig.writer().write(rig.firm, rig.realm, CLIENT, cid, 1, "create", "Customer", customer_payload(name, cid))
+    rig.writer().write(
+        RecordKey(rig.firm, rig.realm, CLIENT, cid), 1, "create", "Customer", customer_payload(name, cid)
+    )
     token_before = int(rig.customers(name)[0]["SyncToken"])
     rig.sim.control.inject_fault(
         "drop_after_commit", count=1, realm_id=rig.realm, method="POST", path_regex="/customer$"
@@ -247,13 +272,15 @@ def test_update_with_lost_answer_is_applied_once(rig):
 
     with pytest.raises(UncertainOutcome):
         rig.writer("w1", qbo=rig.client(max_attempts=1)).write(
-            rig.firm, rig.realm, CLIENT, cid, 2, "update", "Customer", change
+            RecordKey(rig.firm, rig.realm, CLIENT, cid), 2, "update", "Customer", change
         )
-    pending = rig.records.get(rig.firm, rig.realm, CLIENT, cid)
+    pending = rig.records.get(RecordKey(rig.firm, rig.realm, CLIENT, cid))
     assert pending.status == SYNCED and pending.platform_version == 1  # back to its resting status
     assert pending.intent.operation == "update" and pending.intent.sync_token == str(token_before)
 
-    retry = rig.writer("w2").write(rig.firm, rig.realm, CLIENT, cid, 2, "update", "Customer", change)
+    retry = rig.writer("w2").write(
+        RecordKey(rig.firm, rig.realm, CLIENT, cid), 2, "update", "Customer", change
+    )
 
     [obj] = rig.customers(name)
     assert retry.status == "synced" and retry.record.platform_version == 2
@@ -281,16 +308,13 @@ def _invoice_payload(rig, customer_id: str, invoice_id: str) -> dict:
 def test_invoice_void_and_delete(rig):
     name, cid = f"Inv {new_id('c')}", new_id("acct")
     customer = rig.writer().write(
-        rig.firm, rig.realm, CLIENT, cid, 1, "create", "Customer", customer_payload(name, cid)
+        RecordKey(rig.firm, rig.realm, CLIENT, cid), 1, "create", "Customer", customer_payload(name, cid)
     )
     to_void, to_delete = new_id("inv"), new_id("inv")
     w = rig.writer()
     for inv in (to_void, to_delete):
         created = w.write(
-            rig.firm,
-            rig.realm,
-            "invoice",
-            inv,
+            RecordKey(rig.firm, rig.realm, "invoice", inv),
             1,
             "create",
             "Invoice",
@@ -298,10 +322,10 @@ def test_invoice_void_and_delete(rig):
         )
         assert created.record.deep_link.startswith(f"{rig.sim.url}/app/invoice?txnId=")
 
-    voided = w.write(rig.firm, rig.realm, "invoice", to_void, 2, "void", "Invoice", {})
-    deleted = w.write(rig.firm, rig.realm, "invoice", to_delete, 2, "delete", "Invoice", {})
+    voided = w.write(RecordKey(rig.firm, rig.realm, "invoice", to_void), 2, "void", "Invoice", {})
+    deleted = w.write(RecordKey(rig.firm, rig.realm, "invoice", to_delete), 2, "delete", "Invoice", {})
     # a redelivered void is recognised as applied
-    again = w.write(rig.firm, rig.realm, "invoice", to_void, 2, "void", "Invoice", {})
+    again = w.write(RecordKey(rig.firm, rig.realm, "invoice", to_void), 2, "void", "Invoice", {})
 
     by_id = {i["Id"]: i for i in rig.sim.control.entities(rig.realm, "Invoice")}
     assert voided.status == "synced" and voided.record.applied_op == "void"
@@ -315,8 +339,10 @@ def test_invoice_void_and_delete(rig):
 def test_update_without_qbo_object_fails_clearly(rig):
     cid = new_id("acct")
     with pytest.raises(DataError, match="no QuickBooks object"):
-        rig.writer().write(rig.firm, rig.realm, CLIENT, cid, 1, "update", "Customer", {"DisplayName": "X"})
-    record = rig.records.get(rig.firm, rig.realm, CLIENT, cid)
+        rig.writer().write(
+            RecordKey(rig.firm, rig.realm, CLIENT, cid), 1, "update", "Customer", {"DisplayName": "X"}
+        )
+    record = rig.records.get(RecordKey(rig.firm, rig.realm, CLIENT, cid))
     assert record.status == FAILED and record.owner is None
 
 
@@ -326,10 +352,10 @@ def test_revoked_authorization_releases_without_failing(rig):
 
     with pytest.raises(ReconnectRequired):
         rig.writer().write(
-            rig.firm, rig.realm, CLIENT, cid, 1, "create", "Customer", customer_payload(name, cid)
+            RecordKey(rig.firm, rig.realm, CLIENT, cid), 1, "create", "Customer", customer_payload(name, cid)
         )
 
-    record = rig.records.get(rig.firm, rig.realm, CLIENT, cid)
+    record = rig.records.get(RecordKey(rig.firm, rig.realm, CLIENT, cid))
     assert record.status == NOT_SYNCED and record.owner is None and record.error is None
     assert record.intent is not None  # resolved by the next attempt after the reconnect
     assert rig.customers(name) == []
@@ -341,41 +367,36 @@ def test_throttling_releases_without_failing(rig):
 
     with pytest.raises(RetryableError):
         rig.writer().write(
-            rig.firm, rig.realm, CLIENT, cid, 1, "create", "Customer", customer_payload(name, cid)
+            RecordKey(rig.firm, rig.realm, CLIENT, cid), 1, "create", "Customer", customer_payload(name, cid)
         )
-    record = rig.records.get(rig.firm, rig.realm, CLIENT, cid)
+    record = rig.records.get(RecordKey(rig.firm, rig.realm, CLIENT, cid))
     assert record.status == NOT_SYNCED and record.owner is None and record.error is None
 
     done = rig.writer().write(
-        rig.firm, rig.realm, CLIENT, cid, 1, "create", "Customer", customer_payload(name, cid)
+        RecordKey(rig.firm, rig.realm, CLIENT, cid), 1, "create", "Customer", customer_payload(name, cid)
     )
     assert done.status == "synced" and len(rig.customers(name)) == 1
 
 
 def test_failure_before_resolving_keeps_the_earlier_intent(rig):
     cid = new_id("acct")
-    rid = write_request_id(rig.firm, rig.realm, CLIENT, cid, "create", 1)
+    rid = write_request_id(RecordKey(rig.firm, rig.realm, CLIENT, cid), "create", 1)
     rig.records.claim(
-        rig.firm, rig.realm, CLIENT, cid, version=1, owner="dead", lease_seconds=5, now=rig.clock()
+        RecordKey(rig.firm, rig.realm, CLIENT, cid), version=1, owner="dead", lease_seconds=5, now=rig.clock()
     )
     rig.records.record_intent(
-        rig.firm,
-        rig.realm,
-        CLIENT,
-        cid,
+        RecordKey(rig.firm, rig.realm, CLIENT, cid),
         owner="dead",
-        operation="create",
-        version=1,
-        request_id=rid,
-        sync_token=None,
-        now=rig.clock(),
+        intent=Intent(operation="create", version=1, request_id=rid, sync_token=None, at=rig.clock()),
     )
     rig.clock.advance(10)
 
     # an update arrives for a record whose create is unresolved and nothing can look it up
     with pytest.raises(DataError):
-        rig.writer().write(rig.firm, rig.realm, CLIENT, cid, 2, "update", "Customer", {"DisplayName": "Y"})
+        rig.writer().write(
+            RecordKey(rig.firm, rig.realm, CLIENT, cid), 2, "update", "Customer", {"DisplayName": "Y"}
+        )
 
-    record = rig.records.get(rig.firm, rig.realm, CLIENT, cid)
+    record = rig.records.get(RecordKey(rig.firm, rig.realm, CLIENT, cid))
     assert record.status == FAILED
     assert record.intent is not None and record.intent.request_id == rid  # still to be resolved

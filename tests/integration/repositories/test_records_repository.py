@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from qbsync.errors import Conflict, LeaseHeld
+from qbsync.models.record_key import RecordKey
 from qbsync.repositories.records import (
     BLOCKED,
     NOT_SYNCED,
@@ -11,6 +12,7 @@ from qbsync.repositories.records import (
     SYNCED,
     SYNCING,
     ClaimOutcome,
+    QboLink,
     RecordError,
 )
 
@@ -27,23 +29,22 @@ REALM = "9130351234567890"
 
 def claim(records, firm, entity_type, pid, *, version=1, owner="w1", now=T0, lease=60):
     return records.claim(
-        firm, REALM, entity_type, pid, version=version, owner=owner, lease_seconds=lease, now=now
+        RecordKey(firm, REALM, entity_type, pid), version=version, owner=owner, lease_seconds=lease, now=now
     )
 
 
 def synced(records, firm, entity_type, pid, qbo_id, *, version=1, owner="w1", now=T0):
     assert claim(records, firm, entity_type, pid, version=version, owner=owner, now=now).claimed
     return records.mark_synced(
-        firm,
-        REALM,
-        entity_type,
-        pid,
+        RecordKey(firm, REALM, entity_type, pid),
         owner=owner,
         version=version,
-        qbo_entity="Invoice" if entity_type == "invoice" else "Customer",
-        qbo_id=qbo_id,
-        sync_token="0",
-        deep_link=None,
+        link=QboLink(
+            qbo_entity="Invoice" if entity_type == "invoice" else "Customer",
+            qbo_id=qbo_id,
+            sync_token="0",
+            deep_link=None,
+        ),
         now=now,
     )
 
@@ -69,19 +70,13 @@ def test_lost_lease_cannot_record_an_outcome(records, firm):
     claim(records, firm, "invoice", "inv_2", owner="w2", now=T0 + 61)
     with pytest.raises(Conflict):
         records.mark_synced(
-            firm,
-            REALM,
-            "invoice",
-            "inv_2",
+            RecordKey(firm, REALM, "invoice", "inv_2"),
             owner="w1",
             version=1,
-            qbo_entity="Invoice",
-            qbo_id="10",
-            sync_token="0",
-            deep_link=None,
+            link=QboLink(qbo_entity="Invoice", qbo_id="10", sync_token="0", deep_link=None),
             now=T0 + 62,
         )
-    assert records.get(firm, REALM, "invoice", "inv_2").owner == "w2"
+    assert records.get(RecordKey(firm, REALM, "invoice", "inv_2")).owner == "w2"
 
 
 def test_versions_stale_and_already_applied(records, firm):
@@ -91,7 +86,9 @@ def test_versions_stale_and_already_applied(records, firm):
     assert claim(records, firm, "invoice", "inv_3", version=4).outcome is ClaimOutcome.ALREADY_APPLIED
     newer = claim(records, firm, "invoice", "inv_3", version=5)
     assert newer.claimed and newer.record.prev_status == SYNCED
-    released = records.release(firm, REALM, "invoice", "inv_3", owner="w1", status=SYNCED, now=T0 + 1)
+    released = records.release(
+        RecordKey(firm, REALM, "invoice", "inv_3"), owner="w1", status=SYNCED, now=T0 + 1
+    )
     assert released.status == SYNCED and released.owner is None and released.platform_version == 4
 
 
@@ -99,16 +96,15 @@ def test_failed_skipped_and_status_pages(records, firm):
     for i in range(5):
         claim(records, firm, "payment", f"pay_{i}", now=T0 + i)
         records.mark_failed(
-            firm,
-            REALM,
-            "payment",
-            f"pay_{i}",
+            RecordKey(firm, REALM, "payment", f"pay_{i}"),
             owner="w1",
             error=RecordError("qbo_validation", "payments", "bad", "6000"),
             now=T0 + i,
         )
     claim(records, firm, "invoice", "inv_s")
-    skipped = records.mark_skipped(firm, REALM, "invoice", "inv_s", owner="w1", reason="zero amount", now=T0)
+    skipped = records.mark_skipped(
+        RecordKey(firm, REALM, "invoice", "inv_s"), owner="w1", reason="zero amount", now=T0
+    )
     assert skipped.status == SKIPPED and skipped.skip_reason == "zero amount"
 
     first = records.list_by_status(firm, REALM, "failed", entity_type="payment", limit=2)
@@ -128,49 +124,46 @@ def test_failed_skipped_and_status_pages(records, firm):
 def test_blocked_on_finds_the_records_waiting_on_a_prerequisite(records, firm):
     claim(records, firm, "invoice", "inv_a")
     records.mark_blocked(
-        firm, REALM, "invoice", "inv_a", owner="w1", waiting_on=[("client_account", "c1")], now=T0
+        RecordKey(firm, REALM, "invoice", "inv_a"), owner="w1", waiting_on=[("client_account", "c1")], now=T0
     )
     claim(records, firm, "payment", "pay_a")
     records.mark_blocked(
-        firm,
-        REALM,
-        "payment",
-        "pay_a",
+        RecordKey(firm, REALM, "payment", "pay_a"),
         owner="w1",
         waiting_on=[("invoice", "inv_a"), ("client_account", "c1")],
         now=T0,
     )
     claim(records, firm, "invoice", "inv_b")
     records.mark_blocked(
-        firm, REALM, "invoice", "inv_b", owner="w1", waiting_on=[("client_account", "c2")], now=T0
+        RecordKey(firm, REALM, "invoice", "inv_b"), owner="w1", waiting_on=[("client_account", "c2")], now=T0
     )
 
-    on_c1 = {r.platform_id for r in records.blocked_on(firm, REALM, ("client_account", "c1"))}
+    on_c1 = {r.platform_id for r in records.blocked_on(RecordKey(firm, REALM, "client_account", "c1"))}
     assert on_c1 == {"inv_a", "pay_a"}
-    assert {r.platform_id for r in records.blocked_on(firm, REALM, ("invoice", "inv_a"))} == {"pay_a"}
-    only_invoices = records.blocked_on(firm, REALM, ("client_account", "c1"), dependent_type="invoice")
+    assert {r.platform_id for r in records.blocked_on(RecordKey(firm, REALM, "invoice", "inv_a"))} == {
+        "pay_a"
+    }
+    only_invoices = records.blocked_on(
+        RecordKey(firm, REALM, "client_account", "c1"), dependent_type="invoice"
+    )
     assert [r.platform_id for r in only_invoices] == ["inv_a"]
-    assert list(records.blocked_on(firm, REALM, ("client_account", "c9"))) == []
-    pay = records.get(firm, REALM, "payment", "pay_a")
+    assert list(records.blocked_on(RecordKey(firm, REALM, "client_account", "c9"))) == []
+    pay = records.get(RecordKey(firm, REALM, "payment", "pay_a"))
     assert pay.status == BLOCKED
     assert pay.waiting_on == (("client_account", "c1"), ("invoice", "inv_a"))
     # released when it syncs: no longer blocked on anything
     claim(records, firm, "invoice", "inv_a", now=T0 + 5)
     records.mark_synced(
-        firm,
-        REALM,
-        "invoice",
-        "inv_a",
+        RecordKey(firm, REALM, "invoice", "inv_a"),
         owner="w1",
         version=1,
-        qbo_entity="Invoice",
-        qbo_id="77",
-        sync_token="0",
-        deep_link=None,
+        link=QboLink(qbo_entity="Invoice", qbo_id="77", sync_token="0", deep_link=None),
         now=T0 + 5,
     )
-    assert {r.platform_id for r in records.blocked_on(firm, REALM, ("client_account", "c1"))} == {"pay_a"}
-    assert records.get(firm, REALM, "invoice", "inv_a").waiting_on == ()
+    assert {r.platform_id for r in records.blocked_on(RecordKey(firm, REALM, "client_account", "c1"))} == {
+        "pay_a"
+    }
+    assert records.get(RecordKey(firm, REALM, "invoice", "inv_a")).waiting_on == ()
 
 
 def test_find_by_qbo_id_is_per_realm_and_entity(records, firm):
@@ -191,29 +184,31 @@ def test_bad_input_is_rejected_before_any_write(records, firm):
     claim(records, firm, "invoice", "self")
     with pytest.raises(ValueError, match="itself"):
         records.mark_blocked(
-            firm, REALM, "invoice", "self", owner="w1", waiting_on=[("invoice", "self")], now=T0
+            RecordKey(firm, REALM, "invoice", "self"), owner="w1", waiting_on=[("invoice", "self")], now=T0
         )
     with pytest.raises(ValueError, match="rests"):
-        records.release(firm, REALM, "invoice", "self", owner="w1", status=SYNCING, now=T0)
+        records.release(RecordKey(firm, REALM, "invoice", "self"), owner="w1", status=SYNCING, now=T0)
 
 
 def test_last_event_keeps_the_newest_version(records, firm):
     pid = new_id("inv")
-    assert records.last_event(firm, REALM, "invoice", pid) is None
+    assert records.last_event(RecordKey(firm, REALM, "invoice", pid)) is None
     event = {"version": "0", "detail": {"version": 3, "data": {"id": pid}}}
     # only an existing record item takes an event (it is stored after a claim)
-    assert not records.store_last_event(firm, REALM, "invoice", pid, version=3, envelope=event)
-    assert records.get(firm, REALM, "invoice", pid) is None
+    assert not records.store_last_event(RecordKey(firm, REALM, "invoice", pid), version=3, envelope=event)
+    assert records.get(RecordKey(firm, REALM, "invoice", pid)) is None
 
     assert claim(records, firm, "invoice", pid, version=3).claimed
-    before = records.get(firm, REALM, "invoice", pid)
-    assert records.store_last_event(firm, REALM, "invoice", pid, version=3, envelope=event)
-    assert records.last_event(firm, REALM, "invoice", pid) == event
-    assert records.get(firm, REALM, "invoice", pid).revision == before.revision  # not a state change
+    before = records.get(RecordKey(firm, REALM, "invoice", pid))
+    assert records.store_last_event(RecordKey(firm, REALM, "invoice", pid), version=3, envelope=event)
+    assert records.last_event(RecordKey(firm, REALM, "invoice", pid)) == event
+    assert (
+        records.get(RecordKey(firm, REALM, "invoice", pid)).revision == before.revision
+    )  # not a state change
 
     older = {"version": "0", "detail": {"version": 2, "data": {"id": pid}}}
-    assert not records.store_last_event(firm, REALM, "invoice", pid, version=2, envelope=older)
-    assert records.last_event(firm, REALM, "invoice", pid) == event
+    assert not records.store_last_event(RecordKey(firm, REALM, "invoice", pid), version=2, envelope=older)
+    assert records.last_event(RecordKey(firm, REALM, "invoice", pid)) == event
     rerun = {"version": "0", "detail": {"version": 3, "data": {"id": pid}, "correlation_id": "c2"}}
-    assert records.store_last_event(firm, REALM, "invoice", pid, version=3, envelope=rerun)
-    assert records.last_event(firm, REALM, "invoice", pid) == rerun
+    assert records.store_last_event(RecordKey(firm, REALM, "invoice", pid), version=3, envelope=rerun)
+    assert records.last_event(RecordKey(firm, REALM, "invoice", pid)) == rerun

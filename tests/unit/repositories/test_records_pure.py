@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 from qbsync.errors import LeaseHeld
+from qbsync.models.record_key import RecordKey
 from qbsync.outbound.writer import marker, write_request_id
 from qbsync.qbo.client import request_id_for
 from qbsync.repositories.records import (
@@ -17,7 +18,6 @@ from qbsync.repositories.records import (
     RecordError,
     RecordsRepository,
     SyncRecord,
-    record_key,
 )
 from qbsync.vocab import RECORD_TYPES, record_error_category
 
@@ -30,18 +30,18 @@ def rec(**changes) -> SyncRecord:
 
 
 def test_request_id_is_deterministic_per_logical_write():
-    rid = write_request_id("f1", "123", "invoice", "inv_1", "create", 3)
+    rid = write_request_id(RecordKey("f1", "123", "invoice", "inv_1"), "create", 3)
 
-    assert rid == write_request_id("f1", "123", "invoice", "inv_1", "create", 3)
+    assert rid == write_request_id(RecordKey("f1", "123", "invoice", "inv_1"), "create", 3)
     assert rid == request_id_for("f1", "123", "invoice", "inv_1", "create", 3)
     assert len(rid) == 36
     others = {
-        write_request_id("f1", "123", "invoice", "inv_1", "create", 4),
-        write_request_id("f1", "123", "invoice", "inv_1", "update", 3),
-        write_request_id("f1", "123", "invoice", "inv_2", "create", 3),
-        write_request_id("f1", "124", "invoice", "inv_1", "create", 3),
-        write_request_id("f2", "123", "invoice", "inv_1", "create", 3),
-        write_request_id("f1", "123", "payment", "inv_1", "create", 3),
+        write_request_id(RecordKey("f1", "123", "invoice", "inv_1"), "create", 4),
+        write_request_id(RecordKey("f1", "123", "invoice", "inv_1"), "update", 3),
+        write_request_id(RecordKey("f1", "123", "invoice", "inv_2"), "create", 3),
+        write_request_id(RecordKey("f1", "124", "invoice", "inv_1"), "create", 3),
+        write_request_id(RecordKey("f2", "123", "invoice", "inv_1"), "create", 3),
+        write_request_id(RecordKey("f1", "123", "payment", "inv_1"), "create", 3),
     }
     assert rid not in others and len(others) == 6
 
@@ -61,13 +61,15 @@ def test_marker_and_categories():
 
 
 def test_record_key_validates_its_parts():
-    assert record_key("f1", "123", "invoice", "inv_1") == {
+    key = RecordKey("f1", "123", "invoice", "inv_1")
+    assert (key.pk, key.sk, key.ref) == ("FIRM#f1#REALM#123", "REC#invoice#inv_1", "invoice#inv_1")
+    assert key.item_key() == {
         "pk": "FIRM#f1#REALM#123",
         "sk": "REC#invoice#inv_1",
     }
     for bad in (("f#1", "123", "invoice", "x"), ("f1", "", "invoice", "x"), ("f1", "1", "bill", "x")):
         with pytest.raises(ValueError):
-            record_key(*bad)
+            RecordKey(*bad)
 
 
 def test_item_round_trip():

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from qbsync.api.common import caller_of, error_responses
 from qbsync.errors import BadRequest, NotFound
+from qbsync.models.record_key import RecordKey
 from qbsync.repositories.records import RecordError, SyncRecord
 from qbsync.vocab import RecordType
 from qbsync.wiring import RecordsWiring, records_wiring
@@ -219,7 +220,9 @@ def get_sync_record(
     caller = caller_of(router)
     w = records_wiring()
     realm_id = _realm(w, caller.firm_id)
-    record = w.records.get(caller.firm_id, realm_id, entity_type, platform_id) if realm_id else None
+    record = (
+        w.records.get(RecordKey(caller.firm_id, realm_id, entity_type, platform_id)) if realm_id else None
+    )
     if record is None:
         raise NotFound(f"no sync state for {entity_type} {platform_id}", firm_id=caller.firm_id)
     return _row(record)

@@ -79,6 +79,7 @@ from qbsync.models.qbsync_events import (
     SyncErrorResolved,
     SyncStatusChanged,
 )
+from qbsync.models.record_key import RecordKey
 from qbsync.outbound import mapping
 from qbsync.outbound.writer import DEFAULT_LEASE_SECONDS, ExactlyOnceWriter
 from qbsync.qbo.client import QboClient, deep_link, quote_literal
@@ -95,6 +96,8 @@ from qbsync.repositories.records import (
     SYNCED,
     SYNCING,
     ClaimOutcome,
+    Intent,
+    QboLink,
     RecordError,
     RecordsRepository,
     SyncRecord,
@@ -323,7 +326,7 @@ class RecordActions:
         account_id = getattr(event.data, "account_id", None)
         if not account_id:
             return
-        account = self._records.get(firm_id, realm_id, "client_account", str(account_id))
+        account = self._records.get(RecordKey(firm_id, realm_id, "client_account", str(account_id)))
         if account is None or not account.qbo_id or account.status == SKIPPED:
             raise Conflict(
                 f"{CLIENT_ACCOUNT_FIRST} (client account {account_id})", account_id=str(account_id)
@@ -343,8 +346,8 @@ class RecordActions:
         connection = self._connection(caller)
         firm_id, realm_id = caller.firm_id, connection.realm_id
         payment = self._record(firm_id, realm_id, "payment", payment_id)
-        application = self._records.get(firm_id, realm_id, "credit_application", payment_id)
-        refunds = self._records.refunds_of_payment(firm_id, realm_id, payment_id)
+        application = self._records.get(RecordKey(firm_id, realm_id, "credit_application", payment_id))
+        refunds = self._records.refunds_of_payment(RecordKey(firm_id, realm_id, "payment", payment_id))
         targets = [*refunds]
         if application is not None and application.qbo_id:
             targets.append(application)
@@ -352,7 +355,7 @@ class RecordActions:
             targets.append(payment)
         if not targets:
             if payment.status == NOT_SYNCED and self._records.was_unsynced(
-                firm_id, realm_id, "payment", payment_id
+                RecordKey(firm_id, realm_id, "payment", payment_id)
             ):
                 return UnsyncResult(payment_id, "already_unsynced")
             raise Conflict("the payment is not synced to QuickBooks", entity="payment", entity_id=payment_id)
@@ -390,10 +393,7 @@ class RecordActions:
         outcome = "deleted"
         try:
             writer.write(
-                record.firm_id,
-                record.realm_id,
-                record.entity_type,
-                record.platform_id,
+                record.key,
                 version,
                 "delete",
                 record.qbo_entity,
@@ -416,10 +416,7 @@ class RecordActions:
                 qbo_code=err.qbo_code,
             ) from None
         self._records.detach_qbo(
-            record.firm_id,
-            record.realm_id,
-            record.entity_type,
-            record.platform_id,
+            record.key,
             by=user_id,
             now=self._clock(),
         )
@@ -487,14 +484,13 @@ class RecordActions:
         version = event.version if event is not None else None
         try:
             linked = self._records.link_qbo(
-                firm_id,
-                realm_id,
-                "client_account",
-                record.platform_id,
-                qbo_entity="Customer",
-                qbo_id=qbo_customer_id,
-                sync_token=_text(customer.get("SyncToken")),
-                deep_link=self._link("Customer", qbo_customer_id, realm_id),
+                RecordKey(firm_id, realm_id, "client_account", record.platform_id),
+                link=QboLink(
+                    qbo_entity="Customer",
+                    qbo_id=qbo_customer_id,
+                    sync_token=_text(customer.get("SyncToken")),
+                    deep_link=self._link("Customer", qbo_customer_id, realm_id),
+                ),
                 version=version if version is not None else (record.claimed_version or 0),
                 now=self._clock(),
             )
@@ -587,13 +583,10 @@ class RecordActions:
         """Create the customer under the record's lease with a durable intent; ``adopt``: an object of ours
         already in QuickBooks (a lost earlier create) is linked instead of creating."""
         owner = self._owner()
-        firm_id, realm_id, pid = record.firm_id, record.realm_id, record.platform_id
+        firm_id, realm_id, key = record.firm_id, record.realm_id, record.key
         try:
             claim = self._records.claim(
-                firm_id,
-                realm_id,
-                "client_account",
-                pid,
+                key,
                 version=version,
                 owner=owner,
                 lease_seconds=self._lease_seconds,
@@ -610,22 +603,24 @@ class RecordActions:
         rest = current.prev_status or NOT_SYNCED
         if current.qbo_id and current.qbo_entity == "Customer":
             self._records.release(
-                firm_id, realm_id, "client_account", pid, owner=owner, status=rest, now=self._clock()
+                key,
+                owner=owner,
+                status=rest,
+                now=self._clock(),
             )
             return current
         if adopt is not None:
             logger.info("adopted the customer of an earlier create", extra={"firm_id": firm_id})
             return self._records.mark_synced(
-                firm_id,
-                realm_id,
-                "client_account",
-                pid,
+                key,
                 owner=owner,
                 version=version,
-                qbo_entity="Customer",
-                qbo_id=str(adopt["Id"]),
-                sync_token=_text(adopt.get("SyncToken")),
-                deep_link=self._link("Customer", str(adopt["Id"]), realm_id),
+                link=QboLink(
+                    qbo_entity="Customer",
+                    qbo_id=str(adopt["Id"]),
+                    sync_token=_text(adopt.get("SyncToken")),
+                    deep_link=self._link("Customer", str(adopt["Id"]), realm_id),
+                ),
                 now=self._clock(),
                 operation="create",
             )
@@ -635,16 +630,11 @@ class RecordActions:
         else:
             request_id = request_id_for("create_customer", firm_id, realm_id, error_id, name or "")
         self._records.record_intent(
-            firm_id,
-            realm_id,
-            "client_account",
-            pid,
+            key,
             owner=owner,
-            operation="create",
-            version=version,
-            request_id=request_id,
-            sync_token=None,
-            now=self._clock(),
+            intent=Intent(
+                operation="create", version=version, request_id=request_id, sync_token=None, at=self._clock()
+            ),
         )
         try:
             obj = qbo.create("Customer", payload, request_id=request_id)
@@ -656,10 +646,7 @@ class RecordActions:
                 qbo_code=err.qbo_code,
             )
             self._records.mark_failed(
-                firm_id,
-                realm_id,
-                "client_account",
-                pid,
+                key,
                 owner=owner,
                 error=original,
                 now=self._clock(),
@@ -674,21 +661,23 @@ class RecordActions:
             # retryable, uncertain or reconnect: the intent stays, so a repeat resends the same requestid
             with contextlib.suppress(QbsyncError):
                 self._records.release(
-                    firm_id, realm_id, "client_account", pid, owner=owner, status=rest, now=self._clock()
+                    key,
+                    owner=owner,
+                    status=rest,
+                    now=self._clock(),
                 )
             raise
         qbo_id = str(obj["Id"])
         return self._records.mark_synced(
-            firm_id,
-            realm_id,
-            "client_account",
-            pid,
+            key,
             owner=owner,
             version=version,
-            qbo_entity="Customer",
-            qbo_id=qbo_id,
-            sync_token=_text(obj.get("SyncToken")),
-            deep_link=self._link("Customer", qbo_id, realm_id),
+            link=QboLink(
+                qbo_entity="Customer",
+                qbo_id=qbo_id,
+                sync_token=_text(obj.get("SyncToken")),
+                deep_link=self._link("Customer", qbo_id, realm_id),
+            ),
             now=self._clock(),
             operation="create",
         )
@@ -701,7 +690,9 @@ class RecordActions:
         if not any(str(h.get("action")) == "created customer" for h in entry.history):
             return None
         connection = self._connection(caller)
-        record = self._records.get(caller.firm_id, connection.realm_id, "client_account", entry.platform_id)
+        record = self._records.get(
+            RecordKey(caller.firm_id, connection.realm_id, "client_account", entry.platform_id)
+        )
         if record is None or not record.qbo_id or record.qbo_entity != "Customer":
             return None
         return AccountActionResult(
@@ -720,10 +711,7 @@ class RecordActions:
         now = self._clock()
         try:
             skipped = self._records.exclude(
-                firm_id,
-                realm_id,
-                "client_account",
-                record.platform_id,
+                RecordKey(firm_id, realm_id, "client_account", record.platform_id),
                 reason=EXCLUDED_BY_FIRM,
                 by=caller.user_id,
                 now=now,
@@ -802,7 +790,9 @@ class RecordActions:
                 requested_by=caller.user_id,
                 correlation_id=request_id,
             )
-            for r in self._records.blocked_on(caller.firm_id, realm_id, ("client_account", account_id))
+            for r in self._records.blocked_on(
+                RecordKey(caller.firm_id, realm_id, "client_account", account_id)
+            )
             if r.entity_type in vocab.SYNCABLE_TYPES
         ]
         self._send_commands(commands)
@@ -848,7 +838,9 @@ class RecordActions:
         if entry.entity_type != "client_account":
             raise Conflict("this action is only available for errors of client accounts")
         connection = self._connection(caller)
-        record = self._records.get(caller.firm_id, connection.realm_id, "client_account", entry.platform_id)
+        record = self._records.get(
+            RecordKey(caller.firm_id, connection.realm_id, "client_account", entry.platform_id)
+        )
         if record is None:
             raise Conflict("the error belongs to another QuickBooks company than the connected one")
         return entry, connection, record
@@ -862,7 +854,7 @@ class RecordActions:
 
     def _record(self, firm_id: str, realm_id: str, entity_type: str, platform_id: str) -> SyncRecord:
         try:
-            record = self._records.get(firm_id, realm_id, entity_type, platform_id)
+            record = self._records.get(RecordKey(firm_id, realm_id, entity_type, platform_id))
         except ValueError:
             record = None  # an id qbsync can never have stored
         if record is None:
@@ -872,7 +864,7 @@ class RecordActions:
     def _last_event(
         self, firm_id: str, realm_id: str, entity_type: str, platform_id: str
     ) -> PlatformEvent | None:
-        envelope = self._records.last_event(firm_id, realm_id, entity_type, platform_id)
+        envelope = self._records.last_event(RecordKey(firm_id, realm_id, entity_type, platform_id))
         if envelope is None:
             return None
         try:

@@ -23,6 +23,7 @@ from qbsync import vocab
 from qbsync.auth import Caller, require_role
 from qbsync.errors import NotFound, QbsyncError
 from qbsync.models.qbsync_events import SyncErrorResolved
+from qbsync.models.record_key import RecordKey
 from qbsync.repositories.error_log import ErrorEntry, ErrorLogRepository
 from qbsync.repositories.records import SYNCED, RecordsRepository
 
@@ -100,7 +101,8 @@ class ErrorCenter:
         if entry.realm_id and entry.entity_type in vocab.SYNCABLE_TYPES:
             try:
                 record = self._records.get(
-                    caller.firm_id, entry.realm_id, entry.entity_type, entry.platform_id, consistent=False
+                    RecordKey(caller.firm_id, entry.realm_id, entry.entity_type, entry.platform_id),
+                    consistent=False,
                 )
             except QbsyncError as err:  # the detail stays useful without the record
                 logger.warning("record of an error not readable", extra={"error_code": err.code})

@@ -97,6 +97,7 @@ from qbsync.models.platform_events import (
     parse_platform_event,
 )
 from qbsync.models.qbsync_events import SyncErrorRaised, SyncStatusChanged
+from qbsync.models.record_key import RecordKey
 from qbsync.outbound import mapping
 from qbsync.outbound.lookups import find_existing, lookup_statement, parse_marker
 from qbsync.outbound.mapping import MappingError, Resolved
@@ -114,10 +115,10 @@ from qbsync.repositories.records import (
     SKIPPED,
     SYNCED,
     ClaimOutcome,
+    QboLink,
     RecordError,
     RecordsRepository,
     SyncRecord,
-    record_key,
 )
 
 __all__ = [
@@ -205,15 +206,28 @@ class _Job:
     """The write one event asks for."""
 
     event: PlatformEvent
-    firm_id: str
-    realm_id: str
-    entity_type: str
-    platform_id: str
+    key: RecordKey
     version: int
     operation: str
     record: Any  # the platform record (None for deletes/voids)
     qbo_entity: str
     force: bool = False  # a SyncCommand with force: settings-based skips do not apply
+
+    @property
+    def firm_id(self) -> str:
+        return self.key.firm_id
+
+    @property
+    def realm_id(self) -> str:
+        return self.key.realm_id
+
+    @property
+    def entity_type(self) -> str:
+        return self.key.record_type
+
+    @property
+    def platform_id(self) -> str:
+        return self.key.platform_id
 
 
 def event_envelope(event: PlatformEvent) -> dict[str, Any]:
@@ -390,7 +404,7 @@ class SyncService:
             self._paused.park_command(command)
             return self._paused_outcome(command.firm_id, command.entity_type, command.platform_id, connection)
         envelope = self._records.last_event(
-            command.firm_id, connection.realm_id, command.entity_type, command.platform_id
+            RecordKey(command.firm_id, connection.realm_id, command.entity_type, command.platform_id)
         )
         if envelope is None:
             logger.warning("sync command for a record without a stored platform event", extra=ctx)
@@ -456,10 +470,7 @@ class SyncService:
 
         now = self._clock()
         claim = self._records.claim(
-            job.firm_id,
-            realm_id,
-            entity_type,
-            job.platform_id,
+            job.key,
             version=job.version,
             owner=self._owner,
             lease_seconds=self._lease_seconds,
@@ -478,10 +489,7 @@ class SyncService:
         rest = claim.record.prev_status or "not_synced"
         try:
             newest = self._records.store_last_event(
-                job.firm_id,
-                realm_id,
-                entity_type,
-                job.platform_id,
+                job.key,
                 version=job.version,
                 envelope=event_envelope(event),
             )
@@ -503,6 +511,7 @@ class SyncService:
     # ------------------------------------------------------------------ steps
 
     def _job(self, event: PlatformEvent, entity_type: str, realm_id: str) -> _Job:
+        key = RecordKey(event.firm_id, realm_id, entity_type, event.record_id)
         action = type(event).ACTION
         data = event.data
         record: Any = None
@@ -516,16 +525,13 @@ class SyncService:
         if record is not None:
             qbo_entity = mapping.qbo_entity_for(record)
         else:
-            known = self._records.get(event.firm_id, realm_id, entity_type, event.record_id)
+            known = self._records.get(key)
             qbo_entity = (known.qbo_entity if known and known.qbo_entity else None) or vocab.RECORD_TYPE_INFO[
                 entity_type
             ].qbo_entity
         return _Job(
             event=event,
-            firm_id=event.firm_id,
-            realm_id=realm_id,
-            entity_type=entity_type,
-            platform_id=event.record_id,
+            key=key,
             version=event.version,
             operation=operation,
             record=record,
@@ -609,7 +615,7 @@ class SyncService:
         waiting: list[tuple[str, str]] = []
         for dep_entity, dep_id in mapping.dependencies(record):
             dep_type = vocab.RECORD_TYPE_OF[dep_entity]
-            found = self._records.get(job.firm_id, job.realm_id, dep_type, dep_id)
+            found = self._records.get(job.key.sibling(dep_type, dep_id))
             if found is None or not found.qbo_id or found.status == SKIPPED:
                 waiting.append((dep_type, dep_id))
                 continue
@@ -631,7 +637,7 @@ class SyncService:
             # a refund receipt names the customer, which its payment's dependencies do not list
             account_id = record.account_id
             if account_id:
-                account = self._records.get(job.firm_id, job.realm_id, "client_account", account_id)
+                account = self._records.get(job.key.sibling("client_account", account_id))
                 if account is None or not account.qbo_id:
                     waiting.append(("client_account", account_id))
                 else:
@@ -697,10 +703,7 @@ class SyncService:
             finder = find_existing(job.qbo_entity, job.entity_type, job.platform_id, payload)
         try:
             result = writer.write(
-                job.firm_id,
-                job.realm_id,
-                job.entity_type,
-                job.platform_id,
+                job.key,
                 job.version,
                 job.operation,
                 job.qbo_entity,
@@ -738,10 +741,7 @@ class SyncService:
         try:
             payload = mapping.credit_application_payload(payment, resolved, ref, settings)
             result = self._writer(qbo).write(
-                job.firm_id,
-                job.realm_id,
-                vocab.CREDIT_APPLICATION,
-                job.platform_id,
+                job.key.sibling(vocab.CREDIT_APPLICATION),
                 job.version,
                 "create",
                 "Payment",
@@ -770,7 +770,7 @@ class SyncService:
             and record.qbo_id
         ):
             return done
-        applied = self._records.get(job.firm_id, job.realm_id, vocab.CREDIT_APPLICATION, job.platform_id)
+        applied = self._records.get(job.key.sibling(vocab.CREDIT_APPLICATION))
         if (
             applied is not None
             and applied.status == SYNCED
@@ -792,14 +792,11 @@ class SyncService:
 
     def _remove_credit_application(self, job: _Job, qbo: QboClient) -> None:
         """Before a credit payment's CreditMemo is deleted, delete the Payment that applied it."""
-        applied = self._records.get(job.firm_id, job.realm_id, vocab.CREDIT_APPLICATION, job.platform_id)
+        applied = self._records.get(job.key.sibling(vocab.CREDIT_APPLICATION))
         if applied is None or not applied.qbo_id or applied.applied_op == "delete":
             return
         self._writer(qbo).write(
-            job.firm_id,
-            job.realm_id,
-            vocab.CREDIT_APPLICATION,
-            job.platform_id,
+            job.key.sibling(vocab.CREDIT_APPLICATION),
             max(job.version, applied.platform_version or 0),
             "delete",
             "Payment",
@@ -816,7 +813,7 @@ class SyncService:
                 continue
             if resolved.item_ids.get(sid, ref.sales_item_id) != ref.sales_item_id:
                 continue
-            envelope = self._records.last_event(job.firm_id, job.realm_id, "service", sid)
+            envelope = self._records.last_event(job.key.sibling("service", sid))
             data = ((envelope or {}).get("detail") or {}).get("data") or {}
             name = data.get("name") if isinstance(data, dict) else None
             if isinstance(name, str) and name:
@@ -855,16 +852,15 @@ class SyncService:
         """Record the platform record as mapped to an existing QBO object (services on "Sales", exact-name
         matches of customers and items)."""
         synced = self._records.mark_synced(
-            job.firm_id,
-            job.realm_id,
-            job.entity_type,
-            job.platform_id,
+            job.key,
             owner=self._owner,
             version=job.version,
-            qbo_entity=qbo_entity,
-            qbo_id=qbo_id,
-            sync_token=sync_token,
-            deep_link=_link_of(self._app_base_url, qbo_entity, qbo_id, job.realm_id),
+            link=QboLink(
+                qbo_entity=qbo_entity,
+                qbo_id=qbo_id,
+                sync_token=sync_token,
+                deep_link=_link_of(self._app_base_url, qbo_entity, qbo_id, job.realm_id),
+            ),
             now=self._clock(),
             operation=job.operation,
         )
@@ -873,10 +869,7 @@ class SyncService:
 
     def _skip(self, job: _Job, reason: str) -> Outcome:
         self._records.mark_skipped(
-            job.firm_id,
-            job.realm_id,
-            job.entity_type,
-            job.platform_id,
+            job.key,
             owner=self._owner,
             reason=reason,
             now=self._clock(),
@@ -891,18 +884,12 @@ class SyncService:
         return Outcome("skipped", job.entity_type, job.platform_id, reason=reason, released=released)
 
     def _has_activity(self, job: _Job) -> bool:
-        return any(
-            True
-            for _ in self._records.blocked_on(job.firm_id, job.realm_id, ("client_account", job.platform_id))
-        )
+        return any(True for _ in self._records.blocked_on(job.key.sibling("client_account", job.platform_id)))
 
     def _block(self, job: _Job, waiting: list[tuple[str, str]]) -> Outcome:
         self._store_event(job)
         self._records.mark_blocked(
-            job.firm_id,
-            job.realm_id,
-            job.entity_type,
-            job.platform_id,
+            job.key,
             owner=self._owner,
             waiting_on=waiting,
             now=self._clock(),
@@ -911,7 +898,7 @@ class SyncService:
         still = []
         wake: list[tuple[str, str]] = []
         for dep_type, dep_id in waiting:
-            found = self._records.get(job.firm_id, job.realm_id, dep_type, dep_id)
+            found = self._records.get(job.key.sibling(dep_type, dep_id))
             if found is not None and found.qbo_id and found.status != SKIPPED:
                 continue
             still.append((dep_type, dep_id))
@@ -933,10 +920,7 @@ class SyncService:
     def _failed(self, job: _Job, err: DataError) -> Outcome:
         """A DataError before any QBO write (mapping): mark the record failed under our lease."""
         self._records.mark_failed(
-            job.firm_id,
-            job.realm_id,
-            job.entity_type,
-            job.platform_id,
+            job.key,
             owner=self._owner,
             error=RecordError(
                 code=getattr(err, "reason_code", None) or err.code,
@@ -1020,14 +1004,12 @@ class SyncService:
         me = (job.entity_type, job.platform_id)
         ready = [
             (r.entity_type, r.platform_id)
-            for r in self._records.blocked_on(job.firm_id, job.realm_id, me)
+            for r in self._records.blocked_on(job.key)
             if self._prerequisites_synced(job, r.waiting_on, but=me)
         ]
         released = self._requeue_stored(job, ready, statuses=(BLOCKED,))
         if version is not None:
-            self._records.mark_released(
-                job.firm_id, job.realm_id, job.entity_type, job.platform_id, version=version
-            )
+            self._records.mark_released(job.key, version=version)
         return released
 
     def _prerequisites_synced(
@@ -1037,7 +1019,7 @@ class SyncService:
         for dep_type, dep_id in waiting_on:
             if (dep_type, dep_id) == but:
                 continue
-            found = self._records.get(job.firm_id, job.realm_id, dep_type, dep_id)
+            found = self._records.get(job.key.sibling(dep_type, dep_id))
             if found is None or not found.qbo_id or found.status == SKIPPED:
                 return False
         return True
@@ -1065,7 +1047,7 @@ class SyncService:
     def _store_event(self, job: _Job) -> None:
         """Keep the event on the record item so it can be re-enqueued when the record may proceed."""
         self._table.update(
-            record_key(job.firm_id, job.realm_id, job.entity_type, job.platform_id),
+            job.key.item_key(),
             update="SET #e = :e",
             names={"#e": _PENDING_ATTR},
             values={":e": json.dumps(event_envelope(job.event), separators=(",", ":"))},
@@ -1080,11 +1062,11 @@ class SyncService:
         by = f"{job.entity_type}#{job.platform_id}"
         for entity_type, platform_id in dict.fromkeys(targets):
             if not self._records.mark_requeued(
-                job.firm_id, job.realm_id, entity_type, platform_id, by=by, statuses=statuses
+                job.key.sibling(entity_type, platform_id), by=by, statuses=statuses
             ):
                 continue  # not waiting any more, or another worker sent it
             item = self._table.get(
-                record_key(job.firm_id, job.realm_id, entity_type, platform_id),
+                job.key.sibling(entity_type, platform_id).item_key(),
                 consistent=True,
                 attributes=[LAST_EVENT_ATTR, _PENDING_ATTR],
             )
@@ -1113,10 +1095,7 @@ class SyncService:
         # not ours any more (the writer released or finished it), or the lease expires by itself
         with contextlib.suppress(QbsyncError):
             self._records.release(
-                job.firm_id,
-                job.realm_id,
-                job.entity_type,
-                job.platform_id,
+                job.key,
                 owner=self._owner,
                 status=status if status != "syncing" else "not_synced",
                 now=self._clock(),

@@ -6,9 +6,9 @@ QBO, whatever happens around it (SQS redelivery, a second worker, a crash, a los
 1. **Lease.** :meth:`RecordsRepository.claim` takes the record's lease. Another live lease →
    :class:`~qbsync.errors.LeaseHeld`; an older version than the applied one → outcome ``stale`` (skip);
    the same version already synced with nothing in flight → outcome ``already_synced`` (redelivery).
-2. **Deterministic requestid.** ``request_id_for(firm_id, realm_id, entity_type, platform_id, operation,
-   version)``: every retry, redelivery or second worker of the same logical write sends the same id, so QBO
-   replays the original answer instead of writing twice.
+2. **Deterministic requestid.** ``write_request_id(key, operation, version)`` (``request_id_for`` of the
+   record key's parts, the operation and the version): every retry, redelivery or second worker of the
+   same logical write sends the same id, so QBO replays the original answer instead of writing twice.
 3. **Durable intent before the call.** ``intent_*`` (op, version, requestid, SyncToken sent) is written on
    the record before QBO is called and cleared in the same UpdateItem that records the outcome.
 4. **Resolve a leftover intent first.** A record that still shows an intent had a write whose outcome was
@@ -44,11 +44,14 @@ from qbsync.errors import (
     StaleObject,
     UncertainOutcome,
 )
+from qbsync.models.record_key import RecordKey
 from qbsync.qbo.client import QboClient, deep_link, request_id_for
 from qbsync.repositories.records import (
     NOT_SYNCED,
     OPERATIONS,
     ClaimOutcome,
+    Intent,
+    QboLink,
     RecordError,
     RecordsRepository,
     SyncRecord,
@@ -75,16 +78,7 @@ def marker(entity_type: str, platform_id: str) -> str:
     return f"qbsync:{entity_type}:{platform_id}"
 
 
-def write_request_id(
-    firm_id: str,
-    realm_id: str,
-    entity_type: str,
-    platform_id: str,
-    operation: str,
-    version: int,
-    *parts: object,
-    epoch: int = 0,
-) -> str:
+def write_request_id(key: RecordKey, operation: str, version: int, *parts: object, epoch: int = 0) -> str:
     """The deterministic QBO ``requestid`` of one logical write.
 
     ``epoch`` (the record's unsync count) salts the id once the record was detached from an earlier QBO
@@ -92,7 +86,9 @@ def write_request_id(
     same platform version. Records never unsynced (epoch 0) keep their original ids.
     """
     salt = ("epoch", epoch) if epoch else ()
-    return request_id_for(firm_id, realm_id, entity_type, platform_id, operation, version, *parts, *salt)
+    return request_id_for(
+        key.firm_id, key.realm_id, key.record_type, key.platform_id, operation, version, *parts, *salt
+    )
 
 
 @dataclass
@@ -155,10 +151,7 @@ class ExactlyOnceWriter:
 
     def write(
         self,
-        firm_id: str,
-        realm_id: str,
-        entity_type: str,
-        platform_id: str,
+        key: RecordKey,
         version: int,
         operation: str,
         qbo_entity: str,
@@ -179,20 +172,15 @@ class ExactlyOnceWriter:
             ReconnectRequired / RetryableError: lease released, record not failed.
             ValueError: invalid arguments (nothing written).
         """
-        if entity_type not in vocab.RECORD_TYPES:
-            raise ValueError(f"unknown entity_type {entity_type!r}")
         if operation not in OPERATIONS:
             raise ValueError(f"unknown operation {operation!r}; expected one of {list(OPERATIONS)}")
         if operation in ("create", "update") and (not isinstance(payload, dict) or not payload):
             raise ValueError(f"a {operation} needs a non-empty payload")
-        if realm_id != self._qbo.realm_id:
+        if key.realm_id != self._qbo.realm_id:
             raise ValueError("realm_id does not match the QBO client's realm")
 
         claim = self._records.claim(
-            firm_id,
-            realm_id,
-            entity_type,
-            platform_id,
+            key,
             version=version,
             owner=self._owner,
             lease_seconds=self._lease_seconds,
@@ -264,15 +252,7 @@ class ExactlyOnceWriter:
                 entity_id=record.platform_id,
                 reason="no_qbo_object",
             )
-        request_id = write_request_id(
-            record.firm_id,
-            record.realm_id,
-            record.entity_type,
-            record.platform_id,
-            op,
-            version,
-            epoch=record.epoch,
-        )
+        request_id = write_request_id(record.key, op, version, epoch=record.epoch)
         sent_token = sync_token
         if intent is not None and intent.operation == op and intent.version == version:
             # the same logical write was sent before: resend it exactly (same requestid, same SyncToken)
@@ -309,15 +289,7 @@ class ExactlyOnceWriter:
             fresh = self._qbo.read(qbo_entity, qbo_id)
             _, fresh_token = _id_and_token(fresh)
             request_id = write_request_id(
-                record.firm_id,
-                record.realm_id,
-                record.entity_type,
-                record.platform_id,
-                op,
-                version,
-                "synctoken",
-                fresh_token,
-                epoch=record.epoch,
+                record.key, op, version, "synctoken", fresh_token, epoch=record.epoch
             )
             self._note_intent(attempt, record, op, version, request_id, fresh_token)
             obj = self._send(op, qbo_entity, payload, qbo_id, fresh_token, request_id)
@@ -368,16 +340,9 @@ class ExactlyOnceWriter:
         sync_token: str | None,
     ) -> None:
         self._records.record_intent(
-            record.firm_id,
-            record.realm_id,
-            record.entity_type,
-            record.platform_id,
+            record.key,
             owner=self._owner,
-            operation=op,
-            version=version,
-            request_id=request_id,
-            sync_token=sync_token,
-            now=self._clock(),
+            intent=Intent(op, version, request_id, sync_token, at=self._clock()),
         )
         attempt.noted = True
 
@@ -399,16 +364,10 @@ class ExactlyOnceWriter:
             except ValueError:
                 url = None  # entities without a web-app page (Item)
         return self._records.mark_synced(
-            record.firm_id,
-            record.realm_id,
-            record.entity_type,
-            record.platform_id,
+            record.key,
             owner=self._owner,
             version=version,
-            qbo_entity=qbo_entity,
-            qbo_id=qbo_id,
-            sync_token=sync_token,
-            deep_link=url,
+            link=QboLink(qbo_entity, qbo_id, sync_token, url),
             now=self._clock(),
             operation=requested,
         )
@@ -422,10 +381,7 @@ class ExactlyOnceWriter:
         )
         try:
             self._records.mark_failed(
-                record.firm_id,
-                record.realm_id,
-                record.entity_type,
-                record.platform_id,
+                record.key,
                 owner=self._owner,
                 error=error,
                 now=self._clock(),
@@ -437,10 +393,7 @@ class ExactlyOnceWriter:
     def _release(self, record: SyncRecord, status: str) -> None:
         try:
             self._records.release(
-                record.firm_id,
-                record.realm_id,
-                record.entity_type,
-                record.platform_id,
+                record.key,
                 owner=self._owner,
                 status=status,
                 now=self._clock(),

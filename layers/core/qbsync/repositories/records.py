@@ -75,9 +75,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from qbsync import vocab
 from qbsync.adapters.dynamodb import DynamoTable
 from qbsync.errors import Conflict, LeaseHeld
+from qbsync.models.record_key import RecordKey, check_id, check_record_type
 from qbsync.repositories._ddb import as_float, as_int
 from qbsync.repositories.connections import iso
 
@@ -90,11 +90,12 @@ __all__ = [
     "Claim",
     "ClaimOutcome",
     "Intent",
+    "QboLink",
     "RecordError",
+    "RecordKey",
     "RecordPage",
     "RecordsRepository",
     "SyncRecord",
-    "record_key",
 ]
 
 #: the newest platform event claimed for the record (JSON envelope) and its version
@@ -116,21 +117,12 @@ EXCLUDED_BY_FIRM = "excluded by the firm"
 
 logger = logging.getLogger("qbsync.repositories.records")
 
-_ID_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")  # ids are opaque ASCII and never contain '#'
 _QBO_ENTITY_RE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
 _MAX_PAGE = 500
 
 
-def _check_id(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not _ID_RE.match(value):
-        raise ValueError(f"invalid {what} {value!r}: 1-128 letters, digits or _ . : @ -")
-    return value
-
-
-def _check_entity_type(entity_type: Any) -> str:
-    if entity_type not in vocab.RECORD_TYPES:
-        raise ValueError(f"unknown entity_type {entity_type!r}; expected one of {list(vocab.RECORD_TYPES)}")
-    return str(entity_type)
+_check_id = check_id
+_check_entity_type = check_record_type
 
 
 def _check_version(version: Any) -> int:
@@ -143,15 +135,6 @@ def _check_qbo_entity(entity: Any) -> str:
     if not isinstance(entity, str) or not _QBO_ENTITY_RE.match(entity):
         raise ValueError(f"invalid QBO entity name {entity!r}")
     return entity
-
-
-def record_key(firm_id: str, realm_id: str, entity_type: str, platform_id: str) -> dict[str, str]:
-    """The table key of a record item (arguments validated)."""
-    _check_id(firm_id, "firm_id")
-    _check_id(realm_id, "realm_id")
-    _check_entity_type(entity_type)
-    _check_id(platform_id, "platform_id")
-    return {"pk": f"FIRM#{firm_id}#REALM#{realm_id}", "sk": f"REC#{entity_type}#{platform_id}"}
 
 
 def _status_pk(firm_id: str, realm_id: str, status: str) -> str:
@@ -196,6 +179,16 @@ class Intent:
 
 
 @dataclass(frozen=True, slots=True)
+class QboLink:
+    """The QBO object a record is mapped to: entity, ``Id``, last known ``SyncToken`` and web-app link."""
+
+    qbo_entity: str
+    qbo_id: str
+    sync_token: str | None = None
+    deep_link: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SyncRecord:
     firm_id: str
     realm_id: str
@@ -225,6 +218,11 @@ class SyncRecord:
     requeued_by: str | None = None
     #: the synced version whose dependents were all released (a redelivery does not release them again)
     released_version: int | None = None
+
+    @property
+    def key(self) -> RecordKey:
+        """The record's identity (``entity_type`` is the key's ``record_type``)."""
+        return RecordKey(self.firm_id, self.realm_id, self.entity_type, self.platform_id)
 
     def lease_live(self, now: float) -> bool:
         """True while a worker holds an unexpired lease on the record."""
@@ -322,10 +320,8 @@ class RecordsRepository:
 
     # ------------------------------------------------------------------ reads
 
-    def get(
-        self, firm_id: str, realm_id: str, entity_type: str, platform_id: str, *, consistent: bool = True
-    ) -> SyncRecord | None:
-        item = self._table.get(record_key(firm_id, realm_id, entity_type, platform_id), consistent=consistent)
+    def get(self, key: RecordKey, *, consistent: bool = True) -> SyncRecord | None:
+        item = self._table.get(key.item_key(), consistent=consistent)
         return SyncRecord.from_item(item) if item else None
 
     def find_by_qbo_id(self, realm_id: str, qbo_entity: str, qbo_id: str) -> SyncRecord | None:
@@ -379,24 +375,17 @@ class RecordsRepository:
         return RecordPage([SyncRecord.from_item(i) for i in page.items], page.last_key)
 
     def blocked_on(
-        self,
-        firm_id: str,
-        realm_id: str,
-        prerequisite: tuple[str, str],
-        *,
-        dependent_type: str | None = None,
+        self, prerequisite: RecordKey, *, dependent_type: str | None = None
     ) -> Iterator[SyncRecord]:
-        """The blocked records whose ``waiting_on`` names ``prerequisite`` (entity_type, platform_id).
+        """The blocked records of the prerequisite's realm whose ``waiting_on`` names ``prerequisite``.
 
         A Query of the realm's ``STATUS#blocked`` gsi2 partition filtered by ``contains(waiting_on, …)``
         (see the module doc); ``dependent_type`` narrows it to one entity type.
         """
-        _check_id(firm_id, "firm_id")
-        _check_id(realm_id, "realm_id")
         condition = "gsi2pk = :pk"
         values: dict[str, Any] = {
-            ":pk": _status_pk(firm_id, realm_id, BLOCKED),
-            ":prereq": _waiting_key(prerequisite),
+            ":pk": _status_pk(prerequisite.firm_id, prerequisite.realm_id, BLOCKED),
+            ":prereq": prerequisite.ref,
         }
         if dependent_type is not None:
             condition += " AND begins_with(gsi2sk, :prefix)"
@@ -409,20 +398,14 @@ class RecordsRepository:
         ):
             yield SyncRecord.from_item(item)
 
-    def last_event(
-        self, firm_id: str, realm_id: str, entity_type: str, platform_id: str
-    ) -> dict[str, Any] | None:
+    def last_event(self, key: RecordKey) -> dict[str, Any] | None:
         """The newest platform event claimed for the record (its EventBridge envelope), or None.
 
         None when the record does not exist, has no stored event (synced before events were kept), or
         the stored text is not a JSON object (logged, never raised: the caller treats it as "nothing to
         re-run").
         """
-        item = self._table.get(
-            record_key(firm_id, realm_id, entity_type, platform_id),
-            consistent=True,
-            attributes=[LAST_EVENT_ATTR],
-        )
+        item = self._table.get(key.item_key(), consistent=True, attributes=[LAST_EVENT_ATTR])
         body = (item or {}).get(LAST_EVENT_ATTR)
         if not isinstance(body, str):
             return None
@@ -433,32 +416,26 @@ class RecordsRepository:
         if not isinstance(envelope, dict):
             logger.warning(
                 "stored last_event is not a JSON object",
-                extra={"firm_id": firm_id, "entity_type": entity_type, "platform_id": platform_id},
+                extra={
+                    "firm_id": key.firm_id,
+                    "entity_type": key.record_type,
+                    "platform_id": key.platform_id,
+                },
             )
             return None
         return envelope
 
-    def store_last_event(
-        self,
-        firm_id: str,
-        realm_id: str,
-        entity_type: str,
-        platform_id: str,
-        *,
-        version: int,
-        envelope: Mapping[str, Any],
-    ) -> bool:
+    def store_last_event(self, key: RecordKey, *, version: int, envelope: Mapping[str, Any]) -> bool:
         """Keep ``envelope`` (the event of ``version``) as the record's ``last_event``.
 
         One conditional UpdateItem of the existing record item (after a claim): a stored event of a newer
         version is never replaced by an older one (the same version replaces it: a re-run). Does not
         touch ``revision`` (not a state change). Returns False when a newer event is already stored.
         """
-        key = record_key(firm_id, realm_id, entity_type, platform_id)
         _check_version(version)
         try:
             self._table.update(
-                key,
+                key.item_key(),
                 update="SET #e = :e, #v = :v",
                 condition="attribute_exists(pk) AND (attribute_not_exists(#v) OR #v <= :v)",
                 names={"#e": LAST_EVENT_ATTR, "#v": LAST_EVENT_VERSION_ATTR},
@@ -471,16 +448,7 @@ class RecordsRepository:
 
     # ------------------------------------------------------------------ releasing stored events
 
-    def mark_requeued(
-        self,
-        firm_id: str,
-        realm_id: str,
-        entity_type: str,
-        platform_id: str,
-        *,
-        by: str,
-        statuses: Sequence[str],
-    ) -> bool:
+    def mark_requeued(self, key: RecordKey, *, by: str, statuses: Sequence[str]) -> bool:
         """Take the right to re-enqueue the record's stored event: True when the caller should send it.
 
         One conditional UpdateItem: the record is in one of ``statuses`` (``blocked`` for a dependent,
@@ -489,7 +457,6 @@ class RecordsRepository:
         before its send sends again). Not a state change: ``revision`` is kept, so a claim is not disturbed
         (the claim removes the mark).
         """
-        key = record_key(firm_id, realm_id, entity_type, platform_id)
         if not by or not statuses or any(s not in STATUSES for s in statuses):
             raise ValueError("mark_requeued needs a releaser and known statuses")
         values: dict[str, Any] = {":by": by}
@@ -499,7 +466,7 @@ class RecordsRepository:
             wanted.append(f":st{i}")
         try:
             self._table.update(
-                key,
+                key.item_key(),
                 update="SET requeued_by = :by",
                 condition=f"#status IN ({', '.join(wanted)}) AND "
                 "(attribute_not_exists(requeued_by) OR requeued_by = :by)",
@@ -511,18 +478,15 @@ class RecordsRepository:
             return False
         return True
 
-    def mark_released(
-        self, firm_id: str, realm_id: str, entity_type: str, platform_id: str, *, version: int
-    ) -> None:
+    def mark_released(self, key: RecordKey, *, version: int) -> None:
         """Every dependent of the synced ``version`` was released (written after the sends).
 
         Conditional on the record still being synced at ``version``; a newer sync meanwhile (which removes
         the mark and releases by itself) makes it a no-op."""
-        key = record_key(firm_id, realm_id, entity_type, platform_id)
         _check_version(version)
         try:
             self._table.update(
-                key,
+                key.item_key(),
                 update="SET released_version = :v",
                 condition="#status = :synced AND platform_version = :v",
                 names={"#status": "status"},
@@ -536,10 +500,7 @@ class RecordsRepository:
 
     def claim(
         self,
-        firm_id: str,
-        realm_id: str,
-        entity_type: str,
-        platform_id: str,
+        key: RecordKey,
         *,
         version: int,
         owner: str,
@@ -560,12 +521,17 @@ class RecordsRepository:
             Conflict: the record changed between our read and our conditional write in another way.
             ValueError: invalid arguments.
         """
-        key = record_key(firm_id, realm_id, entity_type, platform_id)
         _check_version(version)
         _check_id(owner, "owner")
         if not lease_seconds > 0:
             raise ValueError("lease_seconds must be positive")
-        current = self.get(firm_id, realm_id, entity_type, platform_id)
+        firm_id, realm_id, entity_type, platform_id = (
+            key.firm_id,
+            key.realm_id,
+            key.record_type,
+            key.platform_id,
+        )
+        current = self.get(key)
         early = self._classify(current, version, owner, now, operation)
         if early is not None:
             return early
@@ -595,7 +561,7 @@ class RecordsRepository:
             values[":rev"] = current.revision
         try:
             item = self._table.update(
-                key,
+                key.item_key(),
                 update=(
                     "SET #status = :syncing, gsi2pk = :gsi2pk, gsi2sk = :gsi2sk, #owner = :owner, "
                     "lease_until = :until, updated_at = :now, claimed_version = :version, "
@@ -608,7 +574,7 @@ class RecordsRepository:
                 values=values,
             )
         except Conflict:
-            latest = self.get(firm_id, realm_id, entity_type, platform_id)
+            latest = self.get(key)
             again = self._classify(latest, version, owner, now, operation)
             if again is not None:
                 return again
@@ -654,10 +620,7 @@ class RecordsRepository:
 
     def _transition(
         self,
-        firm_id: str,
-        realm_id: str,
-        entity_type: str,
-        platform_id: str,
+        key: RecordKey,
         *,
         owner: str,
         now: float,
@@ -665,15 +628,14 @@ class RecordsRepository:
         sets: Mapping[str, Any],
         removes: Sequence[str],
     ) -> SyncRecord:
-        key = record_key(firm_id, realm_id, entity_type, platform_id)
         names: dict[str, str] = {"#status": "status", "#owner": "owner"}
         values: dict[str, Any] = {":me": owner, ":syncing": SYNCING, ":one": 1, ":zero": 0}
         set_parts = ["revision = if_not_exists(revision, :zero) + :one", "updated_at = :now"]
         values[":now"] = _num(now)
         all_sets: dict[str, Any] = {"status": status, **sets}
         if status != SYNCING:
-            all_sets["gsi2pk"] = _status_pk(firm_id, realm_id, status)
-            all_sets["gsi2sk"] = f"{entity_type}#{iso(now)}"
+            all_sets["gsi2pk"] = _status_pk(key.firm_id, key.realm_id, status)
+            all_sets["gsi2sk"] = f"{key.record_type}#{iso(now)}"
         for i, (attr, value) in enumerate(all_sets.items()):
             names[f"#s{i}"] = attr
             values[f":s{i}"] = value
@@ -690,7 +652,7 @@ class RecordsRepository:
             update += " REMOVE " + ", ".join(remove_parts)
         try:
             item = self._table.update(
-                key,
+                key.item_key(),
                 update=update,
                 condition="#owner = :me AND #status = :syncing",
                 names=names,
@@ -699,51 +661,36 @@ class RecordsRepository:
         except Conflict:
             raise Conflict(
                 "the lease on this sync record was lost (expired and taken over, or never held)",
-                firm_id=firm_id,
-                realm_id=realm_id,
-                entity=entity_type,
-                entity_id=platform_id,
+                firm_id=key.firm_id,
+                realm_id=key.realm_id,
+                entity=key.record_type,
+                entity_id=key.platform_id,
             ) from None
         return SyncRecord.from_item(item)
 
-    def record_intent(
-        self,
-        firm_id: str,
-        realm_id: str,
-        entity_type: str,
-        platform_id: str,
-        *,
-        owner: str,
-        operation: str,
-        version: int,
-        request_id: str,
-        sync_token: str | None,
-        now: float,
-    ) -> SyncRecord:
-        """Durably note the QBO write about to be sent (before sending it). Raises Conflict without lease."""
-        if operation not in OPERATIONS:
-            raise ValueError(f"unknown operation {operation!r}")
-        _check_version(version)
-        if not request_id:
+    def record_intent(self, key: RecordKey, *, owner: str, intent: Intent) -> SyncRecord:
+        """Durably note the QBO write about to be sent (before sending it; ``intent.at`` is now).
+        Raises Conflict without lease."""
+        if intent.operation not in OPERATIONS:
+            raise ValueError(f"unknown operation {intent.operation!r}")
+        _check_version(intent.version)
+        if not intent.request_id:
             raise ValueError("request_id is required")
         sets: dict[str, Any] = {
-            "intent_op": operation,
-            "intent_version": version,
-            "intent_request_id": request_id,
-            "intent_at": _num(now),
+            "intent_op": intent.operation,
+            "intent_version": intent.version,
+            "intent_request_id": intent.request_id,
+            "intent_at": _num(intent.at),
         }
         removes: list[str] = []
-        if sync_token is None:
+        if intent.sync_token is None:
             removes.append("intent_sync_token")
         else:
-            sets["intent_sync_token"] = str(sync_token)
+            sets["intent_sync_token"] = str(intent.sync_token)
         return self._transition(
-            firm_id,
-            realm_id,
-            entity_type,
-            platform_id,
+            key,
             owner=owner,
-            now=now,
+            now=intent.at,
             status=SYNCING,
             sets=sets,
             removes=removes,
@@ -751,30 +698,25 @@ class RecordsRepository:
 
     def mark_synced(
         self,
-        firm_id: str,
-        realm_id: str,
-        entity_type: str,
-        platform_id: str,
+        key: RecordKey,
         *,
         owner: str,
         version: int,
-        qbo_entity: str,
-        qbo_id: str,
-        sync_token: str | None,
-        deep_link: str | None,
+        link: QboLink,
         now: float,
         operation: str | None = None,
     ) -> SyncRecord:
-        """The write of ``version`` is applied in QBO: store the mapping, clear intent/error/lease.
-        ``operation`` (the one the caller asked for) is kept as ``applied_op``."""
+        """The write of ``version`` is applied in QBO: store the mapping (``link``), clear
+        intent/error/lease. ``operation`` (the one the caller asked for) is kept as ``applied_op``."""
         _check_version(version)
-        _check_qbo_entity(qbo_entity)
-        _check_id(qbo_id, "qbo_id")
+        _check_qbo_entity(link.qbo_entity)
+        _check_id(link.qbo_id, "qbo_id")
+        sync_token, deep_link = link.sync_token, link.deep_link
         sets: dict[str, Any] = {
             "platform_version": version,
-            "qbo_entity": qbo_entity,
-            "qbo_id": qbo_id,
-            "gsi1pk": _qbo_pk(realm_id, qbo_entity, qbo_id),
+            "qbo_entity": link.qbo_entity,
+            "qbo_id": link.qbo_id,
+            "gsi1pk": _qbo_pk(key.realm_id, link.qbo_entity, link.qbo_id),
             "gsi1sk": "REC",
             "attempts": 0,
         }
@@ -792,10 +734,7 @@ class RecordsRepository:
         else:
             sets["deep_link"] = deep_link
         return self._transition(
-            firm_id,
-            realm_id,
-            entity_type,
-            platform_id,
+            key,
             owner=owner,
             now=now,
             status=SYNCED,
@@ -805,10 +744,7 @@ class RecordsRepository:
 
     def mark_failed(
         self,
-        firm_id: str,
-        realm_id: str,
-        entity_type: str,
-        platform_id: str,
+        key: RecordKey,
         *,
         owner: str,
         error: RecordError,
@@ -830,10 +766,7 @@ class RecordsRepository:
         if not keep_intent:
             removes += _INTENT_ATTRS
         return self._transition(
-            firm_id,
-            realm_id,
-            entity_type,
-            platform_id,
+            key,
             owner=owner,
             now=now,
             status=FAILED,
@@ -843,10 +776,7 @@ class RecordsRepository:
 
     def mark_skipped(
         self,
-        firm_id: str,
-        realm_id: str,
-        entity_type: str,
-        platform_id: str,
+        key: RecordKey,
         *,
         owner: str,
         reason: str,
@@ -856,10 +786,7 @@ class RecordsRepository:
         if not reason:
             raise ValueError("a skip needs a reason")
         return self._transition(
-            firm_id,
-            realm_id,
-            entity_type,
-            platform_id,
+            key,
             owner=owner,
             now=now,
             status=SKIPPED,
@@ -869,10 +796,7 @@ class RecordsRepository:
 
     def mark_blocked(
         self,
-        firm_id: str,
-        realm_id: str,
-        entity_type: str,
-        platform_id: str,
+        key: RecordKey,
         *,
         owner: str,
         waiting_on: Sequence[tuple[str, str]],
@@ -885,13 +809,10 @@ class RecordsRepository:
         keys = {_waiting_key(p) for p in waiting_on}
         if not keys:
             raise ValueError("a blocked record needs at least one prerequisite")
-        if f"{entity_type}#{platform_id}" in keys:
+        if key.ref in keys:
             raise ValueError("a record cannot wait on itself")
         return self._transition(
-            firm_id,
-            realm_id,
-            entity_type,
-            platform_id,
+            key,
             owner=owner,
             now=now,
             status=BLOCKED,
@@ -901,10 +822,7 @@ class RecordsRepository:
 
     def release(
         self,
-        firm_id: str,
-        realm_id: str,
-        entity_type: str,
-        platform_id: str,
+        key: RecordKey,
         *,
         owner: str,
         status: str,
@@ -915,10 +833,7 @@ class RecordsRepository:
         if status not in RESTING_STATUSES:
             raise ValueError(f"a released record rests in one of {list(RESTING_STATUSES)}, not {status!r}")
         return self._transition(
-            firm_id,
-            realm_id,
-            entity_type,
-            platform_id,
+            key,
             owner=owner,
             now=now,
             status=status,
@@ -1068,7 +983,7 @@ class RecordsRepository:
 
     # ------------------------------------------------------ admin actions (qbsync.errorcenter.actions)
 
-    def refunds_of_payment(self, firm_id: str, realm_id: str, payment_id: str) -> list[SyncRecord]:
+    def refunds_of_payment(self, payment: RecordKey) -> list[SyncRecord]:
         """The refund records of ``payment_id`` that are linked to a QBO object (unsync of a payment).
 
         One consistent Query of the realm's ``REC#refund#`` items, filtered server-side to those with a
@@ -1076,9 +991,7 @@ class RecordsRepository:
         (``detail.data.payment_id``). The read cost grows with the realm's refund records (a rare manual
         action; no child pointer needed).
         """
-        _check_id(firm_id, "firm_id")
-        _check_id(realm_id, "realm_id")
-        _check_id(payment_id, "payment_id")
+        firm_id, realm_id, payment_id = payment.firm_id, payment.realm_id, payment.platform_id
         found = []
         for item in self._table.query(
             key_condition="pk = :pk AND begins_with(sk, :prefix)",
@@ -1113,10 +1026,10 @@ class RecordsRepository:
             out.append((name if isinstance(name, str) else None, str(qbo_id) if qbo_id else None))
         return out
 
-    def was_unsynced(self, firm_id: str, realm_id: str, entity_type: str, platform_id: str) -> bool:
+    def was_unsynced(self, key: RecordKey) -> bool:
         """True when an admin unsynced the record (:meth:`detach_qbo`) and it was not synced again since."""
         item = self._table.get(
-            record_key(firm_id, realm_id, entity_type, platform_id),
+            key.item_key(),
             consistent=True,
             attributes=["unsynced_at", "qbo_id"],
         )
@@ -1124,10 +1037,7 @@ class RecordsRepository:
 
     def _admin_update(
         self,
-        firm_id: str,
-        realm_id: str,
-        entity_type: str,
-        platform_id: str,
+        key: RecordKey,
         *,
         status: str,
         sets: Mapping[str, Any],
@@ -1139,7 +1049,6 @@ class RecordsRepository:
     ) -> SyncRecord:
         """An admin's change of a record outside any lease: refused (Conflict) while a worker holds a live
         lease, and only on an existing record; ``condition`` adds to that. ``new_epoch``: ``epoch`` + 1."""
-        key = record_key(firm_id, realm_id, entity_type, platform_id)
         names: dict[str, str] = {"#status": "status", "#lease": "lease_until"}
         vals: dict[str, Any] = {":syncing": SYNCING, ":now": _num(now), ":one": 1, ":zero": 0}
         vals.update(values or {})
@@ -1148,8 +1057,8 @@ class RecordsRepository:
             parts.append("epoch = if_not_exists(epoch, :zero) + :one")
         all_sets = {
             "status": status,
-            "gsi2pk": _status_pk(firm_id, realm_id, status),
-            "gsi2sk": f"{entity_type}#{iso(now)}",
+            "gsi2pk": _status_pk(key.firm_id, key.realm_id, status),
+            "gsi2sk": f"{key.record_type}#{iso(now)}",
             **sets,
         }
         for i, (attr, value) in enumerate(all_sets.items()):
@@ -1164,7 +1073,7 @@ class RecordsRepository:
         guard = "attribute_exists(pk) AND (#status <> :syncing OR #lease <= :now)"
         try:
             item = self._table.update(
-                key,
+                key.item_key(),
                 update=update,
                 condition=f"{guard} AND ({condition})" if condition else guard,
                 names=names,
@@ -1173,16 +1082,14 @@ class RecordsRepository:
         except Conflict:
             raise Conflict(
                 "the sync record is being synced or changed meanwhile",
-                firm_id=firm_id,
-                realm_id=realm_id,
-                entity=entity_type,
-                entity_id=platform_id,
+                firm_id=key.firm_id,
+                realm_id=key.realm_id,
+                entity=key.record_type,
+                entity_id=key.platform_id,
             ) from None
         return SyncRecord.from_item(item)
 
-    def detach_qbo(
-        self, firm_id: str, realm_id: str, entity_type: str, platform_id: str, *, by: str | None, now: float
-    ) -> SyncRecord:
+    def detach_qbo(self, key: RecordKey, *, by: str | None, now: float) -> SyncRecord:
         """After an unsync deleted its QBO object: ``not_synced``, mapping and reverse lookup removed (the
         platform version, ``last_event`` and the rest kept). Raises Conflict under a live lease.
 
@@ -1193,10 +1100,7 @@ class RecordsRepository:
         if by:
             sets["unsynced_by"] = by
         return self._admin_update(
-            firm_id,
-            realm_id,
-            entity_type,
-            platform_id,
+            key,
             status=NOT_SYNCED,
             sets=sets,
             removes=[
@@ -1219,28 +1123,21 @@ class RecordsRepository:
 
     def link_qbo(
         self,
-        firm_id: str,
-        realm_id: str,
-        entity_type: str,
-        platform_id: str,
+        key: RecordKey,
         *,
-        qbo_entity: str,
-        qbo_id: str,
-        sync_token: str | None,
-        deep_link: str | None,
+        link: QboLink,
         version: int,
         now: float,
     ) -> SyncRecord:
-        """An admin mapped the record to an existing QBO object: ``synced`` at ``version`` (so a redelivery of
-        that version is a no-op), reverse lookup set. Refused (Conflict) under a live lease, when the record
-        is linked to another object, or when a newer version was applied meanwhile."""
+        """An admin mapped the record to an existing QBO object (``link``): ``synced`` at ``version`` (so a
+        redelivery of that version is a no-op), reverse lookup set. Refused (Conflict) under a live lease,
+        when the record is linked to another object, or when a newer version was applied meanwhile."""
         _check_version(version)
-        _check_qbo_entity(qbo_entity)
-        _check_id(qbo_id, "qbo_id")
+        qbo_entity, qbo_id = _check_qbo_entity(link.qbo_entity), _check_id(link.qbo_id, "qbo_id")
         sets: dict[str, Any] = {
             "qbo_entity": qbo_entity,
             "qbo_id": qbo_id,
-            "gsi1pk": _qbo_pk(realm_id, qbo_entity, qbo_id),
+            "gsi1pk": _qbo_pk(key.realm_id, qbo_entity, qbo_id),
             "gsi1sk": "REC",
             "platform_version": version,
             "applied_op": "create",
@@ -1255,16 +1152,13 @@ class RecordsRepository:
             "unsynced_by",
             "released_version",
         ]
-        for attr, value in (("sync_token", sync_token), ("deep_link", deep_link)):
+        for attr, value in (("sync_token", link.sync_token), ("deep_link", link.deep_link)):
             if value is None:
                 removes.append(attr)
             else:
                 sets[attr] = value
         return self._admin_update(
-            firm_id,
-            realm_id,
-            entity_type,
-            platform_id,
+            key,
             status=SYNCED,
             sets=sets,
             removes=removes,
@@ -1276,10 +1170,7 @@ class RecordsRepository:
 
     def exclude(
         self,
-        firm_id: str,
-        realm_id: str,
-        entity_type: str,
-        platform_id: str,
+        key: RecordKey,
         *,
         reason: str,
         by: str | None,
@@ -1293,10 +1184,7 @@ class RecordsRepository:
         if by:
             sets["excluded_by"] = by
         return self._admin_update(
-            firm_id,
-            realm_id,
-            entity_type,
-            platform_id,
+            key,
             status=SKIPPED,
             sets=sets,
             removes=[*_ERROR_ATTRS, "waiting_on"],

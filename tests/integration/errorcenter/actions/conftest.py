@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from qbsync import wiring
 from qbsync.models.commands import SYNC_COMMAND_KIND
+from qbsync.models.record_key import RecordKey
 from qbsync.qbo.client import QboClient
 
 from tests.fixtures.events import EventCapture
@@ -60,7 +61,7 @@ class Env:
         return [b for b in self.stack.requeued() if b.get("kind") == SYNC_COMMAND_KIND]
 
     def record(self, entity_type: str, platform_id: str) -> Any:
-        return self.stack.records.get(self.firm, self.realm, entity_type, platform_id)
+        return self.stack.records.get(RecordKey(self.firm, self.realm, entity_type, platform_id))
 
     def qbo(self, entity: str) -> list[dict[str, Any]]:
         return self.stack.entities(entity)

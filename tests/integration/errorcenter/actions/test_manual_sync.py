@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from qbsync.errorcenter.actions import CLIENT_ACCOUNT_FIRST, NOT_RECEIVED
+from qbsync.models.record_key import RecordKey
 from qbsync.repositories.records import RecordError
 
 from tests.integration.entity_sync.conftest import untaxed_invoice
@@ -60,13 +61,10 @@ def test_a_record_without_a_stored_event_unknown_ids_roles_and_bad_input(env: En
     records = env.stack.records
     now = time.time()
     assert records.claim(
-        env.firm, env.realm, "service", "svc-1", version=1, owner="w", lease_seconds=60, now=now
+        RecordKey(env.firm, env.realm, "service", "svc-1"), version=1, owner="w", lease_seconds=60, now=now
     ).claimed
     records.mark_failed(
-        env.firm,
-        env.realm,
-        "service",
-        "svc-1",
+        RecordKey(env.firm, env.realm, "service", "svc-1"),
         owner="w",
         error=RecordError("x", "services", "boom"),
         now=now,
