@@ -60,6 +60,7 @@ from qbsync.repositories.error_log import ErrorLogRepository
 from qbsync.repositories.firm_settings import FirmSettingsRepository
 from qbsync.repositories.oauth_state import OAuthStateRepository
 from qbsync.repositories.paused import PausedWork
+from qbsync.repositories.record_admin import RecordAdmin
 from qbsync.repositories.records import RecordsRepository
 from qbsync.repositories.retry_requests import RetryGuardRepository, RetryRequestRepository
 from qbsync.settings import clear as clear_settings
@@ -142,6 +143,7 @@ outbound_queue = _once(lambda: SqsSender(get_core_settings().outbound_queue_url)
 _retry_queue = _once(lambda: SqsSender(get_core_settings().retry_queue_url))
 _paced_clients = _once(lambda: paced_client_factory(sync_table()))
 _records = _once(lambda: RecordsRepository(sync_table()))
+_record_admin = _once(lambda: RecordAdmin(sync_table()))
 _firm_settings = _once(lambda: FirmSettingsRepository(sync_table()))
 error_log = _once(lambda: ErrorLogRepository(_error_table()))
 #: events parked while a firm is not connected, resumed by the retry fan-out
@@ -209,7 +211,7 @@ def build_sync_service(*, table: DynamoTable | None = None, owner_id: str | None
         connections=_connections(),
         realm_clients=realm_clients(),
         records=RecordsRepository(table),
-        table=table,
+        paused=PausedWork(table, time.time),
         settings=FirmSettingsRepository(table),
         errorlog=error_log(),
         publisher=_publisher(),
@@ -226,6 +228,7 @@ def build_record_actions() -> RecordActions:
         connections=_connections(),
         realm_clients=realm_clients(),
         records=_records(),
+        admin=_record_admin(),
         settings=_firm_settings(),
         errorlog=error_log(),
         publisher=_publisher(),
@@ -241,7 +244,7 @@ def build_services_import() -> ServicesImport:
     return ServicesImport(
         connections=_connections(),
         realm_clients=realm_clients(),
-        records=_records(),
+        records=_record_admin(),
         publisher=_publisher(),
     )
 
@@ -294,6 +297,7 @@ class RecordsWiring:
     """What the sync-status routes need (``qbsync.api.records_routes``)."""
 
     records: RecordsRepository
+    admin: RecordAdmin
     connections: ConnectionsRepository
 
 
@@ -302,7 +306,9 @@ settings_wiring = _once(
         settings=_firm_settings(), connections=_connections(), clients=realm_clients(), clock=time.time
     )
 )
-records_wiring = _once(lambda: RecordsWiring(records=_records(), connections=_connections()))
+records_wiring = _once(
+    lambda: RecordsWiring(records=_records(), admin=_record_admin(), connections=_connections())
+)
 
 
 # --- what each handler needs at its start ------------------------------------------------------------

@@ -136,16 +136,18 @@ def service(connections: Any, table, queue: str) -> SyncService:
     def unused(*_: Any, **__: Any) -> Any:
         raise AssertionError("no QBO or record access expected while paused")
 
+    clock = FakeClock()
+
     return SyncService(
         connections=connections,
         realm_clients=unused,  # type: ignore[arg-type]
         records=unused,  # type: ignore[arg-type]
-        table=table,
+        paused=PausedWork(table, clock),
         settings=unused,  # type: ignore[arg-type]
         errorlog=unused,  # type: ignore[arg-type]
         publisher=unused,  # type: ignore[arg-type]
         requeue=SqsSender(queue),
-        clock=FakeClock(),
+        clock=clock,
         owner_id="paused-test",
         app_base_url="https://app.qbo.example",
     )

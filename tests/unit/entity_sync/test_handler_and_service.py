@@ -73,7 +73,7 @@ def _service(connection: Connection | None) -> SyncService:
         connections=NoConnections(connection),
         realm_clients=unused,  # type: ignore[arg-type]
         records=unused,  # type: ignore[arg-type]
-        table=unused,  # type: ignore[arg-type]
+        paused=unused,  # type: ignore[arg-type]
         settings=unused,  # type: ignore[arg-type]
         errorlog=unused,  # type: ignore[arg-type]
         publisher=unused,  # type: ignore[arg-type]

@@ -186,7 +186,7 @@ def list_sync_records(
         return RecordList(items=[])
     start_key = _decode_cursor(cursor) if cursor else None
     try:
-        page = w.records.browse(
+        page = w.admin.browse(
             caller.firm_id,
             realm_id,
             entity_type=entity_type,
@@ -245,7 +245,7 @@ def get_sync_summary() -> SyncSummary:
     caller = caller_of(router)
     w = records_wiring()
     realm_id = _realm(w, caller.firm_id)
-    counts = w.records.count_by_status(caller.firm_id, realm_id) if realm_id else {}
+    counts = w.admin.count_by_status(caller.firm_id, realm_id) if realm_id else {}
     by_type = {t: _counts(counts.get(t, {})) for t in EntityType.__args__}  # type: ignore[attr-defined]
     totals: dict[str, int] = {}
     for per_status in counts.values():

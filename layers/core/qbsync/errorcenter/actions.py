@@ -87,6 +87,7 @@ from qbsync.qbo.http import request_id_for
 from qbsync.repositories.connections import CONNECTED, Connection
 from qbsync.repositories.error_log import ErrorEntry, ErrorLogRepository
 from qbsync.repositories.firm_settings import FirmSettingsRepository
+from qbsync.repositories.record_admin import RecordAdmin
 from qbsync.repositories.records import (
     BLOCKED,
     EXCLUDED_BY_FIRM,
@@ -238,7 +239,8 @@ class RecordActions:
     Args:
         connections: ``ConnectionsRepository`` (``get(firm_id)``).
         realm_clients: a QBO client per firm and realm (:class:`~qbsync.connection.clients.RealmClients`).
-        records: the records repository; ``settings``: firm settings (customer payloads).
+        records: the records repository (lease, intents); ``admin``: the records' admin changes (link,
+            detach, don't sync); ``settings``: firm settings (customer payloads).
         errorlog: the error center's repository.
         publisher: qbsync events (``EventPublisher``); ``outbound``: ``OutboundQueue`` sender (commands).
         references: per-realm reference data (``qbsync.qbo.reference.ReferenceCache``).
@@ -251,6 +253,7 @@ class RecordActions:
         connections: Connections,
         realm_clients: RealmClients,
         records: RecordsRepository,
+        admin: RecordAdmin,
         settings: FirmSettingsRepository,
         errorlog: ErrorLogRepository,
         publisher: Publisher,
@@ -264,6 +267,7 @@ class RecordActions:
         self._connections = connections
         self._realm_clients = realm_clients
         self._records = records
+        self._admin = admin
         self._settings = settings
         self._errorlog = errorlog
         self._publisher = publisher
@@ -347,14 +351,14 @@ class RecordActions:
         firm_id, realm_id = caller.firm_id, connection.realm_id
         payment = self._record(firm_id, realm_id, "payment", payment_id)
         application = self._records.get(RecordKey(firm_id, realm_id, "credit_application", payment_id))
-        refunds = self._records.refunds_of_payment(RecordKey(firm_id, realm_id, "payment", payment_id))
+        refunds = self._admin.refunds_of_payment(RecordKey(firm_id, realm_id, "payment", payment_id))
         targets = [*refunds]
         if application is not None and application.qbo_id:
             targets.append(application)
         if payment.qbo_id:
             targets.append(payment)
         if not targets:
-            if payment.status == NOT_SYNCED and self._records.was_unsynced(
+            if payment.status == NOT_SYNCED and self._admin.was_unsynced(
                 RecordKey(firm_id, realm_id, "payment", payment_id)
             ):
                 return UnsyncResult(payment_id, "already_unsynced")
@@ -415,7 +419,7 @@ class RecordActions:
                 entity_id=record.platform_id,
                 qbo_code=err.qbo_code,
             ) from None
-        self._records.detach_qbo(
+        self._admin.detach_qbo(
             record.key,
             by=user_id,
             now=self._clock(),
@@ -483,7 +487,7 @@ class RecordActions:
         event = self._last_event(firm_id, realm_id, "client_account", record.platform_id)
         version = event.version if event is not None else None
         try:
-            linked = self._records.link_qbo(
+            linked = self._admin.link_qbo(
                 RecordKey(firm_id, realm_id, "client_account", record.platform_id),
                 link=QboLink(
                     qbo_entity="Customer",
@@ -710,7 +714,7 @@ class RecordActions:
         firm_id, realm_id = caller.firm_id, connection.realm_id
         now = self._clock()
         try:
-            skipped = self._records.exclude(
+            skipped = self._admin.exclude(
                 RecordKey(firm_id, realm_id, "client_account", record.platform_id),
                 reason=EXCLUDED_BY_FIRM,
                 by=caller.user_id,

@@ -40,7 +40,7 @@ from qbsync.connection.clients import RealmClients
 from qbsync.errors import BadRequest, Conflict
 from qbsync.models.qbsync_events import ServiceImported
 from qbsync.repositories.connections import CONNECTED, Connection
-from qbsync.repositories.records import RecordsRepository
+from qbsync.repositories.record_admin import RecordAdmin
 
 __all__ = [
     "COPYABLE_TYPES",
@@ -117,7 +117,7 @@ class ServicesImport:
 
     Args:
         connections: ``ConnectionsRepository``; ``realm_clients``: QBO clients (``RealmClients``).
-        records: the records repository (service names the platform has).
+        records: the records' admin reads (service names the platform has).
         publisher: qbsync events (``EventPublisher``).
     """
 
@@ -126,7 +126,7 @@ class ServicesImport:
         *,
         connections: Connections,
         realm_clients: RealmClients,
-        records: RecordsRepository,
+        records: RecordAdmin,
         publisher: Publisher,
     ) -> None:
         self._connections = connections

@@ -69,7 +69,6 @@ event answers ``ignored`` (logged). Commands that arrive while the firm is not c
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -78,7 +77,6 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from qbsync import vocab
-from qbsync.adapters.dynamodb import DynamoTable
 from qbsync.adapters.sqs import SqsMessage
 from qbsync.connection.clients import RealmClients
 from qbsync.errors import BadRequest, DataError, QbsyncError, RetryableError
@@ -111,7 +109,6 @@ from qbsync.repositories.paused import PausedWork
 from qbsync.repositories.records import (
     BLOCKED,
     EXCLUDED_BY_FIRM,
-    LAST_EVENT_ATTR,
     SKIPPED,
     SYNCED,
     ClaimOutcome,
@@ -133,7 +130,6 @@ logger = logging.getLogger("qbsync.outbound.service")
 #: MappingError reasons that mean "deliberately not synced" (skipped, not failed)
 _SKIP_REASONS = frozenset({"before_sync_start", "offline_payment_not_synced", "invoice_not_sent"})
 NO_ACTIVITY = "no_activity"
-_PENDING_ATTR = "pending_event"
 
 
 class SyncPaused(RetryableError):
@@ -290,15 +286,15 @@ class SyncService:
     Args:
         connections: ``ConnectionsRepository`` (``get(firm_id)``: the firm's status and realm).
         realm_clients: a QBO client per firm and realm (:class:`~qbsync.connection.clients.RealmClients`).
-        records: the records repository; ``table``: the sync-state table (stored events of blocked records).
+        records: the records repository (state, leases and the stored events of blocked records).
         settings: firm settings repository.
         errorlog: the error center (``ErrorLogRepository``).
         publisher: publishes qbsync events (``EventPublisher``).
         requeue: sends re-enqueued events to the outbound queue (``SqsSender``).
         clock: epoch seconds; ``owner_id``: this worker's lease owner; ``app_base_url``: deep links.
         references: the per-realm reference cache.
-        paused: where events wait while the firm is not connected (default: on the sync table); resumed
-            through ``requeue``.
+        paused: where events wait while the firm is not connected (``PausedWork``); resumed through
+            ``requeue``.
     """
 
     def __init__(
@@ -307,7 +303,6 @@ class SyncService:
         connections: Connections,
         realm_clients: RealmClients,
         records: RecordsRepository,
-        table: DynamoTable,
         settings: FirmSettingsRepository,
         errorlog: ErrorLog,
         publisher: Publisher,
@@ -317,14 +312,13 @@ class SyncService:
         app_base_url: str,
         references: ReferenceCache | None = None,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
-        paused: PausedWork | None = None,
+        paused: PausedWork,
     ) -> None:
         if not owner_id:
             raise ValueError("owner_id is required")
         self._connections = connections
         self._realm_clients = realm_clients
         self._records = records
-        self._table = table
         self._settings = settings
         self._errorlog = errorlog
         self._publisher = publisher
@@ -334,7 +328,7 @@ class SyncService:
         self._app_base_url = app_base_url
         self._references = references or ReferenceCache(clock)
         self._lease_seconds = lease_seconds
-        self._paused = paused or PausedWork(table, clock)
+        self._paused = paused
         self._resumer = PausedWorkResumer(self._paused, requeue)
 
     # ------------------------------------------------------------------ entry point
@@ -1046,12 +1040,7 @@ class SyncService:
 
     def _store_event(self, job: _Job) -> None:
         """Keep the event on the record item so it can be re-enqueued when the record may proceed."""
-        self._table.update(
-            job.key.item_key(),
-            update="SET #e = :e",
-            names={"#e": _PENDING_ATTR},
-            values={":e": json.dumps(event_envelope(job.event), separators=(",", ":"))},
-        )
+        self._records.store_pending_event(job.key, event_envelope(job.event))
 
     def _requeue_stored(self, job: _Job, targets: list[tuple[str, str]], *, statuses: tuple[str, ...]) -> int:
         """Send the stored event of each target record that is in one of ``statuses`` and that no other
@@ -1065,12 +1054,7 @@ class SyncService:
                 job.key.sibling(entity_type, platform_id), by=by, statuses=statuses
             ):
                 continue  # not waiting any more, or another worker sent it
-            item = self._table.get(
-                job.key.sibling(entity_type, platform_id).item_key(),
-                consistent=True,
-                attributes=[LAST_EVENT_ATTR, _PENDING_ATTR],
-            )
-            body = (item or {}).get(LAST_EVENT_ATTR) or (item or {}).get(_PENDING_ATTR)
+            body = self._records.stored_event(job.key.sibling(entity_type, platform_id))
             if not isinstance(body, str):
                 logger.warning(
                     "blocked record has no stored event to re-enqueue",
