@@ -36,7 +36,7 @@ class QbsyncError(Exception):
     #: A write this error is about may have been applied by an earlier attempt (see the module doc).
     maybe_applied: bool = False
 
-    def __init__(
+    def __init__(  # noqa: PLR0913
         self,
         message: str,
         *,

@@ -292,7 +292,7 @@ class DynamoTable:
 
     # --- queries ------------------------------------------------------------------------------------
 
-    def query_page(
+    def query_page(  # noqa: PLR0913
         self,
         *,
         key_condition: str,
@@ -330,7 +330,7 @@ class DynamoTable:
             last_key=_deserialize_map(last) if last else None,
         )
 
-    def query(
+    def query(  # noqa: PLR0913
         self,
         *,
         key_condition: str,

@@ -52,7 +52,7 @@ class ConnectionEvents:
         self._clock = clock
         self._correlation_id = correlation_id
 
-    def event(
+    def event(  # noqa: PLR0913
         self,
         *,
         change: str,

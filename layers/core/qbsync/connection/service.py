@@ -108,7 +108,7 @@ class _FreshTokens:
 class ConnectionService:
     """See the module docstring. Every dependency is injected (tests pass moto/simulator-backed ones)."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913
         self,
         *,
         connections: ConnectionsRepository,

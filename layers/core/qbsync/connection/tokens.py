@@ -102,7 +102,7 @@ class TokenProvider:
         owner_id: identifies this worker in the lease (default: a random id per provider).
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913
         self,
         firm_id: str,
         connections: ConnectionsRepository,

@@ -247,7 +247,7 @@ class RecordActions:
         clock: epoch seconds; ``app_base_url``: QBO deep links; ``owner_prefix``: lease owner ids.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913
         self,
         *,
         connections: Connections,
@@ -573,7 +573,7 @@ class RecordActions:
             raise Conflict(_name_taken(entity))
         return None
 
-    def _create_once(
+    def _create_once(  # noqa: PLR0913
         self,
         qbo: QboClient,
         record: SyncRecord,
@@ -891,7 +891,7 @@ class RecordActions:
             SqsMessage(body=c, id=f"cmd-{i}", correlation_id=c.correlation_id) for i, c in enumerate(commands)
         )
 
-    def _status_event(
+    def _status_event(  # noqa: PLR0913
         self,
         firm_id: str,
         realm_id: str,

@@ -333,7 +333,7 @@ class RetryFanout:
         page_size: errors read per page.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913
         self,
         *,
         errors: ErrorLogRepository,

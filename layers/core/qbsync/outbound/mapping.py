@@ -636,7 +636,7 @@ def _tax_mapping(
     return mapping
 
 
-def invoice_payload(
+def invoice_payload(  # noqa: C901
     invoice: Invoice, resolved: Resolved, ref: QboReference, settings: FirmSyncSettings
 ) -> dict[str, Any]:
     """Invoice create/full-update body: same lines and total as the platform invoice.

@@ -297,7 +297,7 @@ class SyncService:
             ``requeue``.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913
         self,
         *,
         connections: Connections,
@@ -716,7 +716,7 @@ class SyncService:
 
     # ------------------------------------------------------------------ credit payments
 
-    def _apply_credit(
+    def _apply_credit(  # noqa: PLR0913
         self,
         job: _Job,
         payment: Payment,

@@ -216,7 +216,7 @@ class ExactlyOnceWriter:
 
     # ------------------------------------------------------------------ steps
 
-    def _apply(
+    def _apply(  # noqa: PLR0913
         self,
         attempt: _Attempt,
         record: SyncRecord,
@@ -265,7 +265,7 @@ class ExactlyOnceWriter:
             attempt, record, version, operation, op, qbo_entity, payload, qbo_id, sent_token, request_id
         )
 
-    def _send_with_intent(
+    def _send_with_intent(  # noqa: PLR0913
         self,
         attempt: _Attempt,
         record: SyncRecord,
@@ -346,7 +346,7 @@ class ExactlyOnceWriter:
         )
         attempt.noted = True
 
-    def _synced(
+    def _synced(  # noqa: PLR0913
         self,
         record: SyncRecord,
         version: int,

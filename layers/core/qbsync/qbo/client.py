@@ -297,7 +297,7 @@ def _parse_time(text: Any) -> datetime | None:
 class QboClient:
     """The Accounting API of one realm. Cheap to build; share the ``session`` across clients."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913
         self,
         *,
         base_url: str,
@@ -605,7 +605,7 @@ class QboClient:
             f"QuickBooks answered without the {entity} object", realm_id=self.realm_id, entity=entity
         )
 
-    def _call(
+    def _call(  # noqa: C901, PLR0913
         self,
         method: str,
         path: str,

@@ -217,7 +217,7 @@ def _safe_message(text: str | None) -> str:
     return one_line[:_MAX_MESSAGE]
 
 
-def error_from_fault(
+def error_from_fault(  # noqa: C901, PLR0913
     fault: ParsedFault | None,
     *,
     status: int | None,

@@ -223,7 +223,7 @@ class QboReference:
     sales_item_id: str | None = None
 
     @classmethod
-    def from_qbo(
+    def from_qbo(  # noqa: PLR0913
         cls,
         accounts: list[dict[str, Any]],
         customer_types: list[dict[str, Any]],

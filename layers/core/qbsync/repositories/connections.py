@@ -307,7 +307,7 @@ class ConnectionsRepository:
         ]
 
     # ------------------------------------------------------------------ writes
-    def create(
+    def create(  # noqa: PLR0913
         self,
         *,
         firm_id: str,

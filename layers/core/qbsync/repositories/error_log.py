@@ -284,7 +284,7 @@ class ErrorLogRepository:
             entity_id=platform_id,
         )
 
-    def _create(
+    def _create(  # noqa: PLR0913
         self,
         firm_id: str,
         entity_type: str,

@@ -51,7 +51,7 @@ class RecordAdmin:
 
     # ------------------------------------------------------------------ admin reads (sync status API)
 
-    def browse(
+    def browse(  # noqa: C901, PLR0913
         self,
         firm_id: str,
         realm_id: str,
@@ -243,7 +243,7 @@ class RecordAdmin:
         )
         return item is not None and "unsynced_at" in item and "qbo_id" not in item
 
-    def _admin_update(
+    def _admin_update(  # noqa: PLR0913
         self,
         key: RecordKey,
         *,

@@ -345,7 +345,7 @@ class RecordsRepository:
             return SyncRecord.from_item(item)
         return None
 
-    def list_by_status(
+    def list_by_status(  # noqa: PLR0913
         self,
         firm_id: str,
         realm_id: str,
