@@ -1,0 +1,249 @@
+"""The dependency gate of the outbound sync: a record syncs only once its prerequisites are in QuickBooks.
+
+:class:`DependencyGate` (used by :class:`~qbsync.outbound.service.SyncService`):
+
+- **Prerequisites** (:func:`~qbsync.outbound.mapping.dependencies`): any not in QBO yet → the event is stored
+  on the record, the record is marked ``blocked`` (``waiting_on``), prerequisites are re-checked (gsi2 is
+  eventually consistent: one that synced in between re-enqueues this event), and skipped accounts it
+  waits on are re-enqueued. When a record syncs, every record blocked on it whose prerequisites are all
+  in QuickBooks now gets its stored event re-enqueued to ``OUTBOUND_QUEUE_URL`` and goes through this
+  same path. Each stored event is re-enqueued once per claim of its record: the sender first marks the
+  record (``requeued_by``, conditional), so an account woken by 30 blocked invoices, or a record released
+  by its prerequisite and its own re-check at once, is sent once; the releaser notes ``released_version``
+  after its sends, so redeliveries of a synced record do not release again (a crash before the note: the
+  redelivered message sends again what it marked). A skipped account re-checks for dependents that
+  blocked on it while it was being skipped and runs again if there are any.
+- **Skipped accounts.** A skipped account (no activity under "with_activity") keeps its event: when an
+  invoice or payment later waits on it, the account event is re-enqueued and then syncs (it has activity
+  now).
+
+Log lines keep the logger ``qbsync.outbound.service``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
+
+from qbsync import vocab
+from qbsync.adapters.sqs import SqsMessage
+from qbsync.errors import QbsyncError
+from qbsync.models.platform_events import PlatformEvent, Refund
+from qbsync.outbound import mapping
+from qbsync.outbound.job import NO_ACTIVITY, Job, Outcome, event_envelope, log_context
+from qbsync.outbound.mapping import Resolved
+from qbsync.outbound.status import StatusReporter
+from qbsync.qbo.client import QboClient
+from qbsync.repositories.records import BLOCKED, SKIPPED, SYNCED, RecordsRepository, SyncRecord
+
+__all__ = ["DependencyGate", "Sender"]
+
+logger = logging.getLogger("qbsync.outbound.service")
+
+
+class Sender(Protocol):
+    def send_many(self, messages: Iterable[SqsMessage]) -> Any: ...
+
+
+class DependencyGate:
+    """Blocks records on their prerequisites and releases them when these sync (see the module doc).
+
+    Args:
+        records: the records repository (state and the stored events of blocked records).
+        requeue: sends re-enqueued events to the outbound queue (``SqsSender``).
+        status: announces a synced record (:class:`~qbsync.outbound.status.StatusReporter`).
+        clock: epoch seconds; ``owner_id``: this worker's lease owner.
+    """
+
+    def __init__(
+        self,
+        *,
+        records: RecordsRepository,
+        requeue: Sender,
+        status: StatusReporter,
+        clock: Callable[[], float],
+        owner_id: str,
+    ) -> None:
+        self._records = records
+        self._requeue = requeue
+        self._status = status
+        self._clock = clock
+        self._owner = owner_id
+
+    # ------------------------------------------------------------------ prerequisites
+
+    def prerequisites(self, job: Job, record: Any, qbo: QboClient) -> tuple[list[tuple[str, str]], Resolved]:
+        """The prerequisites not in QuickBooks yet (``waiting``) and the QBO ids of the others."""
+        resolved = Resolved()
+        waiting: list[tuple[str, str]] = []
+        for dep_entity, dep_id in mapping.dependencies(record):
+            dep_type = vocab.RECORD_TYPE_OF[dep_entity]
+            found = self._records.get(job.key.sibling(dep_type, dep_id))
+            if found is None or not found.qbo_id or found.status == SKIPPED:
+                waiting.append((dep_type, dep_id))
+                continue
+            if dep_type == "client_account":
+                resolved.customer_id = found.qbo_id
+            elif dep_type == "service":
+                resolved.item_ids[dep_id] = found.qbo_id
+            elif dep_type == "invoice":
+                resolved.invoice_ids[dep_id] = found.qbo_id
+            elif dep_type == "payment":
+                resolved.payment_id = found.qbo_id
+                if found.qbo_entity == "Payment":
+                    paid = qbo.read("Payment", found.qbo_id)
+                    resolved.payment_deposit_account_id = _ref(paid.get("DepositToAccountRef"))
+                    resolved.payment_method_id = _ref(paid.get("PaymentMethodRef"))
+                else:
+                    resolved.credit_memo_id = found.qbo_id
+        if isinstance(record, Refund) and resolved.customer_id is None:
+            # a refund receipt names the customer, which its payment's dependencies do not list
+            account_id = record.account_id
+            if account_id:
+                account = self._records.get(job.key.sibling("client_account", account_id))
+                if account is None or not account.qbo_id:
+                    waiting.append(("client_account", account_id))
+                else:
+                    resolved.customer_id = account.qbo_id
+        return waiting, resolved
+
+    def has_activity(self, job: Job) -> bool:
+        """Some record is blocked on the job's client account."""
+        return any(True for _ in self._records.blocked_on(job.key.sibling("client_account", job.platform_id)))
+
+    def block(self, job: Job, waiting: list[tuple[str, str]]) -> Outcome:
+        """Store the event, mark the record ``blocked`` on ``waiting``, re-check, wake skipped accounts."""
+        self.store_event(job)
+        self._records.mark_blocked(
+            job.key,
+            owner=self._owner,
+            waiting_on=waiting,
+            now=self._clock(),
+        )
+        logger.info("record blocked on prerequisites", extra=log_context(job, waiting_on=len(waiting)))
+        still = []
+        wake: list[tuple[str, str]] = []
+        for dep_type, dep_id in waiting:
+            found = self._records.get(job.key.sibling(dep_type, dep_id))
+            if found is not None and found.qbo_id and found.status != SKIPPED:
+                continue
+            still.append((dep_type, dep_id))
+            if (
+                found is not None
+                and found.status == SKIPPED
+                and (found.skip_reason or "").startswith(NO_ACTIVITY)
+            ):
+                wake.append((dep_type, dep_id))  # an account waiting for activity: it has some now
+        # one wake per skipped account (the first dependent that blocks on it sends it; the others see the
+        # mark); everything synced in between: run again, unless a prerequisite's release sent it already
+        released = self.requeue_stored(job, wake, statuses=(SKIPPED,))
+        if not still:
+            released += self.requeue_stored(job, [(job.entity_type, job.platform_id)], statuses=(BLOCKED,))
+        return Outcome(
+            "blocked", job.entity_type, job.platform_id, waiting_on=tuple(still), released=released
+        )
+
+    def after_skip(self, job: Job, reason: str) -> int:
+        """A skipped record: an account skipped for no activity that has dependents now runs again."""
+        released = 0
+        if reason.startswith(NO_ACTIVITY) and self.has_activity(job):
+            # an invoice or payment blocked on this account while we decided (its re-check saw the account
+            # mid-claim, not skipped, so it did not wake it): run again, now with activity
+            released = self.requeue_stored(job, [(job.entity_type, job.platform_id)], statuses=(SKIPPED,))
+        return released
+
+    # ------------------------------------------------------------------ release
+
+    def after_sync(self, job: Job, synced: SyncRecord, event: PlatformEvent) -> int:
+        """Close the error, announce the status, release the records blocked on this one.
+
+        Only a dependent whose every prerequisite is in QuickBooks now is released (the others are released
+        by their last prerequisite), and only by one worker (:meth:`RecordsRepository.mark_requeued`). Once
+        all are sent the record notes ``released_version``: a redelivery of the same version (an
+        ``already_synced`` run) releases nothing again. A crash before that note leaves the release to the
+        redelivered message, which sends again what it had marked and releases what it had not reached.
+        """
+        if synced.status != SYNCED:
+            return 0
+        self._status.synced(job, synced)
+        version = synced.platform_version
+        if version is not None and synced.released_version == version:
+            return 0
+        me = (job.entity_type, job.platform_id)
+        ready = [
+            (r.entity_type, r.platform_id)
+            for r in self._records.blocked_on(job.key)
+            if self.prerequisites_synced(job, r.waiting_on, but=me)
+        ]
+        released = self.requeue_stored(job, ready, statuses=(BLOCKED,))
+        if version is not None:
+            self._records.mark_released(job.key, version=version)
+        return released
+
+    def prerequisites_synced(
+        self, job: Job, waiting_on: Iterable[tuple[str, str]], *, but: tuple[str, str]
+    ) -> bool:
+        """Every prerequisite (but ``but``, synced by this worker) is in QuickBooks (consistent reads)."""
+        for dep_type, dep_id in waiting_on:
+            if (dep_type, dep_id) == but:
+                continue
+            found = self._records.get(job.key.sibling(dep_type, dep_id))
+            if found is None or not found.qbo_id or found.status == SKIPPED:
+                return False
+        return True
+
+    # ------------------------------------------------------------------ stored events
+
+    def store_event(self, job: Job) -> None:
+        """Keep the event on the record item so it can be re-enqueued when the record may proceed."""
+        self._records.store_pending_event(job.key, event_envelope(job.event))
+
+    def requeue_stored(self, job: Job, targets: list[tuple[str, str]], *, statuses: tuple[str, ...]) -> int:
+        """Send the stored event of each target record that is in one of ``statuses`` and that no other
+        worker re-enqueued since its last claim (the mark names ``job``'s record: a redelivery of this
+        job sends again what a crashed run marked). The newest claimed event (``last_event``) is sent,
+        else the ``pending_event`` kept when the record was blocked or skipped."""
+        messages: list[SqsMessage] = []
+        by = f"{job.entity_type}#{job.platform_id}"
+        for entity_type, platform_id in dict.fromkeys(targets):
+            if not self._records.mark_requeued(
+                job.key.sibling(entity_type, platform_id), by=by, statuses=statuses
+            ):
+                continue  # not waiting any more, or another worker sent it
+            body = self._records.stored_event(job.key.sibling(entity_type, platform_id))
+            if not isinstance(body, str):
+                logger.warning(
+                    "blocked record has no stored event to re-enqueue",
+                    extra={"firm_id": job.firm_id, "entity_type": entity_type, "platform_id": platform_id},
+                )
+                continue
+            messages.append(
+                SqsMessage(
+                    body=body,
+                    id=f"{entity_type}-{len(messages)}",
+                    correlation_id=job.event.correlation_id,
+                )
+            )
+        if messages:
+            self._requeue.send_many(messages)
+            logger.info("stored events re-enqueued", extra=log_context(job, released=len(messages)))
+        return len(messages)
+
+    def release_quietly(self, job: Job, status: str) -> None:
+        """Give up the job's lease back to ``status``; a lease that is not ours any more is fine."""
+        # not ours any more (the writer released or finished it), or the lease expires by itself
+        with contextlib.suppress(QbsyncError):
+            self._records.release(
+                job.key,
+                owner=self._owner,
+                status=status if status != "syncing" else "not_synced",
+                now=self._clock(),
+            )
+
+
+def _ref(value: Any) -> str | None:
+    if isinstance(value, Mapping) and value.get("value") is not None:
+        return str(value["value"])
+    return None
