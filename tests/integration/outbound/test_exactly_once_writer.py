@@ -16,7 +16,7 @@ from qbsync.errors import (
     UncertainOutcome,
 )
 from qbsync.models.record_key import RecordKey
-from qbsync.outbound.writer import write_request_id
+from qbsync.outbound.writer import ExactlyOnceWriter, write_request_id
 from qbsync.repositories.records import FAILED, NOT_SYNCED, SYNCED, Intent
 
 from tests.integration.outbound.conftest import customer_payload, find_customer, new_id
@@ -400,3 +400,46 @@ def test_failure_before_resolving_keeps_the_earlier_intent(rig):
     record = rig.records.get(RecordKey(rig.firm, rig.realm, CLIENT, cid))
     assert record.status == FAILED
     assert record.intent is not None and record.intent.request_id == rid  # still to be resolved
+
+
+def test_a_record_claimed_by_its_orchestrator_is_written_under_that_one_claim(rig):
+    """One run of a record is one claim: the orchestrator claims, the writer renews the lease and writes."""
+    cid = new_id("acct")
+    key = RecordKey(rig.firm, rig.realm, CLIENT, cid)
+    claim = rig.records.claim(key, version=1, owner="worker-1", lease_seconds=30, now=rig.clock())
+    rig.clock.advance(25)  # a long preparation (reference data, prerequisites) ate most of the lease
+
+    with pytest.raises(QboValidationError):  # "Stripe" is a Vendor of the seeded company (6240)
+        rig.writer().write_claimed(claim.record, 1, "create", "Customer", customer_payload("Stripe", cid))
+
+    record = rig.records.get(key)
+    assert record.status == FAILED and record.error.qbo_code == "6240"
+    assert record.attempts == 1  # not 2: the writer did not claim the record a second time
+
+    other = RecordKey(rig.firm, rig.realm, CLIENT, new_id("acct"))
+    held = rig.records.claim(other, version=1, owner="worker-2", lease_seconds=30, now=rig.clock())
+    with pytest.raises(ValueError, match="lease"):
+        rig.writer().write_claimed(
+            held.record, 1, "create", "Customer", customer_payload("X", other.platform_id)
+        )
+    assert rig.records.get(other).owner == "worker-2"  # nothing written under another owner's lease
+
+
+def test_write_claimed_renews_the_lease_before_the_call(rig):
+    cid = new_id("acct")
+    name = f"Renewed {cid}"
+    key = RecordKey(rig.firm, rig.realm, CLIENT, cid)
+    claim = rig.records.claim(key, version=1, owner="worker-1", lease_seconds=30, now=rig.clock())
+    rig.clock.advance(25)
+    renewed_until: list[float] = []
+
+    class Watching(ExactlyOnceWriter):
+        def _write_held(self, record, *args, **kwargs):
+            renewed_until.append(record.lease_until)
+            return super()._write_held(record, *args, **kwargs)
+
+    writer = Watching(rig.records, rig.client(), rig.clock, "worker-1", app_base_url=rig.sim.url)
+    outcome = writer.write_claimed(claim.record, 1, "create", "Customer", customer_payload(name, cid))
+
+    assert outcome.status == "synced" and len(rig.customers(name)) == 1
+    assert renewed_until and renewed_until[0] > claim.record.lease_until  # renewed from "now", not the claim

@@ -532,8 +532,8 @@ class SyncService:
         if job.operation == "create" and payload:
             finder = find_existing(job.qbo_entity, job.entity_type, job.platform_id, payload)
         try:
-            result = writer.write(
-                job.key,
+            result = writer.write_claimed(
+                current,
                 job.version,
                 job.operation,
                 job.qbo_entity,

@@ -3,7 +3,10 @@
 :class:`ExactlyOnceWriter` turns "apply version V of record X with operation O" into at most one effect in
 QBO, whatever happens around it (SQS redelivery, a second worker, a crash, a lost response):
 
-1. **Lease.** :meth:`RecordsRepository.claim` takes the record's lease. Another live lease →
+1. **Lease.** One claim per run of a record: :meth:`ExactlyOnceWriter.write` takes the record's lease
+   (:meth:`RecordsRepository.claim`) for a record nobody holds (a credit application, an unsync delete);
+   the outbound orchestrator, which claims its record itself before it maps it, hands the held record to
+   :meth:`ExactlyOnceWriter.write_claimed`, which only renews the lease before the call. Another live lease →
    :class:`~qbsync.errors.LeaseHeld`; an older version than the applied one → outcome ``stale`` (skip);
    the same version already synced with nothing in flight → outcome ``already_synced`` (redelivery).
 2. **Deterministic requestid.** ``write_request_id(key, operation, version)`` (``request_id_for`` of the
@@ -49,6 +52,7 @@ from qbsync.qbo.client import QboClient, deep_link, request_id_for
 from qbsync.repositories.records import (
     NOT_SYNCED,
     OPERATIONS,
+    SYNCING,
     ClaimOutcome,
     Intent,
     QboLink,
@@ -71,6 +75,13 @@ logger = logging.getLogger("qbsync.outbound.writer")
 FindExisting = Callable[[QboClient], dict[str, Any] | None]
 
 DEFAULT_LEASE_SECONDS = 120.0
+
+
+def _check_write(operation: str, payload: Any) -> None:
+    if operation not in OPERATIONS:
+        raise ValueError(f"unknown operation {operation!r}; expected one of {list(OPERATIONS)}")
+    if operation in ("create", "update") and (not isinstance(payload, dict) or not payload):
+        raise ValueError(f"a {operation} needs a non-empty payload")
 
 
 def marker(entity_type: str, platform_id: str) -> str:
@@ -172,10 +183,7 @@ class ExactlyOnceWriter:
             ReconnectRequired / RetryableError: lease released, record not failed.
             ValueError: invalid arguments (nothing written).
         """
-        if operation not in OPERATIONS:
-            raise ValueError(f"unknown operation {operation!r}; expected one of {list(OPERATIONS)}")
-        if operation in ("create", "update") and (not isinstance(payload, dict) or not payload):
-            raise ValueError(f"a {operation} needs a non-empty payload")
+        _check_write(operation, payload)
         if key.realm_id != self._qbo.realm_id:
             raise ValueError("realm_id does not match the QBO client's realm")
 
@@ -193,7 +201,41 @@ class ExactlyOnceWriter:
         if claim.outcome is ClaimOutcome.ALREADY_APPLIED:
             return WriteOutcome("already_synced", claim.record, operation, None)
 
-        record = claim.record
+        return self._write_held(claim.record, version, operation, qbo_entity, payload, find_existing)
+
+    def write_claimed(
+        self,
+        record: SyncRecord,
+        version: int,
+        operation: str,
+        qbo_entity: str,
+        payload: dict[str, Any],
+        find_existing: FindExisting | None = None,
+    ) -> WriteOutcome:
+        """:meth:`write` for a record whose lease the caller already holds under this writer's owner (the
+        orchestrator claimed it to run the record): the lease is renewed, not taken again, so one run of a
+        record is one claim (``attempts`` counts runs). Same outcomes and errors as :meth:`write`.
+        """
+        _check_write(operation, payload)
+        if record.realm_id != self._qbo.realm_id:
+            raise ValueError("realm_id does not match the QBO client's realm")
+        if record.owner != self._owner or record.status != SYNCING:
+            raise ValueError("write_claimed needs a record whose lease this writer's owner holds")
+        renewed = self._records.renew(
+            record.key, owner=self._owner, lease_seconds=self._lease_seconds, now=self._clock()
+        )
+        return self._write_held(renewed, version, operation, qbo_entity, payload, find_existing)
+
+    def _write_held(
+        self,
+        record: SyncRecord,
+        version: int,
+        operation: str,
+        qbo_entity: str,
+        payload: dict[str, Any],
+        find_existing: FindExisting | None,
+    ) -> WriteOutcome:
+        """The write under a held lease: steps 2-5 of the module doc."""
         rest_status = record.prev_status or NOT_SYNCED
         attempt = _Attempt()
         try:

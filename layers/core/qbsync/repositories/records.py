@@ -695,6 +695,20 @@ class RecordsRepository:
             ) from None
         return SyncRecord.from_item(item)
 
+    def renew(self, key: RecordKey, *, owner: str, lease_seconds: float, now: float) -> SyncRecord:
+        """Extend the caller's live lease to ``now + lease_seconds`` (before a QuickBooks write that follows a
+        long preparation). Conflict when the lease was lost."""
+        if not lease_seconds > 0:
+            raise ValueError("lease_seconds must be positive")
+        return self._transition(
+            key,
+            owner=owner,
+            now=now,
+            status=SYNCING,
+            sets={"lease_until": _num(now + lease_seconds)},
+            removes=[],
+        )
+
     def record_intent(self, key: RecordKey, *, owner: str, intent: Intent) -> SyncRecord:
         """Durably note the QBO write about to be sent (before sending it; ``intent.at`` is now).
         Raises Conflict without lease."""
