@@ -60,6 +60,7 @@ from qbsync.repositories.error_log import ErrorLogRepository
 from qbsync.repositories.firm_settings import FirmSettingsRepository
 from qbsync.repositories.oauth_state import OAuthStateRepository
 from qbsync.repositories.paused import PausedWork
+from qbsync.repositories.rate_windows import RateWindows
 from qbsync.repositories.record_admin import RecordAdmin
 from qbsync.repositories.records import RecordsRepository
 from qbsync.repositories.retry_requests import RetryGuardRepository, RetryRequestRepository
@@ -121,7 +122,7 @@ def paced_client_factory(table: Any | None = None) -> QboClientFactory:
     """
     qbo = get_qbo_settings()
     windows = table if table is not None else DynamoTable(get_core_settings().sync_table_name)
-    limiter = RealmRateLimiter(windows)
+    limiter = RealmRateLimiter(RateWindows(windows))
 
     def client(realm_id: str, tokens: TokenSource) -> QboClient:
         return QboClient(

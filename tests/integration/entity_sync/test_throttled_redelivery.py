@@ -14,7 +14,8 @@ import time
 from typing import Any
 
 from qbsync.models.record_key import RecordKey
-from qbsync.qbo.ratelimit import RateLimits, rate_key
+from qbsync.qbo.ratelimit import RateLimits
+from qbsync.repositories.rate_windows import rate_key
 
 from local.stack.provision import clients
 from tests.integration.entity_sync.conftest import SyncStack, new_firm, platform_event, sqs_record

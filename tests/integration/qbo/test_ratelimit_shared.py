@@ -14,6 +14,7 @@ import boto3
 from qbsync.adapters.dynamodb import DynamoTable
 from qbsync.errors import Throttled
 from qbsync.qbo.ratelimit import RateLimits, RealmRateLimiter
+from qbsync.repositories.rate_windows import RateWindows
 
 from tests.unit.connection.support import create_table_from_template
 
@@ -44,7 +45,7 @@ def test_three_workers_never_exceed_the_shared_windows(moto_server: str) -> None
     def worker() -> None:
         # each worker is a separate "container": its own adapter, client and limiter
         client = boto3.client("dynamodb", endpoint_url=moto_server, region_name="us-east-1")
-        limiter = RealmRateLimiter(DynamoTable(name, client=client), LIMITS, clock=clock)
+        limiter = RealmRateLimiter(RateWindows(DynamoTable(name, client=client)), LIMITS, clock=clock)
         try:
             for _ in range(PER_WORKER):
                 try:

@@ -14,7 +14,8 @@ from moto import mock_aws
 from qbsync.adapters.dynamodb import DynamoTable
 from qbsync.errors import Throttled
 from qbsync.qbo.client import BatchOperation, QboClient
-from qbsync.qbo.ratelimit import RateLimits, RealmRateLimiter, rate_key
+from qbsync.qbo.ratelimit import RateLimits, RealmRateLimiter
+from qbsync.repositories.rate_windows import RateWindows, rate_key
 
 from tests.unit.connection.support import create_table_from_template
 from tests.unit.qbo.conftest import Canned, ScriptedAdapter
@@ -54,7 +55,9 @@ def table(ddb: Any) -> DynamoTable:
 
 
 def limiter(table: DynamoTable, t: FakeTime, **limits: Any) -> RealmRateLimiter:
-    return RealmRateLimiter(table, RateLimits(**limits), clock=t.clock, sleep=t.sleep, jitter=lambda: 0.0)
+    return RealmRateLimiter(
+        RateWindows(table), RateLimits(**limits), clock=t.clock, sleep=t.sleep, jitter=lambda: 0.0
+    )
 
 
 def test_defaults_stay_under_intuits_sliding_limits() -> None:

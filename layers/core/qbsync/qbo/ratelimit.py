@@ -2,15 +2,13 @@
 
 Intuit limits each company (realm): 500 requests/min (all apps together, batch calls included),
 10 requests/s and 10 in flight per realm+app, 40 batch calls/min per realm+app. Lambda runs many
-containers, so the counters live in DynamoDB, on the sync-state table, one item per realm and minute:
+containers, so the counters live in DynamoDB, on the sync-state table, one item per realm and minute
+(:class:`~qbsync.repositories.rate_windows.RateWindows`, injected as a :class:`RateWindowStore`):
 
-* ``pk = RATE#{realm_id}``, ``sk = M#{epoch_minute}``; attributes ``count`` (requests this minute),
-  ``s{n}`` (requests in the n-th short window of the minute, 250 ms by default: ``s0`` … ``s239``),
-  ``batch`` (batch calls this minute) and ``ttl`` (an hour after the minute).
-* A slot is ONE ``UpdateItem`` that adds 1 to ``count``, the current ``s{n}`` (and ``batch``) on the
-  condition that each is below its limit: all windows count the request, or none does. A failed
-  condition means a window is full; one consistent read of the item tells which, and so how long to
-  wait (the short window's end, or the minute's).
+* a minute counter, one counter per short window of the minute (250 ms by default) and a batch counter;
+* a slot is ONE conditional update that counts the request in every window it needs, or in none. A
+  failed condition means a window is full; one consistent read of the counters tells which, and so how
+  long to wait (the short window's end, or the minute's).
 
 Counters are *fixed* windows while Intuit's (and the simulator's) are *sliding*, and a sliding window
 can overlap several fixed ones. The defaults account for that:
@@ -40,13 +38,13 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
-from qbsync.adapters.dynamodb import DynamoTable
-from qbsync.errors import Conflict, Throttled
+from qbsync.errors import Throttled
 
-__all__ = ["RateLimits", "RealmRateLimiter", "rate_key"]
+__all__ = ["RateLimits", "RateWindowStore", "RealmRateLimiter"]
 
 logger = logging.getLogger("qbsync.qbo.ratelimit")
 
@@ -77,20 +75,19 @@ class RateLimits:
             raise ValueError("max_wait must be a finite number >= 0")
 
 
-_UPDATE = "ADD #c :one, #s :one SET #ttl = if_not_exists(#ttl, :ttl)"
-_BATCH_UPDATE = "ADD #c :one, #s :one, #b :one SET #ttl = if_not_exists(#ttl, :ttl)"
+class RateWindowStore(Protocol):
+    """Where the realm's counters live (``qbsync.repositories.rate_windows.RateWindows``)."""
 
+    def take(self, realm_id: str, minute: int, window: int, caps: RateLimits, *, is_batch: bool) -> bool: ...
 
-def rate_key(realm_id: str, epoch_minute: int) -> dict[str, str]:
-    """The key of a realm's counter item for one minute (``epoch_minute = floor(epoch_seconds / 60)``)."""
-    return {"pk": f"RATE#{realm_id}", "sk": f"M#{epoch_minute}"}
+    def read(self, realm_id: str, minute: int) -> Mapping[str, int]: ...
 
 
 class RealmRateLimiter:
     """Takes a slot in the realm's shared windows before each QuickBooks API request.
 
     Args:
-        table: the sync-state table.
+        windows: the shared counters (``RateWindows`` over the sync-state table).
         limits: the limit values.
         clock: epoch seconds (windows are wall-clock windows shared by every container).
         sleep: waits for the next window (tests pass a fake that advances their clock).
@@ -99,14 +96,14 @@ class RealmRateLimiter:
 
     def __init__(
         self,
-        table: DynamoTable,
+        windows: RateWindowStore,
         limits: RateLimits | None = None,
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
     ) -> None:
-        self._table = table
+        self._windows = windows
         self.limits = limits or RateLimits()
         self._clock = clock
         self._sleep = sleep
@@ -163,37 +160,13 @@ class RealmRateLimiter:
         return minute, window
 
     def _take(self, realm_id: str, minute: int, window: int, *, is_batch: bool) -> bool:
-        lim = self.limits
-        names = {"#c": "count", "#s": f"s{window}", "#ttl": "ttl"}
-        values: dict[str, int] = {
-            ":one": 1,
-            ":cl": lim.per_minute,
-            ":sl": lim.per_window,
-            ":ttl": (minute + 1) * 60 + lim.ttl_seconds,
-        }
-        condition = "(attribute_not_exists(#c) OR #c < :cl) AND (attribute_not_exists(#s) OR #s < :sl)"
-        if is_batch:
-            names["#b"] = "batch"
-            values[":bl"] = lim.batch_per_minute
-            condition += " AND (attribute_not_exists(#b) OR #b < :bl)"
-        try:
-            self._table.update(
-                rate_key(realm_id, minute),
-                update=_BATCH_UPDATE if is_batch else _UPDATE,
-                condition=condition,
-                names=names,
-                values=values,
-                return_values="NONE",
-            )
-        except Conflict:
-            return False
-        return True
+        return self._windows.take(realm_id, minute, window, self.limits, is_batch=is_batch)
 
     def _free_at(self, realm_id: str, minute: int, window: int, *, is_batch: bool) -> float | None:
         """When the full window of ``minute`` ends: the minute's end when the minute (or its batch
         budget) is used up, else the short window's end; None when nothing is full any more."""
         lim = self.limits
-        item = self._table.get(rate_key(realm_id, minute), consistent=True) or {}
+        item = self._windows.read(realm_id, minute)
         minute_full = int(item.get("count", 0)) >= lim.per_minute
         batch_full = is_batch and int(item.get("batch", 0)) >= lim.batch_per_minute
         if minute_full or batch_full:
