@@ -26,7 +26,7 @@ from qbsync.repositories.records import RecordsRepository
 from local.stack.provision import Resources
 from tests.fixtures.firms import connections_repository, store_connection
 from tests.fixtures.firms import new_firm as new_firm  # the tests of this folder import it from here
-from tests.fixtures.lambda_runtime import LambdaContext, load_function
+from tests.fixtures.lambda_runtime import HttpResult, LambdaContext, load_function
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -36,16 +36,6 @@ def load_handler(name: str) -> Any:
 
 
 HANDLER = load_handler("admin_api")
-
-
-@dataclass
-class HttpResult:
-    status: int
-    headers: dict[str, str]
-    body: str
-
-    def json(self) -> Any:
-        return json.loads(self.body)
 
 
 @dataclass

@@ -26,7 +26,7 @@ from qbsync import wiring
 from local.stack.provision import Resources, clients
 from tests.fixtures.events import EventCapture
 from tests.fixtures.firms import new_firm as new_firm  # the tests of this folder import it from here
-from tests.fixtures.lambda_runtime import LambdaContext, load_function
+from tests.fixtures.lambda_runtime import HttpResult, LambdaContext, load_function
 
 ROOT = Path(__file__).resolve().parents[3]
 EVENTS = ROOT / "events" / "handlers"
@@ -43,16 +43,6 @@ KEEPALIVE = load_handler("token_keepalive")
 
 def sample(name: str) -> dict[str, Any]:
     return json.loads((EVENTS / name).read_text())
-
-
-@dataclass
-class HttpResult:
-    status: int
-    headers: dict[str, str]
-    body: str
-
-    def json(self) -> Any:
-        return json.loads(self.body)
 
 
 class Api:

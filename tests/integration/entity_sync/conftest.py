@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
-import secrets
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +30,7 @@ from local.stack.provision import Resources, clients
 from tests.fixtures.events import EventCapture, drain_queue
 from tests.fixtures.firms import connections_repository, store_connection
 from tests.fixtures.firms import new_firm as new_firm  # the tests of this folder import it from here
-from tests.fixtures.lambda_runtime import LambdaContext, load_function
+from tests.fixtures.lambda_runtime import LambdaContext, load_function, sqs_record
 
 ROOT = Path(__file__).resolve().parents[3]
 PLATFORM_EVENTS = ROOT / "events" / "platform"
@@ -64,25 +62,6 @@ def untaxed_invoice(firm_id: str, *, number: str = "INV-1042") -> dict[str, Any]
         line["tax_amount"] = None
     data.update(number=number, tax_total="0.00", total="605.00", balance_due="605.00")
     return event
-
-
-def sqs_record(body: Any, *, message_id: str | None = None) -> dict[str, Any]:
-    return {
-        "messageId": message_id or str(uuid.uuid4()),
-        "receiptHandle": secrets.token_hex(8),
-        "body": body if isinstance(body, str) else json.dumps(body),
-        "attributes": {
-            "ApproximateReceiveCount": "1",
-            "SentTimestamp": str(int(time.time() * 1000)),
-            "SenderId": "AIDAEXAMPLE",
-            "ApproximateFirstReceiveTimestamp": str(int(time.time() * 1000)),
-        },
-        "messageAttributes": {},
-        "md5OfBody": "",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:qbsync-outbound",
-        "awsRegion": "us-east-1",
-    }
 
 
 @dataclass

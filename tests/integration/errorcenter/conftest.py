@@ -6,8 +6,6 @@ as template.yaml configures them (``function_env``). The REQUEST authorizer is p
 from __future__ import annotations
 
 import json
-import secrets
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,7 +22,8 @@ from qbsync.repositories.error_log import ErrorEntry, ErrorLogRepository
 from local.stack.provision import Resources, clients
 from tests.fixtures.events import EventCapture, drain_queue
 from tests.fixtures.firms import new_firm as new_firm  # the tests of this folder import it from here
-from tests.fixtures.lambda_runtime import LambdaContext, load_function
+from tests.fixtures.lambda_runtime import HttpResult, LambdaContext, load_function
+from tests.fixtures.lambda_runtime import sqs_record as _sqs_record
 
 ROOT = Path(__file__).resolve().parents[3]
 REALM = "9130351234567890"
@@ -37,38 +36,14 @@ def load_handler(name: str) -> Any:
     return load_function(name, prefix="h4")
 
 
+def sqs_record(body: Any, *, message_id: str | None = None) -> dict[str, Any]:
+    """A RetryQueue record (the retry fan-out's event source)."""
+    return _sqs_record(body, queue="qbsync-retry", message_id=message_id)
+
+
 def qbo_fault(code: str, *, entity: str = "Invoice") -> QbsyncError:
     parsed = ParsedFault("ValidationFault", (FaultError(code, "QuickBooks said no", None, None),))
     return error_from_fault(parsed, status=400, realm_id=REALM, entity=entity, is_write=True)
-
-
-def sqs_record(body: Any, *, message_id: str | None = None) -> dict[str, Any]:
-    return {
-        "messageId": message_id or str(uuid.uuid4()),
-        "receiptHandle": secrets.token_hex(8),
-        "body": body if isinstance(body, str) else json.dumps(body),
-        "attributes": {
-            "ApproximateReceiveCount": "1",
-            "SentTimestamp": str(int(time.time() * 1000)),
-            "SenderId": "AIDAEXAMPLE",
-            "ApproximateFirstReceiveTimestamp": str(int(time.time() * 1000)),
-        },
-        "messageAttributes": {},
-        "md5OfBody": "",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:qbsync-retry",
-        "awsRegion": "us-east-1",
-    }
-
-
-@dataclass
-class HttpResult:
-    status: int
-    headers: dict[str, str]
-    body: str
-
-    def json(self) -> Any:
-        return json.loads(self.body)
 
 
 @dataclass

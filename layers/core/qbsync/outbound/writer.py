@@ -77,13 +77,6 @@ FindExisting = Callable[[QboClient], dict[str, Any] | None]
 DEFAULT_LEASE_SECONDS = 120.0
 
 
-def _check_write(operation: str, payload: Any) -> None:
-    if operation not in OPERATIONS:
-        raise ValueError(f"unknown operation {operation!r}; expected one of {list(OPERATIONS)}")
-    if operation in ("create", "update") and (not isinstance(payload, dict) or not payload):
-        raise ValueError(f"a {operation} needs a non-empty payload")
-
-
 def marker(entity_type: str, platform_id: str) -> str:
     """The qbsync marker written into ``PrivateNote`` (``Notes`` on name lists) of every object we create."""
     return f"qbsync:{entity_type}:{platform_id}"
@@ -183,9 +176,7 @@ class ExactlyOnceWriter:
             ReconnectRequired / RetryableError: lease released, record not failed.
             ValueError: invalid arguments (nothing written).
         """
-        _check_write(operation, payload)
-        if key.realm_id != self._qbo.realm_id:
-            raise ValueError("realm_id does not match the QBO client's realm")
+        self._check_write(key.realm_id, operation, payload)
 
         claim = self._records.claim(
             key,
@@ -216,15 +207,22 @@ class ExactlyOnceWriter:
         orchestrator claimed it to run the record): the lease is renewed, not taken again, so one run of a
         record is one claim (``attempts`` counts runs). Same outcomes and errors as :meth:`write`.
         """
-        _check_write(operation, payload)
-        if record.realm_id != self._qbo.realm_id:
-            raise ValueError("realm_id does not match the QBO client's realm")
+        self._check_write(record.realm_id, operation, payload)
         if record.owner != self._owner or record.status != SYNCING:
             raise ValueError("write_claimed needs a record whose lease this writer's owner holds")
         renewed = self._records.renew(
             record.key, owner=self._owner, lease_seconds=self._lease_seconds, now=self._clock()
         )
         return self._write_held(renewed, version, operation, qbo_entity, payload, find_existing)
+
+    def _check_write(self, realm_id: str, operation: str, payload: Any) -> None:
+        """ValueError before anything is written: unknown operation, empty payload, another realm."""
+        if operation not in OPERATIONS:
+            raise ValueError(f"unknown operation {operation!r}; expected one of {list(OPERATIONS)}")
+        if operation in ("create", "update") and (not isinstance(payload, dict) or not payload):
+            raise ValueError(f"a {operation} needs a non-empty payload")
+        if realm_id != self._qbo.realm_id:
+            raise ValueError("realm_id does not match the QBO client's realm")
 
     def _write_held(
         self,
