@@ -16,8 +16,8 @@ from qbsync.errors import (
     UncertainOutcome,
 )
 from qbsync.models.record_key import RecordKey
-from qbsync.outbound.writer import ExactlyOnceWriter, write_request_id
-from qbsync.repositories.records import FAILED, NOT_SYNCED, SYNCED, Intent
+from qbsync.outbound.writer import ExactlyOnceWriter, WriteRequest, write_request_id
+from qbsync.repositories.records import FAILED, NOT_SYNCED, SYNCED, Intent, RecordError
 
 from tests.integration.outbound.conftest import customer_payload, find_customer, new_id
 
@@ -410,7 +410,9 @@ def test_a_record_claimed_by_its_orchestrator_is_written_under_that_one_claim(ri
     rig.clock.advance(25)  # a long preparation (reference data, prerequisites) ate most of the lease
 
     with pytest.raises(QboValidationError):  # "Stripe" is a Vendor of the seeded company (6240)
-        rig.writer().write_claimed(claim.record, 1, "create", "Customer", customer_payload("Stripe", cid))
+        rig.writer().write_claimed(
+            claim.record, WriteRequest(1, "create", "Customer", customer_payload("Stripe", cid))
+        )
 
     record = rig.records.get(key)
     assert record.status == FAILED and record.error.qbo_code == "6240"
@@ -420,7 +422,7 @@ def test_a_record_claimed_by_its_orchestrator_is_written_under_that_one_claim(ri
     held = rig.records.claim(other, version=1, owner="worker-2", lease_seconds=30, now=rig.clock())
     with pytest.raises(ValueError, match="lease"):
         rig.writer().write_claimed(
-            held.record, 1, "create", "Customer", customer_payload("X", other.platform_id)
+            held.record, WriteRequest(1, "create", "Customer", customer_payload("X", other.platform_id))
         )
     assert rig.records.get(other).owner == "worker-2"  # nothing written under another owner's lease
 
@@ -439,7 +441,74 @@ def test_write_claimed_renews_the_lease_before_the_call(rig):
             return super()._write_held(record, *args, **kwargs)
 
     writer = Watching(rig.records, rig.client(), rig.clock, "worker-1", app_base_url=rig.sim.url)
-    outcome = writer.write_claimed(claim.record, 1, "create", "Customer", customer_payload(name, cid))
+    outcome = writer.write_claimed(
+        claim.record, WriteRequest(1, "create", "Customer", customer_payload(name, cid))
+    )
 
     assert outcome.status == "synced" and len(rig.customers(name)) == 1
     assert renewed_until and renewed_until[0] > claim.record.lease_until  # renewed from "now", not the claim
+
+
+def _failed_account(rig, cid: str, *, owner: str = "worker-1"):
+    """A client account whose sync failed with an account error the firm is fixing, then claimed again."""
+    key = RecordKey(rig.firm, rig.realm, CLIENT, cid)
+    rig.records.claim(key, version=1, owner="sync", lease_seconds=30, now=rig.clock())
+    original = RecordError(
+        code="data_error", category="accounts", message="the firm's own words", qbo_code="6000"
+    )
+    rig.records.mark_failed(key, owner="sync", error=original, now=rig.clock())
+    claim = rig.records.claim(key, version=1, owner=owner, lease_seconds=30, now=rig.clock())
+    return key, claim.record, original
+
+
+def test_a_salted_request_is_not_the_syncs_write_and_replays_only_itself(rig):
+    """An error action's create carries its own requestid: not the sync's (QuickBooks would replay the
+    sync's answer), the same on a repeat of the same request."""
+    cid = new_id("acct")
+    name = f"Salted {cid}"
+    key, held, _ = _failed_account(rig, cid)
+    request = WriteRequest(
+        1, "create", "Customer", customer_payload(name, cid), salt=("create_customer", "e1")
+    )
+
+    outcome = rig.writer().write_claimed(held, request)
+
+    assert outcome.status == "synced" and len(rig.customers(name)) == 1
+    assert outcome.request_id == write_request_id(key, "create", 1, "create_customer", "e1")
+    assert outcome.request_id != write_request_id(key, "create", 1)
+
+
+def test_a_refusal_can_keep_the_records_original_error(rig):
+    """keep_error: the firm still sees the error it is fixing, not QuickBooks' answer to the fix."""
+    cid = new_id("acct")
+    key, held, original = _failed_account(rig, cid)
+    # "Stripe" is a Vendor of the seeded company: QuickBooks refuses the name (6240)
+    request = WriteRequest(1, "create", "Customer", customer_payload("Stripe", cid), keep_error=True)
+
+    with pytest.raises(QboValidationError):
+        rig.writer().write_claimed(held, request)
+
+    record = rig.records.get(key)
+    assert record.status == FAILED and record.error == original
+
+
+def test_adopt_claimed_links_the_found_object_without_writing(rig):
+    cid = new_id("acct")
+    name = f"Adopted {cid}"
+    created = rig.writer("earlier").write(
+        RecordKey(rig.firm, rig.realm, CLIENT, new_id("other")),
+        1,
+        "create",
+        "Customer",
+        customer_payload(name, cid),
+    )
+    key, held, _ = _failed_account(rig, cid)
+    before = len(rig.customers())
+
+    outcome = rig.writer().adopt_claimed(
+        held, WriteRequest(1, "create", "Customer", customer_payload(name, cid)), created.qbo_object
+    )
+
+    assert outcome.status == "adopted" and outcome.record.status == SYNCED
+    assert outcome.record.qbo_id == created.record.qbo_id and len(rig.customers()) == before
+    assert rig.records.get(key).owner is None  # the lease ends with the link

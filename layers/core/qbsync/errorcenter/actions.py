@@ -51,7 +51,6 @@ Service errors (E.3) - :meth:`RecordActions.delete_service`
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 import uuid
@@ -70,7 +69,6 @@ from qbsync.errors import (
     NotFound,
     QboObjectNotFound,
     QboValidationError,
-    QbsyncError,
 )
 from qbsync.models.commands import SyncCommand
 from qbsync.models.platform_events import ClientAccount, PlatformEvent, parse_platform_event
@@ -81,9 +79,9 @@ from qbsync.models.qbsync_events import (
 )
 from qbsync.models.record_key import RecordKey
 from qbsync.outbound import mapping
-from qbsync.outbound.writer import DEFAULT_LEASE_SECONDS, ExactlyOnceWriter
+from qbsync.outbound.lookups import find_existing
+from qbsync.outbound.writer import DEFAULT_LEASE_SECONDS, ExactlyOnceWriter, WriteRequest
 from qbsync.qbo.client import QboClient, deep_link, quote_literal
-from qbsync.qbo.http import request_id_for
 from qbsync.repositories.connections import CONNECTED, Connection
 from qbsync.repositories.error_log import ErrorEntry, ErrorLogRepository
 from qbsync.repositories.firm_settings import FirmSettingsRepository
@@ -97,9 +95,7 @@ from qbsync.repositories.records import (
     SYNCED,
     SYNCING,
     ClaimOutcome,
-    Intent,
     QboLink,
-    RecordError,
     RecordsRepository,
     SyncRecord,
 )
@@ -364,14 +360,7 @@ class RecordActions:
                 return UnsyncResult(payment_id, "already_unsynced")
             raise Conflict("the payment is not synced to QuickBooks", entity="payment", entity_id=payment_id)
         qbo = self._qbo(firm_id, realm_id)
-        writer = ExactlyOnceWriter(
-            self._records,
-            qbo,
-            self._clock,
-            self._owner(),
-            app_base_url=self._app_base_url,
-            lease_seconds=self._lease_seconds,
-        )
+        writer = self._writer(qbo, self._owner())
         done: list[UnsyncedObject] = []
         for record in targets:
             done.append(self._delete(writer, record, caller.user_id))
@@ -534,7 +523,17 @@ class RecordActions:
         qbo = self._qbo(firm_id, realm_id)
         payload = self._customer_payload(caller, connection, qbo, account, name)
         ours = self._check_name_free(qbo, str(payload["DisplayName"]), record.platform_id)
-        created = self._create_once(qbo, record, event.version, payload, error_id, name, adopt=ours)
+        request = WriteRequest(
+            event.version,
+            "create",
+            "Customer",
+            payload,
+            find_existing=find_existing("Customer", "client_account", record.platform_id, payload),
+            # not the sync's requestid: QuickBooks would replay its refused create (see WriteRequest)
+            salt=("create_customer", error_id, name or ""),
+            keep_error=True,
+        )
+        created = self._create_once(qbo, record, request, adopt=ours)
         return self._finish_link(caller, entry, created, "created", "created_new")
 
     def _customer_payload(
@@ -573,25 +572,20 @@ class RecordActions:
             raise Conflict(_name_taken(entity))
         return None
 
-    def _create_once(  # noqa: PLR0913
-        self,
-        qbo: QboClient,
-        record: SyncRecord,
-        version: int,
-        payload: dict[str, Any],
-        error_id: str,
-        name: str | None,
-        *,
-        adopt: dict[str, Any] | None = None,
+    def _create_once(
+        self, qbo: QboClient, record: SyncRecord, request: WriteRequest, *, adopt: dict[str, Any] | None
     ) -> SyncRecord:
-        """Create the customer under the record's lease with a durable intent; ``adopt``: an object of ours
-        already in QuickBooks (a lost earlier create) is linked instead of creating."""
+        """Create the customer exactly once through the writer, under this action's lease of the record.
+
+        ``adopt``: an object of ours already in QuickBooks (a lost earlier create) is linked instead of
+        creating. A refusal keeps the record's original error (the one the firm is fixing) and becomes a
+        Conflict saying what QuickBooks refused.
+        """
         owner = self._owner()
-        firm_id, realm_id, key = record.firm_id, record.realm_id, record.key
         try:
             claim = self._records.claim(
-                key,
-                version=version,
+                record.key,
+                version=request.version,
                 owner=owner,
                 lease_seconds=self._lease_seconds,
                 now=self._clock(),
@@ -604,86 +598,34 @@ class RecordActions:
             if current.qbo_id and current.qbo_entity == "Customer":
                 return current  # a sync linked it meanwhile
             raise Conflict("a newer version of the client account was synced meanwhile; reload the error")
-        rest = current.prev_status or NOT_SYNCED
         if current.qbo_id and current.qbo_entity == "Customer":
+            # linked meanwhile at an older version: nothing to create (the writer would update it)
             self._records.release(
-                key,
-                owner=owner,
-                status=rest,
-                now=self._clock(),
+                current.key, owner=owner, status=current.prev_status or NOT_SYNCED, now=self._clock()
             )
             return current
+        writer = self._writer(qbo, owner)
         if adopt is not None:
-            logger.info("adopted the customer of an earlier create", extra={"firm_id": firm_id})
-            return self._records.mark_synced(
-                key,
-                owner=owner,
-                version=version,
-                link=QboLink(
-                    qbo_entity="Customer",
-                    qbo_id=str(adopt["Id"]),
-                    sync_token=_text(adopt.get("SyncToken")),
-                    deep_link=self._link("Customer", str(adopt["Id"]), realm_id),
-                ),
-                now=self._clock(),
-                operation="create",
-            )
-        intent = current.intent
-        if intent is not None and intent.operation == "create":
-            request_id = intent.request_id  # an earlier create may have been applied: resend it exactly
-        else:
-            request_id = request_id_for("create_customer", firm_id, realm_id, error_id, name or "")
-        self._records.record_intent(
-            key,
-            owner=owner,
-            intent=Intent(
-                operation="create", version=version, request_id=request_id, sync_token=None, at=self._clock()
-            ),
-        )
+            return writer.adopt_claimed(current, request, adopt).record
         try:
-            obj = qbo.create("Customer", payload, request_id=request_id)
+            return writer.write_claimed(current, request).record
         except DataError as err:
-            original = current.error or RecordError(
-                code=err.code,
-                category=vocab.record_error_category("client_account"),
-                message=err.message[:1000],
-                qbo_code=err.qbo_code,
-            )
-            self._records.mark_failed(
-                key,
-                owner=owner,
-                error=original,
-                now=self._clock(),
-                keep_intent=err.maybe_applied,
-            )
+            # the writer marked the record failed with its original error; retryable, uncertain and
+            # reconnect errors propagate with the intent kept, so a repeat resends the same requestid
             if isinstance(err, QboValidationError) and err.qbo_code == "6240":
                 raise Conflict(_name_taken("Customer")) from None
             raise Conflict(
                 f"QuickBooks refused the new customer: {err.message}", qbo_code=err.qbo_code
             ) from None
-        except BaseException:
-            # retryable, uncertain or reconnect: the intent stays, so a repeat resends the same requestid
-            with contextlib.suppress(QbsyncError):
-                self._records.release(
-                    key,
-                    owner=owner,
-                    status=rest,
-                    now=self._clock(),
-                )
-            raise
-        qbo_id = str(obj["Id"])
-        return self._records.mark_synced(
-            key,
-            owner=owner,
-            version=version,
-            link=QboLink(
-                qbo_entity="Customer",
-                qbo_id=qbo_id,
-                sync_token=_text(obj.get("SyncToken")),
-                deep_link=self._link("Customer", qbo_id, realm_id),
-            ),
-            now=self._clock(),
-            operation="create",
+
+    def _writer(self, qbo: QboClient, owner: str) -> ExactlyOnceWriter:
+        return ExactlyOnceWriter(
+            self._records,
+            qbo,
+            self._clock,
+            owner,
+            app_base_url=self._app_base_url,
+            lease_seconds=self._lease_seconds,
         )
 
     def _already_created(self, caller: Caller, error_id: str) -> AccountActionResult | None:

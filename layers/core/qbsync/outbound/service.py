@@ -87,7 +87,7 @@ from qbsync.outbound.lookups import find_existing, lookup_statement, parse_marke
 from qbsync.outbound.mapping import MappingError, Resolved
 from qbsync.outbound.resume import PausedWorkResumer
 from qbsync.outbound.status import ErrorLog, Publisher, StatusReporter
-from qbsync.outbound.writer import DEFAULT_LEASE_SECONDS, ExactlyOnceWriter
+from qbsync.outbound.writer import DEFAULT_LEASE_SECONDS, ExactlyOnceWriter, WriteRequest
 from qbsync.qbo.client import QboClient, deep_link
 from qbsync.qbo.reference import QboReference, ReferenceCache
 from qbsync.repositories.connections import CONNECTED, Connection
@@ -533,12 +533,7 @@ class SyncService:
             finder = find_existing(job.qbo_entity, job.entity_type, job.platform_id, payload)
         try:
             result = writer.write_claimed(
-                current,
-                job.version,
-                job.operation,
-                job.qbo_entity,
-                payload,
-                finder,
+                current, WriteRequest(job.version, job.operation, job.qbo_entity, payload, finder)
             )
         except DataError as err:
             # the writer already marked the record failed (with QBO's code); record it in the error center

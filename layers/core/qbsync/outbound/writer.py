@@ -6,7 +6,9 @@ QBO, whatever happens around it (SQS redelivery, a second worker, a crash, a los
 1. **Lease.** One claim per run of a record: :meth:`ExactlyOnceWriter.write` takes the record's lease
    (:meth:`RecordsRepository.claim`) for a record nobody holds (a credit application, an unsync delete);
    the outbound orchestrator, which claims its record itself before it maps it, hands the held record to
-   :meth:`ExactlyOnceWriter.write_claimed`, which only renews the lease before the call. Another live lease →
+   :meth:`ExactlyOnceWriter.write_claimed`, which only renews the lease before the call (the error center's
+   "create a new customer" does the same, with its own :class:`WriteRequest` salt; an object of ours found in
+   QBO beforehand is linked with :meth:`ExactlyOnceWriter.adopt_claimed`). Another live lease →
    :class:`~qbsync.errors.LeaseHeld`; an older version than the applied one → outcome ``stale`` (skip);
    the same version already synced with nothing in flight → outcome ``already_synced`` (redelivery).
 2. **Deterministic requestid.** ``write_request_id(key, operation, version)`` (``request_id_for`` of the
@@ -65,6 +67,7 @@ __all__ = [
     "ExactlyOnceWriter",
     "FindExisting",
     "WriteOutcome",
+    "WriteRequest",
     "marker",
     "write_request_id",
 ]
@@ -93,6 +96,40 @@ def write_request_id(key: RecordKey, operation: str, version: int, *parts: objec
     return request_id_for(
         key.firm_id, key.realm_id, key.record_type, key.platform_id, operation, version, *parts, *salt
     )
+
+
+@dataclass(frozen=True)
+class WriteRequest:
+    """One logical write of a held record: apply ``version`` with ``operation`` to its ``qbo_entity``.
+
+    ``payload`` is the QBO body (create/update; the mapper's output, including the marker);
+    ``find_existing`` looks up an object an earlier attempt may have created. Two fields are for writes
+    that are not the outbound sync's own (the error center's "create a new customer"):
+
+    * ``salt``: extra parts of the deterministic requestid. QBO remembers request ids and replays their
+      answer, so a write the firm asked for after the sync's create was refused must not reuse the sync's
+      id (it would get the refusal back); the same salt on a repeat of the request replays its own answer.
+    * ``keep_error``: a refusal leaves the record's existing error (the one the firm is fixing) in place
+      instead of replacing it with QBO's answer to this write.
+    """
+
+    version: int
+    operation: str
+    qbo_entity: str
+    payload: dict[str, Any]
+    find_existing: FindExisting | None = None
+    salt: tuple[str, ...] = ()
+    keep_error: bool = False
+
+
+@dataclass(frozen=True)
+class _Send:
+    """What one call to QBO sends: the effective operation, the object, its SyncToken, the requestid."""
+
+    op: str
+    qbo_id: str | None
+    sync_token: str | None
+    request_id: str
 
 
 @dataclass
@@ -176,7 +213,8 @@ class ExactlyOnceWriter:
             ReconnectRequired / RetryableError: lease released, record not failed.
             ValueError: invalid arguments (nothing written).
         """
-        self._check_write(key.realm_id, operation, payload)
+        request = WriteRequest(version, operation, qbo_entity, payload, find_existing)
+        self._check_write(key.realm_id, request)
 
         claim = self._records.claim(
             key,
@@ -192,31 +230,39 @@ class ExactlyOnceWriter:
         if claim.outcome is ClaimOutcome.ALREADY_APPLIED:
             return WriteOutcome("already_synced", claim.record, operation, None)
 
-        return self._write_held(claim.record, version, operation, qbo_entity, payload, find_existing)
+        return self._write_held(claim.record, request)
 
-    def write_claimed(
-        self,
-        record: SyncRecord,
-        version: int,
-        operation: str,
-        qbo_entity: str,
-        payload: dict[str, Any],
-        find_existing: FindExisting | None = None,
-    ) -> WriteOutcome:
+    def write_claimed(self, record: SyncRecord, request: WriteRequest) -> WriteOutcome:
         """:meth:`write` for a record whose lease the caller already holds under this writer's owner (the
-        orchestrator claimed it to run the record): the lease is renewed, not taken again, so one run of a
-        record is one claim (``attempts`` counts runs). Same outcomes and errors as :meth:`write`.
+        orchestrator claimed it to run the record, an error action claimed it to create its customer): the
+        lease is renewed, not taken again, so one run of a record is one claim (``attempts`` counts runs).
+        Same outcomes and errors as :meth:`write`.
         """
-        self._check_write(record.realm_id, operation, payload)
+        self._check_write(record.realm_id, request)
+        renewed = self._renew(record)
+        return self._write_held(renewed, request)
+
+    def adopt_claimed(self, record: SyncRecord, request: WriteRequest, found: dict[str, Any]) -> WriteOutcome:
+        """Link a held record to ``found``, an object of this record already in QBO (its marker names the
+        record: a lost earlier create), instead of writing: outcome ``adopted``, nothing sent to QBO.
+        """
+        self._check_write(record.realm_id, request)
+        renewed = self._renew(record)
+        qbo_id, sync_token = _id_and_token(found)
+        logger.info("adopted object of an earlier attempt", extra=_log_ctx(record, request.version))
+        synced = self._synced(renewed, request, qbo_id, sync_token)
+        return WriteOutcome("adopted", synced, request.operation, None, found)
+
+    def _renew(self, record: SyncRecord) -> SyncRecord:
         if record.owner != self._owner or record.status != SYNCING:
-            raise ValueError("write_claimed needs a record whose lease this writer's owner holds")
-        renewed = self._records.renew(
+            raise ValueError("the record's lease must be held by this writer's owner")
+        return self._records.renew(
             record.key, owner=self._owner, lease_seconds=self._lease_seconds, now=self._clock()
         )
-        return self._write_held(renewed, version, operation, qbo_entity, payload, find_existing)
 
-    def _check_write(self, realm_id: str, operation: str, payload: Any) -> None:
+    def _check_write(self, realm_id: str, request: WriteRequest) -> None:
         """ValueError before anything is written: unknown operation, empty payload, another realm."""
+        operation, payload = request.operation, request.payload
         if operation not in OPERATIONS:
             raise ValueError(f"unknown operation {operation!r}; expected one of {list(OPERATIONS)}")
         if operation in ("create", "update") and (not isinstance(payload, dict) or not payload):
@@ -224,20 +270,12 @@ class ExactlyOnceWriter:
         if realm_id != self._qbo.realm_id:
             raise ValueError("realm_id does not match the QBO client's realm")
 
-    def _write_held(
-        self,
-        record: SyncRecord,
-        version: int,
-        operation: str,
-        qbo_entity: str,
-        payload: dict[str, Any],
-        find_existing: FindExisting | None,
-    ) -> WriteOutcome:
+    def _write_held(self, record: SyncRecord, request: WriteRequest) -> WriteOutcome:
         """The write under a held lease: steps 2-5 of the module doc."""
         rest_status = record.prev_status or NOT_SYNCED
         attempt = _Attempt()
         try:
-            return self._apply(attempt, record, version, operation, qbo_entity, payload, find_existing)
+            return self._apply(attempt, record, request)
         except UncertainOutcome:
             self._release(record, rest_status)
             raise
@@ -245,7 +283,7 @@ class ExactlyOnceWriter:
             # keep an earlier, unresolved intent (this attempt failed before replacing it), and keep ours
             # when an earlier try of it may have been applied
             keep = err.maybe_applied or (record.intent is not None and not attempt.noted)
-            self._fail(record, err, keep_intent=keep)
+            self._fail(record, err, keep_intent=keep, keep_error=request.keep_error)
             raise
         except (ReconnectRequired, RetryableError):
             self._release(record, rest_status)
@@ -256,28 +294,21 @@ class ExactlyOnceWriter:
 
     # ------------------------------------------------------------------ steps
 
-    def _apply(  # noqa: PLR0913
-        self,
-        attempt: _Attempt,
-        record: SyncRecord,
-        version: int,
-        operation: str,
-        qbo_entity: str,
-        payload: dict[str, Any],
-        find_existing: FindExisting | None,
-    ) -> WriteOutcome:
+    def _apply(self, attempt: _Attempt, record: SyncRecord, request: WriteRequest) -> WriteOutcome:
+        operation, version, qbo_entity = request.operation, request.version, request.qbo_entity
         qbo_id, sync_token = (
             (record.qbo_id, record.sync_token) if record.qbo_entity == qbo_entity else (None, None)
         )
         intent = record.intent
 
-        if intent is not None and qbo_id is None and intent.operation == "create" and find_existing:
-            found = find_existing(self._qbo)
+        if intent is not None and qbo_id is None and intent.operation == "create" and request.find_existing:
+            found = request.find_existing(self._qbo)
             if found is not None:
                 qbo_id, sync_token = _id_and_token(found)
                 logger.info("adopted object of an earlier attempt", extra=_log_ctx(record, version))
                 if operation == "create" and version <= intent.version:
-                    synced = self._synced(record, intent.version, operation, qbo_entity, qbo_id, sync_token)
+                    adopted = WriteRequest(intent.version, operation, qbo_entity, request.payload)
+                    synced = self._synced(record, adopted, qbo_id, sync_token)
                     return WriteOutcome("adopted", synced, operation, intent.request_id, found)
 
         op = operation
@@ -292,7 +323,7 @@ class ExactlyOnceWriter:
                 entity_id=record.platform_id,
                 reason="no_qbo_object",
             )
-        request_id = write_request_id(record.key, op, version, epoch=record.epoch)
+        request_id = write_request_id(record.key, op, version, *request.salt, epoch=record.epoch)
         sent_token = sync_token
         if intent is not None and intent.operation == op and intent.version == version:
             # the same logical write was sent before: resend it exactly (same requestid, same SyncToken)
@@ -301,26 +332,16 @@ class ExactlyOnceWriter:
             if op != "create" and intent.sync_token is not None:
                 sent_token = intent.sync_token
 
-        return self._send_with_intent(
-            attempt, record, version, operation, op, qbo_entity, payload, qbo_id, sent_token, request_id
-        )
+        return self._send_with_intent(attempt, record, request, _Send(op, qbo_id, sent_token, request_id))
 
-    def _send_with_intent(  # noqa: PLR0913
-        self,
-        attempt: _Attempt,
-        record: SyncRecord,
-        version: int,
-        requested: str,
-        op: str,
-        qbo_entity: str,
-        payload: dict[str, Any],
-        qbo_id: str | None,
-        sync_token: str | None,
-        request_id: str,
+    def _send_with_intent(
+        self, attempt: _Attempt, record: SyncRecord, request: WriteRequest, send: _Send
     ) -> WriteOutcome:
-        self._note_intent(attempt, record, op, version, request_id, sync_token)
+        version, qbo_entity = request.version, request.qbo_entity
+        op, qbo_id = send.op, send.qbo_id
+        self._note_intent(attempt, record, send, version)
         try:
-            obj = self._send(op, qbo_entity, payload, qbo_id, sync_token, request_id)
+            obj = self._send(qbo_entity, request.payload, send)
         except StaleObject as err:
             if op == "create" or qbo_id is None or err.maybe_applied:
                 raise
@@ -329,10 +350,11 @@ class ExactlyOnceWriter:
             fresh = self._qbo.read(qbo_entity, qbo_id)
             _, fresh_token = _id_and_token(fresh)
             request_id = write_request_id(
-                record.key, op, version, "synctoken", fresh_token, epoch=record.epoch
+                record.key, op, version, *request.salt, "synctoken", fresh_token, epoch=record.epoch
             )
-            self._note_intent(attempt, record, op, version, request_id, fresh_token)
-            obj = self._send(op, qbo_entity, payload, qbo_id, fresh_token, request_id)
+            send = _Send(op, qbo_id, fresh_token, request_id)
+            self._note_intent(attempt, record, send, version)
+            obj = self._send(qbo_entity, request.payload, send)
         new_id, new_token = _id_and_token(obj) if obj.get("Id") else (qbo_id, None)
         if new_id is None:
             raise UncertainOutcome(
@@ -342,18 +364,11 @@ class ExactlyOnceWriter:
             )
         if op == "delete":
             new_token = None
-        synced = self._synced(record, version, requested, qbo_entity, new_id, new_token, link=op != "delete")
-        return WriteOutcome("synced", synced, op, request_id, obj)
+        synced = self._synced(record, request, new_id, new_token, link=op != "delete")
+        return WriteOutcome("synced", synced, op, send.request_id, obj)
 
-    def _send(
-        self,
-        op: str,
-        qbo_entity: str,
-        payload: dict[str, Any],
-        qbo_id: str | None,
-        sync_token: str | None,
-        request_id: str,
-    ) -> dict[str, Any]:
+    def _send(self, qbo_entity: str, payload: dict[str, Any], send: _Send) -> dict[str, Any]:
+        op, qbo_id, sync_token, request_id = send.op, send.qbo_id, send.sync_token, send.request_id
         if op == "create":
             return self._qbo.create(qbo_entity, payload, request_id=request_id)
         assert qbo_id is not None
@@ -370,54 +385,49 @@ class ExactlyOnceWriter:
             return self._qbo.delete(qbo_entity, qbo_id, sync_token, request_id=request_id)
         return self._qbo.void(qbo_entity, qbo_id, sync_token, request_id=request_id)
 
-    def _note_intent(
-        self,
-        attempt: _Attempt,
-        record: SyncRecord,
-        op: str,
-        version: int,
-        request_id: str,
-        sync_token: str | None,
-    ) -> None:
+    def _note_intent(self, attempt: _Attempt, record: SyncRecord, send: _Send, version: int) -> None:
         self._records.record_intent(
             record.key,
             owner=self._owner,
-            intent=Intent(op, version, request_id, sync_token, at=self._clock()),
+            intent=Intent(send.op, version, send.request_id, send.sync_token, at=self._clock()),
         )
         attempt.noted = True
 
-    def _synced(  # noqa: PLR0913
+    def _synced(
         self,
         record: SyncRecord,
-        version: int,
-        requested: str,
-        qbo_entity: str,
+        request: WriteRequest,
         qbo_id: str,
         sync_token: str | None,
         *,
         link: bool = True,
     ) -> SyncRecord:
+        """Mark the record synced at the request's version (the operation the caller asked for)."""
         url: str | None = None
         if link:
             try:
-                url = deep_link(self._app_base_url, qbo_entity, qbo_id, realm_id=record.realm_id)
+                url = deep_link(self._app_base_url, request.qbo_entity, qbo_id, realm_id=record.realm_id)
             except ValueError:
                 url = None  # entities without a web-app page (Item)
         return self._records.mark_synced(
             record.key,
             owner=self._owner,
-            version=version,
-            link=QboLink(qbo_entity, qbo_id, sync_token, url),
+            version=request.version,
+            link=QboLink(request.qbo_entity, qbo_id, sync_token, url),
             now=self._clock(),
-            operation=requested,
+            operation=request.operation,
         )
 
-    def _fail(self, record: SyncRecord, err: DataError, *, keep_intent: bool) -> None:
-        error = RecordError(
-            code=err.code,
-            category=vocab.record_error_category(record.entity_type),
-            message=(err.qbo_detail or err.message)[:1000],
-            qbo_code=err.qbo_code,
+    def _fail(self, record: SyncRecord, err: DataError, *, keep_intent: bool, keep_error: bool) -> None:
+        error = (
+            record.error
+            if keep_error and record.error is not None
+            else RecordError(
+                code=err.code,
+                category=vocab.record_error_category(record.entity_type),
+                message=(err.qbo_detail or err.message)[:1000],
+                qbo_code=err.qbo_code,
+            )
         )
         try:
             self._records.mark_failed(
