@@ -1,7 +1,8 @@
 """REQUEST authorizer of AdminApi: verifies ``Authorization: Bearer <JWT>`` (docs/contracts.md).
 
 The JWT is HS256-signed with the ``ADMIN_JWT_SECRET_ARN`` key (``{"key"}``) and must carry ``iss=platform``,
-``aud=qbsync-admin``, ``exp``, ``sub`` (user id), ``firm_id`` and ``role`` (owner | admin | staff).
+``aud=qbsync-admin``, ``exp``, ``sub`` (user id), ``firm_id`` and ``role`` (owner | admin | staff);
+``firm_id`` and ``sub`` must match the documented id patterns (:func:`qbsync.auth.claims_problem`).
 A valid token gets an IAM Allow policy on every method of this API stage (so API Gateway's authorizer
 cache serves the caller's other routes) and the context ``{firm_id, user_id, role}`` that handlers read
 through :func:`qbsync.auth.caller_from_event`. Anything else raises ``Exception("Unauthorized")``, which
@@ -14,7 +15,7 @@ import re
 from typing import Any
 
 import jwt
-from qbsync.auth import ROLES
+from qbsync.auth import claims_problem
 from qbsync.errors import ConfigurationError
 from qbsync.observability import logger
 
@@ -63,13 +64,10 @@ def _claims(token: str, key: str) -> dict[str, str]:
     except jwt.PyJWTError as exc:
         raise _Refused(f"invalid token ({type(exc).__name__})") from None
     firm_id, user_id, role = claims.get("firm_id"), claims.get("sub"), claims.get("role")
-    if not isinstance(firm_id, str) or not firm_id or len(firm_id) > 128:
-        raise _Refused("token lacks firm_id")
-    if not isinstance(user_id, str) or not user_id or len(user_id) > 128:
-        raise _Refused("token lacks sub")
-    if role not in ROLES:
-        raise _Refused("token has no known role")
-    return {"firm_id": firm_id, "user_id": user_id, "role": role}
+    problem = claims_problem(firm_id, user_id, role)
+    if problem is not None:  # every claim passed on to the handlers matches its documented pattern
+        raise _Refused(f"token claim refused: {problem}")
+    return {"firm_id": str(firm_id), "user_id": str(user_id), "role": str(role)}
 
 
 def authorize(event: dict[str, Any], key: str) -> dict[str, Any]:

@@ -158,3 +158,16 @@ def record_error_category(record_type: str) -> str:
 
     Raises KeyError for an unknown record type."""
     return RECORD_TYPE_INFO[record_type].category.lower()
+
+
+# ---------------------------------------------------------------------------------------------- ids
+#: the characters of a firm, realm or platform record id (docs/events/README.md): opaque ASCII, never the
+#: ``#`` the table keys join parts with, no ``/`` (paths), no spaces or control characters
+ID_CHARS = r"A-Za-z0-9_.:\-"
+#: the longest id
+ID_MAX_LENGTH = 128
+#: the JSON-schema pattern of an id (with :data:`ID_MAX_LENGTH`; :class:`qbsync.models.common.Id`)
+ID_PATTERN = rf"^[{ID_CHARS}]+$"
+#: a platform user id (the admin JWT's ``sub``): an id that may also carry ``@``, ``+`` and ``|`` (e-mail
+#: addresses and identity-provider subjects such as ``auth0|abc``)
+USER_ID_PATTERN = rf"^[{ID_CHARS}@+|]{{1,{ID_MAX_LENGTH}}}$"

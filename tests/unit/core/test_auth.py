@@ -152,3 +152,37 @@ def test_malformed_method_arn_is_unauthorized():
     event["methodArn"] = "not-an-arn"
     with pytest.raises(Exception, match=r"^Unauthorized$"):
         authorizer.authorize(event, KEY)
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"firm_id": "firm#a"},  # the table keys' separator
+        {"firm_id": "firm/a"},
+        {"firm_id": "firm a"},
+        {"firm_id": "firmé"},
+        {"firm_id": "firm\n"},
+        {"firm_id": "f" * 129},
+        {"firm_id": 7},
+        {"sub": "user 1"},
+        {"sub": "user#1"},
+        {"sub": "ü"},
+        {"role": "root"},
+    ],
+)
+def test_the_authorizer_refuses_claims_outside_their_documented_pattern(claims):
+    event = request(f"Bearer {token(**claims)}")
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
+        authorizer.authorize(event, KEY)
+
+
+@pytest.mark.parametrize("sub", ["user-1", "ana@firm.example", "auth0|abc123", "a+b@x.io"])
+def test_the_authorizer_passes_on_ids_and_user_subjects_that_match(sub):
+    result = authorizer.authorize(request(f"Bearer {token(sub=sub, firm_id='firm_A.1:x-2')}"), KEY)
+    assert result["context"] == {"firm_id": "firm_A.1:x-2", "user_id": sub, "role": "owner"}
+
+
+def test_a_handler_refuses_an_authorizer_context_with_an_invalid_firm_id():
+    event = {"requestContext": {"authorizer": {"firm_id": "firm#evil", "user_id": "u1", "role": "owner"}}}
+    with pytest.raises(Unauthorized):
+        caller_from_event(event)

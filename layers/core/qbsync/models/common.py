@@ -20,6 +20,8 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from qbsync.vocab import ID_MAX_LENGTH, ID_PATTERN
+
 __all__ = [
     "Address",
     "Currency",
@@ -138,7 +140,7 @@ Quantity = Annotated[
     ),
 ]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code", examples=["USD"])]
-Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")]
+Id = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 
 
 def _email(value: str) -> str:
