@@ -18,8 +18,10 @@ wrong on purpose, so that the error log has something true to show:
   instead of creating one, PRODUCT.md C.1. Not two platform accounts with one name: the error would land
   on whichever syncs second - with several workers, not a fixed one.)
 
-The invoices of the two bad accounts stay ``blocked`` (waiting on their account), as they should, and
-so does the payment of the vendor-named account's invoice (waiting on the invoice). QuickBooks also
+The invoices of the two bad accounts are ``skipped`` naming their failed account (they will not sync until
+the firm acts, and come back by themselves when it does), and so is the payment of the vendor-named
+account's invoice (behind the invoice): :attr:`SampleFirm.expected_held`. Nothing stays ``blocked``:
+that means "waiting for something on its way". QuickBooks also
 holds, before the sync, the customer the bookkeeper uses for that client
 (:attr:`SampleFirm.qbo_customers_before`, "<name> (client)"): the demo maps the account to it through
 the admin API. :meth:`SampleFirm.after_fixes` says what should land once errors are fixed or skipped.
@@ -106,7 +108,8 @@ class SampleFirm:
     """Generated events (in send order) and what should come of them.
 
     ``expected_qbo`` - how many objects of each QBO entity should be created (our own, marked ones);
-    ``expected_synced`` / ``expected_blocked`` - (entity_type, platform_id) sets;
+    ``expected_synced`` / ``expected_held`` - (entity_type, platform_id) sets; held records are skipped
+    behind a deliberate error (named in their skip reason) until it is fixed;
     ``platform_invoice_total`` - the sum of every generated invoice total; ``expected_invoice_total``
     - of those that should land in QBO; ``payment_total`` - sum of every platform payment.
     ``deliberate_errors`` - the errors that should be open in the error log; ``skipped_errors`` - those
@@ -119,7 +122,7 @@ class SampleFirm:
     records: dict[str, list[dict[str, Any]]]
     deliberate_errors: tuple[DeliberateError, ...]
     expected_synced: frozenset[tuple[str, str]]
-    expected_blocked: frozenset[tuple[str, str]]
+    expected_held: frozenset[tuple[str, str]]
     expected_qbo: dict[str, int]
     platform_invoice_total: Decimal
     expected_invoice_total: Decimal
@@ -175,9 +178,9 @@ class SampleFirm:
         """What should be true once the firm has dealt with deliberate errors (by platform id):
         ``mapped`` - client accounts linked to an existing QuickBooks customer; ``fixed`` - records that
         sync after a fix (e.g. a tax mapping); ``skipped`` - errors the firm skipped. Fixed and mapped
-        records land, and so does every blocked record whose prerequisites all landed by then; skipped
-        ones stay failed with their dependents blocked. Raises :class:`SampleFirmError` for an id that is
-        not an open deliberate error, or one named twice.
+        records land, and so does every held record whose prerequisites all landed by then; skipped
+        ones stay failed with their dependents held (skipped naming them). Raises
+        :class:`SampleFirmError` for an id that is not an open deliberate error, or one named twice.
         """
         mapped, fixed, skipped = set(mapped), set(fixed), set(skipped)
         by_id = {e.platform_id: e for e in self.deliberate_errors}
@@ -187,13 +190,13 @@ class SampleFirm:
         if any(by_id[p].entity_type != "ClientAccount" for p in mapped):
             raise SampleFirmError("only client accounts can be mapped to a customer")
         synced = set(self.expected_synced) | {(by_id[p].entity_type, p) for p in mapped | fixed}
-        blocked = set(self.expected_blocked)
+        held = set(self.expected_held)
         released = True
         while released:  # a released invoice releases its payment, and so on
-            now = {k for k in blocked if all(w in synced for w in self.waiting_on(*k))}
+            now = {k for k in held if all(w in synced for w in self.waiting_on(*k))}
             released = bool(now)
             synced |= now
-            blocked -= now
+            held -= now
         all_mapped = self.mapped_accounts | mapped
         landed = [i for i in self.records["Invoice"] if ("Invoice", i["id"]) in synced]
         return replace(
@@ -201,7 +204,7 @@ class SampleFirm:
             deliberate_errors=tuple(e for e in self.deliberate_errors if e.platform_id not in named),
             skipped_errors=(*self.skipped_errors, *(by_id[p] for p in sorted(skipped))),
             expected_synced=frozenset(synced),
-            expected_blocked=frozenset(blocked),
+            expected_held=frozenset(held),
             expected_qbo=_expected_qbo(synced, self.records, all_mapped),
             expected_invoice_total=sum((Decimal(i["total"]) for i in landed), Decimal("0.00")),
             expected_invoice_balance=sum((self.open_balances[i["id"]] for i in landed), Decimal("0.00")),
@@ -234,9 +237,9 @@ class SampleFirm:
 
     @property
     def expected_terminal(self) -> int:
-        """How many records should announce a final status (synced or failed; blocked records announce
-        nothing, they wait)."""
-        return len(self.expected_synced) + len(self.expected_failed)
+        """How many records should announce a final status: synced, failed, or skipped behind a failed
+        prerequisite (held)."""
+        return len(self.expected_synced) + len(self.expected_failed) + len(self.expected_held)
 
 
 # --- generation ----------------------------------------------------------------------------------------
@@ -413,7 +416,8 @@ def generate(
 
     # --- invoices ------------------------------------------------------------------------------------
     # Every good account gets at least one invoice (accounts sync only with activity); the rest are
-    # spread at random. The two bad accounts get one invoice each, dated last, which stays blocked.
+    # spread at random. The two bad accounts get one invoice each, dated last, which is held (skipped
+    # naming its failed account).
     owners = [a["id"] for a in good_accounts]
     owners += [rng.choice(good_accounts)["id"] for _ in range(n_invoices - 2 - len(owners))]
     rng.shuffle(owners)
@@ -570,7 +574,7 @@ def generate(
             else:  # still open
                 kinds["unpaid"] += 1
                 i += 1
-    # The vendor-named account's client pays its (blocked) invoice by check: the payment waits on the
+    # The vendor-named account's client pays its (held) invoice by check: the payment waits on the
     # invoice, and both land once the account is mapped. Built here, after every random draw, so that
     # the rest of the firm is what it was for the same seed.
     dup_invoice = invoices[-1]
@@ -633,9 +637,7 @@ def generate(
             "client account named like a vendor entered in QuickBooks by hand (QuickBooks fault 6240)",
         ),
     )  # fmt: skip
-    blocked = frozenset(
-        {("Invoice", inv["id"]) for inv in invoices[-2:]} | {("Payment", waiting_payment["id"])}
-    )
+    held = frozenset({("Invoice", inv["id"]) for inv in invoices[-2:]} | {("Payment", waiting_payment["id"])})
     synced: set[tuple[str, str]] = {("ClientAccount", a["id"]) for a in good_accounts}
     synced |= {("Service", s["id"]) for s in services}
     synced |= {("Invoice", inv["id"]) for inv in invoices if inv["id"] not in bad_invoices}
@@ -663,7 +665,7 @@ def generate(
         records=records,
         deliberate_errors=deliberate,
         expected_synced=frozenset(synced),
-        expected_blocked=blocked,
+        expected_held=held,
         expected_qbo=_expected_qbo(synced, records, frozenset()),
         platform_invoice_total=sum((Decimal(inv["total"]) for inv in invoices), Decimal("0.00")),
         expected_invoice_total=sum((Decimal(inv["total"]) for inv in landed), Decimal("0.00")),
@@ -827,7 +829,10 @@ class SampleReport:
         out.append(f"  payment mix: {kinds}; refunds {n_ref}, fees {n_fee}")
         out.append("")
         out.append("Sync statuses (final, per platform record)")
-        out.append("  (blocked records announce no status: they wait for their prerequisite -> 'waiting')")
+        out.append(
+            "  (skipped: by the settings, or held behind a record that failed, naming it; blocked: waiting"
+            " for a prerequisite on its way; waiting: no status announced yet)"
+        )
         out.append(f"  {'entity':<15}" + "".join(f"{st:>9}" for st in (*_TERMINAL, "waiting")))
         counts = self.status_counts
         for entity in QBO_ENTITY_OF:
@@ -884,7 +889,7 @@ def _progress_line(sample: SampleFirm, demo: _DemoLike, started: float, realm: s
     final = _final_status(demo.statuses)
     mine = {k: v for k, v in final.items() if k in sample.record_keys}
     c = Counter(mine.values())
-    done = c["synced"] + c["failed"]
+    done = c["synced"] + c["failed"] + sum(1 for k in sample.expected_held if mine.get(k) == "skipped")
     line = (
         f"  {time.monotonic() - started:6.1f}s  {done:4d}/{sample.expected_terminal} settled: "
         f"synced {c['synced']}, failed {c['failed']}, skipped {c['skipped']}, blocked {c['blocked']}"
@@ -926,7 +931,8 @@ def _qbo_counts(sample: SampleFirm, demo: _DemoLike, realm: str) -> dict[str, in
 def _settled(sample: SampleFirm, final: dict[tuple[str, str], str]) -> bool:
     synced = all(final.get(k) == "synced" for k in sample.expected_synced)
     failed = all(final.get(k) == "failed" for k in sample.expected_failed)
-    return synced and failed
+    held = all(final.get(k) == "skipped" for k in sample.expected_held)
+    return synced and failed and held
 
 
 def _marked(entity: str, row: dict[str, Any]) -> tuple[str, str] | None:
@@ -1049,7 +1055,7 @@ def run(
             timed_out = True
             break
         progress(_progress_line(sample, demo, started, realm))
-    # late announcements (e.g. the blocked invoices' last status) are collected by one short settle
+    # late announcements (e.g. the held invoices' last status) are collected by one short settle
     demo.settle(quiet_seconds=2, timeout=10)
     return read_report(
         demo,

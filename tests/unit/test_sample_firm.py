@@ -97,7 +97,7 @@ def test_a_scaled_down_firm_keeps_the_deliberate_errors():
 def test_expected_totals_and_counts_follow_the_records(sample, parsed):
     invoices = [p.data for p in parsed if isinstance(p.data, Invoice)]
     assert sample.platform_invoice_total == sum((i.total for i in invoices), Decimal("0.00"))
-    failing = {e.platform_id for e in sample.deliberate_errors} | {k[1] for k in sample.expected_blocked}
+    failing = {e.platform_id for e in sample.deliberate_errors} | {k[1] for k in sample.expected_held}
     landed = [i for i in invoices if i.id not in failing]
     assert len(landed) == len(invoices) - 3
     assert sample.expected_invoice_total == sum((i.total for i in landed), Decimal("0.00"))
@@ -108,14 +108,13 @@ def test_expected_totals_and_counts_follow_the_records(sample, parsed):
     assert sample.expected_qbo["Payment"] == qbo["Payment"] - 1  # the payment waiting on a blocked invoice
     for entity in ("Item", "CreditMemo", "RefundReceipt", "Purchase"):
         assert sample.expected_qbo[entity] == qbo[entity], entity
-    # blocked records (the two bad accounts' invoices, the payment of one) announce nothing; the rest do
-    assert sample.expected_terminal == len(records) - 3
+    # every record announces a final status; the two bad accounts' invoices and the payment of one are
+    # held: skipped naming the failed record they wait on
+    assert sample.expected_terminal == len(records)
     dup_account = sample.error("duplicate_name").platform_id
     waiting = [p for p in records if isinstance(p, Payment) and p.account_id == dup_account]
     assert [a.invoice_id for p in waiting for a in p.allocations] == [invoices[-1].id]
-    assert sample.expected_blocked == {("Invoice", i.id) for i in invoices[-2:]} | {
-        ("Payment", waiting[0].id)
-    }
+    assert sample.expected_held == {("Invoice", i.id) for i in invoices[-2:]} | {("Payment", waiting[0].id)}
     paid_landing = [
         p
         for p in records
@@ -142,7 +141,7 @@ def test_after_fixes_lands_the_fixed_records_and_what_waited_on_them(sample, par
     assert after.expected_qbo["Customer"] == sample.expected_qbo["Customer"]
     assert after.expected_qbo["Invoice"] == sample.expected_qbo["Invoice"] + 2
     assert after.expected_qbo["Payment"] == sample.expected_qbo["Payment"] + 1
-    assert after.expected_blocked == {("Invoice", invoices[-2].id)}  # the skipped account's invoice
+    assert after.expected_held == {("Invoice", invoices[-2].id)}  # the skipped account's invoice
     assert after.expected_failed == {("ClientAccount", colon)}
     assert after.deliberate_errors == () and [e.platform_id for e in after.skipped_errors] == [colon]
     totals = {i.id: i.total for i in invoices}

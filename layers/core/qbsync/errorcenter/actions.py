@@ -664,6 +664,8 @@ class RecordActions:
             )
         except Conflict:
             raise Conflict("the client account is being synced right now; try again shortly") from None
+        # the records blocked on the account run again and are skipped naming it (back when it syncs)
+        self._release_dependents(caller, realm_id, record.platform_id)
         self._close_error(caller, entry, "not synced (excluded by the firm)", None, "not_synced")
         self._publisher.publish(
             [
@@ -724,7 +726,8 @@ class RecordActions:
         )
 
     def _release_dependents(self, caller: Caller, realm_id: str, account_id: str) -> int:
-        """Re-run, through the sync service, every record blocked on the account (a SyncCommand each)."""
+        """Re-run, through the sync service, every record blocked on the account or skipped behind it
+        (a SyncCommand each): they sync once it is linked, or settle when it is excluded."""
         request_id = _new_request_id()
         commands = [
             SyncCommand(
@@ -737,7 +740,7 @@ class RecordActions:
                 correlation_id=request_id,
             )
             for r in self._records.blocked_on(
-                RecordKey(caller.firm_id, realm_id, "client_account", account_id)
+                RecordKey(caller.firm_id, realm_id, "client_account", account_id), statuses=(BLOCKED, SKIPPED)
             )
             if r.entity_type in vocab.SYNCABLE_TYPES
         ]

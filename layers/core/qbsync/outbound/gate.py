@@ -16,6 +16,16 @@
 - **Skipped accounts.** A skipped account (no activity under "with_activity") keeps its event: when an
   invoice or payment later waits on it, the account event is re-enqueued and then syncs (it has activity
   now).
+- **Nothing waits on what will not come** (issue 11). "Blocked" means only "waiting for something on its
+  way": a prerequisite whose event has not arrived, or that is being synced, blocked itself, or waiting for
+  activity. A prerequisite that will not reach QuickBooks as things stand (:func:`will_not_sync`: skipped by
+  the settings or the firm, deleted or voided before it synced, failed with an open error, unsynced by an
+  admin) makes the record **skipped** with a reason that names the prerequisite and why
+  (:meth:`DependencyGate.held_back`), its prerequisites kept (``waiting_on``) and its event stored: when
+  that prerequisite later syncs, :meth:`DependencyGate.after_sync` releases skipped dependents like blocked
+  ones and the record syncs by itself. The other direction: when a record becomes skipped or failed, the
+  records blocked on it run again (:meth:`DependencyGate.after_skip`, :meth:`DependencyGate.after_failure`)
+  and settle the same way, so a chain (payment → invoice → account) settles link by link.
 
 Log lines keep the logger ``qbsync.outbound.service``.
 """
@@ -36,9 +46,20 @@ from qbsync.outbound.job import NO_ACTIVITY, Job, Outcome, event_envelope, log_c
 from qbsync.outbound.mapping import Resolved
 from qbsync.outbound.status import StatusReporter
 from qbsync.qbo.client import QboClient
-from qbsync.repositories.records import BLOCKED, SKIPPED, SYNCED, RecordsRepository, SyncRecord
+from qbsync.repositories.records import (
+    BLOCKED,
+    FAILED,
+    NOT_SYNCED,
+    SKIPPED,
+    SYNCED,
+    RecordsRepository,
+    SyncRecord,
+)
 
-__all__ = ["DependencyGate", "Sender"]
+__all__ = ["DependencyGate", "Sender", "will_not_sync"]
+
+#: the statuses in which a record waits on a prerequisite (and is released when it syncs)
+WAITING = (BLOCKED, SKIPPED)
 
 logger = logging.getLogger("qbsync.outbound.service")
 
@@ -109,6 +130,22 @@ class DependencyGate:
                     resolved.customer_id = account.qbo_id
         return waiting, resolved
 
+    def held_back(self, job: Job, waiting: list[tuple[str, str]]) -> str | None:
+        """Why the job's record cannot sync as things stand: the skip reason naming each prerequisite of
+        ``waiting`` that will not reach QuickBooks (:func:`will_not_sync`), or None when all are on their way.
+        """
+        reasons = []
+        for dep_type, dep_id in waiting:
+            why = will_not_sync(self._records.get(job.key.sibling(dep_type, dep_id)))
+            if why is not None:
+                reasons.append(f"{_label(dep_type)} {dep_id} {why}")
+        if not reasons:
+            return None
+        return (
+            f"{WAITING_ON}: waiting on {'; and on '.join(reasons)}. This {_label(job.entity_type)} syncs by "
+            "itself once that syncs"
+        )
+
     def has_activity(self, job: Job) -> bool:
         """Some record is blocked on the job's client account."""
         return any(True for _ in self._records.blocked_on(job.key.sibling("client_account", job.platform_id)))
@@ -125,11 +162,13 @@ class DependencyGate:
         logger.info("record blocked on prerequisites", extra=log_context(job, waiting_on=len(waiting)))
         still = []
         wake: list[tuple[str, str]] = []
+        settled = False  # a prerequisite synced, or became one that will not sync, in between
         for dep_type, dep_id in waiting:
             found = self._records.get(job.key.sibling(dep_type, dep_id))
             if found is not None and found.qbo_id and found.status != SKIPPED:
                 continue
             still.append((dep_type, dep_id))
+            settled = settled or will_not_sync(found) is not None
             if (
                 found is not None
                 and found.status == SKIPPED
@@ -137,30 +176,51 @@ class DependencyGate:
             ):
                 wake.append((dep_type, dep_id))  # an account waiting for activity: it has some now
         # one wake per skipped account (the first dependent that blocks on it sends it; the others see the
-        # mark); everything synced in between: run again, unless a prerequisite's release sent it already
+        # mark); everything synced in between, or a prerequisite settled (its own release of dependents
+        # may have read gsi2 before this block): run again, unless another worker sent it already
         released = self.requeue_stored(job, wake, statuses=(SKIPPED,))
-        if not still:
+        if not still or settled:
             released += self.requeue_stored(job, [(job.entity_type, job.platform_id)], statuses=(BLOCKED,))
         return Outcome(
             "blocked", job.entity_type, job.platform_id, waiting_on=tuple(still), released=released
         )
 
-    def after_skip(self, job: Job, reason: str) -> int:
-        """A skipped record: an account skipped for no activity that has dependents now runs again."""
-        released = 0
-        if reason.startswith(NO_ACTIVITY) and self.has_activity(job):
-            # an invoice or payment blocked on this account while we decided (its re-check saw the account
-            # mid-claim, not skipped, so it did not wake it): run again, now with activity
-            released = self.requeue_stored(job, [(job.entity_type, job.platform_id)], statuses=(SKIPPED,))
+    def after_skip(self, job: Job, reason: str, waiting_on: Iterable[tuple[str, str]] = ()) -> int:
+        """A skipped record. An account skipped for no activity that has dependents now runs again; any
+        other skip lets the records blocked on it settle (they run again and are skipped naming it). A
+        record skipped behind prerequisites (``waiting_on``) re-checks them: one that synced in between
+        (its release may have read gsi2 before this skip) makes it run again.
+        """
+        me = [(job.entity_type, job.platform_id)]
+        if reason.startswith(NO_ACTIVITY):
+            if self.has_activity(job):
+                # an invoice or payment blocked on this account while we decided (its re-check saw the
+                # account mid-claim, not skipped, so it did not wake it): run again, now with activity
+                return self.requeue_stored(job, me, statuses=(SKIPPED,))
+            return 0
+        released = self._settle_dependents(job)
+        waiting = list(waiting_on)
+        if waiting and self.prerequisites_synced(job, waiting, but=None):
+            released += self.requeue_stored(job, me, statuses=(SKIPPED,))
         return released
+
+    def after_failure(self, job: Job) -> int:
+        """A record failed with an open error: the records blocked on it run again and are skipped naming
+        it (they come back when it syncs)."""
+        return self._settle_dependents(job)
+
+    def _settle_dependents(self, job: Job) -> int:
+        dependents = [(r.entity_type, r.platform_id) for r in self._records.blocked_on(job.key)]
+        return self.requeue_stored(job, dependents, statuses=(BLOCKED,))
 
     # ------------------------------------------------------------------ release
 
     def after_sync(self, job: Job, synced: SyncRecord, event: PlatformEvent) -> int:
         """Close the error, announce the status, release the records blocked on this one.
 
-        Only a dependent whose every prerequisite is in QuickBooks now is released (the others are released
-        by their last prerequisite), and only by one worker (:meth:`RecordsRepository.mark_requeued`). Once
+        Dependents blocked on it, and those skipped behind it (it would not sync before), are released: only
+        one whose every prerequisite is in QuickBooks now (the others are released by their last
+        prerequisite), and only by one worker (:meth:`RecordsRepository.mark_requeued`). Once
         all are sent the record notes ``released_version``: a redelivery of the same version (an
         ``already_synced`` run) releases nothing again. A crash before that note leaves the release to the
         redelivered message, which sends again what it had marked and releases what it had not reached.
@@ -174,16 +234,16 @@ class DependencyGate:
         me = (job.entity_type, job.platform_id)
         ready = [
             (r.entity_type, r.platform_id)
-            for r in self._records.blocked_on(job.key)
+            for r in self._records.blocked_on(job.key, statuses=WAITING)
             if self.prerequisites_synced(job, r.waiting_on, but=me)
         ]
-        released = self.requeue_stored(job, ready, statuses=(BLOCKED,))
+        released = self.requeue_stored(job, ready, statuses=WAITING)
         if version is not None:
             self._records.mark_released(job.key, version=version)
         return released
 
     def prerequisites_synced(
-        self, job: Job, waiting_on: Iterable[tuple[str, str]], *, but: tuple[str, str]
+        self, job: Job, waiting_on: Iterable[tuple[str, str]], *, but: tuple[str, str] | None
     ) -> bool:
         """Every prerequisite (but ``but``, synced by this worker) is in QuickBooks (consistent reads)."""
         for dep_type, dep_id in waiting_on:
@@ -241,6 +301,40 @@ class DependencyGate:
                 status=status if status != "syncing" else "not_synced",
                 now=self._clock(),
             )
+
+
+#: the start of the skip reason of a record skipped behind a prerequisite that will not sync
+WAITING_ON = "waiting_on_prerequisite"
+
+
+def will_not_sync(prerequisite: SyncRecord | None) -> str | None:
+    """Why a prerequisite will not reach QuickBooks as things stand (to finish "<type> <id> …"), or None
+    when it is in QuickBooks or on its way: its event has not arrived yet, it is being synced, blocked
+    itself (it settles and its dependents with it), or an account waiting for activity (woken by its
+    dependents)."""
+    if prerequisite is None:
+        return None
+    status, reason = prerequisite.status, prerequisite.skip_reason or ""
+    if status == SKIPPED:
+        if reason.startswith(NO_ACTIVITY):
+            return None
+        if reason.startswith(WAITING_ON):
+            return "is skipped: it waits on a record that will not sync"
+        return f"is skipped ({reason[:200]})"
+    if prerequisite.qbo_id:
+        return None
+    if status == FAILED:
+        category = prerequisite.error.category if prerequisite.error else ""
+        where = f" ({category.capitalize()})" if category else ""
+        return f"failed: fix its open error in the error center{where}"
+    if status == NOT_SYNCED and prerequisite.epoch > 0:
+        # detached from its QuickBooks object by an admin's unsync and not synced again since
+        return "was unsynced from QuickBooks: sync it again"
+    return None
+
+
+def _label(record_type: str) -> str:
+    return record_type.replace("_", " ")
 
 
 def _ref(value: Any) -> str | None:

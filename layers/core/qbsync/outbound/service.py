@@ -58,8 +58,9 @@ event answers ``ignored`` (logged). Commands that arrive while the firm is not c
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from qbsync import vocab
@@ -425,7 +426,7 @@ class SyncService:
 
         waiting, resolved = self._gate.prerequisites(job, record, qbo)
         if waiting:
-            return self._gate.block(job, waiting)
+            return self._wait(job, waiting)
 
         ref = self._references.get(qbo)
         if isinstance(record, Invoice):
@@ -537,7 +538,7 @@ class SyncService:
             )
         except DataError as err:
             # the writer already marked the record failed (with QBO's code); record it in the error center
-            return self._status.report_failure(job, err)
+            return self._report_failure(job, err)
         if result.status in ("stale", "already_synced"):
             return Outcome(result.status, job.entity_type, job.platform_id, result.record.qbo_id)
         released = self._gate.after_sync(job, result.record, job.event)
@@ -607,17 +608,35 @@ class SyncService:
         released = self._gate.after_sync(job, synced, job.event)
         return Outcome("synced", job.entity_type, job.platform_id, qbo_id, reason="linked", released=released)
 
-    def _skip(self, job: Job, reason: str) -> Outcome:
+    def _wait(self, job: Job, waiting: list[tuple[str, str]]) -> Outcome:
+        """Prerequisites are not in QuickBooks: blocked while they are on their way, else skipped naming
+        the ones that will not sync as things stand (issue 11)."""
+        held = self._gate.held_back(job, waiting)
+        if held is not None:
+            return self._skip(job, held, waiting_on=waiting)
+        return self._gate.block(job, waiting)
+
+    def _skip(self, job: Job, reason: str, *, waiting_on: Sequence[tuple[str, str]] = ()) -> Outcome:
+        """Mark the record skipped (``waiting_on``: behind prerequisites that will not sync, kept so that
+        it is released when they do) and let its dependents settle."""
         self._records.mark_skipped(
             job.key,
             owner=self._owner,
             reason=reason,
             now=self._clock(),
+            waiting_on=waiting_on,
         )
         self._status.publish_status(job, "skipped")
         logger.info("record skipped", extra=log_context(job, reason=reason.split(":")[0][:80]))
-        released = self._gate.after_skip(job, reason)
-        return Outcome("skipped", job.entity_type, job.platform_id, reason=reason, released=released)
+        released = self._gate.after_skip(job, reason, waiting_on)
+        return Outcome(
+            "skipped",
+            job.entity_type,
+            job.platform_id,
+            reason=reason,
+            waiting_on=tuple(waiting_on),
+            released=released,
+        )
 
     def _failed(self, job: Job, err: DataError) -> Outcome:
         """A DataError before any QBO write (mapping): mark the record failed under our lease."""
@@ -633,7 +652,13 @@ class SyncService:
             now=self._clock(),
             keep_intent=True,  # an intent left by an earlier attempt must still be resolved
         )
-        return self._status.report_failure(job, err)
+        return self._report_failure(job, err)
+
+    def _report_failure(self, job: Job, err: DataError) -> Outcome:
+        """The record failed: the error center, the status event, then the records blocked on it settle."""
+        outcome = self._status.report_failure(job, err)
+        released = self._gate.after_failure(job)
+        return dataclasses.replace(outcome, released=outcome.released + released)
 
 
 def _link_of(app_base_url: str, qbo_entity: str, qbo_id: str, realm_id: str) -> str | None:

@@ -19,7 +19,8 @@ attribute          meaning
 ``applied_op``     the operation the caller asked for when that version was applied (redelivery check)
 ``claimed_version``   the version the current/last claim is for
 ``error_*``        ``error_code``, ``error_category``, ``error_message``, ``error_qbo_code`` when failed
-``waiting_on``     string set of ``{entity_type}#{platform_id}`` prerequisites when blocked
+``waiting_on``     string set of ``{entity_type}#{platform_id}`` prerequisites when blocked, or when skipped
+                   behind a prerequisite that will not sync as things stand (it comes back when that syncs)
 ``skip_reason``    why the record was skipped
 ``attempts``       claims since the last success (reset when synced)
 ``owner``,         the worker holding the lease while ``syncing`` (epoch seconds); a lease whose
@@ -51,7 +52,9 @@ records waiting on prerequisite ``(type, id)`` are one Query of that partition (
 ``begins_with(gsi2sk, {dependent_type}#)``) filtered by ``contains(waiting_on, "{type}#{id}")``. The read
 cost is the realm's blocked backlog, which is small (records are blocked only until their prerequisites
 sync). gsi2 is eventually consistent: a worker that blocks a record must re-check its prerequisites after
-:meth:`RecordsRepository.mark_blocked` (a prerequisite that synced in between would not release it).
+:meth:`RecordsRepository.mark_blocked` (a prerequisite that synced in between would not release it). A record
+skipped behind a prerequisite (:meth:`RecordsRepository.mark_skipped` with ``waiting_on``) keeps the set and
+is found the same way in the ``STATUS#skipped`` partition (``blocked_on(..., statuses=(BLOCKED, SKIPPED))``).
 
 Re-enqueueing a stored event is deduplicated on the target record: :meth:`RecordsRepository.mark_requeued`
 sets ``requeued_by`` only while the record is still blocked/skipped and unmarked (or marked by the same
@@ -382,28 +385,36 @@ class RecordsRepository:
         return RecordPage([SyncRecord.from_item(i) for i in page.items], page.last_key)
 
     def blocked_on(
-        self, prerequisite: RecordKey, *, dependent_type: str | None = None
+        self,
+        prerequisite: RecordKey,
+        *,
+        dependent_type: str | None = None,
+        statuses: Sequence[str] = (BLOCKED,),
     ) -> Iterator[SyncRecord]:
-        """The blocked records of the prerequisite's realm whose ``waiting_on`` names ``prerequisite``.
+        """The records of the prerequisite's realm in ``statuses`` whose ``waiting_on`` names it.
 
-        A Query of the realm's ``STATUS#blocked`` gsi2 partition filtered by ``contains(waiting_on, …)``
-        (see the module doc); ``dependent_type`` narrows it to one entity type.
+        A Query of the realm's ``STATUS#{status}`` gsi2 partition per status (``blocked``; ``skipped`` for
+        the records skipped behind a prerequisite) filtered by ``contains(waiting_on, …)`` (see the module
+        doc); ``dependent_type`` narrows it to one entity type.
         """
-        condition = "gsi2pk = :pk"
-        values: dict[str, Any] = {
-            ":pk": _status_pk(prerequisite.firm_id, prerequisite.realm_id, BLOCKED),
-            ":prereq": prerequisite.ref,
-        }
-        if dependent_type is not None:
-            condition += " AND begins_with(gsi2sk, :prefix)"
-            values[":prefix"] = f"{_check_entity_type(dependent_type)}#"
-        for item in self._table.query(
-            index="gsi2",
-            key_condition=condition,
-            filter_expression="contains(waiting_on, :prereq)",
-            values=values,
-        ):
-            yield SyncRecord.from_item(item)
+        if not statuses or any(s not in (BLOCKED, SKIPPED) for s in statuses):
+            raise ValueError("records wait on a prerequisite only while blocked or skipped")
+        for status in dict.fromkeys(statuses):
+            condition = "gsi2pk = :pk"
+            values: dict[str, Any] = {
+                ":pk": _status_pk(prerequisite.firm_id, prerequisite.realm_id, status),
+                ":prereq": prerequisite.ref,
+            }
+            if dependent_type is not None:
+                condition += " AND begins_with(gsi2sk, :prefix)"
+                values[":prefix"] = f"{_check_entity_type(dependent_type)}#"
+            for item in self._table.query(
+                index="gsi2",
+                key_condition=condition,
+                filter_expression="contains(waiting_on, :prereq)",
+                values=values,
+            ):
+                yield SyncRecord.from_item(item)
 
     def last_event(self, key: RecordKey) -> dict[str, Any] | None:
         """The newest platform event claimed for the record (its EventBridge envelope), or None.
@@ -822,17 +833,25 @@ class RecordsRepository:
         owner: str,
         reason: str,
         now: float,
+        waiting_on: Sequence[tuple[str, str]] = (),
     ) -> SyncRecord:
-        """The record is deliberately not synced (settings, admin skip); ``reason`` is shown to admins."""
+        """The record is deliberately not synced (settings, admin skip); ``reason`` is shown to admins.
+
+        ``waiting_on``: the record is skipped behind prerequisites that will not sync as things stand
+        (skipped, failed, unsynced); they are kept, so the record is released when they sync.
+        """
         if not reason:
             raise ValueError("a skip needs a reason")
+        keys = {_waiting_key(p) for p in waiting_on}
+        if key.ref in keys:
+            raise ValueError("a record cannot wait on itself")
         return self._transition(
             key,
             owner=owner,
             now=now,
             status=SKIPPED,
-            sets={"skip_reason": reason[:500]},
-            removes=[*_ERROR_ATTRS, "waiting_on"],
+            sets={"skip_reason": reason[:500], **({"waiting_on": keys} if keys else {})},
+            removes=[*_ERROR_ATTRS, *(() if keys else ("waiting_on",))],
         )
 
     def mark_blocked(
