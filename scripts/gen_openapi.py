@@ -7,7 +7,9 @@ tags and error responses; this script asks both for their OpenAPI schema and mer
 document (paths and component schemas; a component defined differently by the two is an error).
 
 Request validation failures are answered 400 by both handlers (never 422), so Powertools' generated 422
-responses are dropped. Keys are sorted and the file ends with a newline, so the output is stable.
+responses are dropped. An optional body (``Model | None``) is documented as the object it is when sent, not
+as "object or null": a body is a JSON object or absent (qbsync.api.common.body_problem refuses ``null``).
+Keys are sorted and the file ends with a newline, so the output is stable.
 
 Usage:
   python scripts/gen_openapi.py            # (re)write docs/openapi.json  (make openapi)
@@ -35,7 +37,8 @@ VERSION = "1.0.0"
 DESCRIPTION = (
     "Admin API of qbsync: the QuickBooks Online connection, sync settings, sync status, the error center "
     "and record actions. Every route but /oauth/callback needs the platform's admin JWT as a bearer token; "
-    'the firm and the role come from the token only. Errors are {"error": code, "message": text}. '
+    'the firm and the role come from the token only. Errors are {"error": code, "message": text}, a 5xx also '
+    'with "request_id". A request body is a JSON object of at most 256 KiB nested at most 32 levels. '
     "See docs/admin-api.md."
 )
 SECURITY_SCHEMES: dict[str, Any] = {
@@ -95,6 +98,18 @@ def _drop_422(doc: dict[str, Any]) -> None:
                 operation.get("responses", {}).pop("422", None)
 
 
+def _object_bodies(doc: dict[str, Any]) -> None:
+    """``anyOf [Model, null]`` request bodies -> ``Model``: an optional body is absent, never ``null``."""
+    for operations in doc.get("paths", {}).values():
+        for operation in operations.values():
+            body = operation.get("requestBody", {}) if isinstance(operation, dict) else {}
+            for media in body.get("content", {}).values():
+                branches = media.get("schema", {}).get("anyOf", [])
+                objects = [b for b in branches if b != {"type": "null"}]
+                if len(branches) == 2 and len(objects) == 1:
+                    media["schema"] = objects[0]
+
+
 def _unused_components(doc: dict[str, Any]) -> None:
     """Drop component schemas nothing references any more (Powertools' 422 models)."""
     schemas = doc.get("components", {}).get("schemas", {})
@@ -129,6 +144,7 @@ def merge(docs: list[dict[str, Any]]) -> dict[str, Any]:
     merged["paths"] = paths
     merged["components"] = {"schemas": schemas, "securitySchemes": SECURITY_SCHEMES}
     _drop_422(merged)
+    _object_bodies(merged)
     _unused_components(merged)
     return merged
 

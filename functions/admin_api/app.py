@@ -1,15 +1,18 @@
 """Admin API (docs/admin-api.md): settings, sync status, the error center and record actions.
 
 Thin: the routes live in :mod:`qbsync.api` as Powertools ``Router`` objects (one module per area), this
-handler includes them into one ``APIGatewayRestResolver`` with request validation on (pydantic models from
-the routes' annotations; they also make docs/openapi.json, see scripts/gen_openapi.py) and maps every
-failure to HTTP once:
+handler includes them into one :class:`qbsync.api.common.AdminResolver` (an ``APIGatewayRestResolver``
+whose routes match the whole path, so every path parameter reaches its pattern) with request validation on
+(pydantic models from the routes' annotations; they also make docs/openapi.json, see
+scripts/gen_openapi.py) and maps every failure to HTTP once:
 
-* :class:`qbsync.errors.QbsyncError` -> its status, ``{"error": code, "message": ...}``;
+* :class:`qbsync.errors.QbsyncError` -> its status, ``{"error": code, "message": ...}`` (a 5xx also carries
+  the ``request_id``; its message is ``"internal error"`` unless it is retryable);
 * a request that fails validation -> 400 naming the fields (never 422, never the values sent); so does a
-  body that is not UTF-8 JSON (checked before routing: :func:`qbsync.api.common.body_problem`);
+  body that is not a JSON object of at most 256 KiB nested at most 32 levels, or not UTF-8 JSON (checked
+  before routing and before parsing: :func:`qbsync.api.common.body_problem`);
 * an unknown route -> 404 JSON;
-* anything else is a bug -> 500 ``internal error``, logged with its stack;
+* anything else is a bug -> 500 ``internal error`` with the ``request_id``, logged with its stack;
 * a missing or bad setting (environment, secret field) is found at the start of the invocation
   (:func:`qbsync.wiring.start`): logged with the setting's name, answered 500 with the request id.
 
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
@@ -30,7 +33,7 @@ from qbsync.api import actions_routes, common, errors_routes, records_routes, se
 from qbsync.errors import ConfigurationError, NotFound, QbsyncError
 from qbsync.observability import logger, metrics, tracer
 
-app = APIGatewayRestResolver(enable_validation=True)
+app = common.AdminResolver(enable_validation=True)
 app.include_router(settings_routes.router)
 app.include_router(records_routes.router)
 app.include_router(errors_routes.router)

@@ -18,7 +18,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from qbsync import wiring
 from qbsync.api.common import (
     body_problem,
@@ -40,15 +40,15 @@ app = APIGatewayRestResolver(enable_validation=True)
 
 
 class ConnectUrlRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     settings: ConnectSettings | None = None
 
 
 class ConfirmSwitchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    confirmation: str
+    confirmation: str = Field(max_length=32, description='"ACCEPT"')
 
 
 def _service() -> ConnectionService:

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
 from botocore.stub import Stubber
 from qbsync.adapters.dynamodb import DynamoTable, transact_write
+from qbsync.api.common import qbsync_error_response
 from qbsync.errors import (
     ConfigurationError,
     Conflict,
+    DataError,
+    InfrastructureError,
     RetryableError,
     ServiceUnavailable,
     Throttled,
 )
+from qbsync.observability import logger
 
 
 @pytest.fixture
@@ -230,3 +235,29 @@ def test_batch_write_retries_unprocessed_items_then_raises(aws_client, table_nam
             table.batch_write(puts=[{"pk": "a", "sk": "b"}])
         stub.assert_no_pending_responses()
     assert err.value.extra["unprocessed"] == 1
+
+
+def test_an_item_over_dynamodbs_size_limit_is_an_infrastructure_error_never_the_callers_data(
+    table, table_name
+):
+    """Issue 10 item 5: the 400 KB item limit reached (a 1.4 MB settings map) was answered as the firm's
+    data_error naming the table. With every collection bounded it can only be a bug: a 500 with the
+    request id, nothing internal in the answer."""
+    with pytest.raises(InfrastructureError) as caught:
+        table.put({"pk": "FIRM#1", "sk": "SETTINGS", "settings": "x" * 420_000})
+    err = caught.value
+    assert not isinstance(err, DataError) and err.http_status == 500
+    assert err.extra["aws_error_code"] == "ValidationException"
+    assert table.get({"pk": "FIRM#1", "sk": "SETTINGS"}, consistent=True) is None
+    logger.set_correlation_id("req-item-size")
+    try:
+        answer = qbsync_error_response(err)
+    finally:
+        logger.set_correlation_id(None)
+    assert answer.status_code == 500
+    assert json.loads(answer.body) == {
+        "error": "infrastructure_error",
+        "message": "internal error",
+        "request_id": "req-item-size",
+    }
+    assert table_name not in answer.body and "DynamoDB" not in answer.body

@@ -12,6 +12,7 @@ from typing import Any
 from qbsync.api import common
 from qbsync.api.records_routes import _decode_cursor, _encode_cursor
 from qbsync.errors import BadRequest, Conflict, InfrastructureError, ServiceUnavailable, TooManyRequests
+from qbsync.observability import logger
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -41,11 +42,20 @@ def test_domain_errors_keep_their_status_code_and_message() -> None:
     assert unavailable.status_code == 503 and unavailable.headers["Retry-After"] == "1"
 
 
-def test_a_request_aws_rejects_is_a_bare_500_that_does_not_blame_the_caller() -> None:
+def test_a_request_aws_rejects_is_a_500_with_the_request_id_that_does_not_blame_the_caller() -> None:
     rejected = InfrastructureError("DynamoDB PutItem on t: request rejected (ValidationException)")
-    response = common.qbsync_error_response(rejected)
+    logger.set_correlation_id("req-7f3a")
+    try:
+        response = common.qbsync_error_response(rejected)
+    finally:
+        logger.set_correlation_id(None)
     assert response.status_code == 500
-    assert _body(response) == {"error": "infrastructure_error", "message": "internal error"}
+    assert _body(response) == {
+        "error": "infrastructure_error",
+        "message": "internal error",
+        "request_id": "req-7f3a",
+    }
+    assert "DynamoDB" not in response.body and "PutItem" not in response.body
 
 
 def test_validation_errors_name_fields_never_values() -> None:
@@ -98,12 +108,16 @@ def test_documented_responses_include_success_and_the_common_errors() -> None:
     assert 200 not in common.error_responses(ok=None)
 
 
-def test_the_handler_maps_unexpected_exceptions_to_a_bare_500_and_routes_domain_errors() -> None:
+def test_the_handler_maps_unexpected_exceptions_to_a_500_with_a_request_id_and_routes_domain_errors() -> None:
     app = _load_admin_app().app
     manager = app.exception_handler_manager
-    bug = manager.lookup_exception_handler(KeyError)(KeyError("settings"))
+    logger.set_correlation_id("req-9c1d")
+    try:
+        bug = manager.lookup_exception_handler(KeyError)(KeyError("settings"))
+    finally:
+        logger.set_correlation_id(None)
     assert bug.status_code == 500
-    assert _body(bug) == {"error": "internal_error", "message": "internal error"}
+    assert _body(bug) == {"error": "internal_error", "message": "internal error", "request_id": "req-9c1d"}
     refused = manager.lookup_exception_handler(BadRequest)(BadRequest("cursor: bad"))
     assert refused.status_code == 400 and _body(refused)["message"] == "cursor: bad"
 

@@ -86,3 +86,21 @@ def test_retry_request_scopes_need_their_target() -> None:
     with pytest.raises(BadRequest, match="category"):
         parse_retry_request({**base, "scope": "category", "category": "Stuff"})
     assert isinstance(RetryRequest.model_validate({**base, "scope": "all"}), RetryRequest)
+
+
+def test_commands_coerce_nothing() -> None:
+    """Strict like the API bodies: "yes" is not true, a number is not an id, a string is not a time."""
+    for overrides, where in (
+        ({"force": "yes"}, "force"),
+        ({"force": 1}, "force"),
+        ({"platform_id": 9}, "platform_id"),
+        ({"platform_id": "inv_9\n"}, "platform_id"),
+    ):
+        with pytest.raises(BadRequest) as caught:
+            parse_sync_command(_command(**overrides))
+        assert caught.value.message.startswith(f"SyncCommand: {where}: "), overrides
+    retry = {"firm_id": "f_1", "request_id": "r-1", "scope": "all", "requested_at": "1767571200"}
+    with pytest.raises(BadRequest) as caught:
+        parse_retry_request(retry)
+    assert caught.value.message == "RetryRequest: requested_at: Input should be a valid number"
+    assert parse_retry_request({**retry, "requested_at": 1767571200}).requested_at == 1767571200.0

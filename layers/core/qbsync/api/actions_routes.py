@@ -27,7 +27,7 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from qbsync import wiring
-from qbsync.api.common import caller_of, error_responses
+from qbsync.api.common import ErrorIdPath, PlatformIdPath, caller_of, error_responses
 from qbsync.errorcenter.actions import AccountActionResult, valid_display_name
 from qbsync.errors import BadRequest
 from qbsync.observability import metrics
@@ -53,12 +53,9 @@ __all__ = [
 router = Router()
 
 SyncEntityType = SyncableType
-ID_PATTERN = r"^[A-Za-z0-9_.:@-]{1,128}$"
 QBO_ID_PATTERN = r"^[0-9]{1,20}$"
-PlatformId = Annotated[str, Path(pattern=ID_PATTERN, description="the record's platform id")]
-ErrorId = Annotated[
-    str, Path(pattern=r"^[A-Za-z0-9_.-]{1,80}$", description="the error's id (from GET /errors)")
-]
+PlatformId = PlatformIdPath
+ErrorId = ErrorIdPath
 _RECORD_TAGS = ["records"]
 _ERROR_TAGS = ["errors"]
 _SERVICE_TAGS = ["services"]
@@ -68,13 +65,13 @@ _SERVICE_TAGS = ["services"]
 
 
 class MapCustomerBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     qbo_customer_id: str = Field(pattern=QBO_ID_PATTERN, description="the QuickBooks customer's Id")
 
 
 class CreateCustomerBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     display_name: str | None = Field(
         None,
@@ -96,7 +93,7 @@ class CreateCustomerBody(BaseModel):
 
 
 class CopyServicesBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     qbo_item_ids: list[Annotated[str, Field(pattern=QBO_ID_PATTERN)]] = Field(
         min_length=1, max_length=100, description="QuickBooks Item ids (from GET /services/qbo-candidates)"

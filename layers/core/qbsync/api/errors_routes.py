@@ -21,12 +21,12 @@ from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from qbsync import wiring
-from qbsync.api.common import caller_of, error_responses
+from qbsync.api.common import ErrorIdPath, caller_of, error_responses
 from qbsync.errorcenter.retry import RetryAccepted
 from qbsync.observability import metrics
 from qbsync.repositories.error_log import ErrorEntry
@@ -47,9 +47,7 @@ router = Router()
 
 Category = ErrorCategory
 Status = Literal["open", "resolved", "skipped"]
-ErrorId = Annotated[
-    str, Path(pattern=r"^[A-Za-z0-9_.-]{1,80}$", description="the error's id (from GET /errors)")
-]
+ErrorId = ErrorIdPath
 _TAGS = ["errors"]
 
 
@@ -142,7 +140,7 @@ class ErrorCounts(BaseModel):
 class RetryBody(BaseModel):
     """What to resync: every open error of one category, or of the firm."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     scope: Literal["category", "all"]
     category: Category | None = Field(None, description="required with scope 'category'")

@@ -22,9 +22,9 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from qbsync.api.common import caller_of, error_responses
+from qbsync.api.common import PlatformIdPath, caller_of, error_responses
 from qbsync.errors import BadRequest, NotFound
-from qbsync.models.record_key import RecordKey
+from qbsync.models.record_key import ID_PATTERN, RecordKey
 from qbsync.repositories.records import RecordError, SyncRecord
 from qbsync.vocab import RecordType
 from qbsync.wiring import RecordsWiring, records_wiring
@@ -35,7 +35,6 @@ router = Router()
 
 EntityType = RecordType
 Status = Literal["not_synced", "syncing", "synced", "failed", "skipped", "blocked"]
-ID_PATTERN = r"^[A-Za-z0-9_.:@-]{1,128}$"
 _CURSOR_MAX = 2048
 
 
@@ -213,9 +212,7 @@ def list_sync_records(
 )
 def get_sync_record(
     entity_type: Annotated[EntityType, Path(description="record type")],
-    platform_id: Annotated[
-        str, Path(description="platform id of the record", pattern=ID_PATTERN, max_length=128)
-    ],
+    platform_id: PlatformIdPath,
 ) -> RecordRow:
     caller = caller_of(router)
     w = records_wiring()

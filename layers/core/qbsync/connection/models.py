@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from qbsync.models.firm_settings import IsoDate
 from qbsync.repositories.connections import ArchivedConnection, Connection
 
 
@@ -15,14 +16,14 @@ def _iso(epoch: float | None) -> str | None:
 
 
 class ConnectSettings(BaseModel):
-    """What the owner picks before consent (PRODUCT.md B.1-B.2)."""
+    """What the owner picks before consent (PRODUCT.md B.1-B.2). Strict, like the settings it seeds."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     #: which client accounts sync: only those with invoices or payments (default), or all.
     sync_accounts: Literal["with_activity", "all"] = "with_activity"
     #: accounts, invoices and payments dated before this are not synced.
-    sync_start_date: date | None = None
+    sync_start_date: IsoDate | None = None
 
 
 class ConnectUrl(BaseModel):

@@ -11,7 +11,8 @@
 ``RetryQueue`` carries :class:`RetryRequest` bodies (the admin API, schedules) and, through
 ``ConnectionResumeRule``, "Connection Changed" events of qbsync's own bus (status ``connected``).
 
-Both models are strict (unknown fields rejected) and versioned by ``kind``. A queue body is told apart and
+Both models are strict (unknown fields rejected, no type coercion: ``force`` is a JSON boolean) and
+versioned by ``kind``. A queue body is told apart and
 parsed once, at the edge, by :mod:`qbsync.models.messages`.
 """
 
@@ -23,6 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from qbsync.errors import BadRequest
+from qbsync.models.record_key import ID_PATTERN
 from qbsync.vocab import ErrorCategory, SyncableType
 
 __all__ = [
@@ -36,7 +38,7 @@ __all__ = [
 
 SYNC_COMMAND_KIND = "qbsync.sync_record.v1"
 RETRY_REQUEST_KIND = "qbsync.retry_request.v1"
-_ID = r"^[A-Za-z0-9_.:@-]{1,128}$"
+_ID = ID_PATTERN
 
 
 class SyncCommand(BaseModel):
@@ -48,7 +50,7 @@ class SyncCommand(BaseModel):
     fan-out idempotency); ``requested_by`` is the admin user id (never a name or an email).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     kind: Literal["qbsync.sync_record.v1"] = "qbsync.sync_record.v1"
     firm_id: str = Field(pattern=_ID)
@@ -68,7 +70,7 @@ class RetryRequest(BaseModel):
     enqueues a record twice.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     kind: Literal["qbsync.retry_request.v1"] = "qbsync.retry_request.v1"
     firm_id: str = Field(pattern=_ID)

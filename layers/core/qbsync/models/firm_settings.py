@@ -3,18 +3,60 @@
 The settings hold QBO ids chosen by the firm. Whether those ids still exist in the company, and have
 the right type, is checked against :class:`qbsync.qbo.reference.QboReference` when a payload is built
 (:mod:`qbsync.outbound.mapping` raises :class:`~qbsync.outbound.mapping.MappingError` with the fix).
+
+The models are strict (they are the body of ``PUT /settings``): a boolean is ``true``/``false`` (not
+``"yes"``, not ``1``), an id is a string (not a number), a date is ``YYYY-MM-DD`` (not a date-time), and
+every map has a maximum (:data:`MAX_TAX_MAP`, :data:`MAX_WORK_TYPE_MAP`) whose keys are platform ids.
+A document at every maximum still fits a request body and a DynamoDB item (tests/unit/models).
 """
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Literal
+import re
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, WithJsonSchema, model_validator
+from pydantic.config import JsonDict
+from pydantic_core import PydanticCustomError
 
-__all__ = ["FirmSyncSettings", "TaxMapping"]
+from qbsync.models.record_key import ID_PATTERN
 
-QboId = str
+__all__ = ["MAX_TAX_MAP", "MAX_WORK_TYPE_MAP", "FirmSyncSettings", "IsoDate", "TaxMapping"]
+
+#: at most this many platform tax rates mapped (``tax_map``)
+MAX_TAX_MAP = 200
+#: at most this many platform work types mapped (``work_type_map``)
+MAX_WORK_TYPE_MAP = 500
+
+QboId = StrictStr
+#: a platform id as a map key (tax rate, work type): the one id vocabulary of qbsync
+PlatformKey = Annotated[StrictStr, Field(pattern=ID_PATTERN)]
+#: a map keyed by platform ids: keys that are not one are refused (JSON Schema: patternProperties alone
+#: would let any other key through)
+_ONLY_ID_KEYS: JsonDict = {"additionalProperties": False}
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_date(value: Any) -> date:
+    # pydantic turns "2026-01-05T00:00:00" (and 1767571200) into a date; a date-time is not a date here
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise PydanticCustomError("date_value", "expected a date YYYY-MM-DD that exists") from None
+    raise PydanticCustomError("date_type", "expected a date YYYY-MM-DD (not a date-time, not a number)")
+
+
+#: a calendar date, written ``YYYY-MM-DD``, nothing else
+IsoDate = Annotated[
+    date,
+    BeforeValidator(_iso_date),
+    WithJsonSchema({"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"}),
+]
 
 
 class TaxMapping(BaseModel):
@@ -24,7 +66,7 @@ class TaxMapping(BaseModel):
     firm names the primary and the secondary QBO TaxRate it is made of; they must belong to the code.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     tax_code_id: QboId = Field(min_length=1, max_length=64)
     primary_rate_id: QboId | None = Field(None, min_length=1, max_length=64)
@@ -61,15 +103,25 @@ class FirmSyncSettings(BaseModel):
       of lines whose work type is not mapped (None = the "Sales" item).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     sync_accounts: Literal["with_activity", "all"] = "with_activity"
-    sync_start_date: date | None = None
+    sync_start_date: IsoDate | None = None
     sync_offline_payments: bool = False
     deposit_account_id: QboId | None = Field(None, min_length=1, max_length=64)
     service_income_account_id: QboId | None = Field(None, min_length=1, max_length=64)
     fee_expense_account_id: QboId | None = Field(None, min_length=1, max_length=64)
     customer_type_id: QboId | None = Field(None, min_length=1, max_length=64)
-    tax_map: dict[str, TaxMapping] = Field(default_factory=dict)
-    work_type_map: dict[str, QboId] = Field(default_factory=dict)
+    tax_map: dict[PlatformKey, TaxMapping] = Field(
+        default_factory=dict,
+        max_length=MAX_TAX_MAP,
+        description=f"at most {MAX_TAX_MAP} entries",
+        json_schema_extra=_ONLY_ID_KEYS,
+    )
+    work_type_map: dict[PlatformKey, Annotated[QboId, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=dict,
+        max_length=MAX_WORK_TYPE_MAP,
+        description=f"at most {MAX_WORK_TYPE_MAP} entries",
+        json_schema_extra=_ONLY_ID_KEYS,
+    )
     default_service_id: QboId | None = Field(None, min_length=1, max_length=64)

@@ -16,15 +16,17 @@ from typing import Any
 
 from qbsync.vocab import RECORD_TYPES
 
-__all__ = ["RecordKey", "check_id", "check_record_type"]
+__all__ = ["ID_PATTERN", "RecordKey", "check_id", "check_record_type"]
 
 
-_ID_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")  # ids are opaque ASCII and never contain '#'
+#: a firm, realm or platform id: opaque ASCII that never contains '#' (every model and route uses this one)
+ID_PATTERN = r"^[A-Za-z0-9_.:@-]{1,128}$"
+_ID_RE = re.compile(ID_PATTERN)
 
 
 def check_id(value: Any, what: str) -> str:
     """``value`` when it is a valid id; ValueError naming ``what`` otherwise."""
-    if not isinstance(value, str) or not _ID_RE.match(value):
+    if not isinstance(value, str) or not _ID_RE.fullmatch(value):  # match: `$` passes a final "\n"
         raise ValueError(f"invalid {what} {value!r}: 1-128 letters, digits or _ . : @ -")
     return value
 

@@ -51,7 +51,7 @@ from qbsync.catalog import explain
 from qbsync.errors import BadRequest, Conflict, NotFound, QbsyncError, RetryableError
 from qbsync.repositories._ddb import as_float, as_int
 
-__all__ = ["RETENTION_SECONDS", "STATUSES", "ErrorEntry", "ErrorLogRepository"]
+__all__ = ["ERROR_ID_PATTERN", "RETENTION_SECONDS", "STATUSES", "ErrorEntry", "ErrorLogRepository"]
 
 OPEN = "open"
 RESOLVED = "resolved"
@@ -60,6 +60,8 @@ STATUSES: tuple[str, ...] = (OPEN, RESOLVED, SKIPPED)
 #: Closed entries expire 180 days after they were resolved/skipped.
 RETENTION_SECONDS = 180 * 24 * 3600
 MAX_LIMIT = 200
+#: what an error id looks like from outside (the ids minted here are ``{16 hex}-{generation}``)
+ERROR_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,80}$"
 _MAX_RACE = 8
 _MESSAGE_MAX = 500
 _ACTION_MAX = 64

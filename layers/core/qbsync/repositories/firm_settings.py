@@ -9,7 +9,6 @@ consent, which the connection item keeps: ``sync_accounts`` and ``sync_start_dat
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,12 +17,12 @@ from pydantic import ValidationError
 from qbsync.adapters.dynamodb import DynamoTable
 from qbsync.errors import DataError
 from qbsync.models.firm_settings import FirmSyncSettings
+from qbsync.models.record_key import check_id
 from qbsync.repositories._ddb import as_float
 
 __all__ = ["SK_SETTINGS", "FirmSettingsRepository", "InvalidSettings"]
 
 SK_SETTINGS = "SETTINGS"
-_ID_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
 #: connection settings (chosen before consent) that seed the defaults of a firm without a SETTINGS item
 _SEED_FIELDS = ("sync_accounts", "sync_start_date")
 
@@ -35,8 +34,7 @@ class InvalidSettings(DataError):
 
 
 def _key(firm_id: str) -> dict[str, str]:
-    if not isinstance(firm_id, str) or not _ID_RE.match(firm_id):
-        raise ValueError("invalid firm_id: 1-128 letters, digits or _ . : @ -")
+    check_id(firm_id, "firm_id")
     return {"pk": f"FIRM#{firm_id}", "sk": SK_SETTINGS}
 
 
