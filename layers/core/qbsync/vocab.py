@@ -166,8 +166,12 @@ def record_error_category(record_type: str) -> str:
 ID_CHARS = r"A-Za-z0-9_.:\-"
 #: the longest id
 ID_MAX_LENGTH = 128
-#: the JSON-schema pattern of an id (with :data:`ID_MAX_LENGTH`; :class:`qbsync.models.common.Id`)
+#: the JSON-schema pattern of an id of the platform's events (with :data:`ID_MAX_LENGTH`;
+#: :class:`qbsync.models.common.Id`) and of the admin JWT's ``firm_id``
 ID_PATTERN = rf"^[{ID_CHARS}]+$"
+#: an id qbsync keys a record, a command, a path parameter or a settings map by: the platform's ids and
+#: also ``@`` (request ids); never ``#``, the table keys' separator (``qbsync.models.record_key.check_id``)
+RECORD_ID_PATTERN = rf"^[{ID_CHARS}@]{{1,{ID_MAX_LENGTH}}}$"
 #: a platform user id (the admin JWT's ``sub``): an id that may also carry ``@``, ``+`` and ``|`` (e-mail
 #: addresses and identity-provider subjects such as ``auth0|abc``)
 USER_ID_PATTERN = rf"^[{ID_CHARS}@+|]{{1,{ID_MAX_LENGTH}}}$"

@@ -29,9 +29,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from qbsync.auth import Caller, caller_from_event
 from qbsync.errors import ConfigurationError, QbsyncError, RetryableError, TooManyRequests
-from qbsync.models.record_key import ID_PATTERN
 from qbsync.observability import bind_context, logger
 from qbsync.repositories.error_log import ERROR_ID_PATTERN
+from qbsync.vocab import RECORD_ID_PATTERN
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -61,7 +61,7 @@ MAX_BODY_DEPTH = 32
 
 #: ``{platform_id}``, ``{client_id}``: a platform id (the one id vocabulary, :mod:`qbsync.models.record_key`)
 PlatformIdPath = Annotated[
-    str, Path(pattern=ID_PATTERN, max_length=128, description="the record's platform id")
+    str, Path(pattern=RECORD_ID_PATTERN, max_length=128, description="the record's platform id")
 ]
 #: ``{error_id}``: an error-center id, as ``GET /errors`` lists it
 ErrorIdPath = Annotated[

@@ -24,9 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from qbsync.api.common import PlatformIdPath, caller_of, error_responses
 from qbsync.errors import BadRequest, NotFound
-from qbsync.models.record_key import ID_PATTERN, RecordKey
+from qbsync.models.record_key import RecordKey
 from qbsync.repositories.records import RecordError, SyncRecord
-from qbsync.vocab import RecordType
+from qbsync.vocab import RECORD_ID_PATTERN, RecordType
 from qbsync.wiring import RecordsWiring, records_wiring
 
 __all__ = ["RecordList", "RecordRow", "SyncSummary", "router"]
@@ -171,7 +171,8 @@ def list_sync_records(
     entity_type: Annotated[EntityType | None, Query(description="only this record type")] = None,
     status: Annotated[Status | None, Query(description="only records in this sync status")] = None,
     client_id: Annotated[
-        str | None, Query(description="platform id of a client account", pattern=ID_PATTERN, max_length=128)
+        str | None,
+        Query(description="platform id of a client account", pattern=RECORD_ID_PATTERN, max_length=128),
     ] = None,
     cursor: Annotated[
         str | None, Query(description="next_cursor of the previous page", max_length=_CURSOR_MAX)

@@ -24,8 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from qbsync.errors import BadRequest
-from qbsync.models.record_key import ID_PATTERN
-from qbsync.vocab import ErrorCategory, SyncableType
+from qbsync.vocab import RECORD_ID_PATTERN, ErrorCategory, SyncableType
 
 __all__ = [
     "RETRY_REQUEST_KIND",
@@ -38,7 +37,7 @@ __all__ = [
 
 SYNC_COMMAND_KIND = "qbsync.sync_record.v1"
 RETRY_REQUEST_KIND = "qbsync.retry_request.v1"
-_ID = ID_PATTERN
+_ID = RECORD_ID_PATTERN
 
 
 class SyncCommand(BaseModel):

@@ -20,7 +20,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, W
 from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
-from qbsync.models.record_key import ID_PATTERN
+from qbsync.vocab import RECORD_ID_PATTERN
 
 __all__ = ["MAX_TAX_MAP", "MAX_WORK_TYPE_MAP", "FirmSyncSettings", "IsoDate", "TaxMapping"]
 
@@ -31,7 +31,7 @@ MAX_WORK_TYPE_MAP = 500
 
 QboId = StrictStr
 #: a platform id as a map key (tax rate, work type): the one id vocabulary of qbsync
-PlatformKey = Annotated[StrictStr, Field(pattern=ID_PATTERN)]
+PlatformKey = Annotated[StrictStr, Field(pattern=RECORD_ID_PATTERN)]
 #: a map keyed by platform ids: keys that are not one are refused (JSON Schema: patternProperties alone
 #: would let any other key through)
 _ONLY_ID_KEYS: JsonDict = {"additionalProperties": False}

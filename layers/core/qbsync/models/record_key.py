@@ -14,14 +14,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from qbsync.vocab import RECORD_TYPES
+from qbsync.vocab import RECORD_ID_PATTERN, RECORD_TYPES
 
-__all__ = ["ID_PATTERN", "RecordKey", "check_id", "check_record_type"]
+__all__ = ["RecordKey", "check_id", "check_record_type"]
 
 
-#: a firm, realm or platform id: opaque ASCII that never contains '#' (every model and route uses this one)
-ID_PATTERN = r"^[A-Za-z0-9_.:@-]{1,128}$"
-_ID_RE = re.compile(ID_PATTERN)
+_ID_RE = re.compile(RECORD_ID_PATTERN)
 
 
 def check_id(value: Any, what: str) -> str:
