@@ -513,7 +513,8 @@ REASONS: dict[str, _Entry] = {
             "amount_not_positive",
             "Amount is zero or negative",
             "QuickBooks records payments, refunds and fees only with an amount greater than zero.",
-            "Correct the amount on the platform (or delete the record); the corrected record syncs by itself.",
+            "Correct the amount on the platform (or delete the record); the corrected record syncs by "
+            "itself.",
         ),
         _Entry(
             "amount_too_large",

@@ -13,7 +13,9 @@ def _posts(stack: SyncStack) -> int:
     return sum(1 for r in stack.sim.control.requests(stack.realm_id, limit=500) if r.get("method") == "POST")
 
 
-def test_a_service_with_a_negative_rate_is_a_services_error_until_the_platform_fixes_it(stack: SyncStack) -> None:
+def test_a_service_with_a_negative_rate_is_a_services_error_until_the_platform_fixes_it(
+    stack: SyncStack,
+) -> None:
     firm = new_firm()
     stack.connect(firm)
     before = _posts(stack)

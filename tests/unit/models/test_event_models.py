@@ -190,7 +190,7 @@ def test_payment_rules():
 
     typed = copy.deepcopy(event)
     typed["detail"]["data"]["amount"] = 700  # a JSON number is still not money: malformed
-    with pytest.raises(BadRequest, match="data.amount"):
+    with pytest.raises(BadRequest, match=r"data\.amount"):
         parse_platform_event(typed)
 
 

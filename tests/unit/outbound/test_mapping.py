@@ -408,7 +408,10 @@ def _refusal(record: object) -> tuple[str, str]:
         (lambda: service(rate="-10.00"), ("Services", "service_rate_negative")),
         (lambda: service(rate="10000000000.00"), ("Services", "amount_too_large")),
         (lambda: invoice(line_items=[]), ("Invoices", "invoice_without_lines")),
-        (lambda: invoice([line("l1", "1", "5.00"), line("l1", "1", "6.00")]), ("Invoices", "duplicate_line_ids")),
+        (
+            lambda: invoice([line("l1", "1", "5.00"), line("l1", "1", "6.00")]),
+            ("Invoices", "duplicate_line_ids"),
+        ),
         (lambda: invoice([line("l1", "1", "5.00", amount="-5.00")]), ("Invoices", "negative_line_amount")),
         (lambda: invoice([line("l1", "3", "5.00", amount="15.02")]), ("Invoices", "line_amount_mismatch")),
         (lambda: invoice([line("l1", "1", "5.00", tax_amount="-0.50")]), ("Invoices", "negative_tax")),

@@ -118,9 +118,9 @@ __all__ = [
     "NOT_RECEIVED",
     "AccountActionResult",
     "ManualSyncResult",
+    "NumberingResult",
     "QboCustomer",
     "RecordActions",
-    "NumberingResult",
     "ServiceActionResult",
     "UnsyncResult",
     "UnsyncedObject",
@@ -222,7 +222,8 @@ class AccountActionResult:
 
 @dataclass(frozen=True)
 class NumberingResult:
-    """``let_qbo_number``: the invoice's resync is queued (``request_id``); the error resolves when it syncs."""
+    """``let_qbo_number``: the invoice's resync is queued (``request_id``); the error resolves when it
+    syncs."""
 
     error_id: str
     invoice_id: str
@@ -792,7 +793,9 @@ class RecordActions:
         require_role(caller, *_WRITE_ROLES)
         entry = self._open_error(caller, error_id)
         if entry.entity_type != "invoice" or entry.code != DOC_NUMBER_TOO_LONG:
-            raise Conflict("this action is only available for errors of invoice numbers too long for QuickBooks")
+            raise Conflict(
+                "this action is only available for errors of invoice numbers too long for QuickBooks"
+            )
         connection = self._connection(caller)
         key = RecordKey(caller.firm_id, connection.realm_id, "invoice", entry.platform_id)
         if self._records.get(key) is None:
@@ -804,7 +807,11 @@ class RecordActions:
             raise Conflict("the invoice is being synced or changed right now; reload the error") from None
         request_id = _new_request_id()
         self._errorlog.note_action(
-            caller.firm_id, entry.error_id, action="let QuickBooks number it", by=caller.user_id, now=now,
+            caller.firm_id,
+            entry.error_id,
+            action="let QuickBooks number it",
+            by=caller.user_id,
+            now=now,
             detail=request_id,
         )
         self._send_commands(

@@ -22,7 +22,9 @@ two-decimal string, a date that is not a date, a value outside its enumeration),
 well-typed value that QuickBooks would refuse or qbsync cannot map - an invoice number over 21 characters,
 a negative rate, an amount QuickBooks cannot hold, a date it cannot take, totals that do not add up - is
 accepted here and becomes an explained error on its record
-(:func:`qbsync.outbound.mapping.check_record`), so it reaches the error center instead of the DLQ. JSON Schemas of these models are committed in ``docs/events/platform``
+(:func:`qbsync.outbound.mapping.check_record`), so it reaches the error center instead of the DLQ.
+
+JSON Schemas of these models are committed in ``docs/events/platform``
 (``scripts/gen_event_schemas.py``).
 """
 
@@ -97,7 +99,9 @@ class ClientAccount(EventModel):
     """A client account (QBO Customer; ``name`` becomes ``DisplayName``)."""
 
     id: Id
-    name: str = Field(min_length=1, description="Account name; QBO DisplayName (QBO takes up to 500 characters)")
+    name: str = Field(
+        min_length=1, description="Account name; QBO DisplayName (QBO takes up to 500 characters)"
+    )
     account_type: Literal["individual", "company"] = "individual"
     active: bool = True
     contact_ids: list[Id] = Field(default_factory=list, description="Contacts linked to the account")
@@ -143,7 +147,9 @@ class InvoiceLine(EventModel):
     description: str | None = Field(None, max_length=4000)
     quantity: Quantity
     rate: Money
-    amount: Money = Field(description="quantity x rate, rounded half-up to cents (else an error on the record)")
+    amount: Money = Field(
+        description="quantity x rate, rounded half-up to cents (else an error on the record)"
+    )
     tax_rate_id: Id | None = Field(None, description="Platform tax rate; mapped by the firm's tax map")
     tax_amount: Money | None = Field(None, description="US automated sales tax amount, sent as such")
 
@@ -163,7 +169,8 @@ class Invoice(EventModel):
     due_date: date | None = None
     currency: Currency
     line_items: list[InvoiceLine] = Field(
-        description="at least one line, ids unique, amounts adding up to subtotal (else an error on the record)"
+        description="at least one line, ids unique, amounts adding up to subtotal "
+        "(else an error on the record)"
     )
     subtotal: Money
     tax_total: Money = Decimal("0.00")
@@ -542,24 +549,31 @@ def parse_platform_event(event: Mapping[str, Any]) -> PlatformEvent:
     source = event.get("source")
     detail_type = event.get("detail-type")
     detail = event.get("detail")
+    # the ids that say whose event it is (strings only, never other values): on every refusal below
+    ids: dict[str, str] = {}
+    if isinstance(detail, Mapping):
+        ids = {k: v for k in ("event_id", "firm_id") if isinstance(v := detail.get(k), str)}
     if source != PLATFORM_SOURCE:
-        raise BadRequest(f"event source must be {PLATFORM_SOURCE!r}, got {source!r}")
+        raise BadRequest(f"event source must be {PLATFORM_SOURCE!r}, got {source!r}", **_ids(ids))
     if not isinstance(detail_type, str):
-        raise BadRequest("event has no detail-type")
+        raise BadRequest("event has no detail-type", **_ids(ids))
     cls = PLATFORM_EVENT_TYPES.get(detail_type)
     if cls is None:
-        raise BadRequest(f"unknown platform event detail-type {detail_type!r}", detail_type=detail_type[:100])
+        raise BadRequest(
+            f"unknown platform event detail-type {detail_type[:100]!r}",
+            detail_type=detail_type[:100],
+            **_ids(ids),
+        )
     if not isinstance(detail, Mapping):
         raise BadRequest(f"{detail_type}: detail must be a JSON object", detail_type=detail_type)
     try:
         return cls.model_validate(detail)
     except ValidationError as exc:
-        event_id = detail.get("event_id") if isinstance(detail.get("event_id"), str) else None
-        firm_id = detail.get("firm_id") if isinstance(detail.get("firm_id"), str) else None
         # `from None`: the pydantic error repr embeds input values (client personal data).
         raise BadRequest(
-            f"{detail_type}: invalid detail: {_describe(exc)}",
-            detail_type=detail_type,
-            event_id=event_id,
-            firm_id=firm_id,
+            f"{detail_type}: invalid detail: {_describe(exc)}", detail_type=detail_type, **_ids(ids)
         ) from None
+
+
+def _ids(ids: Mapping[str, str]) -> dict[str, Any]:
+    return {"event_id": ids.get("event_id"), "firm_id": ids.get("firm_id")}

@@ -62,8 +62,8 @@ from qbsync.vocab import MappingCategory
 __all__ = [
     "AMOUNT_LIMIT",
     "DOC_NUMBER_MAX",
-    "LATEST_DATE",
     "EARLIEST_DATE",
+    "LATEST_DATE",
     "PAYMENT_REF_MAX",
     "MappingError",
     "Resolved",
@@ -392,7 +392,8 @@ def _check_invoice_lines(invoice: Invoice) -> None:
             "too_many_lines",
             "invoice",
             eid,
-            f"This invoice has {len(invoice.line_items)} lines; QuickBooks accepts up to {INVOICE_LINES_MAX}. "
+            f"This invoice has {len(invoice.line_items)} lines; QuickBooks accepts up to "
+            f"{INVOICE_LINES_MAX}. "
             "Split it into several invoices on the platform.",
         )
     if len({line.id for line in invoice.line_items}) != len(invoice.line_items):
@@ -411,8 +412,8 @@ def _check_invoice_lines(invoice: Invoice) -> None:
                 "negative_line_amount",
                 "invoice",
                 eid,
-                f"Invoice line {line.id} has a negative rate or amount, which QuickBooks does not accept. Use "
-                "a discount or a credit on the platform instead.",
+                f"Invoice line {line.id} has a negative rate or amount, which QuickBooks does not accept. "
+                "Use a discount or a credit on the platform instead.",
             )
         if line.tax_amount is not None and line.tax_amount < 0:
             raise _refused(
@@ -420,8 +421,8 @@ def _check_invoice_lines(invoice: Invoice) -> None:
                 "negative_tax",
                 "invoice",
                 eid,
-                f"Invoice line {line.id} has a negative tax amount, which QuickBooks does not accept. Correct "
-                "the line's tax on the platform.",
+                f"Invoice line {line.id} has a negative tax amount, which QuickBooks does not accept. "
+                "Correct the line's tax on the platform.",
             )
         _check_size("Invoices", "invoice", eid, f"rate of line {line.id}", line.rate)
         _check_size("Invoices", "invoice", eid, f"amount of line {line.id}", line.amount)
@@ -915,7 +916,8 @@ def invoice_payload(  # noqa: C901
     items from ``resolved.item_ids`` (service lines), else the work-type map, the default service, the
     "Sales" item. ``DocNumber`` only when the company uses custom transaction numbers and the firm has not
     chosen to let QuickBooks number this invoice (``qbo_numbers``, the error action "let QuickBooks number
-    it": no DocNumber is sent, so QuickBooks numbers it - or, with custom numbers, leaves it blank). Tax: in AST
+    it": no DocNumber is sent, so QuickBooks numbers it - or, with custom numbers, leaves it blank).
+    Tax: in AST
     companies lines carry ``TAX``/``NON`` and the platform's tax total is sent as ``TotalTax``; in other
     US companies lines carry ``TAX``/``NON`` and the mapped tax code goes to ``TxnTaxCodeRef`` (one
     tax rate per invoice); elsewhere each line carries its mapped tax code.

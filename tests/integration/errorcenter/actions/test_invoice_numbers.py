@@ -47,7 +47,9 @@ def _failed_on_its_number(env: Env) -> str:
     return str(error["error_id"])
 
 
-def test_let_quickbooks_number_it_syncs_the_invoice_without_its_number_and_resolves_the_error(env: Env) -> None:
+def test_let_quickbooks_number_it_syncs_the_invoice_without_its_number_and_resolves_the_error(
+    env: Env,
+) -> None:
     error_id = _failed_on_its_number(env)
 
     staff = env.call("POST", f"/errors/{error_id}/let-quickbooks-number", role="staff")
