@@ -200,9 +200,7 @@ def test_a_malformed_event_is_in_the_dlq_after_one_receive_visible_and_redriven(
     # the worker's log line and metric of the dead letter (read last: that invocation has long ended by now)
     function_log = local_stack.log_path("EntitySyncFunction").read_text(encoding="utf-8")
     lines = [
-        json.loads(x)
-        for x in function_log.splitlines()
-        if "sent to the DLQ at once" in x and firm_id in x
+        json.loads(x) for x in function_log.splitlines() if "sent to the DLQ at once" in x and firm_id in x
     ]
     assert [(x["firm_id"], x["event_id"], x["detail_type"]) for x in lines] == [
         (firm_id, "evt-broken-1", "ClientAccount Created")
