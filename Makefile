@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 REQS := requirements-dev.txt layers/core/requirements.txt constraints.txt
 PYTEST_ARGS ?=
 
-.PHONY: help venv demo test test-unit test-integration test-e2e lint fmt up qbo-sim bench bench-sample-firm build schemas openapi clean
+.PHONY: help venv demo test test-unit test-integration test-e2e lint fmt up qbo-sim bench bench-sample-firm build schemas openapi dead-letters redrive-dlq clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -76,6 +76,12 @@ schemas: $(STAMP) ## regenerate docs/events/*.schema.json from the pydantic mode
 
 openapi: $(STAMP) ## regenerate docs/openapi.json (the admin API) from the handlers' routes
 	$(PY) scripts/gen_openapi.py
+
+dead-letters: $(STAMP) ## count and list OutboundDLQ (redacted: detail type, firm, event id, problem; needs OUTBOUND_DLQ_URL)
+	$(PY) scripts/redrive_dlq.py list
+
+redrive-dlq: $(STAMP) ## move OutboundDLQ back to OutboundQueue after a fix (OUTBOUND_DLQ_URL, OUTBOUND_QUEUE_URL, SYNC_TABLE_NAME)
+	$(PY) scripts/redrive_dlq.py redrive
 
 clean: ## remove build and run artefacts (keeps the venvs)
 	rm -rf .aws-sam .local-run .pytest_cache .ruff_cache .mypy_cache .hypothesis

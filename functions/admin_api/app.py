@@ -1,4 +1,4 @@
-"""Admin API (docs/admin-api.md): settings, sync status, the error center and record actions.
+"""Admin API (docs/admin-api.md): settings, sync status, the error center, record actions, dead letters.
 
 Thin: the routes live in :mod:`qbsync.api` as Powertools ``Router`` objects (one module per area), this
 handler includes them into one :class:`qbsync.api.common.AdminResolver` (an ``APIGatewayRestResolver``
@@ -29,7 +29,14 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
 from qbsync import wiring
-from qbsync.api import actions_routes, common, errors_routes, records_routes, settings_routes
+from qbsync.api import (
+    actions_routes,
+    common,
+    errors_routes,
+    operations_routes,
+    records_routes,
+    settings_routes,
+)
 from qbsync.errors import ConfigurationError, NotFound, QbsyncError
 from qbsync.observability import logger, metrics, tracer
 
@@ -38,6 +45,7 @@ app.include_router(settings_routes.router)
 app.include_router(records_routes.router)
 app.include_router(errors_routes.router)
 app.include_router(actions_routes.router)
+app.include_router(operations_routes.router)
 
 
 @app.exception_handler(QbsyncError)

@@ -5,8 +5,9 @@ event - the EventBridge event the ``PlatformEventsRule`` delivered, or one the s
 :class:`~qbsync.models.commands.SyncCommand`), handed to :meth:`SyncService.handle_message`, and what
 happened goes through the redelivery policy (:mod:`qbsync.outbound.redelivery`), which this handler
 applies: consume the message, or report it as a batch-item failure (after changing its visibility when a
-throttled record should come back early). A malformed body is logged WITHOUT its content (client personal
-data) and parked for the DLQ after its retries.
+throttled record should come back early). A body that cannot be understood goes to ``OutboundDLQ`` at once
+(:mod:`qbsync.outbound.dead_letters`: sent there first, then consumed; metric ``MalformedEvents``), logged
+WITHOUT its content (client personal data): detail type, firm id, event id and the problem's field paths.
 
 Only the failed records are retried (``BatchProcessor`` + ``process_partial_response``); a batch in which
 every record fails is reported the same way (``raise_on_entire_batch_failure=False``), never as an
@@ -25,20 +26,20 @@ from qbsync.errors import MalformedMessage, QbsyncError
 from qbsync.models.commands import SyncCommand
 from qbsync.models.messages import OutboundMessage, parse_outbound_message
 from qbsync.observability import context_keys, logger, metrics, tracer
-from qbsync.outbound.redelivery import decide, receive_count_of
+from qbsync.outbound.redelivery import DeadLetter, decide, receive_count_of
 from qbsync.outbound.service import Outcome
-from qbsync.wiring import outbound_queue, start, sync_service
+from qbsync.wiring import dead_letters, outbound_queue, start, sync_service
 
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
-def record_handler(record: SQSRecord) -> Outcome:
+def record_handler(record: SQSRecord) -> Outcome | None:
     """Sync one message. Raises (→ batch-item failure) when the redelivery policy redelivers it."""
     try:
         message = parse_outbound_message(record.body)
     except MalformedMessage as err:
-        _redeliver(record, err, {})
-        raise
+        _dead_letter(record, err)
+        return None  # in the DLQ now: consumed
     ids = _ids(message)
     with context_keys(firm_id=message.firm_id, correlation_id=_correlation_id(message)):
         try:
@@ -66,20 +67,47 @@ def _log_id(message: OutboundMessage) -> str:
     return f"command:{message.request_id}" if isinstance(message, SyncCommand) else message.event_id
 
 
+def _dead_letter(record: SQSRecord, err: MalformedMessage) -> None:
+    """Send a message that cannot be understood to the DLQ, then let it be consumed (policy: DeadLetter).
+
+    If the DLQ does not take it, raises: a batch-item failure, so it comes back (nothing is lost).
+    """
+    receive_count = _receive_count(record)
+    decision = decide(err, receive_count=receive_count, jitter=0.0)
+    assert isinstance(decision, DeadLetter)
+    metrics.add_metric(name="MalformedEvents", unit=MetricUnit.Count, value=1)
+    try:
+        parked = dead_letters().park(
+            record.body, err, message_id=record.message_id, receive_count=receive_count
+        )
+    except QbsyncError as send_err:
+        logger.error(
+            f"malformed {err.what}: the DLQ did not take it, left on the queue",
+            extra={"message_id": record.message_id, "error": err.message, **send_err.context()},
+        )
+        raise
+    # err.message names field paths only, never values; no body content is logged
+    logger.error(
+        f"malformed {err.what}: sent to the DLQ at once",
+        extra={
+            "message_id": record.message_id,
+            "detail_type": parked.detail_type,
+            "firm_id": parked.firm_id,
+            "event_id": parked.event_id,
+            "error": err.message,
+            "receive_count": receive_count,
+        },
+    )
+    metrics.add_metric(name="DeadLettered", unit=MetricUnit.Count, value=1)
+
+
 def _redeliver(record: SQSRecord, err: Exception, ids: dict[str, str]) -> None:
     """Apply the redelivery policy to a failed message (the caller re-raises: a batch-item failure)."""
     decision = decide(err, receive_count=_receive_count(record), jitter=random.random())
-    if decision.why == "malformed" and isinstance(err, MalformedMessage):
-        # err.message names field paths only, never values; no body content is logged
-        logger.error(
-            f"malformed {err.what}: parked for the DLQ after retries",
-            extra={"message_id": record.message_id, "error": err.message, **err.context()},
-        )
-        metrics.add_metric(name="MalformedEvents", unit=MetricUnit.Count, value=1)
-    elif decision.why == "retry" and isinstance(err, QbsyncError):
+    if not isinstance(decision, DeadLetter) and decision.why == "retry" and isinstance(err, QbsyncError):
         logger.warning("sync retried later", extra={"message_id": record.message_id, **ids, **err.context()})
         metrics.add_metric(name="SyncRetried", unit=MetricUnit.Count, value=1)
-    if decision.visibility_seconds is not None:
+    if not isinstance(decision, DeadLetter) and decision.visibility_seconds is not None:
         _redeliver_after(record, decision.visibility_seconds)
 
 
@@ -125,7 +153,7 @@ def _log_outcome(event_id: str, outcome: Outcome) -> None:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    start(sync_service)  # a missing or bad setting fails the invocation here, loudly
+    start(sync_service, dead_letters)  # a missing or bad setting fails the invocation here, loudly
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

@@ -148,6 +148,7 @@ def test_env_vars_point_at_the_right_resources(template: dict[str, Any]) -> None
     assert env["STATE_SIGNING_SECRET_ARN"] == {"Ref": "StateSigningSecret"}
     assert env["ADMIN_JWT_SECRET_ARN"] == {"Ref": "AdminJwtSecret"}
     assert env["OUTBOUND_QUEUE_URL"] == {"Ref": "OutboundQueue"}
+    assert env["OUTBOUND_DLQ_URL"] == {"Ref": "OutboundDLQ"}
     assert env["INBOUND_QUEUE_URL"] == {"Ref": "InboundQueue"}
     assert env["RETRY_QUEUE_URL"] == {"Ref": "RetryQueue"}
     assert env["OAUTH_REDIRECT_URI"] == {"Ref": "OAuthRedirectUri"}
@@ -474,7 +475,7 @@ def test_entity_sync_policies_name_their_resources(translated: dict[str, Any]) -
         "dynamodb": {"SyncStateTable", "ErrorLogTable"},
         "secretsmanager": {"IntuitAppSecret"},
         "events": {"EventBus"},
-        "sqs": {"OutboundQueue"},
+        "sqs": {"OutboundQueue", "OutboundDLQ"},  # the DLQ: malformed events sent at once (issue 11)
         "kms": {"TokenKey"},
     }
     # Consuming the queue is SAM's managed SQS poller policy; nothing else is attached.

@@ -480,6 +480,127 @@ REASONS: dict[str, _Entry] = {
             "contains the payment date, then retry the payment.",
             PAYMENTS,
         ),
+        # what QuickBooks would refuse in any company (qbsync.outbound.mapping.check_record, issue 11):
+        # accepted by the event contract, refused on the record before any QuickBooks call
+        _Entry(
+            "doc_number_too_long",
+            "Invoice number too long for QuickBooks",
+            "QuickBooks accepts invoice numbers of up to 21 characters, and this company uses its own "
+            "invoice numbers, so the platform's number would be sent and refused.",
+            "Choose one: fix the invoice number on the platform (21 characters at most) and the corrected "
+            "invoice syncs by itself; or choose 'Let QuickBooks number it' on this error: the invoice is "
+            "synced without the platform's number (QuickBooks numbers it, or leaves the number blank when "
+            "custom transaction numbers are on, for you to fill in in QuickBooks), and so are its later "
+            "changes.",
+            INVOICES,
+        ),
+        _Entry(
+            "name_too_long",
+            "Name too long for QuickBooks",
+            "QuickBooks accepts client names of up to 500 characters and service names of up to 100.",
+            "Shorten the name on the platform; the corrected record syncs by itself.",
+        ),
+        _Entry(
+            "service_rate_negative",
+            "Service with a negative rate",
+            "QuickBooks does not accept a negative rate on a product or service.",
+            "Set a rate of zero or more on the platform (bill discounts as a discount or a credit); the "
+            "corrected service syncs by itself. Or Skip this error if the service should stay out of "
+            "QuickBooks.",
+            SERVICES,
+        ),
+        _Entry(
+            "amount_not_positive",
+            "Amount is zero or negative",
+            "QuickBooks records payments, refunds and fees only with an amount greater than zero.",
+            "Correct the amount on the platform (or delete the record); the corrected record syncs by "
+            "itself.",
+        ),
+        _Entry(
+            "amount_too_large",
+            "Amount too large for QuickBooks",
+            "QuickBooks stores amounts with at most 10 digits before the decimal point.",
+            "Correct the amount on the platform (it is most likely a typo); the corrected record syncs by "
+            "itself.",
+        ),
+        _Entry(
+            "date_out_of_range",
+            "Date QuickBooks cannot take",
+            "A date of this record is before 1900 or after 2099, most likely a typo on the platform.",
+            "Correct the date on the platform; the corrected record syncs by itself.",
+        ),
+        _Entry(
+            "invoice_without_lines",
+            "Invoice without lines",
+            "QuickBooks needs at least one line on an invoice.",
+            "Add a line to the invoice on the platform; the corrected invoice syncs by itself.",
+            INVOICES,
+        ),
+        _Entry(
+            "too_many_lines",
+            "Too many invoice lines",
+            "QuickBooks accepts up to 750 lines on an invoice.",
+            "Split the invoice into several invoices on the platform.",
+            INVOICES,
+        ),
+        _Entry(
+            "duplicate_line_ids",
+            "Invoice lines share an id",
+            "Two lines of the invoice carry the same line id, so qbsync cannot tell them apart.",
+            "Save the invoice again on the platform; if it persists, contact support with the invoice id.",
+            INVOICES,
+        ),
+        _Entry(
+            "line_amount_mismatch",
+            "Line amount is not quantity x rate",
+            "QuickBooks refuses an invoice line whose amount differs from its quantity times its rate "
+            "(QuickBooks code 6070).",
+            "Correct the line on the platform; the corrected invoice syncs by itself.",
+            INVOICES,
+        ),
+        _Entry(
+            "invoice_totals_mismatch",
+            "Invoice totals do not add up",
+            "The subtotal is not the sum of the lines, or the total is not the subtotal plus tax, so "
+            "QuickBooks would show another total than the platform.",
+            "Save the invoice again on the platform; if it persists, contact support with the invoice id.",
+            INVOICES,
+        ),
+        _Entry(
+            "negative_tax",
+            "Negative tax",
+            "QuickBooks does not accept a negative tax amount on an invoice or its lines.",
+            "Correct the invoice's tax on the platform; the corrected invoice syncs by itself.",
+            INVOICES,
+        ),
+        _Entry(
+            "due_date_before_issue_date",
+            "Invoice due before it is issued",
+            "The invoice's due date is before its issue date.",
+            "Correct the due date on the platform; the corrected invoice syncs by itself.",
+            INVOICES,
+        ),
+        _Entry(
+            "payment_without_allocations",
+            "Payment not applied to an invoice",
+            "The payment is not applied to any invoice, so qbsync cannot tell QuickBooks what it pays.",
+            "Apply the payment to its invoice(s) on the platform; the corrected payment syncs by itself.",
+            PAYMENTS,
+        ),
+        _Entry(
+            "duplicate_allocation",
+            "Payment applied twice to one invoice",
+            "The payment lists the same invoice twice in its allocations.",
+            "Correct the payment's allocations on the platform; the corrected payment syncs by itself.",
+            PAYMENTS,
+        ),
+        _Entry(
+            "allocations_exceed_amount",
+            "Payment applied for more than its amount",
+            "The amounts the payment applies to its invoices add up to more than the payment itself.",
+            "Correct the allocations (or the amount) on the platform; the corrected payment syncs by itself.",
+            PAYMENTS,
+        ),
     )
 }
 

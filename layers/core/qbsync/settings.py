@@ -102,6 +102,8 @@ class CoreSettings(_EnvSettings):
     idempotency_table_name: NonEmpty = Field(alias="IDEMPOTENCY_TABLE_NAME")
     event_bus_name: NonEmpty = Field(alias="EVENT_BUS_NAME")
     outbound_queue_url: BaseUrl = Field(alias="OUTBOUND_QUEUE_URL")
+    #: the entity-sync worker sends what it cannot understand here at once (qbsync.outbound.dead_letters)
+    outbound_dlq_url: BaseUrl = Field(alias="OUTBOUND_DLQ_URL")
     inbound_queue_url: BaseUrl = Field(alias="INBOUND_QUEUE_URL")
     retry_queue_url: BaseUrl = Field(alias="RETRY_QUEUE_URL")
     token_kms_key_id: NonEmpty = Field(alias="TOKEN_KMS_KEY_ID")

@@ -49,6 +49,7 @@ from qbsync.errors import ConfigurationError
 from qbsync.inbound.services_import import ServicesImport
 from qbsync.lazy import Lazy
 from qbsync.observability import logger
+from qbsync.outbound.dead_letters import DeadLetters
 from qbsync.outbound.resume import PausedWorkResumer
 from qbsync.outbound.service import SyncService
 from qbsync.qbo.client import QboClient, TokenSource
@@ -56,6 +57,7 @@ from qbsync.qbo.oauth import IntuitOAuthClient, clear_discovery_cache
 from qbsync.qbo.ratelimit import RealmRateLimiter
 from qbsync.qbo.reference import ReferenceCache
 from qbsync.repositories.connections import ConnectionsRepository
+from qbsync.repositories.dead_letters import DeadLetterLog
 from qbsync.repositories.error_log import ErrorLogRepository
 from qbsync.repositories.firm_settings import FirmSettingsRepository
 from qbsync.repositories.oauth_state import OAuthStateRepository
@@ -80,6 +82,8 @@ __all__ = [
     "build_sync_service",
     "connection_api",
     "connection_service",
+    "dead_letter_log",
+    "dead_letters",
     "error_center",
     "error_log",
     "outbound_queue",
@@ -141,6 +145,14 @@ _error_table = _once(lambda: DynamoTable(get_core_settings().error_table_name))
 _publisher = _once(lambda: EventPublisher(get_core_settings().event_bus_name))
 #: the OutboundQueue sender (re-enqueued events, sync commands, paused work resumed, early redelivery)
 outbound_queue = _once(lambda: SqsSender(get_core_settings().outbound_queue_url))
+#: the firm-scoped log of dead-lettered events (entity sync writes it, the admin API reads it)
+dead_letter_log = _once(lambda: DeadLetterLog(sync_table()))
+#: malformed OutboundQueue messages → OutboundDLQ at once (functions/entity_sync)
+dead_letters = _once(
+    lambda: DeadLetters(
+        dlq=SqsSender(get_core_settings().outbound_dlq_url), log=dead_letter_log(), clock=time.time
+    )
+)
 _retry_queue = _once(lambda: SqsSender(get_core_settings().retry_queue_url))
 _paced_clients = _once(lambda: paced_client_factory(sync_table()))
 _records = _once(lambda: RecordsRepository(sync_table()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from decimal import Decimal
 
@@ -11,6 +12,7 @@ from qbsync.outbound.mapping import parse_marker
 from qbsync.repositories.connections import Tokens
 from qbsync.repositories.paused import PausedWork
 
+from local.stack.provision import clients
 from tests.integration.entity_sync.conftest import (
     SyncStack,
     new_firm,
@@ -184,7 +186,9 @@ def test_unmapped_tax_rate_fails_the_record_with_an_error_log_entry(stack: SyncS
     assert stack.errors.list(firm)[0] == []
 
 
-def test_malformed_events_are_batch_item_failures_and_do_not_stop_the_batch(stack: SyncStack) -> None:
+def test_malformed_events_go_to_the_dlq_and_do_not_stop_the_batch(stack: SyncStack) -> None:
+    # issue 11: no longer batch-item failures cycling to the DLQ for an hour - sent there at once, consumed
+    # (the DLQ's content, the firm's view and the redrive: test_dead_letters.py)
     firm = new_firm()
     stack.connect(firm)
     stack.set_settings(firm, sync_accounts="all")
@@ -195,8 +199,18 @@ def test_malformed_events_are_batch_item_failures_and_do_not_stop_the_batch(stac
 
     response = stack.deliver_records(records)
 
-    assert sorted(f["itemIdentifier"] for f in response["batchItemFailures"]) == ["m-json", "m-schema"]
+    assert response == {"batchItemFailures": []}
     assert len(_marked(stack.entities("Customer"), "Notes", "ClientAccount", "acct-100")) == 1
+    sqs = clients(stack.resources.endpoint_url, stack.resources.region)["sqs"]
+    parked = sqs.receive_message(
+        QueueUrl=stack.env["OUTBOUND_DLQ_URL"], MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+    ).get("Messages", [])
+    ours = {
+        m["MessageAttributes"]["source_message_id"]["StringValue"]: m["Body"]
+        for m in parked
+        if m["MessageAttributes"]["source_message_id"]["StringValue"] in ("m-json", "m-schema")
+    }
+    assert ours == {"m-json": "not json", "m-schema": json.dumps(broken)}
 
 
 def test_disconnected_firm_parks_the_event_and_resume_sends_it_back(stack: SyncStack) -> None:

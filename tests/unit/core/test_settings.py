@@ -16,6 +16,7 @@ CORE_ENV = {
     "IDEMPOTENCY_TABLE_NAME": "idem",
     "EVENT_BUS_NAME": "bus",
     "OUTBOUND_QUEUE_URL": "http://127.0.0.1:5000/123456789012/outbound",
+    "OUTBOUND_DLQ_URL": "http://127.0.0.1:5000/123456789012/outbound-dlq",
     "INBOUND_QUEUE_URL": "http://127.0.0.1:5000/123456789012/inbound",
     "RETRY_QUEUE_URL": "http://127.0.0.1:5000/123456789012/retry",
     "TOKEN_KMS_KEY_ID": "alias/tokens",

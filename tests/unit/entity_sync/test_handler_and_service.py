@@ -37,12 +37,19 @@ def _logged(caplog: pytest.LogCaptureFixture) -> str:
     return "\n".join(str(r.__dict__) for r in caplog.records)
 
 
-def test_malformed_messages_are_reported_as_batch_item_failures(caplog: pytest.LogCaptureFixture) -> None:
+def test_malformed_messages_the_dlq_does_not_take_stay_batch_item_failures(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A malformed message is sent to OutboundDLQ, then consumed (tests/integration/entity_sync/
+    # test_dead_letters.py). Here the DLQ does not exist: the send fails, so the message must NOT be
+    # consumed - it stays a batch-item failure and comes back (nothing is lost).
     event = sample("handlers/entity_sync_malformed.json")
     response = HANDLER.lambda_handler(event, LambdaContext())
     assert response == {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in event["Records"]]}
     malformed = [r for r in caplog.records if r.getMessage().startswith("malformed platform event")]
-    assert len(malformed) == 2
+    assert [r.getMessage() for r in malformed] == [
+        "malformed platform event: the DLQ did not take it, left on the queue"
+    ] * 2
 
 
 def test_malformed_log_line_carries_no_record_content(caplog: pytest.LogCaptureFixture) -> None:

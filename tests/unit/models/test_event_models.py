@@ -108,15 +108,16 @@ def _invoice_event() -> dict:
         (lambda e: e["detail"].update(version=0), "version"),
         (lambda e: e["detail"].update(occurred_at="2026-03-02T10:00:00"), "occurred_at"),
         (lambda e: e["detail"]["data"].update(total="633.9"), "data.total"),
-        (lambda e: e["detail"]["data"].update(subtotal="600.00", total="628.88"), "subtotal is not the sum"),
+        (lambda e: e["detail"]["data"].update(total=633.88), "data.total"),
+        (lambda e: e["detail"]["data"].pop("id"), "data.id: Field required"),
+        (lambda e: e["detail"]["data"].update(issue_date="2026-02-30"), "data.issue_date"),
+        (lambda e: e["detail"]["data"].update(number=""), "data.number"),
         (
             lambda e: e["detail"]["data"].update(surprise=True),
             "data.surprise: Extra inputs are not permitted",
         ),
-        (lambda e: e["detail"]["data"].update(line_items=[]), "data.line_items"),
-        (lambda e: e["detail"]["data"]["line_items"][0].update(amount="999.00"), "not quantity x rate"),
+        (lambda e: e["detail"]["data"].update(line_items="none"), "data.line_items"),
         (lambda e: e["detail"]["data"].update(currency="usd"), "data.currency"),
-        (lambda e: e["detail"]["data"].update(number="X" * 22), "data.number"),
     ],
 )
 def test_malformed_platform_events_raise_bad_request_naming_the_problem(mutate, message):
@@ -126,6 +127,32 @@ def test_malformed_platform_events_raise_bad_request_naming_the_problem(mutate, 
         parse_platform_event(event)
     assert message in str(err.value)
     assert err.value.http_status == 400
+
+
+@pytest.mark.parametrize(
+    ("mutate", "check"),
+    [
+        (lambda e: e["detail"]["data"].update(number="X" * 22), lambda d: len(d.number) == 22),
+        (lambda e: e["detail"]["data"].update(line_items=[]), lambda d: d.line_items == []),
+        (
+            lambda e: e["detail"]["data"]["line_items"][0].update(amount="999.00"),
+            lambda d: d.line_items[0].amount == Decimal("999.00"),
+        ),
+        (
+            lambda e: e["detail"]["data"].update(subtotal="600.00", total="628.88"),
+            lambda d: d.subtotal == Decimal("600.00"),
+        ),
+        (lambda e: e["detail"]["data"].update(issue_date="1776-07-04"), lambda d: d.issue_date.year == 1776),
+        (lambda e: e["detail"]["data"].update(tax_total="-1.00"), lambda d: d.tax_total == Decimal("-1.00")),
+    ],
+)
+def test_what_quickbooks_would_refuse_is_well_typed_and_accepted(mutate, check):
+    """Issue 11: a well-typed value QuickBooks would refuse is not a malformed event; it reaches its record,
+    where qbsync.outbound.mapping.check_record turns it into an explained error (tests/unit/outbound)."""
+    event = _invoice_event()
+    mutate(event)
+    parsed = parse_platform_event(event)
+    assert check(parsed.data)
 
 
 def test_bad_request_never_echoes_personal_data():
@@ -150,8 +177,8 @@ def test_payment_rules():
 
     over = copy.deepcopy(event)
     over["detail"]["data"]["allocations"][0]["amount"] = "700.00"
-    with pytest.raises(BadRequest, match="allocations exceed"):
-        parse_platform_event(over)
+    # over-allocated: well typed, so accepted; an error on the record (mapping.check_record), not a refusal
+    assert sum(a.amount for a in parse_platform_event(over).data.allocations) > Decimal("700.00")
 
     credit = copy.deepcopy(event)
     credit["detail"]["data"].update(method="promotional_credit", processor=None, reference=None, deposit=None)
@@ -159,8 +186,12 @@ def test_payment_rules():
 
     zero = copy.deepcopy(event)
     zero["detail"]["data"]["amount"] = "0.00"
-    with pytest.raises(BadRequest, match="greater than zero"):
-        parse_platform_event(zero)
+    assert parse_platform_event(zero).data.amount == Decimal("0.00")  # an error on the record, as above
+
+    typed = copy.deepcopy(event)
+    typed["detail"]["data"]["amount"] = 700  # a JSON number is still not money: malformed
+    with pytest.raises(BadRequest, match=r"data\.amount"):
+        parse_platform_event(typed)
 
 
 def test_invoice_money_is_decimal_and_serializes_with_two_places():

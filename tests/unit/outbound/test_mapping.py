@@ -11,6 +11,7 @@ from qbsync.outbound.mapping import (
     MappingError,
     Resolved,
     account_should_sync,
+    check_record,
     credit_application_payload,
     credit_memo_payload,
     customer_payload,
@@ -301,6 +302,23 @@ def test_invoice_doc_number_only_with_custom_numbers() -> None:
     assert body["DocNumber"] == "A" * 21
 
 
+def test_an_over_long_invoice_number_is_an_error_only_where_it_would_be_sent() -> None:
+    custom = make_ref(SalesFormsPrefs__CustomTxnNumbers=True)
+    long_number = invoice(number="INV-2026-000000000042")  # 21 characters
+    assert invoice_payload(long_number, INV_RESOLVED, custom, S)["DocNumber"] == "INV-2026-000000000042"
+    too_long = invoice(number="INV-2026-0000000000042")  # 22: QBO answers 2050; never truncated silently
+    with pytest.raises(MappingError) as err:
+        invoice_payload(too_long, INV_RESOLVED, custom, S)
+    assert reason(err) == ("Invoices", "doc_number_too_long")
+    assert "22 characters" in str(err.value) and "Let QuickBooks number it" in str(err.value)
+    assert "INV-2026" not in str(err.value)  # names the field and the fix, not the value
+    # the firm chose "let QuickBooks number it": the invoice is sent without the platform's number
+    body = invoice_payload(too_long, INV_RESOLVED, custom, S, qbo_numbers=True)
+    assert "DocNumber" not in body and body["Line"]
+    # a company without custom numbers never gets DocNumber, so the length does not matter there
+    assert "DocNumber" not in invoice_payload(too_long, INV_RESOLVED, REF, S)
+
+
 def test_invoice_line_amount_off_by_a_cent_still_matches_qbo_math() -> None:
     # the platform allows amount to differ from qty x rate by a cent; QBO does not (6070)
     inv = invoice([line("l1", "3", "0.33", amount="1.00"), line("l2", "0", "5.00", amount="0.01")])
@@ -364,11 +382,121 @@ def test_invoice_status_dates_and_amount_rules() -> None:
     with pytest.raises(MappingError) as err:
         invoice_payload(invoice([line("l1", "1", "-5.00")]), INV_RESOLVED, REF, S)
     assert reason(err) == ("Invoices", "negative_line_amount")
+    with pytest.raises(MappingError) as err:  # a negative rate with a zero quantity: still refused
+        invoice_payload(invoice([line("l1", "0", "-5.00")]), INV_RESOLVED, REF, S)
+    assert reason(err) == ("Invoices", "negative_line_amount")
     with pytest.raises(MappingError) as err:
         invoice_payload(invoice(currency="EUR"), INV_RESOLVED, REF, S)
     assert reason(err) == ("Invoices", "currency_unsupported")
     multi = make_ref(CurrencyPrefs__MultiCurrencyEnabled=True)
     assert invoice_payload(invoice(currency="EUR"), INV_RESOLVED, multi, S)["CurrencyRef"] == {"value": "EUR"}
+
+
+# --- what QuickBooks would refuse in any company (issue 11) ------------------------------------------
+
+
+def _refusal(record: object) -> tuple[str, str]:
+    with pytest.raises(MappingError) as err:
+        check_record(record)  # type: ignore[arg-type]
+    assert err.value.explanation and "platform" in err.value.explanation  # says where the fix is made
+    return reason(err)
+
+
+@pytest.mark.parametrize(
+    ("build", "expected"),
+    [
+        (lambda: service(rate="-10.00"), ("Services", "service_rate_negative")),
+        (lambda: service(rate="10000000000.00"), ("Services", "amount_too_large")),
+        (lambda: invoice(line_items=[]), ("Invoices", "invoice_without_lines")),
+        (
+            lambda: invoice([line("l1", "1", "5.00"), line("l1", "1", "6.00")]),
+            ("Invoices", "duplicate_line_ids"),
+        ),
+        (lambda: invoice([line("l1", "1", "5.00", amount="-5.00")]), ("Invoices", "negative_line_amount")),
+        (lambda: invoice([line("l1", "3", "5.00", amount="15.02")]), ("Invoices", "line_amount_mismatch")),
+        (lambda: invoice([line("l1", "1", "5.00", tax_amount="-0.50")]), ("Invoices", "negative_tax")),
+        (lambda: invoice(tax_total="-1.00"), ("Invoices", "negative_tax")),
+        (lambda: invoice(subtotal="899.00"), ("Invoices", "invoice_totals_mismatch")),
+        (lambda: invoice(total="901.00"), ("Invoices", "invoice_totals_mismatch")),
+        (
+            lambda: invoice([line("l1", "1", "9999999999.99"), line("l2", "1", "9999999999.99")]),
+            ("Invoices", "amount_too_large"),
+        ),
+        (lambda: invoice([line("l1", "1", "10000000000.00")]), ("Invoices", "amount_too_large")),
+        (lambda: invoice(issue_date="1899-12-31", due_date=None), ("Invoices", "date_out_of_range")),
+        (lambda: invoice(issue_date="2100-01-01", due_date=None), ("Invoices", "date_out_of_range")),
+        (lambda: invoice(due_date="2100-01-01"), ("Invoices", "date_out_of_range")),
+        (lambda: invoice(due_date="2026-03-01"), ("Invoices", "due_date_before_issue_date")),
+        (lambda: payment(amount="0.00", allocations=[]), ("Payments", "amount_not_positive")),
+        (lambda: payment(amount="-5.00"), ("Payments", "amount_not_positive")),
+        (lambda: payment(payment_date="0026-03-10"), ("Payments", "date_out_of_range")),
+        (lambda: payment(allocations=[]), ("Payments", "payment_without_allocations")),
+        (
+            lambda: payment(allocations=[{"invoice_id": "inv_1", "amount": "1.00"}] * 2),
+            ("Payments", "duplicate_allocation"),
+        ),
+        (
+            lambda: payment(allocations=[{"invoice_id": "inv_1", "amount": "0.00"}]),
+            ("Payments", "amount_not_positive"),
+        ),
+        (
+            lambda: payment(allocations=[{"invoice_id": "inv_1", "amount": "1000.01"}]),
+            ("Payments", "allocations_exceed_amount"),
+        ),
+        (lambda: refund(amount="0.00"), ("Refunds", "amount_not_positive")),
+        (lambda: refund(refund_date="2199-01-01"), ("Refunds", "date_out_of_range")),
+        (lambda: fee(amount="-29.30"), ("Expenses", "amount_not_positive")),
+        (lambda: fee(amount="99999999999.00"), ("Expenses", "amount_too_large")),
+    ],
+)
+def test_what_quickbooks_would_refuse_is_an_explained_error_in_its_category(build, expected) -> None:
+    assert _refusal(build()) == expected
+
+
+def test_the_limits_themselves_are_accepted() -> None:
+    check_record(service(rate="0.00"))
+    check_record(service(rate="9999999999.99"))
+    check_record(invoice(issue_date="1900-01-01", due_date="2099-12-31"))
+    check_record(invoice([line("l1", "3", "0.33", amount="1.00")]))  # a cent off: QBO math fits it
+    check_record(payment(allocations=[{"invoice_id": "inv_1", "amount": "1000.00"}]))
+    check_record(account(name="N" * 600))  # names are checked where the payload is built (below)
+
+
+def test_every_payload_refuses_what_check_record_refuses() -> None:
+    """The payload functions call check_record themselves: no payload QuickBooks refuses is ever built."""
+    with pytest.raises(MappingError) as err:
+        item_payload(service(rate="-1.00"), REF, S)
+    assert reason(err) == ("Services", "service_rate_negative")
+    with pytest.raises(MappingError) as err:
+        invoice_payload(invoice(subtotal="1.00"), INV_RESOLVED, REF, S)
+    assert reason(err) == ("Invoices", "invoice_totals_mismatch")
+    with pytest.raises(MappingError) as err:
+        payment_payload(payment(amount="-1.00"), PAY_RESOLVED, REF, S)
+    assert reason(err) == ("Payments", "amount_not_positive")
+    credit = payment(method="credit_balance", processor=None, reference=None, allocations=[])
+    with pytest.raises(MappingError) as err:
+        credit_memo_payload(credit, PAY_RESOLVED, REF, S)
+    assert reason(err) == ("Payments", "payment_without_allocations")
+    with pytest.raises(MappingError) as err:
+        refund_receipt_payload(refund(amount="-1.00"), REFUND_RESOLVED, REF, S)
+    assert reason(err) == ("Refunds", "amount_not_positive")
+    with pytest.raises(MappingError) as err:
+        purchase_payload(fee(amount="0.00"), Resolved(payment_id="200"), REF, S)
+    assert reason(err) == ("Expenses", "amount_not_positive")
+
+
+@pytest.mark.parametrize(
+    ("build", "limit", "expected"),
+    [
+        (lambda n: customer_payload(account(name=n), REF, S), 500, ("Accounts", "name_too_long")),
+        (lambda n: item_payload(service(name=n), REF, S), 100, ("Services", "name_too_long")),
+    ],
+)
+def test_names_longer_than_quickbooks_takes_are_errors(build, limit, expected) -> None:
+    build("N" * limit)
+    with pytest.raises(MappingError) as err:
+        build("N" * (limit + 1))
+    assert reason(err) == expected
 
 
 # --- taxes ------------------------------------------------------------------------------------------

@@ -7,6 +7,8 @@
   ``POST /errors/{error_id}/create-customer`` ``{"display_name"?}``, ``POST /errors/{error_id}/dont-sync``
   - account error actions (E.3).
 * ``POST /errors/{error_id}/delete-service`` - service error action (E.3).
+* ``POST /errors/{error_id}/let-quickbooks-number`` - invoice number too long: sync it without the number
+  (issue 11) → 202.
 * ``GET /services/qbo-candidates``, ``POST /services/copy`` ``{"qbo_item_ids": [...]}`` - copy services (C.2).
 
 Every action is owner/admin; ``GET /services/qbo-candidates`` is a read (any role). Thin: each route reads the
@@ -45,6 +47,7 @@ __all__ = [
     "CustomerView",
     "ManualSyncView",
     "MapCustomerBody",
+    "NumberingView",
     "ServiceActionView",
     "UnsyncView",
     "router",
@@ -377,6 +380,43 @@ def delete_service(error_id: ErrorId) -> ServiceActionView:
     return ServiceActionView(
         error_id=result.error_id, service_id=result.service_id, outcome="delete_requested"
     )
+
+
+class NumberingView(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    error_id: str
+    invoice_id: str
+    request_id: str = Field(description="the resync's request id (in the error's history and the logs)")
+    status: Literal["queued"]
+
+
+@router.post(
+    "/errors/<error_id>/let-quickbooks-number",
+    summary="Let QuickBooks number an invoice",
+    description="For an open Invoices error `doc_number_too_long` (the platform's invoice number is longer "
+    "than QuickBooks' 21 characters): the invoice - and its later versions - is synced without the "
+    "platform's number (QuickBooks numbers it, or leaves the number blank in a company with custom "
+    "transaction numbers). Queues the resync (202); the error resolves when the invoice syncs. The other "
+    "fix is to correct the number on the platform. No request body. 409 for any other error or when the "
+    "invoice is being synced. Owner or admin.",
+    tags=_ERROR_TAGS,
+    responses={
+        202: {
+            "description": "Queued: the invoice syncs in the background without its platform number",
+            "content": {"application/json": {"model": NumberingView}},
+        },
+        **error_responses(409, 503, ok=None),
+    },
+)
+def let_quickbooks_number(error_id: ErrorId) -> Response[NumberingView]:
+    caller = caller_of(router)
+    result = wiring.record_actions().let_qbo_number(caller, error_id)
+    metrics.add_metric(name="InvoiceNumberingLeftToQbo", unit="Count", value=1)
+    view = NumberingView(
+        error_id=result.error_id, invoice_id=result.invoice_id, request_id=result.request_id, status="queued"
+    )
+    return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=view)
 
 
 # --- services from QuickBooks ------------------------------------------------------------------------

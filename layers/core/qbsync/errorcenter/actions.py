@@ -47,6 +47,14 @@ Account errors (C.1 / E.3), on an open error of a ``client_account`` record
 Service errors (E.3) - :meth:`RecordActions.delete_service`
     Publishes "Service Delete Requested" so the platform removes the failing service, and resolves the
     error with history "service deleted".
+
+Invoice number too long (issue 11) - :meth:`RecordActions.let_qbo_number`
+    On an open ``doc_number_too_long`` error: the invoice record gets the option ``qbo_numbers`` (every
+    version from then on is sent without DocNumber: QuickBooks numbers it, or leaves it blank in a company
+    with custom transaction numbers) and a SyncCommand (``reason="resync_error"``) re-runs its stored event
+    on the normal path. The error stays open until that sync succeeds, which resolves it like any sync
+    (history "let QuickBooks number it"). The firm's other choice - fixing the number on the platform -
+    needs no action: the corrected "Invoice Updated" syncs and resolves the error by itself.
 """
 
 from __future__ import annotations
@@ -106,6 +114,7 @@ __all__ = [
     "NOT_RECEIVED",
     "AccountActionResult",
     "ManualSyncResult",
+    "NumberingResult",
     "QboCustomer",
     "RecordActions",
     "ServiceActionResult",
@@ -122,6 +131,8 @@ CLIENT_ACCOUNT_FIRST = "sync the client account first"
 NOT_RECEIVED = "qbsync has not received this record from the platform yet"
 #: skip reason of an account the firm chose not to sync; later events keep it skipped until a manual sync
 
+#: the reason code of an invoice number QuickBooks refuses (qbsync.outbound.mapping.invoice_payload)
+DOC_NUMBER_TOO_LONG = "doc_number_too_long"
 #: statuses a manual sync may start from (C.6)
 MANUAL_SYNC_FROM = (NOT_SYNCED, FAILED, SKIPPED, BLOCKED)
 _NEEDS_ACCOUNT = ("invoice", "payment", "refund")
@@ -203,6 +214,17 @@ class AccountActionResult:
     qbo_customer_id: str | None = None
     deep_link: str | None = None
     released: int = 0
+
+
+@dataclass(frozen=True)
+class NumberingResult:
+    """``let_qbo_number``: the invoice's resync is queued (``request_id``); the error resolves when it
+    syncs."""
+
+    error_id: str
+    invoice_id: str
+    request_id: str
+    status: str = "queued"
 
 
 @dataclass(frozen=True)
@@ -703,6 +725,57 @@ class RecordActions:
         )
         self._close_error(caller, entry, "service deleted", None, "deleted")
         return ServiceActionResult(error_id, entry.platform_id, "delete_requested")
+
+    # ------------------------------------------------------------------ invoice number too long (issue 11)
+
+    def let_qbo_number(self, caller: Caller, error_id: str) -> NumberingResult:
+        """Sync the invoice of an open ``doc_number_too_long`` error without its platform number (module doc).
+
+        Raises Forbidden; NotFound (error); Conflict (not open; not that error; not connected; the record is
+        being synced or is no longer failed - a newer version synced meanwhile).
+        """
+        require_role(caller, *_WRITE_ROLES)
+        entry = self._open_error(caller, error_id)
+        if entry.entity_type != "invoice" or entry.code != DOC_NUMBER_TOO_LONG:
+            raise Conflict(
+                "this action is only available for errors of invoice numbers too long for QuickBooks"
+            )
+        connection = self._connection(caller)
+        key = RecordKey(caller.firm_id, connection.realm_id, "invoice", entry.platform_id)
+        if self._records.get(key) is None:
+            raise Conflict("the error belongs to another QuickBooks company than the connected one")
+        now = self._clock()
+        try:
+            self._admin.let_qbo_number(key, by=caller.user_id, now=now)
+        except Conflict:
+            raise Conflict("the invoice is being synced or changed right now; reload the error") from None
+        request_id = _new_request_id()
+        self._errorlog.note_action(
+            caller.firm_id,
+            entry.error_id,
+            action="let QuickBooks number it",
+            by=caller.user_id,
+            now=now,
+            detail=request_id,
+        )
+        self._send_commands(
+            [
+                SyncCommand(
+                    firm_id=caller.firm_id,
+                    entity_type="invoice",
+                    platform_id=entry.platform_id,
+                    reason="resync_error",
+                    request_id=request_id,
+                    requested_by=caller.user_id,
+                    correlation_id=request_id,
+                )
+            ]
+        )
+        logger.info(
+            "invoice numbering left to QuickBooks",
+            extra={"firm_id": caller.firm_id, "error_id": entry.error_id, "request_id": request_id},
+        )
+        return NumberingResult(entry.error_id, entry.platform_id, request_id)
 
     # ------------------------------------------------------------------ shared steps
 

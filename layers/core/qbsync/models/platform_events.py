@@ -14,7 +14,17 @@ Every event arrives on the qbsync bus with ``Source = "platform"`` and ``DetailT
 
 :func:`parse_platform_event` turns a raw EventBridge event into the model of its detail type, or
 raises :class:`qbsync.errors.BadRequest` naming what is wrong (field paths, never values: details
-hold client personal data). JSON Schemas of these models are committed in ``docs/events/platform``
+hold client personal data).
+
+The contract refuses only what cannot be understood (issue 11): not from the platform, an unknown detail
+type, a missing or invalid envelope field or record id, a wrong type (a money value that is not a
+two-decimal string, a date that is not a date, a value outside its enumeration), an unknown field. A
+well-typed value that QuickBooks would refuse or qbsync cannot map - an invoice number over 21 characters,
+a negative rate, an amount QuickBooks cannot hold, a date it cannot take, totals that do not add up - is
+accepted here and becomes an explained error on its record
+(:func:`qbsync.outbound.mapping.check_record`), so it reaches the error center instead of the DLQ.
+
+JSON Schemas of these models are committed in ``docs/events/platform``
 (``scripts/gen_event_schemas.py``).
 """
 
@@ -22,10 +32,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
-from pydantic import AwareDatetime, Field, ValidationError, model_validator
+from pydantic import AwareDatetime, Field, ValidationError
 
 from qbsync.errors import BadRequest
 from qbsync.models.common import (
@@ -35,9 +45,7 @@ from qbsync.models.common import (
     EventModel,
     Id,
     Money,
-    NonNegativeMoney,
     Phone,
-    PositiveMoney,
     Quantity,
 )
 
@@ -91,7 +99,9 @@ class ClientAccount(EventModel):
     """A client account (QBO Customer; ``name`` becomes ``DisplayName``)."""
 
     id: Id
-    name: str = Field(min_length=1, max_length=500, description="Account name; QBO DisplayName")
+    name: str = Field(
+        min_length=1, description="Account name; QBO DisplayName (QBO takes up to 500 characters)"
+    )
     account_type: Literal["individual", "company"] = "individual"
     active: bool = True
     contact_ids: list[Id] = Field(default_factory=list, description="Contacts linked to the account")
@@ -121,9 +131,9 @@ class Service(EventModel):
     """A billable service (QBO Item of type Service)."""
 
     id: Id
-    name: str = Field(min_length=1, max_length=100, description="QBO Item Name")
+    name: str = Field(min_length=1, description="QBO Item Name (QBO takes up to 100 characters)")
     description: str | None = Field(None, max_length=4000)
-    rate: NonNegativeMoney = Field(description="QBO UnitPrice")
+    rate: Money = Field(description="QBO UnitPrice (QBO refuses a negative rate: an error on the record)")
     rate_type: Literal["hour", "item", "flat"] = Field(description="QBO Sku")
     active: bool = True
     taxable: bool = False
@@ -137,49 +147,37 @@ class InvoiceLine(EventModel):
     description: str | None = Field(None, max_length=4000)
     quantity: Quantity
     rate: Money
-    amount: Money = Field(description="quantity x rate, rounded half-up to cents")
-    tax_rate_id: Id | None = Field(None, description="Platform tax rate; mapped by the firm's tax map")
-    tax_amount: NonNegativeMoney | None = Field(
-        None, description="US automated sales tax amount, sent as such"
+    amount: Money = Field(
+        description="quantity x rate, rounded half-up to cents (else an error on the record)"
     )
-
-    @model_validator(mode="after")
-    def _amount_matches(self) -> InvoiceLine:
-        expected = (self.quantity * self.rate).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-        if abs(expected - self.amount) > Decimal("0.01"):
-            raise ValueError(f"line {self.id}: amount is not quantity x rate")
-        return self
+    tax_rate_id: Id | None = Field(None, description="Platform tax rate; mapped by the firm's tax map")
+    tax_amount: Money | None = Field(None, description="US automated sales tax amount, sent as such")
 
 
 class Invoice(EventModel):
     """An invoice (QBO Invoice: same total and lines; ``number`` becomes ``DocNumber``)."""
 
     id: Id
-    number: str = Field(min_length=1, max_length=21, description="QBO DocNumber (max 21 characters)")
+    number: str = Field(
+        min_length=1,
+        description="QBO DocNumber. QBO takes up to 21 characters: a longer number is an error on the record "
+        "(fix the number, or let QuickBooks number the invoice)",
+    )
     account_id: Id
     status: Literal["draft", "sent", "posted", "partially_paid", "paid", "void"]
     issue_date: date
     due_date: date | None = None
     currency: Currency
-    line_items: list[InvoiceLine] = Field(min_length=1, max_length=250)
+    line_items: list[InvoiceLine] = Field(
+        description="at least one line, ids unique, amounts adding up to subtotal "
+        "(else an error on the record)"
+    )
     subtotal: Money
-    tax_total: NonNegativeMoney = Decimal("0.00")
-    total: Money
+    tax_total: Money = Decimal("0.00")
+    total: Money = Field(description="subtotal + tax_total (else an error on the record)")
     balance_due: Money
     memo: str | None = Field(None, max_length=1000)
     sent_at: AwareDatetime | None = None
-
-    @model_validator(mode="after")
-    def _totals_add_up(self) -> Invoice:
-        if sum((line.amount for line in self.line_items), Decimal("0.00")) != self.subtotal:
-            raise ValueError("subtotal is not the sum of the line amounts")
-        if self.subtotal + self.tax_total != self.total:
-            raise ValueError("total is not subtotal + tax_total")
-        if self.due_date and self.due_date < self.issue_date:
-            raise ValueError("due_date is before issue_date")
-        if len({line.id for line in self.line_items}) != len(self.line_items):
-            raise ValueError("line item ids are not unique")
-        return self
 
 
 class InvoiceVoid(EventModel):
@@ -189,7 +187,7 @@ class InvoiceVoid(EventModel):
 
 class PaymentAllocation(EventModel):
     invoice_id: Id
-    amount: PositiveMoney
+    amount: Money = Field(description="> 0 (else an error on the record)")
 
 
 class DepositInfo(EventModel):
@@ -211,24 +209,17 @@ class Payment(EventModel):
     account_id: Id
     payment_date: date
     currency: Currency
-    amount: PositiveMoney
+    amount: Money = Field(description="> 0, fees excluded (else an error on the record)")
     method: Literal["cash", "check", "card", "bank_transfer", "credit_balance", "promotional_credit", "other"]
     offline: bool = False
     sync_override: bool | None = Field(None, description="Per-payment choice; null = follow the firm setting")
-    allocations: list[PaymentAllocation] = Field(min_length=1, max_length=250)
+    allocations: list[PaymentAllocation] = Field(
+        description="at least one; each invoice once; not more than the amount (else an error on the record)"
+    )
     processor: str | None = Field(None, max_length=50, description="e.g. stripe; null for offline payments")
     reference: str | None = Field(None, max_length=100, description="Processor transaction / check number")
     description: str | None = Field(None, max_length=4000)
     deposit: DepositInfo | None = None
-
-    @model_validator(mode="after")
-    def _allocations_fit(self) -> Payment:
-        allocated = sum((a.amount for a in self.allocations), Decimal("0.00"))
-        if allocated > self.amount:
-            raise ValueError("allocations exceed the payment amount")
-        if len({a.invoice_id for a in self.allocations}) != len(self.allocations):
-            raise ValueError("an invoice appears twice in allocations")
-        return self
 
     @property
     def credit_source(self) -> Literal["credit_balance", "promotional_credit"] | None:
@@ -246,7 +237,7 @@ class Refund(EventModel):
     account_id: Id
     refund_date: date
     currency: Currency
-    amount: PositiveMoney
+    amount: Money = Field(description="> 0 (else an error on the record)")
     invoice_id: Id | None = None
     reason: str | None = Field(None, max_length=1000)
 
@@ -259,7 +250,7 @@ class ProcessingFee(EventModel):
     account_id: Id | None = None
     fee_date: date
     currency: Currency
-    amount: PositiveMoney
+    amount: Money = Field(description="> 0 (else an error on the record)")
     processor: str = Field(min_length=1, max_length=50)
     description: str | None = Field(None, max_length=4000)
 
@@ -558,24 +549,31 @@ def parse_platform_event(event: Mapping[str, Any]) -> PlatformEvent:
     source = event.get("source")
     detail_type = event.get("detail-type")
     detail = event.get("detail")
+    # the ids that say whose event it is (strings only, never other values): on every refusal below
+    ids: dict[str, str] = {}
+    if isinstance(detail, Mapping):
+        ids = {k: v for k in ("event_id", "firm_id") if isinstance(v := detail.get(k), str)}
     if source != PLATFORM_SOURCE:
-        raise BadRequest(f"event source must be {PLATFORM_SOURCE!r}, got {source!r}")
+        raise BadRequest(f"event source must be {PLATFORM_SOURCE!r}, got {source!r}", **_ids(ids))
     if not isinstance(detail_type, str):
-        raise BadRequest("event has no detail-type")
+        raise BadRequest("event has no detail-type", **_ids(ids))
     cls = PLATFORM_EVENT_TYPES.get(detail_type)
     if cls is None:
-        raise BadRequest(f"unknown platform event detail-type {detail_type!r}", detail_type=detail_type[:100])
+        raise BadRequest(
+            f"unknown platform event detail-type {detail_type[:100]!r}",
+            detail_type=detail_type[:100],
+            **_ids(ids),
+        )
     if not isinstance(detail, Mapping):
         raise BadRequest(f"{detail_type}: detail must be a JSON object", detail_type=detail_type)
     try:
         return cls.model_validate(detail)
     except ValidationError as exc:
-        event_id = detail.get("event_id") if isinstance(detail.get("event_id"), str) else None
-        firm_id = detail.get("firm_id") if isinstance(detail.get("firm_id"), str) else None
         # `from None`: the pydantic error repr embeds input values (client personal data).
         raise BadRequest(
-            f"{detail_type}: invalid detail: {_describe(exc)}",
-            detail_type=detail_type,
-            event_id=event_id,
-            firm_id=firm_id,
+            f"{detail_type}: invalid detail: {_describe(exc)}", detail_type=detail_type, **_ids(ids)
         ) from None
+
+
+def _ids(ids: Mapping[str, str]) -> dict[str, Any]:
+    return {"event_id": ids.get("event_id"), "firm_id": ids.get("firm_id")}

@@ -16,6 +16,15 @@ uncertain write recognises our own object (:func:`parse_marker`).
 
 Every rule the data breaks raises :class:`MappingError` (a :class:`~qbsync.errors.DataError`) with an
 error-center ``category``, a stable ``reason_code`` and a plain-language ``explanation`` with the fix.
+
+What QuickBooks would refuse whatever the company (:func:`check_record`, issue 11): a name longer than
+QuickBooks takes, a negative rate or line, an amount that is not positive where it must be, an amount
+beyond QuickBooks' 10 integer digits, a date outside the range qbsync sends (1900-01-01 .. 2099-12-31),
+invoice lines or totals that do not add up, a payment allocated beyond its amount. The event contract
+accepts those well-typed values (only what cannot be understood is refused there), so each becomes an
+explained error on its record before any QuickBooks call. An invoice number over 21 characters is refused
+only where it would be sent (a company with custom transaction numbers, :func:`invoice_payload`): the
+firm fixes the number, or lets QuickBooks number the invoice (``qbo_numbers``).
 Messages name platform/QBO ids only, never client personal data. ``before_sync_start`` means "mark the
 record Skipped"; a missing prerequisite (``*_not_synced``) means "wait", which
 :func:`dependencies` lets the caller avoid up front.
@@ -51,11 +60,15 @@ from qbsync.qbo.reference import (
 from qbsync.vocab import MappingCategory
 
 __all__ = [
+    "AMOUNT_LIMIT",
     "DOC_NUMBER_MAX",
+    "EARLIEST_DATE",
+    "LATEST_DATE",
     "PAYMENT_REF_MAX",
     "MappingError",
     "Resolved",
     "account_should_sync",
+    "check_record",
     "credit_application_payload",
     "credit_memo_payload",
     "customer_payload",
@@ -83,6 +96,17 @@ Category = MappingCategory
 DOC_NUMBER_MAX = 21
 PAYMENT_REF_MAX = 21
 PRIVATE_NOTE_MAX = 4000
+#: QBO's name limits: Customer DisplayName, Item Name
+DISPLAY_NAME_MAX = 500
+ITEM_NAME_MAX = 100
+#: QBO money fields are 10.5 decimals (QBO.md §5): an amount must stay below 10^10
+AMOUNT_LIMIT = Decimal("10000000000")
+#: the dates qbsync sends to QuickBooks. QBO does not document its range; a date outside this window is
+#: a typo on the platform (0226 for 2026) that would land in a closed or absurd period
+EARLIEST_DATE = date(1900, 1, 1)
+LATEST_DATE = date(2099, 12, 31)
+#: QBO's limit of lines on a (taxable) invoice
+INVOICE_LINES_MAX = 750
 _CENT = Decimal("0.01")
 _UNIT_PRICE_STEP = Decimal("0.00001")  # QBO money fields: 10.5 format
 _NAME_FORBIDDEN = re.compile(r"[:\t\n\r]")
@@ -264,6 +288,238 @@ def dependencies(record: Record) -> list[tuple[str, str]]:
     raise TypeError(f"not a platform record: {type(record).__name__}")
 
 
+# --- what QuickBooks would refuse (issue 11) ----------------------------------------------------------
+
+
+def check_record(record: Record) -> None:
+    """Refuse, before any QuickBooks call, what QuickBooks would refuse whatever the company (module doc).
+
+    Pure: needs neither reference data nor settings. The payload functions call it too, so no payload
+    QuickBooks refuses is ever built.
+
+    Raises MappingError in the record's category: (Services) ``service_rate_negative``; (Invoices)
+    ``invoice_without_lines``, ``too_many_lines``, ``duplicate_line_ids``, ``negative_line_amount``,
+    ``line_amount_mismatch``, ``invoice_totals_mismatch``, ``negative_tax``, ``due_date_before_issue_date``;
+    (Payments) ``payment_without_allocations``, ``duplicate_allocation``, ``allocations_exceed_amount``;
+    (any) ``amount_not_positive``, ``amount_too_large``, ``date_out_of_range``.
+    """
+    if isinstance(record, Service):
+        _check_service(record)
+    elif isinstance(record, Invoice):
+        _check_invoice(record)
+    elif isinstance(record, Payment):
+        _check_payment_values(record)
+    elif isinstance(record, Refund):
+        _check_amounts("Refunds", "refund", record.id, amount=record.amount)
+        _check_date("Refunds", "refund", record.id, "refund date", record.refund_date)
+    elif isinstance(record, ProcessingFee):
+        _check_amounts("Expenses", "processing fee", record.id, amount=record.amount)
+        _check_date("Expenses", "processing fee", record.id, "fee date", record.fee_date)
+
+
+def _refused(category: Category, code: str, entity: str, entity_id: str, text: str) -> MappingError:
+    return MappingError(category, code, text, entity=entity, entity_id=entity_id)
+
+
+def _check_size(category: Category, entity: str, entity_id: str, field_name: str, value: Decimal) -> None:
+    if abs(value) >= AMOUNT_LIMIT:
+        raise _refused(
+            category,
+            "amount_too_large",
+            entity,
+            entity_id,
+            f"The {field_name} of this {entity} is larger than QuickBooks can record (amounts must stay "
+            f"below 10,000,000,000.00). Correct the {field_name} on the platform; the corrected {entity} "
+            "syncs by itself.",
+        )
+
+
+def _check_amounts(category: Category, entity: str, entity_id: str, *, amount: Decimal) -> None:
+    if amount <= 0:
+        raise _refused(
+            category,
+            "amount_not_positive",
+            entity,
+            entity_id,
+            f"The amount of this {entity} is zero or negative, which QuickBooks does not record as a "
+            f"{entity}. Correct the amount on the platform (or delete the {entity}); the corrected {entity} "
+            "syncs by itself.",
+        )
+    _check_size(category, entity, entity_id, "amount", amount)
+
+
+def _check_date(category: Category, entity: str, entity_id: str, field_name: str, day: date) -> None:
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise _refused(
+            category,
+            "date_out_of_range",
+            entity,
+            entity_id,
+            f"The {field_name} of this {entity} ({day.isoformat()}) is outside the dates qbsync sends to "
+            f"QuickBooks ({EARLIEST_DATE.isoformat()} to {LATEST_DATE.isoformat()}); it is most likely a "
+            f"typo. Correct the {field_name} on the platform; the corrected {entity} syncs by itself.",
+        )
+
+
+def _check_service(service: Service) -> None:
+    if service.rate < 0:
+        raise _refused(
+            "Services",
+            "service_rate_negative",
+            "service",
+            service.id,
+            "This service has a negative rate, which QuickBooks does not accept for a product or service. "
+            "Set a rate of zero or more on the platform (bill discounts as a discount or a credit); the "
+            "corrected service syncs by itself.",
+        )
+    _check_size("Services", "service", service.id, "rate", service.rate)
+
+
+def _check_invoice_lines(invoice: Invoice) -> None:
+    eid = invoice.id
+    if not invoice.line_items:
+        raise _refused(
+            "Invoices",
+            "invoice_without_lines",
+            "invoice",
+            eid,
+            "This invoice has no line items; QuickBooks needs at least one. Add a line on the platform; the "
+            "corrected invoice syncs by itself.",
+        )
+    if len(invoice.line_items) > INVOICE_LINES_MAX:
+        raise _refused(
+            "Invoices",
+            "too_many_lines",
+            "invoice",
+            eid,
+            f"This invoice has {len(invoice.line_items)} lines; QuickBooks accepts up to "
+            f"{INVOICE_LINES_MAX}. "
+            "Split it into several invoices on the platform.",
+        )
+    if len({line.id for line in invoice.line_items}) != len(invoice.line_items):
+        raise _refused(
+            "Invoices",
+            "duplicate_line_ids",
+            "invoice",
+            eid,
+            "Two lines of this invoice carry the same line id, so qbsync cannot tell them apart. Save the "
+            "invoice again on the platform (if it persists, contact support with the invoice id).",
+        )
+    for line in invoice.line_items:
+        if line.amount < 0 or line.rate < 0:
+            raise _refused(
+                "Invoices",
+                "negative_line_amount",
+                "invoice",
+                eid,
+                f"Invoice line {line.id} has a negative rate or amount, which QuickBooks does not accept. "
+                "Use a discount or a credit on the platform instead.",
+            )
+        if line.tax_amount is not None and line.tax_amount < 0:
+            raise _refused(
+                "Invoices",
+                "negative_tax",
+                "invoice",
+                eid,
+                f"Invoice line {line.id} has a negative tax amount, which QuickBooks does not accept. "
+                "Correct the line's tax on the platform.",
+            )
+        _check_size("Invoices", "invoice", eid, f"rate of line {line.id}", line.rate)
+        _check_size("Invoices", "invoice", eid, f"amount of line {line.id}", line.amount)
+        if abs(line_amount(line.quantity, line.rate) - line.amount) > _CENT:
+            raise _refused(
+                "Invoices",
+                "line_amount_mismatch",
+                "invoice",
+                eid,
+                f"The amount of invoice line {line.id} is not its quantity times its rate, and QuickBooks "
+                "refuses a line whose amount differs. Correct the line on the platform; the corrected "
+                "invoice syncs by itself.",
+            )
+
+
+def _check_invoice(invoice: Invoice) -> None:
+    eid = invoice.id
+    _check_invoice_lines(invoice)
+    if invoice.tax_total < 0:
+        raise _refused(
+            "Invoices",
+            "negative_tax",
+            "invoice",
+            eid,
+            "This invoice has a negative tax total, which QuickBooks does not accept. Correct its tax on "
+            "the platform.",
+        )
+    for name, value in (("total", invoice.total), ("balance due", invoice.balance_due)):
+        _check_size("Invoices", "invoice", eid, name, value)
+    lines_sum = sum((line.amount for line in invoice.line_items), Decimal("0.00"))
+    if lines_sum != invoice.subtotal or invoice.subtotal + invoice.tax_total != invoice.total:
+        raise _refused(
+            "Invoices",
+            "invoice_totals_mismatch",
+            "invoice",
+            eid,
+            "The totals of this invoice do not add up (the subtotal must be the sum of the lines and the "
+            "total the subtotal plus tax), so QuickBooks would show another total than the platform. "
+            "Save the invoice again on the platform (if it persists, contact support with the invoice id).",
+        )
+    _check_date("Invoices", "invoice", eid, "issue date", invoice.issue_date)
+    if invoice.due_date is not None:
+        _check_date("Invoices", "invoice", eid, "due date", invoice.due_date)
+        if invoice.due_date < invoice.issue_date:
+            raise _refused(
+                "Invoices",
+                "due_date_before_issue_date",
+                "invoice",
+                eid,
+                "This invoice is due before it is issued, which QuickBooks does not accept. Correct the "
+                "due date on the platform; the corrected invoice syncs by itself.",
+            )
+
+
+def _check_payment_values(payment: Payment) -> None:
+    eid = payment.id
+    _check_amounts("Payments", "payment", eid, amount=payment.amount)
+    _check_date("Payments", "payment", eid, "payment date", payment.payment_date)
+    if not payment.allocations:
+        raise _refused(
+            "Payments",
+            "payment_without_allocations",
+            "payment",
+            eid,
+            "This payment is not applied to any invoice, so qbsync cannot tell QuickBooks what it pays. "
+            "Apply it to its invoice(s) on the platform; the corrected payment syncs by itself.",
+        )
+    if len({a.invoice_id for a in payment.allocations}) != len(payment.allocations):
+        raise _refused(
+            "Payments",
+            "duplicate_allocation",
+            "payment",
+            eid,
+            "This payment is applied twice to the same invoice. Correct its allocations on the platform; "
+            "the corrected payment syncs by itself.",
+        )
+    for alloc in payment.allocations:
+        if alloc.amount <= 0:
+            raise _refused(
+                "Payments",
+                "amount_not_positive",
+                "payment",
+                eid,
+                f"The amount this payment applies to invoice {alloc.invoice_id} is zero or negative. Correct "
+                "its allocations on the platform; the corrected payment syncs by itself.",
+            )
+    if sum((a.amount for a in payment.allocations), Decimal("0.00")) > payment.amount:
+        raise _refused(
+            "Payments",
+            "allocations_exceed_amount",
+            "payment",
+            eid,
+            "This payment is applied to its invoices for more than its own amount, which QuickBooks refuses. "
+            "Correct the allocations (or the amount) on the platform; the corrected payment syncs by itself.",
+        )
+
+
 # --- shared checks -----------------------------------------------------------------------------------
 
 
@@ -396,8 +652,16 @@ def _fallback_item(
 # --- customers and items -----------------------------------------------------------------------------
 
 
-def _qbo_name(name: str, category: Category, entity: str, entity_id: str) -> str:
-    # Lengths are already QBO's (500 for DisplayName, 100 for Item Name) in the event models.
+def _qbo_name(name: str, category: Category, entity: str, entity_id: str, *, limit: int) -> str:
+    if len(name) > limit:
+        raise MappingError(
+            category,
+            "name_too_long",
+            f"QuickBooks accepts {entity} names of up to {limit} characters and this one has {len(name)}. "
+            f"Shorten the {entity}'s name on the platform; the corrected record syncs by itself.",
+            entity=entity,
+            entity_id=entity_id,
+        )
     if _NAME_FORBIDDEN.search(name):
         raise MappingError(
             category,
@@ -419,7 +683,7 @@ def customer_payload(account: ClientAccount, ref: QboReference, settings: FirmSy
     """
     eid = account.id
     body: dict[str, Any] = {
-        "DisplayName": _qbo_name(account.name, "Accounts", "client account", eid),
+        "DisplayName": _qbo_name(account.name, "Accounts", "client account", eid, limit=DISPLAY_NAME_MAX),
         "Active": account.active,
         "Notes": marker("ClientAccount", account.id),
     }
@@ -514,10 +778,12 @@ def item_payload(service: Service, ref: QboReference, settings: FirmSyncSettings
     ``income_account_type`` (see :func:`service_income_account`); ``services_use_sales_item`` when no
     service income account is set and QBO has no "Uncategorized Income": then services are not created
     and invoice lines go to the "Sales" item (the caller records the service as mapped to
-    ``ref.sales_item_id``). The rate is never negative (the event model refuses it).
+    ``ref.sales_item_id``); what :func:`check_record` refuses (``service_rate_negative``,
+    ``amount_too_large``).
     """
     eid = service.id
-    name = _qbo_name(service.name, "Services", "service", eid)
+    check_record(service)
+    name = _qbo_name(service.name, "Services", "service", eid, limit=ITEM_NAME_MAX)
     income = service_income_account(ref, settings)
     if income is None:
         raise MappingError(
@@ -637,20 +903,29 @@ def _tax_mapping(
 
 
 def invoice_payload(  # noqa: C901
-    invoice: Invoice, resolved: Resolved, ref: QboReference, settings: FirmSyncSettings
+    invoice: Invoice,
+    resolved: Resolved,
+    ref: QboReference,
+    settings: FirmSyncSettings,
+    *,
+    qbo_numbers: bool = False,
 ) -> dict[str, Any]:
     """Invoice create/full-update body: same lines and total as the platform invoice.
 
     Lines: ``Qty``/``UnitPrice``/``Amount`` with ``Amount = round_half_up(Qty x UnitPrice, 2)``;
     items from ``resolved.item_ids`` (service lines), else the work-type map, the default service, the
-    "Sales" item. ``DocNumber`` only when the company uses custom transaction numbers. Tax: in AST
+    "Sales" item. ``DocNumber`` only when the company uses custom transaction numbers and the firm has not
+    chosen to let QuickBooks number this invoice (``qbo_numbers``, the error action "let QuickBooks number
+    it": no DocNumber is sent, so QuickBooks numbers it - or, with custom numbers, leaves it blank).
+    Tax: in AST
     companies lines carry ``TAX``/``NON`` and the platform's tax total is sent as ``TotalTax``; in other
     US companies lines carry ``TAX``/``NON`` and the mapped tax code goes to ``TxnTaxCodeRef`` (one
     tax rate per invoice); elsewhere each line carries its mapped tax code.
 
-    Raises MappingError: ``invoice_not_sent`` / ``invoice_void`` (Invoices; drafts do not sync, voids
-    are a void operation), ``before_sync_start``, ``books_closed``, ``customer_not_synced``,
-    ``service_not_synced``, ``negative_line_amount``, ``currency_unsupported``; (Services)
+    Raises MappingError: what :func:`check_record` refuses; ``invoice_not_sent`` / ``invoice_void``
+    (Invoices; drafts do not sync, voids are a void operation), ``doc_number_too_long`` (the number would
+    be sent and is over 21 characters), ``before_sync_start``, ``books_closed``, ``customer_not_synced``,
+    ``service_not_synced``, ``currency_unsupported``; (Services)
     ``work_type_unmapped``; (Taxes) ``tax_rate_unmapped``, ``tax_code_invalid``, ``tax_rate_invalid``,
     ``several_tax_rates_us``, ``tax_without_rate``.
     """
@@ -668,6 +943,18 @@ def invoice_payload(  # noqa: C901
             "Invoices",
             "invoice_void",
             "This invoice is void on the platform: it is voided in QuickBooks, not created or updated.",
+            entity="invoice",
+            entity_id=eid,
+        )
+    check_record(invoice)
+    send_number = ref.custom_txn_numbers and not qbo_numbers
+    if send_number and len(invoice.number) > DOC_NUMBER_MAX:
+        raise MappingError(
+            "Invoices",
+            "doc_number_too_long",
+            f"The invoice number has {len(invoice.number)} characters; QuickBooks accepts at most "
+            f"{DOC_NUMBER_MAX}. Either fix the number on the platform (the corrected invoice syncs by "
+            "itself), or choose 'Let QuickBooks number it' on this error to sync the invoice without it.",
             entity="invoice",
             entity_id=eid,
         )
@@ -701,15 +988,6 @@ def invoice_payload(  # noqa: C901
 
     lines: list[dict[str, Any]] = []
     for number, line in enumerate(invoice.line_items, start=1):
-        if line.amount < 0 or line.rate < 0:
-            raise MappingError(
-                "Invoices",
-                "negative_line_amount",
-                f"Invoice line {line.id} has a negative amount, which QuickBooks does not accept. Use a "
-                "discount or a credit on the platform instead.",
-                entity="invoice",
-                entity_id=eid,
-            )
         qty, price = _qty_price(line)
         detail: dict[str, Any] = {
             "ItemRef": {"value": _line_item(line, resolved, ref, settings, eid)},
@@ -742,8 +1020,8 @@ def invoice_payload(  # noqa: C901
     }
     if invoice.due_date:
         body["DueDate"] = invoice.due_date.isoformat()
-    if ref.custom_txn_numbers:
-        body["DocNumber"] = invoice.number[:DOC_NUMBER_MAX]
+    if send_number:
+        body["DocNumber"] = invoice.number
     if invoice.memo:
         body["CustomerMemo"] = {"value": invoice.memo}
     if currency:
@@ -806,6 +1084,7 @@ def payment_method_for(payment: Payment, ref: QboReference) -> str | None:
 
 
 def _check_payment(payment: Payment, ref: QboReference, settings: FirmSyncSettings) -> None:
+    check_record(payment)
     if not payment_should_sync(payment, settings):
         raise MappingError(
             "Payments",
@@ -1050,6 +1329,7 @@ def purchase_payload(
             entity="processing fee",
             entity_id=eid,
         )
+    check_record(fee)
     _check_dates(fee.fee_date, ref, settings, "Expenses", "processing fee", eid)
     currency = _currency(fee.currency, ref, "Expenses", "processing fee", eid)
     expense = fee_expense_account(ref, settings)
@@ -1096,6 +1376,7 @@ def refund_receipt_payload(
             entity="refund",
             entity_id=eid,
         )
+    check_record(refund)
     _check_dates(refund.refund_date, ref, settings, "Refunds", "refund", eid)
     customer = _require_customer(resolved, "Refunds", "refund", eid)
     currency = _currency(refund.currency, ref, "Refunds", "refund", eid)

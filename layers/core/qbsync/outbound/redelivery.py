@@ -6,11 +6,14 @@ outcome; otherwise the exception) and applies the answer; nothing here calls AWS
 * The service returned an outcome (synced, failed, skipped, blocked, paused, stale, ...) → :class:`Consume`:
   the message is done. DataErrors are handled by the service (record failed + error log), so a record
   the platform must fix is consumed, not retried.
-* A body that cannot be understood (:class:`~qbsync.errors.MalformedMessage`) → :class:`Redeliver`
-  ``malformed``: reported as a batch-item failure, not silently dropped: it is retried a few times and
-  then parked in ``OutboundDLQ``, whose alarm is the operator's signal that the platform sent something
+* A body that cannot be understood (:class:`~qbsync.errors.MalformedMessage`: not JSON, an unknown detail
+  type, a missing id, a wrong type - issue 11: what QuickBooks would refuse is NOT malformed, it becomes an
+  error on its record) → :class:`DeadLetter`: it can never succeed on a retry, so it goes to ``OutboundDLQ``
+  at once (:mod:`qbsync.outbound.dead_letters`: sent there, then consumed), not after 5 receives at the
+  720 s visibility timeout. The DLQ's alarm is the operator's signal that the platform sent something
   qbsync cannot read (a schema drift is fixed by deploying, then redriving the DLQ). Dropping it would lose
-  a record change without a trace. The queue's visibility timeout applies.
+  a record change without a trace; if the send to the DLQ fails the handler reports a batch-item failure
+  instead (SQS's own redrive still parks it after 5 receives).
 * Any other qbsync error (connection not ``connected`` mid-run, ReconnectRequired, throttling, an
   uncertain write, a lease race, a deployment error) → :class:`Redeliver` ``retry``: a batch-item failure;
   SQS redelivers the message, after ``maxReceiveCount`` it lands in ``OutboundDLQ`` (nothing is lost).
@@ -39,6 +42,7 @@ __all__ = [
     "REDELIVERY_MAX_SECONDS",
     "REDELIVERY_MIN_SECONDS",
     "Consume",
+    "DeadLetter",
     "Decision",
     "Redeliver",
     "decide",
@@ -62,22 +66,27 @@ class Consume:
 class Redeliver:
     """Report the message as a batch-item failure: SQS delivers it again (the DLQ after the last receive).
 
-    ``why``: ``malformed`` (the body cannot be understood), ``retry`` (a qbsync error: try again later),
-    ``unexpected`` (not a qbsync error). ``visibility_seconds``: bring it back after that many seconds
-    (change its visibility); None keeps the queue's visibility timeout.
+    ``why``: ``retry`` (a qbsync error: try again later), ``unexpected`` (not a qbsync error).
+    ``visibility_seconds``: bring it back after that many seconds (change its visibility); None keeps the
+    queue's visibility timeout.
     """
 
-    why: Literal["malformed", "retry", "unexpected"]
+    why: Literal["retry", "unexpected"]
     visibility_seconds: int | None = None
 
 
-Decision: TypeAlias = Consume | Redeliver
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """Send the message to the DLQ now, then consume it (it can never succeed on a retry)."""
+
+
+Decision: TypeAlias = Consume | Redeliver | DeadLetter
 
 
 @overload
 def decide(failure: None, *, receive_count: int, jitter: float) -> Consume: ...
 @overload
-def decide(failure: BaseException, *, receive_count: int, jitter: float) -> Redeliver: ...
+def decide(failure: BaseException, *, receive_count: int, jitter: float) -> Redeliver | DeadLetter: ...
 def decide(failure: BaseException | None, *, receive_count: int, jitter: float) -> Decision:
     """The decision for one message (see the module doc).
 
@@ -89,7 +98,7 @@ def decide(failure: BaseException | None, *, receive_count: int, jitter: float) 
     if failure is None:
         return Consume()
     if isinstance(failure, MalformedMessage):
-        return Redeliver("malformed")
+        return DeadLetter()
     if isinstance(failure, QbsyncError):
         return Redeliver("retry", visibility_for(failure, receive_count=receive_count, jitter=jitter))
     return Redeliver("unexpected")

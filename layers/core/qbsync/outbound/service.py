@@ -423,6 +423,9 @@ class SyncService:
         skip = self._skip_reason(job, record, current, settings)
         if skip is not None:
             return self._skip(job, skip)
+        # what QuickBooks would refuse in any company fails now, before any QuickBooks call and without
+        # waiting for prerequisites (a MappingError: _run marks the record failed with its explained error)
+        mapping.check_record(record)
 
         waiting, resolved = self._gate.prerequisites(job, record, qbo)
         if waiting:
@@ -432,7 +435,7 @@ class SyncService:
         if isinstance(record, Invoice):
             self._name_sales_lines(job, record, resolved, ref)
         try:
-            payload = self._payload(record, resolved, ref, settings)
+            payload = self._payload(record, resolved, ref, settings, qbo_numbers=current.qbo_numbers)
         except MappingError as err:
             if err.reason_code in _SKIP_REASONS:
                 return self._skip(job, err.explanation)
@@ -477,14 +480,14 @@ class SyncService:
 
     @staticmethod
     def _payload(
-        record: Any, resolved: Resolved, ref: QboReference, settings: FirmSyncSettings
+        record: Any, resolved: Resolved, ref: QboReference, settings: FirmSyncSettings, *, qbo_numbers: bool
     ) -> dict[str, Any]:
         if isinstance(record, ClientAccount):
             return mapping.customer_payload(record, ref, settings)
         if isinstance(record, Service):
             return mapping.item_payload(record, ref, settings)
         if isinstance(record, Invoice):
-            return mapping.invoice_payload(record, resolved, ref, settings)
+            return mapping.invoice_payload(record, resolved, ref, settings, qbo_numbers=qbo_numbers)
         if isinstance(record, Payment):
             if record.credit_source:
                 return mapping.credit_memo_payload(record, resolved, ref, settings)

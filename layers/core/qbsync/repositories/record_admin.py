@@ -22,6 +22,7 @@ from qbsync.repositories.records import (
     _ERROR_ATTRS,
     _INTENT_ATTRS,
     _MAX_PAGE,
+    FAILED,
     LAST_EVENT_ATTR,
     NOT_SYNCED,
     SKIPPED,
@@ -374,6 +375,26 @@ class RecordAdmin:
             condition="(attribute_not_exists(qbo_id) OR qbo_id = :qid) AND "
             "(attribute_not_exists(platform_version) OR platform_version <= :ver)",
             values={":qid": qbo_id, ":ver": version},
+        )
+
+    def let_qbo_number(self, key: RecordKey, *, by: str | None, now: float) -> SyncRecord:
+        """The firm chose "let QuickBooks number it" for a failed invoice whose number QuickBooks refuses:
+        ``qbo_numbers`` is set (kept from then on: every later version of the invoice is sent without its
+        platform number), the record stays ``failed`` until the resync the caller queues. Raises Conflict
+        under a live lease or when the record is no longer failed (a newer version synced meanwhile)."""
+        if key.record_type != "invoice":
+            raise ValueError("only invoices have a number QuickBooks can assign")
+        sets: dict[str, Any] = {"qbo_numbers": True, "qbo_numbers_at": _num(now)}
+        if by:
+            sets["qbo_numbers_by"] = by
+        return self._admin_update(
+            key,
+            status=FAILED,
+            sets=sets,
+            removes=[],
+            now=now,
+            condition="#status = :failed",
+            values={":failed": FAILED},
         )
 
     def exclude(

@@ -228,6 +228,8 @@ class SyncRecord:
     requeued_by: str | None = None
     #: the synced version whose dependents were all released (a redelivery does not release them again)
     released_version: int | None = None
+    #: invoices: the firm chose "let QuickBooks number it" (no DocNumber is sent; RecordAdmin.let_qbo_number)
+    qbo_numbers: bool = False
 
     @property
     def key(self) -> RecordKey:
@@ -291,6 +293,7 @@ class SyncRecord:
             released_version=None
             if item.get("released_version") is None
             else as_int(item["released_version"]),
+            qbo_numbers=item.get("qbo_numbers") is True,
         )
 
 
