@@ -14,6 +14,7 @@ import html
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
@@ -26,12 +27,13 @@ from qbsync.api.common import (
     not_configured,
     qbsync_error_response,
     refuse_body,
+    unexpected_error_response,
     validation_error_response,
 )
 from qbsync.auth import Caller, caller_from_event
 from qbsync.connection.models import CheckResult, ConnectionView, ConnectSettings, ConnectUrl
 from qbsync.connection.service import ConnectionService
-from qbsync.errors import ConfigurationError, QbsyncError
+from qbsync.errors import BadRequest, ConfigurationError, NotFound, QbsyncError
 from qbsync.observability import bind_context, logger, metrics, tracer
 
 # Validation on: request bodies are the pydantic models below (a bad body is a 400 naming the fields, see
@@ -206,6 +208,25 @@ def handle_qbsync_error(err: QbsyncError) -> Response:
 def handle_validation_error(err: RequestValidationError) -> Response:
     """A body or query that fails its model: 400 naming the fields (never the values sent)."""
     return validation_error_response(err.errors())
+
+
+@app.not_found
+def handle_not_found(_: NotFoundError) -> Response:
+    return qbsync_error_response(NotFound("no such route"))
+
+
+@app.exception_handler(ServiceError)
+def handle_service_error(err: ServiceError) -> Response:
+    """Powertools' own HTTP errors (e.g. a method the route does not take): their status, our error body."""
+    if err.status_code >= 500:
+        return unexpected_error_response(err)
+    return qbsync_error_response(BadRequest(str(err.msg), http_status=err.status_code))
+
+
+@app.exception_handler(Exception)
+def handle_unexpected_error(err: Exception) -> Response:
+    """Anything else is a bug: a JSON 500 with the request id (logged with its stack), never a bare 502."""
+    return unexpected_error_response(err)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)

@@ -76,6 +76,7 @@ class Api:
         *,
         bearer: str | None = None,
         body: Any = None,
+        raw_body: str | None = None,
         query: dict[str, str] | None = None,
     ) -> HttpResult:
         if path == "/oauth/callback":
@@ -96,7 +97,7 @@ class Api:
             httpMethod=method,
             path=path,
             resource=path,
-            body=json.dumps(body) if body is not None else None,
+            body=raw_body if raw_body is not None else json.dumps(body) if body is not None else None,
             queryStringParameters=query,
             multiValueQueryStringParameters={k: [v] for k, v in query.items()} if query else None,
         )

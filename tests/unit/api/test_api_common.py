@@ -103,7 +103,7 @@ def test_the_handler_maps_unexpected_exceptions_to_a_bare_500_and_routes_domain_
     manager = app.exception_handler_manager
     bug = manager.lookup_exception_handler(KeyError)(KeyError("settings"))
     assert bug.status_code == 500
-    assert _body(bug) == {"error": "internal_error", "message": "internal error"}
+    assert _body(bug) == {"error": "internal_error", "message": "internal error", "request_id": ""}
     refused = manager.lookup_exception_handler(BadRequest)(BadRequest("cursor: bad"))
     assert refused.status_code == 400 and _body(refused)["message"] == "cursor: bad"
 

@@ -149,9 +149,10 @@ def validation_error_response(errors: Sequence[Mapping[str, Any]]) -> Response:
 
 
 def unexpected_error_response(exc: Exception) -> Response:
-    """500 ``internal error`` for a bug: logged with its stack, nothing internal in the answer."""
+    """500 ``internal error`` for a bug: logged with its stack, nothing internal in the answer but the
+    request id to find that log line by."""
     logger.exception("unhandled error", extra={"error_type": type(exc).__name__})
-    return _json(500, {"error": "internal_error", "message": "internal error"})
+    return _json(500, {"error": "internal_error", "message": "internal error", "request_id": _request_id()})
 
 
 _FORM_TYPES = ("multipart/", "application/x-www-form-urlencoded")
