@@ -10,7 +10,7 @@ DEEP = "[" * 50_000 + "]" * 50_000  # breaks a recursive JSON parser before any 
 def test_a_body_that_breaks_the_parser_is_answered_json_with_a_request_id(stack):
     firm = new_firm()
     owner = stack.api.token(firm)
-    for path in ("/connection/connect-url", "/connection/confirm-switch"):
+    for path in ("/connection/connect-url", "/connection/confirm-switch", "/connection/complete"):
         answer = stack.api.call("POST", path, bearer=owner, raw_body=DEEP)
 
         assert answer.headers["Content-Type"] == "application/json", (path, answer.body)
