@@ -5,9 +5,17 @@ Entry points (each takes the verified :class:`~qbsync.auth.Caller`; firm and rol
 * :meth:`ConnectionService.create_connect_url` (owner): a consent URL with a signed, single-use, 10-minute
   ``state`` that binds the firm, the user and a nonce.
 * :meth:`ConnectionService.complete_callback` (no caller: the state authenticates): verifies the state,
-  exchanges the code, stores the tokens encrypted. Same company (or first connection) → ``connected``;
-  a *different* company than the firm's current/previous one → held as ``pending_switch`` until the owner
-  types ``ACCEPT`` (TaxDome's guard: switching is irreversible and re-syncs everything).
+  exchanges the code and proves the company: CompanyInfo of the callback's ``realmId`` read with the NEW
+  token (any failure refuses). Connects nothing: the grant is parked (encrypted, 5 minutes, single use)
+  under a one-time handle, returned with the platform's return URL. A company another firm holds is
+  refused. Every refusal after the exchange revokes the new grant and stores nothing.
+* :meth:`ConnectionService.complete_connection` (owner; only the user the state was issued to): takes the
+  parked grant once. First connection → ``connected``; the same company → ``reconnected``; a *different*
+  company than the firm's current/previous one → held as ``pending_switch`` until the owner types
+  ``ACCEPT`` (TaxDome's guard: switching is irreversible and re-syncs everything). So a forwarded authorize
+  link connects nothing for whoever consents with it.
+* One realm, one live firm: the realm-owner item (:mod:`qbsync.repositories.connections`) is claimed in
+  the connection write's own transaction; two firms completing at once never both win.
 * :meth:`ConnectionService.confirm_switch` (owner, ``"ACCEPT"`` exactly): revokes the old company's tokens,
   archives the old connection (``CONNECTION#ARCHIVED#…``; its mappings stay under their realm, never
   reused), activates the new company.
@@ -19,10 +27,12 @@ Entry points (each takes the verified :class:`~qbsync.auth.Caller`; firm and rol
 
 Every change publishes "Connection Changed" (:mod:`qbsync.connection.events`).
 
-Errors (``qbsync.errors``; ``http_status`` maps them at the API edge): Forbidden (role), NotFound (the firm
-has no connection / nothing of that firm), BadRequest (bad/forged/expired/replayed state, declined consent,
-wrong confirmation text), Conflict (no switch pending, a concurrent change), ReconnectRequired (the
-authorization is gone), ServiceUnavailable/Throttled (Intuit or AWS unavailable: retry).
+Errors (``qbsync.errors``; ``http_status`` maps them at the API edge): Forbidden (role; another user's
+handle; a grant that does not open the callback's company), NotFound (the firm has no connection / nothing
+of that firm, another firm's handle), BadRequest (bad/forged/expired/replayed state or handle, declined
+consent, wrong confirmation text), Conflict (the company is connected to another firm, no switch pending, a
+concurrent change), ReconnectRequired (the authorization is gone), ServiceUnavailable/Throttled (Intuit or
+AWS unavailable: retry). Never tokens, codes or handles in a log line or an error.
 """
 
 from __future__ import annotations
