@@ -132,7 +132,8 @@ class Demo:
         if authorize.status_code != 302:
             raise DemoFailure(f"authorize answered {authorize.status_code}: {authorize.text[:200]}")
         callback = self.http.get(authorize.headers["Location"], allow_redirects=False, timeout=60)
-        self.expect(callback, 303)
+        if callback.status_code != 303:
+            raise DemoFailure(f"the callback answered {callback.status_code}: {callback.text[:300]}")
         handle = parse_qs(urlparse(callback.headers["Location"]).query)["handle"][0]
         return dict(self.expect(self.api("POST", "/connection/complete", body={"handle": handle}), 200))
 

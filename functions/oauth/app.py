@@ -246,7 +246,12 @@ def oauth_callback(
     metrics.add_metric(name="OAuthCallbackParked", unit="Count", value=1)
     if parked.return_url is None:
         return _parked_page(parked)
-    return Response(status_code=303, headers={**_NO_STORE, "Location": parked.return_url}, body="")
+    return Response(
+        status_code=303,
+        content_type="text/html; charset=utf-8",
+        headers={**_NO_STORE, "Location": parked.return_url},
+        body="",
+    )
 
 
 _TRY_AGAIN = "QuickBooks could not be connected right now; start the connection again in a few minutes."
