@@ -91,9 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     sample = sample_firm_for(args.scale)
     with demo_environment(pollers=args.pollers) as demo:
         demo.sim.set_consent(demo.realm_b)
-        page = demo.browser_consent()
-        if "QuickBooks connected" not in page:
-            print(f"could not connect the firm: {page[:200]}", file=sys.stderr)
+        outcome = demo.browser_consent()
+        if outcome.get("change") != "connected":
+            print(f"could not connect the firm: {outcome}", file=sys.stderr)
             return 1
         report = sample_firm.run(demo, sample, realm_id=demo.realm_b, timeout=args.timeout)
         api = [

@@ -3,7 +3,9 @@
 Plays the two outside parties through their real interfaces only:
 - the platform backend: signs admin JWTs with the deployed ``AdminJwtSecret`` and calls the admin API
   over HTTP; subscribes to qbsync's events on the bus (its own rule + queue, as a real subscriber would);
-- the firm owner's browser: follows the Intuit authorize redirect to our ``/oauth/callback``.
+- the firm owner's browser: follows the Intuit authorize redirect to our ``/oauth/callback``, which sends it
+  back to the platform's return URL with a one-time handle; the platform then completes the connection with
+  the owner's JWT (``POST /connection/complete``).
 
 Everything else is the product as deployed: API Gateway (local), the Lambda authorizer, the OAuth
 handler, DynamoDB, KMS, Secrets Manager and EventBridge on moto, QuickBooks Online as the simulator.
@@ -30,7 +32,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlparse
+from urllib.parse import parse_qs, urlencode, urlparse
 
 import jwt
 import requests
@@ -121,15 +123,19 @@ class Demo:
         ctype = response.headers.get("content-type", "")
         return response.json() if "json" in ctype else response.text
 
-    def browser_consent(self) -> str:
-        """The owner asks for a connect URL and consents in 'QuickBooks'; returns the callback page."""
+    def browser_consent(self) -> dict[str, Any]:
+        """The owner asks for a connect URL and consents in 'QuickBooks'; the callback sends the browser back
+        to the platform with a one-time handle, and the platform completes the connection with the owner's
+        JWT (``POST /connection/complete``). Returns what completing did (``change``, ``message``, ...)."""
         url = self.expect(self.api("POST", "/connection/connect-url", body={}), 200)["url"]
         authorize = self.http.get(url, allow_redirects=False, timeout=30)
         if authorize.status_code != 302:
             raise DemoFailure(f"authorize answered {authorize.status_code}: {authorize.text[:200]}")
-        callback = authorize.headers["Location"]
-        page = self.http.get(callback, allow_redirects=False, timeout=60)
-        return str(self.expect(page, 200))
+        callback = self.http.get(authorize.headers["Location"], allow_redirects=False, timeout=60)
+        if callback.status_code != 303:
+            raise DemoFailure(f"the callback answered {callback.status_code}: {callback.text[:300]}")
+        handle = parse_qs(urlparse(callback.headers["Location"]).query)["handle"][0]
+        return dict(self.expect(self.api("POST", "/connection/complete", body={"handle": handle}), 200))
 
     def put_platform_event(self, event: dict[str, Any]) -> None:
         """The platform's side of the contract: one event on qbsync's bus (docs/events/README.md)."""
@@ -233,9 +239,9 @@ def run(demo: Demo, sample_scale: float = 1.0, sample_timeout: float = SAMPLE_TI
     sim, realm_a, realm_b = demo.sim, demo.realm_a, demo.realm_b
 
     def connect() -> str:
-        page = demo.browser_consent()
-        if "QuickBooks connected" not in page:
-            raise DemoFailure(f"callback page: {page[:200]}")
+        outcome = demo.browser_consent()
+        if outcome["change"] != "connected":
+            raise DemoFailure(f"completing the connection: {outcome}")
         view = demo.expect(demo.api("GET", "/connection"), 200)
         if view["status"] != "connected" or view["realm_id"] != realm_a:
             raise DemoFailure(f"status {view}")
@@ -284,11 +290,11 @@ def run(demo: Demo, sample_scale: float = 1.0, sample_timeout: float = SAMPLE_TI
         return f"status {view['status']}; tokens revoked at Intuit ({len(revokes)} revoke call)"
 
     def reconnect() -> str:
-        page = demo.browser_consent()
+        outcome = demo.browser_consent()
         view = demo.expect(demo.api("GET", "/connection"), 200)
         if view["status"] != "connected" or view["realm_id"] != realm_a:
             raise DemoFailure(f"status {view}")
-        return f"same company again: mappings kept (realm {view['realm_id']}); page says {_title(page)!r}"
+        return f"same company again: mappings kept (realm {view['realm_id']}); {outcome['change']}"
 
     def revoked_in_qbo() -> str:
         sim.revoke_tokens(realm_a)  # the firm disconnects the app inside QuickBooks
@@ -308,7 +314,9 @@ def run(demo: Demo, sample_scale: float = 1.0, sample_timeout: float = SAMPLE_TI
 
     def switch() -> str:
         sim.set_consent(realm_b)
-        page = demo.browser_consent()
+        outcome = demo.browser_consent()
+        if outcome["change"] != "switch_pending":
+            raise DemoFailure(f"completing the connection: {outcome}")
         pending = demo.expect(demo.api("GET", "/connection"), 200)
         if (pending.get("pending_switch") or {}).get("realm_id") != realm_b or pending["realm_id"] != realm_a:
             raise DemoFailure(f"not pending: {pending}")
@@ -320,7 +328,7 @@ def run(demo: Demo, sample_scale: float = 1.0, sample_timeout: float = SAMPLE_TI
         if done["realm_id"] != realm_b or not done.get("archived"):
             raise DemoFailure(f"switch result {done}")
         return (
-            f"page {_title(page)!r}; 'accept' -> 400; 'ACCEPT' -> now {done['company_name']!r}, "
+            f"{outcome['change']}; 'accept' -> 400; 'ACCEPT' -> now {done['company_name']!r}, "
             f"old company archived ({done['archived'][0]['realm_id']})"
         )
 
@@ -640,12 +648,6 @@ def _platform_event(name: str) -> dict[str, Any]:
     event = json.loads((REPO_ROOT / "events" / "platform" / f"{name}.json").read_text(encoding="utf-8"))
     event["detail"]["firm_id"] = FIRM_ID
     return dict(event)
-
-
-def _title(page: str) -> str:
-    start = page.find("<h1>")
-    end = page.find("</h1>")
-    return page[start + 4 : end] if start >= 0 and end > start else page[:60]
 
 
 def summary(demo: Demo, elapsed: float) -> None:

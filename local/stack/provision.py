@@ -898,20 +898,32 @@ def provision(
     )
 
 
+#: The platform's return page locally (``PlatformReturnUrl``). Nothing serves it: whoever plays the platform
+#: (local/demo.py, the tests) reads the callback's redirect to it and completes the connection over the API.
+LOCAL_PLATFORM_RETURN_URL = "http://platform.localhost/quickbooks/connected"
+
+
 def local_parameters(
     template_path: str | Path = "template.yaml",
     simulator_url: str | None = None,
     redirect_uri: str | None = None,
     stage: str | None = None,
     log_level: str | None = None,
+    platform_return_url: str | None = None,
 ) -> dict[str, str]:
     """Parameter overrides that point the application at the QuickBooks simulator (docs/contracts.md).
 
     Only parameters the template declares are returned (``IntuitDiscoveryUrl``, ``QboApiBaseUrl``,
-    ``QboAppBaseUrl``, ``OAuthRedirectUri``, ``Stage``, ``LogLevel``); None leaves the default.
+    ``QboAppBaseUrl``, ``OAuthRedirectUri``, ``PlatformReturnUrl``, ``Stage``, ``LogLevel``); None leaves
+    the default. With a simulator, ``PlatformReturnUrl`` defaults to :data:`LOCAL_PLATFORM_RETURN_URL`.
     """
     declared = (load_template(template_path).get("Parameters") or {}).keys()
-    values: dict[str, str | None] = {"OAuthRedirectUri": redirect_uri, "Stage": stage, "LogLevel": log_level}
+    values: dict[str, str | None] = {
+        "OAuthRedirectUri": redirect_uri,
+        "PlatformReturnUrl": platform_return_url,
+        "Stage": stage,
+        "LogLevel": log_level,
+    }
     if simulator_url is not None:
         sim = simulator_url.rstrip("/")
         values.update(
@@ -921,6 +933,8 @@ def local_parameters(
                 "QboAppBaseUrl": sim,
             }
         )
+        if platform_return_url is None:
+            values["PlatformReturnUrl"] = LOCAL_PLATFORM_RETURN_URL
     return {k: v for k, v in values.items() if v is not None and k in declared}
 
 

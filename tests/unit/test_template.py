@@ -94,10 +94,18 @@ def test_parameters_match_contract(template: dict[str, Any]) -> None:
         "QboApiBaseUrl",
         "QboAppBaseUrl",
         "OAuthRedirectUri",
+        "PlatformReturnUrl",
         "LogLevel",
     ):
         assert name in params, name
     assert params["OAuthRedirectUri"]["Default"] == ""
+    # Empty: the callback shows the handle on its page; a value must be an http(s) URL.
+    return_url = params["PlatformReturnUrl"]
+    assert return_url["Default"] == ""
+    for ok in ("", "https://platform.example/qb?tab=1", "http://platform.localhost/quickbooks/connected"):
+        assert re.fullmatch(return_url["AllowedPattern"], ok), ok
+    for bad in ("platform.example", "javascript:alert(1)", "https://has space"):
+        assert not re.fullmatch(return_url["AllowedPattern"], bad), bad
     assert params["IntuitDiscoveryUrl"]["Default"] == (
         "https://developer.intuit.com/.well-known/openid_configuration/"
     )
@@ -152,6 +160,7 @@ def test_env_vars_point_at_the_right_resources(template: dict[str, Any]) -> None
     assert env["INBOUND_QUEUE_URL"] == {"Ref": "InboundQueue"}
     assert env["RETRY_QUEUE_URL"] == {"Ref": "RetryQueue"}
     assert env["OAUTH_REDIRECT_URI"] == {"Ref": "OAuthRedirectUri"}
+    assert env["PLATFORM_RETURN_URL"] == {"Ref": "PlatformReturnUrl"}
     assert "TokenKey" in json.dumps(env["TOKEN_KMS_KEY_ID"])
     assert "EventBus" in json.dumps(env["EVENT_BUS_NAME"])
 

@@ -128,6 +128,10 @@ class QboSettings(_EnvSettings):
     #: ``None`` when the variable is set but empty (template default): the OAuth handler then uses the
     #: API's own ``/oauth/callback`` URL. The variable itself must exist (no silent default).
     oauth_redirect_uri: OptionalExactUrl = Field(alias="OAUTH_REDIRECT_URI")
+    #: Where the OAuth callback sends the owner's browser once the grant is parked: the platform's page that
+    #: completes the connection (``POST /connection/complete`` with the user's JWT and the ``handle`` query
+    #: parameter added to this URL). Unset or empty: the callback shows the handle on its own page.
+    platform_return_url: OptionalExactUrl = Field(None, alias="PLATFORM_RETURN_URL")
 
 
 @lru_cache(maxsize=1)

@@ -60,6 +60,7 @@ from qbsync.repositories.connections import ConnectionsRepository
 from qbsync.repositories.dead_letters import DeadLetterLog
 from qbsync.repositories.error_log import ErrorLogRepository
 from qbsync.repositories.firm_settings import FirmSettingsRepository
+from qbsync.repositories.oauth_grants import ParkedGrants
 from qbsync.repositories.oauth_state import OAuthStateRepository
 from qbsync.repositories.paused import PausedWork
 from qbsync.repositories.rate_windows import RateWindows
@@ -182,9 +183,11 @@ def build_connection_service() -> ConnectionService:
     qbo = get_qbo_settings()
     client_id, client_secret = _intuit_app()
     table = sync_table()
+    cipher = TokenCipher(core.token_kms_key_id)
     return ConnectionService(
-        connections=ConnectionsRepository(table, TokenCipher(core.token_kms_key_id)),
+        connections=ConnectionsRepository(table, cipher),
         states=OAuthStateRepository(table),
+        grants=ParkedGrants(table, cipher),
         oauth=IntuitOAuthClient(
             discovery_url=qbo.intuit_discovery_url, client_id=client_id, client_secret=client_secret
         ),
@@ -194,6 +197,8 @@ def build_connection_service() -> ConnectionService:
         # Empty OAUTH_REDIRECT_URI (template default): the handler derives the API's own callback URL.
         redirect_uri=getattr(qbo, "oauth_redirect_uri", None) or None,
         qbo_client=_paced_clients(),
+        # Empty PLATFORM_RETURN_URL (template default): the callback shows the handle on its own page.
+        return_url=qbo.platform_return_url,
     )
 
 

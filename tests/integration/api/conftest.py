@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -24,7 +24,7 @@ from qbsync.repositories.connections import ConnectionsRepository
 from qbsync.repositories.records import RecordsRepository
 
 from local.stack.provision import Resources
-from tests.fixtures.firms import connections_repository, store_connection
+from tests.fixtures.firms import company_for, connections_repository, store_connection
 from tests.fixtures.firms import new_firm as new_firm  # the tests of this folder import it from here
 from tests.fixtures.lambda_runtime import HttpResult, LambdaContext, load_function
 
@@ -45,6 +45,8 @@ class AdminApi:
     realm_id: str
     client_id: str
     env: dict[str, str]
+    #: companies made for other firms than the test's (deleted after the test)
+    made: list[str] = field(default_factory=list)
 
     def call(
         self,
@@ -104,8 +106,9 @@ class AdminApi:
         return connections_repository(self.env)
 
     def connect(self, firm_id: str, realm_id: str | None = None) -> str:
-        """Store a ``connected`` connection of ``firm_id`` to ``realm_id`` (default: the test company)."""
-        realm = realm_id or self.realm_id
+        """Store a ``connected`` connection of ``firm_id`` to ``realm_id`` (default: the test company; a
+        company of its own when another firm holds it)."""
+        realm = company_for(self.connections(), self.sim, firm_id, realm_id or self.realm_id, self.made)
         store_connection(self.connections(), self.sim, self.client_id, firm_id, realm)
         return realm
 
@@ -123,5 +126,8 @@ def api(
 ) -> Iterator[AdminApi]:
     env = function_env("AdminApiFunction")
     wiring.reset()
-    yield AdminApi(aws_clean, qbo_sim, qbo_company, intuit_app_secret.client_id, env)
+    api = AdminApi(aws_clean, qbo_sim, qbo_company, intuit_app_secret.client_id, env)
+    yield api
     wiring.reset()
+    for realm in api.made:
+        qbo_sim.control.delete_company(realm)

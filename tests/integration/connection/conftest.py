@@ -23,7 +23,7 @@ import pytest
 import requests
 from qbsync import wiring
 
-from local.stack.provision import Resources, clients
+from local.stack.provision import LOCAL_PLATFORM_RETURN_URL, Resources, clients
 from tests.fixtures.events import EventCapture
 from tests.fixtures.firms import new_firm as new_firm  # the tests of this folder import it from here
 from tests.fixtures.lambda_runtime import HttpResult, LambdaContext, load_function
@@ -39,6 +39,13 @@ def load_handler(name: str) -> Any:
 OAUTH = load_handler("oauth")
 AUTHORIZER = load_handler("authorizer")
 KEEPALIVE = load_handler("token_keepalive")
+
+
+def handle_of(redirected: HttpResult) -> str:
+    """The one-time handle of the callback's redirect to the platform's return URL."""
+    location = redirected.headers["Location"]
+    assert location.startswith(LOCAL_PLATFORM_RETURN_URL + "?"), location
+    return parse_qs(urlsplit(location).query)["handle"][0]
 
 
 def sample(name: str) -> dict[str, Any]:
@@ -76,6 +83,7 @@ class Api:
         *,
         bearer: str | None = None,
         body: Any = None,
+        raw_body: str | None = None,
         query: dict[str, str] | None = None,
     ) -> HttpResult:
         if path == "/oauth/callback":
@@ -96,7 +104,7 @@ class Api:
             httpMethod=method,
             path=path,
             resource=path,
-            body=json.dumps(body) if body is not None else None,
+            body=raw_body if raw_body is not None else json.dumps(body) if body is not None else None,
             queryStringParameters=query,
             multiValueQueryStringParameters={k: [v] for k, v in query.items()} if query else None,
         )
@@ -126,12 +134,26 @@ class Stack:
         assert location.startswith(self.app.redirect_uri + "?")
         return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
 
-    def connect(self, firm_id: str, realm_id: str) -> HttpResult:
-        """connect-url → consent for ``realm_id`` → callback."""
+    def authorize(self, firm_id: str, realm_id: str, *, user_id: str = "user-1") -> HttpResult:
+        """connect-url → consent for ``realm_id`` → callback: the callback's answer (303 to the platform)."""
         self.sim.control.set_consent(realm_id=realm_id, client_id=self.app.client_id)
-        started = self.api.call("POST", "/connection/connect-url", bearer=self.api.token(firm_id))
+        owner = self.api.token(firm_id, user_id=user_id)
+        started = self.api.call("POST", "/connection/connect-url", bearer=owner)
         assert started.status == 200, started.body
         return self.api.call("GET", "/oauth/callback", query=self.browser_consent(started.json()["url"]))
+
+    def connect(self, firm_id: str, realm_id: str, *, user_id: str = "user-1") -> HttpResult:
+        """The whole connection as the platform drives it: :meth:`authorize`, then the owner who started
+        completes it with the handle of the return URL; the answer of ``POST /connection/complete``."""
+        redirected = self.authorize(firm_id, realm_id, user_id=user_id)
+        assert redirected.status == 303, redirected.body
+        return self.complete(firm_id, handle_of(redirected), user_id=user_id)
+
+    def complete(
+        self, firm_id: str, handle: str, *, user_id: str = "user-1", role: str = "owner"
+    ) -> HttpResult:
+        bearer = self.api.token(firm_id, role=role, user_id=user_id)
+        return self.api.call("POST", "/connection/complete", bearer=bearer, body={"handle": handle})
 
     def connection_events(self) -> list[dict[str, Any]]:
         """Every "Connection Changed" detail published so far (drains the capture queue)."""

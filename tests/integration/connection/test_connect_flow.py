@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.integration.connection.conftest import new_firm
+from tests.integration.connection.conftest import handle_of, new_firm
 
 
 def test_connect_flow_end_to_end(stack, qbo_company):
@@ -17,11 +17,21 @@ def test_connect_flow_end_to_end(stack, qbo_company):
     stack.sim.control.set_consent(realm_id=qbo_company, client_id=stack.app.client_id)
     callback = stack.browser_consent(started.json()["url"])
 
-    page = stack.api.call("GET", "/oauth/callback", query=callback)
+    redirected = stack.api.call("GET", "/oauth/callback", query=callback)
 
-    assert page.status == 200 and page.headers["Content-Type"].startswith("text/html")
-    assert "QuickBooks connected" in page.body
-    assert callback["code"] not in page.body  # nothing secret on the page
+    # The callback connects nothing: it sends the browser back to the platform with a one-time handle.
+    assert redirected.status == 303, redirected.body
+    assert redirected.headers["Cache-Control"] == "no-store"
+    assert redirected.headers["Referrer-Policy"] == "no-referrer"  # the code never reaches the platform
+    assert callback["code"] not in redirected.headers["Location"]
+    assert stack.api.call("GET", "/connection", bearer=owner).status == 404
+    completed = stack.api.call(
+        "POST", "/connection/complete", bearer=owner, body={"handle": handle_of(redirected)}
+    )
+    assert completed.status == 200, completed.body
+    outcome = completed.json()
+    assert outcome["change"] == "connected" and outcome["realm_id"] == qbo_company
+    assert outcome["company_name"] and "QuickBooks is connected" in outcome["message"]
     status = stack.api.call("GET", "/connection", bearer=stack.api.token(firm, role="staff"))
     assert status.status == 200
     view = status.json()
@@ -42,7 +52,7 @@ def test_state_replay_is_a_clear_400(stack, qbo_company):
     stack.sim.control.set_consent(realm_id=qbo_company, client_id=stack.app.client_id)
     started = stack.api.call("POST", "/connection/connect-url", bearer=stack.api.token(firm))
     callback = stack.browser_consent(started.json()["url"])
-    assert stack.api.call("GET", "/oauth/callback", query=callback).status == 200
+    assert stack.api.call("GET", "/oauth/callback", query=callback).status == 303
 
     second = stack.browser_consent(started.json()["url"])  # a second consent with the same state
     replay = stack.api.call("GET", "/oauth/callback", query=second)
@@ -87,9 +97,11 @@ def test_roles_and_authentication(stack):
         "/connection/connect-url",
         "/connection/disconnect",
         "/connection/confirm-switch",
+        "/connection/complete",
         "/connection/check",
     ):
         body = {"confirmation": "ACCEPT"} if path.endswith("confirm-switch") else None
+        body = {"handle": "h" * 43} if path.endswith("complete") else body
         result = stack.api.call("POST", path, bearer=staff, body=body)
         assert result.status == 403, (path, result.body)
         assert result.json()["error"] == "forbidden"

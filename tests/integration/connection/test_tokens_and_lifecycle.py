@@ -126,7 +126,7 @@ def test_revoked_in_qbo_leads_to_needs_reconnect_and_an_event(stack, qbo_company
 
     # reconnecting the same company resumes: same realm, connected again
     page = stack.connect(firm, qbo_company)
-    assert page.status == 200 and "reconnected" in page.body
+    assert page.status == 200 and page.json()["change"] == "reconnected"
     view = stack.api.call("GET", "/connection", bearer=stack.api.token(firm)).json()
     assert view["status"] == "connected" and view["realm_id"] == qbo_company and view["reason"] is None
     assert [e["change"] for e in stack.connection_events()] == ["reconnected"]
@@ -147,7 +147,7 @@ def test_company_switch_guard(stack, qbo_company, second_company):
 
     page = stack.connect(firm, second_company)
 
-    assert page.status == 200 and "ACCEPT" in page.body
+    assert page.status == 200 and page.json()["change"] == "switch_pending" and "ACCEPT" in page.body
     view = stack.api.call("GET", "/connection", bearer=owner).json()
     assert view["status"] == "pending_switch" and view["realm_id"] == qbo_company
     assert view["pending_switch"]["realm_id"] == second_company
@@ -196,16 +196,17 @@ def test_disconnect_revokes_at_the_simulator(stack, qbo_company):
     checked = stack.api.call("POST", "/connection/check", bearer=owner)
     assert checked.status == 409 and checked.json()["error"] == "reconnect_required"
     # reconnecting the same company later is allowed without ACCEPT
-    assert "reconnected" in stack.connect(firm, qbo_company).body
+    assert stack.connect(firm, qbo_company).json()["change"] == "reconnected"
 
 
 def test_keepalive_refreshes_due_tokens_and_isolates_dead_ones(
     stack, qbo_company, second_company, function_env
 ):
     alive, dead, idle_but_recent = new_firm(), new_firm(), new_firm()
+    third_company = stack.sim.control.create_company(company_name="Third Co")["realm_id"]  # one firm each
     assert stack.connect(alive, qbo_company).status == 200
     assert stack.connect(dead, second_company).status == 200
-    assert stack.connect(idle_but_recent, qbo_company).status == 200
+    assert stack.connect(idle_but_recent, third_company).status == 200
     repository = repo()
     expire_soon(repository, alive)
     expire_soon(repository, dead)
@@ -224,3 +225,4 @@ def test_keepalive_refreshes_due_tokens_and_isolates_dead_ones(
     assert repository.get(dead).status == "needs_reconnect"
     assert repository.get(idle_but_recent).token_version == untouched_before.token_version
     assert [(e["change"], e["firm_id"]) for e in stack.connection_events()] == [("needs_reconnect", dead)]
+    stack.sim.control.delete_company(third_company)

@@ -13,7 +13,7 @@ import copy
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from qbsync.repositories.records import RecordsRepository
 
 from local.stack.provision import Resources, clients
 from tests.fixtures.events import EventCapture, drain_queue
-from tests.fixtures.firms import connections_repository, store_connection
+from tests.fixtures.firms import company_for, connections_repository, store_connection
 from tests.fixtures.firms import new_firm as new_firm  # the tests of this folder import it from here
 from tests.fixtures.lambda_runtime import LambdaContext, load_function, sqs_record
 
@@ -72,6 +72,8 @@ class SyncStack:
     client_id: str
     env: dict[str, str]
     captured: EventCapture  # the qbsync events of SYNC_EVENTS
+    #: companies made for other firms than the test's (deleted after the test)
+    made: list[str] = field(default_factory=list)
 
     def published(self) -> list[tuple[str, dict[str, Any]]]:
         """Every qbsync "Sync ..." event published so far, as (detail-type, detail) (drains the capture)."""
@@ -97,7 +99,10 @@ class SyncStack:
         return connections_repository(self.env)
 
     def connect(self, firm_id: str) -> None:
-        store_connection(self.connections(), self.sim, self.client_id, firm_id, self.realm_id)
+        """Store a ``connected`` connection of ``firm_id`` to the test company (a company of its own when
+        another firm holds it: one company belongs to one connected firm)."""
+        realm = company_for(self.connections(), self.sim, firm_id, self.realm_id, self.made)
+        store_connection(self.connections(), self.sim, self.client_id, firm_id, realm)
 
     def set_settings(self, firm_id: str, **values: Any) -> None:
         FirmSettingsRepository(self.sync_table).put(firm_id, FirmSyncSettings(**values), now=time.time())
@@ -136,3 +141,5 @@ def stack(
     s.published()
     yield s
     wiring.reset()
+    for realm in s.made:
+        qbo_sim.control.delete_company(realm)

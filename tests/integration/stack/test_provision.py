@@ -156,6 +156,7 @@ def test_routes_and_schedules_come_from_the_template(provisioned: Resources) -> 
         ("GET", "/connection"),
         ("POST", "/connection/connect-url"),
         ("GET", "/oauth/callback"),
+        ("POST", "/connection/complete"),
         ("POST", "/connection/confirm-switch"),
         ("POST", "/connection/disconnect"),
         ("POST", "/connection/check"),

@@ -16,6 +16,7 @@ from qbsync.connection.events import ConnectionEvents
 from qbsync.connection.service import ConnectionService
 from qbsync.connection.state import StateSigner
 from qbsync.repositories.connections import ConnectionsRepository
+from qbsync.repositories.oauth_grants import ParkedGrants
 from qbsync.repositories.oauth_state import OAuthStateRepository
 
 from tests.unit.connection.support import (
@@ -30,6 +31,7 @@ from tests.unit.connection.support import (
 REGION = "us-east-1"
 SIGNING_KEY = "unit-test-state-signing-key-0123456789"
 REDIRECT_URI = "https://api.example.com/dev/oauth/callback"
+RETURN_URL = "https://platform.example/quickbooks/return?tab=accounting"
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +73,11 @@ def repo(aws: dict[str, Any], table: DynamoTable) -> ConnectionsRepository:
 
 
 @pytest.fixture
+def grants(aws: dict[str, Any], table: DynamoTable) -> ParkedGrants:
+    return ParkedGrants(table, TokenCipher(aws["key_id"], client=aws["kms"]))
+
+
+@pytest.fixture
 def intuit(clock: Clock) -> FakeIntuit:
     return FakeIntuit(clock=clock)
 
@@ -84,6 +91,7 @@ def publisher() -> RecordingPublisher:
 def service(
     repo: ConnectionsRepository,
     table: DynamoTable,
+    grants: ParkedGrants,
     intuit: FakeIntuit,
     publisher: RecordingPublisher,
     clock: Clock,
@@ -91,11 +99,13 @@ def service(
     return ConnectionService(
         connections=repo,
         states=OAuthStateRepository(table),
+        grants=grants,
         oauth=intuit,
         signer=StateSigner(SIGNING_KEY),
         events=ConnectionEvents(publisher, clock=clock, correlation_id=lambda: "corr-1"),
         redirect_uri=REDIRECT_URI,
         qbo_client=lambda realm_id, tokens: FakeCompanyInfo(intuit, realm_id, tokens),
+        return_url=RETURN_URL,
         clock=clock,
         token_provider_options={"sleep": lambda _s: None, "wait_attempts": 3},
     )

@@ -114,6 +114,9 @@ class FakeIntuit:
     codes: dict[str, str] = field(default_factory=dict)  # code -> realm
     current_rt: dict[str, str] = field(default_factory=dict)  # realm -> live refresh token
     live_at: set[str] = field(default_factory=set)
+    at_realm: dict[str, str] = field(default_factory=dict)  # access token -> the realm it was granted for
+    #: the next CompanyInfo reads fail with this error (QuickBooks down, throttled, ...)
+    company_info_failures: list[Exception] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def authorization_url(self, *, redirect_uri: str, state: str, scopes: Any = ()) -> str:
@@ -130,6 +133,7 @@ class FakeIntuit:
         at = f"AT-{realm_id}-{secrets.token_hex(6)}"
         self.current_rt[realm_id] = rt
         self.live_at.add(at)
+        self.at_realm[at] = realm_id
         return TokenSet(
             access_token=at,
             refresh_token=rt,
@@ -172,15 +176,22 @@ class FakeIntuit:
 
 
 class FakeCompanyInfo:
+    """CompanyInfo as QuickBooks answers it: 401 for a dead token, 403 (ReconnectRequired, as
+    ``qbsync.qbo.faults`` maps it) for a token granted for another company."""
+
     def __init__(self, intuit: FakeIntuit, realm_id: str, tokens: Any) -> None:
         self._intuit, self._realm, self._tokens = intuit, realm_id, tokens
 
     def company_info(self) -> dict[str, Any]:
+        if self._intuit.company_info_failures:
+            raise self._intuit.company_info_failures.pop(0)
         token = self._tokens.access_token()
         if token not in self._intuit.live_at:
             token = self._tokens.refresh_after_unauthorized(token)
             if token not in self._intuit.live_at:
                 raise ReconnectRequired("401 twice")
+        if self._intuit.at_realm.get(token) != self._realm:
+            raise ReconnectRequired("403 ApplicationAuthorizationFailed", qbo_code="3100")
         return {"CompanyName": f"Company {self._realm}", "Id": "1"}
 
 

@@ -1,4 +1,8 @@
-"""Connection lifecycle on moto (in-process) with a fake Intuit: connect, replay, forgery, switch guard."""
+"""Connection lifecycle on moto (in-process) with a fake Intuit: connect, replay, forgery, switch guard.
+
+Connecting is two steps, as the platform drives it: the callback parks the proven grant under a handle,
+the owner who started completes it (tests/unit/connection/test_completion.py covers that step's refusals).
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,8 @@ def _state_of(url: str) -> str:
 
 def _connect(service: ConnectionService, intuit, caller: Caller, realm: str):
     state = _state_of(service.create_connect_url(caller).url)
-    return service.complete_callback(code=intuit.issue_code(realm), state=state, realm_id=realm)
+    parked = service.complete_callback(code=intuit.issue_code(realm), state=state, realm_id=realm)
+    return service.complete_connection(caller, parked.handle)
 
 
 def test_first_connect_stores_encrypted_tokens_and_announces(service, intuit, owner, repo, aws, publisher):
@@ -108,8 +113,8 @@ def test_state_rebound_to_another_firm_answers_404_and_keeps_the_owners_state(se
     with pytest.raises(NotFound):
         service.complete_callback(code=intuit.issue_code("1001"), state=rebound, realm_id="1001")
     # The genuine state still works: the forged attempt did not burn it.
-    outcome = service.complete_callback(code=intuit.issue_code("1001"), state=state, realm_id="1001")
-    assert outcome.change == "connected"
+    parked = service.complete_callback(code=intuit.issue_code("1001"), state=state, realm_id="1001")
+    assert service.complete_connection(owner, parked.handle).change == "connected"
 
 
 def test_declined_consent_consumes_the_state(service, intuit, owner):

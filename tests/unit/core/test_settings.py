@@ -141,3 +141,21 @@ def test_core_modules_import_without_any_environment():
         timeout=60,
     )
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_platform_return_url_is_optional_but_must_be_an_http_url(monkeypatch):
+    for k, v in QBO_ENV.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("PLATFORM_RETURN_URL", raising=False)
+    assert settings.get_qbo_settings().platform_return_url is None  # the callback shows the handle
+    for value, expected in (
+        ("", None),
+        ("https://platform.example/qb?tab=1", "https://platform.example/qb?tab=1"),
+    ):
+        settings.clear()
+        monkeypatch.setenv("PLATFORM_RETURN_URL", value)
+        assert settings.get_qbo_settings().platform_return_url == expected
+    settings.clear()
+    monkeypatch.setenv("PLATFORM_RETURN_URL", "javascript:alert(1)")
+    with pytest.raises(ConfigurationError, match="PLATFORM_RETURN_URL"):
+        settings.get_qbo_settings()

@@ -90,10 +90,30 @@ class ConnectionView(BaseModel):
         )
 
 
-class CallbackOutcome(BaseModel):
-    """What the OAuth callback did (rendered as a small HTML page for the browser)."""
+class AuthorizationParked(BaseModel):
+    """What the OAuth callback did: the grant is proven and parked under a one-time ``handle`` that only the
+    user who started the connection can complete (``POST /connection/complete``) before ``expires_at``.
 
-    change: Literal["connected", "reconnected", "switch_pending"]
+    ``return_url``: the platform's return URL with the handle added, where the browser is sent (None when
+    the deployment configures no return URL: the callback then shows the handle on its page).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    handle: str = Field(repr=False)
+    expires_at: str
+    realm_id: str
+    company_name: str | None = None
+    return_url: str | None = Field(default=None, repr=False)
+
+
+class ConnectOutcome(BaseModel):
+    """What completing a connection did (``POST /connection/complete``)."""
+
+    change: Literal["connected", "reconnected", "switch_pending"] = Field(
+        description="connected: first connection; reconnected: the same company again; switch_pending: a "
+        "different company, held until the owner confirms with ACCEPT (POST /connection/confirm-switch)"
+    )
     status: str
     realm_id: str
     company_name: str | None = None

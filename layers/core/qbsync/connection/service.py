@@ -5,9 +5,17 @@ Entry points (each takes the verified :class:`~qbsync.auth.Caller`; firm and rol
 * :meth:`ConnectionService.create_connect_url` (owner): a consent URL with a signed, single-use, 10-minute
   ``state`` that binds the firm, the user and a nonce.
 * :meth:`ConnectionService.complete_callback` (no caller: the state authenticates): verifies the state,
-  exchanges the code, stores the tokens encrypted. Same company (or first connection) → ``connected``;
-  a *different* company than the firm's current/previous one → held as ``pending_switch`` until the owner
-  types ``ACCEPT`` (TaxDome's guard: switching is irreversible and re-syncs everything).
+  exchanges the code and proves the company: CompanyInfo of the callback's ``realmId`` read with the NEW
+  token (any failure refuses). Connects nothing: the grant is parked (encrypted, 5 minutes, single use)
+  under a one-time handle, returned with the platform's return URL. A company another firm holds is
+  refused. Every refusal after the exchange revokes the new grant and stores nothing.
+* :meth:`ConnectionService.complete_connection` (owner; only the user the state was issued to): takes the
+  parked grant once. First connection → ``connected``; the same company → ``reconnected``; a *different*
+  company than the firm's current/previous one → held as ``pending_switch`` until the owner types
+  ``ACCEPT`` (TaxDome's guard: switching is irreversible and re-syncs everything). So a forwarded authorize
+  link connects nothing for whoever consents with it.
+* One realm, one live firm: the realm-owner item (:mod:`qbsync.repositories.connections`) is claimed in
+  the connection write's own transaction; two firms completing at once never both win.
 * :meth:`ConnectionService.confirm_switch` (owner, ``"ACCEPT"`` exactly): revokes the old company's tokens,
   archives the old connection (``CONNECTION#ARCHIVED#…``; its mappings stay under their realm, never
   reused), activates the new company.
@@ -19,10 +27,12 @@ Entry points (each takes the verified :class:`~qbsync.auth.Caller`; firm and rol
 
 Every change publishes "Connection Changed" (:mod:`qbsync.connection.events`).
 
-Errors (``qbsync.errors``; ``http_status`` maps them at the API edge): Forbidden (role), NotFound (the firm
-has no connection / nothing of that firm), BadRequest (bad/forged/expired/replayed state, declined consent,
-wrong confirmation text), Conflict (no switch pending, a concurrent change), ReconnectRequired (the
-authorization is gone), ServiceUnavailable/Throttled (Intuit or AWS unavailable: retry).
+Errors (``qbsync.errors``; ``http_status`` maps them at the API edge): Forbidden (role; another user's
+handle; a grant that does not open the callback's company), NotFound (the firm has no connection / nothing
+of that firm, another firm's handle), BadRequest (bad/forged/expired/replayed state or handle, declined
+consent, wrong confirmation text), Conflict (the company is connected to another firm, no switch pending, a
+concurrent change), ReconnectRequired (the authorization is gone), ServiceUnavailable/Throttled (Intuit or
+AWS unavailable: retry). Never tokens, codes or handles in a log line or an error.
 """
 
 from __future__ import annotations
@@ -33,13 +43,15 @@ import secrets
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from qbsync.auth import ROLES, Caller, require_role
 from qbsync.connection.events import ConnectionEvents
 from qbsync.connection.models import (
-    CallbackOutcome,
+    AuthorizationParked,
     CheckResult,
     ConnectionView,
+    ConnectOutcome,
     ConnectSettings,
     ConnectUrl,
 )
@@ -49,9 +61,11 @@ from qbsync.errors import (
     BadRequest,
     ConfigurationError,
     Conflict,
+    Forbidden,
     NotFound,
     QbsyncError,
     ReconnectRequired,
+    ServiceUnavailable,
 )
 from qbsync.repositories.connections import (
     DISCONNECTED,
@@ -59,9 +73,11 @@ from qbsync.repositories.connections import (
     Connection,
     ConnectionsRepository,
     PendingSwitch,
+    RealmTaken,
     Tokens,
     iso,
 )
+from qbsync.repositories.oauth_grants import ParkedGrant, ParkedGrants
 from qbsync.repositories.oauth_state import OAuthState, OAuthStateRepository
 
 logger = logging.getLogger("qbsync.connection")
@@ -70,6 +86,16 @@ ACCOUNTING_SCOPE = "com.intuit.quickbooks.accounting"
 CONFIRMATION_TEXT = "ACCEPT"
 _REALM_RE = re.compile(r"^[0-9A-Za-z]{1,64}$")
 _OAUTH_ERROR_RE = re.compile(r"^[a-z_]{1,64}$")
+_MAX_CODE = 2048  # Intuit's codes are up to 512 characters (QBO.md §1.3)
+#: how long a parked grant waits for its user to complete it (the platform does so right after the redirect)
+GRANT_TTL_SECONDS = 300
+_HANDLE_UNKNOWN = (
+    "this QuickBooks connection handle is unknown, already used or expired; start the connection again"
+)
+_REALM_TAKEN = (
+    "this QuickBooks company is connected to another firm; it must be disconnected there before it can be "
+    "connected here. Nothing was changed"
+)
 
 
 class OAuthClient(Protocol):
@@ -113,16 +139,20 @@ class ConnectionService:
         *,
         connections: ConnectionsRepository,
         states: OAuthStateRepository,
+        grants: ParkedGrants,
         oauth: OAuthClient,
         signer: StateSigner,
         events: ConnectionEvents,
         redirect_uri: str | None,
         qbo_client: QboClientFactory,
+        return_url: str | None = None,
         clock: Callable[[], float] = time.time,
         token_provider_options: dict[str, Any] | None = None,
     ) -> None:
         self._connections = connections
         self._states = states
+        self._grants = grants
+        self._return_url = return_url
         self._oauth = oauth
         self._signer = signer
         self._events = events
@@ -207,13 +237,18 @@ class ConnectionService:
         realm_id: str | None,
         error: str | None = None,
         redirect_uri: str | None = None,
-    ) -> CallbackOutcome:
-        """Finish the authorization-code flow (see the module docstring).
+    ) -> AuthorizationParked:
+        """Intuit's redirect: verify the state, exchange the code, prove the company, park the grant.
 
-        The state is verified and consumed FIRST, also when Intuit reports an error, so a state can never
-        be used twice. Raises BadRequest (state problems, declined consent, missing code/realm, rejected
-        code), NotFound (a state bound to another firm/user), Conflict (concurrent change),
-        ServiceUnavailable / UncertainOutcome (Intuit's token endpoint: start again).
+        Connects nothing: the grant waits under a one-time handle for :meth:`complete_connection` by the
+        user the state was issued to. The state is verified and consumed FIRST, also when Intuit reports an
+        error, so a state can never be used twice. Every refusal after the code exchange revokes the new
+        grant and stores nothing.
+
+        Raises BadRequest (state problems, declined consent, missing code/realm, rejected code), NotFound (a
+        state bound to another firm/user), Forbidden (the grant does not open the company in ``realmId``),
+        Conflict (the company is connected to another firm), ServiceUnavailable (Intuit's token endpoint, or
+        QuickBooks could not confirm the company: start again), UncertainOutcome (the code exchange).
         """
         if not state:
             raise BadRequest("the QuickBooks callback carries no state")
@@ -227,8 +262,8 @@ class ConnectionService:
                 f"QuickBooks did not authorize the connection ({shown}); start the connection again",
                 firm_id=firm_id,
             )
-        if not code:
-            raise BadRequest("the QuickBooks callback carries no authorization code", firm_id=firm_id)
+        if not code or len(code) > _MAX_CODE:
+            raise BadRequest("the QuickBooks callback carries no valid authorization code", firm_id=firm_id)
         if not realm_id or not _REALM_RE.match(realm_id):
             raise BadRequest("the QuickBooks callback carries no valid company id (realmId)", firm_id=firm_id)
         try:
@@ -242,17 +277,125 @@ class ConnectionService:
                 firm_id=firm_id,
                 realm_id=realm_id,
             ) from exc
-        company_name = self._company_name(realm_id, tokens.access_token)
         try:
-            return self._store_authorization(record, realm_id, tokens, company_name, now)
-        except Conflict:
-            self._revoke_quietly(tokens.refresh_token, firm_id, realm_id, "a concurrent change won")
+            company_name = self._prove_realm(firm_id, realm_id, tokens)
+            self._refuse_if_held_elsewhere(firm_id, realm_id)
+            handle = secrets.token_urlsafe(32)
+            expires_at = now + GRANT_TTL_SECONDS
+            self._grants.park(
+                handle,
+                ParkedGrant(
+                    firm_id=firm_id,
+                    user_id=record.user_id,
+                    realm_id=realm_id,
+                    tokens=tokens,
+                    expires_at=expires_at,
+                    company_name=company_name,
+                    settings=record.settings,
+                ),
+            )
+        except BaseException:
+            self._revoke_quietly(tokens.refresh_token, firm_id, realm_id, "callback refused")
+            raise
+        logger.info("quickbooks authorization parked", extra={"firm_id": firm_id, "realm_id": realm_id})
+        return AuthorizationParked(
+            handle=handle,
+            expires_at=iso(expires_at),
+            realm_id=realm_id,
+            company_name=company_name,
+            return_url=_with_query(self._return_url, handle=handle) if self._return_url else None,
+        )
+
+    def complete_connection(self, caller: Caller, handle: str) -> ConnectOutcome:
+        """Owner only, and only the user who asked for the connect URL: complete a parked grant.
+
+        The handle is single use: it is taken (deleted) before anything else, so a replay finds nothing. A
+        handle of another firm or another user, or an expired one, discards the grant (revoked at Intuit)
+        and changes nothing. Then: first connection → ``connected``; the same company → ``reconnected``; a
+        different company → ``switch_pending`` (confirm with ACCEPT).
+
+        Raises Forbidden (role; another user of the firm), BadRequest (unknown, used or expired handle),
+        NotFound (another firm's handle), Conflict (the company is connected to another firm; a concurrent
+        change), ServiceUnavailable (AWS).
+        """
+        require_role(caller, "owner")
+        now = self._clock()
+        grant = self._grants.take(handle)
+        if grant is None:
+            raise BadRequest(_HANDLE_UNKNOWN, firm_id=caller.firm_id)
+        refusal: QbsyncError | None = None
+        if grant.firm_id != caller.firm_id:
+            refusal = NotFound(_HANDLE_UNKNOWN, firm_id=caller.firm_id)
+        elif grant.user_id != caller.user_id:
+            refusal = Forbidden(
+                "only the user who started this QuickBooks connection can complete it; the authorization "
+                "was discarded, start the connection again from your own account",
+                firm_id=caller.firm_id,
+            )
+        elif grant.expires_at <= now:
+            refusal = BadRequest(
+                "this QuickBooks authorization has expired; start the connection again",
+                firm_id=caller.firm_id,
+            )
+        try:
+            if refusal is not None:
+                raise refusal
+            self._refuse_if_held_elsewhere(grant.firm_id, grant.realm_id)
+            return self._store_authorization(grant, now)
+        except BaseException as exc:
+            why = exc.code if isinstance(exc, QbsyncError) else "unexpected error"
+            self._revoke_quietly(grant.tokens.refresh_token, grant.firm_id, grant.realm_id, why)
             raise
 
-    def _store_authorization(
-        self, record: OAuthState, realm_id: str, tokens: Tokens, company_name: str | None, now: float
-    ) -> CallbackOutcome:
-        firm_id = record.firm_id
+    def _prove_realm(self, firm_id: str, realm_id: str, tokens: Tokens) -> str | None:
+        """Read the company's CompanyInfo with the NEW access token: only a grant for that company can.
+
+        Returns the company name (None if QuickBooks gives none). Raises Forbidden (QuickBooks refused the
+        token for that company: 401/403), ServiceUnavailable (any other failure: nothing is proven).
+        """
+        try:
+            info = self._qbo_client(realm_id, _FreshTokens(tokens.access_token)).company_info()
+        except ReconnectRequired as exc:
+            logger.warning(
+                "callback refused: the grant does not open the company",
+                extra={"firm_id": firm_id, "realm_id": realm_id, "qbo_code": exc.qbo_code},
+            )
+            raise Forbidden(
+                f"QuickBooks did not confirm access to company {realm_id} with this authorization, so "
+                "nothing was connected; start the connection again and choose the company there",
+                firm_id=firm_id,
+                realm_id=realm_id,
+            ) from exc
+        except ConfigurationError:
+            raise
+        except QbsyncError as exc:
+            logger.warning(
+                "callback refused: the company could not be confirmed",
+                extra={"firm_id": firm_id, "realm_id": realm_id, "error_code": exc.code},
+            )
+            raise ServiceUnavailable(
+                "QuickBooks could not confirm the company right now, so nothing was connected; start the "
+                "connection again in a few minutes",
+                firm_id=firm_id,
+                realm_id=realm_id,
+            ) from exc
+        name = info.get("CompanyName") if isinstance(info, dict) else None
+        return name if isinstance(name, str) and name else None
+
+    def _refuse_if_held_elsewhere(self, firm_id: str, realm_id: str) -> None:
+        """Conflict when another firm's live connection holds the company (never names that firm)."""
+        if self._connections.realm_held_elsewhere(realm_id, firm_id):
+            raise Conflict(_REALM_TAKEN, firm_id=firm_id, realm_id=realm_id)
+
+    def _store_authorization(self, grant: ParkedGrant, now: float) -> ConnectOutcome:
+        try:
+            return self._store(grant, now)
+        except RealmTaken as exc:
+            raise Conflict(_REALM_TAKEN, firm_id=grant.firm_id, realm_id=grant.realm_id) from exc
+
+    def _store(self, grant: ParkedGrant, now: float) -> ConnectOutcome:
+        firm_id, realm_id, tokens = grant.firm_id, grant.realm_id, grant.tokens
+        company_name, user_id, settings = grant.company_name, grant.user_id, grant.settings
         current = self._connections.get(firm_id)
         if current is None:
             self._connections.create(
@@ -260,8 +403,8 @@ class ConnectionService:
                 realm_id=realm_id,
                 tokens=tokens,
                 company_name=company_name,
-                connected_by=record.user_id,
-                settings=record.settings,
+                connected_by=user_id,
+                settings=settings,
                 now=now,
             )
             self._events.publish(
@@ -272,7 +415,7 @@ class ConnectionService:
                 company_name=company_name,
             )
             logger.info("quickbooks connected", extra={"firm_id": firm_id, "realm_id": realm_id})
-            return CallbackOutcome(
+            return ConnectOutcome(
                 change="connected",
                 status="connected",
                 realm_id=realm_id,
@@ -289,8 +432,8 @@ class ConnectionService:
                 current,
                 tokens=tokens,
                 company_name=company_name,
-                connected_by=record.user_id,
-                settings=record.settings,
+                connected_by=user_id,
+                settings=settings,
                 now=now,
             )
             self._events.publish(
@@ -301,7 +444,7 @@ class ConnectionService:
                 company_name=updated.company_name,
             )
             logger.info("quickbooks reconnected", extra={"firm_id": firm_id, "realm_id": realm_id})
-            return CallbackOutcome(
+            return ConnectOutcome(
                 change="reconnected",
                 status=updated.status,
                 realm_id=realm_id,
@@ -318,7 +461,7 @@ class ConnectionService:
             company_name=company_name,
             tokens=tokens,
             requested_at=now,
-            requested_by=record.user_id,
+            requested_by=user_id,
         )
         held = self._connections.hold_pending_switch(current, pending, now=now)
         self._events.publish(
@@ -333,7 +476,7 @@ class ConnectionService:
             "quickbooks company switch pending",
             extra={"firm_id": firm_id, "realm_id": realm_id, "previous_realm_id": current.realm_id},
         )
-        return CallbackOutcome(
+        return ConnectOutcome(
             change="switch_pending",
             status=PENDING_SWITCH,
             realm_id=realm_id,
@@ -364,13 +507,19 @@ class ConnectionService:
         # what the owner confirms.
         if current.pending is None:
             raise Conflict("no QuickBooks company switch is pending", firm_id=caller.firm_id)
+        # Another firm connected that company after it was parked here: nothing changes (the owner can keep
+        # the current company by reconnecting it, which drops the pending one).
+        self._refuse_if_held_elsewhere(caller.firm_id, current.pending.realm_id)
         if current.tokens is not None:
             # Before anything changes: if Intuit is down we raise; the owner simply confirms again.
             self._oauth.revoke(current.tokens.refresh_token)
         old_realm = current.realm_id
-        activated = self._connections.activate_pending_switch(
-            current, archived_by=caller.user_id, now=self._clock()
-        )
+        try:
+            activated = self._connections.activate_pending_switch(
+                current, archived_by=caller.user_id, now=self._clock()
+            )
+        except RealmTaken as exc:  # lost a race to another firm after the check above
+            raise Conflict(_REALM_TAKEN, firm_id=caller.firm_id, realm_id=current.pending.realm_id) from exc
         self._events.publish(
             change="switched",
             firm_id=caller.firm_id,
@@ -468,19 +617,6 @@ class ConnectionService:
             raise NotFound("this firm has no QuickBooks connection", firm_id=firm_id)
         return current
 
-    def _company_name(self, realm_id: str, access_token: str) -> str | None:
-        """The company's name, for display; a failure here never blocks storing the tokens."""
-        try:
-            info = self._qbo_client(realm_id, _FreshTokens(access_token)).company_info()
-        except QbsyncError as exc:
-            logger.warning(
-                "company name unavailable after connect",
-                extra={"realm_id": realm_id, "error_code": exc.code},
-            )
-            return None
-        name = info.get("CompanyName") if isinstance(info, dict) else None
-        return name if isinstance(name, str) and name else None
-
     def _revoke_quietly(self, refresh_token: str, firm_id: str, realm_id: str, why: str) -> None:
         """Revoke a grant we are dropping. A failure is logged (the grant then just expires unused)."""
         try:
@@ -490,3 +626,10 @@ class ConnectionService:
                 "could not revoke a dropped QuickBooks grant",
                 extra={"firm_id": firm_id, "realm_id": realm_id, "why": why, "error_code": exc.code},
             )
+
+
+def _with_query(url: str, **params: str) -> str:
+    """``url`` with ``params`` added to its query (its own query and fragment kept)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True) + list(params.items())
+    return urlunsplit(parts._replace(query=urlencode(query)))

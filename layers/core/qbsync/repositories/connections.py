@@ -12,6 +12,11 @@ Races are settled by conditional writes:
 * the refresh lease (``lease_owner``, ``lease_until``) is taken only when free or expired.
 * status changes (needs reconnect, switch, disconnect) are checked against the version they were
   decided on.
+* one realm, one live firm: the realm-owner item (``REALM#{realm_id}`` / ``OWNER``, ``firm_id``) names the
+  firm whose connection holds the company (connected, needs reconnect or pending switch on it). Connecting,
+  reconnecting and activating a switch claim it in the same transaction as the connection write, on
+  condition that no other firm holds it (:class:`RealmTaken` otherwise), so of two firms completing at once
+  exactly one wins; disconnecting and switching away release it.
 
 Every write raises :class:`qbsync.errors.Conflict` when its condition fails.
 """
@@ -39,6 +44,13 @@ USABLE = (CONNECTED, PENDING_SWITCH)
 
 SK_CONNECTION = "CONNECTION"
 SK_ARCHIVED_PREFIX = "CONNECTION#ARCHIVED#"
+SK_REALM_OWNER = "OWNER"
+
+
+class RealmTaken(Conflict):
+    """The QuickBooks company is held by another firm's connection (its realm-owner item names that firm).
+
+    The message never names the other firm."""
 
 
 class TokenCipher(Protocol):
@@ -127,6 +139,10 @@ def _key(firm_id: str) -> dict[str, str]:
     return {"pk": f"FIRM#{firm_id}", "sk": SK_CONNECTION}
 
 
+def _owner_key(realm_id: str) -> dict[str, str]:
+    return {"pk": f"REALM#{realm_id}", "sk": SK_REALM_OWNER}
+
+
 def _context(firm_id: str, realm_id: str) -> dict[str, str]:
     return {"firm_id": firm_id, "realm_id": realm_id}
 
@@ -211,17 +227,15 @@ class ConnectionsRepository:
             "gsi2sk": iso(sort_at),
         }
 
-    def _update(
-        self,
-        firm_id: str,
+    @staticmethod
+    def _update_parts(
         values: Mapping[str, Any],
         condition: str,
         condition_values: Mapping[str, Any],
-        what: str,
         *,
         increment_version: bool = False,
     ) -> dict[str, Any]:
-        """SET the non-None values, REMOVE the None ones, under ``condition``; returns the new item."""
+        """The UpdateExpression (SET the non-None values, REMOVE the None ones), names and values."""
         names: dict[str, str] = {}
         attr_values: dict[str, Any] = dict(condition_values)
         sets, removes = [], []
@@ -242,9 +256,66 @@ class ConnectionsRepository:
         for placeholder, name in (("#status", "status"), ("#pk", "pk")):
             if placeholder in condition:
                 names[placeholder] = name
-        return self._table.update(
-            _key(firm_id), update=expression.strip(), condition=condition, names=names, values=attr_values
+        return {"update": expression.strip(), "condition": condition, "names": names, "values": attr_values}
+
+    def _update(
+        self,
+        firm_id: str,
+        values: Mapping[str, Any],
+        condition: str,
+        condition_values: Mapping[str, Any],
+        what: str,
+        *,
+        increment_version: bool = False,
+    ) -> dict[str, Any]:
+        """SET the non-None values, REMOVE the None ones, under ``condition``; returns the new item."""
+        parts = self._update_parts(values, condition, condition_values, increment_version=increment_version)
+        return self._table.update(_key(firm_id), **parts)
+
+    # ------------------------------------------------------------------ realm owner
+    def _claim(self, firm_id: str, realm_id: str, now: float) -> dict[str, Any]:
+        """Transaction action: ``firm_id`` holds ``realm_id`` (fails if another firm holds it)."""
+        return self._table.tx_put(
+            {**_owner_key(realm_id), "firm_id": firm_id, "realm_id": realm_id, "claimed_at": now},
+            condition="attribute_not_exists(pk) OR firm_id = :owner",
+            values={":owner": firm_id},
         )
+
+    def _release(self, firm_id: str, realm_id: str) -> list[dict[str, Any]]:
+        """Transaction actions that release ``realm_id`` if ``firm_id`` holds it (none otherwise: another
+        firm's claim, or a connection from before realm owners, is never touched)."""
+        owner = self._table.get(_owner_key(realm_id), consistent=True)
+        if owner is None or owner.get("firm_id") != firm_id:
+            return []
+        return [
+            self._table.tx_delete(
+                _owner_key(realm_id), condition="firm_id = :owner", values={":owner": firm_id}
+            )
+        ]
+
+    def _transact(
+        self, actions: list[dict[str, Any]], *, claim_at: int | None, firm_id: str, realm_id: str
+    ) -> None:
+        """Run ``actions``; a failed condition on the claim (index ``claim_at``) is :class:`RealmTaken`."""
+        try:
+            self._table.transact_write(actions)
+        except Conflict as err:
+            reasons = list(err.extra.get("reasons") or [])
+            if (
+                claim_at is not None
+                and claim_at < len(reasons)
+                and reasons[claim_at] == "ConditionalCheckFailed"
+            ):
+                raise RealmTaken(
+                    "this QuickBooks company is connected to another firm", firm_id=firm_id, realm_id=realm_id
+                ) from None
+            raise
+
+    def _reread(self, firm_id: str) -> Connection:
+        written = self.get(firm_id)
+        if written is None:  # pragma: no cover - the transaction just wrote it
+            raise Conflict("the connection vanished while it was written", firm_id=firm_id)
+        return written
 
     # ------------------------------------------------------------------ reads
     def get(self, firm_id: str) -> Connection | None:
@@ -253,13 +324,37 @@ class ConnectionsRepository:
         return self._from_item(item) if item else None
 
     def firm_of_realm(self, realm_id: str) -> str | None:
-        """The firm whose live connection is ``realm_id`` (webhooks arrive by realm); gsi1."""
-        for item in self._table.query(
-            key_condition="gsi1pk = :pk", values={":pk": f"REALM#{realm_id}"}, index="gsi1"
-        ):
-            if item.get("sk") == SK_CONNECTION:
-                return str(item["firm_id"])
+        """The one firm whose live connection holds ``realm_id`` (webhooks arrive by realm), or None.
+
+        The realm-owner item (strongly consistent); a connection written before realm owners existed is
+        found through gsi1 (a connection there that is not disconnected).
+        """
+        owner = self._table.get(_owner_key(realm_id), consistent=True)
+        if owner is not None:
+            return str(owner["firm_id"])
+        for firm_id, status in self.indexed_firms(realm_id):
+            if status != DISCONNECTED:
+                return firm_id
         return None
+
+    def indexed_firms(self, realm_id: str) -> list[tuple[str, str]]:
+        """``(firm_id, status)`` of every connection item gsi1 lists under ``realm_id`` (the realm index;
+        eventually consistent). A disconnected firm stays listed until it reconnects or switches."""
+        return [
+            (str(item["firm_id"]), str(item["status"]))
+            for item in self._table.query(
+                key_condition="gsi1pk = :pk", values={":pk": f"REALM#{realm_id}"}, index="gsi1"
+            )
+            if item.get("sk") == SK_CONNECTION
+        ]
+
+    def realm_held_elsewhere(self, realm_id: str, firm_id: str) -> bool:
+        """True when a firm other than ``firm_id`` holds ``realm_id`` (see :meth:`firm_of_realm`)."""
+        holder = self.firm_of_realm(realm_id)
+        if holder is not None and holder != firm_id:
+            return True
+        # A legacy connection (no owner item) of another firm may share the index with firm_id's own.
+        return any(f != firm_id and status != DISCONNECTED for f, status in self.indexed_firms(realm_id))
 
     def by_status(
         self, status: str, *, expiring_from: float | None = None, expiring_until: float | None = None
@@ -318,7 +413,8 @@ class ConnectionsRepository:
         settings: Mapping[str, Any],
         now: float,
     ) -> Connection:
-        """First connection of a firm. Raises Conflict if the firm already has a connection item."""
+        """First connection of a firm; claims the realm. Raises Conflict if the firm already has a connection
+        item, RealmTaken if another firm holds the realm."""
         item: dict[str, Any] = {
             **_key(firm_id),
             **self._index_fields(firm_id, realm_id, CONNECTED, tokens.access_expires_at),
@@ -335,7 +431,15 @@ class ConnectionsRepository:
         }
         if company_name:
             item["company_name"] = company_name
-        self._table.put_new(item)
+        self._transact(
+            [
+                self._table.tx_put(item, condition="attribute_not_exists(pk)"),
+                self._claim(firm_id, realm_id, now),
+            ],
+            claim_at=1,
+            firm_id=firm_id,
+            realm_id=realm_id,
+        )
         return self._from_item(item)
 
     def reconnect(
@@ -348,9 +452,11 @@ class ConnectionsRepository:
         settings: Mapping[str, Any],
         now: float,
     ) -> Connection:
-        """Same company authorized again: new tokens, status connected, any pending switch dropped.
+        """Same company authorized again: new tokens, status connected, any pending switch dropped; the realm
+        is claimed again (it was released if the firm had disconnected).
 
-        Conditional on the version and realm that ``current`` was read with (Conflict otherwise).
+        Conditional on the version and realm that ``current`` was read with (Conflict otherwise); RealmTaken
+        if another firm holds the realm now.
         """
         values: dict[str, Any] = {
             **self._token_fields(current.firm_id, current.realm_id, tokens),
@@ -367,15 +473,22 @@ class ConnectionsRepository:
             "lease_until": None,
             **_no_pending(),
         }
-        item = self._update(
-            current.firm_id,
+        parts = self._update_parts(
             values,
             "token_version = :ver AND realm_id = :realm",
             {":ver": current.token_version, ":realm": current.realm_id},
-            "reconnect",
             increment_version=True,
         )
-        return self._from_item(item)
+        self._transact(
+            [
+                self._table.tx_update(_key(current.firm_id), **parts),
+                self._claim(current.firm_id, current.realm_id, now),
+            ],
+            claim_at=1,
+            firm_id=current.firm_id,
+            realm_id=current.realm_id,
+        )
+        return self._reread(current.firm_id)
 
     def hold_pending_switch(self, current: Connection, pending: PendingSwitch, *, now: float) -> Connection:
         """Keep a different company's tokens aside until the owner confirms; status pending_switch."""
@@ -407,7 +520,9 @@ class ConnectionsRepository:
         """Archive the current company and make the pending one live, in one transaction.
 
         The archive item (``CONNECTION#ARCHIVED#{archived_at}#{realm_id}``) keeps the old realm, name and
-        dates, never tokens (they are revoked). Raises Conflict if the connection changed meanwhile.
+        dates, never tokens (they are revoked). The new realm is claimed and the old one released in the same
+        transaction. Raises Conflict if the connection changed meanwhile, RealmTaken if another firm holds the
+        new realm.
         """
         pending = current.pending
         if pending is None:
@@ -458,8 +573,9 @@ class ConnectionsRepository:
                 attr_values[f":v{i}"] = value
                 sets.append(f"#a{i} = :v{i}")
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
-        self._table.transact_write(
+        self._transact(
             [
+                self._claim(current.firm_id, pending.realm_id, now),
                 self._table.tx_put(archive, condition="attribute_not_exists(pk)"),
                 self._table.tx_update(
                     _key(current.firm_id),
@@ -468,12 +584,13 @@ class ConnectionsRepository:
                     names=names,
                     values=attr_values,
                 ),
-            ]
+                *self._release(current.firm_id, current.realm_id),
+            ],
+            claim_at=0,
+            firm_id=current.firm_id,
+            realm_id=pending.realm_id,
         )
-        activated = self.get(current.firm_id)
-        if activated is None:  # pragma: no cover - the transaction just wrote it
-            raise Conflict("the connection vanished during the switch", firm_id=current.firm_id)
-        return activated
+        return self._reread(current.firm_id)
 
     def save_refreshed_tokens(self, current: Connection, tokens: Tokens, *, now: float) -> Connection:
         """Persist a refresh result. Succeeds only if nobody saved tokens since ``current`` was read
@@ -517,7 +634,8 @@ class ConnectionsRepository:
         return self._from_item(item)
 
     def mark_disconnected(self, current: Connection, *, reason: str, now: float) -> Connection:
-        """Status disconnected; the (revoked) tokens and any pending switch are erased."""
+        """Status disconnected; the (revoked) tokens and any pending switch are erased, the realm released
+        (another firm may connect that company now)."""
         values: dict[str, Any] = {
             "status": DISCONNECTED,
             "gsi2pk": f"CONNSTATUS#{DISCONNECTED}",
@@ -529,15 +647,19 @@ class ConnectionsRepository:
             "lease_until": None,
             **_no_pending(),
         }
-        item = self._update(
-            current.firm_id,
-            values,
-            "token_version = :ver",
-            {":ver": current.token_version},
-            "disconnect",
-            increment_version=True,
+        parts = self._update_parts(
+            values, "token_version = :ver", {":ver": current.token_version}, increment_version=True
         )
-        return self._from_item(item)
+        release = self._release(current.firm_id, current.realm_id)
+        if not release:
+            return self._from_item(self._table.update(_key(current.firm_id), **parts))
+        self._transact(
+            [self._table.tx_update(_key(current.firm_id), **parts), *release],
+            claim_at=None,
+            firm_id=current.firm_id,
+            realm_id=current.realm_id,
+        )
+        return self._reread(current.firm_id)
 
     def set_company_name(self, current: Connection, company_name: str, *, now: float) -> Connection:
         item = self._update(
@@ -610,6 +732,7 @@ __all__ = [
     "ConnectionSummary",
     "ConnectionsRepository",
     "PendingSwitch",
+    "RealmTaken",
     "TokenCipher",
     "Tokens",
 ]
