@@ -171,7 +171,7 @@ ID_MAX_LENGTH = 128
 ID_PATTERN = rf"^[{ID_CHARS}]+$"
 #: an id qbsync keys a record, a command, a path parameter or a settings map by: the platform's ids and
 #: also ``@`` (request ids); never ``#``, the table keys' separator (``qbsync.models.record_key.check_id``)
-RECORD_ID_PATTERN = rf"^[{ID_CHARS}@]{{1,{ID_MAX_LENGTH}}}$"
+RECORD_ID_PATTERN = r"^[A-Za-z0-9_.:@-]{1,128}$"  # ID_CHARS and "@", at most ID_MAX_LENGTH
 #: a platform user id (the admin JWT's ``sub``): an id that may also carry ``@``, ``+`` and ``|`` (e-mail
 #: addresses and identity-provider subjects such as ``auth0|abc``)
-USER_ID_PATTERN = rf"^[{ID_CHARS}@+|]{{1,{ID_MAX_LENGTH}}}$"
+USER_ID_PATTERN = r"^[A-Za-z0-9_.:@+|-]{1,128}$"  # ID_CHARS and "@ + |", at most ID_MAX_LENGTH

@@ -54,3 +54,19 @@ def test_syncable_types_and_events_agree() -> None:
         assert vocab.EVENT_ENTITY_OF[record_type] == entity
     assert set(vocab.NAME_LISTS) == {"client_account", "service"}
     assert set(vocab.MAPPING_CATEGORIES) == set(vocab.ERROR_CATEGORIES) - {"Contacts", "Connection"}
+
+
+def test_the_id_patterns_agree_on_the_id_characters():
+    """Three patterns, one alphabet: every id the platform sends is also a record id and a user id."""
+    import re
+
+    from qbsync import vocab
+
+    for sample in ("acct-100", "inv_1.a:b", "A" * vocab.ID_MAX_LENGTH):
+        assert re.fullmatch(vocab.ID_PATTERN, sample)
+        assert re.fullmatch(vocab.RECORD_ID_PATTERN, sample)
+        assert re.fullmatch(vocab.USER_ID_PATTERN, sample)
+    for bad in ("a#b", "a/b", "a b", "é", "A" * (vocab.ID_MAX_LENGTH + 1)):
+        assert not re.fullmatch(vocab.RECORD_ID_PATTERN, bad)
+        assert not re.fullmatch(vocab.USER_ID_PATTERN, bad)
+    assert re.fullmatch(vocab.RECORD_ID_PATTERN, "req@1") and not re.fullmatch(vocab.ID_PATTERN, "req@1")

@@ -67,7 +67,8 @@ class RecordRow(BaseModel):
     deep_link: str | None = Field(None, description="link to the object in the QuickBooks web app")
     error: RecordErrorView | None = Field(None, description="why the last attempt failed (status failed)")
     waiting_on: list[RecordRef] = Field(
-        default_factory=list, description="prerequisites still to sync (status blocked)"
+        default_factory=list,
+        description="prerequisites still to sync (status blocked, or skipped behind one that will not sync)",
     )
     skip_reason: str | None = Field(None, description="why the record is not synced (status skipped)")
     attempts: int = Field(0, description="attempts since the last success")
