@@ -193,6 +193,8 @@ def test_layer_targets_python313_arm64(template: dict[str, Any]) -> None:
     ):
         assert flag in makefile, flag
     assert "PY_VERSION ?= 3.13" in makefile
+    # bytecode for the runtime, compiled by a 3.13 interpreter and loaded without timestamp checks
+    assert "--invalidation-mode unchecked-hash" in makefile and "sys.version_info[:2] != (3, 13)" in makefile
 
 
 def test_keepalive_runs_on_a_classic_schedule(template: dict[str, Any]) -> None:
