@@ -639,7 +639,7 @@ def generate(
     # Issue 11, also built after every random draw: a service whose rate the platform holds as negative (a
     # sign typo on its price list; QuickBooks would refuse it), and one invoice of a good account that
     # bills it at the right rate (held: skipped naming the failed service until it is corrected).
-    negative_service = {
+    negative_service: dict[str, Any] = {
         "id": f"svc-{300 + len(services)}",
         "name": "Tax planning session",
         "description": "Tax planning session for the client",
@@ -651,7 +651,7 @@ def generate(
     }
     services.append(negative_service)
     billed_on = today - timedelta(days=18)
-    behind_service = {
+    behind_service: dict[str, Any] = {
         "id": f"inv-{5000 + len(invoices)}",
         "number": f"INV-{2401 + len(invoices)}",
         "account_id": good_accounts[0]["id"],
