@@ -125,12 +125,14 @@ class DeliberateError:
 
 @dataclass(frozen=True)
 class Case:
-    """The record of one issue-11 case: ``item`` 1-3 (:data:`CASE_TITLES`); ``event_id`` for item 3."""
+    """The record of one issue-11 case: ``item`` 1-3 (:data:`CASE_TITLES`); ``event_id`` for item 3;
+    ``behind`` for item 2: the prerequisites that fail as the firm is generated."""
 
     item: int
     entity_type: str
     platform_id: str
     event_id: str | None = None
+    behind: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -752,18 +754,19 @@ def generate(
     )  # fmt: skip
     held_invoices = [colon_invoice, dup_invoice, behind_service]
     held = frozenset({("Invoice", inv["id"]) for inv in held_invoices} | {("Payment", waiting_payment["id"])})
-    cases = (
-        Case(1, "Service", negative_service["id"]),
-        *(Case(2, "Invoice", inv["id"]) for inv in held_invoices),
-        Case(2, "Payment", waiting_payment["id"]),
-        Case(3, "Payment", malformed["detail"]["data"]["id"], malformed["detail"]["event_id"]),
-    )
     synced: set[tuple[str, str]] = {("ClientAccount", a["id"]) for a in good_accounts}
     synced |= {("Service", s["id"]) for s in services if s is not negative_service}
     synced |= {("Invoice", inv["id"]) for inv in invoices if inv["id"] not in bad_invoices}
     synced |= {("Payment", p["id"]) for p in payments if p is not waiting_payment}
     synced |= {("Refund", r["id"]) for r in refunds}
     synced |= {("ProcessingFee", f["id"]) for f in fees}
+    failing = {(e.entity_type, e.platform_id) for e in deliberate} | set(held)
+    cases = (
+        Case(1, "Service", negative_service["id"]),
+        *(Case(2, "Invoice", inv["id"], behind=_behind(inv, failing)) for inv in held_invoices),
+        Case(2, "Payment", waiting_payment["id"], behind=_behind(waiting_payment, failing)),
+        Case(3, "Payment", malformed["detail"]["data"]["id"], malformed["detail"]["event_id"]),
+    )
     records = {
         "ClientAccount": accounts,
         "Service": services,
@@ -798,6 +801,14 @@ def generate(
         malformed_events=(malformed,),
         cases=cases,
     )
+
+
+def _behind(record: dict[str, Any], failing: set[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """The prerequisites of a held invoice or payment that are themselves failing or held."""
+    wants = [("ClientAccount", str(record["account_id"]))]
+    wants += [("Service", str(x["service_id"])) for x in record.get("line_items", []) if x["service_id"]]
+    wants += [("Invoice", str(a["invoice_id"])) for a in record.get("allocations", [])]
+    return tuple(w for w in dict.fromkeys(wants) if w in failing)
 
 
 def _expected_qbo(
@@ -964,8 +975,8 @@ class SampleReport:
                 elif status == "synced" and c.item == 1:
                     why = "the platform corrected it; its error resolved"
                 elif status == "synced":
-                    waits = ", ".join(f"{t} {p}" for t, p in s.waiting_on(*key))
-                    why = f"came back by itself once what it waited on synced ({waits})"
+                    waits = " and ".join(f"{t} {p}" for t, p in c.behind)
+                    why = f"came back by itself once {waits} synced"
                 else:
                     why = ""
                 out.append(f"     {c.entity_type} {c.platform_id}: {status}" + (f" - {why}" if why else ""))

@@ -87,6 +87,18 @@ def test_one_of_each_issue_11_case_and_a_malformed_event_the_contract_refuses(sa
     ]
     assert {(c.entity_type, c.platform_id) for c in sample.cases if c.item == 2} == sample.expected_held
     assert sample.cases[-1] == Case(3, "Payment", pay_id, malformed["detail"]["event_id"])
+    # what each held record is behind: its failed account or service, and the invoice of the payment
+    dup, colon = (
+        sample.error("duplicate_name").platform_id,
+        sample.error("name_invalid_characters").platform_id,
+    )
+    colon_invoice, dup_invoice, behind_service = (i["id"] for i in sample.records["Invoice"][-3:])
+    assert {c.platform_id: c.behind for c in sample.cases if c.item == 2} == {
+        colon_invoice: (("ClientAccount", colon),),
+        dup_invoice: (("ClientAccount", dup),),
+        behind_service: (("Service", service),),
+        sample.cases[4].platform_id: (("ClientAccount", dup), ("Invoice", dup_invoice)),
+    }
 
 
 def test_generation_is_deterministic_per_seed():
@@ -392,10 +404,7 @@ def test_the_report_says_where_each_case_ended_and_is_not_ok_when_one_did_not(sa
     text = fixed.render()
     assert f"Service {service}: synced - the platform corrected it; its error resolved" in text
     behind = sample.records["Invoice"][-1]["id"]
-    assert (
-        f"Invoice {behind}: synced - came back by itself" in text
-        and "came back by itself once what it waited on synced" in text
-    )
+    assert f"Invoice {behind}: synced - came back by itself once Service {service} synced" in text
 
 
 def test_final_status_prefers_synced_over_an_earlier_skip():
