@@ -9,12 +9,14 @@ Plays the two outside parties through their real interfaces only:
 
 Everything else is the product as deployed: API Gateway (local), the Lambda authorizer, the OAuth
 handler, DynamoDB, KMS, Secrets Manager and EventBridge on moto, QuickBooks Online as the simulator.
-The last step syncs the issue-4 sample firm (``local.sample_firm``: 55 accounts, 20 services, 300 invoices,
-payments, refunds, fees, 3 deliberate errors) with the simulator's real rate limits, and the summary shows
-what landed in QuickBooks, the statuses and the error log. Then the firm owner fixes those errors through
-the admin API (maps the vendor-named account to the bookkeeper's customer, maps the tax rate in the
-settings and resyncs the Taxes category, skips the colon account's error), and the demo checks again
-that everything landed exactly once, to the cent. ``--sample-scale 0.2`` runs a smaller firm (the e2e
+The last step syncs the issue-4 sample firm (``local.sample_firm``: 55 accounts, 21 services, 301 invoices,
+payments, refunds, fees, 4 deliberate errors, 1 malformed event) with the simulator's real rate limits, and
+the summary shows what landed in QuickBooks, the statuses, where each issue-11 case ended (the
+negative-rate service's error, the records skipped behind failed ones, the malformed event in the DLQ) and
+the error log. Then the firm owner fixes those errors through the admin API (maps the vendor-named account
+to the bookkeeper's customer, maps the tax rate in the settings and resyncs the Taxes category, skips the
+colon account's error) and the platform corrects the service's rate, and the demo checks again that
+everything landed exactly once, to the cent. ``--sample-scale 0.2`` runs a smaller firm (the e2e
 test does); ``0`` leaves both steps out.
 Prints progress while it runs and a summary at the end; exits non-zero if any step failed.
 """
@@ -111,6 +113,7 @@ class Demo:
     def api(
         self, method: str, path: str, *, role: str = "owner", firm_id: str = FIRM_ID, body: Any = None
     ) -> requests.Response:
+        """The admin API over HTTP with a JWT of that role and firm."""
         headers = {"Authorization": f"Bearer {self.token(role, firm_id, user=f'u-{role}')}"}
         return self.http.request(method, self.stack.api_url + path, headers=headers, json=body, timeout=60)
 
@@ -392,7 +395,7 @@ def run(demo: Demo, sample_scale: float = 1.0, sample_timeout: float = SAMPLE_TI
         )
         demo.step(title, lambda: sync_sample_firm(demo, sample, timeout=sample_timeout))
         demo.step(
-            "Owner fixes the sample firm's errors through the admin API (map, settings + retry, skip)",
+            "Owner fixes the sample firm's errors (admin API: map, settings + retry, skip; platform: rate)",
             lambda: fix_errors_through_api(demo, sample),
         )
 
@@ -429,10 +432,11 @@ def sync_sample_firm(demo: Demo, sample: SampleFirm, timeout: float = SAMPLE_TIM
 
 
 def fix_errors_through_api(demo: Demo, sample: SampleFirm, timeout: float = FIX_TIMEOUT_SECONDS) -> str:
-    """The owner deals with the sample firm's three deliberate errors in the admin API, over HTTP with the
-    owner's JWT: reads the error log, maps the vendor-named account to the bookkeeper's customer, maps the
-    platform tax rate in the settings and resyncs the Taxes category, skips the colon account's error.
-    Then checks the error log (0 open; 2 resolved, 1 skipped), the records' statuses and, in QuickBooks,
+    """The owner deals with the sample firm's four deliberate errors, over HTTP with the owner's JWT: reads
+    the error log, maps the vendor-named account to the bookkeeper's customer, maps the platform tax rate in
+    the settings and resyncs the Taxes category, skips the colon account's error; the platform corrects the
+    negative service rate (its "Service Updated" event), which syncs the service and the invoice held behind
+    it. Then checks the error log (0 open; 3 resolved, 1 skipped), the records' statuses and, in QuickBooks,
     that every record is there exactly once with the totals to the cent (``SampleFirm.after_fixes``)."""
     if demo.sample_report is None:
         raise DemoFailure("the sample firm has not synced (the previous step failed)")
@@ -440,6 +444,7 @@ def fix_errors_through_api(demo: Demo, sample: SampleFirm, timeout: float = FIX_
     taxed = sample.error("tax_rate_unmapped")
     colon = sample.error("name_invalid_characters")
     vendor_named = sample.error("duplicate_name")
+    negative = sample.error("service_rate_negative")
 
     # 1. the error log as the owner sees it: the banner, then each error with its explanation and fix
     banner = demo.expect(demo.api("GET", "/errors/counts"), 200)
@@ -453,9 +458,9 @@ def fix_errors_through_api(demo: Demo, sample: SampleFirm, timeout: float = FIX_
         _say(f"    explanation: {detail['explanation']}")
         _say(f"    how to fix:  {detail['fix']}")
         error_of[row["platform_id"]] = row["error_id"]
-    wanted = {(d.platform_id, d.reason_code) for d in (taxed, colon, vendor_named)}
+    wanted = {(d.platform_id, d.reason_code) for d in (taxed, colon, vendor_named, negative)}
     if {(e["platform_id"], e["code"]) for e in listed} != wanted or banner["total"] != len(wanted):
-        raise DemoFailure(f"expected exactly the 3 deliberate errors open, the API shows {banner} / {listed}")
+        raise DemoFailure(f"expected exactly the 4 deliberate errors open, the API shows {banner} / {listed}")
 
     # 2. the vendor-named account: map it to the customer the bookkeeper uses for that client
     account = sample.record("ClientAccount", vendor_named.platform_id)
@@ -510,16 +515,33 @@ def fix_errors_through_api(demo: Demo, sample: SampleFirm, timeout: float = FIX_
     _wait_synced(demo, [(taxed.entity_type, taxed.platform_id)], timeout)
     _say(f"  now synced: {taxed.entity_type} {taxed.platform_id}")
 
-    # 4. the colon account: skip its error (its invoice stays unsynced, the error stops notifying)
+    # 4. the negative service rate: the platform corrects it; the service and the invoice behind it sync
+    service = dict(sample.record(negative.entity_type, negative.platform_id))
+    service["rate"] = str(-Decimal(service["rate"]))
+    correction = _platform_event("service_updated")
+    correction["detail"].update(event_id=f"evt-{negative.platform_id}-rate", version=2, data=service)
+    demo.put_platform_event(correction)
+    after_rate = sample.after_fixes(mapped=[vendor_named.platform_id], fixed=[negative.platform_id])
+    corrected = sorted(after_rate.expected_synced - after_map.expected_synced)
+    _say(
+        f"platform: Service Updated {negative.platform_id} with rate {service['rate']} (was "
+        f"{sample.record(negative.entity_type, negative.platform_id)['rate']})"
+    )
+    _wait_synced(demo, corrected, timeout)
+    _say("  now synced: " + ", ".join(f"{t} {pid}" for t, pid in corrected))
+
+    # 5. the colon account: skip its error (its invoice stays unsynced, the error stops notifying)
     skipped = demo.expect(demo.api("POST", f"/errors/{error_of[colon.platform_id]}/skip"), 200)
     _say(
         f"POST /errors/{error_of[colon.platform_id]}/skip -> {skipped['status']}: the account and its "
         "invoice stay unsynced in QuickBooks, and the error no longer notifies or counts as open"
     )
 
-    # 5. the error log after, the records' statuses, and QuickBooks checked against the expectations
+    # 6. the error log after, the records' statuses, and QuickBooks checked against the expectations
     after = sample.after_fixes(
-        mapped=[vendor_named.platform_id], fixed=[taxed.platform_id], skipped=[colon.platform_id]
+        mapped=[vendor_named.platform_id],
+        fixed=[taxed.platform_id, negative.platform_id],
+        skipped=[colon.platform_id],
     )
 
     def no_open_error() -> dict[str, Any] | None:
@@ -538,11 +560,12 @@ def fix_errors_through_api(demo: Demo, sample: SampleFirm, timeout: float = FIX_
     expected = {
         (taxed.platform_id, taxed.reason_code): "resolved",
         (vendor_named.platform_id, vendor_named.reason_code): "resolved",
+        (negative.platform_id, negative.reason_code): "resolved",
         (colon.platform_id, colon.reason_code): "skipped",
     }
     if statuses != expected:
         raise DemoFailure(f"error statuses {statuses}, expected {expected}")
-    landed = [*released, (taxed.entity_type, taxed.platform_id)]
+    landed = [*released, *corrected, (taxed.entity_type, taxed.platform_id)]
     checks = [(k, "synced") for k in landed]
     checks += [(k, "failed") for k in sorted(after.expected_failed)]
     checks += [(k, "skipped") for k in sorted(after.expected_held)]
@@ -574,20 +597,13 @@ def fix_errors_through_api(demo: Demo, sample: SampleFirm, timeout: float = FIX_
         )
     n_invoices = report.in_qbo.get("Invoice", 0)
     return (
-        f"open errors 3 -> 0 (2 resolved, 1 skipped); {len(released) + 1} records landed after the fixes; "
+        f"open errors 4 -> 0 (3 resolved, 1 skipped); {len(landed)} records landed after the fixes; "
         f"{n_invoices} invoices in QuickBooks, each once, totals {report.qbo_invoice_total} match to the cent"
     )
 
 
 #: entity types of the event contract -> of the admin API's /sync/records routes
-_API_TYPE = {
-    "ClientAccount": "client_account",
-    "Service": "service",
-    "Invoice": "invoice",
-    "Payment": "payment",
-    "Refund": "refund",
-    "ProcessingFee": "fee",
-}
+_API_TYPE = sample_firm.API_TYPE
 
 
 def _say(line: str) -> None:
@@ -675,7 +691,11 @@ def summary(demo: Demo, elapsed: float) -> None:
     if demo.fixed_report is not None:
         print("-" * (width + 20))
         print("After the owner fixed the errors through the admin API:")
-        print(demo.fixed_report.render("checked again after: map-customer, settings + Taxes retry, skip"))
+        print(
+            demo.fixed_report.render(
+                "checked again after: map-customer, settings + Taxes retry, skip, the platform's rate fix"
+            )
+        )
     print("-" * (width + 20))
     print(
         f"steps ok: {ok}/{len(demo.steps)}   QuickBooks token calls: {token_calls}   API calls: {api_calls}"

@@ -2,9 +2,9 @@
 the local stack, and a report of what landed in QuickBooks.
 
 :func:`generate` builds, deterministically from a seed, the EventBridge events the platform would send
-for a small accounting practice: 55 client accounts, 20 services, 300 invoices (1-4 lines each), and
+for a small accounting practice: 55 client accounts, 21 services, 301 invoices (1-4 lines each), and
 payments of every kind qbsync handles - full, partial, split across 2-3 invoices, paid from client
-credit balance (a QBO CreditMemo), refunds of card payments and card processing fees. Three records are
+credit balance (a QBO CreditMemo), refunds of card payments and card processing fees. Four records are
 wrong on purpose, so that the error log has something true to show:
 
 * an invoice whose line carries a platform tax rate the firm never mapped (``tax_rate_unmapped``,
@@ -17,11 +17,20 @@ wrong on purpose, so that the error log has something true to show:
   (``duplicate_name``, Accounts). (Not a customer: qbsync links an active customer of exactly that name
   instead of creating one, PRODUCT.md C.1. Not two platform accounts with one name: the error would land
   on whichever syncs second - with several workers, not a fixed one.)
+* a service whose rate the platform holds as negative (a sign typo on its price list): data QuickBooks
+  would refuse, an explained error on its record before any QuickBooks call (``service_rate_negative``,
+  Services; issue 11 item 1); one invoice of a good account bills it.
 
-The invoices of the two bad accounts are ``skipped`` naming their failed account (they will not sync until
-the firm acts, and come back by themselves when it does), and so is the payment of the vendor-named
-account's invoice (behind the invoice): :attr:`SampleFirm.expected_held`. Nothing stays ``blocked``:
-that means "waiting for something on its way". QuickBooks also
+And one event the platform sends that qbsync cannot understand (a payment whose amount is a JSON number,
+not a decimal string): :attr:`SampleFirm.malformed_events`, sent after the others; it goes to OutboundDLQ on
+its first receive and the firm sees it in ``GET /dead-letters`` (issue 11 item 3). It is not a record.
+
+The invoices of the two bad accounts and the one billing the failed service are ``skipped`` naming the
+failed record (they will not sync until the firm acts, and come back by themselves when it does), and so
+is the payment of the vendor-named account's invoice (behind the invoice): :attr:`SampleFirm.expected_held`
+(issue 11 item 2: a ``skip_reason`` starting ``waiting_on_prerequisite:``). Nothing stays ``blocked``: that
+means "waiting for something on its way". :attr:`SampleFirm.cases` names the record of
+each issue-11 case, and the report's "Where each case ended" shows its status and reason. QuickBooks also
 holds, before the sync, the customer the bookkeeper uses for that client
 (:attr:`SampleFirm.qbo_customers_before`, "<name> (client)"): the demo maps the account to it through
 the admin API. :meth:`SampleFirm.after_fixes` says what should land once errors are fixed or skipped.
@@ -48,9 +57,12 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Protocol
 
 __all__ = [
+    "API_TYPE",
+    "CASE_TITLES",
     "HAND_ENTERED_CUSTOMER",
     "QBO_ENTITY_OF",
     "UNMAPPED_TAX_RATE",
+    "Case",
     "DeliberateError",
     "SampleFirm",
     "SampleFirmError",
@@ -88,6 +100,14 @@ HAND_ENTERED_CUSTOMER = f"{HAND_ENTERED_VENDOR} (client)"
 UNMAPPED_TAX_RATE = "tax-me-sales"
 
 
+#: The issue-11 cases the sample firm carries one of (the report's "Where each case ended").
+CASE_TITLES = {
+    1: "data QuickBooks would refuse -> failed, an explained error on its record",
+    2: "behind a prerequisite that will not sync -> skipped naming it; back by itself once it syncs",
+    3: "an event qbsync cannot understand -> OutboundDLQ at once (1 receive), in GET /dead-letters",
+}
+
+
 class SampleFirmError(Exception):
     """The sample firm could not be generated or sent (bad arguments, PutEvents refused entries)."""
 
@@ -101,6 +121,18 @@ class DeliberateError:
     reason_code: str
     category: str
     what: str
+
+
+@dataclass(frozen=True)
+class Case:
+    """The record of one issue-11 case: ``item`` 1-3 (:data:`CASE_TITLES`); ``event_id`` for item 3;
+    ``behind`` for item 2: the prerequisites that fail as the firm is generated."""
+
+    item: int
+    entity_type: str
+    platform_id: str
+    event_id: str | None = None
+    behind: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -138,6 +170,15 @@ class SampleFirm:
     skipped_errors: tuple[DeliberateError, ...] = ()
     #: client accounts linked to a customer the firm already had (qbsync creates no customer for them)
     mapped_accounts: frozenset[str] = frozenset()
+    #: events the platform sends that break the event contract (sent after ``events``; no record)
+    malformed_events: tuple[dict[str, Any], ...] = ()
+    #: the record of each issue-11 case (unchanged by :meth:`after_fixes`)
+    cases: tuple[Case, ...] = ()
+
+    @property
+    def expected_dead_letters(self) -> frozenset[str]:
+        """Event ids that should be in the firm's dead letters (``GET /dead-letters``)."""
+        return frozenset(str(e["detail"]["event_id"]) for e in self.malformed_events)
 
     @property
     def expected_failed(self) -> frozenset[tuple[str, str]]:
@@ -159,11 +200,12 @@ class SampleFirm:
         raise KeyError((entity_type, platform_id))
 
     def waiting_on(self, entity_type: str, platform_id: str) -> list[tuple[str, str]]:
-        """The records that must be in QuickBooks before this one can sync (its account, the invoices a
-        payment pays, the payment of a refund or fee)."""
+        """The records that must be in QuickBooks before this one can sync (its account and the services
+        of its lines, the invoices a payment pays, the payment of a refund or fee)."""
         r = self.record(entity_type, platform_id)
         if entity_type == "Invoice":
-            return [("ClientAccount", r["account_id"])]
+            services = sorted({str(line["service_id"]) for line in r["line_items"] if line["service_id"]})
+            return [("ClientAccount", r["account_id"])] + [("Service", s) for s in services]
         if entity_type == "Payment":
             return [("ClientAccount", r["account_id"])] + [
                 ("Invoice", a["invoice_id"]) for a in r["allocations"]
@@ -577,7 +619,7 @@ def generate(
     # The vendor-named account's client pays its (held) invoice by check: the payment waits on the
     # invoice, and both land once the account is mapped. Built here, after every random draw, so that
     # the rest of the firm is what it was for the same seed.
-    dup_invoice = invoices[-1]
+    colon_invoice, dup_invoice = invoices[-2], invoices[-1]
     waiting_payment = {
         "id": f"pay-{7000 + len(payments)}",
         "account_id": duplicate_account["id"],
@@ -596,6 +638,52 @@ def generate(
     payments.append(waiting_payment)
     balance[dup_invoice["id"]] -= Decimal(dup_invoice["total"])
     kinds["full"] += 1
+    # Issue 11, also built after every random draw: a service whose rate the platform holds as negative (a
+    # sign typo on its price list; QuickBooks would refuse it), and one invoice of a good account that
+    # bills it at the right rate (held: skipped naming the failed service until it is corrected).
+    negative_service: dict[str, Any] = {
+        "id": f"svc-{300 + len(services)}",
+        "name": "Tax planning session",
+        "description": "Tax planning session for the client",
+        "rate": "-175.00",
+        "rate_type": "hour",
+        "active": True,
+        "taxable": False,
+        "tax_rate_id": None,
+    }
+    services.append(negative_service)
+    billed_on = today - timedelta(days=18)
+    behind_service: dict[str, Any] = {
+        "id": f"inv-{5000 + len(invoices)}",
+        "number": f"INV-{2401 + len(invoices)}",
+        "account_id": good_accounts[0]["id"],
+        "status": "sent",
+        "issue_date": billed_on.isoformat(),
+        "due_date": (billed_on + timedelta(days=30)).isoformat(),
+        "currency": "USD",
+        "line_items": [
+            {
+                "id": "ln-1",
+                "service_id": negative_service["id"],
+                "work_type_id": None,
+                "description": "Tax planning session",
+                "quantity": "2",
+                "rate": "175.00",
+                "amount": "350.00",
+                "tax_rate_id": None,
+                "tax_amount": None,
+            }
+        ],
+        "subtotal": "350.00",
+        "tax_total": "0.00",
+        "total": "350.00",
+        "balance_due": "350.00",
+        "memo": "Thank you for your business",
+        "sent_at": f"{billed_on.isoformat()}T15:00:00Z",
+    }
+    invoices.append(behind_service)
+    balance[behind_service["id"]] = Decimal(behind_service["total"])
+    bad_invoices.add(behind_service["id"])
 
     # --- send order: natural (records in date order, each account right after its first invoice,
     # so that it syncs at once instead of being skipped as "no activity" and re-enqueued) -------------
@@ -621,6 +709,29 @@ def generate(
         if detail_type == "Invoice Sent" and data["account_id"] not in sent_accounts:
             sent_accounts.add(data["account_id"])
             ev.add("ClientAccount Created", account_by_id[data["account_id"]], when)
+    # The malformed event (numbered after the others, not one of ``events``): the platform's bank-feed
+    # import sends a payment of an open invoice with its amount as a JSON number, not a decimal string.
+    unpaid = next(inv for inv in invoices if inv["id"] not in bad_invoices and balance[inv["id"]] > 0)
+    ev.add(
+        "Payment Created",
+        {
+            "id": f"pay-{7000 + len(payments)}",
+            "account_id": unpaid["account_id"],
+            "payment_date": (today - timedelta(days=5)).isoformat(),
+            "currency": "USD",
+            "amount": float(balance[unpaid["id"]]),
+            "method": "bank_transfer",
+            "offline": False,
+            "sync_override": None,
+            "allocations": [{"invoice_id": unpaid["id"], "amount": _s(balance[unpaid["id"]])}],
+            "processor": None,
+            "reference": None,
+            "description": "Imported from the bank feed",
+            "deposit": None,
+        },
+        today - timedelta(days=5),
+    )
+    malformed = ev.out.pop()
 
     # --- expectations --------------------------------------------------------------------------------
     deliberate = (
@@ -636,14 +747,26 @@ def generate(
             "ClientAccount", duplicate_account["id"], "duplicate_name", "Accounts",
             "client account named like a vendor entered in QuickBooks by hand (QuickBooks fault 6240)",
         ),
+        DeliberateError(
+            "Service", negative_service["id"], "service_rate_negative", "Services",
+            "service rate held as -175.00 on the platform (a sign typo); QuickBooks refuses a negative rate",
+        ),
     )  # fmt: skip
-    held = frozenset({("Invoice", inv["id"]) for inv in invoices[-2:]} | {("Payment", waiting_payment["id"])})
+    held_invoices = [colon_invoice, dup_invoice, behind_service]
+    held = frozenset({("Invoice", inv["id"]) for inv in held_invoices} | {("Payment", waiting_payment["id"])})
     synced: set[tuple[str, str]] = {("ClientAccount", a["id"]) for a in good_accounts}
-    synced |= {("Service", s["id"]) for s in services}
+    synced |= {("Service", s["id"]) for s in services if s is not negative_service}
     synced |= {("Invoice", inv["id"]) for inv in invoices if inv["id"] not in bad_invoices}
     synced |= {("Payment", p["id"]) for p in payments if p is not waiting_payment}
     synced |= {("Refund", r["id"]) for r in refunds}
     synced |= {("ProcessingFee", f["id"]) for f in fees}
+    failing = {(e.entity_type, e.platform_id) for e in deliberate} | set(held)
+    cases = (
+        Case(1, "Service", negative_service["id"]),
+        *(Case(2, "Invoice", inv["id"], behind=_behind(inv, failing)) for inv in held_invoices),
+        Case(2, "Payment", waiting_payment["id"], behind=_behind(waiting_payment, failing)),
+        Case(3, "Payment", malformed["detail"]["data"]["id"], malformed["detail"]["event_id"]),
+    )
     records = {
         "ClientAccount": accounts,
         "Service": services,
@@ -675,7 +798,17 @@ def generate(
         qbo_vendors_before=(HAND_ENTERED_VENDOR,),
         qbo_customers_before=(HAND_ENTERED_CUSTOMER,),
         open_balances=dict(balance),
+        malformed_events=(malformed,),
+        cases=cases,
     )
+
+
+def _behind(record: dict[str, Any], failing: set[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """The prerequisites of a held invoice or payment that are themselves failing or held."""
+    wants = [("ClientAccount", str(record["account_id"]))]
+    wants += [("Service", str(x["service_id"])) for x in record.get("line_items", []) if x["service_id"]]
+    wants += [("Invoice", str(a["invoice_id"])) for a in record.get("allocations", [])]
+    return tuple(w for w in dict.fromkeys(wants) if w in failing)
 
 
 def _expected_qbo(
@@ -715,6 +848,9 @@ class _DemoLike(Protocol):
 
     def settle(self, quiet_seconds: int = 3, timeout: float = 60) -> None: ...
 
+    def api(self, method: str, path: str, *, firm_id: str = ...) -> Any:
+        """The admin API over HTTP with the firm owner's JWT (a ``requests.Response``)."""
+
 
 @dataclass
 class SampleReport:
@@ -733,6 +869,13 @@ class SampleReport:
     timed_out: bool
     #: TotalAmt per QBO entity of the sample's objects (missing: the check is left out)
     qbo_totals: dict[str, Decimal] = field(default_factory=dict)
+    #: the issue-11 case records and the held ones as ``GET /sync/records/{type}/{id}`` answered (None:
+    #: not read, the checks on them are left out)
+    records_seen: dict[tuple[str, str], dict[str, Any]] | None = None
+    #: the firm's ``GET /dead-letters`` rows (None: not read)
+    dead_letters: list[dict[str, Any]] | None = None
+    #: ``source_receive_count`` of each message in OutboundDLQ, by event id (the worker's attribute)
+    dlq_receive_counts: dict[str, str] = field(default_factory=dict)
 
     @property
     def status_counts(self) -> dict[str, Counter[str]]:
@@ -764,7 +907,81 @@ class SampleReport:
             and not self.unexpected_errors
             and not self.missing_errors
             and len(self.open_errors) == len(self.sample.deliberate_errors)
+            and not self.case_problems
         )
+
+    @property
+    def case_problems(self) -> list[str]:
+        """Where an issue-11 case did not end as it should: a held record that is not skipped with a
+        ``waiting_on_prerequisite:`` reason naming what it waits on, a malformed event that is not in the
+        firm's dead letters after exactly one receive, a dead letter nobody sent."""
+        s, out = self.sample, []
+        if self.records_seen is not None:
+            for key in sorted(s.expected_held):
+                row = self.records_seen.get(key) or {}
+                reason = str(row.get("skip_reason") or "")
+                named = any(
+                    f"{API_TYPE[t].replace('_', ' ')} {p} " in reason
+                    for t, p in s.waiting_on(*key)
+                    if (t, p) not in s.expected_synced
+                )
+                if (
+                    row.get("status") != "skipped"
+                    or not reason.startswith("waiting_on_prerequisite:")
+                    or not named
+                ):
+                    out.append(f"{key[0]} {key[1]} should be skipped naming what it waits on: {row}")
+        if self.dead_letters is not None:
+            seen = {str(d.get("event_id")) for d in self.dead_letters}
+            if seen != s.expected_dead_letters:
+                out.append(f"dead letters {sorted(seen)}, expected {sorted(s.expected_dead_letters)}")
+            for event_id in sorted(s.expected_dead_letters):
+                if self.dlq_receive_counts.get(event_id) != "1":
+                    out.append(
+                        f"{event_id} in OutboundDLQ after {self.dlq_receive_counts.get(event_id)} receives"
+                    )
+        return out
+
+    def _render_cases(self) -> list[str]:
+        """ "Where each case ended": one line per issue-11 case record, its status and reason or error."""
+        s = self.sample
+        if not s.cases:
+            return []
+        out = ["Where each case ended (issue 11)"]
+        errors = {e.get("platform_id"): e for e in self.open_errors}
+        letters = {str(d.get("event_id")): d for d in self.dead_letters or []}
+        for item in sorted({c.item for c in s.cases}):
+            out.append(f"  {item}. {CASE_TITLES[item]}")
+            for c in (c for c in s.cases if c.item == item):
+                key = (c.entity_type, c.platform_id)
+                row = (self.records_seen or {}).get(key) or {}
+                status = row.get("status") or self.final_status.get(key) or "no status"
+                if c.item == 3:
+                    letter = letters.get(str(c.event_id))
+                    receives = self.dlq_receive_counts.get(str(c.event_id), "?")
+                    where = (
+                        f"in OutboundDLQ after {receives} receive(s), not a record; "
+                        f"GET /dead-letters: {letter.get('problem')}"
+                        if letter
+                        else "NOT in GET /dead-letters"
+                    )
+                    out.append(f"     {c.entity_type} {c.platform_id} (event {c.event_id}): {where}")
+                    continue
+                error = errors.get(c.platform_id)
+                if error is not None:
+                    why = f"[{error.get('category')}] {error.get('title')} ({error.get('code')})"
+                elif row.get("skip_reason"):
+                    why = str(row["skip_reason"])
+                elif status == "synced" and c.item == 1:
+                    why = "the platform corrected it; its error resolved"
+                elif status == "synced":
+                    waits = " and ".join(f"{t} {p}" for t, p in c.behind)
+                    why = f"came back by itself once {waits} synced"
+                else:
+                    why = ""
+                out.append(f"     {c.entity_type} {c.platform_id}: {status}" + (f" - {why}" if why else ""))
+        out.append("")
+        return out
 
     @property
     def total_mismatches(self) -> list[str]:
@@ -841,6 +1058,7 @@ class SampleReport:
             none = total - sum(c.values())
             out.append(f"  {entity:<15}" + "".join(f"{c.get(st, 0):>9}" for st in _TERMINAL) + f"{none:>9}")
         out.append("")
+        out.extend(self._render_cases())
         out.append(f"Error log: {len(self.open_errors)} open (deliberate: {len(s.deliberate_errors)})")
         by_key = {(e.get("platform_id"), e.get("code")): e for e in self.open_errors}
         for d in s.deliberate_errors:
@@ -863,6 +1081,17 @@ class SampleReport:
         out.append("")
         out.append("RESULT: " + ("ok" if self.ok else "NOT ok"))
         return "\n".join(out)
+
+
+#: entity types of the event contract -> of the admin API and the error log
+API_TYPE = {
+    "ClientAccount": "client_account",
+    "Service": "service",
+    "Invoice": "invoice",
+    "Payment": "payment",
+    "Refund": "refund",
+    "ProcessingFee": "fee",
+}
 
 
 def _chunks(items: list[dict[str, Any]], size: int) -> Iterable[list[dict[str, Any]]]:
@@ -1023,25 +1252,18 @@ def run(
     next_mark = step
     sent = 0
     for chunk in _chunks(sample.events, 10):
-        answer = events.put_events(
-            Entries=[
-                {
-                    "EventBusName": bus,
-                    "Source": e["source"],
-                    "DetailType": e["detail-type"],
-                    "Detail": json.dumps(e["detail"]),
-                }
-                for e in chunk
-            ]
-        )
-        if answer.get("FailedEntryCount"):
-            failed = [x for x in answer["Entries"] if x.get("ErrorCode")]
-            raise SampleFirmError(f"PutEvents refused {len(failed)} entries: {failed[:3]}")
+        _put(events, bus, chunk)
         sent += len(chunk)
         if sent >= next_mark or sent == total:
             demo.settle(quiet_seconds=0, timeout=1)  # drain the inbox so that progress is current
             progress(f"  sent {sent:4d}/{total} events" + _progress_line(sample, demo, started)[1:])
             next_mark += step
+    for event in sample.malformed_events:  # the platform's broken event, after the others
+        _put(events, bus, [event])
+    if sample.malformed_events:
+        progress(
+            f"  sent {len(sample.malformed_events)} malformed event(s) (a payment amount as a JSON number)"
+        )
     seconds_sending = time.monotonic() - started
 
     deadline = started + timeout
@@ -1049,7 +1271,7 @@ def run(
     while True:
         # drain qbsync's status events for a few seconds, then one progress line
         demo.settle(quiet_seconds=2, timeout=min(progress_every, max(0.5, deadline - time.monotonic())))
-        if _settled(sample, _final_status(demo.statuses)):
+        if _settled(sample, _final_status(demo.statuses)) and _dead_lettered(demo, sample):
             break
         if time.monotonic() >= deadline:
             timed_out = True
@@ -1065,6 +1287,67 @@ def run(
         seconds_total=time.monotonic() - started,
         timed_out=timed_out,
     )
+
+
+def _put(events: Any, bus: str, chunk: list[dict[str, Any]]) -> None:
+    answer = events.put_events(
+        Entries=[
+            {
+                "EventBusName": bus,
+                "Source": e["source"],
+                "DetailType": e["detail-type"],
+                "Detail": json.dumps(e["detail"]),
+            }
+            for e in chunk
+        ]
+    )
+    if answer.get("FailedEntryCount"):
+        failed = [x for x in answer["Entries"] if x.get("ErrorCode")]
+        raise SampleFirmError(f"PutEvents refused {len(failed)} entries: {failed[:3]}")
+
+
+def _read_dead_letters(demo: _DemoLike, firm_id: str) -> list[dict[str, Any]]:
+    """The firm's dead letters as its owner sees them (``GET /dead-letters``)."""
+    answer = demo.api("GET", "/dead-letters", firm_id=firm_id)
+    if answer.status_code != 200:
+        raise SampleFirmError(f"GET /dead-letters answered {answer.status_code}")
+    return list(answer.json()["dead_letters"])
+
+
+def _dead_lettered(demo: _DemoLike, sample: SampleFirm) -> bool:
+    if not sample.malformed_events:
+        return True
+    seen = {str(d["event_id"]) for d in _read_dead_letters(demo, sample.firm_id)}
+    return sample.expected_dead_letters <= seen
+
+
+def _dlq_receive_counts(demo: _DemoLike) -> dict[str, str]:
+    """``source_receive_count`` of the messages in OutboundDLQ, by event id: read without consuming them
+    (visibility timeout 0), so that the engineer can still list and redrive them."""
+    from local.stack.provision import clients
+
+    sqs = clients(demo.stack.endpoint_url, demo.stack.region)["sqs"]
+    url = demo.stack.resources.ref("OutboundDLQ")
+    out: dict[str, str] = {}
+    for message in sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0, MessageAttributeNames=["All"]
+    ).get("Messages", []):
+        attrs = {k: v.get("StringValue") for k, v in message.get("MessageAttributes", {}).items()}
+        if attrs.get("event_id"):
+            out[str(attrs["event_id"])] = str(attrs.get("source_receive_count"))
+    return out
+
+
+def _read_case_records(demo: _DemoLike, sample: SampleFirm) -> dict[tuple[str, str], dict[str, Any]]:
+    """The issue-11 case records and the held ones, as ``GET /sync/records/{type}/{id}`` answers them."""
+    keys = {(c.entity_type, c.platform_id) for c in sample.cases if c.item != 3} | set(sample.expected_held)
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for entity_type, platform_id in sorted(keys):
+        answer = demo.api(
+            "GET", f"/sync/records/{API_TYPE[entity_type]}/{platform_id}", firm_id=sample.firm_id
+        )
+        out[(entity_type, platform_id)] = dict(answer.json()) if answer.status_code == 200 else {}
+    return out
 
 
 def read_report(
@@ -1114,6 +1397,9 @@ def read_report(
         qbo_totals=qbo_totals,
         final_status={k: v for k, v in _final_status(demo.statuses).items() if k in sample.record_keys},
         open_errors=_read_error_log(demo, sample.firm_id),
+        records_seen=_read_case_records(demo, sample),
+        dead_letters=_read_dead_letters(demo, sample.firm_id),
+        dlq_receive_counts=_dlq_receive_counts(demo),
         seconds_sending=seconds_sending,
         seconds_total=seconds_total,
         timed_out=timed_out,

@@ -1,11 +1,13 @@
 """`make demo` is the main job: it must keep passing every step (it exits non-zero if one fails).
 
-The sample firm runs at 15 % of its size here (8 accounts, 45 invoices, 104 events, still with full,
-partial, split and credit-balance payments, a refund, fees and the 3 deliberate errors) to keep
-`make test` short; `make demo` runs the full firm (55 accounts, 300 invoices). The simulator keeps
-Intuit's real rate limits either way. The last step fixes the 3 errors through the admin API and checks
-QuickBooks again.
+The sample firm runs at 15 % of its size here (8 accounts, 46 invoices, 106 events, still with full,
+partial, split and credit-balance payments, a refund, fees, the 4 deliberate errors and the malformed
+event) to keep `make test` short; `make demo` runs the full firm (55 accounts, 301 invoices). The simulator
+keeps Intuit's real rate limits either way. The last step fixes the 4 errors (the admin API; the platform
+corrects the service's rate) and checks QuickBooks again.
 """
+
+import re
 
 from local import demo
 
@@ -19,15 +21,30 @@ def test_demo_runs_every_step_successfully(capsys):
     # same checks after the fixes through the admin API (no open error left, the skipped one shown)
     assert out.count("RESULT: ok") == 2
     assert "MISMATCH" not in out
-    assert "Error log: 3 open (deliberate: 3)" in out
-    assert out.count("\n    fix: ") == 3
+    assert "Error log: 4 open (deliberate: 4)" in out
+    assert out.count("\n    fix: ") == 4
     assert "Error log: 0 open (deliberate: 0)" in out and "skipped by the firm: ClientAccount" in out
+    # where each issue-11 case ended, before and after the fixes
+    assert out.count("Where each case ended (issue 11)") == 2
+    assert re.search(r"Service svc-\d+: failed - \[Services\] .+ \(service_rate_negative\)", out)
+    # item 2: the two bad accounts' invoices, the vendor-named account's payment, the invoice billing
+    # the failed service, each skipped naming what it waits on
+    skipped = re.findall(
+        r"(?:Invoice|Payment) \S+: skipped - waiting_on_prerequisite: waiting on (\w+ \w+)", out
+    )
+    assert len(skipped) >= 4 and "service svc" in " ".join(skipped)
+    assert re.search(r"Invoice \S+: synced - came back by itself once Service svc-\d+ synced", out)
+    assert re.search(r"Service svc-\d+: synced - the platform corrected it; its error resolved", out)
+    # item 3: the malformed payment in the DLQ after one receive, in GET /dead-letters, both times
+    assert out.count("in OutboundDLQ after 1 receive(s), not a record; GET /dead-letters: ") == 2
+    assert "data.amount" in out
     # the fix step, each through the API
-    assert "GET /errors/counts -> 3 open (Accounts 2, Taxes 1)" in out
-    assert out.count("how to fix: ") == 3
+    assert "GET /errors/counts -> 4 open (Accounts 2, Services 1, Taxes 1)" in out
+    assert out.count("how to fix: ") == 4
     assert "/map-customer -> mapped to customer" in out
     assert "PUT /settings with a tax code QuickBooks does not have -> 400" in out
     assert "POST /errors/retry {scope: category, category: Taxes} -> 202" in out
+    assert "platform: Service Updated svc-" in out
     assert "/skip -> skipped" in out
     assert "GET /errors/counts -> 0 open" in out
     # progress lines while it ran

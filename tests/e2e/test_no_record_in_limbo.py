@@ -2,6 +2,10 @@
 
 * data QuickBooks would refuse is an explained error on its record, visible in ``GET /errors`` - an
   over-long invoice number (then "let QuickBooks number it" syncs it) and a service with a negative rate;
+* a record behind a prerequisite that will not sync as things stand (skipped by the settings, failed with
+  an open error) is ``skipped`` naming it, keeps ``waiting_on`` and syncs by itself once that prerequisite
+  does - the owner moves the start date back and syncs the invoice by hand; the owner maps the account
+  QuickBooks refused to a customer - each once in QuickBooks;
 * an event that cannot be understood is in OutboundDLQ after ONE receive, counted (``MalformedEvents``),
   visible (``GET /dead-letters``, ``scripts/redrive_dlq.py list``) and redriven after the fix.
 
@@ -30,6 +34,7 @@ from tests.e2e.test_entity_sync import (
     _marked,
     _put_on_bus,
     _sample,
+    _untaxed_invoice_without_services,
 )
 from tests.fixtures.firms import admin_jwt
 
@@ -118,6 +123,150 @@ def test_a_service_with_a_negative_rate_is_a_services_error(
     assert [
         i for i in qbo_sim.control.entities(qbo_company, "Item") if i["Name"] == "Bookkeeping (monthly)"
     ] == []
+
+
+def _record(stack: Any, firm: str, entity_type: str, platform_id: str) -> dict[str, Any]:
+    answer = _api(stack, firm, "GET", f"/sync/records/{entity_type}/{platform_id}")
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
+
+
+def _put_settings(stack: Any, firm: str, **changes: Any) -> None:
+    """The owner changes some settings: ``PUT /settings`` replaces the document, so GET it first."""
+    current = _api(stack, firm, "GET", "/settings")
+    assert current.status_code == 200, current.text
+    stored = _api(stack, firm, "PUT", "/settings", json={**current.json()["settings"], **changes})
+    assert stored.status_code == 200, stored.text
+
+
+def _payment_of_the_invoice(firm_id: str) -> dict[str, Any]:
+    """The payment sample (dated 2026-03-05) paying the whole untaxed invoice inv-400, by check."""
+    payment = _sample("payment_created", firm_id)
+    payment["detail"]["data"].update(
+        amount="605.00",
+        allocations=[{"invoice_id": "inv-400", "amount": "605.00"}],
+        method="check",
+        processor=None,
+        reference="1042",
+        deposit=None,
+    )
+    return payment
+
+
+def test_a_payment_for_an_invoice_before_the_start_date_is_skipped_naming_it_and_comes_back(
+    local_stack: Any,
+    qbo_sim: Any,
+    qbo_company: str,
+    firm_id: str,
+    status_inbox: StatusInbox,
+) -> None:
+    _connect(local_stack, qbo_sim, firm_id, qbo_company)
+    _put_settings(local_stack, firm_id, sync_accounts="all", sync_start_date="2026-03-03")
+    deadline = time.monotonic() + DEADLINE_SECONDS
+
+    _put_on_bus(local_stack, _sample("client_account_created", firm_id))
+    status_inbox.wait_for("ClientAccount", "acct-100", "synced", deadline)
+    invoice = _untaxed_invoice_without_services(firm_id)  # issued 2026-03-01: before the start date
+    _put_on_bus(local_stack, invoice)
+    status_inbox.wait_for("Invoice", "inv-400", "skipped", deadline)
+    _put_on_bus(local_stack, _payment_of_the_invoice(firm_id))  # dated 2026-03-05: after it
+    status_inbox.wait_for("Payment", "pay-500", "skipped", deadline)
+
+    payment = _record(local_stack, firm_id, "payment", "pay-500")
+    assert payment["status"] == "skipped"  # not blocked: the invoice will not come as the settings stand
+    assert payment["skip_reason"] == (
+        "waiting_on_prerequisite: waiting on invoice inv-400 is skipped (dated 2026-03-01, before the sync "
+        "start date 2026-03-03). This payment syncs by itself once that syncs"
+    )
+    assert payment["waiting_on"] == [{"entity_type": "invoice", "platform_id": "inv-400"}]
+    assert _record(local_stack, firm_id, "invoice", "inv-400")["status"] == "skipped"
+    assert qbo_sim.control.entities(qbo_company, "Invoice") == []
+    assert qbo_sim.control.entities(qbo_company, "Payment") == []
+
+    # the owner moves the start date back and syncs the invoice by hand: the payment follows by itself
+    _put_settings(local_stack, firm_id, sync_accounts="all", sync_start_date="2026-03-01")
+    resync = _api(local_stack, firm_id, "POST", "/sync/records/invoice/inv-400/sync")
+    assert resync.status_code == 202, resync.text
+    status_inbox.wait_for("Invoice", "inv-400", "synced", deadline)
+    status_inbox.wait_for("Payment", "pay-500", "synced", deadline)
+
+    paid = _record(local_stack, firm_id, "payment", "pay-500")
+    assert (paid["status"], paid["waiting_on"], paid["skip_reason"]) == ("synced", [], None)
+    [created] = _marked(qbo_sim.control.entities(qbo_company, "Invoice"), "PrivateNote", "Invoice", "inv-400")
+    [payment_in_qbo] = qbo_sim.control.entities(qbo_company, "Payment")  # exactly one, nothing else
+    assert _marked([payment_in_qbo], "PrivateNote", "Payment", "pay-500") == [payment_in_qbo]
+    assert payment_in_qbo["Id"] == paid["qbo_id"]
+    assert [line["LinkedTxn"][0]["TxnId"] for line in payment_in_qbo["Line"]] == [created["Id"]]
+    assert qbo_sim.control.entities(qbo_company, "Invoice") == [created]
+
+
+def _hand_entered_customer(stack: Any, qbo_sim: Any, realm_id: str, name: str) -> str:
+    """A customer the bookkeeper entered in QuickBooks by hand (QBO's own API, as its UI would)."""
+    token = qbo_sim.control.issue_tokens(stack.intuit_app["client_id"], realm_id)["access_token"]
+    answer = requests.post(
+        f"{qbo_sim.url}/v3/company/{realm_id}/customer",
+        params={"minorversion": "75"},
+        json={"DisplayName": name},
+        headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["Customer"]["Id"])
+
+
+def test_an_invoice_of_an_account_quickbooks_refuses_is_skipped_naming_it_until_it_is_mapped(
+    local_stack: Any,
+    qbo_sim: Any,
+    qbo_company: str,
+    firm_id: str,
+    status_inbox: StatusInbox,
+) -> None:
+    _connect(local_stack, qbo_sim, firm_id, qbo_company)
+    customer_id = _hand_entered_customer(local_stack, qbo_sim, qbo_company, "Stripe (client)")
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    account = _sample("client_account_created", firm_id)
+    account["detail"]["data"]["name"] = "Stripe"  # the company's seeded vendor: QuickBooks answers 6240
+
+    _put_on_bus(local_stack, account)
+    _put_on_bus(local_stack, _untaxed_invoice_without_services(firm_id))  # its activity wakes the account
+    status_inbox.wait_for("ClientAccount", "acct-100", "failed", deadline)
+    status_inbox.wait_for("Invoice", "inv-400", "skipped", deadline)
+
+    error = _open_error(local_stack, firm_id, "acct-100")
+    assert (error["category"], error["code"]) == ("Accounts", "duplicate_name")
+    invoice = _record(local_stack, firm_id, "invoice", "inv-400")
+    assert invoice["status"] == "skipped"
+    assert invoice["skip_reason"].startswith("waiting_on_prerequisite: ")
+    assert (
+        "client account acct-100 failed: fix its open error in the error center (Accounts)"
+        in (invoice["skip_reason"])
+    )
+    assert invoice["waiting_on"] == [{"entity_type": "client_account", "platform_id": "acct-100"}]
+    assert qbo_sim.control.entities(qbo_company, "Invoice") == []
+    listed = _api(local_stack, firm_id, "GET", "/errors", params={"status": "open"}).json()["errors"]
+    assert [e["platform_id"] for e in listed] == ["acct-100"]  # one thing to fix, not one per record
+
+    # the owner finds the bookkeeper's customer and maps the account to it in the error center
+    found = _api(local_stack, firm_id, "GET", "/qbo/customers", params={"search": "Stripe"}).json()
+    assert [c["id"] for c in found["customers"]] == [customer_id]
+    mapped = _api(
+        local_stack,
+        firm_id,
+        "POST",
+        f"/errors/{error['error_id']}/map-customer",
+        json={"qbo_customer_id": customer_id},
+    )
+    assert mapped.status_code == 200, mapped.text
+    assert mapped.json()["outcome"] == "mapped" and mapped.json()["released"] == 1
+    status_inbox.wait_for("Invoice", "inv-400", "synced", deadline)
+
+    synced = _record(local_stack, firm_id, "invoice", "inv-400")
+    assert (synced["status"], synced["waiting_on"], synced["skip_reason"]) == ("synced", [], None)
+    assert _record(local_stack, firm_id, "client_account", "acct-100")["qbo_id"] == customer_id
+    [created] = _marked(qbo_sim.control.entities(qbo_company, "Invoice"), "PrivateNote", "Invoice", "inv-400")
+    assert created["CustomerRef"]["value"] == customer_id
+    assert [c["Id"] for c in qbo_sim.control.entities(qbo_company, "Customer")] == [customer_id]  # none made
+    assert _api(local_stack, firm_id, "GET", f"/errors/{error['error_id']}").json()["status"] == "resolved"
 
 
 def _dlq_messages(sqs: Any, url: str, want: int, deadline: float) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 from qbsync.catalog import explain
-from qbsync.errors import QboValidationError
+from qbsync.errors import BadRequest, QboValidationError
 from qbsync.models.firm_settings import FirmSyncSettings
 from qbsync.models.platform_events import (
     ClientAccount,
@@ -23,7 +23,7 @@ from qbsync.models.platform_events import (
 from qbsync.outbound import mapping
 from qbsync.outbound.mapping import MappingError, Resolved
 
-from local.sample_firm import SampleFirmError, generate
+from local.sample_firm import Case, SampleFirmError, generate
 from tests.unit.outbound.support import make_ref
 
 TODAY = date(2026, 11, 23)
@@ -53,7 +53,7 @@ def test_every_event_is_a_valid_platform_event_of_the_firm(sample, parsed):
 def test_counts_meet_the_issue_minimums(sample, parsed):
     by_type = Counter(type(p.data).__name__ for p in parsed)
     assert by_type["ClientAccount"] >= 50
-    assert by_type["Service"] == 20
+    assert by_type["Service"] == 21  # the issue's 20 and the negative-rate one
     assert by_type["Invoice"] >= 300
     payments = [p.data for p in parsed if isinstance(p.data, Payment)]
     assert any(len(p.allocations) >= 2 for p in payments)  # split
@@ -69,6 +69,36 @@ def test_counts_meet_the_issue_minimums(sample, parsed):
     assert all(1 <= len(i.line_items) <= 4 for i in invoices.values())
     dates = [i.issue_date for i in invoices.values()]
     assert min(dates) >= date(2026, 6, 1) and max(dates) <= TODAY
+
+
+def test_one_of_each_issue_11_case_and_a_malformed_event_the_contract_refuses(sample):
+    [malformed] = sample.malformed_events
+    with pytest.raises(BadRequest, match=r"data\.amount"):
+        parse_platform_event(malformed)
+    assert malformed["detail"]["event_id"] not in {e["detail"]["event_id"] for e in sample.events}
+    assert sample.expected_dead_letters == {malformed["detail"]["event_id"]}
+    pay_id = malformed["detail"]["data"]["id"]
+    assert ("Payment", pay_id) not in sample.record_keys  # never a record: nothing waits on it
+    service = sample.error("service_rate_negative").platform_id
+    assert Decimal(sample.record("Service", service)["rate"]) < 0
+    assert [(c.item, c.entity_type, c.platform_id) for c in sample.cases if c.item != 2] == [
+        (1, "Service", service),
+        (3, "Payment", pay_id),
+    ]
+    assert {(c.entity_type, c.platform_id) for c in sample.cases if c.item == 2} == sample.expected_held
+    assert sample.cases[-1] == Case(3, "Payment", pay_id, malformed["detail"]["event_id"])
+    # what each held record is behind: its failed account or service, and the invoice of the payment
+    dup, colon = (
+        sample.error("duplicate_name").platform_id,
+        sample.error("name_invalid_characters").platform_id,
+    )
+    colon_invoice, dup_invoice, behind_service = (i["id"] for i in sample.records["Invoice"][-3:])
+    assert {c.platform_id: c.behind for c in sample.cases if c.item == 2} == {
+        colon_invoice: (("ClientAccount", colon),),
+        dup_invoice: (("ClientAccount", dup),),
+        behind_service: (("Service", service),),
+        sample.cases[4].platform_id: (("ClientAccount", dup), ("Invoice", dup_invoice)),
+    }
 
 
 def test_generation_is_deterministic_per_seed():
@@ -88,10 +118,11 @@ def test_generation_is_deterministic_per_seed():
 def test_a_scaled_down_firm_keeps_the_deliberate_errors():
     small = generate("firm-a", n_accounts=8, n_invoices=30, today=TODAY)
     parsed = [parse_platform_event(e) for e in small.events]
-    assert sum(isinstance(p.data, Invoice) for p in parsed) == 30
+    assert sum(isinstance(p.data, Invoice) for p in parsed) == 31  # and the one billing the bad service
     assert sum(isinstance(p.data, ClientAccount) for p in parsed) == 8
-    assert len(small.deliberate_errors) == 3
+    assert len(small.deliberate_errors) == 4 and len(small.malformed_events) == 1
     assert small.expected_qbo["Customer"] == 6 and small.expected_qbo["Invoice"] == 27
+    assert small.expected_qbo["Item"] == 20
 
 
 def test_expected_totals_and_counts_follow_the_records(sample, parsed):
@@ -99,22 +130,31 @@ def test_expected_totals_and_counts_follow_the_records(sample, parsed):
     assert sample.platform_invoice_total == sum((i.total for i in invoices), Decimal("0.00"))
     failing = {e.platform_id for e in sample.deliberate_errors} | {k[1] for k in sample.expected_held}
     landed = [i for i in invoices if i.id not in failing]
-    assert len(landed) == len(invoices) - 3
+    assert len(landed) == len(invoices) - 4
     assert sample.expected_invoice_total == sum((i.total for i in landed), Decimal("0.00"))
     assert sample.expected_qbo["Invoice"] == len(landed)
     records = [p.data for p in parsed]
     qbo = Counter(mapping.qbo_entity_for(r) for r in records)
     assert sample.expected_qbo["Customer"] == qbo["Customer"] - 2
     assert sample.expected_qbo["Payment"] == qbo["Payment"] - 1  # the payment waiting on a blocked invoice
-    for entity in ("Item", "CreditMemo", "RefundReceipt", "Purchase"):
+    assert sample.expected_qbo["Item"] == qbo["Item"] - 1  # the negative-rate service fails
+    for entity in ("CreditMemo", "RefundReceipt", "Purchase"):
         assert sample.expected_qbo[entity] == qbo[entity], entity
-    # every record announces a final status; the two bad accounts' invoices and the payment of one are
-    # held: skipped naming the failed record they wait on
+    # every record announces a final status; the two bad accounts' invoices, the payment of one and the
+    # invoice billing the failed service are held: skipped naming the failed record they wait on
     assert sample.expected_terminal == len(records)
     dup_account = sample.error("duplicate_name").platform_id
     waiting = [p for p in records if isinstance(p, Payment) and p.account_id == dup_account]
-    assert [a.invoice_id for p in waiting for a in p.allocations] == [invoices[-1].id]
-    assert sample.expected_held == {("Invoice", i.id) for i in invoices[-2:]} | {("Payment", waiting[0].id)}
+    assert [a.invoice_id for p in waiting for a in p.allocations] == [invoices[-2].id]
+    bad_service = sample.error("service_rate_negative").platform_id
+    [behind] = [i for i in invoices if any(line.service_id == bad_service for line in i.line_items)]
+    assert behind.account_id not in {e.platform_id for e in sample.deliberate_errors}  # a good account
+    assert sample.waiting_on("Invoice", behind.id) == [
+        ("ClientAccount", behind.account_id),
+        ("Service", bad_service),
+    ]
+    assert sample.expected_held == {("Invoice", i.id) for i in invoices[-3:]} | {("Payment", waiting[0].id)}
+    assert behind.id == invoices[-1].id
     paid_landing = [
         p
         for p in records
@@ -136,25 +176,36 @@ def test_after_fixes_lands_the_fixed_records_and_what_waited_on_them(sample, par
     taxed = sample.error("tax_rate_unmapped").platform_id
     colon = sample.error("name_invalid_characters").platform_id
     dup = sample.error("duplicate_name").platform_id
-    after = sample.after_fixes(mapped=[dup], fixed=[taxed], skipped=[colon])
-    # mapped: the account uses the bookkeeper's customer (no new one); its invoice and payment land
+    service = sample.error("service_rate_negative").platform_id
+    colon_invoice, dup_invoice, behind_service = invoices[-3:]
+    # the account mapped alone: its invoice and payment land, not what waits on the failed service
+    only_mapped = sample.after_fixes(mapped=[dup])
+    assert ("Invoice", behind_service.id) in only_mapped.expected_held
+    after = sample.after_fixes(mapped=[dup], fixed=[taxed, service], skipped=[colon])
+    # mapped: the account uses the bookkeeper's customer (no new one); its invoice and payment land; the
+    # corrected service lands and so does the invoice that bills it
     assert after.expected_qbo["Customer"] == sample.expected_qbo["Customer"]
-    assert after.expected_qbo["Invoice"] == sample.expected_qbo["Invoice"] + 2
+    assert after.expected_qbo["Item"] == sample.expected_qbo["Item"] + 1
+    assert after.expected_qbo["Invoice"] == sample.expected_qbo["Invoice"] + 3
     assert after.expected_qbo["Payment"] == sample.expected_qbo["Payment"] + 1
-    assert after.expected_held == {("Invoice", invoices[-2].id)}  # the skipped account's invoice
+    assert after.expected_held == {("Invoice", colon_invoice.id)}  # the skipped account's invoice
     assert after.expected_failed == {("ClientAccount", colon)}
     assert after.deliberate_errors == () and [e.platform_id for e in after.skipped_errors] == [colon]
     totals = {i.id: i.total for i in invoices}
     assert (
         after.expected_invoice_total
-        == sample.expected_invoice_total + totals[taxed] + totals[invoices[-1].id]
+        == sample.expected_invoice_total + totals[taxed] + totals[dup_invoice.id] + totals[behind_service.id]
     )
-    # the taxed invoice is unpaid; the vendor-named account's invoice is paid in full by the waiting payment
-    assert after.expected_invoice_balance == sample.expected_invoice_balance + totals[taxed]
+    # the taxed invoice and the one behind the service are unpaid; the vendor-named account's invoice is
+    # paid in full by the waiting payment
+    assert after.expected_invoice_balance == (
+        sample.expected_invoice_balance + totals[taxed] + totals[behind_service.id]
+    )
+    assert after.cases == sample.cases and after.malformed_events == sample.malformed_events
     assert after.expected_totals()["Invoice"] == after.expected_invoice_total
     assert sample.qbo_customers_before == (f"{sample.qbo_vendors_before[0]} (client)",)
     # skipping everything lands nothing new; naming an error twice or an unknown id is refused
-    assert sample.after_fixes(skipped=[taxed, colon, dup]).expected_qbo == sample.expected_qbo
+    assert sample.after_fixes(skipped=[taxed, colon, dup, service]).expected_qbo == sample.expected_qbo
     with pytest.raises(SampleFirmError):
         sample.after_fixes(mapped=[dup], skipped=[dup])
     with pytest.raises(SampleFirmError):
@@ -183,6 +234,7 @@ def test_deliberate_errors_fail_and_everything_else_maps(sample, parsed):
         "tax_rate_unmapped",
         "name_invalid_characters",
         "duplicate_name",
+        "service_rate_negative",
     }
     accounts: dict[str, str] = {}
     for p in parsed:
@@ -229,6 +281,14 @@ def _payload(record, resolved, ref, settings):
     return mapping.purchase_payload(record, resolved, ref, settings)
 
 
+def _named(sample, key):
+    """How a skip reason names the first unsynced prerequisite of a held record ("client account a-1")."""
+    from local.sample_firm import API_TYPE
+
+    t, p = next(w for w in sample.waiting_on(*key) if w not in sample.expected_synced)
+    return f"{API_TYPE[t].replace('_', ' ')} {p}"
+
+
 def _report(sample, **over):
     from local.sample_firm import SampleReport
 
@@ -257,6 +317,18 @@ def _report(sample, **over):
         "seconds_total": 2.0,
         "timed_out": False,
         "qbo_totals": sample.expected_totals(),
+        "records_seen": {
+            key: {
+                "status": "skipped",
+                "skip_reason": f"waiting_on_prerequisite: waiting on {_named(sample, key)} failed: fix it",
+            }
+            for key in sample.expected_held
+        },
+        "dead_letters": [
+            {"event_id": e, "detail_type": "Payment Created", "problem": "data.amount: not two decimals"}
+            for e in sample.expected_dead_letters
+        ],
+        "dlq_receive_counts": dict.fromkeys(sample.expected_dead_letters, "1"),
     }
     fields.update(over)
     return SampleReport(**fields)
@@ -291,6 +363,48 @@ def test_report_is_ok_only_when_everything_landed_once_and_only_the_deliberate_e
     assert fixed.ok and "Error log: 0 open (deliberate: 0)" in fixed.render("checked")
     assert f"skipped by the firm: ClientAccount {colon}" in fixed.render()
     assert not _report(after, open_errors=good.open_errors[:1]).ok
+
+
+def test_the_report_says_where_each_case_ended_and_is_not_ok_when_one_did_not(sample):
+    good = _report(sample)
+    text = good.render()
+    assert "Where each case ended (issue 11)" in text
+    service = sample.error("service_rate_negative").platform_id
+    [malformed] = sample.malformed_events
+    assert f"Service {service}: " in text and "(service_rate_negative)" in text
+    held = sorted(sample.expected_held)
+    assert all(f"{t} {p}: skipped - waiting_on_prerequisite: " in text for t, p in held)
+    event_id = malformed["detail"]["event_id"]
+    assert f"(event {event_id}): in OutboundDLQ after 1 receive(s), not a record" in text
+    assert good.case_problems == []
+    # a held record left blocked, or skipped without naming what it waits on: not ok
+    blocked = {**good.records_seen, held[0]: {"status": "blocked", "skip_reason": None}}
+    assert not _report(sample, records_seen=blocked).ok
+    unnamed = {
+        **good.records_seen,
+        held[0]: {"status": "skipped", "skip_reason": "waiting_on_prerequisite: ?"},
+    }
+    assert not _report(sample, records_seen=unnamed).ok
+    # the malformed event not in the firm's dead letters, or parked only after five receives: not ok
+    assert not _report(sample, dead_letters=[]).ok
+    retried = _report(sample, dlq_receive_counts={event_id: "5"})
+    assert not retried.ok and f"{event_id} in OutboundDLQ after 5 receives" in retried.case_problems
+    # after the fixes: the corrected service and what waited on it are synced, and the report says so
+    after = sample.after_fixes(
+        mapped=[sample.error("duplicate_name").platform_id],
+        fixed=[service, sample.error("tax_rate_unmapped").platform_id],
+        skipped=[sample.error("name_invalid_characters").platform_id],
+    )
+    seen = {k: {"status": "synced", "skip_reason": None} for k in sample.expected_held - after.expected_held}
+    seen[("Service", service)] = {"status": "synced", "skip_reason": None}
+    for key in after.expected_held:
+        seen[key] = good.records_seen[key]
+    fixed = _report(after, open_errors=[], records_seen=seen)
+    assert fixed.ok, fixed.case_problems
+    text = fixed.render()
+    assert f"Service {service}: synced - the platform corrected it; its error resolved" in text
+    behind = sample.records["Invoice"][-1]["id"]
+    assert f"Invoice {behind}: synced - came back by itself once Service {service} synced" in text
 
 
 def test_final_status_prefers_synced_over_an_earlier_skip():
