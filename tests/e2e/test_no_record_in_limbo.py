@@ -238,7 +238,7 @@ def test_an_invoice_of_an_account_quickbooks_refuses_is_skipped_naming_it_until_
     assert invoice["status"] == "skipped"
     assert invoice["skip_reason"].startswith("waiting_on_prerequisite: ")
     assert (
-        "client account acct-100 failed: fix its open error in the error center (Accounts)"
+        "client account acct-100 failed: its error is in the error center (Accounts)"
         in (invoice["skip_reason"])
     )
     assert invoice["waiting_on"] == [{"entity_type": "client_account", "platform_id": "acct-100"}]

@@ -98,7 +98,7 @@ def test_records_blocked_on_a_prerequisite_that_fails_settle_link_by_link_and_co
     invoice = _record(stack, firm, "invoice", "inv-400")
     payment = _record(stack, firm, "payment", "pay-500")
     assert (invoice.status, payment.status) == ("skipped", "skipped")
-    assert "client account acct-100 failed: fix its open error in the error center (Accounts)" in (
+    assert "client account acct-100 failed: its error is in the error center (Accounts)" in (
         invoice.skip_reason
     )
     assert "client account acct-100 failed" in payment.skip_reason

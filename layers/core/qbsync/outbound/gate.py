@@ -326,7 +326,7 @@ def will_not_sync(prerequisite: SyncRecord | None) -> str | None:
     if status == FAILED:
         category = prerequisite.error.category if prerequisite.error else ""
         where = f" ({category.capitalize()})" if category else ""
-        return f"failed: fix its open error in the error center{where}"
+        return f"failed: its error is in the error center{where}"
     if status == NOT_SYNCED and prerequisite.epoch > 0:
         # detached from its QuickBooks object by an admin's unsync and not synced again since
         return "was unsynced from QuickBooks: sync it again"
