@@ -136,6 +136,18 @@ class Connections(Protocol):
 # --- the service -------------------------------------------------------------------------------------
 
 
+def _number_note(
+    invoice: Invoice, ref: QboReference, qbo_numbers: bool
+) -> Callable[[dict[str, Any]], str | None]:
+    """The invoice's note on the QBO Invoice it landed as: QuickBooks' number when the platform's was not
+    sent (:func:`~qbsync.outbound.mapping.invoice_number_note`)."""
+
+    def note(landed: dict[str, Any]) -> str | None:
+        return mapping.invoice_number_note(invoice, ref, landed, qbo_numbers=qbo_numbers)
+
+    return note
+
+
 def _record_date(record: Any) -> Any:
     for attr in ("issue_date", "payment_date", "refund_date", "fee_date"):
         value = getattr(record, attr, None)
@@ -444,7 +456,8 @@ class SyncService:
             # the fix is often made in QBO (a new account, tax code, payment method): reload on the resync
             self._references.invalidate(job.realm_id)
             return self._failed(job, err)
-        outcome = self._write(job, current, qbo, payload)
+        note_of = _number_note(record, ref, current.qbo_numbers) if isinstance(record, Invoice) else None
+        outcome = self._write(job, current, qbo, payload, note_of=note_of)
         if (
             isinstance(record, Payment)
             and record.credit_source
@@ -520,7 +533,17 @@ class SyncService:
             lease_seconds=self._lease_seconds,
         )
 
-    def _write(self, job: Job, current: SyncRecord, qbo: QboClient, payload: dict[str, Any]) -> Outcome:
+    def _write(
+        self,
+        job: Job,
+        current: SyncRecord,
+        qbo: QboClient,
+        payload: dict[str, Any],
+        *,
+        note_of: Callable[[dict[str, Any]], str | None] | None = None,
+    ) -> Outcome:
+        """Write the payload exactly once; ``note_of``: how the QBO object landed differently (the record's
+        note, :class:`~qbsync.outbound.writer.WriteRequest`)."""
         if (
             job.operation == "create"
             and payload
@@ -537,7 +560,8 @@ class SyncService:
             finder = find_existing(job.qbo_entity, job.entity_type, job.platform_id, payload)
         try:
             result = writer.write_claimed(
-                current, WriteRequest(job.version, job.operation, job.qbo_entity, payload, finder)
+                current,
+                WriteRequest(job.version, job.operation, job.qbo_entity, payload, finder, note_of=note_of),
             )
         except DataError as err:
             # the writer already marked the record failed (with QBO's code); record it in the error center

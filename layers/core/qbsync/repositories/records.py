@@ -22,6 +22,8 @@ attribute          meaning
 ``waiting_on``     string set of ``{entity_type}#{platform_id}`` prerequisites when blocked, or when skipped
                    behind a prerequisite that will not sync as things stand (it comes back when that syncs)
 ``skip_reason``    why the record was skipped
+``note``           synced: how it landed differently from the platform record (an invoice QuickBooks
+                   numbered itself: "QuickBooks numbered it 1042: custom transaction numbers are off …")
 ``attempts``       claims since the last success (reset when synced)
 ``owner``,         the worker holding the lease while ``syncing`` (epoch seconds); a lease whose
 ``lease_until``    ``lease_until <= now`` is dead and may be taken over
@@ -196,6 +198,9 @@ class QboLink:
     qbo_id: str
     sync_token: str | None = None
     deep_link: str | None = None
+    #: how the object landed differently from the platform record (kept as the record's ``note``), e.g.
+    #: "QuickBooks numbered it 1042: custom transaction numbers are off in the company"
+    note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +235,8 @@ class SyncRecord:
     released_version: int | None = None
     #: invoices: the firm chose "let QuickBooks number it" (no DocNumber is sent; RecordAdmin.let_qbo_number)
     qbo_numbers: bool = False
+    #: synced: how it landed differently from the platform record (e.g. QuickBooks numbered the invoice)
+    note: str | None = None
 
     @property
     def key(self) -> RecordKey:
@@ -294,6 +301,7 @@ class SyncRecord:
             if item.get("released_version") is None
             else as_int(item["released_version"]),
             qbo_numbers=item.get("qbo_numbers") is True,
+            note=item.get("note"),
         )
 
 
@@ -761,8 +769,9 @@ class RecordsRepository:
         now: float,
         operation: str | None = None,
     ) -> SyncRecord:
-        """The write of ``version`` is applied in QBO: store the mapping (``link``), clear
-        intent/error/lease. ``operation`` (the one the caller asked for) is kept as ``applied_op``."""
+        """The write of ``version`` is applied in QBO: store the mapping (``link``, its ``note`` too, removed
+        when it has none), clear intent/error/lease. ``operation`` (the one the caller asked for) is kept as
+        ``applied_op``."""
         _check_version(version)
         _check_qbo_entity(link.qbo_entity)
         _check_id(link.qbo_id, "qbo_id")
@@ -788,6 +797,10 @@ class RecordsRepository:
             removes.append("deep_link")
         else:
             sets["deep_link"] = deep_link
+        if link.note:
+            sets["note"] = link.note[:500]
+        else:
+            removes.append("note")
         return self._transition(
             key,
             owner=owner,
