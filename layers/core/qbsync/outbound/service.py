@@ -136,6 +136,10 @@ class Connections(Protocol):
 # --- the service -------------------------------------------------------------------------------------
 
 
+_DRAFT = "draft invoices are not synced"
+_DATED = "dated"
+
+
 def _number_note(
     invoice: Invoice, ref: QboReference, qbo_numbers: bool
 ) -> Callable[[dict[str, Any]], str | None]:
@@ -434,7 +438,9 @@ class SyncService:
 
         skip = self._skip_reason(job, record, current, settings)
         if skip is not None:
-            return self._skip(job, skip)
+            outcome = self._skip(job, skip)
+            self._explain_no_activity(job, record, skip, settings)
+            return outcome
         # what QuickBooks would refuse in any company fails now, before any QuickBooks call and without
         # waiting for prerequisites (a MappingError: _run marks the record failed with its explained error)
         mapping.check_record(record)
@@ -480,16 +486,27 @@ class SyncService:
             and not mapping.account_should_sync(self._gate.has_activity(job), settings)
         ):
             self._gate.store_event(job)  # synced later, when an invoice or payment waits on it
-            return f"{NO_ACTIVITY}: the client account has no invoices or payments yet"
+            return self._gate.account_reason(job, settings.sync_start_date)
         if isinstance(record, Payment) and not mapping.payment_should_sync(record, settings):
             return "manually recorded payments are not synced by the firm's settings"
         if isinstance(record, Invoice) and record.status == "draft":
-            return "draft invoices are not synced"
+            return _DRAFT
         start = settings.sync_start_date
         day = _record_date(record)
         if start is not None and day is not None and day < start:
-            return f"dated {day.isoformat()}, before the sync start date {start.isoformat()}"
+            return f"{_DATED} {day.isoformat()}, before the sync start date {start.isoformat()}"
         return None
+
+    def _explain_no_activity(self, job: Job, record: Any, skip: str, settings: FirmSyncSettings) -> None:
+        """Issue 11 item 4: an account skipped for no activity says what it has instead. A skipped account
+        counts the invoices noted while it was being skipped; an invoice skipped as a draft or before the
+        sync start date is noted beside its account (which is re-explained if skipped)."""
+        start = settings.sync_start_date
+        if isinstance(record, ClientAccount) and skip.startswith(NO_ACTIVITY):
+            self._gate.recheck_account_reason(job, start, skip)
+        elif isinstance(record, Invoice) and (skip == _DRAFT or skip.startswith(_DATED)):
+            kind = "draft" if skip == _DRAFT else "before_start"
+            self._gate.note_unsynced_invoice(job, record.account_id, kind, start)
 
     @staticmethod
     def _payload(
