@@ -103,3 +103,29 @@ def test_custom_numbers_off_is_warned_before_the_first_invoice_and_shown_on_it(
     record = _api(local_stack, token, "GET", "/sync/records/invoice/inv-400")
     assert record.status_code == 200, record.text
     assert record.json()["status"] == "synced" and record.json()["note"] == expected
+
+
+def test_an_account_whose_only_invoice_is_a_draft_says_why_it_is_skipped(
+    local_stack: Any, qbo_sim: Any, qbo_company: str, firm_id: str, status_inbox: StatusInbox
+) -> None:
+    token = admin_jwt(local_stack, firm_id)
+    _connect(local_stack, qbo_sim, token, qbo_company)  # default settings: accounts with activity
+    deadline = time.monotonic() + DEADLINE_SECONDS
+
+    _put_on_bus(local_stack, _sample("client_account_created", firm_id))
+    status_inbox.wait_for("ClientAccount", "acct-100", "skipped", deadline)
+    draft = _untaxed_invoice_without_services(firm_id)
+    draft["detail"]["data"]["status"] = "draft"
+    _put_on_bus(local_stack, draft)
+    status_inbox.wait_for("Invoice", "inv-400", "skipped", deadline)
+
+    # the account's reason is rewritten by the invoice's worker before it announces the invoice skipped
+    record = _api(local_stack, token, "GET", "/sync/records/client_account/acct-100")
+    assert record.status_code == 200, record.text
+    assert record.json()["status"] == "skipped"
+    assert record.json()["skip_reason"] == (
+        "no_activity: no invoices or payments that sync: 1 draft invoice. The client account syncs by itself "
+        "once one of its invoices or payments does"
+    )
+    invoice = _api(local_stack, token, "GET", "/sync/records/invoice/inv-400").json()
+    assert (invoice["status"], invoice["skip_reason"]) == ("skipped", "draft invoices are not synced")

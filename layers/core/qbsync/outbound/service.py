@@ -438,9 +438,7 @@ class SyncService:
 
         skip = self._skip_reason(job, record, current, settings)
         if skip is not None:
-            outcome = self._skip(job, skip)
-            self._explain_no_activity(job, record, skip, settings)
-            return outcome
+            return self._skip_explained(job, record, skip, settings)
         # what QuickBooks would refuse in any company fails now, before any QuickBooks call and without
         # waiting for prerequisites (a MappingError: _run marks the record failed with its explained error)
         mapping.check_record(record)
@@ -497,16 +495,19 @@ class SyncService:
             return f"{_DATED} {day.isoformat()}, before the sync start date {start.isoformat()}"
         return None
 
-    def _explain_no_activity(self, job: Job, record: Any, skip: str, settings: FirmSyncSettings) -> None:
-        """Issue 11 item 4: an account skipped for no activity says what it has instead. A skipped account
-        counts the invoices noted while it was being skipped; an invoice skipped as a draft or before the
-        sync start date is noted beside its account (which is re-explained if skipped)."""
+    def _skip_explained(self, job: Job, record: Any, skip: str, settings: FirmSyncSettings) -> Outcome:
+        """Skip the record by the settings. Issue 11 item 4: an account skipped for no activity says what it
+        has instead. An invoice skipped as a draft or before the sync start date is first noted beside its
+        account (re-explained if skipped: it says so by the time the invoice is announced skipped); a
+        skipped account then counts the invoices noted while it was being skipped."""
         start = settings.sync_start_date
-        if isinstance(record, ClientAccount) and skip.startswith(NO_ACTIVITY):
-            self._gate.recheck_account_reason(job, start, skip)
-        elif isinstance(record, Invoice) and (skip == _DRAFT or skip.startswith(_DATED)):
+        if isinstance(record, Invoice) and (skip == _DRAFT or skip.startswith(_DATED)):
             kind = "draft" if skip == _DRAFT else "before_start"
             self._gate.note_unsynced_invoice(job, record.account_id, kind, start)
+        outcome = self._skip(job, skip)
+        if isinstance(record, ClientAccount) and skip.startswith(NO_ACTIVITY):
+            self._gate.recheck_account_reason(job, start, skip)
+        return outcome
 
     @staticmethod
     def _payload(
