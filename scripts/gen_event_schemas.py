@@ -246,6 +246,7 @@ def qbsync_detail(detail_type: str, n: int) -> dict[str, Any]:
             "company_name": "Reyes & Co CPA",
             "previous_realm_id": None,
             "reason": "QuickBooks rejected the authorization (AuthenticationFailed 003200): reconnect",
+            "warnings": [],
         },
         "Sync Status Changed": {
             "realm_id": REALM,
@@ -256,6 +257,8 @@ def qbsync_detail(detail_type: str, n: int) -> dict[str, Any]:
             "qbo_url": f"https://app.qbo.intuit.com/app/invoice?txnId=145&companyId={REALM}",
             "error_id": None,
             "error_message": None,
+            "note": "QuickBooks numbered it 1042: custom transaction numbers are off in the company, so the "
+            "platform's number INV-1042 was not sent",
         },
         "Sync Error Raised": {
             "error_id": "err-01",

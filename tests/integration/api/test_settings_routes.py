@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import requests
+from qbsync.models.firm_settings import FirmSyncSettings
+from qbsync.repositories.firm_settings import FirmSettingsRepository
 
 from tests.integration.api.conftest import AdminApi, new_firm
 
@@ -215,3 +218,51 @@ def test_choices_list_what_put_accepts_and_only_that(api: AdminApi) -> None:
     assert card not in {c["id"] for c in choices["deposit_accounts"]}
     refused = api.call("PUT", "/settings", firm_id=firm, body={**body, "deposit_account_id": card})
     assert refused.status == 400 and "deposit_account_id" in refused.json()["message"]
+
+
+# ------------------------------------------------------------------ warnings (issue 11 item 4)
+
+CUSTOM_NUMBERS_HOW = "Settings > Account and settings > Sales > Custom transaction numbers"
+
+
+def test_the_check_warns_when_custom_transaction_numbers_are_off_and_blocks_nothing(api: AdminApi) -> None:
+    firm = new_firm()
+    api.connect(firm)
+    api.sim.control.set_preferences(api.realm_id, custom_txn_numbers=False)
+
+    check = api.call("GET", "/settings/check", firm_id=firm, role="admin")
+    assert check.status == 200, check.body
+    body = check.json()
+    assert body["ok"] is True and body["problems"] == []
+    [warning] = body["warnings"]
+    assert warning["code"] == "custom_txn_numbers_off"
+    assert "QuickBooks' own numbers" in warning["message"] and CUSTOM_NUMBERS_HOW in warning["message"]
+
+    put = api.call("PUT", "/settings", firm_id=firm, body=_valid_settings(api))
+    assert put.status == 200, put.body  # a warning, not a problem: stored
+    assert [w["code"] for w in put.json()["warnings"]] == ["custom_txn_numbers_off"]
+
+    api.sim.control.set_preferences(api.realm_id, custom_txn_numbers=True)
+    assert api.call("GET", "/settings/check", firm_id=firm).json()["warnings"] == []
+    assert api.call("PUT", "/settings", firm_id=firm, body=_valid_settings(api)).json()["warnings"] == []
+
+
+def test_the_check_names_the_problems_of_the_stored_settings(api: AdminApi) -> None:
+    firm = new_firm()
+    api.connect(firm)
+    api.sim.control.set_preferences(api.realm_id, custom_txn_numbers=True)
+    # stored when they fitted; the account is gone from the company since (stored directly: PUT refuses it)
+    stored = FirmSyncSettings.model_validate({**_valid_settings(api), "deposit_account_id": "99999"})
+    FirmSettingsRepository(api.sync_table).put(firm, stored, now=time.time())
+
+    body = api.call("GET", "/settings/check", firm_id=firm).json()
+
+    assert body["ok"] is False and body["warnings"] == []
+    assert body["problems"] == ["deposit_account_id: QuickBooks has no account 99999"]
+
+
+def test_the_check_needs_a_writer_role_and_a_connection(api: AdminApi) -> None:
+    firm = new_firm()
+    assert api.call("GET", "/settings/check", firm_id=firm).status == 409
+    api.connect(firm)
+    assert api.call("GET", "/settings/check", firm_id=firm, role="staff").status == 403

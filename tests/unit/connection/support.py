@@ -117,6 +117,11 @@ class FakeIntuit:
     at_realm: dict[str, str] = field(default_factory=dict)  # access token -> the realm it was granted for
     #: the next CompanyInfo reads fail with this error (QuickBooks down, throttled, ...)
     company_info_failures: list[Exception] = field(default_factory=list)
+    #: Preferences.SalesFormsPrefs.CustomTxnNumbers of every company; the next Preferences reads fail with
+    #: ``preferences_failures``
+    custom_txn_numbers: bool = True
+    preferences_failures: list[Exception] = field(default_factory=list)
+    preferences_reads: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def authorization_url(self, *, redirect_uri: str, state: str, scopes: Any = ()) -> str:
@@ -193,6 +198,14 @@ class FakeCompanyInfo:
         if self._intuit.at_realm.get(token) != self._realm:
             raise ReconnectRequired("403 ApplicationAuthorizationFailed", qbo_code="3100")
         return {"CompanyName": f"Company {self._realm}", "Id": "1"}
+
+    def preferences(self) -> dict[str, Any]:
+        self._intuit.preferences_reads += 1
+        if self._intuit.preferences_failures:
+            raise self._intuit.preferences_failures.pop(0)
+        if self._intuit.at_realm.get(self._tokens.access_token()) != self._realm:
+            raise ReconnectRequired("403 ApplicationAuthorizationFailed", qbo_code="3100")
+        return {"Id": "1", "SalesFormsPrefs": {"CustomTxnNumbers": self._intuit.custom_txn_numbers}}
 
 
 class Clock:

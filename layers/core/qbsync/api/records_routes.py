@@ -71,6 +71,12 @@ class RecordRow(BaseModel):
         description="prerequisites still to sync (status blocked, or skipped behind one that will not sync)",
     )
     skip_reason: str | None = Field(None, description="why the record is not synced (status skipped)")
+    note: str | None = Field(
+        None,
+        description='synced: how the record landed differently from the platform, e.g. "QuickBooks numbered '
+        "it 1042: custom transaction numbers are off in the company, so the platform's number INV-7 was not "
+        'sent"',
+    )
     attempts: int = Field(0, description="attempts since the last success")
     platform_version: int | None = Field(None, description="the platform version last applied in QuickBooks")
     updated_at: datetime | None = None
@@ -132,6 +138,7 @@ def _row(record: SyncRecord) -> RecordRow:
             },
             "waiting_on": [{"entity_type": t, "platform_id": p} for t, p in record.waiting_on],
             "skip_reason": record.skip_reason,
+            "note": record.note,
             "attempts": record.attempts,
             "platform_version": record.platform_version,
             "updated_at": datetime.fromtimestamp(record.updated_at, UTC) if record.updated_at else None,

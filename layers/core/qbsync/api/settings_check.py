@@ -4,6 +4,9 @@
 (:class:`~qbsync.qbo.reference.QboReference`) and the QBO Items the settings name, and returns one line
 per violation, each naming the setting and why (``deposit_account_id: account 35 is a Credit Card
 account; choose a Bank or Other Current Asset account``). :func:`load_items` fetches those Items.
+
+:func:`settings_warnings` is what is not a problem (nothing is refused) but makes records land differently
+from what the firm sees: custom transaction numbers off in the company (invoices get QuickBooks' numbers).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from qbsync.models.firm_settings import FirmSyncSettings
+from qbsync.models.qbsync_events import CompanyWarning
 from qbsync.qbo.client import QboClient, quote_literal
 from qbsync.qbo.reference import (
     DEPOSIT_ACCOUNT_TYPES,
@@ -19,6 +23,7 @@ from qbsync.qbo.reference import (
     INCOME_ACCOUNT_TYPES,
     QboReference,
     ReferenceCache,
+    company_warnings,
 )
 
 __all__ = [
@@ -28,6 +33,7 @@ __all__ = [
     "load_reference",
     "load_services",
     "settings_problems",
+    "settings_warnings",
 ]
 
 #: QBO Item types a work type may map to (services; QBO.md "Item")
@@ -169,3 +175,9 @@ def settings_problems(
         if problem:
             result.append(problem)
     return result
+
+
+def settings_warnings(ref: QboReference) -> list[CompanyWarning]:
+    """What about the company makes records land differently from the platform whatever the settings (not
+    problems: the settings are stored and the sync goes on), e.g. custom transaction numbers off."""
+    return company_warnings(ref)

@@ -1,10 +1,13 @@
 """Admin API: the firm's sync settings (PRODUCT.md B). ``GET /settings``, ``PUT /settings``,
-``GET /settings/choices`` (the QuickBooks values each setting may take, for the settings page).
+``GET /settings/choices`` (the QuickBooks values each setting may take, for the settings page),
+``GET /settings/check`` (the stored settings checked against the company now: problems and warnings).
 
 ``PUT`` replaces the whole settings document (fields left out take their defaults; send what ``GET``
 returned with your changes). Before storing, the settings are checked against the firm's QuickBooks
 company (:mod:`qbsync.api.settings_check`), so QuickBooks must be connected (409 otherwise); every
-violation is named in one 400 answer.
+violation is named in one 400 answer. What is not a problem but makes records land differently from what
+the firm sees (custom transaction numbers off: invoices get QuickBooks' numbers) is a **warning**: ``PUT``
+stores the settings and answers the warnings; ``GET /settings/check`` answers them with the problems.
 """
 
 # No `from __future__ import annotations`: Powertools/pydantic read the route annotations at import.
@@ -20,6 +23,7 @@ from qbsync.api.common import WRITE_ROLES, caller_of, error_responses
 from qbsync.auth import require_role
 from qbsync.errors import BadRequest, Conflict
 from qbsync.models.firm_settings import FirmSyncSettings
+from qbsync.models.qbsync_events import CompanyWarning
 from qbsync.observability import logger, metrics
 from qbsync.qbo.reference import DEPOSIT_ACCOUNT_TYPES, EXPENSE_ACCOUNT_TYPES, INCOME_ACCOUNT_TYPES
 from qbsync.repositories.connections import CONNECTED, Connection
@@ -27,7 +31,7 @@ from qbsync.wiring import SettingsWiring, settings_wiring
 
 from . import settings_check
 
-__all__ = ["SettingsChoices", "SettingsView", "router"]
+__all__ = ["SettingsCheck", "SettingsChoices", "SettingsStored", "SettingsView", "router"]
 
 router = Router()
 
@@ -40,6 +44,32 @@ class SettingsView(BaseModel):
     settings: FirmSyncSettings
     is_default: bool = Field(description="true until the firm stores settings (product defaults shown)")
     updated_at: datetime | None = Field(None, description="when the settings were last stored (UTC)")
+
+
+_WARNINGS_DESCRIPTION = (
+    "not problems (nothing is refused, the sync goes on) but what makes records land differently from what "
+    "the firm sees, e.g. custom_txn_numbers_off: invoices get QuickBooks' own numbers, not the platform's"
+)
+
+
+class SettingsStored(SettingsView):
+    """The settings as stored, and the company's warnings."""
+
+    warnings: list[CompanyWarning] = Field(default_factory=list, description=_WARNINGS_DESCRIPTION)
+
+
+class SettingsCheck(BaseModel):
+    """The firm's settings (stored, or the defaults) checked against the QuickBooks company now."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ok: bool = Field(description="true when there is no problem (warnings do not count)")
+    problems: list[str] = Field(
+        description="what PUT /settings would refuse: one '<setting>: <why>' line each (e.g. an account "
+        "made inactive in QuickBooks since the settings were stored)"
+    )
+    warnings: list[CompanyWarning] = Field(description=_WARNINGS_DESCRIPTION)
+    checked_at: datetime
 
 
 class Choice(BaseModel):
@@ -150,6 +180,34 @@ def get_settings_choices() -> SettingsChoices:
     )
 
 
+@router.get(
+    "/settings/check",
+    summary="Check the firm's settings against its QuickBooks company",
+    description="The stored settings (or the defaults) checked against the company now, with the rules PUT "
+    "/settings applies: problems (what PUT would refuse) and warnings (nothing is refused, but records land "
+    "differently from what the firm sees: custom_txn_numbers_off, invoices get QuickBooks' own numbers). "
+    "Check before the first invoice syncs. QuickBooks must be connected (409 otherwise). Owner or admin.",
+    tags=["Settings"],
+    responses=error_responses(409, 429, 503),
+)
+def get_settings_check() -> SettingsCheck:
+    caller = caller_of(router)
+    require_role(caller, *WRITE_ROLES)
+    w = settings_wiring()
+    connection = _connected(w, caller.firm_id, "checking the settings against its company")
+    settings = _view(w, caller.firm_id, connection).settings
+    qbo = w.clients.qbo_for(caller.firm_id, connection.realm_id)
+    ref = settings_check.load_reference(qbo)
+    items = settings_check.load_items(qbo, settings_check.item_ids(settings))
+    problems = settings_check.settings_problems(settings, ref, items)
+    return SettingsCheck(
+        ok=not problems,
+        problems=problems,
+        warnings=settings_check.settings_warnings(ref),
+        checked_at=datetime.fromtimestamp(w.clock(), UTC),
+    )
+
+
 @router.put(
     "/settings",
     summary="Replace the firm's sync settings",
@@ -157,11 +215,12 @@ def get_settings_choices() -> SettingsChoices:
     "id is checked against the firm's company first (deposit account: Bank or Other Current Asset; income "
     "account: Income; fee account: Expense or Other Expense; customer type, tax codes and rates; work-type "
     "and default services must be active Service items); every violation is named in one 400 answer. "
-    "QuickBooks must be connected (409 otherwise). Owner or admin.",
+    "Stored settings are answered with the company's warnings (not refused: e.g. custom_txn_numbers_off, "
+    "invoices get QuickBooks' own numbers). QuickBooks must be connected (409 otherwise). Owner or admin.",
     tags=["Settings"],
     responses=error_responses(409, 429, 503),
 )
-def put_settings(settings: Annotated[FirmSyncSettings, Body()]) -> SettingsView:
+def put_settings(settings: Annotated[FirmSyncSettings, Body()]) -> SettingsStored:
     caller = caller_of(router)
     require_role(caller, *WRITE_ROLES)
     w = settings_wiring()
@@ -177,4 +236,5 @@ def put_settings(settings: Annotated[FirmSyncSettings, Body()]) -> SettingsView:
     w.settings.put(caller.firm_id, settings, now=w.clock())
     logger.info("sync settings stored", extra={"firm_id": caller.firm_id, "by": caller.user_id})
     metrics.add_metric(name="SettingsUpdated", unit="Count", value=1)
-    return _view(w, caller.firm_id, connection)
+    stored = _view(w, caller.firm_id, connection)
+    return SettingsStored(**dict(stored), warnings=settings_check.settings_warnings(ref))

@@ -2,7 +2,8 @@
 
 The detail is :class:`qbsync.models.qbsync_events.ConnectionChanged` (``firm_id``, ``event_id``,
 ``occurred_at``, ``correlation_id``, ``realm_id``, ``status``, ``change``, optional ``previous_realm_id``,
-``company_name``, ``reason``). The initial sync subscribes to ``connected`` and ``switched``
+``company_name``, ``reason``, ``warnings``: what about the company makes records land differently, on a
+completion). The initial sync subscribes to ``connected`` and ``switched``
 (and resumes paused work on ``reconnected``); admins are notified on ``needs_reconnect``.
 """
 
@@ -10,11 +11,11 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from qbsync.models.qbsync_events import ConnectionChanged
+from qbsync.models.qbsync_events import CompanyWarning, ConnectionChanged
 
 DETAIL_TYPE = ConnectionChanged.DETAIL_TYPE
 _ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")  # qbsync.models.common.Id
@@ -62,6 +63,7 @@ class ConnectionEvents:
         previous_realm_id: str | None = None,
         company_name: str | None = None,
         reason: str | None = None,
+        warnings: Sequence[CompanyWarning] = (),
     ) -> ConnectionChanged:
         """The event model (validated: unknown change/status values raise pydantic's ValidationError)."""
         return ConnectionChanged.model_validate(
@@ -75,6 +77,7 @@ class ConnectionEvents:
                 "previous_realm_id": previous_realm_id,
                 "company_name": company_name or None,
                 "reason": reason[:1000] if reason else None,
+                "warnings": [w.model_dump() for w in warnings],
             }
         )
 

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from qbsync.models.firm_settings import IsoDate
+from qbsync.models.qbsync_events import CompanyWarning
 from qbsync.repositories.connections import ArchivedConnection, Connection
 
 
@@ -118,6 +119,11 @@ class ConnectOutcome(BaseModel):
     realm_id: str
     company_name: str | None = None
     message: str
+    warnings: list[CompanyWarning] = Field(
+        default_factory=list,
+        description="what about the company makes records land differently from the platform (e.g. custom "
+        "transaction numbers off: invoices get QuickBooks' numbers); they do not block anything",
+    )
 
 
 class CheckResult(BaseModel):
@@ -125,3 +131,8 @@ class CheckResult(BaseModel):
     realm_id: str
     company_name: str | None = None
     checked_at: str
+    warnings: list[CompanyWarning] = Field(
+        default_factory=list,
+        description="what about the company makes records land differently from the platform (e.g. custom "
+        "transaction numbers off: invoices get QuickBooks' numbers); they do not block anything",
+    )

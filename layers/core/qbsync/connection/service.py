@@ -24,6 +24,10 @@ Entry points (each takes the verified :class:`~qbsync.auth.Caller`; firm and rol
 * :meth:`ConnectionService.status` (any role), :meth:`ConnectionService.check` (owner, admin: CompanyInfo
   through the :class:`~qbsync.connection.tokens.TokenProvider`; refreshes when needed; 401 twice → needs
   reconnect).
+* Company warnings (issue 11): completing a connection and the check read the company's Preferences once
+  and answer ``warnings`` (:class:`~qbsync.models.qbsync_events.CompanyWarning`), e.g. custom transaction
+  numbers off (invoices get QuickBooks' numbers, not the platform's); the "Connection Changed" event of a
+  completion carries them too. They never block: a failed read warns of nothing.
 
 Every change publishes "Connection Changed" (:mod:`qbsync.connection.events`).
 
@@ -67,6 +71,8 @@ from qbsync.errors import (
     ReconnectRequired,
     ServiceUnavailable,
 )
+from qbsync.models.qbsync_events import CompanyWarning
+from qbsync.qbo.reference import preference_warnings
 from qbsync.repositories.connections import (
     DISCONNECTED,
     PENDING_SWITCH,
@@ -112,6 +118,8 @@ class OAuthClient(Protocol):
 
 class CompanyInfoClient(Protocol):
     def company_info(self) -> dict[str, Any]: ...
+
+    def preferences(self) -> dict[str, Any]: ...
 
 
 #: Builds a QBO client for a realm from a token source (``QboClient(base_url=…, realm_id=…, tokens=…)``).
@@ -341,7 +349,10 @@ class ConnectionService:
             if refusal is not None:
                 raise refusal
             self._refuse_if_held_elsewhere(grant.firm_id, grant.realm_id)
-            return self._store_authorization(grant, now)
+            warnings = self._company_warnings(
+                grant.firm_id, self._qbo_client(grant.realm_id, _FreshTokens(grant.tokens.access_token))
+            )
+            return self._store_authorization(grant, now, warnings)
         except BaseException as exc:
             why = exc.code if isinstance(exc, QbsyncError) else "unexpected error"
             self._revoke_quietly(grant.tokens.refresh_token, grant.firm_id, grant.realm_id, why)
@@ -387,13 +398,30 @@ class ConnectionService:
         if self._connections.realm_held_elsewhere(realm_id, firm_id):
             raise Conflict(_REALM_TAKEN, firm_id=firm_id, realm_id=realm_id)
 
-    def _store_authorization(self, grant: ParkedGrant, now: float) -> ConnectOutcome:
+    def _company_warnings(self, firm_id: str, client: CompanyInfoClient) -> list[CompanyWarning]:
+        """What about the company makes records land differently (custom transaction numbers off: invoices
+        get QuickBooks' numbers), from one Preferences read. A failed read warns of nothing (logged): it
+        never blocks a connection, and ``POST /connection/check`` reads it again."""
         try:
-            return self._store(grant, now)
+            return preference_warnings(client.preferences())
+        except ConfigurationError:
+            raise
+        except QbsyncError as exc:  # ReferenceDataError too
+            logger.warning(
+                "could not read the company preferences for the connection warnings",
+                extra={"firm_id": firm_id, "error_code": exc.code},
+            )
+            return []
+
+    def _store_authorization(
+        self, grant: ParkedGrant, now: float, warnings: list[CompanyWarning]
+    ) -> ConnectOutcome:
+        try:
+            return self._store(grant, now, warnings)
         except RealmTaken as exc:
             raise Conflict(_REALM_TAKEN, firm_id=grant.firm_id, realm_id=grant.realm_id) from exc
 
-    def _store(self, grant: ParkedGrant, now: float) -> ConnectOutcome:
+    def _store(self, grant: ParkedGrant, now: float, warnings: list[CompanyWarning]) -> ConnectOutcome:
         firm_id, realm_id, tokens = grant.firm_id, grant.realm_id, grant.tokens
         company_name, user_id, settings = grant.company_name, grant.user_id, grant.settings
         current = self._connections.get(firm_id)
@@ -413,6 +441,7 @@ class ConnectionService:
                 realm_id=realm_id,
                 status="connected",
                 company_name=company_name,
+                warnings=warnings,
             )
             logger.info("quickbooks connected", extra={"firm_id": firm_id, "realm_id": realm_id})
             return ConnectOutcome(
@@ -421,6 +450,7 @@ class ConnectionService:
                 realm_id=realm_id,
                 company_name=company_name,
                 message="QuickBooks is connected. The first sync starts now.",
+                warnings=warnings,
             )
         if current.realm_id == realm_id:
             if current.pending is not None:
@@ -442,6 +472,7 @@ class ConnectionService:
                 realm_id=realm_id,
                 status=updated.status,
                 company_name=updated.company_name,
+                warnings=warnings,
             )
             logger.info("quickbooks reconnected", extra={"firm_id": firm_id, "realm_id": realm_id})
             return ConnectOutcome(
@@ -450,6 +481,7 @@ class ConnectionService:
                 realm_id=realm_id,
                 company_name=updated.company_name,
                 message="QuickBooks is reconnected to the same company. Syncing resumes without duplicates.",
+                warnings=warnings,
             )
         # A different company: never switch silently.
         if current.pending is not None and current.pending.realm_id != realm_id:
@@ -471,6 +503,7 @@ class ConnectionService:
             status=held.status,
             previous_realm_id=current.realm_id,
             company_name=company_name,
+            warnings=warnings,
         )
         logger.info(
             "quickbooks company switch pending",
@@ -487,6 +520,7 @@ class ConnectionService:
                 "every client, invoice and payment will be synced again to the new company. To continue, "
                 f"confirm by typing {CONFIRMATION_TEXT} in the QuickBooks settings."
             ),
+            warnings=warnings,
         )
 
     # ------------------------------------------------------------------ switch
@@ -608,6 +642,7 @@ class ConnectionService:
             realm_id=latest.realm_id,
             company_name=latest.company_name,
             checked_at=iso(self._clock()),
+            warnings=self._company_warnings(caller.firm_id, client),
         )
 
     # ------------------------------------------------------------------ helpers

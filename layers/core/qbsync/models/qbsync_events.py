@@ -23,8 +23,10 @@ from qbsync.models.common import Address, Currency, Email, EventModel, Id, Money
 from qbsync.vocab import ErrorCategory, PlatformEntity
 
 __all__ = [
+    "CUSTOM_TXN_NUMBERS_OFF",
     "QBSYNC_EVENT_TYPES",
     "QBSYNC_SOURCE",
+    "CompanyWarning",
     "ConnectionChanged",
     "ContactData",
     "ContactImported",
@@ -80,6 +82,22 @@ class QbsyncEvent(EventModel):
     correlation_id: Id
 
 
+#: the company numbers invoices itself: the platform's invoice numbers are not sent (QBO.md Preferences)
+CUSTOM_TXN_NUMBERS_OFF = "custom_txn_numbers_off"
+
+
+class CompanyWarning(EventModel):
+    """Something about the QuickBooks company that makes records land differently from what the firm sees
+    on the platform. Not a problem: nothing is refused, the sync goes on; the firm should know (and may
+    change the company's settings in QuickBooks)."""
+
+    code: Literal["custom_txn_numbers_off"] = Field(
+        description="custom_txn_numbers_off: invoices get QuickBooks' own numbers (1001, 1002, ...), not the "
+        "platform's invoice numbers"
+    )
+    message: str = Field(min_length=1, max_length=1000, description="what happens and how to change it")
+
+
 class ConnectionChanged(QbsyncEvent):
     """The firm's QuickBooks connection changed (published by ``qbsync.connection``).
 
@@ -101,6 +119,11 @@ class ConnectionChanged(QbsyncEvent):
     company_name: str | None = Field(None, max_length=500)
     previous_realm_id: Id | None = None
     reason: str | None = Field(None, max_length=1000, description="Plain-language cause (needs_reconnect)")
+    warnings: list[CompanyWarning] = Field(
+        default_factory=list,
+        description="connected, reconnected, switch_pending: what about the company makes records land "
+        "differently (e.g. custom transaction numbers off); empty when nothing",
+    )
 
 
 class SyncStatusChanged(QbsyncEvent):
@@ -116,6 +139,12 @@ class SyncStatusChanged(QbsyncEvent):
     error_id: Id | None = Field(None, description="Set when status is failed")
     error_message: str | None = Field(
         None, max_length=2000, description="Error text shown next to the status"
+    )
+    note: str | None = Field(
+        None,
+        max_length=500,
+        description='synced: how the record landed differently from the platform, e.g. "QuickBooks numbered '
+        'it 1042: custom transaction numbers are off in the company"',
     )
 
 

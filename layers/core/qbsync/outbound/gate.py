@@ -15,7 +15,13 @@
   blocked on it while it was being skipped and runs again if there are any.
 - **Skipped accounts.** A skipped account (no activity under "with_activity") keeps its event: when an
   invoice or payment later waits on it, the account event is re-enqueued and then syncs (it has activity
-  now).
+  now). Its reason says what it has instead of activity (issue 11 item 4): its invoices skipped as drafts
+  or dated before the sync start date are noted beside its record
+  (:meth:`~qbsync.repositories.records.RecordsRepository.note_unsynced_activity`), and the account's
+  reason is rewritten when one is noted (:meth:`DependencyGate.note_unsynced_invoice`) - "no invoices or
+  payments that sync: 2 draft invoices and 1 dated before the sync start date 2026-03-05". Both sides write
+  first and read after (the invoice notes, then reads the account; the account is skipped, then reads the
+  notes), so one of them sees the other.
 - **Nothing waits on what will not come** (issue 11). "Blocked" means only "waiting for something on its
   way": a prerequisite whose event has not arrived, or that is being synced, blocked itself, or waiting for
   activity. A prerequisite that will not reach QuickBooks as things stand (:func:`will_not_sync`: skipped by
@@ -35,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping
+from datetime import date
 from typing import Any, Protocol
 
 from qbsync import vocab
@@ -47,6 +54,7 @@ from qbsync.outbound.mapping import Resolved
 from qbsync.outbound.status import StatusReporter
 from qbsync.qbo.client import QboClient
 from qbsync.repositories.records import (
+    ACTIVITY_CAP,
     BLOCKED,
     FAILED,
     NOT_SYNCED,
@@ -54,9 +62,10 @@ from qbsync.repositories.records import (
     SYNCED,
     RecordsRepository,
     SyncRecord,
+    UnsyncedActivity,
 )
 
-__all__ = ["DependencyGate", "Sender", "will_not_sync"]
+__all__ = ["DependencyGate", "Sender", "no_activity_reason", "will_not_sync"]
 
 #: the statuses in which a record waits on a prerequisite (and is released when it syncs)
 WAITING = (BLOCKED, SKIPPED)
@@ -149,6 +158,40 @@ class DependencyGate:
     def has_activity(self, job: Job) -> bool:
         """Some record is blocked on the job's client account."""
         return any(True for _ in self._records.blocked_on(job.key.sibling("client_account", job.platform_id)))
+
+    # ------------------------------------------------------------------ accounts without activity
+
+    def account_reason(self, job: Job, start: date | None) -> str:
+        """The skip reason of the job's account, which has no activity: what it has instead, if anything."""
+        return no_activity_reason(self._records.unsynced_activity(job.key), start)
+
+    def recheck_account_reason(self, job: Job, start: date | None, written: str) -> None:
+        """After the account was skipped with ``written``: an invoice noted in between (it read the account
+        before the skip) is counted now."""
+        activity = self._records.unsynced_activity(job.key)
+        reason = no_activity_reason(activity, start)
+        if reason != written:
+            self._records.set_skip_reason(
+                job.key, reason, prefix=NO_ACTIVITY, activity_revision=activity.revision
+            )
+
+    def note_unsynced_invoice(self, job: Job, account_id: str, kind: str, start: date | None) -> None:
+        """The job's invoice was skipped as ``kind`` (``draft``, ``before_start``): note it beside its
+        account, whose no-activity reason then says so. An account already in QuickBooks needs no note."""
+        account = job.key.sibling("client_account", account_id)
+        found = self._records.get(account)
+        if found is not None and found.qbo_id and found.status != SKIPPED:
+            return
+        activity = self._records.note_unsynced_activity(account, job.platform_id, kind, now=self._clock())
+        found = self._records.get(account)  # after the note: an account skipped before it is re-explained
+        if found is None or found.status != SKIPPED or not (found.skip_reason or "").startswith(NO_ACTIVITY):
+            return
+        self._records.set_skip_reason(
+            account,
+            no_activity_reason(activity, start),
+            prefix=NO_ACTIVITY,
+            activity_revision=activity.revision,
+        )
 
     def block(self, job: Job, waiting: list[tuple[str, str]]) -> Outcome:
         """Store the event, mark the record ``blocked`` on ``waiting``, re-check, wake skipped accounts."""
@@ -331,6 +374,32 @@ def will_not_sync(prerequisite: SyncRecord | None) -> str | None:
         # detached from its QuickBooks object by an admin's unsync and not synced again since
         return "was unsynced from QuickBooks: sync it again"
     return None
+
+
+def _count(n: int, one: str, many: str) -> str:
+    shown = f"at least {n}" if n >= ACTIVITY_CAP else str(n)
+    return f"{shown} {one if n == 1 else many}"
+
+
+def no_activity_reason(activity: UnsyncedActivity, start: date | None) -> str:
+    """The skip reason of an account without activity: what it has instead (invoices skipped as drafts or
+    dated before the sync start date), or that it has nothing yet."""
+    if not activity.any:
+        return f"{NO_ACTIVITY}: the client account has no invoices or payments yet"
+    parts = []
+    if activity.drafts:
+        parts.append(_count(activity.drafts, "draft invoice", "draft invoices"))
+    if activity.before_start:
+        after = f" {start.isoformat()}" if start is not None else ""
+        what = "dated before the sync start date" + after
+        if activity.drafts:
+            parts.append(_count(activity.before_start, what, what))
+        else:
+            parts.append(_count(activity.before_start, f"invoice {what}", f"invoices {what}"))
+    return (
+        f"{NO_ACTIVITY}: no invoices or payments that sync: {' and '.join(parts)}. The client account syncs "
+        "by itself once one of its invoices or payments does"
+    )
 
 
 def _label(record_type: str) -> str:

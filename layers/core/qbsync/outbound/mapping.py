@@ -33,6 +33,7 @@ record Skipped"; a missing prerequisite (``*_not_synced``) means "wait", which
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -74,6 +75,7 @@ __all__ = [
     "customer_payload",
     "dependencies",
     "fee_expense_account",
+    "invoice_number_note",
     "invoice_payload",
     "item_payload",
     "line_amount",
@@ -900,6 +902,30 @@ def _tax_mapping(
                 entity_id=invoice_id,
             )
     return mapping
+
+
+def invoice_number_note(
+    invoice: Invoice, ref: QboReference, landed: Mapping[str, Any], *, qbo_numbers: bool = False
+) -> str | None:
+    """How the invoice's number landed in QuickBooks when the platform's number was not sent (it is sent only
+    when the company uses custom transaction numbers and the firm did not choose "let QuickBooks number
+    it": :func:`invoice_payload`), from ``landed``, the QBO Invoice; None when the platform's number was sent.
+    """
+    if ref.custom_txn_numbers and not qbo_numbers:
+        return None
+    why = (
+        "the firm chose 'Let QuickBooks number it' for this invoice"
+        if qbo_numbers
+        else "custom transaction numbers are off in the company"
+    )
+    doc = landed.get("DocNumber")
+    if isinstance(doc, str | int) and not isinstance(doc, bool) and str(doc):
+        if str(doc) == invoice.number:
+            return None  # QuickBooks' own number happens to be the platform's
+        return f"QuickBooks numbered it {doc}: {why}, so the platform's number {invoice.number} was not sent"
+    return (
+        f"QuickBooks left it without a number: {why}, so the platform's number {invoice.number} was not sent"
+    )
 
 
 def invoice_payload(  # noqa: C901

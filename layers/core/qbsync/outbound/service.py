@@ -136,6 +136,22 @@ class Connections(Protocol):
 # --- the service -------------------------------------------------------------------------------------
 
 
+_DRAFT = "draft invoices are not synced"
+_DATED = "dated"
+
+
+def _number_note(
+    invoice: Invoice, ref: QboReference, qbo_numbers: bool
+) -> Callable[[dict[str, Any]], str | None]:
+    """The invoice's note on the QBO Invoice it landed as: QuickBooks' number when the platform's was not
+    sent (:func:`~qbsync.outbound.mapping.invoice_number_note`)."""
+
+    def note(landed: dict[str, Any]) -> str | None:
+        return mapping.invoice_number_note(invoice, ref, landed, qbo_numbers=qbo_numbers)
+
+    return note
+
+
 def _record_date(record: Any) -> Any:
     for attr in ("issue_date", "payment_date", "refund_date", "fee_date"):
         value = getattr(record, attr, None)
@@ -422,7 +438,7 @@ class SyncService:
 
         skip = self._skip_reason(job, record, current, settings)
         if skip is not None:
-            return self._skip(job, skip)
+            return self._skip_explained(job, record, skip, settings)
         # what QuickBooks would refuse in any company fails now, before any QuickBooks call and without
         # waiting for prerequisites (a MappingError: _run marks the record failed with its explained error)
         mapping.check_record(record)
@@ -444,7 +460,8 @@ class SyncService:
             # the fix is often made in QBO (a new account, tax code, payment method): reload on the resync
             self._references.invalidate(job.realm_id)
             return self._failed(job, err)
-        outcome = self._write(job, current, qbo, payload)
+        note_of = _number_note(record, ref, current.qbo_numbers) if isinstance(record, Invoice) else None
+        outcome = self._write(job, current, qbo, payload, note_of=note_of)
         if (
             isinstance(record, Payment)
             and record.credit_source
@@ -467,16 +484,30 @@ class SyncService:
             and not mapping.account_should_sync(self._gate.has_activity(job), settings)
         ):
             self._gate.store_event(job)  # synced later, when an invoice or payment waits on it
-            return f"{NO_ACTIVITY}: the client account has no invoices or payments yet"
+            return self._gate.account_reason(job, settings.sync_start_date)
         if isinstance(record, Payment) and not mapping.payment_should_sync(record, settings):
             return "manually recorded payments are not synced by the firm's settings"
         if isinstance(record, Invoice) and record.status == "draft":
-            return "draft invoices are not synced"
+            return _DRAFT
         start = settings.sync_start_date
         day = _record_date(record)
         if start is not None and day is not None and day < start:
-            return f"dated {day.isoformat()}, before the sync start date {start.isoformat()}"
+            return f"{_DATED} {day.isoformat()}, before the sync start date {start.isoformat()}"
         return None
+
+    def _skip_explained(self, job: Job, record: Any, skip: str, settings: FirmSyncSettings) -> Outcome:
+        """Skip the record by the settings. Issue 11 item 4: an account skipped for no activity says what it
+        has instead. An invoice skipped as a draft or before the sync start date is first noted beside its
+        account (re-explained if skipped: it says so by the time the invoice is announced skipped); a
+        skipped account then counts the invoices noted while it was being skipped."""
+        start = settings.sync_start_date
+        if isinstance(record, Invoice) and (skip == _DRAFT or skip.startswith(_DATED)):
+            kind = "draft" if skip == _DRAFT else "before_start"
+            self._gate.note_unsynced_invoice(job, record.account_id, kind, start)
+        outcome = self._skip(job, skip)
+        if isinstance(record, ClientAccount) and skip.startswith(NO_ACTIVITY):
+            self._gate.recheck_account_reason(job, start, skip)
+        return outcome
 
     @staticmethod
     def _payload(
@@ -520,7 +551,17 @@ class SyncService:
             lease_seconds=self._lease_seconds,
         )
 
-    def _write(self, job: Job, current: SyncRecord, qbo: QboClient, payload: dict[str, Any]) -> Outcome:
+    def _write(
+        self,
+        job: Job,
+        current: SyncRecord,
+        qbo: QboClient,
+        payload: dict[str, Any],
+        *,
+        note_of: Callable[[dict[str, Any]], str | None] | None = None,
+    ) -> Outcome:
+        """Write the payload exactly once; ``note_of``: how the QBO object landed differently (the record's
+        note, :class:`~qbsync.outbound.writer.WriteRequest`)."""
         if (
             job.operation == "create"
             and payload
@@ -537,7 +578,8 @@ class SyncService:
             finder = find_existing(job.qbo_entity, job.entity_type, job.platform_id, payload)
         try:
             result = writer.write_claimed(
-                current, WriteRequest(job.version, job.operation, job.qbo_entity, payload, finder)
+                current,
+                WriteRequest(job.version, job.operation, job.qbo_entity, payload, finder, note_of=note_of),
             )
         except DataError as err:
             # the writer already marked the record failed (with QBO's code); record it in the error center

@@ -3,7 +3,7 @@
 :class:`StatusReporter` tells the platform what became of a record:
 
 - **Synced** (:meth:`StatusReporter.synced`): the record's error log entry is resolved and "Sync Status
-  Changed" (synced, with the QBO id and deep link) is published.
+  Changed" (synced, with the QBO id, deep link and the record's note) is published.
 - **Skipped** (:meth:`StatusReporter.publish_status`): "Sync Status Changed" (skipped).
 - **Failed** (:meth:`StatusReporter.report_failure`, for a :class:`~qbsync.errors.DataError` once the
   record is marked ``failed``): the error log entry is recorded, "Sync Status Changed" (failed, with the
@@ -98,7 +98,7 @@ class StatusReporter:
         self._errorlog.resolve(
             firm_id=job.firm_id, entity_type=job.entity_type, platform_id=job.platform_id, now=now
         )
-        self.publish_status(job, "synced", qbo_id=synced.qbo_id, qbo_url=synced.deep_link)
+        self.publish_status(job, "synced", qbo_id=synced.qbo_id, qbo_url=synced.deep_link, note=synced.note)
 
     def report_failure(self, job: Job, err: DataError) -> Outcome:
         """Record ``err`` in the error center and announce "failed" (and "Sync Error Raised" when new)."""
@@ -151,7 +151,13 @@ class StatusReporter:
         return Outcome("failed", job.entity_type, job.platform_id, error_code=code)
 
     def publish_status(
-        self, job: Job, status: str, *, qbo_id: str | None = None, qbo_url: str | None = None
+        self,
+        job: Job,
+        status: str,
+        *,
+        qbo_id: str | None = None,
+        qbo_url: str | None = None,
+        note: str | None = None,
     ) -> None:
         """Publish "Sync Status Changed" (``status``) for the job's record."""
         self._publisher.publish(
@@ -165,6 +171,7 @@ class StatusReporter:
                     status=status,  # type: ignore[arg-type]
                     qbo_id=qbo_id,
                     qbo_url=qbo_url,
+                    note=note,
                 )
             ]
         )

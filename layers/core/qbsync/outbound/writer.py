@@ -111,6 +111,9 @@ class WriteRequest:
       id (it would get the refusal back); the same salt on a repeat of the request replays its own answer.
     * ``keep_error``: a refusal leaves the record's existing error (the one the firm is fixing) in place
       instead of replacing it with QBO's answer to this write.
+
+    ``note_of``: given the QBO object the record is linked to (the write's answer, or the object adopted),
+    how it landed differently from the platform record (kept as the record's ``note``), or None.
     """
 
     version: int
@@ -120,6 +123,7 @@ class WriteRequest:
     find_existing: FindExisting | None = None
     salt: tuple[str, ...] = ()
     keep_error: bool = False
+    note_of: Callable[[dict[str, Any]], str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -250,7 +254,7 @@ class ExactlyOnceWriter:
         renewed = self._renew(record)
         qbo_id, sync_token = _id_and_token(found)
         logger.info("adopted object of an earlier attempt", extra=_log_ctx(record, request.version))
-        synced = self._synced(renewed, request, qbo_id, sync_token)
+        synced = self._synced(renewed, request, qbo_id, sync_token, obj=found)
         return WriteOutcome("adopted", synced, request.operation, None, found)
 
     def _renew(self, record: SyncRecord) -> SyncRecord:
@@ -307,8 +311,10 @@ class ExactlyOnceWriter:
                 qbo_id, sync_token = _id_and_token(found)
                 logger.info("adopted object of an earlier attempt", extra=_log_ctx(record, version))
                 if operation == "create" and version <= intent.version:
-                    adopted = WriteRequest(intent.version, operation, qbo_entity, request.payload)
-                    synced = self._synced(record, adopted, qbo_id, sync_token)
+                    adopted = WriteRequest(
+                        intent.version, operation, qbo_entity, request.payload, note_of=request.note_of
+                    )
+                    synced = self._synced(record, adopted, qbo_id, sync_token, obj=found)
                     return WriteOutcome("adopted", synced, operation, intent.request_id, found)
 
         op = operation
@@ -364,7 +370,7 @@ class ExactlyOnceWriter:
             )
         if op == "delete":
             new_token = None
-        synced = self._synced(record, request, new_id, new_token, link=op != "delete")
+        synced = self._synced(record, request, new_id, new_token, obj=obj, link=op != "delete")
         return WriteOutcome("synced", synced, op, send.request_id, obj)
 
     def _send(self, qbo_entity: str, payload: dict[str, Any], send: _Send) -> dict[str, Any]:
@@ -400,9 +406,11 @@ class ExactlyOnceWriter:
         qbo_id: str,
         sync_token: str | None,
         *,
+        obj: dict[str, Any] | None = None,
         link: bool = True,
     ) -> SyncRecord:
-        """Mark the record synced at the request's version (the operation the caller asked for)."""
+        """Mark the record synced at the request's version (the operation the caller asked for), with the
+        request's note on ``obj`` (the QBO object) when it has one."""
         url: str | None = None
         if link:
             try:
@@ -413,7 +421,13 @@ class ExactlyOnceWriter:
             record.key,
             owner=self._owner,
             version=request.version,
-            link=QboLink(request.qbo_entity, qbo_id, sync_token, url),
+            link=QboLink(
+                request.qbo_entity,
+                qbo_id,
+                sync_token,
+                url,
+                note=request.note_of(obj) if request.note_of is not None and obj is not None else None,
+            ),
             now=self._clock(),
             operation=request.operation,
         )

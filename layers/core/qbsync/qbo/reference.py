@@ -17,6 +17,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from qbsync.errors import InfrastructureError, ServiceUnavailable, UncertainOutcome
+from qbsync.models.qbsync_events import CUSTOM_TXN_NUMBERS_OFF, CompanyWarning
 from qbsync.qbo.client import QUERY_PAGE_MAX, BatchOperation, QboClient, quote_literal
 
 __all__ = [
@@ -28,6 +29,8 @@ __all__ = [
     "QboTaxRate",
     "ReferenceCache",
     "ReferenceDataError",
+    "company_warnings",
+    "preference_warnings",
 ]
 
 #: Account types a payment may be deposited to / a refund paid from (QBO.md §5.4, §5.6).
@@ -335,6 +338,30 @@ class QboReference:
 
     def tax_rate(self, rate_id: str) -> QboTaxRate | None:
         return self.tax_rates.get(rate_id)
+
+
+# --- warnings ----------------------------------------------------------------------------------------
+
+CUSTOM_TXN_NUMBERS_OFF_MESSAGE = (
+    "Custom transaction numbers are off in this QuickBooks company: invoices will carry QuickBooks' own "
+    "numbers (1001, 1002, ...), not the platform's invoice numbers. To keep the platform's numbers, turn "
+    "them on in QuickBooks: Settings > Account and settings > Sales > Custom transaction numbers; invoices "
+    "synced from then on carry the platform's number."
+)
+
+
+def company_warnings(ref: QboReference) -> list[CompanyWarning]:
+    """What about the company makes records land differently from the platform (empty: nothing)."""
+    if ref.custom_txn_numbers:
+        return []
+    return [CompanyWarning(code=CUSTOM_TXN_NUMBERS_OFF, message=CUSTOM_TXN_NUMBERS_OFF_MESSAGE)]
+
+
+def preference_warnings(preferences: Mapping[str, Any]) -> list[CompanyWarning]:
+    """:func:`company_warnings` from the Preferences object alone (one read: ``QboClient.preferences``)."""
+    prefs = _unwrap(preferences, "Preferences")
+    sales_forms = prefs.get("SalesFormsPrefs") or {}
+    return company_warnings(QboReference(custom_txn_numbers=_flag(sales_forms, "CustomTxnNumbers", False)))
 
 
 # --- reference data ----------------------------------------------------------------------------------

@@ -323,6 +323,7 @@ class RecordAdmin:
                 "waiting_on",
                 "skip_reason",
                 "released_version",
+                "note",
                 *_INTENT_ATTRS,
                 *_ERROR_ATTRS,
             ],
@@ -360,6 +361,7 @@ class RecordAdmin:
             "unsynced_at",
             "unsynced_by",
             "released_version",
+            "note",
         ]
         for attr, value in (("sync_token", link.sync_token), ("deep_link", link.deep_link)):
             if value is None:

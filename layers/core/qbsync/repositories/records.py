@@ -22,6 +22,8 @@ attribute          meaning
 ``waiting_on``     string set of ``{entity_type}#{platform_id}`` prerequisites when blocked, or when skipped
                    behind a prerequisite that will not sync as things stand (it comes back when that syncs)
 ``skip_reason``    why the record was skipped
+``note``           synced: how it landed differently from the platform record (an invoice QuickBooks
+                   numbered itself: "QuickBooks numbered it 1042: custom transaction numbers are off …")
 ``attempts``       claims since the last success (reset when synced)
 ``owner``,         the worker holding the lease while ``syncing`` (epoch seconds); a lease whose
 ``lease_until``    ``lease_until <= now`` is dead and may be taken over
@@ -40,8 +42,15 @@ attribute          meaning
 ``released_version``  on a synced record: the ``platform_version`` whose dependents were all released
                    (:meth:`RecordsRepository.mark_released`, written after the sends); a redelivery of that
                    version does not release them again. Removed by every new sync.
+``activity_revision``  on an account skipped for no activity: the :class:`UnsyncedActivity` revision its
+                   ``skip_reason`` was last written from (:meth:`RecordsRepository.set_skip_reason`)
 ``updated_at``     epoch seconds
 =================  ===========================================================================================
+
+An account's invoices skipped as drafts or dated before the sync start date are noted on a small item beside
+its record, ``sk = ACTIVITY#client_account#{account_id}``: string sets ``draft`` and ``before_start`` of
+invoice ids (at most :data:`ACTIVITY_CAP` each), ``revision``, ``updated_at``
+(:meth:`RecordsRepository.note_unsynced_activity`). An account skipped for "no activity" says from it why.
 
 The write intent lives ON the record item (not in a separate ``INTENT#`` item): recording it, and resolving
 it together with the outcome, are then single conditional UpdateItems guarded by the lease.
@@ -89,12 +98,14 @@ from qbsync.repositories._ddb import as_float, as_int
 from qbsync.repositories.connections import iso
 
 __all__ = [
+    "ACTIVITY_CAP",
     "EXCLUDED_BY_FIRM",
     "LAST_EVENT_ATTR",
     "LAST_EVENT_VERSION_ATTR",
     "OPERATIONS",
     "PENDING_EVENT_ATTR",
     "STATUSES",
+    "UNSYNCED_KINDS",
     "Claim",
     "ClaimOutcome",
     "Intent",
@@ -104,6 +115,7 @@ __all__ = [
     "RecordPage",
     "RecordsRepository",
     "SyncRecord",
+    "UnsyncedActivity",
 ]
 
 #: the newest platform event claimed for the record (JSON envelope) and its version
@@ -129,6 +141,10 @@ logger = logging.getLogger("qbsync.repositories.records")
 
 _QBO_ENTITY_RE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
 _MAX_PAGE = 500
+#: the kinds of an account's invoices that will not sync as the settings stand (:class:`UnsyncedActivity`)
+UNSYNCED_KINDS = ("draft", "before_start")
+#: invoice ids kept per kind on an account's activity item (a count past it is shown as "at least")
+ACTIVITY_CAP = 100
 
 
 _check_id = check_id
@@ -196,6 +212,9 @@ class QboLink:
     qbo_id: str
     sync_token: str | None = None
     deep_link: str | None = None
+    #: how the object landed differently from the platform record (kept as the record's ``note``), e.g.
+    #: "QuickBooks numbered it 1042: custom transaction numbers are off in the company"
+    note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +249,8 @@ class SyncRecord:
     released_version: int | None = None
     #: invoices: the firm chose "let QuickBooks number it" (no DocNumber is sent; RecordAdmin.let_qbo_number)
     qbo_numbers: bool = False
+    #: synced: how it landed differently from the platform record (e.g. QuickBooks numbered the invoice)
+    note: str | None = None
 
     @property
     def key(self) -> RecordKey:
@@ -294,6 +315,7 @@ class SyncRecord:
             if item.get("released_version") is None
             else as_int(item["released_version"]),
             qbo_numbers=item.get("qbo_numbers") is True,
+            note=item.get("note"),
         )
 
 
@@ -313,6 +335,31 @@ class Claim:
     @property
     def claimed(self) -> bool:
         return self.outcome is ClaimOutcome.CLAIMED
+
+
+@dataclass(frozen=True, slots=True)
+class UnsyncedActivity:
+    """An account's invoices that were skipped as the settings stand (drafts, dated before the sync start
+    date), from its ``ACTIVITY#client_account#{id}`` item: what an account skipped for "no activity" has
+    instead of activity. ``revision`` grows with each note (orders concurrent reason updates); a count of
+    :data:`ACTIVITY_CAP` means at least that many."""
+
+    drafts: int = 0
+    before_start: int = 0
+    revision: int = 0
+
+    @property
+    def any(self) -> bool:
+        return bool(self.drafts or self.before_start)
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any] | None) -> UnsyncedActivity:
+        item = item or {}
+        return cls(
+            drafts=len(item.get("draft") or ()),
+            before_start=len(item.get("before_start") or ()),
+            revision=as_int(item.get("revision")),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -536,6 +583,73 @@ class RecordsRepository:
             )
         except Conflict:
             return
+
+    # ------------------------------------------------------------------ unsynced activity of accounts
+
+    @staticmethod
+    def _activity_key(account: RecordKey) -> dict[str, str]:
+        return {"pk": account.item_key()["pk"], "sk": f"ACTIVITY#client_account#{account.platform_id}"}
+
+    def unsynced_activity(self, account: RecordKey) -> UnsyncedActivity:
+        """What the account has instead of activity: its invoices skipped as drafts or before the start."""
+        return UnsyncedActivity.from_item(self._table.get(self._activity_key(account), consistent=True))
+
+    def note_unsynced_activity(
+        self, account: RecordKey, invoice_id: str, kind: str, *, now: float
+    ) -> UnsyncedActivity:
+        """Note that ``invoice_id`` of the account was skipped as ``kind`` (``draft``, ``before_start``);
+        it leaves the other kind's set (idempotent: a redelivery changes nothing but the revision). A set
+        at :data:`ACTIVITY_CAP` is not grown. Returns the account's activity after the note."""
+        if kind not in UNSYNCED_KINDS:
+            raise ValueError(f"unknown kind {kind!r}")
+        check_id(invoice_id, "invoice_id")
+        other = next(k for k in UNSYNCED_KINDS if k != kind)
+        try:
+            item = self._table.update(
+                self._activity_key(account),
+                update="ADD #k :id, revision :one DELETE #o :id SET updated_at = :now, firm_id = :f",
+                condition="attribute_not_exists(#k) OR size(#k) < :cap OR contains(#k, :i)",
+                names={"#k": kind, "#o": other},
+                values={
+                    ":id": {invoice_id},
+                    ":i": invoice_id,
+                    ":one": 1,
+                    ":now": _num(now),
+                    ":f": account.firm_id,
+                    ":cap": ACTIVITY_CAP,
+                },
+            )
+        except Conflict:
+            return self.unsynced_activity(account)  # at the cap: counted as "at least"
+        return UnsyncedActivity.from_item(item)
+
+    def set_skip_reason(self, key: RecordKey, reason: str, *, prefix: str, activity_revision: int) -> bool:
+        """Replace the skip reason of a record still skipped with a reason starting with ``prefix`` (an
+        account skipped for no activity, re-explained when its activity changes), unless a newer activity
+        revision was written already. False when the condition fails (it moved on, or a newer one won)."""
+        if not reason.startswith(prefix):
+            raise ValueError("the new reason must keep the prefix")
+        try:
+            self._table.update(
+                key.item_key(),
+                update="SET skip_reason = :r, activity_revision = :rev, "
+                "revision = if_not_exists(revision, :zero) + :one",
+                condition="#status = :skipped AND begins_with(skip_reason, :prefix) AND "
+                "(attribute_not_exists(activity_revision) OR activity_revision < :rev)",
+                names={"#status": "status"},
+                values={
+                    ":r": reason[:500],
+                    ":rev": activity_revision,
+                    ":skipped": SKIPPED,
+                    ":prefix": prefix,
+                    ":zero": 0,
+                    ":one": 1,
+                },
+                return_values="NONE",
+            )
+        except Conflict:
+            return False
+        return True
 
     # ------------------------------------------------------------------ the lease
 
@@ -761,8 +875,9 @@ class RecordsRepository:
         now: float,
         operation: str | None = None,
     ) -> SyncRecord:
-        """The write of ``version`` is applied in QBO: store the mapping (``link``), clear
-        intent/error/lease. ``operation`` (the one the caller asked for) is kept as ``applied_op``."""
+        """The write of ``version`` is applied in QBO: store the mapping (``link``, its ``note`` too, removed
+        when it has none), clear intent/error/lease. ``operation`` (the one the caller asked for) is kept as
+        ``applied_op``."""
         _check_version(version)
         _check_qbo_entity(link.qbo_entity)
         _check_id(link.qbo_id, "qbo_id")
@@ -788,6 +903,10 @@ class RecordsRepository:
             removes.append("deep_link")
         else:
             sets["deep_link"] = deep_link
+        if link.note:
+            sets["note"] = link.note[:500]
+        else:
+            removes.append("note")
         return self._transition(
             key,
             owner=owner,
