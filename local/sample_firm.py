@@ -105,6 +105,7 @@ CASE_TITLES = {
     1: "data QuickBooks would refuse -> failed, an explained error on its record",
     2: "behind a prerequisite that will not sync -> skipped naming it; back by itself once it syncs",
     3: "an event qbsync cannot understand -> OutboundDLQ at once (1 receive), in GET /dead-letters",
+    4: "lands differently from what the firm sees -> says why (an account whose only invoice is a draft)",
 }
 
 
@@ -684,6 +685,32 @@ def generate(
     invoices.append(behind_service)
     balance[behind_service["id"]] = Decimal(behind_service["total"])
     bad_invoices.add(behind_service["id"])
+    # Issue 11 item 4, after every random draw too: a client whose only invoice is a draft started on the
+    # first day and never sent. Under "accounts with activity" neither syncs, and both say why (the account
+    # names its draft). Both go first in their lists (the draft sorts first in the send order too), so
+    # the held records stay the last ones.
+    quiet_account: dict[str, Any] = {
+        **good_accounts[0],
+        "id": f"acct-{1000 + len(accounts)}",
+        "name": "Quiet Harbor Studio LLC",
+        "email": "billing@quiet-harbor.example",
+    }
+    accounts.insert(0, quiet_account)
+    drafted_on = first_day
+    draft_invoice: dict[str, Any] = {
+        **behind_service,
+        "id": f"inv-{5000 + len(invoices)}",
+        "number": f"INV-{2401 + len(invoices)}",
+        "account_id": quiet_account["id"],
+        "status": "draft",
+        "issue_date": drafted_on.isoformat(),
+        "due_date": (drafted_on + timedelta(days=30)).isoformat(),
+        "line_items": [{**behind_service["line_items"][0], "service_id": services[0]["id"]}],
+        "sent_at": None,
+    }
+    invoices.insert(0, draft_invoice)
+    balance[draft_invoice["id"]] = Decimal(draft_invoice["total"])
+    bad_invoices.add(draft_invoice["id"])
 
     # --- send order: natural (records in date order, each account right after its first invoice,
     # so that it syncs at once instead of being skipped as "no activity" and re-enqueued) -------------
@@ -694,7 +721,8 @@ def generate(
     for s in services:
         timeline.append((first_day, 0, "Service Created", s))
     for inv in invoices:
-        timeline.append((day_of(inv, "issue_date"), 1, "Invoice Sent", inv))
+        kind = "Invoice Created" if inv["status"] == "draft" else "Invoice Sent"
+        timeline.append((day_of(inv, "issue_date"), 1, kind, inv))
     for p in payments:
         timeline.append((day_of(p, "payment_date"), 2, "Payment Created", p))
     for f in fees:
@@ -706,7 +734,7 @@ def generate(
     sent_accounts: set[str] = set()
     for when, _, detail_type, data in timeline:
         ev.add(detail_type, data, when)
-        if detail_type == "Invoice Sent" and data["account_id"] not in sent_accounts:
+        if detail_type.startswith("Invoice ") and data["account_id"] not in sent_accounts:
             sent_accounts.add(data["account_id"])
             ev.add("ClientAccount Created", account_by_id[data["account_id"]], when)
     # The malformed event (numbered after the others, not one of ``events``): the platform's bank-feed
@@ -766,6 +794,8 @@ def generate(
         *(Case(2, "Invoice", inv["id"], behind=_behind(inv, failing)) for inv in held_invoices),
         Case(2, "Payment", waiting_payment["id"], behind=_behind(waiting_payment, failing)),
         Case(3, "Payment", malformed["detail"]["data"]["id"], malformed["detail"]["event_id"]),
+        Case(4, "ClientAccount", quiet_account["id"], behind=(("Invoice", draft_invoice["id"]),)),
+        Case(4, "Invoice", draft_invoice["id"]),
     )
     records = {
         "ClientAccount": accounts,
@@ -931,6 +961,16 @@ class SampleReport:
                     or not named
                 ):
                     out.append(f"{key[0]} {key[1]} should be skipped naming what it waits on: {row}")
+        for c in (c for c in s.cases if c.item == 4 and self.records_seen is not None):
+            row = (self.records_seen or {}).get((c.entity_type, c.platform_id)) or {}
+            reason = str(row.get("skip_reason") or "")
+            says = "draft" in reason and (
+                c.entity_type != "ClientAccount" or reason.startswith("no_activity:")
+            )
+            if row.get("status") != "skipped" or not says:
+                out.append(
+                    f"{c.entity_type} {c.platform_id} should be skipped saying it is (or has) a draft: {row}"
+                )
         if self.dead_letters is not None:
             seen = {str(d.get("event_id")) for d in self.dead_letters}
             if seen != s.expected_dead_letters:

@@ -38,6 +38,12 @@ def test_demo_runs_every_step_successfully(capsys):
     # item 3: the malformed payment in the DLQ after one receive, in GET /dead-letters, both times
     assert out.count("in OutboundDLQ after 1 receive(s), not a record; GET /dead-letters: ") == 2
     assert "data.amount" in out
+    # item 4: the client whose only invoice is a draft is skipped saying so, and so is its draft
+    assert re.search(
+        r"ClientAccount acct-\d+: skipped - no_activity: no invoices or payments that sync: 1 draft invoice",
+        out,
+    )
+    assert re.search(r"Invoice inv-\d+: skipped - draft invoices are not synced", out)
     # the fix step, each through the API
     assert "GET /errors/counts -> 4 open (Accounts 2, Services 1, Taxes 1)" in out
     assert out.count("how to fix: ") == 4

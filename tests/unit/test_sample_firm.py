@@ -81,12 +81,21 @@ def test_one_of_each_issue_11_case_and_a_malformed_event_the_contract_refuses(sa
     assert ("Payment", pay_id) not in sample.record_keys  # never a record: nothing waits on it
     service = sample.error("service_rate_negative").platform_id
     assert Decimal(sample.record("Service", service)["rate"]) < 0
+    quiet, draft = sample.records["ClientAccount"][0], sample.records["Invoice"][0]
+    assert (draft["account_id"], draft["status"]) == (quiet["id"], "draft")  # its only invoice
+    assert [i["id"] for i in sample.records["Invoice"] if i["account_id"] == quiet["id"]] == [draft["id"]]
     assert [(c.item, c.entity_type, c.platform_id) for c in sample.cases if c.item != 2] == [
         (1, "Service", service),
         (3, "Payment", pay_id),
+        (4, "ClientAccount", quiet["id"]),
+        (4, "Invoice", draft["id"]),
     ]
     assert {(c.entity_type, c.platform_id) for c in sample.cases if c.item == 2} == sample.expected_held
-    assert sample.cases[-1] == Case(3, "Payment", pay_id, malformed["detail"]["event_id"])
+    assert Case(3, "Payment", pay_id, malformed["detail"]["event_id"]) in sample.cases
+    # the draft is neither synced nor held: skipped (not synced) with the account that has only it
+    assert not {("ClientAccount", quiet["id"]), ("Invoice", draft["id"])} & (
+        sample.expected_synced | sample.expected_held
+    )
     # what each held record is behind: its failed account or service, and the invoice of the payment
     dup, colon = (
         sample.error("duplicate_name").platform_id,
@@ -118,8 +127,9 @@ def test_generation_is_deterministic_per_seed():
 def test_a_scaled_down_firm_keeps_the_deliberate_errors():
     small = generate("firm-a", n_accounts=8, n_invoices=30, today=TODAY)
     parsed = [parse_platform_event(e) for e in small.events]
-    assert sum(isinstance(p.data, Invoice) for p in parsed) == 31  # and the one billing the bad service
-    assert sum(isinstance(p.data, ClientAccount) for p in parsed) == 8
+    # and the one billing the bad service, and the quiet client's draft (and that client)
+    assert sum(isinstance(p.data, Invoice) for p in parsed) == 32
+    assert sum(isinstance(p.data, ClientAccount) for p in parsed) == 9
     assert len(small.deliberate_errors) == 4 and len(small.malformed_events) == 1
     assert small.expected_qbo["Customer"] == 6 and small.expected_qbo["Invoice"] == 27
     assert small.expected_qbo["Item"] == 20
@@ -129,20 +139,22 @@ def test_expected_totals_and_counts_follow_the_records(sample, parsed):
     invoices = [p.data for p in parsed if isinstance(p.data, Invoice)]
     assert sample.platform_invoice_total == sum((i.total for i in invoices), Decimal("0.00"))
     failing = {e.platform_id for e in sample.deliberate_errors} | {k[1] for k in sample.expected_held}
+    failing |= {c.platform_id for c in sample.cases if c.item == 4}  # the draft (and its client)
     landed = [i for i in invoices if i.id not in failing]
-    assert len(landed) == len(invoices) - 4
+    assert len(landed) == len(invoices) - 5
     assert sample.expected_invoice_total == sum((i.total for i in landed), Decimal("0.00"))
     assert sample.expected_qbo["Invoice"] == len(landed)
     records = [p.data for p in parsed]
     qbo = Counter(mapping.qbo_entity_for(r) for r in records)
-    assert sample.expected_qbo["Customer"] == qbo["Customer"] - 2
+    assert sample.expected_qbo["Customer"] == qbo["Customer"] - 3  # the two bad ones and the quiet one
     assert sample.expected_qbo["Payment"] == qbo["Payment"] - 1  # the payment waiting on a blocked invoice
     assert sample.expected_qbo["Item"] == qbo["Item"] - 1  # the negative-rate service fails
     for entity in ("CreditMemo", "RefundReceipt", "Purchase"):
         assert sample.expected_qbo[entity] == qbo[entity], entity
-    # every record announces a final status; the two bad accounts' invoices, the payment of one and the
-    # invoice billing the failed service are held: skipped naming the failed record they wait on
-    assert sample.expected_terminal == len(records)
+    # every record announces a final status but the quiet client and its draft (skipped, not waited for);
+    # the two bad accounts' invoices, the payment of one and the invoice billing the failed service are
+    # held: skipped naming the failed record they wait on
+    assert sample.expected_terminal == len(records) - 2
     dup_account = sample.error("duplicate_name").platform_id
     waiting = [p for p in records if isinstance(p, Payment) and p.account_id == dup_account]
     assert [a.invoice_id for p in waiting for a in p.allocations] == [invoices[-2].id]
@@ -242,6 +254,8 @@ def test_deliberate_errors_fail_and_everything_else_maps(sample, parsed):
         resolved = _resolved(record, services)
         if isinstance(record, Payment):
             resolved.invoice_ids = {a.invoice_id: f"q-{a.invoice_id}" for a in record.allocations}
+        if isinstance(record, Invoice) and record.status == "draft":
+            continue  # the quiet client's draft: skipped by the sync, never mapped
         wanted = deliberate.get(record.id)
         if wanted is not None and wanted.reason_code != "duplicate_name":
             with pytest.raises(MappingError) as caught:
@@ -289,6 +303,19 @@ def _named(sample, key):
     return f"{API_TYPE[t].replace('_', ' ')} {p}"
 
 
+def _quiet_rows(sample):
+    """The item-4 records as the admin API shows them: the draft and the client that has only it."""
+    out = {}
+    for c in (c for c in sample.cases if c.item == 4):
+        reason = (
+            "no_activity: no invoices or payments that sync: 1 draft invoice"
+            if c.entity_type == "ClientAccount"
+            else "draft invoices are not synced"
+        )
+        out[(c.entity_type, c.platform_id)] = {"status": "skipped", "skip_reason": reason}
+    return out
+
+
 def _report(sample, **over):
     from local.sample_firm import SampleReport
 
@@ -323,7 +350,8 @@ def _report(sample, **over):
                 "skip_reason": f"waiting_on_prerequisite: waiting on {_named(sample, key)} failed: fix it",
             }
             for key in sample.expected_held
-        },
+        }
+        | _quiet_rows(sample),
         "dead_letters": [
             {"event_id": e, "detail_type": "Payment Created", "problem": "data.amount: not two decimals"}
             for e in sample.expected_dead_letters
@@ -377,6 +405,17 @@ def test_the_report_says_where_each_case_ended_and_is_not_ok_when_one_did_not(sa
     event_id = malformed["detail"]["event_id"]
     assert f"(event {event_id}): in OutboundDLQ after 1 receive(s), not a record" in text
     assert good.case_problems == []
+    quiet = next(c for c in sample.cases if c.item == 4)
+    assert (
+        f"ClientAccount {quiet.platform_id}: skipped - no_activity: no invoices or payments that sync: "
+        "1 draft" in text
+    )
+    # the quiet client skipped without saying why: not ok
+    mute = {
+        **good.records_seen,
+        ("ClientAccount", quiet.platform_id): {"status": "skipped", "skip_reason": "no_activity"},
+    }
+    assert not _report(sample, records_seen=mute).ok
     # a held record left blocked, or skipped without naming what it waits on: not ok
     blocked = {**good.records_seen, held[0]: {"status": "blocked", "skip_reason": None}}
     assert not _report(sample, records_seen=blocked).ok
@@ -399,6 +438,7 @@ def test_the_report_says_where_each_case_ended_and_is_not_ok_when_one_did_not(sa
     seen[("Service", service)] = {"status": "synced", "skip_reason": None}
     for key in after.expected_held:
         seen[key] = good.records_seen[key]
+    seen |= _quiet_rows(sample)
     fixed = _report(after, open_errors=[], records_seen=seen)
     assert fixed.ok, fixed.case_problems
     text = fixed.render()
