@@ -16,20 +16,19 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
 
-from tests.e2e.test_entity_sync import (
+from tests.fixtures.firms import admin_jwt, authorize_through_stack, complete_through_stack, handle_of
+from tests.fixtures.platform import (
     DEADLINE_SECONDS,
     StatusInbox,
-    _put_on_bus,
-    _sample,
-    _untaxed_invoice_without_services,
+    put_on_bus,
+    sample_event,
+    untaxed_invoice_without_services,
 )
-from tests.fixtures.firms import admin_jwt, authorize_through_stack, complete_through_stack, handle_of
 
 pytestmark = pytest.mark.e2e
 
@@ -39,15 +38,6 @@ CUSTOM_NUMBERS_OFF = "custom_txn_numbers_off"
 @pytest.fixture
 def firm_id() -> str:
     return f"firm-e2e-landed-{secrets.token_hex(4)}"
-
-
-@pytest.fixture
-def status_inbox(local_stack: Any, firm_id: str) -> Iterator[StatusInbox]:
-    inbox = StatusInbox(local_stack, firm_id)
-    try:
-        yield inbox
-    finally:
-        inbox.close()
 
 
 def _api(stack: Any, token: str, method: str, path: str, **kwargs: Any) -> requests.Response:
@@ -85,11 +75,11 @@ def test_custom_numbers_off_is_warned_before_the_first_invoice_and_shown_on_it(
     assert [w["code"] for w in settings.json()["warnings"]] == [CUSTOM_NUMBERS_OFF]
 
     deadline = time.monotonic() + DEADLINE_SECONDS
-    _put_on_bus(local_stack, _sample("client_account_created", firm_id))
+    put_on_bus(local_stack, sample_event("client_account_created", firm_id))
     status_inbox.wait_for("ClientAccount", "acct-100", "skipped", deadline)  # no activity yet
-    invoice_event = _untaxed_invoice_without_services(firm_id)
+    invoice_event = untaxed_invoice_without_services(firm_id)
     platform_number = invoice_event["detail"]["data"]["number"]
-    _put_on_bus(local_stack, invoice_event)
+    put_on_bus(local_stack, invoice_event)
     synced = status_inbox.wait_for("Invoice", "inv-400", "synced", deadline)
 
     [invoice] = [i for i in qbo_sim.control.entities(qbo_company, "Invoice") if i["Id"] == synced["qbo_id"]]
@@ -112,11 +102,11 @@ def test_an_account_whose_only_invoice_is_a_draft_says_why_it_is_skipped(
     _connect(local_stack, qbo_sim, token, qbo_company)  # default settings: accounts with activity
     deadline = time.monotonic() + DEADLINE_SECONDS
 
-    _put_on_bus(local_stack, _sample("client_account_created", firm_id))
+    put_on_bus(local_stack, sample_event("client_account_created", firm_id))
     status_inbox.wait_for("ClientAccount", "acct-100", "skipped", deadline)
-    draft = _untaxed_invoice_without_services(firm_id)
+    draft = untaxed_invoice_without_services(firm_id)
     draft["detail"]["data"]["status"] = "draft"
-    _put_on_bus(local_stack, draft)
+    put_on_bus(local_stack, draft)
     status_inbox.wait_for("Invoice", "inv-400", "skipped", deadline)
 
     # the account's reason is rewritten by the invoice's worker before it announces the invoice skipped

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -27,16 +26,16 @@ from qbsync.repositories.dead_letters import DeadLetterLog
 
 from local.stack.provision import clients
 from scripts import redrive_dlq
-from tests.e2e.test_entity_sync import (
+from tests.fixtures.firms import admin_jwt
+from tests.fixtures.platform import (
     DEADLINE_SECONDS,
     StatusInbox,
-    _connect,
-    _marked,
-    _put_on_bus,
-    _sample,
-    _untaxed_invoice_without_services,
+    connect_owner,
+    marked,
+    put_on_bus,
+    sample_event,
+    untaxed_invoice_without_services,
 )
-from tests.fixtures.firms import admin_jwt
 
 pytestmark = pytest.mark.e2e
 
@@ -44,15 +43,6 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 def firm_id() -> str:
     return f"firm-e2e-limbo-{secrets.token_hex(4)}"
-
-
-@pytest.fixture
-def status_inbox(local_stack: Any, firm_id: str) -> Iterator[StatusInbox]:
-    inbox = StatusInbox(local_stack, firm_id)
-    try:
-        yield inbox
-    finally:
-        inbox.close()
 
 
 def _api(stack: Any, firm: str, method: str, path: str, **kw: Any) -> requests.Response:
@@ -74,30 +64,30 @@ def test_over_long_invoice_number_is_an_error_until_quickbooks_numbers_it(
     firm_id: str,
     status_inbox: StatusInbox,
 ) -> None:
-    _connect(local_stack, qbo_sim, firm_id, qbo_company)
+    connect_owner(local_stack, qbo_sim, firm_id, qbo_company)
     qbo_sim.control.set_preferences(qbo_company, custom_txn_numbers=True)
     deadline = time.monotonic() + DEADLINE_SECONDS
-    invoice = _sample("invoice_created", firm_id)
+    invoice = sample_event("invoice_created", firm_id)
     data = invoice["detail"]["data"]
     for line in data["line_items"]:
         line.update(service_id=None, work_type_id=None, tax_rate_id=None, tax_amount=None)
     data.update(number="INV-2026-PORTAL-000001042", tax_total="0.00", total="605.00", balance_due="605.00")
 
-    _put_on_bus(local_stack, invoice)
-    _put_on_bus(local_stack, _sample("client_account_created", firm_id))  # woken and synced by the invoice
+    put_on_bus(local_stack, invoice)
+    put_on_bus(
+        local_stack, sample_event("client_account_created", firm_id)
+    )  # woken and synced by the invoice
     status_inbox.wait_for("Invoice", "inv-400", "failed", deadline)
 
     error = _open_error(local_stack, firm_id, "inv-400")
     assert (error["category"], error["code"]) == ("Invoices", "doc_number_too_long")
-    assert (
-        _marked(qbo_sim.control.entities(qbo_company, "Invoice"), "PrivateNote", "Invoice", "inv-400") == []
-    )
+    assert marked(qbo_sim.control.entities(qbo_company, "Invoice"), "PrivateNote", "Invoice", "inv-400") == []
 
     chosen = _api(local_stack, firm_id, "POST", f"/errors/{error['error_id']}/let-quickbooks-number")
     assert chosen.status_code == 202, chosen.text
     status_inbox.wait_for("Invoice", "inv-400", "synced", deadline)
 
-    [created] = _marked(qbo_sim.control.entities(qbo_company, "Invoice"), "PrivateNote", "Invoice", "inv-400")
+    [created] = marked(qbo_sim.control.entities(qbo_company, "Invoice"), "PrivateNote", "Invoice", "inv-400")
     assert not created.get("DocNumber")
     resolved = _api(local_stack, firm_id, "GET", f"/errors/{error['error_id']}").json()
     assert resolved["status"] == "resolved"
@@ -110,12 +100,12 @@ def test_a_service_with_a_negative_rate_is_a_services_error(
     firm_id: str,
     status_inbox: StatusInbox,
 ) -> None:
-    _connect(local_stack, qbo_sim, firm_id, qbo_company)
+    connect_owner(local_stack, qbo_sim, firm_id, qbo_company)
     deadline = time.monotonic() + DEADLINE_SECONDS
-    service = _sample("service_created", firm_id)
+    service = sample_event("service_created", firm_id)
     service["detail"]["data"]["rate"] = "-150.00"
 
-    _put_on_bus(local_stack, service)
+    put_on_bus(local_stack, service)
     status_inbox.wait_for("Service", "svc-300", "failed", deadline)
 
     error = _open_error(local_stack, firm_id, "svc-300")
@@ -141,7 +131,7 @@ def _put_settings(stack: Any, firm: str, **changes: Any) -> None:
 
 def _payment_of_the_invoice(firm_id: str) -> dict[str, Any]:
     """The payment sample (dated 2026-03-05) paying the whole untaxed invoice inv-400, by check."""
-    payment = _sample("payment_created", firm_id)
+    payment = sample_event("payment_created", firm_id)
     payment["detail"]["data"].update(
         amount="605.00",
         allocations=[{"invoice_id": "inv-400", "amount": "605.00"}],
@@ -160,16 +150,16 @@ def test_a_payment_for_an_invoice_before_the_start_date_is_skipped_naming_it_and
     firm_id: str,
     status_inbox: StatusInbox,
 ) -> None:
-    _connect(local_stack, qbo_sim, firm_id, qbo_company)
+    connect_owner(local_stack, qbo_sim, firm_id, qbo_company)
     _put_settings(local_stack, firm_id, sync_accounts="all", sync_start_date="2026-03-03")
     deadline = time.monotonic() + DEADLINE_SECONDS
 
-    _put_on_bus(local_stack, _sample("client_account_created", firm_id))
+    put_on_bus(local_stack, sample_event("client_account_created", firm_id))
     status_inbox.wait_for("ClientAccount", "acct-100", "synced", deadline)
-    invoice = _untaxed_invoice_without_services(firm_id)  # issued 2026-03-01: before the start date
-    _put_on_bus(local_stack, invoice)
+    invoice = untaxed_invoice_without_services(firm_id)  # issued 2026-03-01: before the start date
+    put_on_bus(local_stack, invoice)
     status_inbox.wait_for("Invoice", "inv-400", "skipped", deadline)
-    _put_on_bus(local_stack, _payment_of_the_invoice(firm_id))  # dated 2026-03-05: after it
+    put_on_bus(local_stack, _payment_of_the_invoice(firm_id))  # dated 2026-03-05: after it
     status_inbox.wait_for("Payment", "pay-500", "skipped", deadline)
 
     payment = _record(local_stack, firm_id, "payment", "pay-500")
@@ -192,9 +182,9 @@ def test_a_payment_for_an_invoice_before_the_start_date_is_skipped_naming_it_and
 
     paid = _record(local_stack, firm_id, "payment", "pay-500")
     assert (paid["status"], paid["waiting_on"], paid["skip_reason"]) == ("synced", [], None)
-    [created] = _marked(qbo_sim.control.entities(qbo_company, "Invoice"), "PrivateNote", "Invoice", "inv-400")
+    [created] = marked(qbo_sim.control.entities(qbo_company, "Invoice"), "PrivateNote", "Invoice", "inv-400")
     [payment_in_qbo] = qbo_sim.control.entities(qbo_company, "Payment")  # exactly one, nothing else
-    assert _marked([payment_in_qbo], "PrivateNote", "Payment", "pay-500") == [payment_in_qbo]
+    assert marked([payment_in_qbo], "PrivateNote", "Payment", "pay-500") == [payment_in_qbo]
     assert payment_in_qbo["Id"] == paid["qbo_id"]
     assert [line["LinkedTxn"][0]["TxnId"] for line in payment_in_qbo["Line"]] == [created["Id"]]
     assert qbo_sim.control.entities(qbo_company, "Invoice") == [created]
@@ -221,14 +211,14 @@ def test_an_invoice_of_an_account_quickbooks_refuses_is_skipped_naming_it_until_
     firm_id: str,
     status_inbox: StatusInbox,
 ) -> None:
-    _connect(local_stack, qbo_sim, firm_id, qbo_company)
+    connect_owner(local_stack, qbo_sim, firm_id, qbo_company)
     customer_id = _hand_entered_customer(local_stack, qbo_sim, qbo_company, "Stripe (client)")
     deadline = time.monotonic() + DEADLINE_SECONDS
-    account = _sample("client_account_created", firm_id)
+    account = sample_event("client_account_created", firm_id)
     account["detail"]["data"]["name"] = "Stripe"  # the company's seeded vendor: QuickBooks answers 6240
 
-    _put_on_bus(local_stack, account)
-    _put_on_bus(local_stack, _untaxed_invoice_without_services(firm_id))  # its activity wakes the account
+    put_on_bus(local_stack, account)
+    put_on_bus(local_stack, untaxed_invoice_without_services(firm_id))  # its activity wakes the account
     status_inbox.wait_for("ClientAccount", "acct-100", "failed", deadline)
     status_inbox.wait_for("Invoice", "inv-400", "skipped", deadline)
 
@@ -263,7 +253,7 @@ def test_an_invoice_of_an_account_quickbooks_refuses_is_skipped_naming_it_until_
     synced = _record(local_stack, firm_id, "invoice", "inv-400")
     assert (synced["status"], synced["waiting_on"], synced["skip_reason"]) == ("synced", [], None)
     assert _record(local_stack, firm_id, "client_account", "acct-100")["qbo_id"] == customer_id
-    [created] = _marked(qbo_sim.control.entities(qbo_company, "Invoice"), "PrivateNote", "Invoice", "inv-400")
+    [created] = marked(qbo_sim.control.entities(qbo_company, "Invoice"), "PrivateNote", "Invoice", "inv-400")
     assert created["CustomerRef"]["value"] == customer_id
     assert [c["Id"] for c in qbo_sim.control.entities(qbo_company, "Customer")] == [customer_id]  # none made
     assert _api(local_stack, firm_id, "GET", f"/errors/{error['error_id']}").json()["status"] == "resolved"
@@ -294,17 +284,17 @@ def test_a_malformed_event_is_in_the_dlq_after_one_receive_visible_and_redriven(
     firm_id: str,
     status_inbox: StatusInbox,
 ) -> None:
-    _connect(local_stack, qbo_sim, firm_id, qbo_company)
+    connect_owner(local_stack, qbo_sim, firm_id, qbo_company)
     deadline = time.monotonic() + DEADLINE_SECONDS
     sqs = clients(local_stack.endpoint_url, local_stack.region)["sqs"]
     dlq, outbound = local_stack.resources.ref("OutboundDLQ"), local_stack.resources.ref("OutboundQueue")
     # the contract is "fixed" below by the platform's own correction: a ClientAccount event whose id came
     # as a number (a wrong type: malformed) - what a redrive after the deploy of a fix would carry
-    broken = _sample("client_account_created", firm_id)
+    broken = sample_event("client_account_created", firm_id)
     broken["detail"]["event_id"] = "evt-broken-1"
     broken["detail"]["data"]["id"] = 100
 
-    _put_on_bus(local_stack, broken)
+    put_on_bus(local_stack, broken)
 
     [parked] = _dlq_messages(sqs, dlq, 1, deadline)
     attrs = {k: v["StringValue"] for k, v in parked["MessageAttributes"].items()}

@@ -112,6 +112,19 @@ class SyncStack:
         event = {"Records": [sqs_record(b) for b in bodies]}
         return HANDLER.lambda_handler(event, LambdaContext())
 
+    def deliver_until_drained(self, *bodies: Any, max_rounds: int = 40) -> None:
+        """Deliver ``bodies``, then whatever the service re-enqueued, in batches of up to 10, until the
+        OutboundQueue is empty; every batch must succeed. More than ``max_rounds`` rounds is a release
+        loop: AssertionError."""
+        pending = list(bodies)
+        for _ in range(max_rounds):
+            for i in range(0, len(pending), 10):
+                assert self.deliver(*pending[i : i + 10]) == {"batchItemFailures": []}
+            pending = self.requeued()
+            if not pending:
+                return
+        raise AssertionError(f"the outbound queue never drained in {max_rounds} rounds (a release loop)")
+
     def deliver_records(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         return HANDLER.lambda_handler({"Records": records}, LambdaContext())
 

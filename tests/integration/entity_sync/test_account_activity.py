@@ -36,32 +36,27 @@ def _account(stack: SyncStack, firm: str) -> Any:
     return record
 
 
-def _deliver_all(stack: SyncStack, *events: dict[str, Any]) -> None:
-    pending = list(events)
-    while pending:
-        assert stack.deliver(*pending) == {"batchItemFailures": []}
-        pending = stack.requeued()
-
-
 def _setup(stack: SyncStack) -> str:
     firm = new_firm()
     stack.connect(firm)
     stack.set_settings(firm, sync_accounts="with_activity", sync_start_date=START)
-    _deliver_all(stack, platform_event("service_created", firm))
+    stack.deliver_until_drained(platform_event("service_created", firm))
     return firm
 
 
 def test_an_account_skipped_first_is_re_explained_as_its_invoices_are_skipped(stack: SyncStack) -> None:
     firm = _setup(stack)
-    _deliver_all(stack, platform_event("client_account_created", firm))
+    stack.deliver_until_drained(platform_event("client_account_created", firm))
     assert (_account(stack, firm).status, _account(stack, firm).skip_reason) == ("skipped", NOTHING_YET)
 
-    _deliver_all(stack, _invoice(firm, "inv-d1", status="draft"))
+    stack.deliver_until_drained(_invoice(firm, "inv-d1", status="draft"))
     assert _account(stack, firm).skip_reason == (
         f"no_activity: no invoices or payments that sync: 1 draft invoice. {SYNCS_BY_ITSELF}"
     )
 
-    _deliver_all(stack, _invoice(firm, "inv-d2", status="draft"), _invoice(firm, "inv-old", day="2026-03-01"))
+    stack.deliver_until_drained(
+        _invoice(firm, "inv-d2", status="draft"), _invoice(firm, "inv-old", day="2026-03-01")
+    )
     account = _account(stack, firm)
     assert account.status == "skipped"
     assert account.skip_reason == (
@@ -72,11 +67,11 @@ def test_an_account_skipped_first_is_re_explained_as_its_invoices_are_skipped(st
     assert all(c["DisplayName"] != "Harbour Bakery LLC" for c in stack.entities("Customer"))
 
     # a new version of a draft counts nothing twice
-    _deliver_all(stack, _invoice(firm, "inv-d1", status="draft", version=3))
+    stack.deliver_until_drained(_invoice(firm, "inv-d1", status="draft", version=3))
     assert "2 draft invoices and 1 dated before" in _account(stack, firm).skip_reason
 
     # the draft is sent: it waits on the account, which syncs by itself, and then the invoice
-    _deliver_all(stack, _invoice(firm, "inv-d1", version=4))
+    stack.deliver_until_drained(_invoice(firm, "inv-d1", version=4))
     account = _account(stack, firm)
     assert account.status == "synced" and account.skip_reason is None and account.qbo_id
     invoice = stack.records.get(RecordKey(firm, stack.realm_id, "invoice", "inv-d1"))
@@ -85,9 +80,9 @@ def test_an_account_skipped_first_is_re_explained_as_its_invoices_are_skipped(st
 
 def test_an_account_arriving_after_its_skipped_invoices_says_why_at_once(stack: SyncStack) -> None:
     firm = _setup(stack)
-    _deliver_all(stack, _invoice(firm, "inv-old", day="2026-02-01"))
+    stack.deliver_until_drained(_invoice(firm, "inv-old", day="2026-02-01"))
 
-    _deliver_all(stack, platform_event("client_account_created", firm))
+    stack.deliver_until_drained(platform_event("client_account_created", firm))
 
     account = _account(stack, firm)
     assert account.status == "skipped"
@@ -100,10 +95,10 @@ def test_an_account_arriving_after_its_skipped_invoices_says_why_at_once(stack: 
 
 def test_an_invoice_of_an_account_already_in_quickbooks_notes_nothing(stack: SyncStack) -> None:
     firm = _setup(stack)
-    _deliver_all(stack, platform_event("client_account_created", firm), _invoice(firm, "inv-1"))
+    stack.deliver_until_drained(platform_event("client_account_created", firm), _invoice(firm, "inv-1"))
     assert _account(stack, firm).status == "synced"
 
-    _deliver_all(stack, _invoice(firm, "inv-d", status="draft"))
+    stack.deliver_until_drained(_invoice(firm, "inv-d", status="draft"))
 
     key = RecordKey(firm, stack.realm_id, "client_account", "acct-100")
     assert not stack.records.unsynced_activity(key).any

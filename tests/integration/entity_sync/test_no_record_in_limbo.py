@@ -39,25 +39,17 @@ def _record(stack: SyncStack, firm: str, record_type: str, platform_id: str) -> 
     return record
 
 
-def _deliver_all(stack: SyncStack, *events: dict[str, Any]) -> None:
-    """Deliver ``events``, then whatever the service re-enqueued, until the queue is empty."""
-    pending = list(events)
-    while pending:
-        assert stack.deliver(*pending) == {"batchItemFailures": []}
-        pending = stack.requeued()
-
-
 def test_a_payment_for_an_invoice_before_the_start_date_says_why_and_comes_back(stack: SyncStack) -> None:
     firm = new_firm()
     stack.connect(firm)
     stack.set_settings(firm, sync_accounts="all", sync_start_date=date(2026, 3, 3))
     invoice = untaxed_invoice(firm)  # dated 2026-03-01: before the start date
     payment = _payment_of(firm, "inv-400", "605.00")  # dated 2026-03-05: after it
-    _deliver_all(
-        stack, platform_event("client_account_created", firm), platform_event("service_created", firm)
+    stack.deliver_until_drained(
+        platform_event("client_account_created", firm), platform_event("service_created", firm)
     )
-    _deliver_all(stack, invoice)
-    _deliver_all(stack, payment)
+    stack.deliver_until_drained(invoice)
+    stack.deliver_until_drained(payment)
 
     skipped = _record(stack, firm, "payment", "pay-500")
     assert skipped.status == "skipped"  # not blocked: the invoice will not sync as the settings stand
@@ -70,7 +62,7 @@ def test_a_payment_for_an_invoice_before_the_start_date_says_why_and_comes_back(
 
     # the firm moves its start date back and syncs the invoice again: the payment follows by itself
     stack.set_settings(firm, sync_accounts="all", sync_start_date=date(2026, 3, 1))
-    _deliver_all(stack, invoice)
+    stack.deliver_until_drained(invoice)
 
     assert _record(stack, firm, "invoice", "inv-400").status == "synced"
     paid = _record(stack, firm, "payment", "pay-500")
@@ -84,15 +76,15 @@ def test_records_blocked_on_a_prerequisite_that_fails_settle_link_by_link_and_co
     firm = new_firm()
     stack.connect(firm)
     stack.set_settings(firm, sync_accounts="all")
-    _deliver_all(stack, platform_event("service_created", firm))
+    stack.deliver_until_drained(platform_event("service_created", firm))
     # the invoice and its payment arrive before their client account: blocked, it is on its way
-    _deliver_all(stack, untaxed_invoice(firm))
-    _deliver_all(stack, _payment_of(firm, "inv-400", "605.00"))
+    stack.deliver_until_drained(untaxed_invoice(firm))
+    stack.deliver_until_drained(_payment_of(firm, "inv-400", "605.00"))
     assert _record(stack, firm, "invoice", "inv-400").status == "blocked"
     assert _record(stack, firm, "payment", "pay-500").status == "blocked"
 
     # the account arrives named like the seeded vendor "Stripe": QuickBooks refuses it (6240)
-    _deliver_all(stack, _account(firm, "Stripe"))
+    stack.deliver_until_drained(_account(firm, "Stripe"))
 
     assert _record(stack, firm, "client_account", "acct-100").status == "failed"
     invoice = _record(stack, firm, "invoice", "inv-400")
@@ -107,7 +99,7 @@ def test_records_blocked_on_a_prerequisite_that_fails_settle_link_by_link_and_co
     assert [(e.entity_type, e.platform_id) for e in errors] == [("client_account", "acct-100")]  # one to fix
 
     # the firm renames the account on the platform: it syncs, and so do the invoice and then the payment
-    _deliver_all(stack, _account(firm, "Stripe Client Co", version=2))
+    stack.deliver_until_drained(_account(firm, "Stripe Client Co", version=2))
 
     states = {
         t: _record(stack, firm, t, i).status
@@ -125,16 +117,16 @@ def test_a_refund_waiting_for_its_payment_settles_when_the_settings_skip_that_pa
     firm = new_firm()
     stack.connect(firm)
     stack.set_settings(firm, sync_accounts="all", sync_offline_payments=False)
-    _deliver_all(
-        stack, platform_event("client_account_created", firm), platform_event("service_created", firm)
+    stack.deliver_until_drained(
+        platform_event("client_account_created", firm), platform_event("service_created", firm)
     )
-    _deliver_all(stack, untaxed_invoice(firm))
-    _deliver_all(stack, platform_event("refund_created", firm, invoice_id="inv-400"))
+    stack.deliver_until_drained(untaxed_invoice(firm))
+    stack.deliver_until_drained(platform_event("refund_created", firm, invoice_id="inv-400"))
     assert _record(stack, firm, "refund", "ref-600").status == "blocked"
 
     manual = _payment_of(firm, "inv-400", "605.00")
     manual["detail"]["data"].update(offline=True, method="check", processor=None, reference=None)
-    _deliver_all(stack, manual)
+    stack.deliver_until_drained(manual)
 
     assert _record(stack, firm, "payment", "pay-500").status == "skipped"
     refund = _record(stack, firm, "refund", "ref-600")
