@@ -202,3 +202,67 @@ def test_retry_bodies_that_cannot_be_understood_are_refused(body: Any, message: 
     assert caught.value.what == "retry message"
     assert caught.value.code == "bad_request"
     assert message in caught.value.message
+
+
+# ------------------------------------------------------------------ InboundQueue
+
+
+def _notice_body(**overrides: object) -> dict[str, object]:
+    body: dict[str, object] = {
+        "kind": "qbo_changes",
+        "realm_id": "9130350",
+        "source": "webhook_classic",
+        "received_at": "2026-12-07T01:00:00Z",
+        "notification_id": "n-1",
+        "changes": [
+            {"entity": "Payment", "id": "41", "operation": "Create", "last_updated": "2026-12-07T00:59:58Z"}
+        ],
+    }
+    body.update(overrides)
+    return body
+
+
+def test_inbound_notice_round_trips_through_its_body() -> None:
+    from qbsync.models.messages import EntityChange, InboundNotice, parse_inbound_message
+
+    notice = InboundNotice(
+        "9130350",
+        (
+            EntityChange("Payment", "41", "Create", "2026-12-07T00:59:58Z"),
+            EntityChange("Customer", "7", "Merge", None, "6"),
+        ),
+        "webhook_cloudevents",
+        "2026-12-07T01:00:00Z",
+        "n-1",
+    )
+    assert parse_inbound_message(notice.body()) == notice
+
+
+@pytest.mark.parametrize(
+    ("overrides", "names"),
+    [
+        ({"kind": "sync_command"}, "kind"),
+        ({"realm_id": 9130350}, "realm_id"),
+        ({"changes": []}, "changes"),
+        ({"changes": [{"entity": "Payment", "id": "41"} for _ in range(501)]}, "changes"),
+        ({"changes": [{"entity": "Payment", "id": "41", "operation": "Created"}]}, "changes[0].operation"),
+        ({"changes": [{"entity": "Payment", "id": 41, "operation": "Create"}]}, "changes[0].id"),
+        ({"changes": ["Payment"]}, "changes[0]"),
+        ({"notification_id": ""}, "notification_id"),
+    ],
+)
+def test_inbound_notice_refuses_what_it_cannot_read_naming_the_field(overrides: dict, names: str) -> None:
+    from qbsync.errors import MalformedMessage
+    from qbsync.models.messages import parse_inbound_message
+
+    with pytest.raises(MalformedMessage) as caught:
+        parse_inbound_message(json.dumps(_notice_body(**overrides)))
+    assert caught.value.message.startswith(names)
+
+
+def test_inbound_notice_refuses_non_json() -> None:
+    from qbsync.errors import MalformedMessage
+    from qbsync.models.messages import parse_inbound_message
+
+    with pytest.raises(MalformedMessage, match="not JSON"):
+        parse_inbound_message("{not json")

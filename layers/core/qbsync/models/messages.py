@@ -8,6 +8,12 @@
   re-enqueued), parsed by :func:`~qbsync.models.platform_events.parse_platform_event` into the
   :class:`~qbsync.models.platform_events.PlatformEvent` of its detail type.
 
+``InboundQueue`` (the inbound worker) → :class:`InboundNotice`: the changes one verified Intuit webhook
+POST announced for one realm (the intake splits a POST per realm), or a CDC request. Built by the webhook
+intake with :meth:`InboundNotice.body`, read back with :func:`parse_inbound_message`. The intake has
+already checked the signature and that some firm holds the realm; the worker proves the realm again
+through the connection before it reads anything.
+
 ``RetryQueue`` (``functions/retry_fanout``) → :data:`RetryMessage`:
 
 * a :class:`~qbsync.models.commands.RetryRequest` - ``kind`` is
@@ -43,9 +49,15 @@ from qbsync.models.platform_events import PlatformEvent, parse_platform_event
 
 __all__ = [
     "CONNECTION_CHANGED",
+    "INBOUND_NOTICE_KIND",
+    "MAX_CHANGES_PER_NOTICE",
+    "QBO_OPERATIONS",
     "ConnectionChangedMessage",
+    "EntityChange",
+    "InboundNotice",
     "OutboundMessage",
     "RetryMessage",
+    "parse_inbound_message",
     "parse_outbound_message",
     "parse_retry_message",
 ]
@@ -68,6 +80,70 @@ class ConnectionChangedMessage:
     @property
     def connected(self) -> bool:
         return self.status == "connected"
+
+
+#: ``kind`` of an InboundQueue body
+INBOUND_NOTICE_KIND = "qbo_changes"
+#: the operations of Intuit's classic webhook format; CloudEvents verbs are mapped onto these at intake
+QBO_OPERATIONS = ("Create", "Update", "Delete", "Merge", "Void", "Emailed")
+#: changes per InboundQueue message (a message stays far below SQS's 256 KiB: ~150 bytes a change)
+MAX_CHANGES_PER_NOTICE = 500
+_QBO_ENTITY_MAX = 64
+_QBO_ID_MAX = 64
+
+
+@dataclass(frozen=True, slots=True)
+class EntityChange:
+    """One changed QBO object a webhook named: ``entity`` (``Payment``), its ``Id``, the operation, when.
+
+    ``last_updated`` is the notification's timestamp text (ISO 8601), kept as sent; ``deleted_id`` is the
+    merged-away id of a classic ``Merge``. Nothing here is trusted beyond its shape: the worker reads the
+    object from QuickBooks before acting on it.
+    """
+
+    entity: str
+    qbo_id: str
+    operation: str
+    last_updated: str | None = None
+    deleted_id: str | None = None
+
+    def wire(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"entity": self.entity, "id": self.qbo_id, "operation": self.operation}
+        if self.last_updated is not None:
+            out["last_updated"] = self.last_updated
+        if self.deleted_id is not None:
+            out["deleted_id"] = self.deleted_id
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class InboundNotice:
+    """An InboundQueue body: the changes of one realm from one verified webhook POST.
+
+    ``source`` is ``webhook_classic`` or ``webhook_cloudevents``; ``received_at`` is when the intake
+    accepted the POST (ISO 8601 UTC); ``notification_id`` identifies the POST (a hash of its bytes, so an
+    Intuit retry of the same bytes carries the same id) for logs and dedupe.
+    """
+
+    realm_id: str
+    changes: tuple[EntityChange, ...]
+    source: str
+    received_at: str
+    notification_id: str
+
+    def body(self) -> str:
+        """The SQS message body (JSON)."""
+        return json.dumps(
+            {
+                "kind": INBOUND_NOTICE_KIND,
+                "realm_id": self.realm_id,
+                "source": self.source,
+                "received_at": self.received_at,
+                "notification_id": self.notification_id,
+                "changes": [c.wire() for c in self.changes],
+            },
+            separators=(",", ":"),
+        )
 
 
 #: an ``OutboundQueue`` body
@@ -128,6 +204,62 @@ def parse_retry_message(body: Any) -> RetryMessage:
         "the RetryQueue message is neither a retry request nor a Connection Changed event",
         what="retry message",
     )
+
+
+def parse_inbound_message(body: Any) -> InboundNotice:
+    """An ``InboundQueue`` body (JSON text, or the decoded object) as an :class:`InboundNotice`.
+
+    Raises:
+        MalformedMessage: (``what`` ``inbound notice``) not JSON, not an object, another ``kind``, or a field
+            of the wrong type or size (named by path, never by value).
+    """
+    what = "inbound notice"
+    decoded = _decoded(body, "the InboundQueue message body is not JSON", what=what)
+    if not isinstance(decoded, Mapping):
+        raise MalformedMessage("the InboundQueue message is not a JSON object", what=what)
+    if decoded.get("kind") != INBOUND_NOTICE_KIND:
+        raise MalformedMessage(f"kind is not {INBOUND_NOTICE_KIND!r}", what=what)
+    realm_id = _text(decoded, "realm_id", what, limit=_QBO_ID_MAX)
+    raw_changes = decoded.get("changes")
+    if not isinstance(raw_changes, list) or not raw_changes or len(raw_changes) > MAX_CHANGES_PER_NOTICE:
+        raise MalformedMessage(
+            f"changes must be a list of 1 to {MAX_CHANGES_PER_NOTICE} objects", what=what, realm_id=realm_id
+        )
+    changes = tuple(_change(item, f"changes[{i}]", what) for i, item in enumerate(raw_changes))
+    return InboundNotice(
+        realm_id=realm_id,
+        changes=changes,
+        source=_text(decoded, "source", what, limit=64),
+        received_at=_text(decoded, "received_at", what, limit=64),
+        notification_id=_text(decoded, "notification_id", what, limit=128),
+    )
+
+
+def _change(item: Any, path: str, what: str) -> EntityChange:
+    if not isinstance(item, Mapping):
+        raise MalformedMessage(f"{path} is not an object", what=what)
+    operation = _text(item, "operation", what, limit=16, path=path)
+    if operation not in QBO_OPERATIONS:
+        raise MalformedMessage(f"{path}.operation is not one of {', '.join(QBO_OPERATIONS)}", what=what)
+    return EntityChange(
+        entity=_text(item, "entity", what, limit=_QBO_ENTITY_MAX, path=path),
+        qbo_id=_text(item, "id", what, limit=_QBO_ID_MAX, path=path),
+        operation=operation,
+        last_updated=_text(item, "last_updated", what, limit=64, path=path, optional=True),
+        deleted_id=_text(item, "deleted_id", what, limit=_QBO_ID_MAX, path=path, optional=True),
+    )
+
+
+def _text(
+    obj: Mapping[str, Any], name: str, what: str, *, limit: int, path: str = "", optional: bool = False
+) -> Any:
+    value = obj.get(name)
+    where = f"{path}.{name}" if path else name
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value or len(value) > limit:
+        raise MalformedMessage(f"{where} must be a non-empty string of at most {limit} characters", what=what)
+    return value
 
 
 def _decoded(body: Any, not_json: str, *, what: str) -> Any:
