@@ -9,6 +9,9 @@ throttled record should come back early). A body that cannot be understood goes 
 (:mod:`qbsync.outbound.dead_letters`: sent there first, then consumed; metric ``MalformedEvents``), logged
 WITHOUT its content (client personal data): detail type, firm id, event id and the problem's field paths.
 
+The batch runs inside :meth:`SyncService.batch` (:mod:`qbsync.outbound.batch`): reads shared by its
+records, its status events sent in one PutEvents at the end.
+
 Only the failed records are retried (``BatchProcessor`` + ``process_partial_response``); a batch in which
 every record fails is reported the same way (``raise_on_entire_batch_failure=False``), never as an
 exception, so the Lambda's own error metrics mean "the worker is broken", not "QuickBooks said no".
@@ -154,7 +157,10 @@ def _log_outcome(event_id: str, outcome: Outcome) -> None:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     start(sync_service, dead_letters)  # a missing or bad setting fails the invocation here, loudly
-    response = process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+    # one batch: the connection and settings read once, the status events sent together at the end (a
+    # failed send fails the invocation: SQS redelivers and the records already written announce again)
+    with sync_service().batch():
+        response = process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
     return dict(response)

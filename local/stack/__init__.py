@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -272,6 +273,14 @@ class LocalStack:
         )
         self.intuit_app = creds
         return creds
+
+    def aws_requests(self) -> Counter[tuple[str, str, str]]:
+        """Every AWS request moto has received so far, by (caller, service, operation); caller is the
+        function's logical id or ``local-stack`` (``local.stack.moto.RequestCounter``). Only for a stack
+        that started its own moto server."""
+        if self._moto is None or self._moto.counter is None:
+            raise RuntimeError("this stack does not run its own moto server: nothing counts its requests")
+        return self._moto.counter.snapshot()
 
     def describe(self) -> dict[str, Any]:
         """Endpoints and names worth printing (no secrets)."""

@@ -83,6 +83,7 @@ def main() -> None:
             reply.write(json.dumps({"error": init_error}) + "\n")
             continue
         context = LambdaContext(req["request_id"], req["deadline_ms"])
+        cpu_started = time.process_time()
         try:
             result = handler(req["event"], context)
         except Exception as exc:
@@ -94,6 +95,8 @@ def main() -> None:
                 out = {"error": _error(exc, "Runtime.MarshalError", f"Unable to marshal response: {exc}")}
         sys.stdout.flush()
         sys.stderr.flush()
+        # this process's CPU time (all threads, user + system) spent on the invocation, waits excluded
+        out["cpu_ms"] = (time.process_time() - cpu_started) * 1000
         reply.write(json.dumps(out) + "\n")
 
 

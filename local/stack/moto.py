@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
+from collections import Counter
 from types import TracebackType
 from typing import Any
+from urllib.parse import parse_qs
 
 from moto.core.config import default_user_config
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
@@ -56,6 +59,54 @@ class _AtomicDynamoDB:
             return list(self.app(environ, start_response))
 
 
+_SCOPE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/")
+_APP_ID = re.compile(r"(?:^| )app/([A-Za-z0-9_.-]+)")
+#: who sent a request the counter saw when it names no function (the local stack itself, tests, the demo)
+STACK_CALLER = "local-stack"
+
+
+class RequestCounter:
+    """WSGI middleware: counts every AWS request moto receives by (caller, service, operation).
+
+    *caller* is the Lambda function that sent it - the local runtime gives each worker
+    ``AWS_SDK_UA_APP_ID=<LogicalId>``, which botocore puts in the User-Agent as ``app/<LogicalId>`` - or
+    :data:`STACK_CALLER` for everything else (the SQS pollers standing in for event-source mappings, the
+    EventBridge router, tests and the demo). *service* is the SigV4 credential scope's; *operation* is
+    ``X-Amz-Target``'s (JSON protocols: DynamoDB, SQS, KMS, EventBridge, Secrets Manager) or the
+    ``Action`` of a query-protocol request. ``bench/bench_costs.py`` reads it; counting is a dict
+    increment under a lock, so it is always on.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._lock = threading.Lock()
+        self._counts: Counter[tuple[str, str, str]] = Counter()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        self._count(environ)
+        return self.app(environ, start_response)
+
+    def _count(self, environ: dict[str, Any]) -> None:
+        scope = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        if scope is None:  # moto's own API (/moto-api), health checks
+            return
+        app = _APP_ID.search(environ.get("HTTP_USER_AGENT", ""))
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target:
+            operation = target.rsplit(".", 1)[-1]
+        else:
+            action = parse_qs(environ.get("QUERY_STRING", "")).get("Action")
+            operation = action[0] if action else environ.get("REQUEST_METHOD", "?")
+        key = (app.group(1) if app else STACK_CALLER, scope.group(1), operation)
+        with self._lock:
+            self._counts[key] += 1
+
+    def snapshot(self) -> Counter[tuple[str, str, str]]:
+        """A copy of the counts so far (subtract two snapshots to count what happened in between)."""
+        with self._lock:
+            return Counter(self._counts)
+
+
 class MotoServer:
     """moto's server on ``host`` and a free port (``port=0``).
 
@@ -68,6 +119,8 @@ class MotoServer:
         self._requested_port = port
         self._server: ThreadedMotoServer | None = None
         self.port: int | None = None
+        #: every AWS request this server received, by caller, service and operation (set by start())
+        self.counter: RequestCounter | None = None
 
     @property
     def endpoint_url(self) -> str:
@@ -83,7 +136,8 @@ class MotoServer:
         server.start()
         wsgi = server._server  # werkzeug reads .app per request, so wrapping after start applies
         assert wsgi is not None
-        wsgi.app = _AtomicDynamoDB(wsgi.app)
+        self.counter = RequestCounter(_AtomicDynamoDB(wsgi.app))
+        wsgi.app = self.counter
         self._server = server
         self.port = server.get_host_and_port()[1]
         os.environ["MOTO_PORT"] = str(self.port)

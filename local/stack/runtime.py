@@ -199,6 +199,9 @@ class _FunctionPool:
         self.count = 0
         self.cond = threading.Condition()
         self.log_lock = threading.Lock()
+        #: invocations answered and the CPU milliseconds the workers spent on them (``cpu_ms`` replies)
+        self.invocations = 0
+        self.cpu_ms = 0.0
         self.log_path = runtime.log_dir / f"{spec.logical_id}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log_file = self.log_path.open("a", encoding="utf-8")
@@ -320,6 +323,8 @@ class LambdaRuntime:
             "PYTHONUNBUFFERED": "1",
             "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONPATH": os.pathsep.join([str(spec.code_dir), *(str(d) for d in spec.layer_dirs)]),
+            # botocore adds "app/<id>" to its User-Agent: moto's RequestCounter attributes requests by it
+            "AWS_SDK_UA_APP_ID": spec.logical_id,
         }
         env = lambda_environment(self.resources, spec)
         return {**base, **worker, **env, **self.extra_env, **_forced_env(self.resources)}
@@ -354,6 +359,9 @@ class LambdaRuntime:
         finally:
             pool.release(worker if usable else None)
         duration = (time.monotonic() - started) * 1000
+        with pool.cond:
+            pool.invocations += 1
+            pool.cpu_ms += float(reply.get("cpu_ms") or 0.0)
         pool.write_log(f"END RequestId: {request_id}")
         pool.write_log(
             f"REPORT RequestId: {request_id}\tDuration: {duration:.2f} ms\tMemory Size: {spec.memory_size} MB"
@@ -401,6 +409,14 @@ class LambdaRuntime:
             thread.join()
         if errors:
             raise errors[0]
+
+    def cpu_usage(self) -> dict[str, tuple[int, float]]:
+        """Per logical id: (invocations answered, CPU ms the workers spent in them; init excluded)."""
+        usage = {}
+        for lid, pool in self._pools.items():
+            with pool.cond:
+                usage[lid] = (pool.invocations, pool.cpu_ms)
+        return usage
 
     def log_path(self, function: str) -> Path:
         return self._pools[self.spec(function).logical_id].log_path

@@ -226,3 +226,99 @@ def test_keepalive_refreshes_due_tokens_and_isolates_dead_ones(
     assert repository.get(idle_but_recent).token_version == untouched_before.token_version
     assert [(e["change"], e["firm_id"]) for e in stack.connection_events()] == [("needs_reconnect", dead)]
     stack.sim.control.delete_company(third_company)
+
+
+class CountingCipher:
+    """The real KMS cipher, counting the Decrypt calls that reach KMS."""
+
+    def __init__(self, key_id: str) -> None:
+        self._kms = TokenCipher(key_id)
+        self.decrypts = 0
+
+    def encrypt(self, plaintext: bytes, context):  # type: ignore[no-untyped-def]
+        return self._kms.encrypt(plaintext, context)
+
+    def decrypt(self, blob: bytes, context):  # type: ignore[no-untyped-def]
+        self.decrypts += 1
+        return self._kms.decrypt(blob, context)
+
+
+class CountingTable(DynamoTable):
+    """The real table adapter, counting GetItem calls."""
+
+    gets = 0
+
+    def get(self, key, *, consistent: bool = False):  # type: ignore[no-untyped-def,override]
+        self.gets += 1
+        return super().get(key, consistent=consistent)
+
+
+def test_a_token_blob_is_decrypted_once_per_container_and_again_after_a_refresh(
+    stack, qbo_company, provisioned
+):
+    firm = new_firm()
+    assert stack.connect(firm, qbo_company).status == 200
+    cipher = CountingCipher(provisioned.ref("TokenKey"))
+    repository = ConnectionsRepository(DynamoTable(provisioned.ref("SyncStateTable")), cipher)
+
+    first, second = repository.get(firm), repository.get(firm)
+    assert first.tokens.access_token == second.tokens.access_token
+    assert cipher.decrypts == 1
+
+    expire_soon(repository, firm)  # new tokens sealed: a new blob
+    third = repository.get(firm)
+    assert cipher.decrypts == 2
+    assert third.tokens.access_expires_at < first.tokens.access_expires_at
+    # the blob is bound to its firm: another repository (another container) decrypts it for itself
+    other = CountingCipher(provisioned.ref("TokenKey"))
+    ConnectionsRepository(DynamoTable(provisioned.ref("SyncStateTable")), other).get(firm)
+    assert other.decrypts == 1
+
+
+def test_remembered_access_token_skips_the_connection_read_until_qbo_refuses_it(
+    stack, qbo_company, provisioned
+):
+    from qbsync.connection.tokens import AccessTokens
+
+    firm = new_firm()
+    assert stack.connect(firm, qbo_company).status == 200
+    table = CountingTable(provisioned.ref("SyncStateTable"))
+    repository = ConnectionsRepository(table, TokenCipher(provisioned.ref("TokenKey")))
+    remembered = AccessTokens()
+    client = oauth(stack)
+
+    def provider() -> TokenProvider:  # one per QBO client, as RealmClients builds them
+        return TokenProvider(firm, repository, client, time.time, realm_id=qbo_company, remembered=remembered)
+
+    token = provider().access_token()
+    reads = table.gets
+    assert [provider().access_token() for _ in range(5)] == [token] * 5
+    assert table.gets == reads  # no connection read while the remembered token is valid
+
+    # QBO refuses it (401): it is forgotten, the connection is read and a refresh gives a new one
+    fresh = provider().refresh_after_unauthorized(token)
+    assert fresh != token
+    assert provider().access_token() == fresh
+    assert repository.get(firm).tokens.access_token == fresh
+    # a token about to expire is not handed out: the provider reads and refreshes
+    expire_soon(repository, firm)
+    remembered.put(firm, qbo_company, repository.get(firm).tokens)
+    calls = token_calls(stack)
+    refreshed = provider().access_token()
+    assert refreshed != fresh and token_calls(stack) == calls + 1
+    # another realm of the firm (after a switch) is never served the remembered token
+    assert remembered.get(firm, "another-realm", valid_after=time.time()) is None
+
+
+def test_disconnect_forgets_the_remembered_token(stack, qbo_company):
+    firm = new_firm()
+    assert stack.connect(firm, qbo_company).status == 200
+    service = wiring.connection_service()
+    token = service.token_provider(firm, qbo_company).access_token()
+    assert service.token_provider(firm, qbo_company).access_token() == token
+    assert (
+        stack.api.call("POST", "/connection/disconnect", bearer=stack.api.token(firm, role="owner")).status
+        == 200
+    )
+    with pytest.raises(ReconnectRequired):
+        service.token_provider(firm, qbo_company).access_token()

@@ -60,7 +60,7 @@ from qbsync.connection.models import (
     ConnectUrl,
 )
 from qbsync.connection.state import STATE_TTL_SECONDS, StateClaims, StateSigner
-from qbsync.connection.tokens import TokenProvider, tokens_from_token_set
+from qbsync.connection.tokens import AccessTokens, TokenProvider, tokens_from_token_set
 from qbsync.errors import (
     BadRequest,
     ConfigurationError,
@@ -168,6 +168,8 @@ class ConnectionService:
         self._qbo_client = qbo_client
         self._clock = clock
         self._provider_options = dict(token_provider_options or {})
+        #: the access tokens this container's providers read or saved, while valid (TokenProvider docs)
+        self._access_tokens = AccessTokens()
 
     # ------------------------------------------------------------------ token providers
     @property
@@ -185,7 +187,7 @@ class ConnectionService:
             self._clock,
             realm_id=realm_id,
             on_needs_reconnect=self._announce_needs_reconnect,
-            **options,
+            **{"remembered": self._access_tokens, **options},
         )
 
     def _announce_needs_reconnect(self, connection: Connection, reason: str) -> None:
@@ -594,6 +596,7 @@ class ConnectionService:
                 if attempt == 2:
                     raise
                 current = self._require(caller.firm_id)
+        self._access_tokens.drop(caller.firm_id)
         self._events.publish(
             change="disconnected",
             firm_id=caller.firm_id,

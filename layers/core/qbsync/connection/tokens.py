@@ -17,6 +17,12 @@ How a refresh stays safe when many workers (threads, processes, Lambdas) need a 
    injected ``sleep``) and use the winner's token as soon as it is saved; if it does not appear in time they
    raise :class:`LeaseHeld` (retryable: the message goes back to its queue).
 
+Reads: a provider built with an :class:`AccessTokens` (one per container, shared by the providers of every
+firm) hands out the access token it last read or saved while it stays valid beyond the margin, without
+reading the connection again (issue 12: one read per QBO call before). A token QBO refuses (401) is
+dropped from it at once; a disconnect or a switch is caught by the callers, which read the connection's
+status once per batch, and by the 401 QBO answers to a revoked token.
+
 Failures:
 
 * ``invalid_grant`` (:class:`ReconnectRequired` from the OAuth client): the refresh token is expired,
@@ -56,6 +62,41 @@ logger = logging.getLogger("qbsync.connection.tokens")
 
 DEFAULT_REFRESH_MARGIN = 300.0
 DEFAULT_LEASE_SECONDS = 30.0
+
+
+class AccessTokens:
+    """The access tokens a container last read or saved, per (firm, realm), while they stay valid.
+
+    Thread-safe; bounded (``max_entries``, the oldest dropped first). Holds access tokens only (never a
+    refresh token), in this process's memory, as the connection item read a moment ago did.
+    """
+
+    def __init__(self, max_entries: int = 512) -> None:
+        self._tokens: dict[tuple[str, str], tuple[str, float]] = {}
+        self._lock = threading.Lock()
+        self._max = max_entries
+
+    def get(self, firm_id: str, realm_id: str, *, valid_after: float) -> str | None:
+        """The remembered token of the connection if it expires after ``valid_after``, else None."""
+        with self._lock:
+            entry = self._tokens.get((firm_id, realm_id))
+        if entry is None or entry[1] <= valid_after:
+            return None
+        return entry[0]
+
+    def put(self, firm_id: str, realm_id: str, tokens: Tokens) -> None:
+        with self._lock:
+            self._tokens.pop((firm_id, realm_id), None)
+            self._tokens[(firm_id, realm_id)] = (tokens.access_token, tokens.access_expires_at)
+            while len(self._tokens) > self._max:
+                self._tokens.pop(next(iter(self._tokens)))
+
+    def drop(self, firm_id: str, realm_id: str | None = None, *, token: str | None = None) -> None:
+        """Forget the firm's token (of ``realm_id``, or every realm); ``token``: only if it is that one."""
+        with self._lock:
+            for key in [k for k in self._tokens if k[0] == firm_id and realm_id in (None, k[1])]:
+                if token is None or self._tokens[key][0] == token:
+                    del self._tokens[key]
 
 
 class RefreshClient(Protocol):
@@ -100,6 +141,7 @@ class TokenProvider:
         on_needs_reconnect: called with the connection (already marked) and the reason, once, by the
             worker that marked it.
         owner_id: identifies this worker in the lease (default: a random id per provider).
+        remembered: the container's :class:`AccessTokens` (None: the connection is read on every call).
     """
 
     def __init__(  # noqa: PLR0913
@@ -117,6 +159,7 @@ class TokenProvider:
         realm_id: str | None = None,
         on_needs_reconnect: Callable[[Connection, str], None] | None = None,
         owner_id: str | None = None,
+        remembered: AccessTokens | None = None,
     ) -> None:
         self.firm_id = firm_id
         self._repo = connections
@@ -131,6 +174,7 @@ class TokenProvider:
         self._on_needs_reconnect = on_needs_reconnect
         self._owner = owner_id or f"tp-{uuid.uuid4().hex}"
         self._local = threading.Lock()  # one refresh at a time inside this process too
+        self._remembered = remembered
 
     # ------------------------------------------------------------------ TokenSource
     def access_token(self) -> str:
@@ -138,20 +182,41 @@ class TokenProvider:
 
         Raises ReconnectRequired, LeaseHeld, and the retryable errors of the OAuth client.
         """
+        if self._remembered is not None and self._realm_id is not None:
+            valid_after = self._clock() + self._margin
+            token = self._remembered.get(self.firm_id, self._realm_id, valid_after=valid_after)
+            if token is not None:
+                return token
         connection = self._usable(self._repo.get(self.firm_id))
         tokens = connection.tokens
         assert tokens is not None  # _usable guarantees it
         if tokens.access_expires_at - self._margin > self._clock():
+            self._remember(connection.realm_id, tokens)
             return tokens.access_token
-        return self._refresh(connection, rejected=None)
+        return self._remember_token(connection.realm_id, self._refresh(connection, rejected=None))
 
     def refresh_after_unauthorized(self, rejected_token: str) -> str:
         """QBO answered 401 to ``rejected_token``: return a newer stored token, or force one refresh."""
+        if self._remembered is not None:
+            self._remembered.drop(self.firm_id, token=rejected_token)
         connection = self._usable(self._repo.get(self.firm_id))
         assert connection.tokens is not None
         if connection.tokens.access_token != rejected_token:
             return connection.tokens.access_token
         return self._refresh(connection, rejected=rejected_token)
+
+    def _remember(self, realm_id: str, tokens: Tokens) -> None:
+        if self._remembered is not None:
+            self._remembered.put(self.firm_id, realm_id, tokens)
+
+    def _remember_token(self, realm_id: str, token: str) -> str:
+        """After a refresh: remember the token the connection now holds (read back below only if it is
+        the one returned, so a token another worker saved is never paired with a wrong expiry)."""
+        if self._remembered is not None:
+            latest = self._repo.get(self.firm_id)
+            if latest is not None and latest.tokens is not None and latest.tokens.access_token == token:
+                self._remembered.put(self.firm_id, realm_id, latest.tokens)
+        return token
 
     # ------------------------------------------------------------------ needs reconnect
     def mark_needs_reconnect(self, reason: str) -> Connection | None:
@@ -283,6 +348,8 @@ class TokenProvider:
             if latest.token_version != connection.token_version:
                 return None  # newer tokens were saved: the failure concerned an old token
             marked = self._repo.mark_needs_reconnect(latest, reason=reason, now=self._clock())
+        if self._remembered is not None:
+            self._remembered.drop(self.firm_id)
         logger.warning(
             "qbo connection needs reconnect",
             extra={"firm_id": self.firm_id, "realm_id": marked.realm_id, "reason": reason},

@@ -58,9 +58,10 @@ event answers ``ignored`` (logged). Commands that arrive while the firm is not c
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 from qbsync import vocab
@@ -81,6 +82,7 @@ from qbsync.models.platform_events import (
 )
 from qbsync.models.record_key import RecordKey
 from qbsync.outbound import mapping
+from qbsync.outbound.batch import BatchedPublisher, BatchScope, batch_scope, current_scope
 from qbsync.outbound.credits import CreditApplier
 from qbsync.outbound.gate import DependencyGate, Sender
 from qbsync.outbound.job import NO_ACTIVITY, Job, Outcome, event_envelope, forced, log_context
@@ -207,7 +209,7 @@ class SyncService:
         self._lease_seconds = lease_seconds
         self._paused = paused
         self._resumer = PausedWorkResumer(self._paused, requeue)
-        self._status = StatusReporter(errorlog=errorlog, publisher=publisher, clock=clock)
+        self._status = StatusReporter(errorlog=errorlog, publisher=BatchedPublisher(publisher), clock=clock)
         self._gate = DependencyGate(
             records=records, requeue=requeue, status=self._status, clock=clock, owner_id=owner_id
         )
@@ -221,6 +223,29 @@ class SyncService:
         )
 
     # ------------------------------------------------------------------ entry point
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[BatchScope]:
+        """Run the messages of one SQS batch inside: the firm's connection and settings are read once for
+        the batch, and the status events are sent together when it closes (:mod:`qbsync.outbound.batch`).
+        Raises what sending them raises (the caller's invocation then fails and SQS redelivers)."""
+        with batch_scope() as scope:
+            yield scope
+
+    def _connection(self, firm_id: str) -> Connection | None:
+        """The firm's connection: read once per batch (every time outside one)."""
+        scope = current_scope()
+        if scope is None:
+            return self._connections.get(firm_id)
+        return scope.remember(("connection", firm_id), lambda: self._connections.get(firm_id))
+
+    def _firm_settings(self, firm_id: str, connection: Connection) -> FirmSyncSettings:
+        """The firm's sync settings: read once per batch (every time outside one)."""
+        scope = current_scope()
+        if scope is None:
+            return self._settings.get(firm_id, seed=connection.settings)
+        key = ("settings", firm_id, connection.realm_id)
+        return scope.remember(key, lambda: self._settings.get(firm_id, seed=connection.settings))
 
     def handle_message(self, message: OutboundMessage) -> Outcome:
         """Run one parsed ``OutboundQueue`` message: a SyncCommand (:meth:`handle_command`) or a platform
@@ -256,7 +281,7 @@ class SyncService:
         if entity_type is None:
             raise ValueError(f"no outbound sync for {event.DETAIL_TYPE!r}")
 
-        connection = self._connections.get(event.firm_id)
+        connection = self._connection(event.firm_id)
         if connection is None or connection.status != CONNECTED:
             self._paused.park_event(
                 event.firm_id,
@@ -282,7 +307,7 @@ class SyncService:
             "reason": command.reason,
             "force": command.force,
         }
-        connection = self._connections.get(command.firm_id)
+        connection = self._connection(command.firm_id)
         if connection is None or connection.status != CONNECTED:
             self._paused.park_command(command)
             return self._paused_outcome(command.firm_id, command.entity_type, command.platform_id, connection)
@@ -336,7 +361,10 @@ class SyncService:
                 "connection_status": status,
             },
         )
-        again = self._connections.get(firm_id)
+        scope = current_scope()
+        if scope is not None:
+            scope.forget(("connection", firm_id))
+        again = self._connection(firm_id)
         if again is not None and again.status == CONNECTED:
             # connected while we parked: the resume that follows a reconnect may have run before our park
             resumed = self._resumer.resume(firm_id)
@@ -422,7 +450,7 @@ class SyncService:
         )
 
     def _claimed(self, job: Job, current: SyncRecord, connection: Connection, qbo: QboClient) -> Outcome:
-        settings = self._settings.get(job.firm_id, seed=connection.settings)
+        settings = self._firm_settings(job.firm_id, connection)
         record = job.record
 
         if record is None:

@@ -3,7 +3,9 @@
 One connection per firm. The OAuth tokens (access + refresh) are stored as ONE KMS-encrypted blob whose
 encryption context is ``{"firm_id", "realm_id"}``, so a blob copied to another firm or company does not
 decrypt. Expiry timestamps are plain attributes (they are not secret and the keep-alive sweep queries
-them through ``gsi2``).
+them through ``gsi2``). A repository decrypts a given blob once and remembers the plaintext for the
+container (the blob changes whenever the tokens do), so reading a connection costs no KMS call after the
+first (issue 12: the token was decrypted again on every read, ~2.5 KMS calls per synced record).
 
 Races are settled by conditional writes:
 
@@ -24,6 +26,8 @@ Every write raises :class:`qbsync.errors.Conflict` when its condition fails.
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -45,6 +49,8 @@ USABLE = (CONNECTED, PENDING_SWITCH)
 SK_CONNECTION = "CONNECTION"
 SK_ARCHIVED_PREFIX = "CONNECTION#ARCHIVED#"
 SK_REALM_OWNER = "OWNER"
+#: decrypted token blobs a repository remembers (a container serves few firms at a time)
+_OPENED_MAX = 256
 
 
 class RealmTaken(Conflict):
@@ -158,6 +164,10 @@ class ConnectionsRepository:
     def __init__(self, table: DynamoTable, cipher: TokenCipher) -> None:
         self._table = table
         self._cipher = cipher
+        # sealed blob -> plaintext, per container: a blob only changes when the tokens do, so the same
+        # blob read again (every connection read of every record) is not sent to KMS again
+        self._opened: OrderedDict[tuple[str, str, bytes], bytes] = OrderedDict()
+        self._opened_lock = threading.Lock()
 
     # ------------------------------------------------------------------ encryption
     def _seal(self, firm_id: str, realm_id: str, tokens: Tokens) -> bytes:
@@ -167,7 +177,7 @@ class ConnectionsRepository:
     def _open(
         self, firm_id: str, realm_id: str, blob: bytes, item: Mapping[str, Any], prefix: str = ""
     ) -> Tokens:
-        data = json.loads(self._cipher.decrypt(blob, _context(firm_id, realm_id)))
+        data = json.loads(self._decrypt(firm_id, realm_id, blob))
         return Tokens(
             access_token=data["a"],
             refresh_token=data["r"],
@@ -175,6 +185,22 @@ class ConnectionsRepository:
             refresh_expires_at=as_float(item.get(f"{prefix}refresh_expires_at")),
             refresh_hard_expires_at=as_float(item.get(f"{prefix}refresh_hard_expires_at")),
         )
+
+    def _decrypt(self, firm_id: str, realm_id: str, blob: bytes) -> bytes:
+        """KMS Decrypt of ``blob`` (context firm + realm), remembered for the container's next reads of the
+        same blob (at most ``_OPENED_MAX`` blobs, least recently used dropped first)."""
+        key = (firm_id, realm_id, blob)
+        with self._opened_lock:
+            plain = self._opened.get(key)
+            if plain is not None:
+                self._opened.move_to_end(key)
+                return plain
+        plain = self._cipher.decrypt(blob, _context(firm_id, realm_id))
+        with self._opened_lock:
+            self._opened[key] = plain
+            while len(self._opened) > _OPENED_MAX:
+                self._opened.popitem(last=False)
+        return plain
 
     def _token_fields(self, firm_id: str, realm_id: str, tokens: Tokens, prefix: str = "") -> dict[str, Any]:
         return {
