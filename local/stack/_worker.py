@@ -17,6 +17,7 @@ import json
 import os
 import time
 import traceback
+from typing import Any
 
 
 class LambdaContext:
@@ -83,6 +84,7 @@ def main() -> None:
             reply.write(json.dumps({"error": init_error}) + "\n")
             continue
         context = LambdaContext(req["request_id"], req["deadline_ms"])
+        out: dict[str, Any]
         cpu_started = time.process_time()
         try:
             result = handler(req["event"], context)

@@ -361,7 +361,8 @@ class LambdaRuntime:
         duration = (time.monotonic() - started) * 1000
         with pool.cond:
             pool.invocations += 1
-            pool.cpu_ms += float(reply.get("cpu_ms") or 0.0)
+            cpu_ms = reply.get("cpu_ms")
+            pool.cpu_ms += float(cpu_ms) if isinstance(cpu_ms, (int, float)) else 0.0
         pool.write_log(f"END RequestId: {request_id}")
         pool.write_log(
             f"REPORT RequestId: {request_id}\tDuration: {duration:.2f} ms\tMemory Size: {spec.memory_size} MB"
