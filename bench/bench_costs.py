@@ -31,6 +31,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import parse_qs
 
 from bench.bench_qbo_sim import machine
 from local import sample_firm
@@ -115,14 +116,15 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         runtime = demo.stack.runtime
         assert runtime is not None
-        qbo_before = len(_qbo_api(demo))
+        qbo_seen = len(_qbo_api(demo))
         aws_before = demo.stack.aws_requests()
         cpu_before = runtime.cpu_usage()
         report = sample_firm.run(demo, sample, realm_id=demo.realm_b, timeout=args.timeout)
         # the report's own admin-API reads are counted under AdminApiFunction, which is left out
         aws = demo.stack.aws_requests() - aws_before
         cpu_after = runtime.cpu_usage()
-        qbo = len(_qbo_api(demo)) - qbo_before
+        qbo_requests = _qbo_api(demo)[qbo_seen:]
+        qbo = len(qbo_requests)
     print(report.render())
     synced = sum(1 for status in report.final_status.values() if status == "synced")
     if synced == 0:
@@ -142,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {n:6.2f}  {op}")
     others = Counter({k: n for k, n in aws.items() if k[0] not in SYNC_FUNCTIONS})
     print(f"  (left out: {sum(others.values())} requests of {sorted({k[0] for k in others})})")
-    print(f"QuickBooks requests per record {figures['qbo']:.3f} (goal <= {GOALS['qbo']:g})")
+    print(f"QuickBooks requests per record {figures['qbo']:.3f} (goal <= {GOALS['qbo']:g}):")
+    for kind, n in Counter(_qbo_kind(r) for r in qbo_requests).most_common():
+        print(f"  {n:5d}  {kind}")
     print(f"worker CPU per record {figures['cpu_ms']:.2f} ms (goal <= {GOALS['cpu_ms']:g})")
     print(f"result {result}")
     if not args.no_write:
@@ -157,6 +161,19 @@ def main(argv: list[str] | None = None) -> int:
         write_doc(args.label, row, command)
         print(f"updated {DOC.relative_to(ROOT)}")
     return 0 if report.ok else 1
+
+
+def _qbo_kind(request: dict[str, object]) -> str:
+    """``GET query Customer``, ``POST invoice``, ``GET preferences``...: what a QBO request was for."""
+    path = str(request.get("path", ""))
+    rest = path.split("/v3/company/", 1)[-1].split("/", 1)[-1] if "/v3/company/" in path else path
+    head = rest.split("/", 1)[0].split("?", 1)[0]
+    if head == "query":
+        statement = " ".join(parse_qs(str(request.get("query") or "")).get("query", [""]))
+        words = statement.split()
+        entity = next((words[i + 1] for i, w in enumerate(words[:-1]) if w.lower() == "from"), "")
+        return f"{request.get('method')} query {entity}".strip()
+    return f"{request.get('method')} {head}"
 
 
 def _qbo_api(demo: sample_firm._DemoLike) -> list[dict[str, object]]:

@@ -36,10 +36,34 @@ from qbsync.wiring import dead_letters, outbound_queue, start, sync_service
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
+#: the batch's bodies, parsed once before it runs (message id → message, or why it cannot be read)
+_parsed: dict[str, OutboundMessage | MalformedMessage] = {}
+
+
+def _parse_batch(event: dict[str, Any]) -> list[OutboundMessage]:
+    """Parse every body of the batch once (kept in ``_parsed`` for ``record_handler``); the readable ones."""
+    _parsed.clear()
+    readable: list[OutboundMessage] = []
+    for raw in event.get("Records") or ():
+        if not isinstance(raw, dict) or not isinstance(raw.get("messageId"), str):
+            continue  # Powertools reports it: the handler never sees a record without an id
+        try:
+            message = parse_outbound_message(raw.get("body"))
+        except MalformedMessage as err:
+            _parsed[raw["messageId"]] = err
+            continue
+        _parsed[raw["messageId"]] = message
+        readable.append(message)
+    return readable
+
+
 def record_handler(record: SQSRecord) -> Outcome | None:
     """Sync one message. Raises (→ batch-item failure) when the redelivery policy redelivers it."""
+    parsed = _parsed.pop(record.message_id, None)
     try:
-        message = parse_outbound_message(record.body)
+        if isinstance(parsed, MalformedMessage):
+            raise parsed
+        message = parsed if parsed is not None else parse_outbound_message(record.body)
     except MalformedMessage as err:
         _dead_letter(record, err)
         return None  # in the DLQ now: consumed
@@ -157,10 +181,28 @@ def _log_outcome(event_id: str, outcome: Outcome) -> None:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     start(sync_service, dead_letters)  # a missing or bad setting fails the invocation here, loudly
-    # one batch: the connection and settings read once, the status events sent together at the end (a
-    # failed send fails the invocation: SQS redelivers and the records already written announce again)
-    with sync_service().batch():
-        response = process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
+    # one batch: the connection and settings read once; the release of waiting records and the status
+    # events done together at the end
+    try:
+        with sync_service().batch():
+            sync_service().prepare(_parse_batch(event))  # the batch's reads, done ahead and together
+            response = process_partial_response(
+                event=event, record_handler=record_handler, processor=processor, context=context
+            )
+    except QbsyncError as err:
+        return _batch_not_finished(event, err)
     return dict(response)
+
+
+def _batch_not_finished(event: dict[str, Any], err: QbsyncError) -> dict[str, Any]:
+    """The batch's closing work (releasing the records waiting on its synced records, sending its status
+    events) failed: every message comes back. Their records are ``already_synced`` then, so the release
+    and the announcements happen on the redelivery; nothing is lost or written twice."""
+    records = event.get("Records") if isinstance(event, dict) else None
+    ids = [r["messageId"] for r in records or () if isinstance(r, dict) and "messageId" in r]
+    logger.warning(
+        "the batch's release and announcements failed: every message is redelivered",
+        extra={"messages": len(ids), **err.context()},
+    )
+    metrics.add_metric(name="BatchCloseFailed", unit=MetricUnit.Count, value=1)
+    return {"batchItemFailures": [{"itemIdentifier": i} for i in ids]}

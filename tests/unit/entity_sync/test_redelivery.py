@@ -3,11 +3,13 @@ tests/unit/outbound/test_redelivery.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from qbsync.outbound.batch import batch_scope
 
 from tests.fixtures.lambda_runtime import load_function
 
@@ -66,6 +68,12 @@ class FakeService:
     def __init__(self, result: object) -> None:
         self.result = result
         self.messages: list[object] = []
+
+    def batch(self) -> contextlib.AbstractContextManager[object]:
+        return batch_scope()  # the real batch scope: nothing is held in it by this fake
+
+    def prepare(self, messages: list[object]) -> None:
+        self.prepared = list(messages)
 
     def handle_message(self, message: object) -> object:
         self.messages.append(message)
@@ -134,3 +142,54 @@ def test_an_unexpected_exception_is_a_batch_item_failure_and_nothing_more(
     assert response == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
     assert not [r for r in caplog.records if r.getMessage() in ("sync retried later",)]
     assert not [r for r in caplog.records if r.getMessage().startswith("malformed")]
+
+
+class _ClosingFails:
+    """A batch whose closing work (release, held events) fails with ``error``."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        raise self.error
+
+
+def test_a_batch_whose_closing_work_fails_comes_back_whole(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every record ran (outcome synced), but the batch's held status events or releases could not be sent:
+    all messages are batch item failures, so SQS redelivers them and the redelivery announces them."""
+    from qbsync.errors import ServiceUnavailable
+    from qbsync.outbound.service import Outcome
+
+    handler = load_function("entity_sync", prefix="unit_redelivery")
+    service = FakeService(Outcome("synced", "client_account", "acct-100"))
+    monkeypatch.setattr(service, "batch", lambda: _ClosingFails(ServiceUnavailable("PutEvents failed")))
+    monkeypatch.setattr(handler, "sync_service", lambda: service)
+    first, second = _one_record(_event_body()), {**_one_record(_event_body()), "messageId": "m-2"}
+
+    response = handler.lambda_handler({"Records": [first, second]}, LambdaContext())
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m-1"}, {"itemIdentifier": "m-2"}]}
+    assert len(service.messages) == 2  # both ran before the batch closed
+    (logged,) = [r for r in caplog.records if "every message is redelivered" in r.getMessage()]
+    assert logged.__dict__.get("messages") == 2
+
+
+def test_the_whole_batch_is_handed_to_prepare_once_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from qbsync.models.platform_events import ClientAccountCreated
+    from qbsync.outbound.service import Outcome
+
+    handler = load_function("entity_sync", prefix="unit_redelivery")
+    service = FakeService(Outcome("synced", "client_account", "acct-100"))
+    monkeypatch.setattr(handler, "sync_service", lambda: service)
+    records = [_one_record(_event_body()), {**_one_record("{not json"), "messageId": "m-2"}]
+
+    response = handler.lambda_handler({"Records": records}, LambdaContext())
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m-2"}]}  # the bad body is still its own
+    assert [type(m) for m in service.prepared] == [ClientAccountCreated]  # read ahead: the parsable ones
+    assert [type(m) for m in service.messages] == [ClientAccountCreated]

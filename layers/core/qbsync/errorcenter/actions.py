@@ -102,6 +102,7 @@ from qbsync.repositories.records import (
     SKIPPED,
     SYNCED,
     SYNCING,
+    ClaimOptions,
     ClaimOutcome,
     QboLink,
     RecordsRepository,
@@ -611,7 +612,7 @@ class RecordActions:
                 owner=owner,
                 lease_seconds=self._lease_seconds,
                 now=self._clock(),
-                operation="create",
+                options=ClaimOptions("create"),
             )
         except LeaseHeld:
             raise Conflict("the client account is being synced right now; try again shortly") from None

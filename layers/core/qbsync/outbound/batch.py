@@ -8,6 +8,11 @@ The entity-sync handler runs a batch (up to 10 messages) inside :meth:`SyncServi
   connection, its settings) for the batch's other records. A batch lasts seconds; a connection that is
   disconnected meanwhile is caught by the next batch, and the QBO calls of this one are refused (401,
   :class:`~qbsync.errors.ReconnectRequired`: the message is retried and then parked).
+- **Work done once for the batch.** :meth:`BatchScope.defer` collects items under a key and registers
+  what to do with all of them when the batch closes (the dependency gate releases the records waiting on
+  the batch's synced records with one query per status and realm, instead of two per record). It runs
+  only when the batch ends normally: after an error SQS redelivers the batch, and the redelivered
+  records (``already_synced``) do it then.
 - **One PutEvents per batch.** :class:`BatchedPublisher` holds the qbsync events ("Sync Status Changed",
   "Sync Error Raised") published during the batch and sends them when it closes, ten entries a call.
   Every event follows the state write it announces, as before; what changes is only when it leaves. If
@@ -48,7 +53,19 @@ class BatchScope:
 
     def __init__(self) -> None:
         self._reads: dict[tuple[str, ...], Any] = {}
+        self._deferred: dict[str, tuple[list[Any], Callable[[list[Any]], None]]] = {}
         self.events: list[tuple[Publisher, Any]] = []
+
+    def defer(self, key: str, item: Any, finish: Callable[[list[Any]], None]) -> None:
+        """Add ``item`` to the batch's ``key`` list; ``finish(items)`` runs once when the batch closes."""
+        self._deferred.setdefault(key, ([], finish))[0].append(item)
+
+    def finish(self) -> None:
+        """Run what was deferred (each key's ``finish`` with its items, in the order keys were first used)."""
+        while self._deferred:
+            key = next(iter(self._deferred))
+            items, finish = self._deferred.pop(key)
+            finish(items)
 
     def remember(self, key: tuple[str, ...], read: Callable[[], T]) -> T:
         """``read()`` the first time ``key`` is asked for in this batch; its value afterwards."""
@@ -78,6 +95,7 @@ def batch_scope() -> Iterator[BatchScope]:
     failed = False
     try:
         yield scope
+        scope.finish()
     except BaseException:
         failed = True
         raise

@@ -48,7 +48,9 @@ from qbsync import vocab
 from qbsync.adapters.sqs import SqsMessage
 from qbsync.errors import QbsyncError
 from qbsync.models.platform_events import PlatformEvent, Refund
+from qbsync.models.record_key import RecordKey
 from qbsync.outbound import mapping
+from qbsync.outbound.batch import current_scope
 from qbsync.outbound.job import NO_ACTIVITY, Job, Outcome, event_envelope, log_context
 from qbsync.outbound.mapping import Resolved
 from qbsync.outbound.status import StatusReporter
@@ -104,13 +106,31 @@ class DependencyGate:
 
     # ------------------------------------------------------------------ prerequisites
 
+    def prerequisite_keys(self, job: Job) -> list[RecordKey]:
+        """The records :meth:`prerequisites` reads for the job (none for a delete or void)."""
+        record = job.record
+        if record is None:
+            return []
+        keys = [
+            job.key.sibling(vocab.RECORD_TYPE_OF[entity], dep_id)
+            for entity, dep_id in mapping.dependencies(record)
+        ]
+        if isinstance(record, Refund) and record.account_id:
+            keys.append(job.key.sibling("client_account", record.account_id))
+        return keys
+
+    def _seen(self, job: Job, key: RecordKey) -> SyncRecord | None:
+        """The record as the job's read before the claim saw it, else a consistent read now."""
+        return job.seen[key] if key in job.seen else self._records.get(key)
+
     def prerequisites(self, job: Job, record: Any, qbo: QboClient) -> tuple[list[tuple[str, str]], Resolved]:
-        """The prerequisites not in QuickBooks yet (``waiting``) and the QBO ids of the others."""
+        """The prerequisites not in QuickBooks yet (``waiting``) and the QBO ids of the others (from the
+        job's read before its claim, :meth:`prerequisite_keys`; a blocked record re-checks them afresh)."""
         resolved = Resolved()
         waiting: list[tuple[str, str]] = []
         for dep_entity, dep_id in mapping.dependencies(record):
             dep_type = vocab.RECORD_TYPE_OF[dep_entity]
-            found = self._records.get(job.key.sibling(dep_type, dep_id))
+            found = self._seen(job, job.key.sibling(dep_type, dep_id))
             if found is None or not found.qbo_id or found.status == SKIPPED:
                 waiting.append((dep_type, dep_id))
                 continue
@@ -132,7 +152,7 @@ class DependencyGate:
             # a refund receipt names the customer, which its payment's dependencies do not list
             account_id = record.account_id
             if account_id:
-                account = self._records.get(job.key.sibling("client_account", account_id))
+                account = self._seen(job, job.key.sibling("client_account", account_id))
                 if account is None or not account.qbo_id:
                     waiting.append(("client_account", account_id))
                 else:
@@ -272,25 +292,52 @@ class DependencyGate:
             return 0
         self._status.synced(job, synced)
         version = synced.platform_version
+        if synced.error_open and version is not None:
+            self._records.clear_error_open(job.key, version=version)  # after the resolve: redone if lost
         if version is not None and synced.released_version == version:
             return 0
-        me = (job.entity_type, job.platform_id)
-        ready = [
-            (r.entity_type, r.platform_id)
-            for r in self._records.blocked_on(job.key, statuses=WAITING)
-            if self.prerequisites_synced(job, r.waiting_on, but=me)
-        ]
-        released = self.requeue_stored(job, ready, statuses=WAITING)
-        if version is not None:
-            self._records.mark_released(job.key, version=version)
+        scope = current_scope()
+        if scope is not None:
+            # one release pass for the batch's synced records when it closes (qbsync.outbound.batch)
+            scope.defer("release", (job, version), self._release_batch)
+            return 0
+        return self._release([(job, version)])
+
+    def _release_batch(self, synced: list[tuple[Job, int | None]]) -> None:
+        by_realm: dict[tuple[str, str], list[tuple[Job, int | None]]] = {}
+        for job, version in synced:
+            by_realm.setdefault((job.firm_id, job.realm_id), []).append((job, version))
+        for group in by_realm.values():
+            self._release(group)
+
+    def _release(self, synced: list[tuple[Job, int | None]]) -> int:
+        """Release the records waiting on any of ``synced`` (records of one realm just synced, with their
+        versions): one query per waiting status for them all. Each ready dependent is sent by the first
+        synced record it names; a synced record that released any notes ``released_version``."""
+        jobs = {job.key.local: job for job, _ in synced}
+        ready: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        for dependent in self._records.waiting_on_any([job.key for job, _ in synced], statuses=WAITING):
+            names = [p for p in dependent.waiting_on if p in jobs]
+            if names and self.prerequisites_synced(jobs[names[0]], dependent.waiting_on, but=jobs.keys()):
+                ready.setdefault(names[0], []).append(dependent.key.local)
+        released = 0
+        for job, version in synced:
+            targets = ready.get(job.key.local, [])
+            if not targets:
+                continue
+            released += self.requeue_stored(job, targets, statuses=WAITING)
+            if version is not None:
+                self._records.mark_released(job.key, version=version)
         return released
 
     def prerequisites_synced(
-        self, job: Job, waiting_on: Iterable[tuple[str, str]], *, but: tuple[str, str] | None
+        self, job: Job, waiting_on: Iterable[tuple[str, str]], *, but: Iterable[tuple[str, str]] | None
     ) -> bool:
-        """Every prerequisite (but ``but``, synced by this worker) is in QuickBooks (consistent reads)."""
+        """Every prerequisite (but those of ``but``, synced by this worker) is in QuickBooks (consistent
+        reads)."""
+        synced_here = set(but or ())
         for dep_type, dep_id in waiting_on:
-            if (dep_type, dep_id) == but:
+            if (dep_type, dep_id) in synced_here:
                 continue
             found = self._records.get(job.key.sibling(dep_type, dep_id))
             if found is None or not found.qbo_id or found.status == SKIPPED:

@@ -10,7 +10,7 @@ of a job) and :func:`forced` (settings and record of a forced run). Used by
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
 
@@ -56,6 +56,9 @@ class Job:
     record: Any  # the platform record (None for deletes/voids)
     qbo_entity: str
     force: bool = False  # a SyncCommand with force: settings-based skips do not apply
+    #: the record and its prerequisites as one consistent read before the claim returned them (None: the
+    #: item does not exist); the gate's first look at the prerequisites uses it instead of reading again
+    seen: dict[RecordKey, Any] = field(default_factory=dict)
 
     @property
     def firm_id(self) -> str:

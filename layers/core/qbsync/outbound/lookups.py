@@ -102,6 +102,22 @@ def lookup_statement(qbo_entity: str, payload: Mapping[str, Any]) -> str:
     return f"SELECT * FROM {qbo_entity} WHERE {' AND '.join(where)} MAXRESULTS {_MAX_ROWS}"  # noqa: S608
 
 
+#: the names one name-lookup query asks for (the query stays far below QBO's statement length)
+NAMES_PER_QUERY = 20
+
+
+def names_statement(qbo_entity: str, names: list[str]) -> str:
+    """One QBO query for the active Customers (``DisplayName``) or Items (``Name``) of any of ``names``
+    (at most :data:`NAMES_PER_QUERY`): the exact-name matches of a batch's new accounts or services."""
+    if qbo_entity not in ("Customer", "Item"):
+        raise ValueError("names are looked up for Customer and Item only")
+    if not 1 <= len(names) <= NAMES_PER_QUERY:
+        raise ValueError(f"1 to {NAMES_PER_QUERY} names a query")
+    key = "DisplayName" if qbo_entity == "Customer" else "Name"
+    listed = ", ".join(quote_literal(n) for n in names)
+    return f"SELECT * FROM {qbo_entity} WHERE {key} IN ({listed})"  # noqa: S608 - literals quoted
+
+
 def _note_of(qbo_entity: str, obj: Mapping[str, Any]) -> str | None:
     value = obj.get(_NOTE_FIELD.get(qbo_entity, "PrivateNote"))
     return value if isinstance(value, str) else None

@@ -66,7 +66,7 @@ from typing import Any, Protocol
 
 from qbsync import vocab
 from qbsync.connection.clients import RealmClients
-from qbsync.errors import BadRequest, DataError, RetryableError
+from qbsync.errors import BadRequest, DataError, QbsyncError, RetryableError
 from qbsync.models.commands import SyncCommand
 from qbsync.models.firm_settings import FirmSyncSettings
 from qbsync.models.messages import OutboundMessage
@@ -88,6 +88,7 @@ from qbsync.outbound.gate import DependencyGate, Sender
 from qbsync.outbound.job import NO_ACTIVITY, Job, Outcome, event_envelope, forced, log_context
 from qbsync.outbound.lookups import find_existing, lookup_statement, parse_marker
 from qbsync.outbound.mapping import MappingError, Resolved
+from qbsync.outbound.prefetch import BatchPrefetch
 from qbsync.outbound.resume import PausedWorkResumer
 from qbsync.outbound.status import ErrorLog, Publisher, StatusReporter
 from qbsync.outbound.writer import DEFAULT_LEASE_SECONDS, ExactlyOnceWriter, WriteRequest
@@ -99,6 +100,7 @@ from qbsync.repositories.paused import PausedWork
 from qbsync.repositories.records import (
     EXCLUDED_BY_FIRM,
     SKIPPED,
+    ClaimOptions,
     ClaimOutcome,
     QboLink,
     RecordError,
@@ -213,6 +215,7 @@ class SyncService:
         self._gate = DependencyGate(
             records=records, requeue=requeue, status=self._status, clock=clock, owner_id=owner_id
         )
+        self._prefetch = BatchPrefetch(records)
         self._credits = CreditApplier(
             records=records,
             settings=settings,
@@ -231,6 +234,44 @@ class SyncService:
         Raises what sending them raises (the caller's invocation then fails and SQS redelivers)."""
         with batch_scope() as scope:
             yield scope
+
+    def prepare(self, messages: Sequence[OutboundMessage]) -> None:
+        """Inside :meth:`batch`, before its messages run: read the batch's records and prerequisites in
+        one BatchGetItem, and note its new accounts' and services' names so the first exact-name lookup
+        asks QuickBooks for all of them in one query per entity (:mod:`qbsync.outbound.prefetch`).
+        Never raises: a failed read ahead is logged and every record then reads for itself."""
+        try:
+            jobs = [job for job in (self._job_ahead(m) for m in messages) if job is not None]
+            self._prefetch.load(k for job in jobs for k in (job.key, *self._gate.prerequisite_keys(job)))
+            self._names_ahead(jobs)
+        except QbsyncError as err:
+            logger.warning(
+                "reading the batch ahead failed: each record reads for itself", extra=err.context()
+            )
+
+    def _job_ahead(self, message: OutboundMessage) -> Job | None:
+        """The job a platform event will run (None for commands, contacts, deletes, voids, and firms that
+        are not connected: those read for themselves)."""
+        if isinstance(message, SyncCommand) or type(message).ACTION in ("Deleted", "Voided"):
+            return None
+        entity_type = vocab.RECORD_TYPE_OF.get(type(message).ENTITY)
+        connection = self._connection(message.firm_id)
+        if entity_type is None or connection is None or connection.status != CONNECTED:
+            return None
+        return self._job(message, entity_type, connection.realm_id)
+
+    def _names_ahead(self, jobs: list[Job]) -> None:
+        wanted: dict[tuple[str, str], set[str]] = {}
+        for job in jobs:
+            if job.entity_type not in vocab.NAME_LISTS or not isinstance(job.record, ClientAccount | Service):
+                continue
+            seen = self._prefetch.seen([job.key])
+            current = seen[job.key] if seen else None
+            if current is not None and (current.qbo_id or current.intent):
+                continue
+            wanted.setdefault((job.realm_id, job.qbo_entity), set()).add(job.record.name)
+        for (realm_id, qbo_entity), names in wanted.items():
+            self._prefetch.expect_names(realm_id, qbo_entity, names)
 
     def _connection(self, firm_id: str) -> Connection | None:
         """The firm's connection: read once per batch (every time outside one)."""
@@ -379,17 +420,34 @@ class SyncService:
         job = self._job(event, entity_type, realm_id)
         job.force = force
 
-        now = self._clock()
+        # one consistent read of the record and its prerequisites (the batch's, when it read them ahead);
+        # the claim stores the event in its own write
+        keys = [job.key, *self._gate.prerequisite_keys(job)]
+        job.seen = self._prefetch.seen(keys) or self._records.get_many(keys)
+        try:
+            return self._claim_and_run(job, event, connection, qbo)
+        finally:
+            self._prefetch.ran(job.key)
+
+    def _claim_and_run(
+        self, job: Job, event: PlatformEvent, connection: Connection, qbo: QboClient
+    ) -> Outcome:
+        entity_type = job.entity_type
         claim = self._records.claim(
             job.key,
             version=job.version,
             owner=self._owner,
             lease_seconds=self._lease_seconds,
-            now=now,
-            operation=job.operation,
+            now=self._clock(),
+            options=ClaimOptions(job.operation, event_envelope(event), job.seen[job.key]),
         )
         if claim.outcome is ClaimOutcome.STALE:
             return Outcome("stale", entity_type, job.platform_id, claim.record.qbo_id)
+        if claim.outcome is ClaimOutcome.SUPERSEDED:
+            # a newer version was claimed before (it is handled, stored or still on its way through SQS):
+            # running this one now would overwrite it in QuickBooks or leave it unsent
+            logger.info("older event superseded by a newer claimed version", extra=log_context(job))
+            return Outcome("stale", entity_type, job.platform_id, claim.record.qbo_id, reason="superseded")
         if claim.outcome is ClaimOutcome.ALREADY_APPLIED:
             released = self._gate.after_sync(job, claim.record, event)
             done = Outcome(
@@ -399,18 +457,6 @@ class SyncService:
 
         rest = claim.record.prev_status or "not_synced"
         try:
-            newest = self._records.store_last_event(
-                job.key,
-                version=job.version,
-                envelope=event_envelope(event),
-            )
-            if not newest:
-                # a newer version was claimed before (it is handled, stored or still on its way through
-                # SQS): running this one now would overwrite it in QuickBooks or leave it unsent
-                self._gate.release_quietly(job, rest)
-                logger.info("older event superseded by a newer claimed version", extra=log_context(job))
-                qbo_id = claim.record.qbo_id
-                return Outcome("stale", entity_type, job.platform_id, qbo_id, reason="superseded")
             return self._claimed(job, claim.record, connection, qbo)
         except DataError as err:
             # before any QBO write (settings, reference data, a prerequisite read): the data must change
@@ -646,7 +692,10 @@ class SyncService:
         if not isinstance(name, str) or not name:
             return None
         own = (vocab.RECORD_TYPE_INFO[job.entity_type].marker, job.platform_id)
-        for row in qbo.query(lookup_statement(job.qbo_entity, payload)):
+        rows = self._prefetch.name_rows(qbo, job.qbo_entity, name)
+        if rows is None:
+            rows = qbo.query(lookup_statement(job.qbo_entity, payload))
+        for row in rows:
             if row.get(key) != name or row.get("Active") is False or not row.get("Id"):
                 continue
             marker = parse_marker(row.get("Notes" if job.qbo_entity == "Customer" else "Description"))

@@ -2,8 +2,9 @@
 
 :class:`StatusReporter` tells the platform what became of a record:
 
-- **Synced** (:meth:`StatusReporter.synced`): the record's error log entry is resolved and "Sync Status
-  Changed" (synced, with the QBO id, deep link and the record's note) is published.
+- **Synced** (:meth:`StatusReporter.synced`): the record's error log entry is resolved (when the record
+  failed since the last resolve: ``error_open``; no error-log read for a record that never failed) and
+  "Sync Status Changed" (synced, with the QBO id, deep link and the record's note) is published.
 - **Skipped** (:meth:`StatusReporter.publish_status`): "Sync Status Changed" (skipped).
 - **Failed** (:meth:`StatusReporter.report_failure`, for a :class:`~qbsync.errors.DataError` once the
   record is marked ``failed``): the error log entry is recorded, "Sync Status Changed" (failed, with the
@@ -93,11 +94,15 @@ class StatusReporter:
         self._clock = clock
 
     def synced(self, job: Job, synced: SyncRecord) -> None:
-        """The record is in QuickBooks: resolve its error log entry and announce "synced"."""
-        now = self._clock()
-        self._errorlog.resolve(
-            firm_id=job.firm_id, entity_type=job.entity_type, platform_id=job.platform_id, now=now
-        )
+        """The record is in QuickBooks: resolve its error log entry (when it failed since the last
+        resolve: ``error_open``) and announce "synced"."""
+        if synced.error_open:
+            self._errorlog.resolve(
+                firm_id=job.firm_id,
+                entity_type=job.entity_type,
+                platform_id=job.platform_id,
+                now=self._clock(),
+            )
         self.publish_status(job, "synced", qbo_id=synced.qbo_id, qbo_url=synced.deep_link, note=synced.note)
 
     def report_failure(self, job: Job, err: DataError) -> Outcome:

@@ -55,6 +55,7 @@ from qbsync.repositories.records import (
     NOT_SYNCED,
     OPERATIONS,
     SYNCING,
+    ClaimOptions,
     ClaimOutcome,
     Intent,
     QboLink,
@@ -226,7 +227,7 @@ class ExactlyOnceWriter:
             owner=self._owner,
             lease_seconds=self._lease_seconds,
             now=self._clock(),
-            operation=operation,
+            options=ClaimOptions(operation),
         )
         if claim.outcome is ClaimOutcome.STALE:
             logger.info("stale version skipped", extra=_log_ctx(claim.record, version))
@@ -258,8 +259,13 @@ class ExactlyOnceWriter:
         return WriteOutcome("adopted", synced, request.operation, None, found)
 
     def _renew(self, record: SyncRecord) -> SyncRecord:
+        """Extend the held lease before the call, unless more than half of it is left (a run that claimed a
+        moment ago): the intent write that follows is conditional on the lease anyway, so a lease lost
+        meanwhile still stops the write before QuickBooks is called."""
         if record.owner != self._owner or record.status != SYNCING:
             raise ValueError("the record's lease must be held by this writer's owner")
+        if record.lease_until is not None and record.lease_until - self._clock() > self._lease_seconds / 2:
+            return record
         return self._records.renew(
             record.key, owner=self._owner, lease_seconds=self._lease_seconds, now=self._clock()
         )

@@ -251,6 +251,12 @@ class SyncRecord:
     qbo_numbers: bool = False
     #: synced: how it landed differently from the platform record (e.g. QuickBooks numbered the invoice)
     note: str | None = None
+    #: the record failed since its error center entry was last resolved (set by ``mark_failed``, kept by
+    #: blocked/skipped, cleared by :meth:`RecordsRepository.clear_error_open` once a sync resolved it):
+    #: a sync resolves the entry only then, instead of reading the error log for every synced record
+    error_open: bool = False
+    #: the version of ``last_event`` (None: none stored)
+    last_event_version: int | None = None
 
     @property
     def key(self) -> RecordKey:
@@ -316,7 +322,41 @@ class SyncRecord:
             else as_int(item["released_version"]),
             qbo_numbers=item.get("qbo_numbers") is True,
             note=item.get("note"),
+            error_open=item.get("error_open") is True,
+            last_event_version=None
+            if item.get(LAST_EVENT_VERSION_ATTR) is None
+            else as_int(item[LAST_EVENT_VERSION_ATTR]),
         )
+
+
+class _Unread:
+    """``RecordsRepository.claim(seen=UNREAD)``: the claim reads the record itself."""
+
+
+UNREAD = _Unread()
+#: ``contains`` terms in one filter expression of :meth:`RecordsRepository.waiting_on_any`
+_MAX_FILTER_REFS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimOptions:
+    """What a :meth:`RecordsRepository.claim` may also take.
+
+    ``operation``: the write the claim is for; the same version synced with another operation is not
+    ``ALREADY_APPLIED``. ``last_event``: the event of the claimed version, stored as the record's
+    ``last_event`` in the claim's own write (what :meth:`~RecordsRepository.store_last_event` does on its
+    own); a record whose stored event is newer is ``SUPERSEDED`` and nothing is written. ``seen``: the
+    record as a consistent read just returned it (:meth:`~RecordsRepository.get_many`; None: no item),
+    instead of the claim reading it; a change since is caught by the write's condition, after which the
+    record is read again.
+    """
+
+    operation: str | None = None
+    last_event: Mapping[str, Any] | None = None
+    seen: SyncRecord | _Unread | None = UNREAD
+
+
+_NO_OPTIONS = ClaimOptions()
 
 
 class ClaimOutcome(StrEnum):
@@ -325,6 +365,9 @@ class ClaimOutcome(StrEnum):
     STALE = "stale"
     #: this exact version is already synced and nothing is in flight: nothing to do (redelivery)
     ALREADY_APPLIED = "already_applied"
+    #: a newer version's event is stored on the record (claimed before, handled or on its way through SQS):
+    #: running this older one would overwrite it in QuickBooks or leave it unsent (nothing written)
+    SUPERSEDED = "superseded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,6 +426,22 @@ class RecordsRepository:
     def get(self, key: RecordKey, *, consistent: bool = True) -> SyncRecord | None:
         item = self._table.get(key.item_key(), consistent=consistent)
         return SyncRecord.from_item(item) if item else None
+
+    def get_many(self, keys: Sequence[RecordKey]) -> dict[RecordKey, SyncRecord | None]:
+        """Several records in one consistent BatchGetItem (up to 100 keys a call): each key → its record,
+        or None when it does not exist."""
+        unique = list(dict.fromkeys(keys))
+        if not unique:
+            return {}
+        if len(unique) == 1:
+            return {unique[0]: self.get(unique[0])}
+        by_item = {(k.pk, k.sk): k for k in unique}
+        found: dict[RecordKey, SyncRecord | None] = dict.fromkeys(unique)
+        for item in self._table.batch_get([k.item_key() for k in unique], consistent=True):
+            key = by_item.get((str(item.get("pk")), str(item.get("sk"))))
+            if key is not None:
+                found[key] = SyncRecord.from_item(item)
+        return found
 
     def find_by_qbo_id(self, realm_id: str, qbo_entity: str, qbo_id: str) -> SyncRecord | None:
         """The record mapped to a QBO object (gsi1, eventually consistent); None if unknown."""
@@ -465,6 +524,41 @@ class RecordsRepository:
                 values=values,
             ):
                 yield SyncRecord.from_item(item)
+
+    def waiting_on_any(
+        self, prerequisites: Sequence[RecordKey], *, statuses: Sequence[str] = (BLOCKED, SKIPPED)
+    ) -> Iterator[SyncRecord]:
+        """:meth:`blocked_on` for several prerequisites of one realm at once: the records in ``statuses``
+        whose ``waiting_on`` names any of them. One Query per status (a filter of up to
+        ``_MAX_FILTER_REFS`` ``contains`` terms; more prerequisites take more queries); each record once."""
+        unique = list(dict.fromkeys(prerequisites))
+        if not unique:
+            return
+        realms = {(p.firm_id, p.realm_id) for p in unique}
+        if len(realms) != 1:
+            raise ValueError("prerequisites of one firm and realm at a time")
+        if not statuses or any(s not in (BLOCKED, SKIPPED) for s in statuses):
+            raise ValueError("records wait on a prerequisite only while blocked or skipped")
+        firm_id, realm_id = realms.pop()
+        seen: set[str] = set()
+        for status in dict.fromkeys(statuses):
+            for start in range(0, len(unique), _MAX_FILTER_REFS):
+                chunk = unique[start : start + _MAX_FILTER_REFS]
+                values: dict[str, Any] = {":pk": _status_pk(firm_id, realm_id, status)}
+                terms = []
+                for i, prerequisite in enumerate(chunk):
+                    values[f":p{i}"] = prerequisite.ref
+                    terms.append(f"contains(waiting_on, :p{i})")
+                for item in self._table.query(
+                    index="gsi2",
+                    key_condition="gsi2pk = :pk",
+                    filter_expression=" OR ".join(terms),
+                    values=values,
+                ):
+                    record = SyncRecord.from_item(item)
+                    if record.key.ref not in seen:
+                        seen.add(record.key.ref)
+                        yield record
 
     def last_event(self, key: RecordKey) -> dict[str, Any] | None:
         """The newest platform event claimed for the record (its EventBridge envelope), or None.
@@ -566,6 +660,24 @@ class RecordsRepository:
             return False
         return True
 
+    def clear_error_open(self, key: RecordKey, *, version: int) -> None:
+        """The error center entry of the synced ``version`` was resolved: later syncs need not resolve.
+
+        Conditional on the record still being synced at ``version`` (a failure meanwhile set it again for
+        its own entry); otherwise a no-op."""
+        _check_version(version)
+        try:
+            self._table.update(
+                key.item_key(),
+                update="REMOVE error_open",
+                condition="#status = :synced AND platform_version = :v",
+                names={"#status": "status"},
+                values={":v": version, ":synced": SYNCED},
+                return_values="NONE",
+            )
+        except Conflict:
+            return
+
     def mark_released(self, key: RecordKey, *, version: int) -> None:
         """Every dependent of the synced ``version`` was released (written after the sends).
 
@@ -661,9 +773,10 @@ class RecordsRepository:
         owner: str,
         lease_seconds: float,
         now: float,
-        operation: str | None = None,
+        options: ClaimOptions = _NO_OPTIONS,
     ) -> Claim:
-        """Take the record's lease to write ``version`` (creating the item if needed).
+        """Take the record's lease to write ``version`` (creating the item if needed); ``options``: the
+        operation, the event to store with the claim and the record as already read (:class:`ClaimOptions`).
 
         Returns a :class:`Claim`: ``CLAIMED`` (status ``syncing``, lease until ``now + lease_seconds``),
         ``STALE`` (``version`` is older than the applied one: skip the event, nothing written) or
@@ -686,8 +799,9 @@ class RecordsRepository:
             key.record_type,
             key.platform_id,
         )
-        current = self.get(key)
-        early = self._classify(current, version, owner, now, operation)
+        operation, last_event = options.operation, options.last_event
+        current = self.get(key) if isinstance(options.seen, _Unread) else options.seen
+        early = self._classify(current, version, owner, now, operation, last_event is not None)
         if early is not None:
             return early
         prev_status = NOT_SYNCED
@@ -709,11 +823,18 @@ class RecordsRepository:
             ":zero": 0,
             ":one": 1,
         }
+        names = {"#status": "status", "#owner": "owner"}
         if current is None:
             condition = "attribute_not_exists(pk)"
         else:
             condition = "revision = :rev"
             values[":rev"] = current.revision
+        stored = ""
+        if last_event is not None:
+            names.update({"#le": LAST_EVENT_ATTR, "#lev": LAST_EVENT_VERSION_ATTR})
+            values[":le"] = json.dumps(dict(last_event), separators=(",", ":"))
+            stored = ", #le = :le, #lev = :version"
+            condition += " AND (attribute_not_exists(#lev) OR #lev <= :version)"
         try:
             item = self._table.update(
                 key.item_key(),
@@ -722,15 +843,22 @@ class RecordsRepository:
                     "lease_until = :until, updated_at = :now, claimed_version = :version, "
                     "prev_status = :prev, firm_id = :firm, realm_id = :realm, entity_type = :type, "
                     "platform_id = :pid, attempts = if_not_exists(attempts, :zero) + :one, "
-                    "revision = if_not_exists(revision, :zero) + :one REMOVE requeued_by"
+                    f"revision = if_not_exists(revision, :zero) + :one{stored} REMOVE requeued_by"
                 ),
                 condition=condition,
-                names={"#status": "status", "#owner": "owner"},
+                names=names,
                 values=values,
             )
         except Conflict:
+            if not isinstance(options.seen, _Unread):
+                # the record changed since the caller's read (another worker, a batch's read ahead): claim
+                # once more from a fresh read, as if nothing had been seen
+                unread = ClaimOptions(operation, last_event)
+                return self.claim(
+                    key, version=version, owner=owner, lease_seconds=lease_seconds, now=now, options=unread
+                )
             latest = self.get(key)
-            again = self._classify(latest, version, owner, now, operation)
+            again = self._classify(latest, version, owner, now, operation, last_event is not None)
             if again is not None:
                 return again
             raise Conflict(
@@ -744,9 +872,15 @@ class RecordsRepository:
 
     @staticmethod
     def _classify(
-        current: SyncRecord | None, version: int, owner: str, now: float, operation: str | None = None
+        current: SyncRecord | None,
+        version: int,
+        owner: str,
+        now: float,
+        operation: str | None = None,
+        storing: bool = False,
     ) -> Claim | None:
-        """The outcome decided by the stored record alone (None: go ahead and claim)."""
+        """The outcome decided by the stored record alone (None: go ahead and claim). ``storing``: the
+        claim stores its event, so a newer stored one makes it ``SUPERSEDED``."""
         if current is None:
             return None
         if current.held_by_other(owner, now):
@@ -769,6 +903,8 @@ class RecordsRepository:
             and (operation is None or current.applied_op in (None, operation))
         ):
             return Claim(ClaimOutcome.ALREADY_APPLIED, current)
+        if storing and current.last_event_version is not None and current.last_event_version > version:
+            return Claim(ClaimOutcome.SUPERSEDED, current)
         return None
 
     # ------------------------------------------------------------------ transitions under the lease
@@ -927,10 +1063,11 @@ class RecordsRepository:
     ) -> SyncRecord:
         """The write cannot succeed until data changes. ``keep_intent``: an earlier attempt may have been
         applied, so the next attempt must still resolve the intent first."""
-        sets = {
+        sets: dict[str, Any] = {
             "error_code": error.code,
             "error_category": error.category,
             "error_message": error.message[:1000],
+            "error_open": True,
         }
         removes = ["waiting_on", "skip_reason"]
         if error.qbo_code:
