@@ -45,7 +45,7 @@ def _build() -> WebhookIntake:
     app_secret = core.intuit_app_secret_arn
     return WebhookIntake(
         verifier=VerifierToken(verifier_reader(lambda force: get_secret_json(app_secret, force_fetch=force))),
-        # only firm_of_realm is called: one GetItem of the realm-owner item; the token key is never used
+        # only firms_of_realms is called (a BatchGetItem of realm-owner items): the token key is never used
         realms=ConnectionsRepository(DynamoTable(core.sync_table_name), TokenCipher(core.token_kms_key_id)),
         queue=SqsSender(core.inbound_queue_url),
     )

@@ -23,9 +23,10 @@ passed:
    on. A 400 would make Intuit retry the same bytes for days and hold back every later notification of the
    app (head-of-line blocking, QBO.md §6.5).
 4. **Realms** - the changes are grouped per realm (CloudEvents may mix companies). A realm no firm holds
-   (``REALM#{realm}/OWNER``, :meth:`~qbsync.repositories.connections.ConnectionsRepository.firm_of_realm`)
-   is dropped: one log line ``webhook for an unknown realm dropped`` with the realm id and the change
-   count, never routed by guess.
+   (``REALM#{realm}/OWNER``, one BatchGetItem for every realm of the POST:
+   :meth:`~qbsync.repositories.connections.ConnectionsRepository.firms_of_realms`) is dropped: one log
+   line ``webhook for an unknown realm dropped`` with the realm id and the change count, never routed by
+   guess.
 5. **Enqueue** - one :class:`~qbsync.models.messages.InboundNotice` per realm (and per
    :data:`~qbsync.models.messages.MAX_CHANGES_PER_NOTICE` changes) to ``InboundQueue`` with
    SendMessageBatch (10 a call). ``notification_id`` is a hash of the raw body, the realm and the chunk
@@ -386,9 +387,10 @@ def _text(obj: Mapping[str, Any], name: str, path: str, limit: int, *, optional:
 
 
 class RealmOwners(Protocol):
-    """``ConnectionsRepository``: the firm whose live connection holds a realm, or None."""
+    """``ConnectionsRepository``: the firm whose live connection holds each realm, or None (one read for
+    every realm of the POST)."""
 
-    def firm_of_realm(self, realm_id: str) -> str | None: ...
+    def firms_of_realms(self, realm_ids: Sequence[str]) -> Mapping[str, str | None]: ...
 
 
 class NoticeQueue(Protocol):
@@ -472,8 +474,9 @@ class WebhookIntake:
         received_at = datetime.fromtimestamp(self._clock(), UTC).isoformat(timespec="milliseconds")
         notices: list[InboundNotice] = []
         unknown: dict[str, int] = {}
+        owners = self._realms.firms_of_realms(list(parsed.changes)) if parsed.changes else {}
         for realm_id, changes in parsed.changes.items():
-            if self._realms.firm_of_realm(realm_id) is None:
+            if owners.get(realm_id) is None:
                 unknown[realm_id] = len(changes)
                 logger.warning(
                     "webhook for an unknown realm dropped",
