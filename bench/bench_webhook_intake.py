@@ -30,6 +30,7 @@ import hashlib
 import hmac
 import importlib.util
 import json
+import logging
 import os
 import re
 import secrets
@@ -189,7 +190,9 @@ def setup(endpoint: str) -> tuple[ModuleType, Any, str]:
     handler = _load_handler()
     from qbsync.observability import logger
 
-    logger.registered_handler.setStream(open(os.devnull, "w"))  # noqa: SIM115 - for the process's life
+    stream_handler = logger.registered_handler
+    assert isinstance(stream_handler, logging.StreamHandler)
+    stream_handler.setStream(open(os.devnull, "w"))  # noqa: SIM115 - for the process's life
     return handler, aws["sqs"], env["INBOUND_QUEUE_URL"]
 
 
