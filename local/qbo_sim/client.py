@@ -145,6 +145,25 @@ class SimControl:
         """Deliver pending notifications now; returns every delivery attempt so far."""
         return self._call("POST", "/_sim/webhooks/flush", {"include_retries": include_retries})["deliveries"]
 
+    def lose_webhooks(
+        self, count: int = 1, realm_id: str | None = None, client_id: str | None = None
+    ) -> dict[str, Any]:
+        """Lose the next ``count`` notifications for ``realm_id`` / ``client_id`` (None: any): never sent,
+        never retried, listed in :meth:`webhook_deliveries` with ``outcome`` ``lost``. Returns the rule."""
+        body: dict[str, Any] = {"count": count}
+        if realm_id is not None:
+            body["realm_id"] = realm_id
+        if client_id is not None:
+            body["client_id"] = client_id
+        return self._call("POST", "/_sim/webhooks/lose", body)
+
+    def webhook_losses(self) -> list[dict[str, Any]]:
+        """The loss rules with notifications still to lose."""
+        return self._call("GET", "/_sim/webhooks/lose")["losses"]
+
+    def clear_webhook_losses(self) -> None:
+        self._call("DELETE", "/_sim/webhooks/lose")
+
     # ---- the browser side of OAuth
     def authorize(
         self, client_id: str, redirect_uri: str, state: str = "st", scope: str = ACCOUNTING_SCOPE

@@ -61,6 +61,7 @@ def test_every_contract_logical_id_exists_with_its_type(template: dict[str, Any]
         "TokenKeepAliveFunction": "AWS::Serverless::Function",
         "EntitySyncFunction": "AWS::Serverless::Function",
         "RetryFanoutFunction": "AWS::Serverless::Function",
+        "WebhookIntakeFunction": "AWS::Serverless::Function",
         "AdminApi": "AWS::Serverless::Api",
         "SyncStateTable": "AWS::DynamoDB::Table",
         "ErrorLogTable": "AWS::DynamoDB::Table",
@@ -281,11 +282,15 @@ def test_routes_match_contract(template: dict[str, Any]) -> None:
         explicit = routes.get((method, path))
         if path == "/oauth/callback" or path.startswith("/connection"):
             assert explicit is not None and explicit["function"] == "OAuthFunction", (method, path)
+        elif path == "/webhooks/intuit":
+            assert explicit is not None and explicit["function"] == "WebhookIntakeFunction", (method, path)
         else:
             assert explicit is None, (method, path)  # served by AdminApiFunction via /{proxy+}
 
 
-def test_only_the_callback_skips_the_authorizer(template: dict[str, Any], translated: dict[str, Any]) -> None:
+def test_only_the_callback_and_the_webhooks_skip_the_authorizer(
+    template: dict[str, Any], translated: dict[str, Any]
+) -> None:
     auth = template["Resources"]["AdminApi"]["Properties"]["Auth"]
     assert auth["DefaultAuthorizer"] == "AdminAuthorizer"
     authorizer = auth["Authorizers"]["AdminAuthorizer"]
@@ -298,7 +303,7 @@ def test_only_the_callback_skips_the_authorizer(template: dict[str, Any], transl
     for path, item in paths.items():
         for method, operation in item.items():
             seen += 1
-            if (method, path) == ("get", "/oauth/callback"):
+            if (method, path) in (("get", "/oauth/callback"), ("post", "/webhooks/intuit")):
                 assert operation["security"] == [{"NONE": []}]
             else:
                 assert operation["security"] == [{"AdminAuthorizer": []}], (method, path)
@@ -461,6 +466,15 @@ def test_function_policies_are_scoped(template: dict[str, Any], translated: dict
     assert "AdminJwtSecret" in authorizer_policies
     for other in ("IntuitAppSecret", "StateSigningSecret", "dynamodb", "kms:"):
         assert other not in authorizer_policies, other
+    # The webhook intake reads the Intuit app secret and the sync-state table, and sends to InboundQueue only.
+    intake = _statements(roles["WebhookIntakeFunctionRole"])
+    intake_text = json.dumps(intake)
+    assert "IntuitAppSecret" in intake_text and "InboundQueue" in intake_text
+    for other in ("StateSigningSecret", "AdminJwtSecret", "OutboundQueue", "RetryQueue", "kms:", "events:"):
+        assert other not in intake_text, other
+    writes = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
+    actions = {a for s in intake for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    assert not actions & writes, actions & writes
 
 
 def _statements(role: dict[str, Any]) -> list[dict[str, Any]]:

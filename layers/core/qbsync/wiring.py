@@ -18,6 +18,11 @@ nowhere else; nothing below this module imports it (the ``layers`` contract of `
 * :func:`reset`: tests that change the environment forget every cached service, setting, secret, AWS client
   and the OAuth discovery document in one call.
 
+Two handlers on a caller's latency budget do not import this module, which imports every service of every
+function (about 270 ms of a cold start): the admin authorizer (API Gateway waits on it) and the webhook
+intake (Intuit waits 3 s, ``functions/webhook_intake``). Each builds its two or three adapters from
+:mod:`qbsync.settings` itself, in its handler module.
+
 Nothing is built at import, so a handler module imports without AWS settings. Builders raise
 ConfigurationError (missing environment, secret fields).
 """

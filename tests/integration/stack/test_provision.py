@@ -160,11 +160,15 @@ def test_routes_and_schedules_come_from_the_template(provisioned: Resources) -> 
         ("POST", "/connection/confirm-switch"),
         ("POST", "/connection/disconnect"),
         ("POST", "/connection/check"),
+        ("POST", "/webhooks/intuit"),
         ("ANY", "/{proxy+}"),
     }
     assert routes[("ANY", "/{proxy+}")].function == "AdminApiFunction"
-    assert all(r.function == "OAuthFunction" for k, r in routes.items() if k != ("ANY", "/{proxy+}"))
+    assert routes[("POST", "/webhooks/intuit")].function == "WebhookIntakeFunction"
+    others = {("ANY", "/{proxy+}"), ("POST", "/webhooks/intuit")}
+    assert all(r.function == "OAuthFunction" for k, r in routes.items() if k not in others)
     assert routes[("GET", "/oauth/callback")].authorizer is None
+    assert routes[("POST", "/webhooks/intuit")].authorizer is None  # the intuit-signature authenticates
     proxy_auth = routes[("ANY", "/{proxy+}")].authorizer
     assert proxy_auth is not None and proxy_auth.function == "AdminAuthorizerFunction"
     auth = routes[("GET", "/connection")].authorizer
