@@ -212,6 +212,25 @@ _ENTRY_EDITED = _Entry(
     "QuickBooks entry). To keep the QuickBooks version, make the same change in the platform, then "
     "Resync or Skip this error.",
 )
+_EDITED_IN_QBO = _Entry(
+    "edited_in_quickbooks",
+    "Edited in QuickBooks after it was synced",
+    "Someone changed this record in QuickBooks after qbsync synced it from the platform; the explanation "
+    "names what changed.",
+    "Choose one: Resync pushes the platform's version to QuickBooks again (QuickBooks' change is "
+    "overwritten); Accept QuickBooks' change (client accounts whose email, phone numbers or billing address "
+    "changed) sends those details to the platform's contact; Unlink keeps QuickBooks' version and stops "
+    "syncing this record (a manual sync later creates a new QuickBooks entry). If the change was a mistake, "
+    "you can also undo it in QuickBooks: the error resolves by itself.",
+)
+_DELETED_IN_QBO = _Entry(
+    "deleted_in_quickbooks",
+    "Deleted in QuickBooks after it was synced",
+    "Someone deleted this record in QuickBooks after qbsync synced it from the platform, so QuickBooks no "
+    "longer has it.",
+    "Choose one: Resync creates it in QuickBooks again from the platform's version (as a new QuickBooks "
+    "entry); Unlink leaves it out of QuickBooks and stops syncing it (a manual sync later creates it again).",
+)
 _SYNC_DISABLED = _Entry(
     "qbo_sync_disabled",
     "Sync was turned off in QuickBooks",
@@ -244,6 +263,8 @@ REASONS: dict[str, _Entry] = {
         _OVERPAYMENT,
         _ENTRY_DELETED,
         _ENTRY_EDITED,
+        _EDITED_IN_QBO,
+        _DELETED_IN_QBO,
         _SYNC_DISABLED,
         _PAYMENT_METHOD_MISSING,
         _Entry(

@@ -186,8 +186,20 @@ class SyncErrorResolved(QbsyncEvent):
     entity_type: EntityType | None = None
     platform_id: Id | None = None
     resolution: Literal[
-        "resynced", "skipped", "deleted", "mapped_existing", "created_new", "not_synced", "ignored"
-    ]
+        "resynced",
+        "skipped",
+        "deleted",
+        "mapped_existing",
+        "created_new",
+        "not_synced",
+        "ignored",
+        "accepted_quickbooks",
+        "matched_again",
+    ] = Field(
+        description="accepted_quickbooks: the firm kept QuickBooks' change of a record edited there (its "
+        "contact fields went to the platform as Contact Updated); matched_again: a record edited in "
+        "QuickBooks was changed back there and matches the platform again; not_synced: unsynced or unlinked"
+    )
     resolved_by: Id | None = Field(None, description="Admin user id; null when a retry fixed it")
     open_error_count: int | None = Field(None, ge=0)
 
