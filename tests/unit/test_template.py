@@ -61,6 +61,7 @@ def test_every_contract_logical_id_exists_with_its_type(template: dict[str, Any]
         "TokenKeepAliveFunction": "AWS::Serverless::Function",
         "EntitySyncFunction": "AWS::Serverless::Function",
         "RetryFanoutFunction": "AWS::Serverless::Function",
+        "CdcCatchUpFunction": "AWS::Serverless::Function",
         "AdminApi": "AWS::Serverless::Api",
         "SyncStateTable": "AWS::DynamoDB::Table",
         "ErrorLogTable": "AWS::DynamoDB::Table",
@@ -159,6 +160,7 @@ def test_env_vars_point_at_the_right_resources(template: dict[str, Any]) -> None
     assert env["OUTBOUND_DLQ_URL"] == {"Ref": "OutboundDLQ"}
     assert env["INBOUND_QUEUE_URL"] == {"Ref": "InboundQueue"}
     assert env["RETRY_QUEUE_URL"] == {"Ref": "RetryQueue"}
+    assert env["CATCHUP_QUEUE_URL"] == {"Ref": "CatchUpQueue"}
     assert env["OAUTH_REDIRECT_URI"] == {"Ref": "OAuthRedirectUri"}
     assert env["PLATFORM_RETURN_URL"] == {"Ref": "PlatformReturnUrl"}
     assert "TokenKey" in json.dumps(env["TOKEN_KMS_KEY_ID"])
@@ -374,7 +376,7 @@ def test_every_work_queue_has_a_dlq(template: dict[str, Any]) -> None:
     queues = _resources(template, "AWS::SQS::Queue")
     dlqs = _all_dlqs(template)
     work_queues = {k: q for k, q in queues.items() if k not in dlqs}
-    assert set(work_queues) == {"OutboundQueue", "InboundQueue", "RetryQueue"}
+    assert set(work_queues) == {"OutboundQueue", "InboundQueue", "RetryQueue", "CatchUpQueue"}
     default_timeout = template["Globals"]["Function"]["Timeout"]
     for logical_id, queue in work_queues.items():
         props = queue["Properties"]

@@ -106,6 +106,8 @@ class CoreSettings(_EnvSettings):
     outbound_dlq_url: BaseUrl = Field(alias="OUTBOUND_DLQ_URL")
     inbound_queue_url: BaseUrl = Field(alias="INBOUND_QUEUE_URL")
     retry_queue_url: BaseUrl = Field(alias="RETRY_QUEUE_URL")
+    #: CDC catch-up runs, one per firm (functions/cdc_catchup: the schedule's fan-out, POST /sync/catch-up)
+    catchup_queue_url: BaseUrl = Field(alias="CATCHUP_QUEUE_URL")
     token_kms_key_id: NonEmpty = Field(alias="TOKEN_KMS_KEY_ID")
     intuit_app_secret_arn: NonEmpty = Field(alias="INTUIT_APP_SECRET_ARN")
     state_signing_secret_arn: NonEmpty = Field(alias="STATE_SIGNING_SECRET_ARN")

@@ -44,8 +44,12 @@ from qbsync.connection.service import ConnectionService
 from qbsync.connection.state import StateSigner
 from qbsync.errorcenter.actions import RecordActions
 from qbsync.errorcenter.center import ErrorCenter
+from qbsync.errorcenter.drift_actions import DriftActions
 from qbsync.errorcenter.retry import RetryFanout, RetryGuard, RetryRequests, RetryWorker
 from qbsync.errors import ConfigurationError
+from qbsync.inbound.catchup import CatchUpRequests, CdcCatchUp
+from qbsync.inbound.drift import SyncedRecordChanges
+from qbsync.inbound.processor import InboundProcessor
 from qbsync.inbound.services_import import ServicesImport
 from qbsync.lazy import Lazy
 from qbsync.observability import logger
@@ -67,6 +71,7 @@ from qbsync.repositories.rate_windows import RateWindows
 from qbsync.repositories.record_admin import RecordAdmin
 from qbsync.repositories.records import RecordsRepository
 from qbsync.repositories.retry_requests import RetryGuardRepository, RetryRequestRepository
+from qbsync.repositories.watermarks import WatermarkRepository
 from qbsync.settings import clear as clear_settings
 from qbsync.settings import get_core_settings, get_qbo_settings
 
@@ -74,19 +79,29 @@ __all__ = [
     "RecordsWiring",
     "SettingsWiring",
     "admin_api",
+    "build_catch_up",
+    "build_catch_up_requests",
     "build_connection_service",
+    "build_drift_actions",
     "build_error_center",
+    "build_inbound_processor",
     "build_record_actions",
     "build_retry_requests",
     "build_retry_worker",
     "build_services_import",
     "build_sync_service",
+    "build_synced_record_changes",
+    "catch_up",
+    "catch_up_queue",
+    "catch_up_requests",
     "connection_api",
     "connection_service",
     "dead_letter_log",
     "dead_letters",
+    "drift_actions",
     "error_center",
     "error_log",
+    "inbound_processor",
     "outbound_queue",
     "paced_client_factory",
     "paused_resumer",
@@ -102,6 +117,7 @@ __all__ = [
     "start",
     "sync_service",
     "sync_table",
+    "synced_record_changes",
 ]
 
 T = TypeVar("T")
@@ -298,6 +314,77 @@ services_import = _once(build_services_import)
 error_center = _once(build_error_center)
 retry_requests = _once(build_retry_requests)
 retry_worker = _once(build_retry_worker)
+
+
+# --- changes made in QuickBooks (issue 14) ---------------------------------------------------------------
+
+#: the CatchUpQueue sender (the schedule's fan-out, POST /sync/catch-up)
+catch_up_queue = _once(lambda: SqsSender(get_core_settings().catchup_queue_url))
+_watermarks = _once(lambda: WatermarkRepository(sync_table()))
+
+
+def build_synced_record_changes() -> SyncedRecordChanges:
+    """A synced record edited or deleted in QuickBooks → its error (``InboundProcessor``'s route)."""
+    return SyncedRecordChanges(
+        records=_records(),
+        admin=_record_admin(),
+        errorlog=error_log(),
+        publisher=_publisher(),
+        clock=time.time,
+    )
+
+
+class _PaymentsNotWired:
+    """Payments recorded in QuickBooks are h-inbound's route (issue 14 items 1-3); until it is wired here
+    they are logged by id and count only."""
+
+    def handle(self, firm_id: str, realm_id: str, payments: Any) -> None:
+        logger.info("payments recorded in QuickBooks: not handled here", extra={"count": len(payments)})
+
+
+def build_inbound_processor() -> InboundProcessor:
+    """Routes changed QuickBooks objects of one realm (the webhook worker, the CDC catch-up)."""
+    return InboundProcessor(
+        records=_records(), synced_changes=synced_record_changes(), payments=_PaymentsNotWired()
+    )
+
+
+def build_catch_up() -> CdcCatchUp:
+    """One firm's CDC catch-up (``functions/cdc_catchup``)."""
+    return CdcCatchUp(
+        connections=_connections(),
+        realm_clients=realm_clients(),
+        watermarks=_watermarks(),
+        linked=_record_admin(),
+        processor=inbound_processor(),
+        clock=time.time,
+    )
+
+
+def build_catch_up_requests() -> CatchUpRequests:
+    """Queues catch-up runs (the schedule's fan-out, ``POST /sync/catch-up``)."""
+    return CatchUpRequests(connections=_connections(), sender=catch_up_queue())
+
+
+def build_drift_actions() -> DriftActions:
+    """Accept QuickBooks' change / unlink on a drift error (``qbsync.api.actions_routes``)."""
+    return DriftActions(
+        connections=_connections(),
+        realm_clients=realm_clients(),
+        records=_records(),
+        admin=_record_admin(),
+        errorlog=error_log(),
+        publisher=_publisher(),
+        outbound=outbound_queue(),
+        clock=time.time,
+    )
+
+
+synced_record_changes = _once(build_synced_record_changes)
+inbound_processor = _once(build_inbound_processor)
+catch_up = _once(build_catch_up)
+catch_up_requests = _once(build_catch_up_requests)
+drift_actions = _once(build_drift_actions)
 
 
 @dataclass(frozen=True)

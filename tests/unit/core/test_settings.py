@@ -19,6 +19,7 @@ CORE_ENV = {
     "OUTBOUND_DLQ_URL": "http://127.0.0.1:5000/123456789012/outbound-dlq",
     "INBOUND_QUEUE_URL": "http://127.0.0.1:5000/123456789012/inbound",
     "RETRY_QUEUE_URL": "http://127.0.0.1:5000/123456789012/retry",
+    "CATCHUP_QUEUE_URL": "http://127.0.0.1:5000/123456789012/catchup",
     "TOKEN_KMS_KEY_ID": "alias/tokens",
     "INTUIT_APP_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:intuit",
     "STATE_SIGNING_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:state",
