@@ -158,6 +158,7 @@ def test_env_vars_point_at_the_right_resources(template: dict[str, Any]) -> None
     assert env["OUTBOUND_QUEUE_URL"] == {"Ref": "OutboundQueue"}
     assert env["OUTBOUND_DLQ_URL"] == {"Ref": "OutboundDLQ"}
     assert env["INBOUND_QUEUE_URL"] == {"Ref": "InboundQueue"}
+    assert env["INBOUND_DLQ_URL"] == {"Ref": "InboundDLQ"}
     assert env["RETRY_QUEUE_URL"] == {"Ref": "RetryQueue"}
     assert env["OAUTH_REDIRECT_URI"] == {"Ref": "OAuthRedirectUri"}
     assert env["PLATFORM_RETURN_URL"] == {"Ref": "PlatformReturnUrl"}

@@ -105,6 +105,8 @@ class CoreSettings(_EnvSettings):
     #: the entity-sync worker sends what it cannot understand here at once (qbsync.outbound.dead_letters)
     outbound_dlq_url: BaseUrl = Field(alias="OUTBOUND_DLQ_URL")
     inbound_queue_url: BaseUrl = Field(alias="INBOUND_QUEUE_URL")
+    #: the inbound worker sends a notice it cannot understand here at once (qbsync.outbound.dead_letters)
+    inbound_dlq_url: BaseUrl = Field(alias="INBOUND_DLQ_URL")
     retry_queue_url: BaseUrl = Field(alias="RETRY_QUEUE_URL")
     token_kms_key_id: NonEmpty = Field(alias="TOKEN_KMS_KEY_ID")
     intuit_app_secret_arn: NonEmpty = Field(alias="INTUIT_APP_SECRET_ARN")

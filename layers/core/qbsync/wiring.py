@@ -46,7 +46,10 @@ from qbsync.errorcenter.actions import RecordActions
 from qbsync.errorcenter.center import ErrorCenter
 from qbsync.errorcenter.retry import RetryFanout, RetryGuard, RetryRequests, RetryWorker
 from qbsync.errors import ConfigurationError
+from qbsync.inbound.payments import PaymentsReceived
+from qbsync.inbound.processor import InboundProcessor, LoggedSyncedChanges, SyncedRecordChanges
 from qbsync.inbound.services_import import ServicesImport
+from qbsync.inbound.worker import InboundWorker
 from qbsync.lazy import Lazy
 from qbsync.observability import logger
 from qbsync.outbound.dead_letters import DeadLetters
@@ -60,6 +63,7 @@ from qbsync.repositories.connections import ConnectionsRepository
 from qbsync.repositories.dead_letters import DeadLetterLog
 from qbsync.repositories.error_log import ErrorLogRepository
 from qbsync.repositories.firm_settings import FirmSettingsRepository
+from qbsync.repositories.inbound_payments import InboundPayments
 from qbsync.repositories.oauth_grants import ParkedGrants
 from qbsync.repositories.oauth_state import OAuthStateRepository
 from qbsync.repositories.paused import PausedWork
@@ -76,6 +80,8 @@ __all__ = [
     "admin_api",
     "build_connection_service",
     "build_error_center",
+    "build_inbound_processor",
+    "build_inbound_worker",
     "build_record_actions",
     "build_retry_requests",
     "build_retry_worker",
@@ -87,6 +93,9 @@ __all__ = [
     "dead_letters",
     "error_center",
     "error_log",
+    "inbound_dead_letters",
+    "inbound_queue",
+    "inbound_worker",
     "outbound_queue",
     "paced_client_factory",
     "paused_resumer",
@@ -155,6 +164,15 @@ dead_letters = _once(
     )
 )
 _retry_queue = _once(lambda: SqsSender(get_core_settings().retry_queue_url))
+#: the InboundQueue sender (a throttled realm's notices come back early: change_visibility)
+inbound_queue = _once(lambda: SqsSender(get_core_settings().inbound_queue_url))
+#: malformed InboundQueue notices → InboundDLQ at once (functions/inbound_worker); a notice names no firm,
+#: so the firm-scoped log only gets what is attributable (nothing, today)
+inbound_dead_letters = _once(
+    lambda: DeadLetters(
+        dlq=SqsSender(get_core_settings().inbound_dlq_url), log=dead_letter_log(), clock=time.time
+    )
+)
 _paced_clients = _once(lambda: paced_client_factory(sync_table()))
 _records = _once(lambda: RecordsRepository(sync_table()))
 _record_admin = _once(lambda: RecordAdmin(sync_table()))
@@ -292,7 +310,40 @@ def build_retry_worker() -> RetryWorker:
     )
 
 
+def build_inbound_processor(
+    *, table: DynamoTable | None = None, synced_changes: SyncedRecordChanges | None = None
+) -> InboundProcessor:
+    """What a QuickBooks change means (``functions/inbound_worker``, and the CDC catch-up).
+
+    ``synced_changes``: what to do with a change made in QuickBooks to a synced record. Default:
+    :class:`~qbsync.inbound.processor.LoggedSyncedChanges` (log + metric only) - a placeholder REPLACED by
+    the edit/delete detection of issue 14 (h-drift) when it merges.
+    """
+    table = table if table is not None else sync_table()
+    records = RecordsRepository(table)
+    return InboundProcessor(
+        records=records,
+        synced_changes=synced_changes if synced_changes is not None else LoggedSyncedChanges(),
+        payments=PaymentsReceived(
+            records=records,
+            states=InboundPayments(table),
+            errorlog=error_log(),
+            publisher=_publisher(),
+            realm_clients=realm_clients(),
+            clock=time.time,
+        ),
+    )
+
+
+def build_inbound_worker() -> InboundWorker:
+    """The InboundQueue worker (``functions/inbound_worker``)."""
+    return InboundWorker(
+        connections=_connections(), realm_clients=realm_clients(), processor=build_inbound_processor()
+    )
+
+
 sync_service = _once(build_sync_service)
+inbound_worker = _once(build_inbound_worker)
 record_actions = _once(build_record_actions)
 services_import = _once(build_services_import)
 error_center = _once(build_error_center)
