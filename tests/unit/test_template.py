@@ -159,6 +159,7 @@ def test_env_vars_point_at_the_right_resources(template: dict[str, Any]) -> None
     assert env["OUTBOUND_QUEUE_URL"] == {"Ref": "OutboundQueue"}
     assert env["OUTBOUND_DLQ_URL"] == {"Ref": "OutboundDLQ"}
     assert env["INBOUND_QUEUE_URL"] == {"Ref": "InboundQueue"}
+    assert env["INBOUND_DLQ_URL"] == {"Ref": "InboundDLQ"}
     assert env["RETRY_QUEUE_URL"] == {"Ref": "RetryQueue"}
     assert env["CATCHUP_QUEUE_URL"] == {"Ref": "CatchUpQueue"}
     assert env["OAUTH_REDIRECT_URI"] == {"Ref": "OAuthRedirectUri"}

@@ -105,6 +105,8 @@ class CoreSettings(_EnvSettings):
     #: the entity-sync worker sends what it cannot understand here at once (qbsync.outbound.dead_letters)
     outbound_dlq_url: BaseUrl = Field(alias="OUTBOUND_DLQ_URL")
     inbound_queue_url: BaseUrl = Field(alias="INBOUND_QUEUE_URL")
+    #: the inbound worker sends a notice it cannot understand here at once (qbsync.outbound.dead_letters)
+    inbound_dlq_url: BaseUrl = Field(alias="INBOUND_DLQ_URL")
     retry_queue_url: BaseUrl = Field(alias="RETRY_QUEUE_URL")
     #: CDC catch-up runs, one per firm (functions/cdc_catchup: the schedule's fan-out, POST /sync/catch-up)
     catchup_queue_url: BaseUrl = Field(alias="CATCHUP_QUEUE_URL")

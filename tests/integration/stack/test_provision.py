@@ -22,6 +22,7 @@ CONTRACT_ENV = {
     "EVENT_BUS_NAME": ("ref", "EventBus"),
     "OUTBOUND_QUEUE_URL": ("ref", "OutboundQueue"),
     "INBOUND_QUEUE_URL": ("ref", "InboundQueue"),
+    "INBOUND_DLQ_URL": ("ref", "InboundDLQ"),
     "RETRY_QUEUE_URL": ("ref", "RetryQueue"),
     "CATCHUP_QUEUE_URL": ("ref", "CatchUpQueue"),
 }

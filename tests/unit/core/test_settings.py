@@ -18,6 +18,7 @@ CORE_ENV = {
     "OUTBOUND_QUEUE_URL": "http://127.0.0.1:5000/123456789012/outbound",
     "OUTBOUND_DLQ_URL": "http://127.0.0.1:5000/123456789012/outbound-dlq",
     "INBOUND_QUEUE_URL": "http://127.0.0.1:5000/123456789012/inbound",
+    "INBOUND_DLQ_URL": "http://127.0.0.1:5000/123456789012/inbound-dlq",
     "RETRY_QUEUE_URL": "http://127.0.0.1:5000/123456789012/retry",
     "CATCHUP_QUEUE_URL": "http://127.0.0.1:5000/123456789012/catchup",
     "TOKEN_KMS_KEY_ID": "alias/tokens",
