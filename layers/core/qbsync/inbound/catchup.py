@@ -16,8 +16,9 @@ Per entity of :data:`CDC_ENTITIES`, through the realm's paced QBO client (the re
    second come again (harmless), none is skipped. Deleted stubs come after the current objects; a
    response cut inside the current objects may leave out deletions dated before the cut, so once the
    entity's paging ends such an entity is also compared in full (step 4) - only then is a deletion never
-   missed. More than 1,000 changes within one second cannot be paged: ``ServiceUnavailable`` (retried;
-   the cursor stays).
+   missed. More than 1,000 changes within one second (a bulk import) cannot be paged by time: that
+   second's current objects are read with a query on ``MetaData.LastUpdatedTime`` (paged by position),
+   its deletions by the full comparison, and CDC goes on from the next second.
 3. **Watermark after processing.** A cursor advances only after the page it covers went through the
    processor (conditional write: never backwards, so two runs at once are safe). A crash or an error
    mid-page (a record being written: ``LeaseHeld``) leaves the cursor where it was; the next run - the
@@ -38,7 +39,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from qbsync.adapters.sqs import SqsMessage
@@ -47,7 +48,7 @@ from qbsync.connection.clients import RealmClients
 from qbsync.errors import Conflict, DataError, ServiceUnavailable
 from qbsync.inbound.changes import DELETE, ChangedObject
 from qbsync.models.messages import CatchUpRequest
-from qbsync.qbo.client import QboClient, quote_literal
+from qbsync.qbo.client import CDC_MAX_OBJECTS, QboClient, quote_literal
 from qbsync.repositories.connections import CONNECTED, Connection
 from qbsync.repositories.record_admin import RecordAdmin
 from qbsync.repositories.watermarks import WatermarkRepository
@@ -175,15 +176,38 @@ class CdcCatchUp:
                 self._advance(firm_id, qbo.realm_id, entity, result.time)
                 return not cut_before_deletions
             last = _last_updated(gone or rows)
-            if last is None or last <= since:
+            if last is None:
                 raise ServiceUnavailable(
-                    "more than 1,000 QuickBooks changes in one second cannot be paged; retry later",
-                    realm_id=qbo.realm_id,
-                    entity=entity,
+                    "QuickBooks answered CDC without LastUpdatedTime", realm_id=qbo.realm_id
                 )
             cut_before_deletions = cut_before_deletions or not gone
+            if last <= since:
+                # more than 1,000 changes within one second: CDC cannot page inside it; that second's
+                # current objects are read with a query (paged by position), its deletions by the full
+                # comparison that follows, and CDC goes on from the next second
+                self._one_second(qbo, firm_id, entity, since, report)
+                cut_before_deletions = True
+                last = since + timedelta(seconds=1)
             self._advance(firm_id, qbo.realm_id, entity, last)
             since = last
+
+    def _one_second(
+        self, qbo: QboClient, firm_id: str, entity: str, second: datetime, report: CatchUpReport
+    ) -> None:
+        start = second.replace(microsecond=0)
+        until = start + timedelta(seconds=1)
+        active = " AND Active IN (true, false)" if entity in _NAME_LISTS else ""
+        statement = (
+            f"select * from {entity} where MetaData.LastUpdatedTime >= {quote_literal(start.isoformat())} "  # noqa: S608
+            f"AND MetaData.LastUpdatedTime < {quote_literal(until.isoformat())}{active} ORDERBY Id"
+        )
+        page: list[dict[str, Any]] = []
+        for row in qbo.query_all(statement):
+            page.append(row)
+            if len(page) == CDC_MAX_OBJECTS:
+                self._process(firm_id, qbo.realm_id, entity, page, [], report)
+                page = []
+        self._process(firm_id, qbo.realm_id, entity, page, [], report)
 
     def _process(
         self,
