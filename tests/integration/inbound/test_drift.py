@@ -9,12 +9,14 @@ from typing import Any
 
 from qbsync import wiring
 from qbsync.models.commands import SyncCommand
-from qbsync.models.messages import CatchUpRequest
+from qbsync.models.messages import CatchUpRequest, EntityChange, InboundNotice
 from qbsync.models.record_key import RecordKey
 from qbsync.outbound.mapping import parse_marker
 from qbsync.qbo.client import BatchOperation
 from qbsync.repositories.watermarks import WatermarkRepository
 
+from local.stack.provision import clients
+from tests.fixtures.events import drain_queue
 from tests.fixtures.lambda_runtime import LambdaContext, load_function, sqs_record
 from tests.integration.entity_sync.conftest import untaxed_invoice
 from tests.integration.errorcenter.actions.conftest import Env, platform_event
@@ -351,3 +353,71 @@ def test_a_record_being_written_is_not_judged_and_the_watermark_waits(env: Env) 
     assert len(answer["batchItemFailures"]) == 1  # retried later
     assert marks.get(env.firm, env.realm).of("Invoice") == before
     assert env.stack.errors.list(env.firm, status="open")[0] == []
+
+
+INBOUND = load_function("inbound_worker", prefix="drift")
+
+
+def test_a_webhook_notice_reaches_the_same_drift_detection(env: Env) -> None:
+    """The inbound worker (webhook path) hands the edited invoice to the same route as the catch-up."""
+    invoice = _synced_invoice(env)
+    _edit_invoice_line(env, invoice, 125.0)
+    notice = InboundNotice(
+        realm_id=env.realm,
+        changes=(EntityChange("Invoice", invoice["Id"], "Update", "2026-12-07T01:00:00Z"),),
+        source="webhook_classic",
+        received_at="2026-12-07T01:00:01Z",
+        notification_id="n-drift-1",
+    )
+    answer = INBOUND.lambda_handler(
+        {"Records": [sqs_record(notice.body(), queue="qbsync-inbound")]}, LambdaContext()
+    )
+    assert answer == {"batchItemFailures": []}
+    entry = _the_error(env, "invoice", "inv-400")
+    assert entry.code == "edited_in_quickbooks" and "now 650.00 USD" in entry.explanation
+    catch_up(env)  # the same change read again by CDC: still one error, not counted twice
+    assert _the_error(env, "invoice", "inv-400").attempts == 1
+
+
+def test_an_edit_undone_in_quickbooks_resolves_the_error(env: Env) -> None:
+    invoice = _synced_invoice(env)
+    _edit_invoice_line(env, invoice, 125.0)
+    catch_up(env)
+    error_id = _the_error(env, "invoice", "inv-400").error_id
+    _edit_invoice_line(env, _ours(env, "Invoice", "Invoice", "inv-400"), 80.0)  # back to the platform's 80.00
+
+    catch_up(env)
+
+    assert env.stack.errors.list(env.firm, status="open")[0] == []
+    assert env.stack.errors.get(env.firm, error_id).status == "resolved"
+    assert env.record("invoice", "inv-400").status == "synced"
+    resolved = [d for t, d in env.events() if t == "Sync Error Resolved"]
+    assert [d["resolution"] for d in resolved] == ["matched_again"]
+
+
+def test_the_schedule_fans_out_and_the_route_queues_a_run_for_the_callers_firm(env: Env) -> None:
+    sqs = clients(env.stack.resources.endpoint_url, env.stack.resources.region)["sqs"]
+    queue = env.stack.env["CATCHUP_QUEUE_URL"]
+    drain_queue(sqs, queue)
+
+    answer = CATCH_UP.lambda_handler({"id": "sched-evt-1", "detail-type": "Scheduled Event"}, LambdaContext())
+
+    connected = {c.firm_id for c in env.stack.connections().by_status("connected")}
+    assert env.firm in connected and answer == {"scheduled": len(connected)}
+    attrs = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
+    waiting = int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesDelayed"])
+    assert waiting == len(connected)  # one run per connected firm, spread out with DelaySeconds
+    sqs.purge_queue(QueueUrl=queue)
+
+    queued = env.call("POST", "/sync/catch-up")
+    assert queued.status == 202, queued.body
+    (body,) = [b for b in drain_queue(sqs, queue) if b["firm_id"] == env.firm]
+    assert body["reason"] == "on_demand" and body["request_id"] == queued.json()["request_id"]
+    assert env.call("POST", "/sync/catch-up", role="staff").status == 403
+    assert env.call("POST", "/sync/catch-up", firm="f-never-connected").status == 409
+
+
+def test_a_malformed_catch_up_message_is_a_batch_failure_without_its_content(env: Env) -> None:
+    bad = {"kind": "qbsync.cdc_catch_up.v1", "firm_id": "x#y", "reason": "scheduled", "request_id": "r"}
+    answer = CATCH_UP.lambda_handler({"Records": [sqs_record(bad, queue="qbsync-catchup")]}, LambdaContext())
+    assert len(answer["batchItemFailures"]) == 1
