@@ -74,7 +74,8 @@ class DeadLetters:
     """Sends a malformed message to its DLQ and notes it in the firm's dead-letter log (when attributable).
 
     Args:
-        dlq: the DLQ's sender (``SqsSender`` of ``OutboundDLQ`` or ``InboundDLQ``). log: the firm-scoped log. clock: epoch seconds.
+        dlq: the DLQ's sender (``SqsSender`` of ``OutboundDLQ`` or ``InboundDLQ``). log: the firm-scoped
+            log. clock: epoch seconds.
     """
 
     def __init__(self, *, dlq: Sender, log: DeadLetterLog, clock: Callable[[], float]) -> None:
