@@ -255,6 +255,50 @@ def test_entity_sync_environment_points_at_its_resources(translated: dict[str, A
     assert env["QBO_MINOR_VERSION"] == {"Ref": "QboMinorVersion"}
 
 
+def test_inbound_worker_consumes_the_inbound_queue_in_batches(template: dict[str, Any]) -> None:
+    function = template["Resources"]["InboundWorkerFunction"]
+    props = function["Properties"]
+    assert function["Metadata"]["BuildMethod"] == "makefile"
+    assert props["CodeUri"] == "functions/inbound_worker"
+    assert props["Handler"] == "app.lambda_handler"
+    (event,) = _sqs_events(function)
+    assert event["Queue"] == {"Fn::GetAtt": ["InboundQueue", "Arn"]}
+    assert event["BatchSize"] == 10
+    # a burst of Intuit notifications for one realm is gathered and collapsed into one read per entity type
+    assert 0 < event["MaximumBatchingWindowInSeconds"] <= 10
+    assert event.get("FunctionResponseTypes") == ["ReportBatchItemFailures"]
+    # inbound reads share the realm's 10 requests in flight with the outbound sync (at most 5)
+    assert event["ScalingConfig"]["MaximumConcurrency"] + 5 <= 10
+    assert "ReservedConcurrentExecutions" not in props
+    assert _consumers_of(template, "InboundQueue") == [function]
+    queue = template["Resources"]["InboundQueue"]["Properties"]
+    assert queue["VisibilityTimeout"] >= 6 * props["Timeout"]
+
+
+def test_inbound_worker_policies_name_their_resources(translated: dict[str, Any]) -> None:
+    role = translated["Resources"]["InboundWorkerFunctionRole"]
+    granted: dict[str, set[str]] = {}
+    for statement in _statements(role):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        targets = set(
+            re.findall(r'"(?:Ref|Fn::GetAtt)": \[?"([A-Za-z0-9]+)"', json.dumps(statement["Resource"]))
+        )
+        assert targets, statement  # never a bare "*"
+        for action in actions:
+            granted.setdefault(action.split(":")[0], set()).update(targets)
+        if any(a.startswith("kms:") for a in actions):
+            assert statement.get("Condition") == {"Null": {"kms:EncryptionContext:firm_id": "false"}}
+        if "sqs:ChangeMessageVisibility" in actions:
+            assert targets == {"InboundQueue"}
+    assert granted == {
+        "dynamodb": {"SyncStateTable", "ErrorLogTable"},
+        "secretsmanager": {"IntuitAppSecret"},
+        "events": {"EventBus"},
+        "sqs": {"InboundQueue", "InboundDLQ"},  # early redelivery of a throttled realm; malformed notices
+        "kms": {"TokenKey"},
+    }
+
+
 # ----------------------------------------------------------------------------- API and authorizer
 
 
