@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from qbsync import wiring
 from qbsync.models.record_key import RecordKey
 
 from tests.fixtures.firms import new_firm
@@ -172,24 +171,29 @@ def test_a_crash_between_claim_and_publish_publishes_the_same_event_again(inboun
 
 def test_syncing_an_invoice_out_produces_no_inbound_change(inbound: InboundStack) -> None:
     firm, realm, qbo = _setup(inbound, "inv-406")
-    processor = wiring.inbound_worker().processor
-    changes = processor.synced_changes
-    seen = getattr(changes, "seen", 0)
+    key = RecordKey(firm, realm, "invoice", "inv-406")
+    before = inbound.records.get(key)
+    assert before is not None
     customer = inbound.customer_of(firm)
     # the notifications of qbsync's own writes: the customer and the invoice it created
     own = inbound.notice(realm, ("Invoice", qbo["inv-406"], "Create"), ("Customer", customer, "Create"))
     assert inbound.inbound(own) == OK
     assert inbound.announced() == [] and inbound.payment_errors(firm) == []
-    assert getattr(changes, "seen", 0) == seen  # our own writes are not changes
+    # our own writes are not changes: the record is untouched (no revision, no error: issue 14 drift)
+    assert inbound.records.get(key) == before
 
-    # an edit made in QuickBooks is one (the control: the rule does not just drop everything)
+    # an edit made in QuickBooks is one (the control: the rule does not just drop everything). A memo is no
+    # field that matters (qbsync.inbound.differences): the drift detection only adopts the new SyncToken
     accountant = inbound.accountant_of(firm)
     invoice = accountant.read("Invoice", qbo["inv-406"])
-    accountant.update("Invoice", {"Id": invoice["Id"], "SyncToken": invoice["SyncToken"], "PrivateNote": "x"})
+    edited = accountant.update(
+        "Invoice", {"Id": invoice["Id"], "SyncToken": invoice["SyncToken"], "PrivateNote": "x"}
+    )
     assert inbound.inbound(inbound.notice(realm, ("Invoice", qbo["inv-406"], "Update"))) == OK
-    assert getattr(changes, "seen", 0) == seen + 1
-    record = inbound.records.get(RecordKey(firm, realm, "invoice", "inv-406"))
+    record = inbound.records.get(key)
     assert record is not None and record.status == "synced"
+    assert record.sync_token == str(edited["SyncToken"]) != before.sync_token  # it reached the drift route
+    assert inbound.errors.list(firm, status="open")[0] == []
 
 
 def test_a_realm_no_connection_holds_is_dropped_without_a_read(inbound: InboundStack) -> None:
