@@ -16,7 +16,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from qbsync.inbound.drift import DRIFT_CODES
-from qbsync.qbo.client import QboClient
+
+from local.qbo_sim.client import SimAccountant
 
 if TYPE_CHECKING:  # local.demo imports this module
     from local.demo import Demo
@@ -26,39 +27,15 @@ __all__ = ["DRIFT_CODES", "TITLE", "invoice_edited_in_quickbooks"]
 TITLE = "An invoice edited in QuickBooks shows up in the error center with its actions (CDC catch-up)"
 
 
-class _Tokens:
-    """The accountant's own access token (the simulator issued it)."""
-
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    def access_token(self) -> str:
-        return self._token
-
-    def refresh_after_unauthorized(self, rejected_token: str) -> str:
-        raise RuntimeError("the simulator refused its own fresh token")
-
-
 def invoice_edited_in_quickbooks(demo: Demo, realm_id: str, invoice_id: str) -> str:
-    """Run the step; returns the one-line result. Raises ``local.demo.DemoFailure`` (via ``demo.expect``)
-    or AssertionError-like failures as RuntimeError."""
-    app = demo.stack.intuit_app
-    if app is None:
-        raise RuntimeError("the local stack has no Intuit app")
-    issued = demo.sim.issue_tokens(app["client_id"], realm_id)
-    accountant = QboClient(
-        base_url=demo.sim.base_url, realm_id=realm_id, tokens=_Tokens(issued["access_token"])
-    )
+    """Run the step; returns the one-line result. Raises ``local.demo.DemoFailure`` (``demo.expect``) or
+    RuntimeError when QuickBooks or the error center do not show what the step expects."""
+    accountant = SimAccountant.sign_in(demo.sim, realm_id)
     invoice = _ours(demo, realm_id, invoice_id)
     lines = [dict(x) for x in invoice["Line"] if x.get("DetailType") == "SalesItemLineDetail"]
     detail = {**lines[-1]["SalesItemLineDetail"], "Qty": 1, "UnitPrice": 125}
     lines[-1] = {**lines[-1], "Amount": 125, "SalesItemLineDetail": detail}
-    accountant.update(
-        "Invoice",
-        {"Id": invoice["Id"], "SyncToken": invoice["SyncToken"], "sparse": True, "Line": lines},
-        request_id="demo-accountant-edit",
-        sparse=True,
-    )
+    accountant.update("Invoice", {"Id": invoice["Id"], "SyncToken": invoice["SyncToken"], "Line": lines})
     _say(f"accountant edits invoice {invoice['Id']} in QuickBooks (no webhook reaches qbsync)")
 
     failed_before = demo.statuses[("Invoice", invoice_id, "failed")]

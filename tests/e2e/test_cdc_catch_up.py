@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 import requests
-from qbsync.qbo.client import QboClient
 
+from local.qbo_sim.client import SimAccountant
 from tests.fixtures.firms import admin_jwt
 from tests.fixtures.platform import (
     DEADLINE_SECONDS,
@@ -43,35 +43,16 @@ def firm_id() -> str:
     return f"firm-e2e-cdc-{secrets.token_hex(4)}"
 
 
-class _Tokens:
-    def __init__(self, token: str) -> None:
-        self.token = token
-
-    def access_token(self) -> str:
-        return self.token
-
-    def refresh_after_unauthorized(self, rejected_token: str) -> str:
-        raise AssertionError("the simulator's fresh token was refused")
-
-
-def _accountant(local_stack: Any, qbo_sim: Any, realm_id: str) -> QboClient:
-    """Someone working in QuickBooks directly (the simulator's v3 API with a token of its own)."""
-    assert local_stack.intuit_app is not None
-    issued = qbo_sim.control.issue_tokens(local_stack.intuit_app["client_id"], realm_id)
-    return QboClient(base_url=qbo_sim.url, realm_id=realm_id, tokens=_Tokens(issued["access_token"]))
-
-
 def _invoice(qbo_sim: Any, realm_id: str) -> dict[str, Any]:
     (invoice,) = marked(qbo_sim.control.entities(realm_id, "Invoice"), "PrivateNote", "Invoice", "inv-400")
     return invoice
 
 
-def _edit_last_line(qbo: QboClient, invoice: dict[str, Any], amount: float) -> None:
+def _edit_last_line(qbo: SimAccountant, invoice: dict[str, Any], amount: float) -> None:
     lines = [dict(line) for line in invoice["Line"] if line.get("DetailType") == "SalesItemLineDetail"]
     detail = {**lines[-1]["SalesItemLineDetail"], "Qty": 1, "UnitPrice": amount}
     lines[-1] = {**lines[-1], "Amount": amount, "SalesItemLineDetail": detail}
-    body = {"Id": invoice["Id"], "SyncToken": invoice["SyncToken"], "sparse": True, "Line": lines}
-    qbo.update("Invoice", body, request_id=f"accountant-{invoice['SyncToken']}", sparse=True)
+    qbo.update("Invoice", {"Id": invoice["Id"], "SyncToken": invoice["SyncToken"], "Line": lines})
 
 
 def _fire_catch_up(local_stack: Any) -> None:
@@ -94,7 +75,7 @@ def test_an_edit_nobody_notified_is_caught_by_the_scheduled_catch_up(
     put_on_bus(local_stack, sample_event("client_account_created", firm_id))
     put_on_bus(local_stack, untaxed_invoice_without_services(firm_id))
     status_inbox.wait_for("Invoice", "inv-400", "synced", deadline)
-    accountant = _accountant(local_stack, qbo_sim, qbo_company)
+    accountant = SimAccountant.sign_in(qbo_sim.control, qbo_company)  # someone working in QuickBooks
 
     # 1. edited in QuickBooks, never notified; the first run compares the synced records in full
     _edit_last_line(accountant, _invoice(qbo_sim, qbo_company), 125.0)
