@@ -62,6 +62,7 @@ def test_every_contract_logical_id_exists_with_its_type(template: dict[str, Any]
         "EntitySyncFunction": "AWS::Serverless::Function",
         "RetryFanoutFunction": "AWS::Serverless::Function",
         "CdcCatchUpFunction": "AWS::Serverless::Function",
+        "InboundWorkerFunction": "AWS::Serverless::Function",
         "AdminApi": "AWS::Serverless::Api",
         "SyncStateTable": "AWS::DynamoDB::Table",
         "ErrorLogTable": "AWS::DynamoDB::Table",
