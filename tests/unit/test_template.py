@@ -75,7 +75,7 @@ def test_every_contract_logical_id_exists_with_its_type(template: dict[str, Any]
         "StateSigningSecret": "AWS::SecretsManager::Secret",
         "AdminJwtSecret": "AWS::SecretsManager::Secret",
     }
-    for name in ("Outbound", "Inbound", "Retry"):
+    for name in ("Outbound", "Inbound", "Retry", "CatchUp"):
         expected_types[f"{name}Queue"] = "AWS::SQS::Queue"
         expected_types[f"{name}DLQ"] = "AWS::SQS::Queue"
     # Every backticked logical id of the contract's table must be covered by the mapping above.
