@@ -25,7 +25,12 @@ not linked, anything else                   ignored (debug log with the reason):
 ==========================================  ===============================================================
 
 "Linked" = :meth:`~qbsync.repositories.records.RecordsRepository.find_by_qbo_id` finds a record of the
-realm mapped to that QuickBooks object (gsi1).
+firm and realm mapped to that QuickBooks object (gsi1); or, when it does not, the object carries qbsync's
+marker (``qbsync:<Entity>:<platform id>`` in its note, :func:`~qbsync.models.record_key.parse_marker`) and
+that record exists (a consistent GetItem) and is not mapped to another object. The second way covers
+qbsync's own write whose outcome is not recorded yet (a create in flight) and gsi1's eventual consistency
+right after a sync: without it, a platform payment qbsync just wrote would come back as a payment
+"recorded in QuickBooks".
 """
 
 from __future__ import annotations
@@ -35,7 +40,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from qbsync import vocab
 from qbsync.inbound.changes import ChangedObject
+from qbsync.models.record_key import RecordKey, note_of, parse_marker
 from qbsync.repositories.records import SyncRecord
 
 __all__ = [
@@ -60,6 +67,8 @@ _OWN_DELETES = ("delete", "void")
 
 class RecordLookup(Protocol):
     def find_by_qbo_id(self, realm_id: str, qbo_entity: str, qbo_id: str) -> SyncRecord | None: ...
+
+    def get(self, key: RecordKey, *, consistent: bool = True) -> SyncRecord | None: ...
 
 
 class SyncedRecordChanges(Protocol):
@@ -159,9 +168,7 @@ class InboundProcessor:
             if obj.entity not in SUPPORTED_ENTITIES:
                 report.ignore("entity_not_synced")
                 continue
-            record = self._records.find_by_qbo_id(realm_id, obj.entity, obj.qbo_id)
-            if record is not None and record.firm_id != firm_id:
-                record = None  # a record another firm kept from its own time with this company
+            record = self.linked_record(firm_id, realm_id, obj)
             if record is None:
                 if obj.entity == PAYMENT:
                     payments.append(obj)
@@ -192,3 +199,30 @@ class InboundProcessor:
             report.payments += len(payments)
             self._payments.handle(firm_id, realm_id, payments)
         return report
+
+    def linked_record(self, firm_id: str, realm_id: str, obj: ChangedObject) -> SyncRecord | None:
+        """The firm's record of ``obj`` (see the module doc), or None."""
+        record = self._records.find_by_qbo_id(realm_id, obj.entity, obj.qbo_id)
+        if record is not None and record.firm_id == firm_id:
+            return record
+        # none, or a record another firm kept from its own time with this company: ask the marker
+        found = parse_marker(note_of(obj.entity, obj.body)) if obj.body is not None else None
+        if found is None:
+            return None
+        marker_type, platform_id = found
+        for info in vocab.RECORD_TYPE_INFO.values():
+            if obj.entity not in info.qbo_entities:
+                continue
+            # a credit application (a zero Payment) carries its payment's marker
+            if info.marker != marker_type and not (
+                info.record_type == vocab.CREDIT_APPLICATION and marker_type == "Payment"
+            ):
+                continue
+            try:
+                key = RecordKey(firm_id, realm_id, info.record_type, platform_id)
+            except ValueError:
+                continue
+            candidate = self._records.get(key, consistent=True)
+            if candidate is not None and candidate.qbo_id in (None, obj.qbo_id):
+                return candidate
+        return None
