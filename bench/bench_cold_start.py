@@ -41,7 +41,15 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 WORK = ROOT / ".bench" / "cold_start"
 START, END = "<!-- bench_cold_start:start -->", "<!-- bench_cold_start:end -->"
-HANDLERS = ("authorizer", "admin_api", "oauth", "entity_sync", "retry_fanout", "token_keepalive")
+HANDLERS = (
+    "authorizer",
+    "admin_api",
+    "oauth",
+    "entity_sync",
+    "retry_fanout",
+    "token_keepalive",
+    "webhook_intake",
+)
 BASELINE = "import boto3\nfrom aws_lambda_powertools import Logger, Metrics, Tracer\n"
 #: what the handlers read at import time in Lambda (the template's Globals; no AWS call is made)
 ENV = {

@@ -304,10 +304,13 @@ def qbsync_detail(detail_type: str, n: int) -> dict[str, Any]:
         "Payment Received In QBO": {
             "realm_id": REALM,
             "qbo_payment_id": "311",
+            "qbo_version": "0",
+            "operation": "created",
             "account_id": "acct-100",
             "payment_date": "2026-03-04",
             "currency": "USD",
             "amount": "700.00",
+            "unapplied_amount": "0.00",
             "method": "Check",
             "reference": "1187",
             "allocations": [
@@ -346,7 +349,20 @@ def qbsync_detail(detail_type: str, n: int) -> dict[str, Any]:
             "qbo_invoice_id": "145",
             "paid_on": "2026-03-04",
             "total": "633.88",
+            "qbo_payment_id": "311",
+            "qbo_version": "0",
             "qbo_payment_ids": ["311"],
+        },
+        "Payment Withdrawn In QBO": {
+            "realm_id": REALM,
+            "qbo_payment_id": "311",
+            "qbo_version": "deleted",
+            "reason": "deleted",
+            "error_id": None,
+            "allocations": [
+                {"invoice_id": "inv-400", "qbo_invoice_id": "145", "amount": "633.88"},
+                {"invoice_id": "inv-401", "qbo_invoice_id": "146", "amount": "66.12"},
+            ],
         },
         "Initial Sync Progress": {
             "realm_id": REALM,

@@ -32,6 +32,7 @@ from qbsync import wiring
 from qbsync.api import (
     actions_routes,
     common,
+    drift_routes,
     errors_routes,
     operations_routes,
     records_routes,
@@ -45,6 +46,7 @@ app.include_router(settings_routes.router)
 app.include_router(records_routes.router)
 app.include_router(errors_routes.router)
 app.include_router(actions_routes.router)
+app.include_router(drift_routes.router)
 app.include_router(operations_routes.router)
 
 

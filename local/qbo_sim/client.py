@@ -145,6 +145,25 @@ class SimControl:
         """Deliver pending notifications now; returns every delivery attempt so far."""
         return self._call("POST", "/_sim/webhooks/flush", {"include_retries": include_retries})["deliveries"]
 
+    def lose_webhooks(
+        self, count: int = 1, realm_id: str | None = None, client_id: str | None = None
+    ) -> dict[str, Any]:
+        """Lose the next ``count`` notifications for ``realm_id`` / ``client_id`` (None: any): never sent,
+        never retried, listed in :meth:`webhook_deliveries` with ``outcome`` ``lost``. Returns the rule."""
+        body: dict[str, Any] = {"count": count}
+        if realm_id is not None:
+            body["realm_id"] = realm_id
+        if client_id is not None:
+            body["client_id"] = client_id
+        return self._call("POST", "/_sim/webhooks/lose", body)
+
+    def webhook_losses(self) -> list[dict[str, Any]]:
+        """The loss rules with notifications still to lose."""
+        return self._call("GET", "/_sim/webhooks/lose")["losses"]
+
+    def clear_webhook_losses(self) -> None:
+        self._call("DELETE", "/_sim/webhooks/lose")
+
     # ---- the browser side of OAuth
     def authorize(
         self, client_id: str, redirect_uri: str, state: str = "st", scope: str = ACCOUNTING_SCOPE
@@ -167,3 +186,80 @@ class SimControl:
             raise SimControlError(response.status_code, response.text)
         params = parse_qs(urlsplit(response.headers["location"]).query)
         return {k: v[0] for k, v in params.items()}
+
+
+class SimAccountant:
+    """The firm's accountant working in QuickBooks: v3 API calls with a token of their own (an app of
+    their own on the simulator), e.g. recording a payment against an invoice qbsync synced.
+
+    ``SimAccountant.sign_in(control, realm_id)`` registers an app and takes a token for the company.
+    Every call raises SimControlError on a non-2xx (the QBO Fault is in ``body``).
+    """
+
+    def __init__(self, base_url: str, realm_id: str, access_token: str, timeout: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.realm_id = realm_id
+        self.timeout = timeout
+        self.session = requests.Session()
+        self.session.headers.update({"Authorization": f"Bearer {access_token}", "Accept": "application/json"})
+
+    @classmethod
+    def sign_in(cls, control: SimControl, realm_id: str, client_id: str = "accountant-app") -> SimAccountant:
+        try:
+            control.create_app(client_id, "accountant-secret", ["http://127.0.0.1/accountant"])
+        except SimControlError as err:
+            if err.status != 409:  # registered already (another company of the same simulator)
+                raise
+        tokens = control.issue_tokens(client_id, realm_id)
+        return cls(control.base_url, realm_id, tokens["access_token"], control.timeout)
+
+    def _v3(self, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
+        url = f"{self.base_url}/v3/company/{self.realm_id}/{path}"
+        if body is None:
+            response = self.session.get(url, params=params, timeout=self.timeout)
+        else:
+            response = self.session.post(url, json=body, params=params, timeout=self.timeout)
+        if response.status_code >= 300:
+            try:
+                payload: Any = response.json()
+            except ValueError:
+                payload = response.text
+            raise SimControlError(response.status_code, payload)
+        return response.json()
+
+    def read(self, entity: str, entity_id: str) -> dict[str, Any]:
+        return self._v3(f"{entity.lower()}/{entity_id}")[entity]
+
+    def create(self, entity: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._v3(entity.lower(), body)[entity]
+
+    def update(self, entity: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A sparse update (``Id`` and ``SyncToken`` in ``body``)."""
+        return self._v3(entity.lower(), {**body, "sparse": True})[entity]
+
+    def delete(self, entity: str, entity_id: str, sync_token: str) -> dict[str, Any]:
+        return self._v3(entity.lower(), {"Id": entity_id, "SyncToken": sync_token}, {"operation": "delete"})
+
+    def void(self, entity: str, entity_id: str, sync_token: str) -> dict[str, Any]:
+        return self._v3(entity.lower(), {"Id": entity_id, "SyncToken": sync_token}, {"operation": "void"})[
+            entity
+        ]
+
+    def receive_payment(
+        self, customer_id: str, applied: list[tuple[str, str]], *, txn_date: str | None = None, **extra: Any
+    ) -> dict[str, Any]:
+        """Record a payment of ``customer_id`` applying ``(invoice_id, amount)`` pairs (Receive payment);
+        the total is the sum unless ``TotalAmt`` is given in ``extra``."""
+        total = sum(float(amount) for _, amount in applied)
+        body: dict[str, Any] = {
+            "CustomerRef": {"value": customer_id},
+            "TotalAmt": round(total, 2),
+            "Line": [
+                {"Amount": float(amount), "LinkedTxn": [{"TxnId": invoice_id, "TxnType": "Invoice"}]}
+                for invoice_id, amount in applied
+            ],
+            **extra,
+        }
+        if txn_date is not None:
+            body["TxnDate"] = txn_date
+        return self.create("Payment", body)

@@ -394,6 +394,9 @@ async def faults_endpoint(request: Request) -> Response:
     injector = request.app.state.injector
     if request.method == "DELETE":
         injector.clear()
+        dispatcher = getattr(state, "webhooks", None)
+        if dispatcher is not None:
+            dispatcher.clear_losses()  # "clear every fault" includes the webhook losses
         return Response(status_code=204)
     if request.method == "GET":
         return JSONResponse({"faults": injector.rules()})
@@ -504,6 +507,34 @@ async def flush_webhooks(request: Request) -> Response:
     return JSONResponse({"deliveries": dispatcher.deliveries() if dispatcher is not None else []})
 
 
+async def lose_webhooks(request: Request) -> Response:
+    """The "lose this webhook" fault: ``POST {"count"?: N, "realm_id"?, "client_id"?}`` loses the next N
+    notifications (default 1) for that realm/app - built, never sent, never retried, recorded as
+    ``lost`` in the deliveries. ``GET`` lists the rules still losing; ``DELETE`` forgets them."""
+    dispatcher = getattr(_sim(request), "webhooks", None)
+    if dispatcher is None:
+        return _err(SimError(404, "not_found", "webhooks are not enabled"))
+    if request.method == "DELETE":
+        dispatcher.clear_losses()
+        return Response(status_code=204)
+    if request.method == "GET":
+        return JSONResponse({"losses": dispatcher.losses()})
+    try:
+        body = await _body(request)
+        unknown = set(body) - {"count", "realm_id", "client_id"}
+        if unknown:
+            raise SimError(400, "invalid_request", f"unknown keys: {sorted(unknown)}")
+        try:
+            rule = dispatcher.lose_next(
+                body.get("count", 1), realm_id=body.get("realm_id"), client_id=body.get("client_id")
+            )
+        except ValueError as exc:
+            raise SimError(400, "invalid_request", str(exc)) from None
+    except SimError as exc:
+        return _err(exc)
+    return JSONResponse(rule, 201)
+
+
 def routes() -> list[Route]:
     return [
         Route("/_sim/health", health, methods=["GET"]),
@@ -525,4 +556,5 @@ def routes() -> list[Route]:
         Route("/_sim/requests", requests_endpoint, methods=["GET", "DELETE"]),
         Route("/_sim/webhooks/deliveries", deliveries_endpoint, methods=["GET"]),
         Route("/_sim/webhooks/flush", flush_webhooks, methods=["POST"]),
+        Route("/_sim/webhooks/lose", lose_webhooks, methods=["GET", "POST", "DELETE"]),
     ]

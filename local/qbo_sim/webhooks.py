@@ -19,6 +19,11 @@ How the simulator delivers, and why:
 - **Head-of-line blocking** (QBO.md §6.5): an app's later notifications wait until the earlier one
   is acknowledged or given up.
 
+- **Lost notifications** (a fault for tests, ``lose_next``): the next ``count`` POSTs built for a realm
+  (and/or app) are never sent and never retried, as when Intuit's retries run out or a notification
+  simply never comes. Each is recorded with ``outcome`` ``lost`` (``attempt`` 0, ``status`` None), so a
+  test sees what was lost; catching up is CDC's job.
+
 Nothing here sleeps on behalf of tests: ``flush_now()`` closes every open group and attempts every
 due delivery synchronously; retries become due when the injected clock passes their time.
 """
@@ -84,6 +89,34 @@ class _Group:
 
 
 @dataclass
+class _LossRule:
+    """Lose the next ``count`` notifications (POSTs) for ``realm_id`` / ``client_id`` (None = any)."""
+
+    count: int
+    realm_id: str | None = None
+    client_id: str | None = None
+    lost: int = 0
+    rule_id: int = 0
+
+    def matches(self, client_id: str, realm_id: str) -> bool:
+        return (
+            self.lost < self.count
+            and self.realm_id in (None, realm_id)
+            and self.client_id in (None, client_id)
+        )
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.rule_id,
+            "count": self.count,
+            "lost": self.lost,
+            "remaining": self.count - self.lost,
+            "realm_id": self.realm_id,
+            "client_id": self.client_id,
+        }
+
+
+@dataclass
 class _Delivery:
     client_id: str
     realm_id: str
@@ -128,6 +161,8 @@ class WebhookDispatcher:
         self._groups: dict[tuple[str, str], _Group] = {}
         self._queues: dict[str, deque[_Delivery]] = {}
         self._records: deque[dict[str, Any]] = deque(maxlen=max_records)
+        self._losses: list[_LossRule] = []
+        self._loss_ids = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -152,6 +187,45 @@ class WebhookDispatcher:
             self._queues.pop(client_id, None)
             for key in [k for k in self._groups if k[0] == client_id]:
                 del self._groups[key]
+
+    # ------------------------------------------------------------------------------ faults
+
+    def lose_next(
+        self, count: int = 1, *, realm_id: str | None = None, client_id: str | None = None
+    ) -> dict[str, Any]:
+        """Lose the next ``count`` notifications built for ``realm_id`` and/or ``client_id`` (None: any):
+        built, signed, recorded with outcome ``lost``, never sent, never retried. Returns the rule.
+        Raises ValueError for a count below 1 or empty ids."""
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError("count must be an integer >= 1")
+        for name, value in (("realm_id", realm_id), ("client_id", client_id)):
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ValueError(f"{name} must be a non-empty string")
+        with self._lock:
+            self._loss_ids += 1
+            rule = _LossRule(count, realm_id, client_id, rule_id=self._loss_ids)
+            self._losses.append(rule)
+            return rule.public()
+
+    def losses(self) -> list[dict[str, Any]]:
+        """The loss rules with notifications still to lose."""
+        with self._lock:
+            return [r.public() for r in self._losses if r.lost < r.count]
+
+    def clear_losses(self) -> None:
+        """Forget every loss rule (notifications are delivered again)."""
+        with self._lock:
+            self._losses.clear()
+
+    def _lose(self, client_id: str, realm_id: str) -> bool:
+        """Whether the notification about to be queued is lost instead (caller holds the lock)."""
+        for rule in self._losses:
+            if rule.matches(client_id, realm_id):
+                rule.lost += 1
+                if rule.lost >= rule.count:
+                    self._losses.remove(rule)
+                return True
+        return False
 
     # ------------------------------------------------------------------------------ intake
 
@@ -212,8 +286,10 @@ class WebhookDispatcher:
 
     def deliveries(self) -> list[dict[str, Any]]:
         """Every attempt so far (oldest first): url, format, status (None on a connection error),
-        attempt, entities, realm_id, client_id, outcome (delivered | retry_scheduled | gave_up),
-        time, and the event ids. Never the verifier token or the signature."""
+        attempt, entities, realm_id, client_id, outcome (delivered | retry_scheduled | gave_up | lost),
+        time, and the event ids. Never the verifier token or the signature. A ``lost`` notification
+        (:meth:`lose_next`) has attempt 0, status None and ``changes`` (name, id, operation) of what it
+        would have announced."""
         with self._lock:
             return [dict(r) for r in self._records]
 
@@ -258,21 +334,25 @@ class WebhookDispatcher:
         if hook is None:
             return
         queue = self._queues.setdefault(client_id, deque())
-        bodies: list[tuple[bytes, int, list[str]]] = []  # (body, entity count, CloudEvent ids)
+        # (body, the entities it announces, CloudEvent ids)
+        bodies: list[tuple[bytes, list[dict[str, str]], list[str]]] = []
         if hook.format == "classic":
             payload: Any = {
                 "eventNotifications": [
                     {"realmId": group.realm_id, "dataChangeEvent": {"entities": group.entities}}
                 ]
             }
-            bodies = [(json.dumps(payload, separators=(",", ":")).encode(), len(group.entities), [])]
+            bodies = [(json.dumps(payload, separators=(",", ":")).encode(), group.entities, [])]
         else:
             for start in range(0, len(group.entities), MAX_CLOUDEVENTS_PER_POST):
                 chunk = group.entities[start : start + MAX_CLOUDEVENTS_PER_POST]
                 events = [self._cloudevent(client_id, group.realm_id, e) for e in chunk]
                 body = json.dumps(events, separators=(",", ":")).encode()
-                bodies.append((body, len(events), [e["id"] for e in events]))
-        for body, count, ids in bodies:
+                bodies.append((body, chunk, [e["id"] for e in events]))
+        for body, entities, ids in bodies:
+            if self._lose(client_id, group.realm_id):
+                self._records.append(self._lost_record(client_id, group.realm_id, hook, entities, ids))
+                continue
             headers = {
                 "Content-Type": "application/json",
                 "intuit-signature": sign(hook.verifier_token, body),
@@ -280,9 +360,35 @@ class WebhookDispatcher:
             }
             queue.append(
                 _Delivery(
-                    client_id, group.realm_id, hook.url, hook.format, body, headers, count, ids, due_at=now
+                    client_id,
+                    group.realm_id,
+                    hook.url,
+                    hook.format,
+                    body,
+                    headers,
+                    len(entities),
+                    ids,
+                    due_at=now,
                 )
             )
+
+    def _lost_record(
+        self, client_id: str, realm_id: str, hook: _AppHook, entities: list[dict[str, str]], ids: list[str]
+    ) -> dict[str, Any]:
+        """The delivery record of a notification lost on purpose (``lose_next``)."""
+        return {
+            "client_id": client_id,
+            "realm_id": realm_id,
+            "url": hook.url,
+            "format": hook.format,
+            "status": None,
+            "attempt": 0,
+            "entities": len(entities),
+            "outcome": "lost",
+            "time": self._clock().isoformat(),
+            "event_ids": list(ids),
+            "changes": [{"name": e["name"], "id": e["id"], "operation": e["operation"]} for e in entities],
+        }
 
     @staticmethod
     def _cloudevent(client_id: str, realm_id: str, entity: dict[str, str]) -> dict[str, Any]:

@@ -105,6 +105,7 @@ class LocalStack:
         self.poller_concurrency = poller_concurrency
         self.prewarm = prewarm
         self.intuit_app: dict[str, str] | None = None
+        self._intuit_sim: str | None = None
         self._moto_endpoint = moto_endpoint
         self._moto: MotoServer | None = None
         self.endpoint_url: str = moto_endpoint or ""
@@ -251,12 +252,14 @@ class LocalStack:
     def log_path(self, logical_id: str) -> Path:
         return self._require()[1].log_path(logical_id)
 
-    def register_intuit_app(self, simulator_url: str | None = None) -> dict[str, str]:
-        """Create Intuit app credentials, store them in ``IntuitAppSecret`` and register the app (with
-        the redirect URI the functions use) in the simulator. Returns the credentials (also kept in
-        ``self.intuit_app``)."""
-        from local.qbo_sim.client import SimControl
-
+    def register_intuit_app(
+        self, simulator_url: str | None = None, *, webhook_format: str = "classic"
+    ) -> dict[str, str]:
+        """Create Intuit app credentials, store them in ``IntuitAppSecret`` and register the app in the
+        simulator: the redirect URI the functions use and, when the template has the webhook intake, its
+        webhook endpoint (:attr:`webhook_url`, signed with the app's ``webhook_verifier_token``, payload
+        ``webhook_format`` ``classic`` or ``cloudevents``), so every change of a connected company is
+        POSTed to the intake as Intuit would. Returns the credentials (also kept in ``self.intuit_app``)."""
         resources, _ = self._require()
         sim = simulator_url or self.simulator_url
         if not sim:
@@ -266,12 +269,12 @@ class LocalStack:
             "client_secret": secrets.token_urlsafe(24),
             "webhook_verifier_token": secrets.token_urlsafe(16),
         }
-        redirect = resources.functions["OAuthFunction"].environment["OAUTH_REDIRECT_URI"]
-        SimControl(sim).create_app(creds["client_id"], creds["client_secret"], [redirect])
         clients(self.endpoint_url, self.region)["secretsmanager"].put_secret_value(
             SecretId=resources.ref("IntuitAppSecret"), SecretString=json.dumps(creds)
         )
         self.intuit_app = creds
+        self._intuit_sim = sim
+        self.configure_webhooks(webhook_format)
         return creds
 
     def aws_requests(self) -> Counter[tuple[str, str, str]]:
@@ -281,6 +284,36 @@ class LocalStack:
         if self._moto is None or self._moto.counter is None:
             raise RuntimeError("this stack does not run its own moto server: nothing counts its requests")
         return self._moto.counter.snapshot()
+
+    @property
+    def webhook_url(self) -> str | None:
+        """The intake's public URL (``POST /webhooks/intuit`` on the API), or None when the template has no
+        ``WebhookIntakeFunction``."""
+        resources, _ = self._require()
+        if "WebhookIntakeFunction" not in resources.functions or len(self.apis) != 1:
+            return None
+        return f"{self.api_url}/webhooks/intuit"
+
+    def configure_webhooks(self, webhook_format: str = "classic") -> None:
+        """(Re-)register the Intuit app of :meth:`register_intuit_app` in the simulator with its webhook in
+        ``webhook_format`` (``classic`` | ``cloudevents``; the portal's CloudEvents toggle). Notifications
+        already built keep their format."""
+        from local.qbo_sim.client import SimControl
+
+        resources, _ = self._require()
+        if self.intuit_app is None or self._intuit_sim is None:
+            raise RuntimeError("register_intuit_app first")
+        creds = self.intuit_app
+        redirect = resources.functions["OAuthFunction"].environment["OAUTH_REDIRECT_URI"]
+        url = self.webhook_url
+        webhook = (
+            {"url": url, "verifier_token": creds["webhook_verifier_token"], "format": webhook_format}
+            if url
+            else None
+        )
+        SimControl(self._intuit_sim).create_app(
+            creds["client_id"], creds["client_secret"], [redirect], webhook=webhook
+        )
 
     def describe(self) -> dict[str, Any]:
         """Endpoints and names worth printing (no secrets)."""

@@ -15,7 +15,7 @@ from local import demo
 def test_demo_runs_every_step_successfully(capsys):
     assert demo.main(["--sample-scale", "0.15", "--sample-timeout", "300"]) == 0
     out = capsys.readouterr().out
-    assert "steps ok: 13/13" in out
+    assert "steps ok: 15/15" in out
     assert "FAILED" not in out
     # the sample firm's report: what landed, to the cent, and the deliberate errors explained; then the
     # same checks after the fixes through the admin API (no open error left, the skipped one shown)

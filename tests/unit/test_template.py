@@ -61,6 +61,9 @@ def test_every_contract_logical_id_exists_with_its_type(template: dict[str, Any]
         "TokenKeepAliveFunction": "AWS::Serverless::Function",
         "EntitySyncFunction": "AWS::Serverless::Function",
         "RetryFanoutFunction": "AWS::Serverless::Function",
+        "WebhookIntakeFunction": "AWS::Serverless::Function",
+        "CdcCatchUpFunction": "AWS::Serverless::Function",
+        "InboundWorkerFunction": "AWS::Serverless::Function",
         "AdminApi": "AWS::Serverless::Api",
         "SyncStateTable": "AWS::DynamoDB::Table",
         "ErrorLogTable": "AWS::DynamoDB::Table",
@@ -73,7 +76,7 @@ def test_every_contract_logical_id_exists_with_its_type(template: dict[str, Any]
         "StateSigningSecret": "AWS::SecretsManager::Secret",
         "AdminJwtSecret": "AWS::SecretsManager::Secret",
     }
-    for name in ("Outbound", "Inbound", "Retry"):
+    for name in ("Outbound", "Inbound", "Retry", "CatchUp"):
         expected_types[f"{name}Queue"] = "AWS::SQS::Queue"
         expected_types[f"{name}DLQ"] = "AWS::SQS::Queue"
     # Every backticked logical id of the contract's table must be covered by the mapping above.
@@ -158,7 +161,9 @@ def test_env_vars_point_at_the_right_resources(template: dict[str, Any]) -> None
     assert env["OUTBOUND_QUEUE_URL"] == {"Ref": "OutboundQueue"}
     assert env["OUTBOUND_DLQ_URL"] == {"Ref": "OutboundDLQ"}
     assert env["INBOUND_QUEUE_URL"] == {"Ref": "InboundQueue"}
+    assert env["INBOUND_DLQ_URL"] == {"Ref": "InboundDLQ"}
     assert env["RETRY_QUEUE_URL"] == {"Ref": "RetryQueue"}
+    assert env["CATCHUP_QUEUE_URL"] == {"Ref": "CatchUpQueue"}
     assert env["OAUTH_REDIRECT_URI"] == {"Ref": "OAuthRedirectUri"}
     assert env["PLATFORM_RETURN_URL"] == {"Ref": "PlatformReturnUrl"}
     assert "TokenKey" in json.dumps(env["TOKEN_KMS_KEY_ID"])
@@ -252,6 +257,50 @@ def test_entity_sync_environment_points_at_its_resources(translated: dict[str, A
     assert env["QBO_MINOR_VERSION"] == {"Ref": "QboMinorVersion"}
 
 
+def test_inbound_worker_consumes_the_inbound_queue_in_batches(template: dict[str, Any]) -> None:
+    function = template["Resources"]["InboundWorkerFunction"]
+    props = function["Properties"]
+    assert function["Metadata"]["BuildMethod"] == "makefile"
+    assert props["CodeUri"] == "functions/inbound_worker"
+    assert props["Handler"] == "app.lambda_handler"
+    (event,) = _sqs_events(function)
+    assert event["Queue"] == {"Fn::GetAtt": ["InboundQueue", "Arn"]}
+    assert event["BatchSize"] == 10
+    # a burst of Intuit notifications for one realm is gathered and collapsed into one read per entity type
+    assert 0 < event["MaximumBatchingWindowInSeconds"] <= 10
+    assert event.get("FunctionResponseTypes") == ["ReportBatchItemFailures"]
+    # inbound reads share the realm's 10 requests in flight with the outbound sync (at most 5)
+    assert event["ScalingConfig"]["MaximumConcurrency"] + 5 <= 10
+    assert "ReservedConcurrentExecutions" not in props
+    assert _consumers_of(template, "InboundQueue") == [function]
+    queue = template["Resources"]["InboundQueue"]["Properties"]
+    assert queue["VisibilityTimeout"] >= 6 * props["Timeout"]
+
+
+def test_inbound_worker_policies_name_their_resources(translated: dict[str, Any]) -> None:
+    role = translated["Resources"]["InboundWorkerFunctionRole"]
+    granted: dict[str, set[str]] = {}
+    for statement in _statements(role):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        targets = set(
+            re.findall(r'"(?:Ref|Fn::GetAtt)": \[?"([A-Za-z0-9]+)"', json.dumps(statement["Resource"]))
+        )
+        assert targets, statement  # never a bare "*"
+        for action in actions:
+            granted.setdefault(action.split(":")[0], set()).update(targets)
+        if any(a.startswith("kms:") for a in actions):
+            assert statement.get("Condition") == {"Null": {"kms:EncryptionContext:firm_id": "false"}}
+        if "sqs:ChangeMessageVisibility" in actions:
+            assert targets == {"InboundQueue"}
+    assert granted == {
+        "dynamodb": {"SyncStateTable", "ErrorLogTable"},
+        "secretsmanager": {"IntuitAppSecret"},
+        "events": {"EventBus"},
+        "sqs": {"InboundQueue", "InboundDLQ"},  # early redelivery of a throttled realm; malformed notices
+        "kms": {"TokenKey"},
+    }
+
+
 # ----------------------------------------------------------------------------- API and authorizer
 
 
@@ -281,11 +330,15 @@ def test_routes_match_contract(template: dict[str, Any]) -> None:
         explicit = routes.get((method, path))
         if path == "/oauth/callback" or path.startswith("/connection"):
             assert explicit is not None and explicit["function"] == "OAuthFunction", (method, path)
+        elif path == "/webhooks/intuit":
+            assert explicit is not None and explicit["function"] == "WebhookIntakeFunction", (method, path)
         else:
             assert explicit is None, (method, path)  # served by AdminApiFunction via /{proxy+}
 
 
-def test_only_the_callback_skips_the_authorizer(template: dict[str, Any], translated: dict[str, Any]) -> None:
+def test_only_the_callback_and_the_webhooks_skip_the_authorizer(
+    template: dict[str, Any], translated: dict[str, Any]
+) -> None:
     auth = template["Resources"]["AdminApi"]["Properties"]["Auth"]
     assert auth["DefaultAuthorizer"] == "AdminAuthorizer"
     authorizer = auth["Authorizers"]["AdminAuthorizer"]
@@ -298,7 +351,7 @@ def test_only_the_callback_skips_the_authorizer(template: dict[str, Any], transl
     for path, item in paths.items():
         for method, operation in item.items():
             seen += 1
-            if (method, path) == ("get", "/oauth/callback"):
+            if (method, path) in (("get", "/oauth/callback"), ("post", "/webhooks/intuit")):
                 assert operation["security"] == [{"NONE": []}]
             else:
                 assert operation["security"] == [{"AdminAuthorizer": []}], (method, path)
@@ -374,7 +427,7 @@ def test_every_work_queue_has_a_dlq(template: dict[str, Any]) -> None:
     queues = _resources(template, "AWS::SQS::Queue")
     dlqs = _all_dlqs(template)
     work_queues = {k: q for k, q in queues.items() if k not in dlqs}
-    assert set(work_queues) == {"OutboundQueue", "InboundQueue", "RetryQueue"}
+    assert set(work_queues) == {"OutboundQueue", "InboundQueue", "RetryQueue", "CatchUpQueue"}
     default_timeout = template["Globals"]["Function"]["Timeout"]
     for logical_id, queue in work_queues.items():
         props = queue["Properties"]
@@ -461,6 +514,15 @@ def test_function_policies_are_scoped(template: dict[str, Any], translated: dict
     assert "AdminJwtSecret" in authorizer_policies
     for other in ("IntuitAppSecret", "StateSigningSecret", "dynamodb", "kms:"):
         assert other not in authorizer_policies, other
+    # The webhook intake reads the Intuit app secret and the sync-state table, and sends to InboundQueue only.
+    intake = _statements(roles["WebhookIntakeFunctionRole"])
+    intake_text = json.dumps(intake)
+    assert "IntuitAppSecret" in intake_text and "InboundQueue" in intake_text
+    for other in ("StateSigningSecret", "AdminJwtSecret", "OutboundQueue", "RetryQueue", "kms:", "events:"):
+        assert other not in intake_text, other
+    writes = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
+    actions = {a for s in intake for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    assert not actions & writes, actions & writes
 
 
 def _statements(role: dict[str, Any]) -> list[dict[str, Any]]:

@@ -212,6 +212,25 @@ _ENTRY_EDITED = _Entry(
     "QuickBooks entry). To keep the QuickBooks version, make the same change in the platform, then "
     "Resync or Skip this error.",
 )
+_EDITED_IN_QBO = _Entry(
+    "edited_in_quickbooks",
+    "Edited in QuickBooks after it was synced",
+    "Someone changed this record in QuickBooks after qbsync synced it from the platform; the explanation "
+    "names what changed.",
+    "Choose one: Resync pushes the platform's version to QuickBooks again (QuickBooks' change is "
+    "overwritten); Accept QuickBooks' change (client accounts whose email, phone numbers or billing address "
+    "changed) sends those details to the platform's contact; Unlink keeps QuickBooks' version and stops "
+    "syncing this record (a manual sync later creates a new QuickBooks entry). If the change was a mistake, "
+    "you can also undo it in QuickBooks: the error resolves by itself.",
+)
+_DELETED_IN_QBO = _Entry(
+    "deleted_in_quickbooks",
+    "Deleted in QuickBooks after it was synced",
+    "Someone deleted this record in QuickBooks after qbsync synced it from the platform, so QuickBooks no "
+    "longer has it.",
+    "Choose one: Resync creates it in QuickBooks again from the platform's version (as a new QuickBooks "
+    "entry); Unlink leaves it out of QuickBooks and stops syncing it (a manual sync later creates it again).",
+)
 _SYNC_DISABLED = _Entry(
     "qbo_sync_disabled",
     "Sync was turned off in QuickBooks",
@@ -244,6 +263,8 @@ REASONS: dict[str, _Entry] = {
         _OVERPAYMENT,
         _ENTRY_DELETED,
         _ENTRY_EDITED,
+        _EDITED_IN_QBO,
+        _DELETED_IN_QBO,
         _SYNC_DISABLED,
         _PAYMENT_METHOD_MISSING,
         _Entry(
@@ -463,21 +484,38 @@ REASONS: dict[str, _Entry] = {
             "Accounting periods), then retry the payment.",
             PAYMENTS,
         ),
+        # payments recorded in QuickBooks (qbsync.inbound.payments): the Karbon table's cases; the fix is made
+        # in QuickBooks, and the saved payment comes back by itself (a new version is checked again)
         _Entry(
             "payment_date_future",
-            "Payment date is in the future",
-            "The payment from QuickBooks is dated more than 2 days after today (UTC).",
-            "Correct the payment date in QuickBooks (open the payment, change the date, Save), then retry "
-            "the payment.",
+            "Payment Date is in the future",
+            "The payment recorded in QuickBooks is dated more than 2 days after today's date (UTC), so it "
+            "was not added to the platform.",
+            "Correct the payment date in QuickBooks (open the payment, change the date, Save). The saved "
+            "payment reaches the platform by itself.",
             PAYMENTS,
         ),
         _Entry(
             "payment_period_closed",
             "Payment date is not in an open accounting period",
-            "No open accounting period in the platform covers the payment's date, or the period covering "
-            "it is closed.",
-            "In the platform go to Finance > Accounting periods and open (or create) the period that "
-            "contains the payment date, then retry the payment.",
+            "The payment recorded in QuickBooks is dated on or before the company's closing date: no open "
+            "accounting period covers it (the period that contains it is closed), so it was not added to "
+            "the platform.",
+            "In QuickBooks go to Settings > Account and settings > Advanced > Accounting and move the "
+            "closing date before the payment date (or turn off Close the books), or change the payment's "
+            "date to a date in an open period and Save. The payment reaches the platform by itself after "
+            "its next change in QuickBooks.",
+            PAYMENTS,
+        ),
+        _Entry(
+            "payment_invoice_not_synced",
+            "Payment for an invoice that is not synced",
+            "The payment recorded in QuickBooks is applied to an invoice that was not synced from the "
+            "platform (it was created in QuickBooks, or it never synced), so the platform has no invoice to "
+            "mark as paid.",
+            "In QuickBooks open the payment and apply it to the platform's invoice (the one synced from the "
+            "platform), then Save; or record the payment in the platform instead. If the invoice should "
+            "come from the platform, fix its error in Invoices first, then edit the payment.",
             PAYMENTS,
         ),
         # what QuickBooks would refuse in any company (qbsync.outbound.mapping.check_record, issue 11):

@@ -18,6 +18,11 @@ nowhere else; nothing below this module imports it (the ``layers`` contract of `
 * :func:`reset`: tests that change the environment forget every cached service, setting, secret, AWS client
   and the OAuth discovery document in one call.
 
+Two handlers on a caller's latency budget do not import this module, which imports every service of every
+function (about 270 ms of a cold start): the admin authorizer (API Gateway waits on it) and the webhook
+intake (Intuit waits 3 s, ``functions/webhook_intake``). Each builds its two or three adapters from
+:mod:`qbsync.settings` itself, in its handler module.
+
 Nothing is built at import, so a handler module imports without AWS settings. Builders raise
 ConfigurationError (missing environment, secret fields).
 """
@@ -44,9 +49,15 @@ from qbsync.connection.service import ConnectionService
 from qbsync.connection.state import StateSigner
 from qbsync.errorcenter.actions import RecordActions
 from qbsync.errorcenter.center import ErrorCenter
+from qbsync.errorcenter.drift_actions import DriftActions
 from qbsync.errorcenter.retry import RetryFanout, RetryGuard, RetryRequests, RetryWorker
 from qbsync.errors import ConfigurationError
+from qbsync.inbound.catchup import CatchUpRequests, CdcCatchUp
+from qbsync.inbound.drift import SyncedRecordChanges as DriftDetection
+from qbsync.inbound.payments import PaymentsReceived
+from qbsync.inbound.processor import InboundProcessor, SyncedRecordChanges
 from qbsync.inbound.services_import import ServicesImport
+from qbsync.inbound.worker import InboundWorker
 from qbsync.lazy import Lazy
 from qbsync.observability import logger
 from qbsync.outbound.dead_letters import DeadLetters
@@ -60,6 +71,7 @@ from qbsync.repositories.connections import ConnectionsRepository
 from qbsync.repositories.dead_letters import DeadLetterLog
 from qbsync.repositories.error_log import ErrorLogRepository
 from qbsync.repositories.firm_settings import FirmSettingsRepository
+from qbsync.repositories.inbound_payments import InboundPayments
 from qbsync.repositories.oauth_grants import ParkedGrants
 from qbsync.repositories.oauth_state import OAuthStateRepository
 from qbsync.repositories.paused import PausedWork
@@ -67,6 +79,7 @@ from qbsync.repositories.rate_windows import RateWindows
 from qbsync.repositories.record_admin import RecordAdmin
 from qbsync.repositories.records import RecordsRepository
 from qbsync.repositories.retry_requests import RetryGuardRepository, RetryRequestRepository
+from qbsync.repositories.watermarks import WatermarkRepository
 from qbsync.settings import clear as clear_settings
 from qbsync.settings import get_core_settings, get_qbo_settings
 
@@ -74,19 +87,33 @@ __all__ = [
     "RecordsWiring",
     "SettingsWiring",
     "admin_api",
+    "build_catch_up",
+    "build_catch_up_requests",
     "build_connection_service",
+    "build_drift_actions",
     "build_error_center",
+    "build_inbound_processor",
+    "build_inbound_worker",
     "build_record_actions",
     "build_retry_requests",
     "build_retry_worker",
     "build_services_import",
     "build_sync_service",
+    "build_synced_record_changes",
+    "catch_up",
+    "catch_up_queue",
+    "catch_up_requests",
     "connection_api",
     "connection_service",
     "dead_letter_log",
     "dead_letters",
+    "drift_actions",
     "error_center",
     "error_log",
+    "inbound_dead_letters",
+    "inbound_processor",
+    "inbound_queue",
+    "inbound_worker",
     "outbound_queue",
     "paced_client_factory",
     "paused_resumer",
@@ -102,6 +129,7 @@ __all__ = [
     "start",
     "sync_service",
     "sync_table",
+    "synced_record_changes",
 ]
 
 T = TypeVar("T")
@@ -155,6 +183,15 @@ dead_letters = _once(
     )
 )
 _retry_queue = _once(lambda: SqsSender(get_core_settings().retry_queue_url))
+#: the InboundQueue sender (a throttled realm's notices come back early: change_visibility)
+inbound_queue = _once(lambda: SqsSender(get_core_settings().inbound_queue_url))
+#: malformed InboundQueue notices → InboundDLQ at once (functions/inbound_worker); a notice names no firm,
+#: so the firm-scoped log only gets what is attributable (nothing, today)
+inbound_dead_letters = _once(
+    lambda: DeadLetters(
+        dlq=SqsSender(get_core_settings().inbound_dlq_url), log=dead_letter_log(), clock=time.time
+    )
+)
 _paced_clients = _once(lambda: paced_client_factory(sync_table()))
 _records = _once(lambda: RecordsRepository(sync_table()))
 _record_admin = _once(lambda: RecordAdmin(sync_table()))
@@ -292,12 +329,106 @@ def build_retry_worker() -> RetryWorker:
     )
 
 
+def build_synced_record_changes(*, table: DynamoTable | None = None) -> DriftDetection:
+    """A synced record edited or deleted in QuickBooks → one error on it with its actions (issue 14 item 4;
+    the processor's ``synced_changes`` route)."""
+    table = table if table is not None else sync_table()
+    return DriftDetection(
+        records=RecordsRepository(table),
+        admin=RecordAdmin(table),
+        errorlog=error_log(),
+        publisher=_publisher(),
+        clock=time.time,
+    )
+
+
+def build_inbound_processor(
+    *, table: DynamoTable | None = None, synced_changes: SyncedRecordChanges | None = None
+) -> InboundProcessor:
+    """What a QuickBooks change means (``functions/inbound_worker``, and the CDC catch-up).
+
+    ``synced_changes``: what to do with a change made in QuickBooks to a synced record. Default: the
+    edit/delete detection of issue 14 (:class:`qbsync.inbound.drift.SyncedRecordChanges`: an error on the
+    record with its actions) on the same table.
+    """
+    table = table if table is not None else sync_table()
+    records = RecordsRepository(table)
+    return InboundProcessor(
+        records=records,
+        synced_changes=synced_changes
+        if synced_changes is not None
+        else build_synced_record_changes(table=table),
+        payments=PaymentsReceived(
+            records=records,
+            states=InboundPayments(table),
+            errorlog=error_log(),
+            publisher=_publisher(),
+            realm_clients=realm_clients(),
+            clock=time.time,
+        ),
+    )
+
+
+def build_inbound_worker() -> InboundWorker:
+    """The InboundQueue worker (``functions/inbound_worker``)."""
+    return InboundWorker(
+        connections=_connections(), realm_clients=realm_clients(), processor=build_inbound_processor()
+    )
+
+
 sync_service = _once(build_sync_service)
+inbound_worker = _once(build_inbound_worker)
 record_actions = _once(build_record_actions)
 services_import = _once(build_services_import)
 error_center = _once(build_error_center)
 retry_requests = _once(build_retry_requests)
 retry_worker = _once(build_retry_worker)
+
+
+# --- changes made in QuickBooks (issue 14) ---------------------------------------------------------------
+
+#: the CatchUpQueue sender (the schedule's fan-out, POST /sync/catch-up)
+catch_up_queue = _once(lambda: SqsSender(get_core_settings().catchup_queue_url))
+_watermarks = _once(lambda: WatermarkRepository(sync_table()))
+
+
+def build_catch_up() -> CdcCatchUp:
+    """One firm's CDC catch-up (``functions/cdc_catchup``)."""
+    return CdcCatchUp(
+        connections=_connections(),
+        realm_clients=realm_clients(),
+        watermarks=_watermarks(),
+        linked=_record_admin(),
+        processor=inbound_processor(),
+        clock=time.time,
+    )
+
+
+def build_catch_up_requests() -> CatchUpRequests:
+    """Queues catch-up runs (the schedule's fan-out, ``POST /sync/catch-up``)."""
+    return CatchUpRequests(connections=_connections(), sender=catch_up_queue())
+
+
+def build_drift_actions() -> DriftActions:
+    """Accept QuickBooks' change / unlink on a drift error (``qbsync.api.actions_routes``)."""
+    return DriftActions(
+        connections=_connections(),
+        realm_clients=realm_clients(),
+        records=_records(),
+        admin=_record_admin(),
+        errorlog=error_log(),
+        publisher=_publisher(),
+        outbound=outbound_queue(),
+        clock=time.time,
+    )
+
+
+synced_record_changes = _once(build_synced_record_changes)
+#: the processor the CDC catch-up feeds (the same routes as the webhook worker's)
+inbound_processor = _once(build_inbound_processor)
+catch_up = _once(build_catch_up)
+catch_up_requests = _once(build_catch_up_requests)
+drift_actions = _once(build_drift_actions)
 
 
 @dataclass(frozen=True)

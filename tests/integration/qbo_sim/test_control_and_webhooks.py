@@ -201,3 +201,50 @@ def test_cli_starts_prints_url_and_serves():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_a_lost_webhook_is_never_delivered_and_is_listed(qbo_sim, qbo_company, receiver):
+    control = qbo_sim.control
+    client_id = "hook-lose"
+    control.create_app(
+        client_id,
+        "s",
+        ["https://hook.example/cb"],
+        webhook={"url": receiver.url, "verifier_token": "v-lose", "format": "classic"},
+    )
+    tokens = control.issue_tokens(client_id, qbo_company)
+    rule = control.lose_webhooks(count=1, realm_id=qbo_company)
+    assert control.webhook_losses() == [rule]
+
+    def create(name: str) -> str:
+        answer = requests.post(
+            f"{qbo_sim.url}/v3/company/{qbo_company}/customer",
+            json={"DisplayName": name},
+            headers={"Authorization": f"Bearer {tokens['access_token']}"},
+            timeout=10,
+        )
+        return answer.json()["Customer"]["Id"]
+
+    lost_id = create("Never Announced Co")
+    control.flush_webhooks(include_retries=True)
+    assert not [b for _, b in receiver.received if qbo_company.encode() in b]
+    lost = [
+        d for d in control.webhook_deliveries() if d["outcome"] == "lost" and d["realm_id"] == qbo_company
+    ]
+    assert [c["id"] for d in lost for c in d["changes"]] == [lost_id]
+    assert control.webhook_losses() == []
+    # the next change of the company is announced again
+    create("Announced Co")
+    control.flush_webhooks()
+    assert [b for _, b in receiver.received if qbo_company.encode() in b]
+
+
+def test_lose_webhooks_refuses_bad_bodies_and_clear_faults_forgets_them(qbo_sim):
+    control = qbo_sim.control
+    for body in ({"count": 0}, {"count": "1"}, {"realm_id": ""}, {"nope": 1}):
+        with pytest.raises(SimControlError) as refused:
+            control._call("POST", "/_sim/webhooks/lose", body)
+        assert refused.value.status == 400
+    control.lose_webhooks(count=2, realm_id="123")
+    control.clear_faults()
+    assert control.webhook_losses() == []

@@ -22,7 +22,9 @@ CONTRACT_ENV = {
     "EVENT_BUS_NAME": ("ref", "EventBus"),
     "OUTBOUND_QUEUE_URL": ("ref", "OutboundQueue"),
     "INBOUND_QUEUE_URL": ("ref", "InboundQueue"),
+    "INBOUND_DLQ_URL": ("ref", "InboundDLQ"),
     "RETRY_QUEUE_URL": ("ref", "RetryQueue"),
+    "CATCHUP_QUEUE_URL": ("ref", "CatchUpQueue"),
 }
 
 
@@ -101,6 +103,7 @@ def test_queues_tables_and_functions_follow_the_template(provisioned: Resources)
         ("OutboundQueue", "OutboundDLQ"),
         ("InboundQueue", "InboundDLQ"),
         ("RetryQueue", "RetryDLQ"),
+        ("CatchUpQueue", "CatchUpDLQ"),
     ):
         attrs = c["sqs"].get_queue_attributes(QueueUrl=provisioned.ref(queue), AttributeNames=["All"])[
             "Attributes"
@@ -109,7 +112,9 @@ def test_queues_tables_and_functions_follow_the_template(provisioned: Resources)
         assert redrive["deadLetterTargetArn"] == provisioned.get_att(dlq, "Arn")
         assert int(redrive["maxReceiveCount"]) == 5
         # OutboundQueue: 6x EntitySyncFunction's 120 s timeout (AWS guidance for SQS event sources)
-        assert attrs["VisibilityTimeout"] == ("720" if queue == "OutboundQueue" else "180")
+        # CatchUpQueue: 6x CdcCatchUpFunction's 300 s timeout
+        expected = {"OutboundQueue": "720", "CatchUpQueue": "1800"}.get(queue, "180")
+        assert attrs["VisibilityTimeout"] == expected
     table = c["dynamodb"].describe_table(TableName=provisioned.ref("SyncStateTable"))["Table"]
     assert {i["IndexName"] for i in table["GlobalSecondaryIndexes"]} == {"gsi1", "gsi2"}
     ttl = c["dynamodb"].describe_time_to_live(TableName=provisioned.ref("SyncStateTable"))
@@ -160,20 +165,29 @@ def test_routes_and_schedules_come_from_the_template(provisioned: Resources) -> 
         ("POST", "/connection/confirm-switch"),
         ("POST", "/connection/disconnect"),
         ("POST", "/connection/check"),
+        ("POST", "/webhooks/intuit"),
         ("ANY", "/{proxy+}"),
     }
     assert routes[("ANY", "/{proxy+}")].function == "AdminApiFunction"
-    assert all(r.function == "OAuthFunction" for k, r in routes.items() if k != ("ANY", "/{proxy+}"))
+    assert routes[("POST", "/webhooks/intuit")].function == "WebhookIntakeFunction"
+    others = {("ANY", "/{proxy+}"), ("POST", "/webhooks/intuit")}
+    assert all(r.function == "OAuthFunction" for k, r in routes.items() if k not in others)
     assert routes[("GET", "/oauth/callback")].authorizer is None
+    assert routes[("POST", "/webhooks/intuit")].authorizer is None  # the intuit-signature authenticates
     proxy_auth = routes[("ANY", "/{proxy+}")].authorizer
     assert proxy_auth is not None and proxy_auth.function == "AdminAuthorizerFunction"
     auth = routes[("GET", "/connection")].authorizer
     assert auth is not None and auth.function == "AdminAuthorizerFunction" and auth.type == "request"
     assert auth.identity_sources == ("method.request.header.Authorization",)
-    (schedule,) = provisioned.schedules.values()
+    by_function = {t.function: s for s in provisioned.schedules.values() for t in s.targets}
+    assert set(by_function) == {"TokenKeepAliveFunction", "CdcCatchUpFunction"}
+    assert len(provisioned.schedules) == 2
+    schedule = by_function["TokenKeepAliveFunction"]
     assert schedule.expression == "rate(15 minutes)"
-    assert [t.function for t in schedule.targets] == ["TokenKeepAliveFunction"]
     assert provisioned.functions["TokenKeepAliveFunction"].schedules == [schedule]
+    catch_up = by_function["CdcCatchUpFunction"]
+    assert catch_up.expression == "rate(1 hour)"
+    assert provisioned.functions["CdcCatchUpFunction"].schedules == [catch_up]
 
 
 def test_platform_events_reach_the_outbound_queue(aws_clean: Resources) -> None:

@@ -282,3 +282,20 @@ def test_confirm_still_works_when_the_old_grant_died_while_pending(service, intu
     view = service.confirm_switch(owner, "ACCEPT")
 
     assert view.status == "connected" and view.realm_id == "2002"
+
+
+def test_firms_of_realms_reads_every_realm_owner_at_once_and_falls_back_for_older_connections(
+    service, intuit, owner, repo, aws
+):
+    _connect(service, intuit, owner, "1001")
+    # a connection written before realm-owner items existed: only its gsi1 entry names the realm
+    _connect(service, intuit, Caller("firm-b", "u-b", "owner"), "2002")
+    aws["dynamodb"].delete_item(
+        TableName=aws["table_name"], Key={"pk": {"S": "REALM#2002"}, "sk": {"S": "OWNER"}}
+    )
+    assert repo.firms_of_realms(["1001", "2002", "3003", "1001"]) == {
+        "1001": "firm-a",
+        "2002": "firm-b",
+        "3003": None,
+    }
+    assert repo.firms_of_realms([]) == {}

@@ -219,7 +219,7 @@ E2_CASES = [
         "payment",
         "Payments",
         "payment_period_closed",
-        "Accounting periods",
+        "closing date",
     ),
     (
         "overpayment_reason",

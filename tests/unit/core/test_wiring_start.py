@@ -83,6 +83,8 @@ def _api_event(path: str, request_id: str) -> dict[str, Any]:
         ("entity_sync", "OUTBOUND_QUEUE_URL"),
         ("entity_sync", "QBO_API_BASE_URL"),
         ("retry_fanout", "RETRY_QUEUE_URL"),
+        ("inbound_worker", "INBOUND_DLQ_URL"),
+        ("inbound_worker", "QBO_API_BASE_URL"),
     ],
 )
 def test_an_sqs_worker_without_a_required_variable_fails_the_invocation(

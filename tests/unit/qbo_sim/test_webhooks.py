@@ -340,3 +340,54 @@ def test_default_sender_connection_refused_is_a_failed_attempt() -> None:
     record = d.deliveries()[0]
     assert record["status"] is None and record["outcome"] == "retry_scheduled"
     assert record["error"] == "ConnectionError"
+
+
+def test_lose_next_drops_notifications_of_that_realm_only_and_records_them() -> None:
+    receiver, clock = Receiver(), Clock()
+    dispatcher = make(receiver, clock)
+    rule = dispatcher.lose_next(1, realm_id="r1")
+    assert rule == {"id": 1, "count": 1, "lost": 0, "remaining": 1, "realm_id": "r1", "client_id": None}
+    dispatcher.record_change("app1", "r1", "Invoice", "130", "Update", "2026-03-02T18:00:00.000Z")
+    dispatcher.record_change("app1", "r2", "Invoice", "7", "Create", "2026-03-02T18:00:00.000Z")
+    dispatcher.flush_now()
+    # r2 still arrives; r1's notification was built and never sent
+    assert [json.loads(body)["eventNotifications"][0]["realmId"] for _, _, body in receiver.calls] == ["r2"]
+    lost = [d for d in dispatcher.deliveries() if d["outcome"] == "lost"]
+    assert len(lost) == 1
+    assert (lost[0]["realm_id"], lost[0]["attempt"], lost[0]["status"]) == ("r1", 0, None)
+    assert lost[0]["changes"] == [{"name": "Invoice", "id": "130", "operation": "Update"}]
+    assert dispatcher.losses() == [] and dispatcher.pending() == 0
+    # never retried, even when retries are forced; the next change of r1 is delivered again
+    dispatcher.flush_now(include_retries=True)
+    dispatcher.record_change("app1", "r1", "Invoice", "130", "Update", "2026-03-02T18:00:05.000Z")
+    dispatcher.flush_now()
+    assert [json.loads(body)["eventNotifications"][0]["realmId"] for _, _, body in receiver.calls] == [
+        "r2",
+        "r1",
+    ]
+
+
+def test_lose_next_counts_posts_and_cloudevents_chunks() -> None:
+    receiver, clock = Receiver(), Clock()
+    dispatcher = make(receiver, clock, fmt="cloudevents")
+    dispatcher.lose_next(1)
+    for i in range(150):  # two POSTs: 100 + 50 events; the first is lost
+        dispatcher.record_change("app1", "r1", "Customer", str(i), "Update", "2026-03-02T18:00:00.000Z")
+    dispatcher.flush_now()
+    assert [len(json.loads(body)) for _, _, body in receiver.calls] == [50]
+    (lost,) = [d for d in dispatcher.deliveries() if d["outcome"] == "lost"]
+    assert lost["entities"] == 100 and len(lost["event_ids"]) == 100
+    assert lost["changes"][0] == {"name": "Customer", "id": "0", "operation": "Update"}
+
+
+def test_lose_next_refuses_bad_arguments_and_clears() -> None:
+    dispatcher = make(Receiver(), Clock())
+    for bad in (0, -1, True, "2"):
+        with pytest.raises(ValueError, match="count"):
+            dispatcher.lose_next(bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="realm_id"):
+        dispatcher.lose_next(1, realm_id="")
+    dispatcher.lose_next(3, client_id="app1")
+    assert [r["remaining"] for r in dispatcher.losses()] == [3]
+    dispatcher.clear_losses()
+    assert dispatcher.losses() == []

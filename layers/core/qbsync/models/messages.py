@@ -32,6 +32,7 @@ decodes a queue body again: the services take these values.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -48,15 +49,19 @@ from qbsync.models.commands import (
 from qbsync.models.platform_events import PlatformEvent, parse_platform_event
 
 __all__ = [
+    "CATCH_UP_KIND",
+    "CATCH_UP_REASONS",
     "CONNECTION_CHANGED",
     "INBOUND_NOTICE_KIND",
     "MAX_CHANGES_PER_NOTICE",
     "QBO_OPERATIONS",
+    "CatchUpRequest",
     "ConnectionChangedMessage",
     "EntityChange",
     "InboundNotice",
     "OutboundMessage",
     "RetryMessage",
+    "parse_catch_up_message",
     "parse_inbound_message",
     "parse_outbound_message",
     "parse_retry_message",
@@ -284,4 +289,61 @@ def _malformed(err: BadRequest, what: str) -> MalformedMessage:
         qbo_detail=err.qbo_detail,
         intuit_tid=err.intuit_tid,
         **err.extra,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- CatchUpQueue
+#: ``kind`` of a ``CatchUpQueue`` body
+CATCH_UP_KIND = "qbsync.cdc_catch_up.v1"
+CATCH_UP_REASONS = ("scheduled", "on_demand")
+_FIRM_ID_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")  # vocab.RECORD_ID_PATTERN
+
+
+@dataclass(frozen=True, slots=True)
+class CatchUpRequest:
+    """A ``CatchUpQueue`` body (``functions/cdc_catchup``): run the CDC catch-up of one firm
+    (:class:`qbsync.inbound.catchup.CdcCatchUp`). ``reason``: ``scheduled`` (the schedule's fan-out) or
+    ``on_demand`` (``POST /sync/catch-up``); ``request_id`` ties the run to its request (logs);
+    ``requested_by``: the admin user id of an on-demand run."""
+
+    firm_id: str
+    reason: str
+    request_id: str
+    requested_by: str | None = None
+
+    def body(self) -> str:
+        out: dict[str, Any] = {
+            "kind": CATCH_UP_KIND,
+            "firm_id": self.firm_id,
+            "reason": self.reason,
+            "request_id": self.request_id,
+        }
+        if self.requested_by is not None:
+            out["requested_by"] = self.requested_by
+        return json.dumps(out, separators=(",", ":"))
+
+
+def parse_catch_up_message(body: Any) -> CatchUpRequest:
+    """A ``CatchUpQueue`` body (JSON text or decoded object). Raises MalformedMessage (``what``
+    ``catch-up request``) naming the field, never its value."""
+    what = "catch-up request"
+    decoded = _decoded(body, "the CatchUpQueue message body is not JSON", what=what)
+    if not isinstance(decoded, Mapping):
+        raise MalformedMessage("the CatchUpQueue message is not a JSON object", what=what)
+    if decoded.get("kind") != CATCH_UP_KIND:
+        raise MalformedMessage(f"kind is not {CATCH_UP_KIND!r}", what=what)
+    unknown = sorted(set(decoded) - {"kind", "firm_id", "reason", "request_id", "requested_by"})
+    if unknown:
+        raise MalformedMessage(f"unknown fields: {', '.join(unknown)[:200]}", what=what)
+    firm_id = _text(decoded, "firm_id", what, limit=128)
+    if not _FIRM_ID_RE.match(firm_id):
+        raise MalformedMessage("firm_id is not an id", what=what)
+    reason = _text(decoded, "reason", what, limit=16)
+    if reason not in CATCH_UP_REASONS:
+        raise MalformedMessage(f"reason is not one of {', '.join(CATCH_UP_REASONS)}", what=what)
+    return CatchUpRequest(
+        firm_id=firm_id,
+        reason=reason,
+        request_id=_text(decoded, "request_id", what, limit=128),
+        requested_by=_text(decoded, "requested_by", what, limit=128, optional=True),
     )

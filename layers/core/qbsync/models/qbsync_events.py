@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, ConfigDict, Field
@@ -34,12 +35,15 @@ __all__ = [
     "InitialSyncProgress",
     "InvoicePaid",
     "PaymentReceivedInQbo",
+    "PaymentWithdrawnInQbo",
     "QbsyncEvent",
+    "ReceivedAllocation",
     "ServiceDeleteRequested",
     "ServiceImported",
     "SyncErrorRaised",
     "SyncErrorResolved",
     "SyncStatusChanged",
+    "WithdrawnAllocation",
 ]
 
 QBSYNC_SOURCE = "qbsync"
@@ -186,8 +190,20 @@ class SyncErrorResolved(QbsyncEvent):
     entity_type: EntityType | None = None
     platform_id: Id | None = None
     resolution: Literal[
-        "resynced", "skipped", "deleted", "mapped_existing", "created_new", "not_synced", "ignored"
-    ]
+        "resynced",
+        "skipped",
+        "deleted",
+        "mapped_existing",
+        "created_new",
+        "not_synced",
+        "ignored",
+        "accepted_quickbooks",
+        "matched_again",
+    ] = Field(
+        description="accepted_quickbooks: the firm kept QuickBooks' change of a record edited there (its "
+        "contact fields went to the platform as Contact Updated); matched_again: a record edited in "
+        "QuickBooks was changed back there and matches the platform again; not_synced: unsynced or unlinked"
+    )
     resolved_by: Id | None = Field(None, description="Admin user id; null when a retry fixed it")
     open_error_count: int | None = Field(None, ge=0)
 
@@ -240,27 +256,75 @@ class ContactUpdated(QbsyncEvent):
 class ReceivedAllocation(EventModel):
     invoice_id: Id = Field(description="Platform invoice id")
     qbo_invoice_id: Id
-    amount: Money
+    amount: Money = Field(description="The part of the payment applied to this invoice")
     invoice_balance: NonNegativeMoney = Field(description="Invoice balance in QBO after this payment")
 
 
+#: ``created``: the platform has not held this QBO payment; ``updated``: it replaces what was announced
+PaymentOperation = Literal["created", "updated"]
+
+
 class PaymentReceivedInQbo(QbsyncEvent):
-    """A payment recorded in QBO against synced invoices (manual, partial, or split across invoices)."""
+    """A payment recorded in QBO against synced invoices (manual, partial, or split across invoices).
+
+    Exactly once per QBO payment version (``qbo_payment_id`` + ``qbo_version``, the payment's SyncToken):
+    a redelivery of the same version carries the same ``event_id``, which is the platform's dedupe key.
+    ``operation``: ``created`` (the platform has not received this payment yet) or ``updated`` (an edit in
+    QBO: ``allocations`` is the payment's complete new state and REPLACES what an earlier version said;
+    an invoice no longer listed is no longer paid by it). ``amount`` is the payment's total;
+    ``unapplied_amount`` the part QBO keeps as the customer's credit (not applied to any invoice).
+    """
 
     DETAIL_TYPE: ClassVar[str] = "Payment Received In QBO"
     realm_id: Id
     qbo_payment_id: Id
+    qbo_version: Id = Field(description="The QBO payment's SyncToken this event announces")
+    operation: PaymentOperation
     account_id: Id = Field(description="Platform client account of the paying customer")
     payment_date: date
     currency: Currency
     amount: Money
+    unapplied_amount: NonNegativeMoney = Field(
+        default=Decimal("0.00"), description="Left unapplied in QBO (a credit of the customer)"
+    )
     method: str | None = Field(None, max_length=100, description="QBO payment method name")
     reference: str | None = Field(None, max_length=100, description="QBO PaymentRefNum")
-    allocations: list[ReceivedAllocation] = Field(min_length=1)
+    allocations: list[ReceivedAllocation] = Field(min_length=1, max_length=500)
+
+
+class WithdrawnAllocation(EventModel):
+    invoice_id: Id = Field(description="Platform invoice id")
+    qbo_invoice_id: Id
+    amount: Money = Field(description="The amount the withdrawn payment had applied to this invoice")
+
+
+class PaymentWithdrawnInQbo(QbsyncEvent):
+    """A payment announced earlier by "Payment Received In QBO" no longer stands: undo it on the platform.
+
+    ``reason``: ``deleted`` (deleted in QBO), ``voided`` (voided in QBO: amount 0, nothing applied),
+    ``unapplied`` (edited so that it pays none of the synced invoices any more), ``rejected`` (edited into
+    a version qbsync refuses - e.g. a date more than 2 days ahead -; ``error_id`` is the Payments error that
+    says why; a valid later version is announced again as ``created``). ``allocations`` is what was
+    announced before. Exactly once per QBO payment version, like "Payment Received In QBO" (``qbo_version``
+    is ``deleted`` for a deletion).
+    """
+
+    DETAIL_TYPE: ClassVar[str] = "Payment Withdrawn In QBO"
+    realm_id: Id
+    qbo_payment_id: Id
+    qbo_version: Id = Field(description="The QBO payment's SyncToken, or 'deleted'")
+    reason: Literal["deleted", "voided", "unapplied", "rejected"]
+    error_id: Id | None = Field(None, description="rejected: the error-center entry that explains why")
+    allocations: list[WithdrawnAllocation] = Field(min_length=1, max_length=500)
 
 
 class InvoicePaid(QbsyncEvent):
-    """A synced invoice's balance reached 0 through payments recorded in QBO: mark it Paid."""
+    """A synced invoice's balance reached 0 through payments recorded in QBO: mark it Paid.
+
+    Published with the "Payment Received In QBO" of the payment version that brought the balance to 0
+    (``qbo_payment_id`` + ``qbo_version``), exactly once per that version; ``event_id`` is derived from
+    (invoice, payment, version), the platform's dedupe key.
+    """
 
     DETAIL_TYPE: ClassVar[str] = "Invoice Paid"
     realm_id: Id
@@ -268,7 +332,11 @@ class InvoicePaid(QbsyncEvent):
     qbo_invoice_id: Id
     paid_on: date
     total: Money
-    qbo_payment_ids: list[Id] = Field(default_factory=list, description="QBO payments that paid it")
+    qbo_payment_id: Id = Field(description="The QBO payment whose version brought the balance to 0")
+    qbo_version: Id = Field(description="That payment's SyncToken")
+    qbo_payment_ids: list[Id] = Field(
+        default_factory=list, max_length=500, description="QBO payments that paid it"
+    )
 
 
 class PhaseProgress(EventModel):
@@ -340,5 +408,6 @@ QBSYNC_EVENT_TYPES: dict[str, type[QbsyncEvent]] = {
         InitialSyncProgress,
         ServiceDeleteRequested,
         ServiceImported,
+        PaymentWithdrawnInQbo,
     )
 }

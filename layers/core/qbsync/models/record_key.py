@@ -16,7 +16,39 @@ from typing import Any
 
 from qbsync.vocab import RECORD_ID_PATTERN, RECORD_TYPES
 
-__all__ = ["RecordKey", "check_id", "check_record_type"]
+__all__ = [
+    "QBO_NOTE_FIELD",
+    "RecordKey",
+    "check_id",
+    "check_record_type",
+    "marker",
+    "note_of",
+    "parse_marker",
+]
+
+#: the QBO field qbsync's marker is written to, per QBO entity (``PrivateNote`` for every other one)
+QBO_NOTE_FIELD = {"Customer": "Notes", "Item": "Description"}
+_MARKER = re.compile(r"qbsync:([A-Za-z]+):([A-Za-z0-9_.:\-]+?)(?=$|[\s;,)])")
+
+
+def marker(entity_type: str, platform_id: str) -> str:
+    """``qbsync:<EntityType>:<platform id>``, the tag that identifies our own writes in QBO."""
+    return f"qbsync:{entity_type}:{platform_id}"
+
+
+def parse_marker(note: str | None) -> tuple[str, str] | None:
+    """``(entity_type, platform_id)`` of the first qbsync marker in a note, or None."""
+    if not note:
+        return None
+    found = _MARKER.search(note)
+    return (found.group(1), found.group(2)) if found else None
+
+
+def note_of(qbo_entity: str, obj: dict[str, Any]) -> str | None:
+    """The note of a QBO object that carries qbsync's marker (``Notes``, ``Description`` or
+    ``PrivateNote``), or None."""
+    value = obj.get(QBO_NOTE_FIELD.get(qbo_entity, "PrivateNote"))
+    return value if isinstance(value, str) else None
 
 
 _ID_RE = re.compile(RECORD_ID_PATTERN)

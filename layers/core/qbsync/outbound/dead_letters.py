@@ -1,4 +1,9 @@
-"""An ``OutboundQueue`` message that cannot be understood goes to ``OutboundDLQ`` at once (issue 11).
+"""A queue message that cannot be understood goes to its DLQ at once (issue 11; issue 14 for inbound).
+
+Used for two queues, one :class:`DeadLetters` each (``qbsync.wiring``): ``OutboundQueue`` → ``OutboundDLQ``
+(the entity-sync worker) and ``InboundQueue`` → ``InboundDLQ`` (the inbound worker; an inbound notice
+names a realm, not a firm, so it is never attributed to a firm's log). The text below says it for
+``OutboundQueue``; the inbound side is the same with its queue's 180 s visibility timeout.
 
 SQS has no "move to the DLQ" call, and its redrive would take ``maxReceiveCount`` (5) receives at the
 queue's visibility timeout (720 s): an hour of a message that can never succeed being received again. So
@@ -66,10 +71,11 @@ def redacted_attributes(err: MalformedMessage) -> dict[str, str]:
 
 
 class DeadLetters:
-    """Sends a malformed message to ``OutboundDLQ`` and notes it in the firm's dead-letter log.
+    """Sends a malformed message to its DLQ and notes it in the firm's dead-letter log (when attributable).
 
     Args:
-        dlq: the ``OutboundDLQ`` sender (``SqsSender``). log: the firm-scoped log. clock: epoch seconds.
+        dlq: the DLQ's sender (``SqsSender`` of ``OutboundDLQ`` or ``InboundDLQ``). log: the firm-scoped
+            log. clock: epoch seconds.
     """
 
     def __init__(self, *, dlq: Sender, log: DeadLetterLog, clock: Callable[[], float]) -> None:

@@ -51,6 +51,7 @@ from qbsync.models.platform_events import (
     Refund,
     Service,
 )
+from qbsync.models.record_key import marker, parse_marker
 from qbsync.qbo.reference import (
     DEPOSIT_ACCOUNT_TYPES,
     EXPENSE_ACCOUNT_TYPES,
@@ -226,21 +227,8 @@ def _num(value: Decimal) -> int | float:
 
 
 # --- markers -----------------------------------------------------------------------------------------
-
-_MARKER = re.compile(r"qbsync:([A-Za-z]+):([A-Za-z0-9_.:\-]+?)(?=$|[\s;,)])")
-
-
-def marker(entity_type: str, platform_id: str) -> str:
-    """``qbsync:<EntityType>:<platform id>``, the tag that identifies our own writes in QBO."""
-    return f"qbsync:{entity_type}:{platform_id}"
-
-
-def parse_marker(note: str | None) -> tuple[str, str] | None:
-    """``(entity_type, platform_id)`` of the first qbsync marker in a note, or None."""
-    if not note:
-        return None
-    found = _MARKER.search(note)
-    return (found.group(1), found.group(2)) if found else None
+# ``marker`` / ``parse_marker`` live in qbsync.models.record_key (the inbound side reads them too); they
+# are imported above and stay importable from here.
 
 
 def _note(entity_type: str, platform_id: str, *parts: str | None) -> str:

@@ -432,6 +432,20 @@ class QboClient:
         """
         return self._query_rows(self._query_response(statement))
 
+    def query_timed(self, statement: str) -> tuple[list[dict[str, Any]], datetime | None]:
+        """:meth:`query` with the response's top-level ``time`` (the server clock; None when absent): a
+        reader that must later ask CDC for "changes since this read" takes its watermark from here, never
+        from its own clock (QBO.md §2.10)."""
+        if not isinstance(statement, str) or not statement.strip():
+            raise ValueError("query statement is empty")
+        body = self._call("POST", "query", operation="query", entity=None, text_body=statement)
+        response = body.get("QueryResponse")
+        if not isinstance(response, dict):
+            raise ServiceUnavailable(
+                "QuickBooks answered a query without a QueryResponse", realm_id=self.realm_id
+            )
+        return self._query_rows(response), _parse_time(body.get("time"))
+
     def query_all(self, statement_without_paging: str, *, page_size: int = 1000) -> Iterator[dict[str, Any]]:
         """Yield every row, page by page (``STARTPOSITION``/``MAXRESULTS`` appended; 1-based).
 

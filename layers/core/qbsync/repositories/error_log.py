@@ -514,6 +514,15 @@ class ErrorLogRepository:
         )
 
     # ------------------------------------------------------------------ reads
+    def current(self, firm_id: str, entity_type: str, platform_id: str) -> ErrorEntry | None:
+        """The record's current (open or skipped) entry, through its cause pointer; None when it has none."""
+        _need(firm_id, "firm_id")
+        _need(entity_type, "entity_type")
+        _need(platform_id, "platform_id")
+        cause = self._table.get(_cause_key(firm_id, entity_type, platform_id), consistent=True)
+        open_id = cause.get("open_error_id") if cause else None
+        return self.get(firm_id, str(open_id)) if open_id else None
+
     def get(self, firm_id: str, error_id: str) -> ErrorEntry | None:
         """The entry ``error_id`` of the firm, or None (another firm's id is simply not found)."""
         _need(firm_id, "firm_id")

@@ -11,7 +11,7 @@ the sync workers use stays in :mod:`qbsync.repositories.records`; this module is
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from qbsync.adapters.dynamodb import DynamoTable
@@ -22,6 +22,7 @@ from qbsync.repositories.records import (
     _ERROR_ATTRS,
     _INTENT_ATTRS,
     _MAX_PAGE,
+    EXCLUDED_BY_FIRM,
     FAILED,
     LAST_EVENT_ATTR,
     NOT_SYNCED,
@@ -30,6 +31,7 @@ from qbsync.repositories.records import (
     SYNCED,
     SYNCING,
     QboLink,
+    RecordError,
     RecordPage,
     SyncRecord,
     _check_entity_type,
@@ -235,6 +237,20 @@ class RecordAdmin:
             out.append((name if isinstance(name, str) else None, str(qbo_id) if qbo_id else None))
         return out
 
+    def linked(self, firm_id: str, realm_id: str) -> Iterator[SyncRecord]:
+        """Every record of the realm linked to a QBO object (``qbo_id`` set), any status: the records a
+        full comparison with QuickBooks reads back (issue 14). One consistent Query of the realm's
+        partition, ``begins_with(sk, REC#)``, filtered on ``attribute_exists(qbo_id)``, paged lazily."""
+        _check_id(firm_id, "firm_id")
+        _check_id(realm_id, "realm_id")
+        for item in self._table.query(
+            key_condition="pk = :pk AND begins_with(sk, :rec)",
+            filter_expression="attribute_exists(qbo_id)",
+            values={":pk": f"FIRM#{firm_id}#REALM#{realm_id}", ":rec": "REC#"},
+            consistent=True,
+        ):
+            yield SyncRecord.from_item(item)
+
     def was_unsynced(self, key: RecordKey) -> bool:
         """True when an admin unsynced the record (:meth:`detach_qbo`) and it was not synced again since."""
         item = self._table.get(
@@ -397,6 +413,96 @@ class RecordAdmin:
             now=now,
             condition="#status = :failed",
             values={":failed": FAILED},
+        )
+
+    # ------------------------------------------------------------------ changed in QuickBooks (issue 14)
+
+    def mark_changed_in_qbo(
+        self,
+        key: RecordKey,
+        *,
+        error: RecordError,
+        sync_token: str | None,
+        deleted: bool,
+        seen_revision: int,
+        now: float,
+    ) -> SyncRecord:
+        """Someone edited (``deleted`` False) or deleted the record's QBO object in QuickBooks: ``failed``
+        with ``error``, ``epoch`` + 1 (the next push gets request ids QBO has not seen, so it is written
+        rather than replayed). Edited: ``sync_token`` becomes QBO's (the push goes out with it, and a
+        repeat of the same change is recognised). Deleted: mapping and reverse lookup removed (the push
+        creates a new object). Only on the record as it was read (``seen_revision``), with no write in
+        flight and outside a live lease; Conflict otherwise (read it again)."""
+        sets: dict[str, Any] = {
+            "error_code": error.code,
+            "error_category": error.category,
+            "error_message": error.message[:1000],
+        }
+        removes = ["error_qbo_code", "waiting_on", "skip_reason"]
+        if deleted:
+            removes += ["qbo_entity", "qbo_id", "sync_token", "deep_link", "gsi1pk", "gsi1sk", "note"]
+        elif sync_token is not None:
+            sets["sync_token"] = str(sync_token)
+        return self._admin_update(
+            key,
+            status=FAILED,
+            sets=sets,
+            removes=removes,
+            now=now,
+            condition="revision = :rev AND attribute_not_exists(intent_request_id)",
+            values={":rev": seen_revision},
+            new_epoch=True,
+        )
+
+    def settle_in_qbo(
+        self, key: RecordKey, *, sync_token: str | None, seen_revision: int, now: float
+    ) -> SyncRecord:
+        """QuickBooks' object matches the platform in every field that matters (a change elsewhere, or an
+        edit that was undone), or the firm accepted QuickBooks' change: ``synced`` with QBO's
+        ``sync_token``, error removed. Only on the record as read (``seen_revision``), nothing in flight."""
+        sets: dict[str, Any] = {}
+        removes = [*_ERROR_ATTRS]
+        if sync_token is not None:
+            sets["sync_token"] = str(sync_token)
+        return self._admin_update(
+            key,
+            status=SYNCED,
+            sets=sets,
+            removes=removes,
+            now=now,
+            condition="revision = :rev AND attribute_not_exists(intent_request_id) "
+            "AND attribute_exists(qbo_id)",
+            values={":rev": seen_revision},
+        )
+
+    def unlink_qbo(self, key: RecordKey, *, by: str | None, now: float) -> SyncRecord:
+        """The firm keeps QuickBooks' version of a record changed there and stops syncing it: the mapping
+        and reverse lookup are removed (QuickBooks' object stays as it is), the record is ``skipped``
+        (:data:`EXCLUDED_BY_FIRM`: later platform versions stay skipped until a manual sync, which writes a
+        new object), ``epoch`` + 1. Only on a ``failed`` record outside a live lease (Conflict otherwise)."""
+        sets: dict[str, Any] = {"skip_reason": EXCLUDED_BY_FIRM, "unlinked_at": _num(now)}
+        if by:
+            sets["unlinked_by"] = by
+        return self._admin_update(
+            key,
+            status=SKIPPED,
+            sets=sets,
+            removes=[
+                "qbo_entity",
+                "qbo_id",
+                "sync_token",
+                "deep_link",
+                "gsi1pk",
+                "gsi1sk",
+                "waiting_on",
+                "released_version",
+                "note",
+                *_ERROR_ATTRS,
+            ],
+            now=now,
+            condition="#status = :failed AND attribute_not_exists(intent_request_id)",
+            values={":failed": FAILED},
+            new_epoch=True,
         )
 
     def exclude(

@@ -1,0 +1,87 @@
+"""CDC catch-up (issue 14 item 5): the schedule's fan-out, and one firm's run per ``CatchUpQueue`` message.
+
+Two triggers, told apart by the event's shape:
+
+* the ``CatchUpSchedule`` rule (an EventBridge scheduled event): one
+  :class:`~qbsync.models.messages.CatchUpRequest` per connected firm goes to ``CatchUpQueue``, spread over
+  ten minutes (:meth:`qbsync.inbound.catchup.CatchUpRequests.schedule_all`);
+* ``CatchUpQueue`` (``ReportBatchItemFailures``; the schedule's requests and ``POST /sync/catch-up``): each
+  message is parsed once (:func:`qbsync.models.messages.parse_catch_up_message`) and the firm caught up
+  (:meth:`qbsync.inbound.catchup.CdcCatchUp.run`).
+
+A malformed message is logged without its content and reported as a batch-item failure (retried, then
+parked in ``CatchUpDLQ``: its alarm tells the operator). A retryable failure (QuickBooks throttled or down,
+a record being written) is a batch-item failure too: the redelivery resumes from the cursors already
+advanced.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from qbsync import wiring
+from qbsync.errors import BadRequest, QbsyncError
+from qbsync.inbound.catchup import CatchUpReport
+from qbsync.models.messages import parse_catch_up_message
+from qbsync.observability import context_keys, logger, metrics, tracer
+
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+def record_handler(record: SQSRecord) -> CatchUpReport:
+    """Catch up the firm of one CatchUpQueue message. Raises (→ batch-item failure) when malformed or
+    retryable."""
+    try:
+        request = parse_catch_up_message(record.body)
+        with context_keys(firm_id=request.firm_id):
+            report = wiring.catch_up().run(request.firm_id)
+    except BadRequest as err:
+        logger.error(
+            "malformed catch-up message: parked for the DLQ after retries",
+            extra={"message_id": record.message_id, "error": err.message},
+        )
+        metrics.add_metric(name="MalformedCatchUpMessages", unit=MetricUnit.Count, value=1)
+        raise
+    except QbsyncError as err:
+        logger.warning("catch-up retried later", extra={"message_id": record.message_id, **err.context()})
+        metrics.add_metric(name="CatchUpsRetried", unit=MetricUnit.Count, value=1)
+        raise
+    metrics.add_metric(name="CatchUpObjectsRead", unit=MetricUnit.Count, value=sum(report.objects.values()))
+    metrics.add_metric(name="CatchUpFullComparisons", unit=MetricUnit.Count, value=len(report.full))
+    logger.info(
+        "catch-up run",
+        extra={
+            "message_id": record.message_id,
+            "firm_id": report.firm_id,
+            "status": report.status,
+            "reason": request.reason,
+            "request_id": request.request_id,
+            "pages": report.pages,
+            "objects": report.objects,
+            "full": report.full,
+        },
+    )
+    return report
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    if isinstance(event, dict) and "Records" in event:
+        wiring.start(wiring.catch_up)  # a missing or bad setting fails the invocation here, loudly
+        return dict(
+            process_partial_response(
+                event=event, record_handler=record_handler, processor=processor, context=context
+            )
+        )
+    request_id = str(event.get("id") or "") if isinstance(event, dict) else ""
+    if request_id:
+        logger.set_correlation_id(request_id)  # the schedule event's id ties the fan-out's lines together
+    wiring.start(wiring.catch_up_requests)
+    sent = wiring.catch_up_requests().schedule_all(request_id or "scheduled")
+    metrics.add_metric(name="CatchUpsScheduled", unit=MetricUnit.Count, value=sent)
+    return {"scheduled": sent}

@@ -1,0 +1,274 @@
+"""What changed in QuickBooks on a synced record: the fields that matter, compared (issue 14 item 4).
+
+:func:`differences` compares the QuickBooks object as it is now with the platform record qbsync last wrote
+(the ``detail.data`` of the record's stored ``last_event``), field by field, for the fields that matter per
+record type:
+
+==================  =========================================================================================
+record type         compared
+==================  =========================================================================================
+invoice             total (``TotalAmt``), the number of lines and each line's amount (sales lines, in
+                    order), issue date (``TxnDate``), due date (``DueDate``), customer (``CustomerRef``)
+payment             amount (``TotalAmt``), date (``TxnDate``), customer; as a CreditMemo the same
+refund              amount, date, customer (``RefundReceipt``)
+fee                 amount, date (``Purchase``)
+client_account      display name, email, phone numbers, billing address, active (``Customer``)
+service             name, rate (``UnitPrice``), description, active (``Item``)
+==================  =========================================================================================
+
+Amounts are compared to the cent and named was/now (``total was 605.00 USD, now 650.00 USD``); dates
+was/now; a customer by its QuickBooks id. Client data (names, emails, phone numbers, addresses) is never
+copied into the result: those fields are named, not shown (house rule: no personal data in errors).
+:func:`explain_edit` / :func:`explain_delete` make the error-center explanation.
+
+Pure: no I/O, no clock. Core models only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+__all__ = [
+    "CONTACT_FIELDS",
+    "Difference",
+    "differences",
+    "explain_delete",
+    "explain_edit",
+]
+
+#: the customer fields the platform can take back from QuickBooks (as a "Contact Updated" event)
+CONTACT_FIELDS = frozenset({"email", "phone numbers", "billing address"})
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """One field that differs: ``was`` (the platform's value qbsync wrote) and ``now`` (QuickBooks'), or
+    both None when the field holds client data and is only named."""
+
+    field: str
+    was: str | None = None
+    now: str | None = None
+
+    def text(self) -> str:
+        if self.was is None and self.now is None:
+            return f"{self.field} changed"
+        return f"{self.field} was {self.was or 'empty'}, now {self.now or 'empty'}"
+
+
+def _money(value: Any) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        return Decimal(str(value)).quantize(Decimal("0.01"))
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def _ref(obj: Mapping[str, Any], name: str) -> str | None:
+    ref = obj.get(name)
+    value = ref.get("value") if isinstance(ref, Mapping) else None
+    return str(value) if value not in (None, "") else None
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = " ".join(str(value).split())
+    return text or None
+
+
+class _Diff:
+    """Collects the differences of one comparison."""
+
+    def __init__(self, currency: str | None = None) -> None:
+        self.found: list[Difference] = []
+        self._currency = f" {currency}" if currency else ""
+
+    def amount(self, label: str, was: Any, now: Any) -> None:
+        a, b = _money(was), _money(now)
+        if a != b:
+            self.found.append(
+                Difference(
+                    label,
+                    None if a is None else f"{a}{self._currency}",
+                    None if b is None else f"{b}{self._currency}",
+                )
+            )
+
+    def plain(self, label: str, was: Any, now: Any) -> None:
+        a, b = _text(was), _text(now)
+        if a != b:
+            self.found.append(Difference(label, a, b))
+
+    def hidden(self, label: str, was: Any, now: Any) -> None:
+        """A field holding client data: named when it differs, its values never shown."""
+        if _text(was) != _text(now):
+            self.found.append(Difference(label))
+
+    def customer(self, expected: str | None, obj: Mapping[str, Any]) -> None:
+        now = _ref(obj, "CustomerRef")
+        if expected is not None and now != expected:
+            self.found.append(
+                Difference(
+                    "customer",
+                    f"QuickBooks customer {expected}",
+                    f"QuickBooks customer {now}" if now else None,
+                )
+            )
+
+
+def _invoice(data: Mapping[str, Any], obj: Mapping[str, Any], customer_id: str | None) -> list[Difference]:
+    d = _Diff(_text(data.get("currency")))
+    d.amount("total", data.get("total"), obj.get("TotalAmt"))
+    lines = [row for row in data.get("line_items") or [] if isinstance(row, Mapping)]
+    qbo_lines = [
+        row
+        for row in obj.get("Line") or []
+        if isinstance(row, Mapping) and row.get("DetailType") == "SalesItemLineDetail"
+    ]
+    if len(lines) != len(qbo_lines):
+        d.found.append(Difference("number of lines", str(len(lines)), str(len(qbo_lines))))
+    for i, (mine, theirs) in enumerate(zip(lines, qbo_lines, strict=False), start=1):
+        d.amount(f"line {i} amount", mine.get("amount"), theirs.get("Amount"))
+    d.plain("issue date", data.get("issue_date"), obj.get("TxnDate"))
+    d.plain("due date", data.get("due_date"), obj.get("DueDate"))
+    d.customer(customer_id, obj)
+    return d.found
+
+
+def _dated_amount(
+    date_field: str,
+) -> Callable[[Mapping[str, Any], Mapping[str, Any], str | None], list[Difference]]:
+    def compare(data: Mapping[str, Any], obj: Mapping[str, Any], customer_id: str | None) -> list[Difference]:
+        d = _Diff(_text(data.get("currency")))
+        d.amount("amount", data.get("amount"), obj.get("TotalAmt"))
+        d.plain("date", data.get(date_field), obj.get("TxnDate"))
+        d.customer(customer_id, obj)
+        return d.found
+
+    return compare
+
+
+def _phones(obj: Mapping[str, Any]) -> str:
+    numbers = []
+    for slot in ("PrimaryPhone", "Mobile", "Fax", "AlternatePhone"):
+        value = obj.get(slot)
+        number = value.get("FreeFormNumber") if isinstance(value, Mapping) else None
+        if number:
+            numbers.append("".join(ch for ch in str(number) if ch.isalnum()))
+    return ",".join(sorted(numbers))
+
+
+def _platform_phones(data: Mapping[str, Any]) -> str:
+    """The numbers qbsync wrote (as ``qbsync.outbound.mapping.customer_payload`` places them: the first
+    mobile and fax in their slots, others in Primary then Alternate, the rest have no place in QBO)."""
+    slots: dict[str, str] = {}
+    for phone in data.get("phones") or []:
+        if not isinstance(phone, Mapping) or not phone.get("number"):
+            continue
+        key = {"mobile": "Mobile", "fax": "Fax"}.get(str(phone.get("type")))
+        if key is None:
+            key = "PrimaryPhone" if "PrimaryPhone" not in slots else "AlternatePhone"
+        slots.setdefault(key, "".join(ch for ch in str(phone["number"]) if ch.isalnum()))
+    return ",".join(sorted(slots.values()))
+
+
+_ADDRESS = (
+    ("line1", "Line1"),
+    ("line2", "Line2"),
+    ("city", "City"),
+    ("region", "CountrySubDivisionCode"),
+    ("postal_code", "PostalCode"),
+    ("country", "Country"),
+)
+
+
+def _address(value: Any, names: Sequence[str]) -> str:
+    if not isinstance(value, Mapping):
+        return ""
+    return "|".join(_text(value.get(n)) or "" for n in names).strip("|")
+
+
+def _customer(data: Mapping[str, Any], obj: Mapping[str, Any], _: str | None) -> list[Difference]:
+    d = _Diff()
+    d.hidden("display name", data.get("name"), obj.get("DisplayName"))
+    email = obj.get("PrimaryEmailAddr")
+    d.hidden("email", data.get("email"), email.get("Address") if isinstance(email, Mapping) else None)
+    d.hidden("phone numbers", _platform_phones(data), _phones(obj))
+    d.hidden(
+        "billing address",
+        _address(data.get("billing_address"), [p for p, _ in _ADDRESS]),
+        _address(obj.get("BillAddr"), [q for _, q in _ADDRESS]),
+    )
+    _active(d, data, obj)
+    return d.found
+
+
+def _active(d: _Diff, data: Mapping[str, Any], obj: Mapping[str, Any]) -> None:
+    was = data.get("active", True) is not False
+    now = obj.get("Active", True) is not False
+    if was != now:
+        d.found.append(Difference("status", "active" if was else "inactive", "active" if now else "inactive"))
+
+
+def _item(data: Mapping[str, Any], obj: Mapping[str, Any], _: str | None) -> list[Difference]:
+    d = _Diff()
+    d.plain("name", data.get("name"), obj.get("Name"))
+    d.amount("rate", data.get("rate"), obj.get("UnitPrice"))
+    d.hidden("description", data.get("description"), obj.get("Description"))
+    _active(d, data, obj)
+    return d.found
+
+
+_COMPARE: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any], str | None], list[Difference]]] = {
+    "invoice": _invoice,
+    "payment": _dated_amount("payment_date"),
+    "credit_memo": _dated_amount("payment_date"),
+    "refund": _dated_amount("refund_date"),
+    "fee": _dated_amount("fee_date"),
+    "client_account": _customer,
+    "service": _item,
+}
+
+
+def differences(
+    record_type: str, data: Mapping[str, Any], obj: Mapping[str, Any], *, customer_id: str | None = None
+) -> list[Difference]:
+    """The fields that matter of ``record_type`` where QuickBooks' ``obj`` differs from the platform's
+    ``data`` (see the module table); ``customer_id``: the QuickBooks id of the record's client account
+    (None: the customer is not compared). Raises KeyError for a record type that is not compared."""
+    return _COMPARE[record_type](data, obj, customer_id)
+
+
+_NOUN = {
+    "invoice": "invoice",
+    "payment": "payment",
+    "credit_memo": "credit memo",
+    "refund": "refund",
+    "fee": "processing fee",
+    "client_account": "client account's customer",
+    "service": "service's item",
+}
+
+
+def _what(record_type: str, data: Mapping[str, Any]) -> str:
+    noun = _NOUN.get(record_type, record_type.replace("_", " "))
+    number = _text(data.get("number")) if record_type == "invoice" else None
+    return f"The {noun} {number}" if number else f"The {noun}"
+
+
+def explain_edit(record_type: str, data: Mapping[str, Any], found: Sequence[Difference]) -> str:
+    """``The invoice INV-1042 was edited in QuickBooks after it was synced: total was 605.00 USD, now 650.00
+    USD; line 2 amount was 120.00 USD, now 165.00 USD.`` (names only for client data)."""
+    changes = "; ".join(d.text() for d in found) or "a field qbsync does not compare changed"
+    return f"{_what(record_type, data)} was edited in QuickBooks after it was synced: {changes}."
+
+
+def explain_delete(record_type: str, data: Mapping[str, Any]) -> str:
+    return (
+        f"{_what(record_type, data)} was deleted in QuickBooks after it was synced, so QuickBooks no longer "
+        "has the platform's record."
+    )
