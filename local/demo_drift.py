@@ -1,13 +1,11 @@
 """``make demo`` step (issue 14 item 4-5): an invoice edited in QuickBooks shows up in the error center with
-its actions.
-
-The demo firm's invoice (synced by the outbound step) is edited in QuickBooks as an accountant would - the
-simulator's v3 API with a token of its own - and nobody notifies qbsync (the local stack's simulator app
-has no webhook subscription: a lost webhook). The hourly ``CatchUpSchedule`` is fired; its fan-out queues
-the firm's CDC catch-up on ``CatchUpQueue`` and ``CdcCatchUpFunction`` finds the edit. The platform then
-sees the invoice "failed", and the error center shows the error with what changed (was/now) and its
-actions; the owner pushes the platform's version again (Resync) and QuickBooks is back to the platform's
-total.
+its actions. The demo firm's invoice (synced by the outbound step) is edited in QuickBooks as an accountant
+would - the simulator's v3 API with a token of its own - and its webhook is lost (the simulator's "lose this
+webhook" fault: built, never sent), so nobody notifies qbsync. The hourly ``CatchUpSchedule`` is fired; its
+fan-out queues the firm's CDC catch-up on ``CatchUpQueue`` and ``CdcCatchUpFunction`` finds the edit. The
+platform then sees the invoice "failed", and the error center shows the error with what changed (was/now)
+and its actions; the owner pushes the platform's version again (Resync) and QuickBooks is back to the
+platform's total.
 """
 
 from __future__ import annotations
@@ -15,14 +13,16 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from qbsync.inbound.drift import DRIFT_CODES
-
 from local.qbo_sim.client import SimAccountant
 
 if TYPE_CHECKING:  # local.demo imports this module
     from local.demo import Demo
 
 __all__ = ["DRIFT_CODES", "TITLE", "invoice_edited_in_quickbooks"]
+
+#: the error codes of a record changed in QuickBooks (``qbsync.inbound.drift.DRIFT_CODES``; this module imports
+#: nothing from ``qbsync``: ``python -m local.demo`` runs without ``layers/core`` on the path)
+DRIFT_CODES = frozenset({"edited_in_quickbooks", "deleted_in_quickbooks"})
 
 TITLE = "An invoice edited in QuickBooks shows up in the error center with its actions (CDC catch-up)"
 
@@ -35,8 +35,14 @@ def invoice_edited_in_quickbooks(demo: Demo, realm_id: str, invoice_id: str) -> 
     lines = [dict(x) for x in invoice["Line"] if x.get("DetailType") == "SalesItemLineDetail"]
     detail = {**lines[-1]["SalesItemLineDetail"], "Qty": 1, "UnitPrice": 125}
     lines[-1] = {**lines[-1], "Amount": 125, "SalesItemLineDetail": detail}
+    demo.sim.flush_webhooks()  # what is pending is delivered first: the notification lost is this edit's
+    lost_before = _lost(demo.sim.webhook_deliveries(), realm_id)
+    demo.sim.lose_webhooks(count=1, realm_id=realm_id)
     accountant.update("Invoice", {"Id": invoice["Id"], "SyncToken": invoice["SyncToken"], "Line": lines})
-    _say(f"accountant edits invoice {invoice['Id']} in QuickBooks (no webhook reaches qbsync)")
+    lost = _lost(demo.sim.flush_webhooks(), realm_id)[len(lost_before) :]
+    if [c["id"] for d in lost for c in d["changes"]] != [invoice["Id"]]:
+        raise RuntimeError(f"expected the edit's webhook to be lost, the simulator lost {lost}")
+    _say(f"accountant edits invoice {invoice['Id']} in QuickBooks; its webhook is lost (never sent)")
 
     failed_before = demo.statuses[("Invoice", invoice_id, "failed")]
     schedule = demo.stack.schedule_id_for("CdcCatchUpFunction")
@@ -71,6 +77,10 @@ def _ours(demo: Demo, realm_id: str, invoice_id: str) -> dict[str, Any]:
     if len(found) != 1:
         raise RuntimeError(f"{len(found)} QuickBooks invoices carry {notes}")
     return found[0]
+
+
+def _lost(deliveries: list[dict[str, Any]], realm_id: str) -> list[dict[str, Any]]:
+    return [d for d in deliveries if d.get("outcome") == "lost" and d.get("realm_id") == realm_id]
 
 
 def _say(line: str) -> None:
