@@ -7,10 +7,10 @@ of their own, :class:`~local.qbo_sim.client.SimAccountant`), records
 1. a **partial** payment of the first invoice, and
 2. a **split** payment that pays the rest of the first invoice and part of the second.
 
-Each save makes Intuit notify qbsync. Until the webhook intake (issue 14 item 1) is merged the step puts
-on ``InboundQueue`` exactly the InboundNotice the intake enqueues (``InboundNotice.body``), naming the
-payment and - as Intuit does - the invoices it changed, plus the invoices qbsync itself wrote, which are
-recognised as qbsync's own writes and change nothing. From there it is the stack: the SQS poller runs
+Each save makes Intuit notify qbsync: the simulator signs its webhook and POSTs it to the local stack's
+``/webhooks/intuit`` (sent at once with its flush control instead of after its one-second group window),
+where the intake verifies it and queues the InboundNotice on ``InboundQueue``; the invoices qbsync itself
+wrote are notified too and recognised as qbsync's own writes. From there the SQS poller runs
 ``InboundWorkerFunction``, which reads the objects back from QuickBooks and publishes to the bus. The
 platform's subscription (its own rule and queue, for the inbound event types) must then receive two
 "Payment Received In QBO" events with the right allocations and one "Invoice Paid" (the first invoice's
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,23 +68,15 @@ def _invoice_event(firm_id: str, platform_id: str, number: str) -> dict[str, Any
     return event
 
 
-def _notice(realm_id: str, changes: list[tuple[str, str, str]]) -> str:
-    """The InboundQueue body the webhook intake enqueues (``qbsync.models.messages.InboundNotice.body``;
-    the demo plays the outside and imports nothing of qbsync)."""
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return json.dumps(
-        {
-            "kind": "qbo_changes",
-            "realm_id": realm_id,
-            "source": "webhook_classic",
-            "received_at": now,
-            "notification_id": secrets.token_hex(16),
-            "changes": [
-                {"entity": entity, "id": qbo_id, "operation": op, "last_updated": now}
-                for entity, qbo_id, op in changes
-            ],
-        }
-    )
+def _webhook_delivered(sim: SimControl, realm_id: str, payment_id: str) -> None:
+    """Intuit's webhook for the payment goes now, signed, and the intake accepted it (200)."""
+    deliveries = [d for d in sim.flush_webhooks() if d.get("realm_id") == realm_id]
+    for delivery in deliveries:
+        named = any(c.get("id") == payment_id and c.get("name") == "Payment" for c in delivery["changes"])
+        if named and delivery.get("status") == 200:
+            print(f"     webhook for payment {payment_id} -> POST /webhooks/intuit 200", flush=True)
+            return
+    raise InboundDemoFailure(f"no webhook for payment {payment_id} was accepted: {deliveries[-3:]}")
 
 
 class _Inbox:
@@ -163,32 +154,14 @@ def payments_from_quickbooks(demo: _DemoLike, firm_id: str, timeout: float = 90.
     accountant = SimAccountant.sign_in(demo.sim, realm)
     today = datetime.now(UTC).date().isoformat()
     inbox = _Inbox(demo.stack, firm_id)
-    queue = demo.stack.resources.ref("InboundQueue")
-    sqs = clients(demo.stack.endpoint_url, demo.stack.region)["sqs"]
     try:
         partial = accountant.receive_payment(
             customer, [(first, "200.00")], txn_date=today, PaymentRefNum="1187"
         )
-        own_writes = [("Invoice", first, "Create"), ("Invoice", second, "Create")]
-        sqs.send_message(
-            QueueUrl=queue,
-            MessageBody=_notice(
-                realm, [("Payment", partial["Id"], "Create"), ("Invoice", first, "Update"), *own_writes]
-            ),
-        )
+        _webhook_delivered(demo.sim, realm, partial["Id"])
         inbox.wait_for(1, timeout)
         split = accountant.receive_payment(customer, [(first, "405.00"), (second, "100.00")], txn_date=today)
-        sqs.send_message(
-            QueueUrl=queue,
-            MessageBody=_notice(
-                realm,
-                [
-                    ("Payment", split["Id"], "Create"),
-                    ("Invoice", first, "Update"),
-                    ("Invoice", second, "Update"),
-                ],
-            ),
-        )
+        _webhook_delivered(demo.sim, realm, split["Id"])
         inbox.wait_for(3, timeout)
         return _check(inbox.received, partial["Id"], split["Id"])
     finally:

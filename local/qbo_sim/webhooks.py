@@ -128,6 +128,8 @@ class _Delivery:
     event_ids: list[str]
     attempts: int = 0
     due_at: float = 0.0
+    #: what it announces (name, id, operation), listed with every attempt
+    changes: list[dict[str, str]] = field(default_factory=list)
 
 
 class WebhookDispatcher:
@@ -287,9 +289,9 @@ class WebhookDispatcher:
     def deliveries(self) -> list[dict[str, Any]]:
         """Every attempt so far (oldest first): url, format, status (None on a connection error),
         attempt, entities, realm_id, client_id, outcome (delivered | retry_scheduled | gave_up | lost),
-        time, and the event ids. Never the verifier token or the signature. A ``lost`` notification
-        (:meth:`lose_next`) has attempt 0, status None and ``changes`` (name, id, operation) of what it
-        would have announced."""
+        time, the event ids and ``changes`` (name, id, operation: what it announces). Never the verifier
+        token or the signature. A ``lost`` notification (:meth:`lose_next`) has attempt 0 and status
+        None."""
         with self._lock:
             return [dict(r) for r in self._records]
 
@@ -369,6 +371,7 @@ class WebhookDispatcher:
                     len(entities),
                     ids,
                     due_at=now,
+                    changes=_changes(entities),
                 )
             )
 
@@ -387,7 +390,7 @@ class WebhookDispatcher:
             "outcome": "lost",
             "time": self._clock().isoformat(),
             "event_ids": list(ids),
-            "changes": [{"name": e["name"], "id": e["id"], "operation": e["operation"]} for e in entities],
+            "changes": _changes(entities),
         }
 
     @staticmethod
@@ -445,6 +448,7 @@ class WebhookDispatcher:
                     "outcome": outcome,
                     "time": self._clock().isoformat(),
                     "event_ids": list(delivery.event_ids),
+                    "changes": [dict(c) for c in delivery.changes],
                 }
                 if error:
                     record["error"] = error
@@ -456,3 +460,7 @@ class WebhookDispatcher:
                     return
                 if current and current[0] is delivery:
                     current.popleft()
+
+
+def _changes(entities: list[dict[str, str]]) -> list[dict[str, str]]:
+    return [{"name": e["name"], "id": e["id"], "operation": e["operation"]} for e in entities]

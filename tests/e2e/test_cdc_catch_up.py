@@ -1,10 +1,9 @@
 """A change made in QuickBooks whose webhook never arrived is caught by the scheduled CDC catch-up (issue 14
-items 4-5), through the whole local stack, driven only from outside.
-
-The local stack's simulator app has no webhook subscription: a change made there is never notified, which
-is exactly a lost webhook (the simulator's "lose this webhook" fault is on the h-intake branch, not on main
-yet). The hourly ``CatchUpSchedule`` is fired with ``LocalStack.fire_schedule``: its fan-out queues one run
-per connected firm on ``CatchUpQueue``, the SQS poller hands it to ``CdcCatchUpFunction``. The test waits on
+items 4-5), through the whole local stack, driven only from outside. The local stack's simulator app sends
+its webhooks to the intake; each edit here is made under the simulator's "lose this webhook" fault, so its
+notification is built and lost, never sent: exactly a webhook that never arrived (the test checks the loss).
+The hourly ``CatchUpSchedule`` is fired with ``LocalStack.fire_schedule``: its fan-out queues one run per
+connected firm on ``CatchUpQueue``, the SQS poller hands it to ``CdcCatchUpFunction``. The test waits on
 qbsync's "Sync Status Changed" events (SQS long polls under one deadline, no sleeps).
 
 1. The invoice syncs; the accountant edits it in QuickBooks; the firm's first catch-up (no watermark yet:
@@ -55,6 +54,23 @@ def _edit_last_line(qbo: SimAccountant, invoice: dict[str, Any], amount: float) 
     qbo.update("Invoice", {"Id": invoice["Id"], "SyncToken": invoice["SyncToken"], "Line": lines})
 
 
+def _edit_unnotified(qbo_sim: Any, qbo: SimAccountant, realm_id: str, amount: float) -> None:
+    """Edit the invoice in QuickBooks with its webhook lost (what was pending is delivered first, so the
+    notification lost is this edit's)."""
+    control = qbo_sim.control
+    control.flush_webhooks()
+    lost_before = _lost(control.webhook_deliveries(), realm_id)
+    control.lose_webhooks(count=1, realm_id=realm_id)
+    invoice = _invoice(qbo_sim, realm_id)
+    _edit_last_line(qbo, invoice, amount)
+    lost = _lost(control.flush_webhooks(), realm_id)
+    assert [c["id"] for d in lost[len(lost_before) :] for c in d["changes"]] == [invoice["Id"]]
+
+
+def _lost(deliveries: list[dict[str, Any]], realm_id: str) -> list[dict[str, Any]]:
+    return [d for d in deliveries if d["outcome"] == "lost" and d["realm_id"] == realm_id]
+
+
 def _fire_catch_up(local_stack: Any) -> None:
     (result,) = local_stack.fire_schedule(local_stack.schedule_id_for("CdcCatchUpFunction"))
     assert result.ok, result.error
@@ -66,7 +82,7 @@ def _api(local_stack: Any, token: str, method: str, path: str) -> requests.Respo
     )
 
 
-def test_an_edit_nobody_notified_is_caught_by_the_scheduled_catch_up(
+def test_an_edit_whose_webhook_was_lost_is_caught_by_the_scheduled_catch_up(
     local_stack: Any, qbo_sim: Any, qbo_company: str, firm_id: str, status_inbox: StatusInbox
 ) -> None:
     connect_owner(local_stack, qbo_sim, firm_id, qbo_company)
@@ -77,8 +93,8 @@ def test_an_edit_nobody_notified_is_caught_by_the_scheduled_catch_up(
     status_inbox.wait_for("Invoice", "inv-400", "synced", deadline)
     accountant = SimAccountant.sign_in(qbo_sim.control, qbo_company)  # someone working in QuickBooks
 
-    # 1. edited in QuickBooks, never notified; the first run compares the synced records in full
-    _edit_last_line(accountant, _invoice(qbo_sim, qbo_company), 125.0)
+    # 1. edited in QuickBooks, its webhook lost; the first run compares the synced records in full
+    _edit_unnotified(qbo_sim, accountant, qbo_company, 125.0)
     _fire_catch_up(local_stack)
     failed = status_inbox.wait_for("Invoice", "inv-400", "failed", deadline)
     assert "total was 605.00 USD, now 650.00 USD" in failed["error_message"]
@@ -95,7 +111,7 @@ def test_an_edit_nobody_notified_is_caught_by_the_scheduled_catch_up(
     assert Decimal(str(_invoice(qbo_sim, qbo_company)["TotalAmt"])) == Decimal("605.00")
 
     # 3. edited again; the scheduled run reads it from CDC since the watermark the first run stored
-    _edit_last_line(accountant, _invoice(qbo_sim, qbo_company), 140.0)
+    _edit_unnotified(qbo_sim, accountant, qbo_company, 140.0)
     _fire_catch_up(local_stack)
     again = status_inbox.wait_for("Invoice", "inv-400", "failed", deadline)
     assert "now 665.00 USD" in again["error_message"]

@@ -2,14 +2,12 @@
 
 The firm connects and its invoice syncs out as on the platform (bus → OutboundQueue → EntitySyncFunction).
 The accountant then records a partial payment and, later, the rest of it split with nothing else, in the
-simulator through its v3 API. The InboundNotice the webhook intake enqueues for each is sent to the real
-``InboundQueue``; from there the SQS poller runs ``InboundWorkerFunction``, which reads the payments back
-from the simulator and publishes to the bus. The platform's view: a subscription to this firm's
-"Payment Received In QBO" / "Invoice Paid" events, read with long polls under one deadline (no sleeps).
-
-Until the webhook intake (issue 14 item 1) is merged, the notices are put on InboundQueue directly with
-exactly the body the intake enqueues (``InboundNotice.body``); afterwards the simulator's signed webhooks
-feed the queue through it.
+simulator through its v3 API. The simulator sends its signed webhook for each to the local stack's
+``POST /webhooks/intuit`` (delivered at once with its flush control instead of after its one-second group
+window); the intake verifies it and queues the InboundNotice on ``InboundQueue``; the SQS poller runs
+``InboundWorkerFunction``, which reads the payments back from the simulator and publishes to the bus. The
+platform's view: a subscription to this firm's "Payment Received In QBO" / "Invoice Paid" events, read
+with long polls under one deadline (no sleeps).
 """
 
 from __future__ import annotations
@@ -20,10 +18,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from qbsync.models.messages import EntityChange, InboundNotice
 
 from local.qbo_sim.client import SimAccountant
-from local.stack.provision import clients
 from tests.fixtures.events import EventCapture, subscribe
 from tests.fixtures.platform import (
     DEADLINE_SECONDS,
@@ -43,15 +39,17 @@ def firm_id() -> str:
     return f"firm-e2e-inbound-{secrets.token_hex(4)}"
 
 
-def _notice(realm_id: str, payment_id: str) -> str:
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return InboundNotice(
-        realm_id=realm_id,
-        changes=(EntityChange("Payment", payment_id, "Create", now),),
-        source="webhook_classic",
-        received_at=now,
-        notification_id=secrets.token_hex(16),
-    ).body()
+def _webhook_delivered(qbo_sim: Any, realm_id: str, payment_id: str) -> None:
+    """Intuit's webhook for the payment goes now; the intake accepted it (200) over real HTTP."""
+    deliveries = qbo_sim.control.flush_webhooks()
+    accepted = [
+        d
+        for d in deliveries
+        if d["realm_id"] == realm_id
+        and d.get("status") == 200
+        and any(c["id"] == payment_id and c["name"] == "Payment" for c in d["changes"])
+    ]
+    assert accepted, [d for d in deliveries if d["realm_id"] == realm_id]
 
 
 def _wait(capture: EventCapture, got: list[dict[str, Any]], count: int, deadline: float) -> None:
@@ -81,13 +79,11 @@ def test_payments_recorded_in_quickbooks_reach_the_platform(
         detail={"firm_id": [firm_id]},
         name="e2e-inbound",
     )
-    sqs = clients(local_stack.endpoint_url, local_stack.region)["sqs"]
-    queue = local_stack.resources.ref("InboundQueue")
     try:
         accountant = SimAccountant.sign_in(qbo_sim.control, qbo_company)
         today = datetime.now(UTC).date().isoformat()
         partial = accountant.receive_payment(customer["Id"], [(invoice["qbo_id"], "200.00")], txn_date=today)
-        sqs.send_message(QueueUrl=queue, MessageBody=_notice(qbo_company, partial["Id"]))
+        _webhook_delivered(qbo_sim, qbo_company, partial["Id"])
         got: list[dict[str, Any]] = []
         _wait(capture, got, 1, time.monotonic() + DEADLINE_SECONDS)
         [first] = got
@@ -103,7 +99,7 @@ def test_payments_recorded_in_quickbooks_reach_the_platform(
         ]
 
         rest = accountant.receive_payment(customer["Id"], [(invoice["qbo_id"], "405.00")], txn_date=today)
-        sqs.send_message(QueueUrl=queue, MessageBody=_notice(qbo_company, rest["Id"]))
+        _webhook_delivered(qbo_sim, qbo_company, rest["Id"])
         _wait(capture, got, 3, time.monotonic() + DEADLINE_SECONDS)
         by_type = {e["detail-type"]: e["detail"] for e in got[1:]}
         assert by_type["Payment Received In QBO"]["qbo_payment_id"] == rest["Id"]
