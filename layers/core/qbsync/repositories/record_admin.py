@@ -437,6 +437,7 @@ class RecordAdmin:
             "error_code": error.code,
             "error_category": error.category,
             "error_message": error.message[:1000],
+            "error_open": True,  # the push that syncs it again resolves the error center entry
         }
         removes = ["error_qbo_code", "waiting_on", "skip_reason"]
         if deleted:
