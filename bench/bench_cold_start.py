@@ -49,6 +49,8 @@ HANDLERS = (
     "retry_fanout",
     "token_keepalive",
     "webhook_intake",
+    "inbound_worker",
+    "cdc_catchup",
 )
 BASELINE = "import boto3\nfrom aws_lambda_powertools import Logger, Metrics, Tracer\n"
 #: what the handlers read at import time in Lambda (the template's Globals; no AWS call is made)
