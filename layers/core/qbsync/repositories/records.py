@@ -665,29 +665,23 @@ class RecordsRepository:
 
         Conditional on the record still being synced at ``version`` (a failure meanwhile set it again for
         its own entry); otherwise a no-op."""
-        _check_version(version)
-        try:
-            self._table.update(
-                key.item_key(),
-                update="REMOVE error_open",
-                condition="#status = :synced AND platform_version = :v",
-                names={"#status": "status"},
-                values={":v": version, ":synced": SYNCED},
-                return_values="NONE",
-            )
-        except Conflict:
-            return
+        self._update_if_synced_at(key, version, "REMOVE error_open")
 
     def mark_released(self, key: RecordKey, *, version: int) -> None:
         """Every dependent of the synced ``version`` was released (written after the sends).
 
         Conditional on the record still being synced at ``version``; a newer sync meanwhile (which removes
         the mark and releases by itself) makes it a no-op."""
+        self._update_if_synced_at(key, version, "SET released_version = :v")
+
+    def _update_if_synced_at(self, key: RecordKey, version: int, update: str) -> None:
+        """``update`` (``:v`` is ``version``) while the record is still synced at ``version``; a no-op
+        otherwise (a newer sync or a failure meanwhile)."""
         _check_version(version)
         try:
             self._table.update(
                 key.item_key(),
-                update="SET released_version = :v",
+                update=update,
                 condition="#status = :synced AND platform_version = :v",
                 names={"#status": "status"},
                 values={":v": version, ":synced": SYNCED},
