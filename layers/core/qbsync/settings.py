@@ -24,11 +24,13 @@ from qbsync.errors import ConfigurationError
 __all__ = [
     "AuthSettings",
     "CoreSettings",
+    "InitialSyncSettings",
     "ObservabilitySettings",
     "QboSettings",
     "clear",
     "get_auth_settings",
     "get_core_settings",
+    "get_initial_sync_settings",
     "get_observability_settings",
     "get_qbo_settings",
 ]
@@ -138,6 +140,15 @@ class QboSettings(_EnvSettings):
     platform_return_url: OptionalExactUrl = Field(None, alias="PLATFORM_RETURN_URL")
 
 
+class InitialSyncSettings(_EnvSettings):
+    """The initial sync (PRODUCT.md F): where the platform's snapshots land, and (admin API only) the state
+    machine to start again. Separate from :class:`CoreSettings` so functions that never touch it need
+    neither variable."""
+
+    snapshot_bucket_name: NonEmpty = Field(alias="SNAPSHOT_BUCKET_NAME")
+    state_machine_arn: str | None = Field(None, alias="INITIAL_SYNC_STATE_MACHINE_ARN")
+
+
 @lru_cache(maxsize=1)
 def get_observability_settings() -> ObservabilitySettings:
     """Powertools service name, metrics namespace, log level (defaults when unset)."""
@@ -162,7 +173,19 @@ def get_qbo_settings() -> QboSettings:
     return QboSettings.from_env()
 
 
+@lru_cache(maxsize=1)
+def get_initial_sync_settings() -> InitialSyncSettings:
+    """The snapshot bucket (and the state machine's ARN where set). Raises ConfigurationError when missing."""
+    return InitialSyncSettings.from_env()
+
+
 def clear() -> None:
     """Forget every cached settings object (tests that change the environment call this)."""
-    for getter in (get_observability_settings, get_core_settings, get_auth_settings, get_qbo_settings):
+    for getter in (
+        get_observability_settings,
+        get_core_settings,
+        get_auth_settings,
+        get_qbo_settings,
+        get_initial_sync_settings,
+    ):
         getter.cache_clear()

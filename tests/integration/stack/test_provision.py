@@ -74,6 +74,10 @@ def _exists(c, rtype: str, physical: str, res: Resources, lid: str) -> bool:
             ]
             for q in queues
         )
+    if rtype == "AWS::S3::Bucket":
+        return c["s3"].head_bucket(Bucket=physical)["ResponseMetadata"]["HTTPStatusCode"] == 200
+    if rtype == "AWS::StepFunctions::StateMachine":
+        return c["stepfunctions"].describe_state_machine(stateMachineArn=physical)["status"] == "ACTIVE"
     if rtype in ("AWS::Lambda::LayerVersion", "AWS::Lambda::EventSourceMapping"):
         return True  # served locally (layers on PYTHONPATH, our own SQS poller)
     raise AssertionError(f"the test does not know how to check {rtype}")
