@@ -24,7 +24,7 @@ fail() { echo "sam-build check FAILED: $*" >&2; exit 1; }
 built_ids=("$@")
 if [[ ${#built_ids[@]} -eq 0 ]]; then
     built_ids=(CoreLayer OAuthFunction AdminApiFunction AdminAuthorizerFunction TokenKeepAliveFunction EntitySyncFunction
-        RetryFanoutFunction WebhookIntakeFunction InboundWorkerFunction CdcCatchUpFunction)
+        RetryFanoutFunction WebhookIntakeFunction InboundWorkerFunction CdcCatchUpFunction InitialSyncFunction)
 fi
 for id in "${built_ids[@]}"; do
     dir="$BUILD_DIR/$id"

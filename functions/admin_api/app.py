@@ -34,6 +34,7 @@ from qbsync.api import (
     common,
     drift_routes,
     errors_routes,
+    initial_sync_routes,
     operations_routes,
     records_routes,
     settings_routes,
@@ -48,6 +49,7 @@ app.include_router(errors_routes.router)
 app.include_router(actions_routes.router)
 app.include_router(drift_routes.router)
 app.include_router(operations_routes.router)
+app.include_router(initial_sync_routes.router)
 
 
 @app.exception_handler(QbsyncError)

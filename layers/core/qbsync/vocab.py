@@ -46,15 +46,20 @@ __all__ = [
     "CREDIT_APPLICATION",
     "ERROR_CATEGORIES",
     "EVENT_ENTITY_OF",
+    "INITIAL_SYNC_PHASES",
     "MAPPING_CATEGORIES",
     "NAME_LISTS",
+    "PHASE_RECORD_TYPE",
+    "PLAN_ACTIONS",
     "PLATFORM_ENTITIES",
     "RECORD_TYPES",
     "RECORD_TYPE_INFO",
     "RECORD_TYPE_OF",
     "SYNCABLE_TYPES",
     "ErrorCategory",
+    "InitialSyncPhase",
     "MappingCategory",
+    "PlanAction",
     "PlatformEntity",
     "RecordType",
     "RecordTypeInfo",
@@ -151,6 +156,24 @@ EVENT_ENTITY_OF: dict[str, PlatformEntity] = {
     **{t: i.platform_entity for t, i in RECORD_TYPE_INFO.items() if i.platform_entity},
     "contact": "Contact",
 }
+
+# ---------------------------------------------------------------------------------------------- initial sync
+#: the phases of the initial sync's execution, in the order they run (PRODUCT.md F): each one syncs one record
+#: type of the platform's snapshot, so everything a record needs was synced by an earlier phase
+InitialSyncPhase = Literal["services", "customers", "invoices", "payments", "refunds", "fees"]
+INITIAL_SYNC_PHASES: tuple[InitialSyncPhase, ...] = get_args(InitialSyncPhase)
+#: phase -> the record type it syncs (payments include the credit payments that become CreditMemos)
+PHASE_RECORD_TYPE: dict[str, SyncableType] = {
+    "services": "service",
+    "customers": "client_account",
+    "invoices": "invoice",
+    "payments": "payment",
+    "refunds": "refund",
+    "fees": "fee",
+}
+#: what the dry-run plan says will happen to a record (PRODUCT.md J.1)
+PlanAction = Literal["create", "link", "skip", "block"]
+PLAN_ACTIONS: tuple[PlanAction, ...] = get_args(PlanAction)
 
 
 def record_error_category(record_type: str) -> str:

@@ -40,11 +40,14 @@ from qbsync.adapters import clear_default_clients
 from qbsync.adapters.dynamodb import DynamoTable
 from qbsync.adapters.eventbridge import EventPublisher
 from qbsync.adapters.kms import TokenCipher
+from qbsync.adapters.s3 import S3Objects
 from qbsync.adapters.secrets import clear_caches as clear_secret_caches
 from qbsync.adapters.secrets import get_secret_field, get_secret_json
 from qbsync.adapters.sqs import SqsSender
+from qbsync.adapters.stepfunctions import StepFunctions
 from qbsync.connection.clients import ConnectionRealmClients, QboClientFactory, RealmClients
 from qbsync.connection.events import ConnectionEvents
+from qbsync.connection.preflight import PreflightCheck
 from qbsync.connection.service import ConnectionService
 from qbsync.connection.state import StateSigner
 from qbsync.errorcenter.actions import RecordActions
@@ -58,6 +61,11 @@ from qbsync.inbound.payments import PaymentsReceived
 from qbsync.inbound.processor import InboundProcessor, SyncedRecordChanges
 from qbsync.inbound.services_import import ServicesImport
 from qbsync.inbound.worker import InboundWorker
+from qbsync.initial_sync.execute import ChunkExecutor, SequentialRunner
+from qbsync.initial_sync.intake import SnapshotIntake
+from qbsync.initial_sync.plan import Planner
+from qbsync.initial_sync.runs import RunControl
+from qbsync.initial_sync.steps import FirmContext, InitialSyncSteps, PlanSteps
 from qbsync.lazy import Lazy
 from qbsync.observability import logger
 from qbsync.outbound.dead_letters import DeadLetters
@@ -72,16 +80,19 @@ from qbsync.repositories.dead_letters import DeadLetterLog
 from qbsync.repositories.error_log import ErrorLogRepository
 from qbsync.repositories.firm_settings import FirmSettingsRepository
 from qbsync.repositories.inbound_payments import InboundPayments
+from qbsync.repositories.initial_sync import InitialSyncRuns
 from qbsync.repositories.oauth_grants import ParkedGrants
 from qbsync.repositories.oauth_state import OAuthStateRepository
 from qbsync.repositories.paused import PausedWork
+from qbsync.repositories.preflight import PreflightRepository
 from qbsync.repositories.rate_windows import RateWindows
 from qbsync.repositories.record_admin import RecordAdmin
 from qbsync.repositories.records import RecordsRepository
 from qbsync.repositories.retry_requests import RetryGuardRepository, RetryRequestRepository
+from qbsync.repositories.snapshots import SnapshotStore
 from qbsync.repositories.watermarks import WatermarkRepository
 from qbsync.settings import clear as clear_settings
-from qbsync.settings import get_core_settings, get_qbo_settings
+from qbsync.settings import get_core_settings, get_initial_sync_settings, get_qbo_settings
 
 __all__ = [
     "RecordsWiring",
@@ -94,10 +105,13 @@ __all__ = [
     "build_error_center",
     "build_inbound_processor",
     "build_inbound_worker",
+    "build_initial_sync_steps",
     "build_record_actions",
     "build_retry_requests",
     "build_retry_worker",
+    "build_run_control",
     "build_services_import",
+    "build_snapshot_intake",
     "build_sync_service",
     "build_synced_record_changes",
     "catch_up",
@@ -114,6 +128,8 @@ __all__ = [
     "inbound_processor",
     "inbound_queue",
     "inbound_worker",
+    "initial_sync_runs",
+    "initial_sync_steps",
     "outbound_queue",
     "paced_client_factory",
     "paused_resumer",
@@ -124,8 +140,10 @@ __all__ = [
     "reset",
     "retry_requests",
     "retry_worker",
+    "run_control",
     "services_import",
     "settings_wiring",
+    "snapshot_intake",
     "start",
     "sync_service",
     "sync_table",
@@ -428,6 +446,77 @@ synced_record_changes = _once(build_synced_record_changes)
 inbound_processor = _once(build_inbound_processor)
 catch_up = _once(build_catch_up)
 catch_up_requests = _once(build_catch_up_requests)
+
+
+# --- the initial sync -------------------------------------------------------------------------------
+
+_snapshot_objects = _once(lambda: S3Objects(get_initial_sync_settings().snapshot_bucket_name))
+#: the initial-sync runs (``GET /initial-sync`` reads them)
+initial_sync_runs = _once(lambda: InitialSyncRuns(sync_table()))
+
+
+def build_run_control() -> RunControl:
+    """Initial-sync runs: the state machine's control steps and the owner's approve / cancel / resume."""
+    return RunControl(
+        runs=initial_sync_runs(),
+        executions=StepFunctions(),
+        connections=_connections(),
+        publisher=_publisher(),
+        clock=time.time,
+        state_machine_arn=get_initial_sync_settings().state_machine_arn,
+    )
+
+
+run_control = _once(build_run_control)
+
+
+def build_initial_sync_steps() -> InitialSyncSteps:
+    """The initial sync's task steps (``functions/initial_sync``)."""
+    runs, objects = initial_sync_runs(), _snapshot_objects()
+    context = FirmContext(
+        connections=_connections(), settings=_firm_settings(), realm_clients=realm_clients(), clock=time.time
+    )
+    plan_steps = PlanSteps(
+        runs=runs,
+        control=run_control(),
+        planner=Planner(snapshots=SnapshotStore(objects), objects=objects, records=_records()),
+        preflight=PreflightCheck(ReferenceCache(time.time)),
+        preflight_results=PreflightRepository(sync_table()),
+        context=context,
+        publisher=_publisher(),
+    )
+    executor = ChunkExecutor(
+        runs=runs,
+        objects=objects,
+        records=_records(),
+        connections=_connections(),
+        runner=lambda: SequentialRunner(build_sync_service()),
+        publisher=_publisher(),
+        owner_id=f"initial-sync-{uuid.uuid4().hex[:12]}",
+        app_base_url=get_qbo_settings().qbo_app_base_url,
+    )
+    return InitialSyncSteps(
+        runs=runs,
+        control=run_control(),
+        plan_steps=plan_steps,
+        executor=executor,
+        publisher=_publisher(),
+        snapshot_bucket=get_initial_sync_settings().snapshot_bucket_name,
+    )
+
+
+def build_snapshot_intake() -> SnapshotIntake:
+    """The platform's "Snapshot Ready" (``functions/initial_sync``)."""
+    return SnapshotIntake(
+        runs=initial_sync_runs(),
+        control=run_control(),
+        manifests=SnapshotStore(_snapshot_objects()),
+        publisher=_publisher(),
+    )
+
+
+initial_sync_steps = _once(build_initial_sync_steps)
+snapshot_intake = _once(build_snapshot_intake)
 drift_actions = _once(build_drift_actions)
 
 

@@ -101,6 +101,8 @@ class FirmSyncSettings(BaseModel):
     * ``tax_map`` - platform tax rate id -> :class:`TaxMapping`.
     * ``work_type_map`` - platform work type id -> QBO Item id; ``default_service_id`` - the QBO Item id
       of lines whose work type is not mapped (None = the "Sales" item).
+    * ``initial_sync_auto_approve`` - the initial sync's plan runs without waiting for the owner's approval
+      (J.1); off by default: the owner reads the plan first.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
@@ -125,3 +127,4 @@ class FirmSyncSettings(BaseModel):
         json_schema_extra=_ONLY_ID_KEYS,
     )
     default_service_id: QboId | None = Field(None, min_length=1, max_length=64)
+    initial_sync_auto_approve: bool = False

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import AwareDatetime, ConfigDict, Field
 
 from qbsync.models.common import Address, Currency, Email, EventModel, Id, Money, NonNegativeMoney, Phone
-from qbsync.vocab import ErrorCategory, PlatformEntity
+from qbsync.vocab import INITIAL_SYNC_PHASES, ErrorCategory, InitialSyncPhase, PlatformEntity
 
 __all__ = [
     "CUSTOM_TXN_NUMBERS_OFF",
@@ -32,10 +32,14 @@ __all__ = [
     "ContactData",
     "ContactImported",
     "ContactUpdated",
+    "InitialSyncPlanned",
     "InitialSyncProgress",
     "InvoicePaid",
     "PaymentReceivedInQbo",
     "PaymentWithdrawnInQbo",
+    "PhaseProgress",
+    "PlanFinding",
+    "PlanTotals",
     "QbsyncEvent",
     "ReceivedAllocation",
     "ServiceDeleteRequested",
@@ -339,26 +343,87 @@ class InvoicePaid(QbsyncEvent):
     )
 
 
+RunStatus = Literal[
+    "waiting_for_snapshot",
+    "planning",
+    "awaiting_approval",
+    "running",
+    "completed",
+    "failed",
+    "cancelled",
+    "superseded",
+]
+
+
 class PhaseProgress(EventModel):
-    phase: Literal["reference_data", "services", "customers", "invoices", "payments", "refunds", "fees"]
-    status: Literal["pending", "running", "completed", "failed"]
-    total: int | None = Field(None, ge=0)
-    done: int = Field(0, ge=0)
-    failed: int = Field(0, ge=0)
-    skipped: int = Field(0, ge=0)
+    """One phase of an initial sync: what its plan holds and what happened so far."""
+
+    phase: InitialSyncPhase
+    status: Literal["pending", "running", "completed"]
+    planned: int = Field(0, ge=0, description="records of the plan in this phase (every action)")
+    done: int = Field(0, ge=0, description="synced (written now, linked, or already in QuickBooks)")
+    failed: int = Field(0, ge=0, description="failed with an error in the error center")
+    skipped: int = Field(
+        0, ge=0, description="skipped with a reason (settings, drafts, before the start date)"
+    )
+    blocked: int = Field(0, ge=0, description="waiting on a prerequisite that has not synced")
+    changed: int = Field(
+        0, ge=0, description="changed on the platform after the plan: synced by its own event"
+    )
+    remaining: int = Field(0, ge=0)
+    rate_per_minute: float | None = Field(None, ge=0, description="records finished per minute in this phase")
+    eta_seconds: int | None = Field(None, ge=0, description="at that rate, until the phase is done")
 
 
 class InitialSyncProgress(QbsyncEvent):
-    """Progress of the initial sync, per phase (emitted at phase boundaries and periodically)."""
+    """Progress of an initial sync: at each phase boundary, after each chunk, and when the run ends."""
 
     DETAIL_TYPE: ClassVar[str] = "Initial Sync Progress"
     realm_id: Id
     run_id: Id
-    status: Literal["running", "completed", "failed", "paused"]
-    current_phase: (
-        Literal["reference_data", "services", "customers", "invoices", "payments", "refunds", "fees"] | None
-    ) = None
-    phases: list[PhaseProgress] = Field(min_length=1)
+    status: RunStatus
+    current_phase: InitialSyncPhase | None = None
+    phases: list[PhaseProgress] = Field(min_length=1, max_length=len(INITIAL_SYNC_PHASES))
+    error: str | None = Field(None, max_length=1000, description="why a failed run stopped (plain language)")
+
+
+class PlanFinding(EventModel):
+    """A pre-flight finding about the QuickBooks company, or a blocking finding of the plan."""
+
+    code: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")
+    severity: Literal["warning", "blocking"]
+    message: str = Field(min_length=1, max_length=1000)
+    fix: str | None = Field(None, max_length=1000)
+    record_types: list[str] = Field(default_factory=list, max_length=8)
+    count: int | None = Field(None, ge=0, description="records it affects, when the plan counted them")
+
+
+class PlanTotals(EventModel):
+    """What the plan will do with one record type: records and money per action."""
+
+    record_type: str = Field(min_length=1, max_length=32)
+    create: int = Field(0, ge=0)
+    link: int = Field(0, ge=0)
+    skip: int = Field(0, ge=0)
+    block: int = Field(0, ge=0)
+    create_amount: NonNegativeMoney | None = None
+    link_amount: NonNegativeMoney | None = None
+    skip_amount: NonNegativeMoney | None = None
+    block_amount: NonNegativeMoney | None = None
+
+
+class InitialSyncPlanned(QbsyncEvent):
+    """The dry-run plan of an initial sync (PRODUCT.md J.1): per record type what will be created, linked to
+    an object already in QuickBooks, skipped or blocked, with money totals, the pre-flight findings and the
+    plan's blocking findings. ``needs_approval``: the run waits for the owner's approval
+    (``POST /initial-sync/approve``); false when the firm's settings approve automatically."""
+
+    DETAIL_TYPE: ClassVar[str] = "Initial Sync Planned"
+    realm_id: Id
+    run_id: Id
+    needs_approval: bool
+    totals: list[PlanTotals] = Field(max_length=len(INITIAL_SYNC_PHASES))
+    findings: list[PlanFinding] = Field(default_factory=list, max_length=100)
 
 
 class ServiceDeleteRequested(QbsyncEvent):
@@ -409,5 +474,6 @@ QBSYNC_EVENT_TYPES: dict[str, type[QbsyncEvent]] = {
         ServiceDeleteRequested,
         ServiceImported,
         PaymentWithdrawnInQbo,
+        InitialSyncPlanned,
     )
 }

@@ -1,0 +1,254 @@
+"""Running one chunk of an approved plan (the item processor of each phase's Distributed Map).
+
+A chunk is a file of at most :data:`~qbsync.initial_sync.plan.CHUNK_SIZE` plan lines of one record type.
+:meth:`ChunkExecutor.run` runs it exactly as planned:
+
+- ``skip`` lines that are already in QuickBooks at their version are counted done and not touched;
+- ``link`` lines are linked to the QuickBooks object the plan matched: the record is claimed at its planned
+  version (the same lease and version rules as every write) and marked synced to that object, nothing written
+  to QuickBooks;
+- every other line (``create``, the other skips, ``block``) runs through the outbound sync
+  (:class:`ChunkRunner`: the one exactly-once writer, its skips, gates and error center), so each record ends
+  synced, skipped with a reason, failed with an error, or blocked on a named prerequisite.
+
+A record a platform event changed after the plan is not written at the planned version: its claim is
+stale or superseded and it is counted ``changed`` (its own event syncs it). Records that could not run now
+(a lease held by an event's worker, a QuickBooks or AWS fault) make the chunk raise :class:`ChunkRetry`: the
+state machine retries it with back-off, and records that finished the first time are ``already_synced``.
+The chunk's counters are added to the run once, with the chunk's id (:meth:`InitialSyncRuns.chunk_done`).
+
+Before anything runs, the run must still be ``running`` (a cancel stops at the next chunk), the firm must
+still be connected to the run's company (after a company switch nothing of the old plan is written).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from qbsync.errors import BadRequest, Conflict, LeaseHeld, QbsyncError, RetryableError
+from qbsync.initial_sync.plan import ALREADY_SYNCED, PlanLine
+from qbsync.initial_sync.runs import progress_event
+from qbsync.models.platform_events import PlatformEvent, parse_platform_event
+from qbsync.models.record_key import RecordKey
+from qbsync.outbound.job import Outcome
+from qbsync.qbo.client import deep_link
+from qbsync.repositories.connections import CONNECTED, Connection
+from qbsync.repositories.initial_sync import RUNNING, ChunkCounts, InitialSyncRuns, RunRef
+from qbsync.repositories.records import ClaimOptions, ClaimOutcome, QboLink, RecordsRepository
+
+__all__ = ["ChunkExecutor", "ChunkRetry", "ChunkRunner", "SequentialRunner"]
+
+logger = logging.getLogger("qbsync.initial_sync")
+
+_DONE = frozenset({"synced", "adopted", "already_synced"})
+_LINK_ENTITY = {"client_account": "Customer", "service": "Item"}
+
+
+class ChunkRetry(RetryableError):
+    """Some records of the chunk could not run now: the state machine runs the chunk again (``ChunkRetry`` is
+    the error name its Retry matches)."""
+
+    code = "initial_sync_chunk_retry"
+
+
+class ChunkRunner(Protocol):
+    """Runs a chunk's platform events through the outbound sync; one :class:`Outcome` per event, in order;
+    an event that could not run now has status ``retry``."""
+
+    def run(self, events: Sequence[PlatformEvent]) -> list[Outcome]: ...
+
+
+class Sync(Protocol):
+    def batch(self) -> Any: ...
+    def prepare(self, messages: Sequence[Any]) -> None: ...
+    def handle(self, event: PlatformEvent, *, force: bool = False) -> Outcome: ...
+
+
+class SequentialRunner:
+    """A :class:`ChunkRunner` that runs the events one after the other in one batch scope of ``sync``."""
+
+    def __init__(self, sync: Sync) -> None:
+        self._sync = sync
+
+    def run(self, events: Sequence[PlatformEvent]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        with self._sync.batch():
+            self._sync.prepare(events)
+            for event in events:
+                try:
+                    outcomes.append(self._sync.handle(event))
+                except QbsyncError as err:
+                    outcomes.append(Outcome("retry", reason=err.code))
+        return outcomes
+
+
+class Connections(Protocol):
+    def get(self, firm_id: str) -> Connection | None: ...
+
+
+class Publisher(Protocol):
+    def publish(self, events: Any) -> Any: ...
+
+
+class Objects(Protocol):
+    def get_text(self, key: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class ChunkRef:
+    """Which chunk: its phase, index and object key (an item of the phase's chunk index)."""
+
+    phase: str
+    index: int
+    key: str
+
+
+class ChunkExecutor:
+    """Runs chunks of approved plans (module doc).
+
+    Args:
+        runs: the run items; ``objects``: the snapshot bucket; ``records``: the records repository (links);
+        connections: the firms' connections; ``runner``: builds the :class:`ChunkRunner` of a chunk;
+        publisher: qbsync events; ``owner_id``: the lease owner of links; ``app_base_url``: deep links.
+    """
+
+    def __init__(  # noqa: PLR0913
+        self,
+        *,
+        runs: InitialSyncRuns,
+        objects: Objects,
+        records: RecordsRepository,
+        connections: Connections,
+        runner: Callable[[], ChunkRunner],
+        publisher: Publisher,
+        owner_id: str,
+        app_base_url: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._runs = runs
+        self._objects = objects
+        self._records = records
+        self._connections = connections
+        self._runner = runner
+        self._publisher = publisher
+        self._owner = owner_id
+        self._app_base_url = app_base_url
+        self._clock = clock
+
+    def run(self, ref: RunRef, chunk: ChunkRef) -> dict[str, Any]:
+        """Run one chunk; returns what it did (``counts``, or ``skipped`` with why nothing ran).
+
+        Raises ChunkRetry when records must run again, RetryableError on faults of AWS."""
+        run = self._runs.get(ref)
+        if run is None or run.status != RUNNING:
+            return {"skipped": f"the run is {run.status if run else 'gone'}"}
+        chunk_id = f"{chunk.phase}:{chunk.index}"
+        if chunk_id in run.chunks_done:
+            return {"skipped": "counted before"}
+        connection = self._connections.get(ref.firm_id)
+        if connection is None or connection.realm_id != ref.realm_id:
+            return {"skipped": "the firm is not connected to this company any more"}
+        if connection.status != CONNECTED:
+            raise ChunkRetry(f"QuickBooks is {connection.status.replace('_', ' ')}: the chunk waits")
+        if run.phases.get(chunk.phase, {}).get("status") != "running":
+            self._runs.phase(ref, chunk.phase, status="running", now=self._clock())
+        lines = self._lines(chunk)
+        counts = self._execute(ref, lines)
+        retry = counts.pop("retry", 0)
+        if retry:
+            logger.info(
+                "chunk has records to retry", extra={**ref.as_dict(), "chunk": chunk_id, "retry": retry}
+            )
+            raise ChunkRetry(f"{retry} records of chunk {chunk_id} will run again")
+        counted = self._runs.chunk_done(
+            ref, chunk.phase, chunk.index, ChunkCounts(**counts), now=self._clock()
+        )
+        if counted:
+            self._announce(ref)
+        return {"counts": counts, "counted": counted}
+
+    def _lines(self, chunk: ChunkRef) -> list[PlanLine]:
+        try:
+            body = json.loads(self._objects.get_text(chunk.key))
+            return [PlanLine.from_dict(line) for line in body["lines"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BadRequest(f"the plan chunk {chunk.phase}:{chunk.index} does not read") from exc
+
+    def _execute(self, ref: RunRef, lines: Sequence[PlanLine]) -> dict[str, int]:
+        counts: Counter[str] = Counter()
+        events: list[PlatformEvent] = []
+        for line in lines:
+            if line.action == "skip" and line.reason == ALREADY_SYNCED:
+                counts["done"] += 1
+            elif line.event is None:
+                counts["failed"] += 1  # a line that did not parse: reported by the plan, nothing to run
+            elif line.action == "link" and line.target_qbo_id:
+                counts[self._link(ref, line)] += 1
+            else:
+                events.append(parse_platform_event(line.event))
+        if events:
+            for outcome in self._runner().run(events):
+                counts[_counter(outcome)] += 1
+        return dict(counts)
+
+    def _link(self, ref: RunRef, line: PlanLine) -> str:
+        """Link the record to the object the plan matched: claimed at the planned version, then synced."""
+        assert line.platform_id and line.target_qbo_id and line.event
+        key = RecordKey(ref.firm_id, ref.realm_id, line.record_type, line.platform_id)
+        entity = _LINK_ENTITY[line.record_type]
+        try:
+            claim = self._records.claim(
+                key,
+                version=line.version,
+                owner=self._owner,
+                lease_seconds=60,
+                now=self._clock(),
+                options=ClaimOptions("create", line.event),
+            )
+        except (LeaseHeld, Conflict):
+            return "retry"
+        if claim.outcome in (ClaimOutcome.STALE, ClaimOutcome.SUPERSEDED):
+            return "changed"
+        if claim.outcome is ClaimOutcome.ALREADY_APPLIED:
+            return "done"
+        try:
+            url = deep_link(self._app_base_url, entity, line.target_qbo_id, realm_id=ref.realm_id)
+        except ValueError:
+            url = None
+        qbo_id = claim.record.qbo_id or line.target_qbo_id
+        self._records.mark_synced(
+            key,
+            owner=self._owner,
+            version=line.version,
+            link=QboLink(entity, qbo_id, claim.record.sync_token, url),
+            now=self._clock(),
+            operation="create",
+        )
+        return "done"
+
+    def _announce(self, ref: RunRef) -> None:
+        run = self._runs.get(ref)
+        if run is None:
+            return
+        try:
+            self._publisher.publish([progress_event(run, correlation_id=ref.run_id)])
+        except QbsyncError as err:
+            logger.warning("initial sync progress not published", extra={**ref.as_dict(), **err.context()})
+
+
+def _counter(outcome: Outcome) -> str:
+    if outcome.status in _DONE:
+        return "done"
+    if outcome.status == "stale":
+        return "changed"
+    if outcome.status in ("failed", "skipped", "blocked"):
+        return outcome.status
+    if outcome.status == "ignored":
+        return "skipped"
+    return "retry"  # retry, paused: it did not end

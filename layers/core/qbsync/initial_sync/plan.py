@@ -1,0 +1,397 @@
+"""The dry-run plan of an initial sync (PRODUCT.md J.1): what will happen to each record of the snapshot.
+
+For every line of the platform's snapshot, in phase order, the plan decides one action:
+
+- ``create``: the record will be written to QuickBooks;
+- ``link``: a client account or service whose name matches an object already in QuickBooks (one without
+  another record's qbsync marker) is linked to it instead of creating a duplicate ("match before create");
+- ``skip``: nothing will be written, with the reason: already in QuickBooks at this version, a draft or
+  void invoice never synced, dated before the firm's sync start date, a payment recorded by hand the settings
+  do not sync, a client account without activity the settings sync only with some;
+- ``block``: it will not sync as it is, with the reason: the line does not parse, QuickBooks refuses it in any
+  company (:func:`qbsync.outbound.mapping.check_record`), or it is dated in the company's closed books.
+
+The executor runs the plan's lines, not a fresh diff: each chunk file holds the planned version of each
+record and its event. A ``block`` line still runs through the outbound sync, so the record ends failed with
+its explained error in the error center, as the plan said (nothing is left without a status).
+
+Objects in the snapshot bucket (the run's prefix ``plans/{firm_id}/{run_id}/``):
+``{phase}.json`` — the chunk index of a phase, a JSON array of ``{"phase", "index", "key", "count"}`` that the
+state machine's Distributed Map reads; ``{phase}/{index:05d}.json`` — one chunk, ``{"phase", "index",
+"lines": [...]}`` with at most :data:`CHUNK_SIZE` lines.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any, Protocol
+
+from qbsync import vocab
+from qbsync.errors import DataError
+from qbsync.models.firm_settings import FirmSyncSettings
+from qbsync.models.platform_events import ClientAccount, Invoice, Payment, PlatformEvent, Service
+from qbsync.models.record_key import RecordKey
+from qbsync.outbound import mapping
+from qbsync.outbound.job import event_envelope
+from qbsync.qbo.client import QboClient
+from qbsync.repositories.records import SYNCED, SyncRecord
+
+__all__ = ["CHUNK_SIZE", "PlanLine", "PlanResult", "Planner", "chunk_key", "index_key"]
+
+logger = logging.getLogger("qbsync.initial_sync")
+
+#: records per chunk: three QuickBooks batch calls of 30
+CHUNK_SIZE = 90
+#: record ids per blocking finding kept in the plan (the count is exact)
+_EXAMPLES = 5
+
+ALREADY_SYNCED = "already in QuickBooks at this version"
+
+
+class Snapshots(Protocol):
+    def manifest(self, firm_id: str, run_id: str, manifest_key: str) -> Any: ...
+    def lines(self, manifest: Any, record_type: str) -> Iterator[Any]: ...
+
+
+class Objects(Protocol):
+    def put_json(self, key: str, obj: Any) -> None: ...
+    def get_text(self, key: str) -> str: ...
+
+
+class Records(Protocol):
+    def get_many(self, keys: Sequence[RecordKey]) -> Mapping[RecordKey, SyncRecord | None]: ...
+
+
+def plan_prefix(firm_id: str, run_id: str) -> str:
+    return f"plans/{firm_id}/{run_id}/"
+
+
+def index_key(firm_id: str, run_id: str, phase: str) -> str:
+    return f"{plan_prefix(firm_id, run_id)}{phase}.json"
+
+
+def chunk_key(firm_id: str, run_id: str, phase: str, index: int) -> str:
+    return f"{plan_prefix(firm_id, run_id)}{phase}/{index:05d}.json"
+
+
+def normalized(name: str) -> str:
+    """Names compared the way QuickBooks keeps them unique: case and repeated spaces do not count."""
+    return re.sub(r"\s+", " ", name).strip().casefold()
+
+
+@dataclass(frozen=True)
+class PlanLine:
+    """One record's planned action (a line of a chunk file)."""
+
+    record_type: str
+    platform_id: str | None
+    version: int
+    action: str
+    reason: str | None = None
+    amount: str | None = None
+    target_qbo_id: str | None = None
+    event: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "record_type": self.record_type,
+            "platform_id": self.platform_id,
+            "version": self.version,
+            "action": self.action,
+            "reason": self.reason,
+            "amount": self.amount,
+            "target_qbo_id": self.target_qbo_id,
+            "event": self.event,
+        }
+
+    @classmethod
+    def from_dict(cls, value: Mapping[str, Any]) -> PlanLine:
+        return cls(
+            record_type=str(value["record_type"]),
+            platform_id=value.get("platform_id"),
+            version=int(value["version"]),
+            action=str(value["action"]),
+            reason=value.get("reason"),
+            amount=value.get("amount"),
+            target_qbo_id=value.get("target_qbo_id"),
+            event=value.get("event"),
+        )
+
+
+@dataclass
+class _Totals:
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(vocab.PLAN_ACTIONS, 0))
+    amounts: dict[str, Decimal] = field(default_factory=dict)
+
+    def add(self, line: PlanLine) -> None:
+        self.counts[line.action] += 1
+        if line.amount is not None:
+            self.amounts[line.action] = self.amounts.get(line.action, Decimal("0.00")) + Decimal(line.amount)
+
+    def as_dict(self, record_type: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"record_type": record_type, **self.counts}
+        for action, amount in self.amounts.items():
+            out[f"{action}_amount"] = f"{amount:.2f}"
+        return out
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    """The plan: its summary (``totals`` per record type, ``findings``), each phase's chunk index key and
+    planned record count."""
+
+    summary: dict[str, Any]
+    keys: dict[str, str]
+    planned: dict[str, int]
+
+
+@dataclass
+class _Context:
+    settings: FirmSyncSettings
+    books_closed_on: date | None
+    active_accounts: set[str]
+    names: dict[str, dict[str, dict[str, Any]]]  # qbo entity -> normalized name -> object
+
+
+def _amount(record: Any) -> str | None:
+    value = getattr(record, "total", None) if isinstance(record, Invoice) else getattr(record, "amount", None)
+    return None if value is None else f"{Decimal(value):.2f}"
+
+
+def _record_date(record: Any) -> date | None:
+    for attr in ("issue_date", "payment_date", "refund_date", "fee_date"):
+        value = getattr(record, attr, None)
+        if isinstance(value, date):
+            return value
+    return None
+
+
+class Planner:
+    """Builds and stores the plan of a run (module doc).
+
+    Args:
+        snapshots: reads the platform's snapshot (``qbsync.repositories.snapshots.SnapshotStore``).
+        objects: the snapshot bucket (``qbsync.adapters.s3.S3Objects``), where the plan's chunks go.
+        records: the records repository (what is in QuickBooks already).
+    """
+
+    def __init__(self, *, snapshots: Snapshots, objects: Objects, records: Records) -> None:
+        self._snapshots = snapshots
+        self._objects = objects
+        self._records = records
+
+    def plan(  # noqa: PLR0913
+        self,
+        *,
+        firm_id: str,
+        realm_id: str,
+        run_id: str,
+        manifest_key: str,
+        settings: FirmSyncSettings,
+        qbo: QboClient,
+        books_closed_on: date | None,
+    ) -> PlanResult:
+        manifest = self._snapshots.manifest(firm_id, run_id, manifest_key)
+        ctx = _Context(
+            settings=settings,
+            books_closed_on=books_closed_on,
+            active_accounts=self._active_accounts(manifest, settings),
+            names={"Customer": _names(qbo, "Customer", "DisplayName"), "Item": _names(qbo, "Item", "Name")},
+        )
+        totals: dict[str, _Totals] = {}
+        keys: dict[str, str] = {}
+        planned: dict[str, int] = {}
+        blocking: dict[str, dict[str, Any]] = {}
+        for phase in vocab.INITIAL_SYNC_PHASES:
+            record_type = vocab.PHASE_RECORD_TYPE[phase]
+            phase_totals = totals.setdefault(record_type, _Totals())
+            chunks: list[dict[str, Any]] = []
+            for index, batch in enumerate(_batched(self._snapshots.lines(manifest, record_type), CHUNK_SIZE)):
+                lines = self._decide_chunk(firm_id, realm_id, record_type, batch, ctx)
+                key = chunk_key(firm_id, run_id, phase, index)
+                self._objects.put_json(
+                    key, {"phase": phase, "index": index, "lines": [ln.as_dict() for ln in lines]}
+                )
+                chunks.append({"phase": phase, "index": index, "key": key, "count": len(lines)})
+                for line in lines:
+                    phase_totals.add(line)
+                    if line.action == "block":
+                        _note_block(blocking, record_type, line)
+            keys[phase] = index_key(firm_id, run_id, phase)
+            self._objects.put_json(keys[phase], chunks)
+            planned[phase] = sum(c["count"] for c in chunks)
+        summary = {
+            "snapshot_id": getattr(manifest, "snapshot_id", None),
+            "totals": [t.as_dict(rt) for rt, t in totals.items()],
+            "findings": list(blocking.values()),
+        }
+        logger.info(
+            "initial sync planned",
+            extra={"firm_id": firm_id, "realm_id": realm_id, "run_id": run_id, "planned": planned},
+        )
+        return PlanResult(summary=summary, keys=keys, planned=planned)
+
+    # ------------------------------------------------------------------ decisions
+
+    def _active_accounts(self, manifest: Any, settings: FirmSyncSettings) -> set[str]:
+        """Client accounts with an invoice or payment that will sync (B.1: accounts "with activity")."""
+        active: set[str] = set()
+        if settings.sync_accounts == "all":
+            return active
+        for record_type in ("invoice", "payment"):
+            for line in self._snapshots.lines(manifest, record_type):
+                record = line.event.data if line.event is not None else None
+                if record is None or _settings_skip(record, settings) is not None:
+                    continue
+                active.add(record.account_id)
+        return active
+
+    def _decide_chunk(
+        self, firm_id: str, realm_id: str, record_type: str, batch: Sequence[Any], ctx: _Context
+    ) -> list[PlanLine]:
+        keys = [
+            RecordKey(firm_id, realm_id, record_type, line.platform_id)
+            for line in batch
+            if line.platform_id and line.event is not None
+        ]
+        current = self._records.get_many(keys) if keys else {}
+        out: list[PlanLine] = []
+        for line in batch:
+            if line.event is None or not line.platform_id:
+                out.append(
+                    PlanLine(
+                        record_type,
+                        line.platform_id,
+                        int(line.version or 0),
+                        "block",
+                        f"invalid_in_snapshot: {line.problem}",
+                    )
+                )
+                continue
+            key = RecordKey(firm_id, realm_id, record_type, line.platform_id)
+            out.append(_decide(record_type, line.event, current.get(key), ctx))
+        return out
+
+
+def _names(qbo: QboClient, entity: str, field_name: str) -> dict[str, dict[str, Any]]:
+    """The company's objects of ``entity`` by normalized name (one paged query, 1000 a page)."""
+    out: dict[str, dict[str, Any]] = {}
+    for obj in qbo.query_all(f"select * from {entity}"):  # noqa: S608 - entity is ours
+        name = obj.get(field_name)
+        if isinstance(name, str) and name:
+            out.setdefault(normalized(name), obj)
+    return out
+
+
+def _settings_skip(record: Any, settings: FirmSyncSettings) -> str | None:
+    if isinstance(record, Payment) and not mapping.payment_should_sync(record, settings):
+        return "manually recorded payments are not synced by the firm's settings"
+    if isinstance(record, Invoice) and record.status == "draft":
+        return "draft invoices are not synced"
+    day = _record_date(record)
+    start = settings.sync_start_date
+    if start is not None and day is not None and day < start:
+        return f"dated {day.isoformat()}, before the sync start date {start.isoformat()}"
+    return None
+
+
+def _decide(record_type: str, event: PlatformEvent, current: SyncRecord | None, ctx: _Context) -> PlanLine:
+    record = event.data
+    amount = _amount(record)
+    base = {
+        "record_type": record_type,
+        "platform_id": event.record_id,
+        "version": event.version,
+        "amount": amount,
+    }
+    envelope = event_envelope(event)
+    if current is not None and current.status == SYNCED and (current.platform_version or 0) >= event.version:
+        return PlanLine(**base, action="skip", reason=ALREADY_SYNCED, target_qbo_id=current.qbo_id)
+    if isinstance(record, Invoice) and record.status == "void" and (current is None or not current.qbo_id):
+        return PlanLine(**base, action="skip", reason="void on the platform and never synced", event=envelope)
+    skip = _settings_skip(record, ctx.settings)
+    if (
+        skip is None
+        and isinstance(record, ClientAccount)
+        and ctx.settings.sync_accounts == "with_activity"
+        and record.id not in ctx.active_accounts
+        and (current is None or not current.qbo_id)
+    ):
+        skip = "no_activity: the client account has no invoices or payments that sync"
+    if skip is not None:
+        return PlanLine(**base, action="skip", reason=skip, event=envelope)
+    try:
+        mapping.check_record(record)
+    except DataError as err:
+        return PlanLine(**base, action="block", reason=f"{err.code}: {err.message}"[:500], event=envelope)
+    day = _record_date(record)
+    if ctx.books_closed_on is not None and day is not None and day <= ctx.books_closed_on:
+        closed = ctx.books_closed_on.isoformat()
+        reason = f"books_closed: dated {day.isoformat()}, in the books closed through {closed}"
+        return PlanLine(**base, action="block", reason=reason, event=envelope)
+    if isinstance(record, ClientAccount | Service) and (current is None or not current.qbo_id):
+        entity, name = (
+            ("Customer", record.name) if isinstance(record, ClientAccount) else ("Item", record.name)
+        )
+        found = ctx.names[entity].get(normalized(name))
+        if found is not None and _linkable(found, entity, record_type, record.id):
+            return PlanLine(
+                **base,
+                action="link",
+                reason=f"matches the {entity} named alike",
+                target_qbo_id=str(found["Id"]),
+                event=envelope,
+            )
+    return PlanLine(**base, action="create", event=envelope)
+
+
+def _linkable(obj: Mapping[str, Any], entity: str, record_type: str, platform_id: str) -> bool:
+    """An object named like the record may be linked unless it carries another record's marker."""
+    note = obj.get("Notes" if entity == "Customer" else "Description")
+    marker = mapping.parse_marker(note if isinstance(note, str) else None)
+    if marker is None:
+        return True
+    return marker == (vocab.RECORD_TYPE_INFO[record_type].marker, platform_id)
+
+
+def _note_block(blocking: dict[str, dict[str, Any]], record_type: str, line: PlanLine) -> None:
+    code = (line.reason or "blocked").split(":", 1)[0]
+    key = f"{record_type}:{code}"
+    entry = blocking.setdefault(
+        key,
+        {
+            "code": code[:64] if re.fullmatch(r"[a-z0-9_]+", code[:64]) else "blocked",
+            "severity": "blocking",
+            "message": (line.reason or "blocked")[:1000],
+            "record_types": [record_type],
+            "count": 0,
+            "examples": [],
+        },
+    )
+    entry["count"] += 1
+    if line.platform_id and len(entry["examples"]) < _EXAMPLES:
+        entry["examples"].append(line.platform_id)
+
+
+def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def by_action(lines: Iterable[PlanLine]) -> dict[str, list[PlanLine]]:
+    out: dict[str, list[PlanLine]] = defaultdict(list)
+    for line in lines:
+        out[line.action].append(line)
+    return out
