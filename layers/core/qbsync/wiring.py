@@ -45,6 +45,7 @@ from qbsync.adapters.secrets import get_secret_field, get_secret_json
 from qbsync.adapters.sqs import SqsSender
 from qbsync.connection.clients import ConnectionRealmClients, QboClientFactory, RealmClients
 from qbsync.connection.events import ConnectionEvents
+from qbsync.connection.preflight import PreflightCheck
 from qbsync.connection.service import ConnectionService
 from qbsync.connection.state import StateSigner
 from qbsync.errorcenter.actions import RecordActions
@@ -75,6 +76,7 @@ from qbsync.repositories.inbound_payments import InboundPayments
 from qbsync.repositories.oauth_grants import ParkedGrants
 from qbsync.repositories.oauth_state import OAuthStateRepository
 from qbsync.repositories.paused import PausedWork
+from qbsync.repositories.preflight import PreflightRepository
 from qbsync.repositories.rate_windows import RateWindows
 from qbsync.repositories.record_admin import RecordAdmin
 from qbsync.repositories.records import RecordsRepository
@@ -94,6 +96,8 @@ __all__ = [
     "build_error_center",
     "build_inbound_processor",
     "build_inbound_worker",
+    "build_preflight_check",
+    "build_preflight_repository",
     "build_record_actions",
     "build_retry_requests",
     "build_retry_worker",
@@ -421,6 +425,17 @@ def build_drift_actions() -> DriftActions:
         outbound=outbound_queue(),
         clock=time.time,
     )
+
+
+def build_preflight_check() -> PreflightCheck:
+    """The pre-flight check of a firm's QuickBooks company (PRODUCT.md J.2; the initial sync and the daily
+    check run it with a realm client from :func:`realm_clients`)."""
+    return PreflightCheck(ReferenceCache(time.time), clock=time.time)
+
+
+def build_preflight_repository(*, table: DynamoTable | None = None) -> PreflightRepository:
+    """The stored pre-flight results (``PREFLIGHT#`` items of the sync-state table)."""
+    return PreflightRepository(table if table is not None else sync_table(), clock=time.time)
 
 
 synced_record_changes = _once(build_synced_record_changes)

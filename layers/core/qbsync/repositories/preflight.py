@@ -20,8 +20,8 @@ from typing import Any
 
 from qbsync.adapters.dynamodb import DynamoTable
 from qbsync.models.preflight import PreflightResult, iso_utc
+from qbsync.models.record_key import check_id as _check_id
 from qbsync.repositories._ddb import as_float
-from qbsync.repositories.records import _check_id
 
 __all__ = ["PREFLIGHT_TTL_SECONDS", "PreflightRepository"]
 
