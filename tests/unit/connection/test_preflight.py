@@ -23,10 +23,11 @@ from qbsync.connection.preflight import (
     PreflightResultInvalid,
     company_warnings,
     evaluate,
+    preference_warnings,
 )
 from qbsync.models.firm_settings import FirmSyncSettings, TaxMapping
 from qbsync.qbo.client import BatchItemResult
-from qbsync.qbo.reference import ReferenceCache
+from qbsync.qbo.reference import ReferenceCache, ReferenceDataError
 
 from tests.unit.outbound.support import (
     make_ref,
@@ -436,6 +437,13 @@ def test_the_connection_warning_is_the_preflight_finding() -> None:
     [finding] = [f for f in evaluate(ref, FirmSyncSettings(), {}) if f.code == "custom_txn_numbers_off"]
     [warning] = company_warnings(ref)
     assert warning.message == f"{finding.message} {finding.fix}"
+
+
+def test_preferences_that_are_not_an_object_are_quickbooks_data_errors() -> None:
+    with pytest.raises(ReferenceDataError):
+        preference_warnings(["not", "an", "object"])  # type: ignore[arg-type]
+    with pytest.raises(ReferenceDataError):
+        preference_warnings({"AccountingInfoPrefs": {"BookCloseDate": "soon"}})
 
 
 def test_every_finding_code_is_documented_with_its_severity() -> None:

@@ -51,6 +51,7 @@ from qbsync.qbo.reference import (
     REQUIRED_PAYMENT_METHODS,
     QboReference,
     ReferenceCache,
+    ReferenceDataError,
 )
 from qbsync.vocab import SYNCABLE_TYPES
 
@@ -670,4 +671,6 @@ def preference_warnings(preferences: Mapping[str, Any]) -> list[CompanyWarning]:
     """:func:`company_warnings` from the Preferences object alone (one read: ``QboClient.preferences``).
 
     Raises ReferenceDataError when the Preferences are not in QuickBooks' shape."""
+    if not isinstance(preferences, Mapping):
+        raise ReferenceDataError("Preferences: expected a JSON object", entity="Preferences")
     return company_warnings(QboReference.from_qbo([], [], [], [], [], dict(preferences), []))
