@@ -106,6 +106,8 @@ __all__ = [
     "build_inbound_processor",
     "build_inbound_worker",
     "build_initial_sync_steps",
+    "build_preflight_check",
+    "build_preflight_repository",
     "build_record_actions",
     "build_retry_requests",
     "build_retry_worker",
@@ -441,6 +443,17 @@ def build_drift_actions() -> DriftActions:
     )
 
 
+def build_preflight_check() -> PreflightCheck:
+    """The pre-flight check of a firm's QuickBooks company (PRODUCT.md J.2; the initial sync and the daily
+    check run it with a realm client from :func:`realm_clients`)."""
+    return PreflightCheck(ReferenceCache(time.time), clock=time.time)
+
+
+def build_preflight_repository(*, table: DynamoTable | None = None) -> PreflightRepository:
+    """The stored pre-flight results (``PREFLIGHT#`` items of the sync-state table)."""
+    return PreflightRepository(table if table is not None else sync_table(), clock=time.time)
+
+
 synced_record_changes = _once(build_synced_record_changes)
 #: the processor the CDC catch-up feeds (the same routes as the webhook worker's)
 inbound_processor = _once(build_inbound_processor)
@@ -480,8 +493,8 @@ def build_initial_sync_steps() -> InitialSyncSteps:
         runs=runs,
         control=run_control(),
         planner=Planner(snapshots=SnapshotStore(objects), objects=objects, records=_records()),
-        preflight=PreflightCheck(ReferenceCache(time.time)),
-        preflight_results=PreflightRepository(sync_table()),
+        preflight=build_preflight_check(),
+        preflight_results=build_preflight_repository(),
         context=context,
         publisher=_publisher(),
     )

@@ -1,12 +1,13 @@
 """The note an invoice carries when it lands without its platform number (issue 11 item 4), and the warning
-the settings check and the connection give for the company (``qbsync.qbo.reference.company_warnings``)."""
+the settings check and the connection give for the company
+(``qbsync.connection.preflight.company_warnings``)."""
 
 from __future__ import annotations
 
 import pytest
+from qbsync.connection.preflight import company_warnings, preference_warnings
 from qbsync.models.firm_settings import FirmSyncSettings
 from qbsync.outbound.mapping import Resolved, invoice_number_note, invoice_payload
-from qbsync.qbo.reference import company_warnings, preference_warnings
 
 from tests.unit.outbound.support import invoice, make_ref
 

@@ -43,7 +43,9 @@ def test_from_qbo_reads_preferences() -> None:
         AccountingInfoPrefs__BookCloseDate="2025-12-31",
         TaxPrefs__PartnerTaxEnabled=True,
         CurrencyPrefs__MultiCurrencyEnabled=True,
+        SalesFormsPrefs__AutoApplyCredit=True,
     )
+    assert ref.auto_apply_credit is True and make_ref().auto_apply_credit is False
     assert ref.custom_txn_numbers is True
     assert ref.book_close_date == date(2025, 12, 31)
     assert ref.partner_tax_enabled is True

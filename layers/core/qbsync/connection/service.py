@@ -59,6 +59,7 @@ from qbsync.connection.models import (
     ConnectSettings,
     ConnectUrl,
 )
+from qbsync.connection.preflight import preference_warnings
 from qbsync.connection.state import STATE_TTL_SECONDS, StateClaims, StateSigner
 from qbsync.connection.tokens import AccessTokens, TokenProvider, tokens_from_token_set
 from qbsync.errors import (
@@ -72,7 +73,6 @@ from qbsync.errors import (
     ServiceUnavailable,
 )
 from qbsync.models.qbsync_events import CompanyWarning
-from qbsync.qbo.reference import preference_warnings
 from qbsync.repositories.connections import (
     DISCONNECTED,
     PENDING_SWITCH,

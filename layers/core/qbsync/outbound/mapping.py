@@ -56,6 +56,8 @@ from qbsync.qbo.reference import (
     DEPOSIT_ACCOUNT_TYPES,
     EXPENSE_ACCOUNT_TYPES,
     INCOME_ACCOUNT_TYPES,
+    PAYMENT_METHOD_NAMES,
+    REQUIRED_PAYMENT_METHODS,
     QboAccount,
     QboReference,
 )
@@ -114,16 +116,8 @@ _CENT = Decimal("0.01")
 _UNIT_PRICE_STEP = Decimal("0.00001")  # QBO money fields: 10.5 format
 _NAME_FORBIDDEN = re.compile(r"[:\t\n\r]")
 
-#: Platform payment methods and the QBO PaymentMethod names they use (first one found wins).
-PAYMENT_METHOD_NAMES: dict[str, tuple[str, ...]] = {
-    "cash": ("Cash",),
-    "check": ("Check",),
-    "card": ("Credit Card",),
-    "bank_transfer": ("Bank Transfer", "Direct Debit", "ACH", "EFT"),
-    "other": (),
-}
 #: Methods whose QBO PaymentMethod must exist (the others are sent without one when missing).
-_REQUIRED_METHODS = frozenset({"cash", "check", "card"})
+_REQUIRED_METHODS = frozenset(REQUIRED_PAYMENT_METHODS)
 
 
 class MappingError(DataError):

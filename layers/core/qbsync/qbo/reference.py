@@ -17,7 +17,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from qbsync.errors import InfrastructureError, ServiceUnavailable, UncertainOutcome
-from qbsync.models.qbsync_events import CUSTOM_TXN_NUMBERS_OFF, CompanyWarning
 from qbsync.qbo.client import QUERY_PAGE_MAX, BatchOperation, QboClient, quote_literal
 
 __all__ = [
@@ -29,9 +28,18 @@ __all__ = [
     "QboTaxRate",
     "ReferenceCache",
     "ReferenceDataError",
-    "company_warnings",
-    "preference_warnings",
 ]
+
+#: Platform payment methods and the QBO PaymentMethod names they use (first one found wins; QBO.md §5.9).
+PAYMENT_METHOD_NAMES: dict[str, tuple[str, ...]] = {
+    "cash": ("Cash",),
+    "check": ("Check",),
+    "card": ("Credit Card",),
+    "bank_transfer": ("Bank Transfer", "Direct Debit", "ACH", "EFT"),
+    "other": (),
+}
+#: Platform payment methods whose QBO PaymentMethod must exist (the others are sent without one when missing).
+REQUIRED_PAYMENT_METHODS = ("cash", "check", "card")
 
 #: Account types a payment may be deposited to / a refund paid from (QBO.md §5.4, §5.6).
 DEPOSIT_ACCOUNT_TYPES = frozenset({"Bank", "Other Current Asset"})
@@ -217,6 +225,7 @@ class QboReference:
     tax_codes: dict[str, QboTaxCode] = field(default_factory=dict)
     tax_rates: dict[str, QboTaxRate] = field(default_factory=dict)
     custom_txn_numbers: bool = False
+    auto_apply_credit: bool = False
     book_close_date: date | None = None
     partner_tax_enabled: bool = False
     using_sales_tax: bool = False
@@ -224,6 +233,7 @@ class QboReference:
     home_currency: str = "USD"
     country: str = "US"
     sales_item_id: str | None = None
+    company_name: str | None = None
 
     @classmethod
     def from_qbo(  # noqa: PLR0913
@@ -237,10 +247,12 @@ class QboReference:
         items: list[dict[str, Any]],
         *,
         country: str = "US",
+        company_name: str | None = None,
     ) -> QboReference:
         """Build the reference from raw QBO JSON (query results / the Preferences read).
 
-        ``country`` is ``CompanyInfo.Country`` (``US`` for US companies). ``items`` needs to hold at
+        ``country`` is ``CompanyInfo.Country`` (``US`` for US companies), ``company_name`` its
+        ``CompanyName``. ``items`` needs to hold at
         least the "Sales" service item when the company has one (its id becomes ``sales_item_id``).
 
         Raises:
@@ -269,6 +281,7 @@ class QboReference:
             tax_codes=_index(tax_codes, "TaxCode", _tax_code),
             tax_rates=_index(tax_rates, "TaxRate", _tax_rate),
             custom_txn_numbers=_flag(sales_forms, "CustomTxnNumbers", False),
+            auto_apply_credit=_flag(sales_forms, "AutoApplyCredit", False),
             book_close_date=_book_close_date(prefs),
             partner_tax_enabled=_flag(tax_prefs, "PartnerTaxEnabled", False),
             using_sales_tax=_flag(tax_prefs, "UsingSalesTax", False),
@@ -276,6 +289,7 @@ class QboReference:
             home_currency=_ref_value(currency.get("HomeCurrency")) or "USD",
             country=(country or "US").upper(),
             sales_item_id=sales_item_id,
+            company_name=company_name or None,
         )
 
     # --- lookups ---------------------------------------------------------------------------------
@@ -338,30 +352,6 @@ class QboReference:
 
     def tax_rate(self, rate_id: str) -> QboTaxRate | None:
         return self.tax_rates.get(rate_id)
-
-
-# --- warnings ----------------------------------------------------------------------------------------
-
-CUSTOM_TXN_NUMBERS_OFF_MESSAGE = (
-    "Custom transaction numbers are off in this QuickBooks company: invoices will carry QuickBooks' own "
-    "numbers (1001, 1002, ...), not the platform's invoice numbers. To keep the platform's numbers, turn "
-    "them on in QuickBooks: Settings > Account and settings > Sales > Custom transaction numbers; invoices "
-    "synced from then on carry the platform's number."
-)
-
-
-def company_warnings(ref: QboReference) -> list[CompanyWarning]:
-    """What about the company makes records land differently from the platform (empty: nothing)."""
-    if ref.custom_txn_numbers:
-        return []
-    return [CompanyWarning(code=CUSTOM_TXN_NUMBERS_OFF, message=CUSTOM_TXN_NUMBERS_OFF_MESSAGE)]
-
-
-def preference_warnings(preferences: Mapping[str, Any]) -> list[CompanyWarning]:
-    """:func:`company_warnings` from the Preferences object alone (one read: ``QboClient.preferences``)."""
-    prefs = _unwrap(preferences, "Preferences")
-    sales_forms = prefs.get("SalesFormsPrefs") or {}
-    return company_warnings(QboReference(custom_txn_numbers=_flag(sales_forms, "CustomTxnNumbers", False)))
 
 
 # --- reference data ----------------------------------------------------------------------------------
@@ -451,4 +441,5 @@ class ReferenceCache:
             preferences=rows["prefs"][0],
             items=rows["items"],
             country=str(info.get("Country") or "US"),
+            company_name=name if isinstance(name := info.get("CompanyName"), str) else None,
         )
