@@ -74,7 +74,13 @@ def parts(table, clock):
 
 
 def _changed(firm: str, realm: str, change: str = "connected", event_id: str = "evt-1") -> dict[str, Any]:
-    detail = {"firm_id": firm, "realm_id": realm, "event_id": event_id, "change": change, "status": "connected"}
+    detail = {
+        "firm_id": firm,
+        "realm_id": realm,
+        "event_id": event_id,
+        "change": change,
+        "status": "connected",
+    }
     return {"detail-type": "Connection Changed", "source": "qbsync", "detail": detail}
 
 

@@ -27,7 +27,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -59,9 +59,10 @@ class ChunkRetry(RetryableError):
 
 class ChunkRunner(Protocol):
     """Runs a chunk's platform events through the outbound sync; one :class:`Outcome` per event, in order;
-    an event that could not run now has status ``retry``."""
+    an event that could not run now has status ``retry``. ``force``: the record ids whose settings-based
+    skips do not apply (client accounts the plan found activity for in the snapshot)."""
 
-    def run(self, events: Sequence[PlatformEvent]) -> list[Outcome]: ...
+    def run(self, events: Sequence[PlatformEvent], *, force: Collection[str] = ()) -> list[Outcome]: ...
 
 
 class Sync(Protocol):
@@ -76,13 +77,13 @@ class SequentialRunner:
     def __init__(self, sync: Sync) -> None:
         self._sync = sync
 
-    def run(self, events: Sequence[PlatformEvent]) -> list[Outcome]:
+    def run(self, events: Sequence[PlatformEvent], *, force: Collection[str] = ()) -> list[Outcome]:
         outcomes: list[Outcome] = []
         with self._sync.batch():
             self._sync.prepare(events)
             for event in events:
                 try:
-                    outcomes.append(self._sync.handle(event))
+                    outcomes.append(self._sync.handle(event, force=event.record_id in force))
                 except QbsyncError as err:
                     outcomes.append(Outcome("retry", reason=err.code))
         return outcomes
@@ -183,6 +184,13 @@ class ChunkExecutor:
     def _execute(self, ref: RunRef, lines: Sequence[PlanLine]) -> dict[str, int]:
         counts: Counter[str] = Counter()
         events: list[PlatformEvent] = []
+        # the plan found these accounts' activity in the snapshot: their invoices and payments come in a
+        # later phase, so the sync must not skip them as "no activity yet"
+        force = {
+            line.platform_id
+            for line in lines
+            if line.record_type == "client_account" and line.action == "create" and line.platform_id
+        }
         for line in lines:
             if line.action == "skip" and line.reason == ALREADY_SYNCED:
                 counts["done"] += 1
@@ -193,7 +201,7 @@ class ChunkExecutor:
             else:
                 events.append(parse_platform_event(line.event))
         if events:
-            for outcome in self._runner().run(events):
+            for outcome in self._runner().run(events, force=force):
                 counts[_counter(outcome)] += 1
         return dict(counts)
 

@@ -40,7 +40,7 @@ from qbsync.models.record_key import RecordKey
 from qbsync.outbound import mapping
 from qbsync.outbound.job import event_envelope
 from qbsync.qbo.client import QboClient
-from qbsync.repositories.records import SYNCED, SyncRecord
+from qbsync.repositories.records import EXCLUDED_BY_FIRM, SKIPPED, SYNCED, SyncRecord
 
 __all__ = ["CHUNK_SIZE", "PlanLine", "PlanResult", "Planner", "chunk_key", "index_key"]
 
@@ -202,7 +202,11 @@ class Planner:
             settings=settings,
             books_closed_on=books_closed_on,
             active_accounts=self._active_accounts(manifest, settings),
-            names={"Customer": _names(qbo, "Customer", "DisplayName"), "Item": _names(qbo, "Item", "Name")},
+            names={
+                "Customer": _names(qbo, "Customer", "DisplayName"),
+                "Item": _names(qbo, "Item", "Name"),
+                "Vendor": _names(qbo, "Vendor", "DisplayName"),
+            },
         )
         totals: dict[str, _Totals] = {}
         keys: dict[str, str] = {}
@@ -313,6 +317,8 @@ def _decide(record_type: str, event: PlatformEvent, current: SyncRecord | None, 
     envelope = event_envelope(event)
     if current is not None and current.status == SYNCED and (current.platform_version or 0) >= event.version:
         return PlanLine(**base, action="skip", reason=ALREADY_SYNCED, target_qbo_id=current.qbo_id)
+    if current is not None and current.status == SKIPPED and current.skip_reason == EXCLUDED_BY_FIRM:
+        return PlanLine(**base, action="skip", reason=EXCLUDED_BY_FIRM, event=envelope)
     if isinstance(record, Invoice) and record.status == "void" and (current is None or not current.qbo_id):
         return PlanLine(**base, action="skip", reason="void on the platform and never synced", event=envelope)
     skip = _settings_skip(record, ctx.settings)
@@ -329,11 +335,21 @@ def _decide(record_type: str, event: PlatformEvent, current: SyncRecord | None, 
     try:
         mapping.check_record(record)
     except DataError as err:
-        return PlanLine(**base, action="block", reason=f"{err.code}: {err.message}"[:500], event=envelope)
+        code = getattr(err, "reason_code", None) or err.code
+        return PlanLine(**base, action="block", reason=f"{code}: {err.message}"[:500], event=envelope)
     day = _record_date(record)
     if ctx.books_closed_on is not None and day is not None and day <= ctx.books_closed_on:
         closed = ctx.books_closed_on.isoformat()
         reason = f"books_closed: dated {day.isoformat()}, in the books closed through {closed}"
+        return PlanLine(**base, action="block", reason=reason, event=envelope)
+    if (
+        isinstance(record, ClientAccount)
+        and (current is None or not current.qbo_id)
+        and normalized(record.name) in ctx.names["Vendor"]
+        and normalized(record.name) not in ctx.names["Customer"]
+    ):
+        # QuickBooks names are unique across customers and vendors: the create would be refused (6240)
+        reason = "duplicate_name: a vendor in QuickBooks has this name; rename one of them, or map the account"
         return PlanLine(**base, action="block", reason=reason, event=envelope)
     if isinstance(record, ClientAccount | Service) and (current is None or not current.qbo_id):
         entity, name = (

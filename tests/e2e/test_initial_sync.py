@@ -1,0 +1,266 @@
+"""The initial sync through the whole local stack (issue 13): a firm with history connects; the
+``InitialSync`` state machine runs on moto's Step Functions with the real task Lambda.
+
+The platform's side is played as the platform would: a subscription to the firm's qbsync events ("Snapshot
+Requested", "Initial Sync Planned", "Initial Sync Progress"), the snapshot written to the bucket the request
+names (``local.platform_snapshot``), "Snapshot Ready" put on the bus. The owner reads and approves the plan
+through the admin API. Waits are long polls on the subscription under one deadline (no sleeps).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import Counter
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import requests
+from qbsync.models.record_key import note_of, parse_marker
+
+from local.platform_snapshot import announce_snapshot, export_snapshot
+from local.qbo_sim.client import SimAccountant
+from local.sample_firm import SampleFirm, generate
+from local.stack.provision import clients
+from tests.fixtures.events import EventCapture, subscribe
+from tests.fixtures.firms import admin_jwt
+from tests.fixtures.platform import StatusInbox, connect_owner, put_on_bus
+
+pytestmark = pytest.mark.e2e
+
+DEADLINE = 300.0
+#: (record type of the plan, platform entity of the sample's records, QuickBooks entity, marker)
+KINDS = {
+    "client_account": ("ClientAccount", "Customer", "Notes"),
+    "service": ("Service", "Item", "Description"),
+    "invoice": ("Invoice", "Invoice", "PrivateNote"),
+    "fee": ("ProcessingFee", "Purchase", "PrivateNote"),
+}
+
+
+@pytest.fixture
+def firm_id() -> str:
+    return f"firm-e2e-initial-{secrets.token_hex(4)}"
+
+
+class Platform:
+    """The platform's view of one firm's initial sync."""
+
+    def __init__(self, stack: Any, firm_id: str) -> None:
+        self.stack, self.firm_id = stack, firm_id
+        self.capture: EventCapture = subscribe(
+            stack.resources,
+            "Snapshot Requested",
+            "Initial Sync Planned",
+            "Initial Sync Progress",
+            detail={"firm_id": [firm_id]},
+            name="e2e-initsync",
+        )
+        self.received: list[dict[str, Any]] = []
+
+    def wait_for(self, detail_type: str, deadline: float, **match: Any) -> dict[str, Any]:
+        while True:
+            for envelope in self.received:
+                detail = envelope["detail"]
+                if envelope["detail-type"] == detail_type and all(
+                    detail.get(k) == v for k, v in match.items()
+                ):
+                    return detail
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                seen = [(e["detail-type"], e["detail"].get("status")) for e in self.received]
+                raise AssertionError(f"no {detail_type} {match}; got {seen}")
+            self.received.extend(self.capture.receive(wait_seconds=max(1, min(5, int(remaining)))))
+
+    def answer(self, request: dict[str, Any], events: list[dict[str, Any]]) -> str:
+        c = clients(self.stack.endpoint_url, self.stack.region)
+        snapshot_id = f"snap-{secrets.token_hex(6)}"
+        manifest_key = export_snapshot(
+            c["s3"], request["bucket"], self.firm_id, request["run_id"], events, snapshot_id=snapshot_id
+        )
+        announce_snapshot(
+            c["events"],
+            self.stack.resources.ref("EventBus"),
+            self.firm_id,
+            request["run_id"],
+            manifest_key,
+            snapshot_id,
+        )
+        return manifest_key
+
+    def close(self) -> None:
+        self.capture.close()
+
+
+def _api(stack: Any, token: str, method: str, path: str) -> requests.Response:
+    return requests.request(
+        method, f"{stack.api_url}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=60
+    )
+
+
+def _history(firm_id: str) -> SampleFirm:
+    return generate(firm_id, n_accounts=5, n_invoices=8)
+
+
+def _records_of(sample: SampleFirm, record_type: str) -> list[dict[str, Any]]:
+    entity = KINDS[record_type][0]
+    return sample.records[entity]
+
+
+def _marked(qbo_sim: Any, realm: str, record_type: str) -> Counter[str]:
+    """How many QuickBooks objects carry each platform record's marker."""
+    entity, qbo_entity, _ = KINDS[record_type]
+    counts: Counter[str] = Counter()
+    for obj in qbo_sim.control.entities(realm, qbo_entity):
+        found = parse_marker(note_of(qbo_entity, obj))
+        if found is not None and found[0] == entity:
+            counts[found[1]] += 1
+    return counts
+
+
+@pytest.fixture
+def platform(local_stack: Any, firm_id: str):
+    p = Platform(local_stack, firm_id)
+    yield p
+    p.close()
+
+
+def _planned(local_stack, qbo_sim, realm: str, firm_id: str, platform: Platform, sample: SampleFirm):
+    connect_owner(local_stack, qbo_sim, firm_id, realm)
+    deadline = time.monotonic() + DEADLINE
+    request = platform.wait_for("Snapshot Requested", deadline)
+    assert request["prefix"] == f"snapshots/{firm_id}/{request['run_id']}/"
+    platform.answer(request, sample.events)
+    planned = platform.wait_for("Initial Sync Planned", deadline, run_id=request["run_id"])
+    return request["run_id"], planned
+
+
+def test_plan_approve_execute_lands_every_record_once(
+    local_stack: Any, qbo_sim: Any, qbo_company: str, firm_id: str, platform: Platform
+) -> None:
+    sample = _history(firm_id)
+    accounts = _records_of(sample, "client_account")
+    # the bookkeeper entered one client in QuickBooks before: the plan links it instead of creating it
+    broken = {d.platform_id for d in sample.deliberate_errors}
+    billed = {i["account_id"] for i in _records_of(sample, "invoice") if i["status"] != "draft"}
+    linked = next(a for a in accounts if a["id"] in billed and a["id"] not in broken)
+    existing = SimAccountant.sign_in(qbo_sim.control, qbo_company).create(
+        "Customer", {"DisplayName": linked["name"]}
+    )
+    run_id, planned = _planned(local_stack, qbo_sim, qbo_company, firm_id, platform, sample)
+
+    assert planned["needs_approval"] is True
+    totals = {t["record_type"]: t for t in planned["totals"]}
+    for record_type in KINDS:
+        t = totals[record_type]
+        assert t["create"] + t["link"] + t["skip"] + t["block"] == len(_records_of(sample, record_type))
+    assert totals["client_account"]["link"] >= 1
+    invoices = _records_of(sample, "invoice")
+    planned_money = sum(
+        (Decimal(totals["invoice"].get(f"{a}_amount") or "0") for a in ("create", "link", "skip", "block")),
+        Decimal("0.00"),
+    )
+    assert planned_money == sum((Decimal(i["total"]) for i in invoices), Decimal("0.00"))
+    # the negative-rate service is refused by QuickBooks in any company: blocked in the plan, with its reason
+    assert any(f["code"] == "service_rate_negative" for f in planned["findings"]), planned["findings"]
+
+    owner, staff = (
+        admin_jwt(local_stack, firm_id),
+        admin_jwt(local_stack, firm_id, role="staff", user_id="u-s"),
+    )
+    view = _api(local_stack, owner, "GET", "/initial-sync").json()
+    assert view["run_id"] == run_id and view["status"] == "awaiting_approval"
+    assert {t["record_type"] for t in view["plan"]["totals"]} >= set(KINDS)
+    assert _api(local_stack, staff, "POST", f"/initial-sync/{run_id}/approve").status_code == 403
+    assert sum(_marked(qbo_sim, qbo_company, "invoice").values()) == 0  # nothing before approval
+
+    approved = _api(local_stack, owner, "POST", f"/initial-sync/{run_id}/approve")
+    assert approved.status_code == 200, approved.text
+    assert _api(local_stack, owner, "POST", f"/initial-sync/{run_id}/approve").status_code == 409
+    platform.wait_for("Initial Sync Progress", time.monotonic() + DEADLINE, run_id=run_id, status="completed")
+
+    view = _api(local_stack, owner, "GET", "/initial-sync").json()
+    assert view["status"] == "completed"
+    for phase in view["phases"]:
+        finished = sum(phase[k] for k in ("done", "failed", "skipped", "blocked", "changed"))
+        assert phase["status"] == "completed" and finished == phase["planned"] and phase["remaining"] == 0, (
+            phase
+        )
+    # nothing left waiting; what failed is exactly the sample's data QuickBooks refuses in any company
+    assert all(phase["blocked"] == 0 for phase in view["phases"]), view["phases"]
+    refused = {"tax_rate_unmapped", "name_invalid_characters", "service_rate_negative"}
+    assert sum(phase["failed"] for phase in view["phases"]) == len(
+        [d for d in sample.deliberate_errors if d.reason_code in refused]
+    ), view["phases"]
+    for record_type in KINDS:
+        assert all(n == 1 for n in _marked(qbo_sim, qbo_company, record_type).values()), record_type
+    # the linked client: still one customer of that name, and no customer created for it
+    same_name = [
+        c for c in qbo_sim.control.entities(qbo_company, "Customer") if c["DisplayName"] == linked["name"]
+    ]
+    assert [c["Id"] for c in same_name] == [existing["Id"]]
+    assert linked["id"] not in _marked(qbo_sim, qbo_company, "client_account")
+    record = _api(local_stack, owner, "GET", f"/sync/records/client_account/{linked['id']}").json()
+    assert record["status"] == "synced" and record["qbo_id"] == existing["Id"], record
+    # money to the cent: every invoice QuickBooks has from this run equals its platform invoice
+    by_id = {i["id"]: Decimal(i["total"]) for i in invoices}
+    landed = {
+        marker[1]: Decimal(str(obj["TotalAmt"])).quantize(Decimal("0.01"))
+        for obj in qbo_sim.control.entities(qbo_company, "Invoice")
+        if (marker := parse_marker(note_of("Invoice", obj))) is not None
+    }
+    assert landed and all(by_id[pid] == amount for pid, amount in landed.items())
+    assert len(landed) == sum(p["done"] for p in view["phases"] if p["phase"] == "invoices")
+
+
+def test_cancel_while_awaiting_approval_writes_nothing(
+    local_stack: Any, qbo_sim: Any, qbo_company: str, firm_id: str, platform: Platform
+) -> None:
+    sample = _history(firm_id)
+    run_id, _ = _planned(local_stack, qbo_sim, qbo_company, firm_id, platform, sample)
+    owner = admin_jwt(local_stack, firm_id)
+    cancelled = _api(local_stack, owner, "POST", f"/initial-sync/{run_id}/cancel")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled", cancelled.text
+    assert _api(local_stack, owner, "POST", f"/initial-sync/{run_id}/approve").status_code == 409
+    assert _api(local_stack, owner, "POST", f"/initial-sync/{run_id}/cancel").status_code == 409
+    platform.wait_for("Initial Sync Progress", time.monotonic() + DEADLINE, run_id=run_id, status="cancelled")
+    for record_type in KINDS:
+        assert not _marked(qbo_sim, qbo_company, record_type), record_type
+
+
+def test_a_record_changed_after_the_plan_is_synced_by_its_event_not_rewritten(
+    local_stack: Any,
+    qbo_sim: Any,
+    qbo_company: str,
+    firm_id: str,
+    platform: Platform,
+    status_inbox: StatusInbox,
+) -> None:
+    sample = _history(firm_id)
+    run_id, _ = _planned(local_stack, qbo_sim, qbo_company, firm_id, platform, sample)
+    # the platform edits a planned service before the owner approves: its event carries a newer version
+    created = next(
+        e
+        for e in sample.events
+        if e["detail-type"] == "Service Created" and not e["detail"]["data"]["rate"].startswith("-")
+    )
+    detail = {
+        **created["detail"],
+        "event_id": f"{created['detail']['event_id']}-edit",
+        "version": created["detail"]["version"] + 1,
+        "data": {**created["detail"]["data"], "description": "Edited after the plan"},
+    }
+    put_on_bus(local_stack, {"source": "platform", "detail-type": "Service Updated", "detail": detail})
+    service_id = detail["data"]["id"]
+    status_inbox.wait_for("Service", service_id, "synced", time.monotonic() + DEADLINE)
+    owner = admin_jwt(local_stack, firm_id)
+    assert _api(local_stack, owner, "POST", f"/initial-sync/{run_id}/approve").status_code == 200
+    platform.wait_for("Initial Sync Progress", time.monotonic() + DEADLINE, run_id=run_id, status="completed")
+    view = _api(local_stack, owner, "GET", "/initial-sync").json()
+    services = next(p for p in view["phases"] if p["phase"] == "services")
+    assert services["changed"] == 1, services
+    record = _api(local_stack, owner, "GET", f"/sync/records/service/{service_id}").json()
+    assert record["status"] == "synced" and record["platform_version"] == detail["version"], record
+    # one QuickBooks item for it (its own, or the company's Sales item when there is no income account)
+    assert record["qbo_id"] and _marked(qbo_sim, qbo_company, "service")[service_id] <= 1
