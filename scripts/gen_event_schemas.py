@@ -8,10 +8,12 @@ Writes
   docs/events/snapshot/manifest.schema.json the initial sync's snapshot manifest (docs/events/snapshot.md)
   docs/events/snapshot/line.schema.json     one line of a snapshot file
   events/snapshot/manifest.json             a sample manifest; events/snapshot/<record type>.jsonl a line each
+  events/snapshot/snapshot_ready.json, snapshot_requested.json   the snapshot contract's two events
 
 "Snapshot Ready" (platform) and "Snapshot Requested" (qbsync) are the snapshot contract's events
-(qbsync.models.snapshot): their schemas and samples sit with the other events of their source, but they are
-not in PLATFORM_EVENT_TYPES / QBSYNC_EVENT_TYPES (a snapshot is not a record event: no version, no data).
+(qbsync.models.snapshot): their schemas sit with the other events of their source (docs/events/<source>/),
+their samples under events/snapshot/ (events/<source>/ holds record events only, and tests replay every one
+of those through the outbound parser). They are not in PLATFORM_EVENT_TYPES / QBSYNC_EVENT_TYPES.
 
 <name> is the detail type in snake case ("ClientAccount Created" -> client_account_created).
 
@@ -570,7 +572,8 @@ def snapshot_files() -> dict[Path, str]:
                 schema_for(detail_type, source)
             )
             sample = eventbridge_event(source, detail_type, snapshot_detail(source), n)
-            files[ROOT / "events" / source / f"{name}.json"] = _dump(sample)
+            # with the snapshot's samples, not in events/<source>/: those are the record events
+            files[ROOT / "events" / "snapshot" / f"{name}.json"] = _dump(sample)
     docs = ROOT / "docs" / "events" / "snapshot"
     files[docs / "manifest.schema.json"] = _dump(
         _snapshot_schema("manifest", "Snapshot manifest", SnapshotManifest)

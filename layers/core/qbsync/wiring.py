@@ -40,6 +40,7 @@ from qbsync.adapters import clear_default_clients
 from qbsync.adapters.dynamodb import DynamoTable
 from qbsync.adapters.eventbridge import EventPublisher
 from qbsync.adapters.kms import TokenCipher
+from qbsync.adapters.s3 import S3Objects
 from qbsync.adapters.secrets import clear_caches as clear_secret_caches
 from qbsync.adapters.secrets import get_secret_field, get_secret_json
 from qbsync.adapters.sqs import SqsSender
@@ -79,9 +80,10 @@ from qbsync.repositories.rate_windows import RateWindows
 from qbsync.repositories.record_admin import RecordAdmin
 from qbsync.repositories.records import RecordsRepository
 from qbsync.repositories.retry_requests import RetryGuardRepository, RetryRequestRepository
+from qbsync.repositories.snapshots import SnapshotStore
 from qbsync.repositories.watermarks import WatermarkRepository
 from qbsync.settings import clear as clear_settings
-from qbsync.settings import get_core_settings, get_qbo_settings
+from qbsync.settings import get_core_settings, get_initial_sync_settings, get_qbo_settings
 
 __all__ = [
     "RecordsWiring",
@@ -98,6 +100,7 @@ __all__ = [
     "build_retry_requests",
     "build_retry_worker",
     "build_services_import",
+    "build_snapshot_store",
     "build_sync_service",
     "build_synced_record_changes",
     "catch_up",
@@ -421,6 +424,11 @@ def build_drift_actions() -> DriftActions:
         outbound=outbound_queue(),
         clock=time.time,
     )
+
+
+def build_snapshot_store() -> SnapshotStore:
+    """The platform's snapshots in ``SNAPSHOT_BUCKET_NAME`` (the initial sync; docs/events/snapshot.md)."""
+    return SnapshotStore(S3Objects(get_initial_sync_settings().snapshot_bucket_name))
 
 
 synced_record_changes = _once(build_synced_record_changes)

@@ -40,7 +40,7 @@ def _manifest() -> dict:
 
 
 def _ready() -> dict:
-    return _load(SAMPLES / "platform" / "snapshot_ready.json")
+    return _load(SAMPLES / "snapshot" / "snapshot_ready.json")
 
 
 def test_the_samples_validate_against_their_schemas_and_models():
@@ -52,7 +52,7 @@ def test_the_samples_validate_against_their_schemas_and_models():
     _validator(SCHEMAS / "platform" / "snapshot_ready.schema.json").validate(ready["detail"])
     assert parse_snapshot_ready(ready["detail"]).model_dump(mode="json") == ready["detail"]
 
-    requested = _load(SAMPLES / "qbsync" / "snapshot_requested.json")
+    requested = _load(SAMPLES / "snapshot" / "snapshot_requested.json")
     assert (requested["source"], requested["detail-type"]) == ("qbsync", "Snapshot Requested")
     _validator(SCHEMAS / "qbsync" / "snapshot_requested.schema.json").validate(requested["detail"])
     model = SnapshotRequested.model_validate(requested["detail"])
@@ -160,7 +160,7 @@ def test_snapshot_ready_as_a_whole_eventbridge_event():
 
 
 def test_snapshot_requested_names_the_runs_prefix_and_each_type_once():
-    detail = _load(SAMPLES / "qbsync" / "snapshot_requested.json")["detail"]
+    detail = _load(SAMPLES / "snapshot" / "snapshot_requested.json")["detail"]
     with pytest.raises(ValidationError, match="prefix must be"):
         SnapshotRequested.model_validate({**detail, "prefix": "snapshots/firm-0001/"})
     with pytest.raises(ValidationError, match="each record type once"):
