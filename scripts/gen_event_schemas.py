@@ -5,6 +5,15 @@ Writes
   docs/events/qbsync/<name>.schema.json     JSON Schema of each qbsync event's detail
   events/platform/<name>.json               a sample EventBridge event per platform detail type
   events/qbsync/<name>.json                 a sample EventBridge event per qbsync detail type
+  docs/events/snapshot/manifest.schema.json the initial sync's snapshot manifest (docs/events/snapshot.md)
+  docs/events/snapshot/line.schema.json     one line of a snapshot file
+  events/snapshot/manifest.json             a sample manifest; events/snapshot/<record type>.jsonl a line each
+  events/snapshot/snapshot_ready.json, snapshot_requested.json   the snapshot contract's two events
+
+"Snapshot Ready" (platform) and "Snapshot Requested" (qbsync) are the snapshot contract's events
+(qbsync.models.snapshot): their schemas sit with the other events of their source (docs/events/<source>/),
+their samples under events/snapshot/ (events/<source>/ holds record events only, and tests replay every one
+of those through the outbound parser). They are not in PLATFORM_EVENT_TYPES / QBSYNC_EVENT_TYPES.
 
 <name> is the detail type in snake case ("ClientAccount Created" -> client_account_created).
 
@@ -16,17 +25,30 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
 import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, Field, create_model
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "layers" / "core"))
 
 from qbsync.models.platform_events import PLATFORM_EVENT_TYPES, PLATFORM_SOURCE  # noqa: E402
 from qbsync.models.qbsync_events import QBSYNC_EVENT_TYPES, QBSYNC_SOURCE  # noqa: E402
+from qbsync.models.snapshot import (  # noqa: E402
+    MONEY_FIELD,
+    SNAPSHOT_FORMAT,
+    SNAPSHOT_RECORD_TYPES,
+    SnapshotLineBody,
+    SnapshotManifest,
+    SnapshotReady,
+    SnapshotRequested,
+    created_event_type,
+)
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 FIRM = "firm-0001"
@@ -41,13 +63,22 @@ def file_name(detail_type: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", spaced.lower()).strip("_")
 
 
+#: the snapshot contract's events, by source and detail type (not record events: see the module doc)
+SNAPSHOT_EVENT_TYPES: dict[str, dict[str, type[BaseModel]]] = {
+    PLATFORM_SOURCE: {SnapshotReady.DETAIL_TYPE: SnapshotReady},
+    QBSYNC_SOURCE: {SnapshotRequested.DETAIL_TYPE: SnapshotRequested},
+}
+
+
 def schema_for(detail_type: str, source: str) -> dict[str, Any]:
-    if source == PLATFORM_SOURCE:
+    model: type[BaseModel]
+    if detail_type in SNAPSHOT_EVENT_TYPES[source]:
+        model = SNAPSHOT_EVENT_TYPES[source][detail_type]
+    elif source == PLATFORM_SOURCE:
         model = PLATFORM_EVENT_TYPES[detail_type]
-        body = model.model_json_schema(mode="validation")
     else:
-        model = QBSYNC_EVENT_TYPES[detail_type]  # type: ignore[assignment]
-        body = model.model_json_schema(mode="serialization")
+        model = QBSYNC_EVENT_TYPES[detail_type]
+    body = model.model_json_schema(mode="validation" if source == PLATFORM_SOURCE else "serialization")
     body.pop("title", None)
     return {
         "$schema": SCHEMA_DIALECT,
@@ -442,9 +473,125 @@ def eventbridge_event(source: str, detail_type: str, detail: dict[str, Any], n: 
     }
 
 
+# --- the snapshot contract ---------------------------------------------------------------------------
+
+SNAPSHOT_RUN = "run-01"
+SNAPSHOT_ID = "snap-0001"
+SNAPSHOT_PREFIX = f"snapshots/{FIRM}/{SNAPSHOT_RUN}/"
+#: a sample file per record type: its one line is the Created sample's data at version 3
+_SNAPSHOT_ENTITY = {"client_account": "ClientAccount", "service": "Service", "invoice": "Invoice"}
+_SNAPSHOT_ENTITY |= {"payment": "Payment", "refund": "Refund", "fee": "ProcessingFee"}
+
+
+def snapshot_line(record_type: str) -> str:
+    """The sample line of ``record_type`` (JSON, no newline)."""
+    body = {"version": 3, "data": PLATFORM_DATA[_SNAPSHOT_ENTITY[record_type]]}
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
+def snapshot_manifest() -> dict[str, Any]:
+    files = []
+    for record_type in SNAPSHOT_RECORD_TYPES:
+        line = snapshot_line(record_type) + "\n"
+        entry: dict[str, Any] = {
+            "record_type": record_type,
+            "key": f"{SNAPSHOT_PREFIX}{record_type}.jsonl",
+            "count": 1,
+            "sha256": hashlib.sha256(line.encode()).hexdigest(),
+        }
+        if record_type in MONEY_FIELD:
+            entry["total"] = PLATFORM_DATA[_SNAPSHOT_ENTITY[record_type]][MONEY_FIELD[record_type]]
+        files.append(entry)
+    return {
+        "format": SNAPSHOT_FORMAT,
+        "firm_id": FIRM,
+        "run_id": SNAPSHOT_RUN,
+        "snapshot_id": SNAPSHOT_ID,
+        "exported_at": "2026-03-02T12:00:00Z",
+        "files": files,
+    }
+
+
+def snapshot_detail(source: str) -> dict[str, Any]:
+    if source == PLATFORM_SOURCE:
+        return {
+            "firm_id": FIRM,
+            "event_id": "evt-snap-0001",
+            "occurred_at": "2026-03-02T12:00:05Z",
+            "correlation_id": "corr-snap-0001",
+            "run_id": SNAPSHOT_RUN,
+            "snapshot_id": SNAPSHOT_ID,
+            "manifest_key": f"{SNAPSHOT_PREFIX}manifest.json",
+        }
+    return {
+        "firm_id": FIRM,
+        "event_id": "qevt-snap-0001",
+        "occurred_at": "2026-03-02T11:59:00Z",
+        "correlation_id": "corr-snap-0001",
+        "realm_id": REALM,
+        "run_id": SNAPSHOT_RUN,
+        "bucket": "qbsync-prod-snapshotbucket-1a2b3c4d5e6f",
+        "prefix": SNAPSHOT_PREFIX,
+        "record_types": list(SNAPSHOT_RECORD_TYPES),
+        "respond_by": "2026-03-03T11:59:00Z",
+    }
+
+
+def _snapshot_schema(name: str, title: str, model: type[BaseModel]) -> dict[str, Any]:
+    body = model.model_json_schema(mode="validation")
+    body.pop("title", None)
+    return {
+        "$schema": SCHEMA_DIALECT,
+        "$id": f"https://qbsync.local/events/snapshot/{name}.schema.json",
+        "title": title,
+        **body,
+    }
+
+
+def _line_model() -> type[BaseModel]:
+    """The line's model for its schema: ``data`` is one of the record types' Created data."""
+    datas = tuple(created_event_type(t).model_fields["data"].annotation for t in SNAPSHOT_RECORD_TYPES)
+    union: Any = datas[0]
+    for d in datas[1:]:
+        union = union | d
+    version = SnapshotLineBody.model_fields["version"]
+    return create_model(
+        "SnapshotLine",
+        __base__=SnapshotLineBody,
+        version=(int, Field(ge=1, description=version.description)),
+        data=(
+            union,
+            Field(description="the data of the file's record type's Created event (that event's schema)"),
+        ),
+    )
+
+
+def snapshot_files() -> dict[Path, str]:
+    files: dict[Path, str] = {}
+    for n, (source, types) in enumerate(SNAPSHOT_EVENT_TYPES.items(), start=900):
+        for detail_type in types:
+            name = file_name(detail_type)
+            files[ROOT / "docs" / "events" / source / f"{name}.schema.json"] = _dump(
+                schema_for(detail_type, source)
+            )
+            sample = eventbridge_event(source, detail_type, snapshot_detail(source), n)
+            # with the snapshot's samples, not in events/<source>/: those are the record events
+            files[ROOT / "events" / "snapshot" / f"{name}.json"] = _dump(sample)
+    docs = ROOT / "docs" / "events" / "snapshot"
+    files[docs / "manifest.schema.json"] = _dump(
+        _snapshot_schema("manifest", "Snapshot manifest", SnapshotManifest)
+    )
+    files[docs / "line.schema.json"] = _dump(_snapshot_schema("line", "Snapshot line", _line_model()))
+    samples = ROOT / "events" / "snapshot"
+    files[samples / "manifest.json"] = _dump(snapshot_manifest())
+    for record_type in SNAPSHOT_RECORD_TYPES:
+        files[samples / f"{record_type}.jsonl"] = snapshot_line(record_type) + "\n"
+    return files
+
+
 def expected_files() -> dict[Path, str]:
     """Every generated file and its exact content."""
-    files: dict[Path, str] = {}
+    files: dict[Path, str] = snapshot_files()
     for source, types, make in (
         (PLATFORM_SOURCE, PLATFORM_EVENT_TYPES, platform_detail),
         (QBSYNC_SOURCE, QBSYNC_EVENT_TYPES, qbsync_detail),
@@ -472,7 +619,7 @@ def main(argv: list[str] | None = None) -> int:
     files = expected_files()
     stale = [p for p, text in files.items() if not p.exists() or p.read_text(encoding="utf-8") != text]
     for directory in {p.parent for p in files}:
-        for extra in directory.glob("*.json"):
+        for extra in (*directory.glob("*.json"), *directory.glob("*.jsonl")):
             if extra not in files:
                 stale.append(extra)
     if args.check:

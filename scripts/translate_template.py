@@ -133,7 +133,7 @@ def translate(
     session = boto3.session.Session(region_name=region)
     translator = Translator(None, Parser(), boto_session=session)
     try:
-        return translator.translate(
+        translated = translator.translate(
             fragment,
             parameter_values=dict(parameter_values or {}),
             get_managed_policy_map=_NoManagedPolicies().load,
@@ -141,6 +141,23 @@ def translate(
     except InvalidDocumentException as exc:
         causes = "; ".join(str(cause) for cause in exc.causes)
         raise TemplateError(f"SAM translation failed: {causes}") from exc
+    _collapse_definitions(translated)
+    return translated
+
+
+def _collapse_definitions(translated: dict[str, Any]) -> None:
+    """SAM writes an inline state-machine definition as ``Fn::Join`` of its lines (one list item per line:
+    hundreds for the initial sync), which sends cfn-lint's Join check into a recursion error. A join of
+    plain strings is that string: write it as one (``${...}`` stays for ``DefinitionSubstitutions``)."""
+    for resource in (translated.get("Resources") or {}).values():
+        if resource.get("Type") != "AWS::StepFunctions::StateMachine":
+            continue
+        props = resource.get("Properties") or {}
+        join = props.get("DefinitionString")
+        if isinstance(join, dict) and list(join) == ["Fn::Join"]:
+            separator, parts = join["Fn::Join"]
+            if isinstance(separator, str) and all(isinstance(part, str) for part in parts):
+                props["DefinitionString"] = separator.join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:

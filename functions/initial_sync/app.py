@@ -33,7 +33,8 @@ class InitialSyncFailed(Exception):
 
 def _step(event: dict[str, Any]) -> dict[str, Any]:
     wiring.start(wiring.initial_sync_steps)
-    run = event.get("run") if isinstance(event.get("run"), dict) else {}
+    found = event.get("run")
+    run: dict[str, Any] = found if isinstance(found, dict) else {}
     with context_keys(
         firm_id=run.get("firm_id"), realm_id=run.get("realm_id"), correlation_id=run.get("run_id")
     ):

@@ -162,6 +162,24 @@ class StaleObject(DataError):
     http_status = 409
 
 
+class ObjectMissing(DataError):
+    """An object qbsync was told to read does not exist (an S3 key of a snapshot or a plan): the writer of
+    that object must write it (``err.extra["key"]`` names it)."""
+
+    code = "object_missing"
+    http_status = 404
+
+
+class SnapshotInvalid(DataError):
+    """The platform's snapshot of a firm cannot be used as it is (docs/events/snapshot.md): a manifest that
+    does not parse or names keys outside the run's prefix, a missing file, a file whose sha256, line count or
+    money total differs from its manifest. The message names the problem and the field, never a value; the
+    platform must export the snapshot again. (A single bad *line* is not this: it becomes a record with a
+    problem.)"""
+
+    code = "snapshot_invalid"
+
+
 class ConfigurationError(QbsyncError):
     """Deployment is wrong: missing env setting or secret, bad ARN. An operator must fix it."""
 

@@ -114,6 +114,7 @@ __all__ = [
     "build_run_control",
     "build_services_import",
     "build_snapshot_intake",
+    "build_snapshot_store",
     "build_sync_service",
     "build_synced_record_changes",
     "catch_up",
@@ -454,6 +455,11 @@ def build_preflight_repository(*, table: DynamoTable | None = None) -> Preflight
     return PreflightRepository(table if table is not None else sync_table(), clock=time.time)
 
 
+def build_snapshot_store() -> SnapshotStore:
+    """The platform's snapshots in ``SNAPSHOT_BUCKET_NAME`` (the initial sync; docs/events/snapshot.md)."""
+    return SnapshotStore(S3Objects(get_initial_sync_settings().snapshot_bucket_name))
+
+
 synced_record_changes = _once(build_synced_record_changes)
 #: the processor the CDC catch-up feeds (the same routes as the webhook worker's)
 inbound_processor = _once(build_inbound_processor)
@@ -492,7 +498,7 @@ def build_initial_sync_steps() -> InitialSyncSteps:
     plan_steps = PlanSteps(
         runs=runs,
         control=run_control(),
-        planner=Planner(snapshots=SnapshotStore(objects), objects=objects, records=_records()),
+        planner=Planner(snapshots=build_snapshot_store(), objects=objects, records=_records()),
         preflight=build_preflight_check(),
         preflight_results=build_preflight_repository(),
         context=context,
@@ -523,7 +529,7 @@ def build_snapshot_intake() -> SnapshotIntake:
     return SnapshotIntake(
         runs=initial_sync_runs(),
         control=run_control(),
-        manifests=SnapshotStore(_snapshot_objects()),
+        manifests=build_snapshot_store(),
         publisher=_publisher(),
     )
 

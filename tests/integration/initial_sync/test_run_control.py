@@ -85,7 +85,7 @@ def _changed(firm: str, realm: str, change: str = "connected", event_id: str = "
 
 
 def test_one_run_per_event_and_a_redelivery_is_a_duplicate(parts) -> None:
-    control, runs, _, connections, published = parts
+    control, _, _, connections, published = parts
     firm = new_id("f")
     connections.connect(firm, REALM_A)
     first = control.begin(_changed(firm, REALM_A), "arn:exec:1")

@@ -209,6 +209,6 @@ def test_money_records_are_planned_with_their_amount(name: str) -> None:
     record_type = {"payment_created": "payment", "refund_created": "refund", "processing_fee_created": "fee"}[
         name
     ]
-    result, planned, _ = _plan({record_type: [_line(event, record_type)]})
+    _, planned, _ = _plan({record_type: [_line(event, record_type)]})
     line = planned[event.record_id]
     assert line.amount == f"{event.data.amount:.2f}" and line.event is not None

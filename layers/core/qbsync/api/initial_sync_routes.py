@@ -35,7 +35,8 @@ router = Router()
 _TAGS = ["initial sync"]
 
 RunIdPath = Annotated[
-    str, Path(pattern=r"^is-[0-9a-f]{20}$", max_length=23, description="the run's id (from GET /initial-sync)")
+    str,
+    Path(pattern=r"^is-[0-9a-f]{20}$", max_length=23, description="the run's id (from GET /initial-sync)"),
 ]
 
 
@@ -79,7 +80,8 @@ class InitialSyncView(BaseModel):
     run_id: str
     realm_id: str
     status: str = Field(
-        description="waiting_for_snapshot, planning, awaiting_approval, running, completed, failed (resumable), "
+        description="waiting_for_snapshot, planning, awaiting_approval, running, completed, "
+        "failed (resumable), "
         "cancelled, superseded (the firm switched companies)"
     )
     trigger: str = Field(description="connected or switched")
@@ -134,8 +136,9 @@ def view_of(run: Run, now: float) -> InitialSyncView:
     "/initial-sync",
     summary="The firm's initial sync",
     description="The firm's latest initial sync of its history into QuickBooks: status, the pre-flight "
-    "findings about the QuickBooks company, the dry-run plan (per record type what will be created, linked to "
-    "an object already in QuickBooks, skipped or blocked, with money totals) and progress per phase. 404 when "
+    "findings about the QuickBooks company, the dry-run plan (per record type what will be created, linked "
+    "to an object already in QuickBooks, skipped or blocked, with money totals) and progress per phase. "
+    "404 when "
     "the firm never connected. Owner, admin or staff.",
     tags=_TAGS,
     responses=error_responses(404),
@@ -186,7 +189,8 @@ def cancel(run_id: RunIdPath) -> InitialSyncView:
 @router.post(
     "/initial-sync/<run_id>/resume",
     summary="Resume a failed initial sync",
-    description="Starts the run again where it stopped: completed chunks are not run again and synced records "
+    description="Starts the run again where it stopped: completed chunks are not run again and synced "
+    "records "
     "are not rewritten. 409 when the run is running or has ended. No request body. Owner or admin.",
     tags=_TAGS,
     responses=error_responses(404, 409),

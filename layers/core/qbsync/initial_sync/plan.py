@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -307,64 +307,70 @@ def _settings_skip(record: Any, settings: FirmSyncSettings) -> str | None:
 
 def _decide(record_type: str, event: PlatformEvent, current: SyncRecord | None, ctx: _Context) -> PlanLine:
     record = event.data
-    amount = _amount(record)
-    base = {
-        "record_type": record_type,
-        "platform_id": event.record_id,
-        "version": event.version,
-        "amount": amount,
-    }
     envelope = event_envelope(event)
+
+    def line(
+        action: str, reason: str | None = None, target: str | None = None, *, run: bool = True
+    ) -> PlanLine:
+        return PlanLine(
+            record_type,
+            event.record_id,
+            event.version,
+            action,
+            reason,
+            _amount(record),
+            target,
+            envelope if run else None,
+        )
+
+    unsynced = current is None or not current.qbo_id
     if current is not None and current.status == SYNCED and (current.platform_version or 0) >= event.version:
-        return PlanLine(**base, action="skip", reason=ALREADY_SYNCED, target_qbo_id=current.qbo_id)
+        return line("skip", ALREADY_SYNCED, current.qbo_id, run=False)
     if current is not None and current.status == SKIPPED and current.skip_reason == EXCLUDED_BY_FIRM:
-        return PlanLine(**base, action="skip", reason=EXCLUDED_BY_FIRM, event=envelope)
-    if isinstance(record, Invoice) and record.status == "void" and (current is None or not current.qbo_id):
-        return PlanLine(**base, action="skip", reason="void on the platform and never synced", event=envelope)
+        return line("skip", EXCLUDED_BY_FIRM)
+    if isinstance(record, Invoice) and record.status == "void" and unsynced:
+        return line("skip", "void on the platform and never synced")
     skip = _settings_skip(record, ctx.settings)
     if (
         skip is None
         and isinstance(record, ClientAccount)
         and ctx.settings.sync_accounts == "with_activity"
         and record.id not in ctx.active_accounts
-        and (current is None or not current.qbo_id)
+        and unsynced
     ):
         skip = "no_activity: the client account has no invoices or payments that sync"
     if skip is not None:
-        return PlanLine(**base, action="skip", reason=skip, event=envelope)
+        return line("skip", skip)
     try:
         mapping.check_record(record)
     except DataError as err:
         code = getattr(err, "reason_code", None) or err.code
-        return PlanLine(**base, action="block", reason=f"{code}: {err.message}"[:500], event=envelope)
+        return line("block", f"{code}: {err.message}"[:500])
     day = _record_date(record)
     if ctx.books_closed_on is not None and day is not None and day <= ctx.books_closed_on:
         closed = ctx.books_closed_on.isoformat()
-        reason = f"books_closed: dated {day.isoformat()}, in the books closed through {closed}"
-        return PlanLine(**base, action="block", reason=reason, event=envelope)
-    if (
-        isinstance(record, ClientAccount)
-        and (current is None or not current.qbo_id)
-        and normalized(record.name) in ctx.names["Vendor"]
-        and normalized(record.name) not in ctx.names["Customer"]
-    ):
-        # QuickBooks names are unique across customers and vendors: the create would be refused (6240)
-        reason = "duplicate_name: a vendor in QuickBooks has this name; rename one of them, or map the account"
-        return PlanLine(**base, action="block", reason=reason, event=envelope)
-    if isinstance(record, ClientAccount | Service) and (current is None or not current.qbo_id):
-        entity, name = (
-            ("Customer", record.name) if isinstance(record, ClientAccount) else ("Item", record.name)
+        return line("block", f"books_closed: dated {day.isoformat()}, in the books closed through {closed}")
+    if isinstance(record, ClientAccount | Service) and unsynced:
+        return _by_name(record_type, record, ctx, line)
+    return line("create")
+
+
+def _by_name(
+    record_type: str, record: ClientAccount | Service, ctx: _Context, line: Callable[..., PlanLine]
+) -> PlanLine:
+    """A client account or service not in QuickBooks yet: linked to the object of its name, blocked by a
+    vendor of its name (QuickBooks names are unique across customers and vendors: 6240), or created."""
+    name = normalized(record.name)
+    entity = "Customer" if isinstance(record, ClientAccount) else "Item"
+    if entity == "Customer" and name in ctx.names["Vendor"] and name not in ctx.names["Customer"]:
+        return line(
+            "block",
+            "duplicate_name: a vendor in QuickBooks has this name; rename one of them, or map the account",
         )
-        found = ctx.names[entity].get(normalized(name))
-        if found is not None and _linkable(found, entity, record_type, record.id):
-            return PlanLine(
-                **base,
-                action="link",
-                reason=f"matches the {entity} named alike",
-                target_qbo_id=str(found["Id"]),
-                event=envelope,
-            )
-    return PlanLine(**base, action="create", event=envelope)
+    found = ctx.names[entity].get(name)
+    if found is not None and _linkable(found, entity, record_type, record.id):
+        return line("link", f"matches the {entity} named alike", str(found["Id"]))
+    return line("create")
 
 
 def _linkable(obj: Mapping[str, Any], entity: str, record_type: str, platform_id: str) -> bool:
