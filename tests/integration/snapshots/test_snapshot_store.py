@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from qbsync.adapters.s3 import S3Objects
 from qbsync.errors import SnapshotInvalid
 from qbsync.models.platform_events import InvoiceCreated, PaymentCreated
 from qbsync.models.snapshot import MONEY_FIELD, SNAPSHOT_RECORD_TYPES
@@ -320,3 +321,30 @@ def test_bad_manifests_are_snapshot_invalid_naming_the_problem(store, objects, f
     objects.put_json(key, other)
     with pytest.raises(SnapshotInvalid, match="firm_id and run_id must be those of the run"):
         store.manifest(firm, run, key)
+
+
+class _CountingObjects(S3Objects):
+    """The real adapter, counting the chunks it has handed out."""
+
+    chunks = 0
+
+    def iter_chunks(self, key, chunk_bytes=1024 * 1024):
+        for chunk in super().iter_chunks(key, chunk_bytes):
+            self.chunks += 1
+            yield chunk
+
+
+def test_lines_are_streamed_not_read_whole(s3, bucket, firm, run):
+    objects = _CountingObjects(bucket, client=s3)
+    store = SnapshotStore(objects, chunk_bytes=4096)
+    invoices = _invoices(400)
+    manifest_key = _write(
+        objects, firm, run, "invoice", _jsonl(*invoices), total=f"{Decimal('633.88') * 400:.2f}"
+    )
+    manifest = store.manifest(firm, run, manifest_key)
+    size = objects.size(manifest.file("invoice").key)
+    lines = store.lines(manifest, "invoice")
+    first = next(lines)
+    assert first.line_no == 1 and objects.chunks == 1  # one 4 KiB read for the first line, not the file
+    rest = list(lines)
+    assert len(rest) == 399 and objects.chunks == -(-size // 4096)

@@ -42,13 +42,13 @@ from qbsync.models.snapshot import (
     created_event_type,
     run_prefix,
 )
-from qbsync.vocab import ID_MAX_LENGTH, ID_PATTERN
+from qbsync.vocab import ID_CHARS, ID_MAX_LENGTH
 
 __all__ = ["MAX_CHUNK_BYTES", "SnapshotLine", "SnapshotStore"]
 
 #: the largest byte range :meth:`SnapshotStore.read_lines` reads at once
 MAX_CHUNK_BYTES = 64 * 1024 * 1024
-_ID = re.compile(ID_PATTERN)
+_ID = re.compile(rf"[{ID_CHARS}]{{1,{ID_MAX_LENGTH}}}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,7 +334,7 @@ def _readable_id(data: Any) -> str | None:
     if not isinstance(data, dict):
         return None
     value = data.get("id")
-    if isinstance(value, str) and len(value) <= ID_MAX_LENGTH and _ID.match(value):
+    if isinstance(value, str) and _ID.fullmatch(value):
         return value
     return None
 
