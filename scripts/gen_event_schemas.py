@@ -401,47 +401,31 @@ def qbsync_detail(detail_type: str, n: int) -> dict[str, Any]:
             "status": "running",
             "current_phase": "invoices",
             "phases": [
-                {"phase": "services", "status": "completed", "planned": 40, "done": 38, "skipped": 2},
-                {
-                    "phase": "customers",
-                    "status": "completed",
-                    "planned": 900,
-                    "done": 897,
-                    "failed": 1,
-                    "skipped": 2,
-                },
-                {
-                    "phase": "invoices",
-                    "status": "running",
-                    "planned": 5400,
-                    "done": 1800,
-                    "failed": 3,
-                    "changed": 1,
-                    "remaining": 3596,
-                    "rate_per_minute": 1150.0,
-                    "eta_seconds": 188,
-                },
-                {"phase": "payments", "status": "pending", "planned": 4100, "remaining": 4100},
-                {"phase": "refunds", "status": "pending", "planned": 35, "remaining": 35},
-                {"phase": "fees", "status": "pending", "planned": 3900, "remaining": 3900},
+                _phase("services", "completed", 40, done=38, skipped=2),
+                _phase("customers", "completed", 900, done=897, failed=1, skipped=2),
+                _phase("invoices", "running", 5400, done=1800, failed=3, changed=1, rate=1150.0, eta=188),
+                _phase("payments", "pending", 4100),
+                _phase("refunds", "pending", 35),
+                _phase("fees", "pending", 3900),
             ],
+            "error": None,
         },
         "Initial Sync Planned": {
             "realm_id": REALM,
             "run_id": "is-0f3c2a9b",
             "needs_approval": True,
             "totals": [
-                {"record_type": "service", "create": 38, "link": 2},
-                {"record_type": "client_account", "create": 880, "link": 17, "skip": 3},
-                {
-                    "record_type": "invoice",
-                    "create": 5390,
-                    "skip": 6,
-                    "block": 4,
-                    "create_amount": "1283440.50",
-                    "skip_amount": "1200.00",
-                    "block_amount": "980.00",
-                },
+                _totals("service", create=38, link=2),
+                _totals("client_account", create=880, link=17, skip=3),
+                _totals(
+                    "invoice",
+                    create=5390,
+                    skip=6,
+                    block=4,
+                    create_amount="1283440.50",
+                    skip_amount="1200.00",
+                    block_amount="980.00",
+                ),
             ],
             "findings": [
                 {
@@ -457,6 +441,43 @@ def qbsync_detail(detail_type: str, n: int) -> dict[str, Any]:
         },
     }
     return {**base, **fields[detail_type]}
+
+
+def _phase(  # noqa: PLR0913 - a sample's figures
+    phase: str,
+    status: str,
+    planned: int,
+    *,
+    done: int = 0,
+    failed: int = 0,
+    skipped: int = 0,
+    changed: int = 0,
+    rate: float | None = None,
+    eta: int | None = None,
+) -> dict[str, Any]:
+    """One phase of the "Initial Sync Progress" sample, every field written out."""
+    finished = done + failed + skipped + changed
+    return {
+        "phase": phase,
+        "status": status,
+        "planned": planned,
+        "done": done,
+        "failed": failed,
+        "skipped": skipped,
+        "blocked": 0,
+        "changed": changed,
+        "remaining": planned - finished,
+        "rate_per_minute": rate,
+        "eta_seconds": eta,
+    }
+
+
+def _totals(record_type: str, **figures: Any) -> dict[str, Any]:
+    """One record type of the "Initial Sync Planned" sample, every field written out."""
+    out: dict[str, Any] = {"record_type": record_type, "create": 0, "link": 0, "skip": 0, "block": 0}
+    out.update({f"{a}_amount": None for a in ("create", "link", "skip", "block")})
+    out.update(figures)
+    return out
 
 
 def eventbridge_event(source: str, detail_type: str, detail: dict[str, Any], n: int) -> dict[str, Any]:

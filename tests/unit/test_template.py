@@ -471,8 +471,14 @@ def test_every_dlq_has_an_alarm(template: dict[str, Any]) -> None:
 def test_platform_events_reach_the_outbound_queue(template: dict[str, Any]) -> None:
     rule = template["Resources"]["PlatformEventsRule"]["Properties"]
     assert "EventBus" in json.dumps(rule["EventBusName"])
-    assert rule["EventPattern"] == {"source": ["platform"]}
+    # every platform event but the snapshot's announcement, which goes to the initial sync
+    assert rule["EventPattern"] == {
+        "source": ["platform"],
+        "detail-type": [{"anything-but": ["Snapshot Ready"]}],
+    }
     assert [t["Arn"] for t in rule["Targets"]] == [{"Fn::GetAtt": ["OutboundQueue", "Arn"]}]
+    snapshot = template["Resources"]["InitialSyncFunction"]["Properties"]["Events"]["SnapshotReady"]
+    assert snapshot["Properties"]["Pattern"] == {"source": ["platform"], "detail-type": ["Snapshot Ready"]}
     policies = _resources(template, "AWS::SQS::QueuePolicy").values()
     statements = [
         s
@@ -599,8 +605,8 @@ def test_translate_inlines_state_machine_definitions(tmp_path: Path) -> None:
         },
     }
     cfn = translate(sam, base_dir=tmp_path)
-    separator, lines = cfn["Resources"]["Machine"]["Properties"]["DefinitionString"]["Fn::Join"]
-    assert json.loads(separator.join(lines)) == definition
+    # SAM's join of the definition's lines, written as the one string it makes
+    assert json.loads(cfn["Resources"]["Machine"]["Properties"]["DefinitionString"]) == definition
     sam["Resources"]["Machine"]["Properties"]["DefinitionUri"] = "statemachines/missing.asl.json"
     with pytest.raises(TemplateError, match="DefinitionUri"):
         translate(sam, base_dir=tmp_path)
