@@ -443,7 +443,7 @@ def qbsync_detail(detail_type: str, n: int) -> dict[str, Any]:
     return {**base, **fields[detail_type]}
 
 
-def _phase(  # noqa: PLR0913 - a sample's figures
+def _phase(
     phase: str,
     status: str,
     planned: int,
