@@ -24,7 +24,7 @@ from local.qbo_sim.client import SimAccountant
 from local.sample_firm import SampleFirm, generate
 from local.stack.provision import clients
 from tests.fixtures.events import EventCapture, subscribe
-from tests.fixtures.firms import admin_jwt
+from tests.fixtures.firms import admin_jwt, authorize_through_stack, complete_through_stack, handle_of
 from tests.fixtures.platform import StatusInbox, connect_owner, put_on_bus
 
 pytestmark = pytest.mark.e2e
@@ -264,3 +264,53 @@ def test_a_record_changed_after_the_plan_is_synced_by_its_event_not_rewritten(
     assert record["status"] == "synced" and record["platform_version"] == detail["version"], record
     # one QuickBooks item for it (its own, or the company's Sales item when there is no income account)
     assert record["qbo_id"] and _marked(qbo_sim, qbo_company, "service")[service_id] <= 1
+
+
+def _wait_status(platform: Platform, run_id: str, status: str) -> dict[str, Any]:
+    return platform.wait_for(
+        "Initial Sync Progress", time.monotonic() + DEADLINE, run_id=run_id, status=status
+    )
+
+
+def _no_duplicates(qbo_sim: Any, realm: str) -> None:
+    for record_type in KINDS:
+        doubled = {pid: n for pid, n in _marked(qbo_sim, realm, record_type).items() if n > 1}
+        assert not doubled, (record_type, doubled)
+
+
+def test_a_company_switch_supersedes_the_run_of_the_old_company(
+    local_stack: Any, qbo_sim: Any, qbo_company: str, firm_id: str, platform: Platform
+) -> None:
+    sample = _history(firm_id)
+    run_id, _ = _planned(local_stack, qbo_sim, qbo_company, firm_id, platform, sample)
+    second = qbo_sim.control.create_company(company_name=f"Second Co {secrets.token_hex(3)}")["realm_id"]
+    try:
+        owner = admin_jwt(local_stack, firm_id)
+        switched = complete_through_stack(
+            local_stack, owner, handle_of(authorize_through_stack(local_stack, qbo_sim, owner, second))
+        )
+        assert switched.status_code == 200 and switched.json()["change"] == "switch_pending", switched.text
+        confirmed = requests.post(
+            f"{local_stack.api_url}/connection/confirm-switch",
+            json={"confirmation": "ACCEPT"},
+            headers={"Authorization": f"Bearer {owner}"},
+            timeout=60,
+        )
+        assert confirmed.status_code == 200, confirmed.text
+        deadline = time.monotonic() + DEADLINE
+        old = platform.wait_for("Initial Sync Progress", deadline, run_id=run_id, status="superseded")
+        assert old["realm_id"] == qbo_company
+        request = platform.wait_for("Snapshot Requested", deadline, realm_id=second)
+        assert request["run_id"] != run_id
+        view = _api(local_stack, owner, "GET", "/initial-sync").json()
+        assert (view["run_id"], view["realm_id"], view["status"]) == (
+            request["run_id"],
+            second,
+            "waiting_for_snapshot",
+        )
+        # the old company's plan can no longer be approved, and nothing of it was written
+        assert _api(local_stack, owner, "POST", f"/initial-sync/{run_id}/approve").status_code == 404
+        for record_type in KINDS:
+            assert not _marked(qbo_sim, qbo_company, record_type)
+    finally:
+        qbo_sim.control.delete_company(second)

@@ -122,12 +122,13 @@ class PlanSteps:
         self._runs.save_plan(
             ref, summary=summary, keys=planned.keys, planned=planned.planned, now=self._context.now()
         )
-        self._publisher.publish([_planned_event(ref, planned.summary, run.preflight, settings)])
         return {"keys": planned.keys}
 
     def await_approval(self, ref: RunRef, token: str) -> dict[str, Any]:
         _, settings = self._context.open(ref, qbo=False)
-        self._control.wait(ref, what="approval", token=token)
+        run = self._control.wait(ref, what="approval", token=token)
+        # announced only once the run can be approved (an approval before the wait would find no token)
+        self._publisher.publish([_planned_event(ref, run.plan or {}, run.preflight, settings)])
         if settings.initial_sync_auto_approve:
             self._control.approve(ref.firm_id, ref.run_id, by="auto", correlation_id=ref.run_id, auto=True)
         return {}

@@ -307,14 +307,15 @@ class InitialSyncRuns:
         planned: Mapping[str, int],
         now: float,
     ) -> Run:
-        """Store the plan's summary, each phase's chunk index and planned count: ``awaiting_approval``."""
+        """Store the plan's summary, each phase's chunk index and planned count (still ``planning``: the run
+        awaits approval once its execution waits with a token, :meth:`wait_for`)."""
         names = {"#s": "status"}
         values: dict[str, Any] = {
             ":plan": json.dumps(summary, separators=(",", ":")),
             ":keys": dict(keys),
             ":now": int(now),
-            ":st": AWAITING_APPROVAL,
-            ":g": f"INITSYNC#{AWAITING_APPROVAL}",
+            ":st": PLANNING,
+            ":g": f"INITSYNC#{PLANNING}",
         }
         sets = ["#plan = :plan", "plan_keys = :keys", "updated_at = :now", "#s = :st", "gsi2pk = :g"]
         names["#plan"] = "plan"
