@@ -38,7 +38,7 @@ from qbsync.models.firm_settings import FirmSyncSettings
 from qbsync.models.platform_events import ClientAccount, Invoice, Payment, PlatformEvent, Service
 from qbsync.models.record_key import RecordKey
 from qbsync.outbound import mapping
-from qbsync.outbound.job import event_envelope
+from qbsync.outbound.job import event_envelope, record_date
 from qbsync.qbo.client import QboClient
 from qbsync.repositories.records import EXCLUDED_BY_FIRM, SKIPPED, SYNCED, SyncRecord
 
@@ -162,14 +162,6 @@ class _Context:
 def _amount(record: Any) -> str | None:
     value = getattr(record, "total", None) if isinstance(record, Invoice) else getattr(record, "amount", None)
     return None if value is None else f"{Decimal(value):.2f}"
-
-
-def _record_date(record: Any) -> date | None:
-    for attr in ("issue_date", "payment_date", "refund_date", "fee_date"):
-        value = getattr(record, attr, None)
-        if isinstance(value, date):
-            return value
-    return None
 
 
 class Planner:
@@ -298,7 +290,7 @@ def _settings_skip(record: Any, settings: FirmSyncSettings) -> str | None:
         return "manually recorded payments are not synced by the firm's settings"
     if isinstance(record, Invoice) and record.status == "draft":
         return "draft invoices are not synced"
-    day = _record_date(record)
+    day = record_date(record)
     start = settings.sync_start_date
     if start is not None and day is not None and day < start:
         return f"dated {day.isoformat()}, before the sync start date {start.isoformat()}"
@@ -346,7 +338,7 @@ def _decide(record_type: str, event: PlatformEvent, current: SyncRecord | None, 
     except DataError as err:
         code = getattr(err, "reason_code", None) or err.code
         return line("block", f"{code}: {err.message}"[:500])
-    day = _record_date(record)
+    day = record_date(record)
     if ctx.books_closed_on is not None and day is not None and day <= ctx.books_closed_on:
         closed = ctx.books_closed_on.isoformat()
         return line("block", f"books_closed: dated {day.isoformat()}, in the books closed through {closed}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, date
 from typing import Any
 
 from qbsync.models.firm_settings import FirmSyncSettings
@@ -116,3 +116,13 @@ def forced(settings: FirmSyncSettings, record: Any) -> tuple[FirmSyncSettings, A
     if isinstance(record, Invoice) and record.status == "draft":
         record = record.model_copy(update={"status": "sent"})  # a manual sync of a draft posts it
     return settings, record
+
+
+def record_date(record: Any) -> date | None:
+    """The date a platform record is dated by (invoice issue date, payment / refund / fee date), or None
+    (accounts, services): what the sync start date and the closed books are compared with."""
+    for attr in ("issue_date", "payment_date", "refund_date", "fee_date"):
+        value = getattr(record, attr, None)
+        if isinstance(value, date):
+            return value
+    return None

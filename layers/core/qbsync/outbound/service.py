@@ -85,7 +85,7 @@ from qbsync.outbound import mapping
 from qbsync.outbound.batch import BatchedPublisher, BatchScope, batch_scope, current_scope
 from qbsync.outbound.credits import CreditApplier
 from qbsync.outbound.gate import DependencyGate, Sender
-from qbsync.outbound.job import NO_ACTIVITY, Job, Outcome, event_envelope, forced, log_context
+from qbsync.outbound.job import NO_ACTIVITY, Job, Outcome, event_envelope, forced, log_context, record_date
 from qbsync.outbound.lookups import find_existing, lookup_statement, parse_marker
 from qbsync.outbound.mapping import MappingError, Resolved
 from qbsync.outbound.prefetch import BatchPrefetch
@@ -154,14 +154,6 @@ def _number_note(
         return mapping.invoice_number_note(invoice, ref, landed, qbo_numbers=qbo_numbers)
 
     return note
-
-
-def _record_date(record: Any) -> Any:
-    for attr in ("issue_date", "payment_date", "refund_date", "fee_date"):
-        value = getattr(record, attr, None)
-        if value is not None:
-            return value
-    return None
 
 
 class SyncService:
@@ -564,7 +556,7 @@ class SyncService:
         if isinstance(record, Invoice) and record.status == "draft":
             return _DRAFT
         start = settings.sync_start_date
-        day = _record_date(record)
+        day = record_date(record)
         if start is not None and day is not None and day < start:
             return f"{_DATED} {day.isoformat()}, before the sync start date {start.isoformat()}"
         return None
