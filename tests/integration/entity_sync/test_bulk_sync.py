@@ -123,12 +123,14 @@ def test_a_chunk_of_customers_then_invoices_syncs_through_batch_calls_once_each(
     log = _log(stack)[seen:]
     assert _calls(log, "/invoice") == 0
     assert _calls(log, "/batch") <= math.ceil(n / 30) + 2  # + the reference data's batch of queries
-    # the record's own writes (claim, intent, outcome: UpdateItem) plus what each worker thread reads and
-    # sends once for its share (connection, settings, one BatchGetItem, the release queries, one PutEvents)
+    # per record: its own writes (claim, intent, outcome: UpdateItem); per chunk: the connection, the
+    # settings and every record and prerequisite read once (BatchGetItem, 100 keys a call); per thread: the
+    # release queries (one per waiting status) and one PutEvents for its status events
     aws = _aws(aws_before, aws_after)
     assert aws["UpdateItem"] <= 3.2 * n, aws
-    assert aws["BatchGetItem"] <= 30 and aws["PutEvents"] <= 30 and aws["GetItem"] <= 60, aws
-    assert aws["Query"] <= 60 and sum(aws.values()) <= 6 * n, aws
+    assert aws["BatchGetItem"] <= math.ceil(2 * n / 100) and aws["GetItem"] <= 2, aws
+    assert aws["PutEvents"] <= 30 and aws["Query"] <= 60, aws
+    assert sum(aws.values()) <= 4.6 * n, aws
     by_id = {obj["Id"]: obj for obj in stack.entities("Invoice")}
     for outcome, event in zip(outcomes, invoices, strict=True):
         record = stack.records.get(_key(stack, firm, "invoice", event.record_id))
@@ -273,3 +275,31 @@ def test_records_the_platform_changed_or_another_worker_holds_are_not_written_by
     assert len(renamed) == 1  # the newer version stays; the chunk's older one was not written over it
     record = stack.records.get(_key(stack, firm, "client_account", accounts[1].record_id))
     assert record is not None and record.platform_version == 2
+
+
+def test_an_invoice_whose_account_is_not_in_quickbooks_waits_and_syncs_once_when_it_is(
+    stack: SyncStack,
+) -> None:
+    """Prerequisites are never written beside their dependents: an invoice of the chunk whose account has
+    not synced waits on it (blocked, not written); when the account syncs through the queue, the invoice
+    is released and written once."""
+    firm = new_firm()
+    stack.connect(firm)
+    stack.set_settings(firm, sync_accounts="all")
+    accounts = [_account(firm, i) for i in range(3)]
+    assert _statuses(wiring.build_bulk_runner().run(accounts[:2])) == {"synced": 2}
+    invoices = [_invoice(firm, i, accounts[i].record_id) for i in range(3)]
+
+    outcomes = wiring.build_bulk_runner().run(invoices)
+
+    assert [o.status for o in outcomes[:2]] == ["synced", "synced"], outcomes
+    assert outcomes[2].status == "blocked" and outcomes[2].waiting_on == (
+        ("client_account", accounts[2].record_id),
+    ), outcomes[2]
+    assert invoices[2].record_id not in _objects_per_record(stack, "Invoice")
+
+    stack.deliver_until_drained(platform_event("client_account_created", firm, id=accounts[2].record_id))
+
+    record = stack.records.get(_key(stack, firm, "invoice", invoices[2].record_id))
+    assert record is not None and record.status == "synced"
+    assert _objects_per_record(stack, "Invoice") == Counter({e.record_id: 1 for e in invoices})

@@ -17,9 +17,11 @@ event from the queue. Nothing about a record's guarantees differs:
   answer is lost after commit is :class:`~qbsync.errors.UncertainOutcome` for each of its records: the
   intent stays, the record comes back as ``retry``, and its next run looks the object up (the qbsync marker)
   and adopts it before any resend.
-* **Reads.** Each thread runs its share of the chunk inside its own :meth:`SyncService.batch` scope, after
-  :meth:`SyncService.prepare`: one BatchGetItem for its records and their prerequisites, one name query per
-  20 new accounts or services, its status events sent together when its share is done.
+* **Reads.** The chunk's connection, settings, records and prerequisites are read once before the threads
+  start (:meth:`SyncService.read_ahead`: one BatchGetItem per 100 keys). Each thread runs its share inside
+  its own :meth:`SyncService.batch` scope, after :meth:`SyncService.prepare` with that read: one name query
+  per 20 of its new accounts or services, its status events sent together when its share is done (and the
+  release of the records waiting on its synced ones, one query per waiting status).
 
 Outcomes are :class:`~qbsync.outbound.job.Outcome` s, one per event, in the order of the chunk. Besides the
 service's statuses (``synced``, ``adopted``, ``already_synced``, ``stale``, ``skipped``, ``blocked``,
@@ -41,7 +43,7 @@ from qbsync import vocab
 from qbsync.errors import ConfigurationError, QbsyncError
 from qbsync.models.platform_events import PlatformEvent
 from qbsync.outbound.job import Outcome
-from qbsync.outbound.service import SyncService
+from qbsync.outbound.service import ReadAhead, SyncService
 from qbsync.qbo.batching import WriteCoalescer
 from qbsync.qbo.client import BATCH_MAX_ITEMS
 
@@ -90,10 +92,11 @@ class BulkRunner:
             shares[index % workers].append((index, event))
         coalescer = WriteCoalescer(workers)
         services = [self._services(coalescer, number) for number in range(workers)]
+        ahead = _read_ahead(services[0], events)
         outcomes: list[Outcome | None] = [None] * len(events)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bulk-sync") as pool:
             futures = [
-                pool.submit(_run_share, coalescer, service, share)
+                pool.submit(_run_share, coalescer, service, share, ahead)
                 for service, share in zip(services, shares, strict=True)
             ]
         for future in futures:
@@ -130,13 +133,27 @@ def _check_chunk(events: Sequence[PlatformEvent]) -> None:
         raise ValueError("a chunk holds each record once")
 
 
-def _run_share(coalescer: WriteCoalescer, service: SyncService, share: _Share) -> list[tuple[int, Outcome]]:
+def _read_ahead(service: SyncService, events: Sequence[PlatformEvent]) -> ReadAhead | None:
+    """The chunk's connection, settings, records and prerequisites, read once for every thread (None when
+    the read fails: each thread then reads its share itself)."""
+    try:
+        return service.read_ahead(events)
+    except ConfigurationError:
+        raise
+    except QbsyncError as err:
+        logger.warning("reading the chunk ahead failed: each thread reads its share", extra=err.context())
+        return None
+
+
+def _run_share(
+    coalescer: WriteCoalescer, service: SyncService, share: _Share, ahead: ReadAhead | None
+) -> list[tuple[int, Outcome]]:
     """One worker thread: its share of the chunk, each record in turn, its writes batched with the others'."""
     with coalescer.party():
         done: list[tuple[int, Outcome]] = []
         try:
             with service.batch():
-                service.prepare([event for _, event in share])
+                service.prepare([event for _, event in share], ahead)
                 for index, event in share:
                     done.append((index, _run_one(service, event)))
         except ConfigurationError:

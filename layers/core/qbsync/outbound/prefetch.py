@@ -20,7 +20,7 @@ It is only a cheaper way to read: when the batch's read fails (logged), every re
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from qbsync.models.record_key import RecordKey
@@ -52,15 +52,23 @@ class BatchPrefetch:
 
     # ------------------------------------------------------------------ records
 
-    def load(self, keys: Iterable[RecordKey]) -> None:
+    def load(
+        self, keys: Iterable[RecordKey], known: Mapping[RecordKey, SyncRecord | None] | None = None
+    ) -> None:
         """Read ``keys`` (the batch's records and their prerequisites) in one consistent BatchGetItem (one
-        per 100 keys). Outside a batch: nothing."""
+        per 100 keys). ``known``: records read ahead for several batches (the bulk path's threads,
+        :meth:`SyncService.read_ahead <qbsync.outbound.service.SyncService.read_ahead>`), taken as they are
+        instead of reading them again. Outside a batch: nothing."""
         scope = current_scope()
         unique = list(dict.fromkeys(keys))
         if scope is None or not unique:
             return
-        found = self._records.get_many(unique[: _MAX_KEYS * 3])
-        self._seen(scope).update(found)
+        seen = self._seen(scope)
+        if known:
+            seen.update({k: known[k] for k in unique if k in known})
+            unique = [k for k in unique if k not in known]
+        if unique:
+            seen.update(self._records.get_many(unique[: _MAX_KEYS * 3]))
 
     def seen(self, keys: Sequence[RecordKey]) -> dict[RecordKey, SyncRecord | None] | None:
         """The batch's read of every one of ``keys``, or None when any of them is not in it."""
