@@ -99,18 +99,26 @@ def test_a_chunk_of_customers_then_invoices_syncs_through_batch_calls_once_each(
     accounts = [_account(firm, i) for i in range(n)]
     runner = wiring.build_bulk_runner()
     seen = len(_log(stack))
+    aws_before = aws_requests()
 
     outcomes = runner.run(accounts)
 
+    aws = _aws(aws_before, aws_requests())
     log = _log(stack)[seen:]
     assert _statuses(outcomes) == {"synced": n}, outcomes
     assert _calls(log, "/customer") == 0  # no single create
+    assert _calls(log, "/query") <= math.ceil(n / 20)  # the exact-name matches: 20 names a query, read ahead
     assert _calls(log, "/batch") <= math.ceil(n / 30) + 2  # + the reference data's batch of queries
     for outcome, event in zip(outcomes, accounts, strict=True):
         assert outcome.platform_id == event.record_id
         record = stack.records.get(_key(stack, firm, "client_account", event.record_id))
         assert record is not None and record.status == "synced" and record.qbo_id == outcome.qbo_id
     assert _objects_per_record(stack, "Customer") == Counter({e.record_id: 1 for e in accounts})
+    # as for the invoices below (the connection's token blob and the Intuit app secret are read once too;
+    # the rate limiter's slots are UpdateItems, and a GetItem when a window was full)
+    assert aws["UpdateItem"] <= 3.3 * n and aws["Query"] <= 60 and aws["GetItem"] <= 10, aws
+    assert aws["BatchGetItem"] <= math.ceil(n / 100) and aws["PutEvents"] <= 30, aws
+    assert sum(aws.values()) <= 4.8 * n, aws
 
     invoices = [_invoice(firm, i, accounts[i].record_id) for i in range(n)]
     seen = len(_log(stack))

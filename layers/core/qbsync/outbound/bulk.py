@@ -18,10 +18,11 @@ event from the queue. Nothing about a record's guarantees differs:
   intent stays, the record comes back as ``retry``, and its next run looks the object up (the qbsync marker)
   and adopts it before any resend.
 * **Reads.** The chunk's connection, settings, records and prerequisites are read once before the threads
-  start (:meth:`SyncService.read_ahead`: one BatchGetItem per 100 keys). Each thread runs its share inside
-  its own :meth:`SyncService.batch` scope, after :meth:`SyncService.prepare` with that read: one name query
-  per 20 of its new accounts or services, its status events sent together when its share is done (and the
-  release of the records waiting on its synced ones, one query per waiting status).
+  start (:meth:`SyncService.read_ahead`: one BatchGetItem per 100 keys), with the exact-name matches of its
+  new accounts and services (one QBO query per 20 names). Each thread runs its share inside its own
+  :meth:`SyncService.batch` scope, after :meth:`SyncService.prepare` with that read; its status events are
+  sent together when its share is done (and the records waiting on its synced ones released, one query per
+  waiting status).
 
 Outcomes are :class:`~qbsync.outbound.job.Outcome` s, one per event, in the order of the chunk. Besides the
 service's statuses (``synced``, ``adopted``, ``already_synced``, ``stale``, ``skipped``, ``blocked``,

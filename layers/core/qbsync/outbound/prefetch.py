@@ -120,11 +120,28 @@ class BatchPrefetch:
             if wanted:
                 pending[(qbo.realm_id, qbo_entity)] = wanted
             return None
+        table.update(self.names_now(qbo, qbo_entity, (n for n in wanted if n not in table)))
+        return table[name]
+
+    @staticmethod
+    def names_now(qbo: QboClient, qbo_entity: str, names: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+        """The active ``qbo_entity`` objects named exactly each of ``names`` (possibly none), asked now: one
+        query per 20 names."""
         key = _name_key(qbo_entity)
-        ordered = sorted(n for n in wanted if n not in table)
+        ordered = sorted(set(names))
+        table: dict[str, list[dict[str, Any]]] = {}
         for start in range(0, len(ordered), NAMES_PER_QUERY):
             chunk = ordered[start : start + NAMES_PER_QUERY]
             rows = qbo.query(names_statement(qbo_entity, chunk))
             for each in chunk:
                 table[each] = [r for r in rows if r.get(key) == each]
-        return table[name]
+        return table
+
+    def known_names(self, realm_id: str, qbo_entity: str, table: Mapping[str, list[dict[str, Any]]]) -> None:
+        """Inside a batch: name rows read ahead for several batches (:meth:`names_now`) are this batch's
+        answers for those names (nothing is asked for them again)."""
+        scope = current_scope()
+        if scope is None:
+            return
+        asked: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = scope.remember(_NAMES, dict)
+        asked.setdefault((realm_id, qbo_entity), {}).update(table)

@@ -66,7 +66,7 @@ from typing import Any, Protocol, TypeVar
 
 from qbsync import vocab
 from qbsync.connection.clients import RealmClients
-from qbsync.errors import BadRequest, DataError, QbsyncError, RetryableError
+from qbsync.errors import BadRequest, ConfigurationError, DataError, QbsyncError, RetryableError
 from qbsync.models.commands import SyncCommand
 from qbsync.models.firm_settings import FirmSyncSettings
 from qbsync.models.messages import OutboundMessage
@@ -143,12 +143,15 @@ class Connections(Protocol):
 @dataclasses.dataclass(frozen=True)
 class ReadAhead:
     """What :meth:`SyncService.read_ahead` read once for several batches: each firm's connection (None: not
-    connected), the settings of each connected firm and realm, and each record and prerequisite (None: no
-    item yet). The batches' own writes (claims, conditional on the record's state) catch what changed."""
+    connected), the settings of each connected firm and realm, each record and prerequisite (None: no item
+    yet) and the exact-name matches of the new accounts and services. The batches' own writes (claims,
+    conditional on the record's state) catch what changed since."""
 
     connections: dict[str, Connection | None]
     settings: dict[tuple[str, str], FirmSyncSettings]
     records: dict[RecordKey, SyncRecord | None]
+    #: the exact-name matches of the new accounts and services by (realm, QBO entity): name → active rows
+    names: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = dataclasses.field(default_factory=dict)
 
 
 # --- the service -------------------------------------------------------------------------------------
@@ -284,10 +287,34 @@ class SyncService:
                 if conn is not None and conn.status == CONNECTED
             }
             keys = [k for job in jobs for k in (job.key, *self._gate.prerequisite_keys(job))]
-            return ReadAhead(connections, settings, self._records.get_many(keys))
+            records = self._records.get_many(keys)
+            return ReadAhead(connections, settings, records, self._names_read_ahead(jobs, records))
 
-    @staticmethod
-    def _seed(ahead: ReadAhead) -> None:
+    def _names_read_ahead(
+        self, jobs: list[Job], records: dict[RecordKey, SyncRecord | None]
+    ) -> dict[tuple[str, str], dict[str, list[dict[str, Any]]]]:
+        """The exact-name matches of the new accounts and services among ``jobs``, asked now (one query per
+        20 names and entity); a failed query leaves those names to the batches (logged)."""
+        wanted: dict[tuple[str, str, str], set[str]] = {}
+        for job in jobs:
+            if job.entity_type not in vocab.NAME_LISTS or not isinstance(job.record, ClientAccount | Service):
+                continue
+            current = records.get(job.key)
+            if current is not None and (current.qbo_id or current.intent):
+                continue
+            wanted.setdefault((job.firm_id, job.realm_id, job.qbo_entity), set()).add(job.record.name)
+        names: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = {}
+        for (firm_id, realm_id, qbo_entity), wanted_names in wanted.items():
+            try:
+                qbo = self._realm_clients.qbo_for(firm_id, realm_id)
+                names[(realm_id, qbo_entity)] = self._prefetch.names_now(qbo, qbo_entity, wanted_names)
+            except ConfigurationError:
+                raise
+            except QbsyncError as err:
+                logger.warning("reading names ahead failed: the batches ask for them", extra=err.context())
+        return names
+
+    def _seed(self, ahead: ReadAhead) -> None:
         """The open batch takes the connections and settings read ahead as its own reads."""
         scope = current_scope()
         if scope is None:
@@ -296,6 +323,8 @@ class SyncService:
             scope.remember(("connection", firm), _value(conn))
         for (firm, realm), values in ahead.settings.items():
             scope.remember(("settings", firm, realm), _value(values))
+        for (realm, qbo_entity), table in ahead.names.items():
+            self._prefetch.known_names(realm, qbo_entity, table)
 
     def _job_ahead(self, message: OutboundMessage) -> Job | None:
         """The job a platform event will run (None for commands, contacts, deletes, voids, and firms that
@@ -603,6 +632,7 @@ class SyncService:
         if (
             isinstance(record, ClientAccount)
             and current.qbo_id is None
+            and settings.sync_accounts != "all"  # every account syncs: no need to ask about its activity
             and not mapping.account_should_sync(self._gate.has_activity(job), settings)
         ):
             self._gate.store_event(job)  # synced later, when an invoice or payment waits on it
