@@ -61,16 +61,18 @@ from qbsync.inbound.payments import PaymentsReceived
 from qbsync.inbound.processor import InboundProcessor, SyncedRecordChanges
 from qbsync.inbound.services_import import ServicesImport
 from qbsync.inbound.worker import InboundWorker
-from qbsync.initial_sync.execute import ChunkExecutor, SequentialRunner
+from qbsync.initial_sync.execute import ChunkExecutor
 from qbsync.initial_sync.intake import SnapshotIntake
 from qbsync.initial_sync.plan import Planner
 from qbsync.initial_sync.runs import RunControl
 from qbsync.initial_sync.steps import FirmContext, InitialSyncSteps, PlanSteps
 from qbsync.lazy import Lazy
 from qbsync.observability import logger
+from qbsync.outbound.bulk import BulkRunner
 from qbsync.outbound.dead_letters import DeadLetters
 from qbsync.outbound.resume import PausedWorkResumer
 from qbsync.outbound.service import SyncService
+from qbsync.qbo.batching import CoalescingQboClient, WriteCoalescer
 from qbsync.qbo.client import QboClient, TokenSource
 from qbsync.qbo.oauth import IntuitOAuthClient, clear_discovery_cache
 from qbsync.qbo.ratelimit import RealmRateLimiter
@@ -98,6 +100,7 @@ __all__ = [
     "RecordsWiring",
     "SettingsWiring",
     "admin_api",
+    "build_bulk_runner",
     "build_catch_up",
     "build_catch_up_requests",
     "build_connection_service",
@@ -117,6 +120,7 @@ __all__ = [
     "build_snapshot_store",
     "build_sync_service",
     "build_synced_record_changes",
+    "bulk_runner",
     "catch_up",
     "catch_up_queue",
     "catch_up_requests",
@@ -169,23 +173,30 @@ def _once(build: Callable[[], T]) -> Callable[[], T]:
 # --- shared parts ------------------------------------------------------------------------------------
 
 
-def paced_client_factory(table: Any | None = None) -> QboClientFactory:
+def paced_client_factory(
+    table: Any | None = None, *, coalescer: WriteCoalescer | None = None
+) -> QboClientFactory:
     """``(realm_id, tokens) -> QboClient`` from the deployment's settings, paced per realm.
 
-    ``table``: the sync-state table adapter holding the rate windows (default: ``SYNC_TABLE_NAME``).
+    ``table``: the sync-state table adapter holding the rate windows (default: ``SYNC_TABLE_NAME``);
+    ``coalescer``: the clients' creates and updates go out as batch calls with the other threads of that
+    :class:`~qbsync.qbo.batching.WriteCoalescer` (the bulk path; each batch call takes a batch slot too).
     """
     qbo = get_qbo_settings()
     windows = table if table is not None else DynamoTable(get_core_settings().sync_table_name)
     limiter = RealmRateLimiter(RateWindows(windows))
 
     def client(realm_id: str, tokens: TokenSource) -> QboClient:
-        return QboClient(
-            base_url=qbo.qbo_api_base_url,
-            realm_id=realm_id,
-            tokens=tokens,
-            minor_version=qbo.qbo_minor_version,
-            limiter=limiter,
-        )
+        options: dict[str, Any] = {
+            "base_url": qbo.qbo_api_base_url,
+            "realm_id": realm_id,
+            "tokens": tokens,
+            "minor_version": qbo.qbo_minor_version,
+            "limiter": limiter,
+        }
+        if coalescer is not None:
+            return CoalescingQboClient(coalescer=coalescer, **options)
+        return QboClient(**options)
 
     return client
 
@@ -276,16 +287,24 @@ realm_clients: Callable[[], RealmClients] = _once(
 # --- services ----------------------------------------------------------------------------------------
 
 
-def build_sync_service(*, table: DynamoTable | None = None, owner_id: str | None = None) -> SyncService:
+def build_sync_service(
+    *,
+    table: DynamoTable | None = None,
+    owner_id: str | None = None,
+    clients: RealmClients | None = None,
+    references: ReferenceCache | None = None,
+) -> SyncService:
     """The outbound sync (``functions/entity_sync``).
 
     ``table``: another sync-state table adapter for records, settings and parked work (tests that
-    interleave two workers); ``owner_id``: the lease owner (default: a new one per service).
+    interleave two workers); ``owner_id``: the lease owner (default: a new one per service);
+    ``clients``: where its QBO clients come from (default: :func:`realm_clients`; the bulk path's batch
+    their writes); ``references``: a reference cache shared with other services (default: its own).
     """
     table = table if table is not None else sync_table()
     return SyncService(
         connections=_connections(),
-        realm_clients=realm_clients(),
+        realm_clients=clients if clients is not None else realm_clients(),
         records=RecordsRepository(table),
         paused=PausedWork(table, time.time),
         settings=FirmSettingsRepository(table),
@@ -295,7 +314,31 @@ def build_sync_service(*, table: DynamoTable | None = None, owner_id: str | None
         clock=time.time,
         owner_id=owner_id or f"entity-sync-{uuid.uuid4().hex[:12]}",
         app_base_url=get_qbo_settings().qbo_app_base_url,
+        references=references,
     )
+
+
+def build_bulk_runner(*, table: DynamoTable | None = None, max_workers: int = 30) -> BulkRunner:
+    """The initial sync's bulk path (:mod:`qbsync.outbound.bulk`): a chunk's records on ``max_workers``
+    threads, each with a :func:`build_sync_service` whose QBO writes leave as batch calls (the chunk's
+    :class:`~qbsync.qbo.batching.WriteCoalescer`), paced by the realm's shared limiter (batch slots
+    included). One reference cache for the runner's threads; a new lease owner per thread and chunk.
+    """
+    table = table if table is not None else sync_table()
+    references = ReferenceCache(time.time)
+
+    def service(coalescer: WriteCoalescer, number: int) -> SyncService:
+        clients = ConnectionRealmClients(
+            connection_service(), paced_client_factory(table, coalescer=coalescer)
+        )
+        return build_sync_service(
+            table=table,
+            owner_id=f"bulk-sync-{uuid.uuid4().hex[:12]}-{number}",
+            clients=clients,
+            references=references,
+        )
+
+    return BulkRunner(service, max_workers=max_workers)
 
 
 def build_record_actions() -> RecordActions:
@@ -398,6 +441,8 @@ def build_inbound_worker() -> InboundWorker:
 
 
 sync_service = _once(build_sync_service)
+#: the container's bulk runner (its reference cache outlives one chunk: no reference load per chunk)
+bulk_runner = _once(build_bulk_runner)
 inbound_worker = _once(build_inbound_worker)
 record_actions = _once(build_record_actions)
 services_import = _once(build_services_import)
@@ -509,7 +554,7 @@ def build_initial_sync_steps() -> InitialSyncSteps:
         objects=objects,
         records=_records(),
         connections=_connections(),
-        runner=lambda: SequentialRunner(build_sync_service()),
+        runner=bulk_runner,
         publisher=_publisher(),
         owner_id=f"initial-sync-{uuid.uuid4().hex[:12]}",
         app_base_url=get_qbo_settings().qbo_app_base_url,

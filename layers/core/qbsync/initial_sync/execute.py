@@ -9,7 +9,9 @@ A chunk is a file of at most :data:`~qbsync.initial_sync.plan.CHUNK_SIZE` plan l
   to QuickBooks;
 - every other line (``create``, the other skips, ``block``) runs through the outbound sync
   (:class:`ChunkRunner`: the one exactly-once writer, its skips, gates and error center), so each record ends
-  synced, skipped with a reason, failed with an error, or blocked on a named prerequisite.
+  synced, skipped with a reason, failed with an error, or blocked on a named prerequisite. In Lambda the
+  runner is :class:`qbsync.outbound.bulk.BulkRunner` (``wiring.bulk_runner``): the chunk's records on worker
+  threads, their creates leaving as QuickBooks batch calls with the same exactly-once guarantee.
 
 A record a platform event changed after the plan is not written at the planned version: its claim is
 stale or superseded and it is counted ``changed`` (its own event syncs it). Records that could not run now
@@ -42,7 +44,7 @@ from qbsync.repositories.connections import CONNECTED, Connection
 from qbsync.repositories.initial_sync import RUNNING, ChunkCounts, InitialSyncRuns, RunRef
 from qbsync.repositories.records import ClaimOptions, ClaimOutcome, QboLink, RecordsRepository
 
-__all__ = ["ChunkExecutor", "ChunkRetry", "ChunkRunner", "SequentialRunner"]
+__all__ = ["ChunkExecutor", "ChunkRetry", "ChunkRunner"]
 
 logger = logging.getLogger("qbsync.initial_sync")
 
@@ -63,30 +65,6 @@ class ChunkRunner(Protocol):
     skips do not apply (client accounts the plan found activity for in the snapshot)."""
 
     def run(self, events: Sequence[PlatformEvent], *, force: Collection[str] = ()) -> list[Outcome]: ...
-
-
-class Sync(Protocol):
-    def batch(self) -> Any: ...
-    def prepare(self, messages: Sequence[Any]) -> None: ...
-    def handle(self, event: PlatformEvent, *, force: bool = False) -> Outcome: ...
-
-
-class SequentialRunner:
-    """A :class:`ChunkRunner` that runs the events one after the other in one batch scope of ``sync``."""
-
-    def __init__(self, sync: Sync) -> None:
-        self._sync = sync
-
-    def run(self, events: Sequence[PlatformEvent], *, force: Collection[str] = ()) -> list[Outcome]:
-        outcomes: list[Outcome] = []
-        with self._sync.batch():
-            self._sync.prepare(events)
-            for event in events:
-                try:
-                    outcomes.append(self._sync.handle(event, force=event.record_id in force))
-                except QbsyncError as err:
-                    outcomes.append(Outcome("retry", reason=err.code))
-        return outcomes
 
 
 class Connections(Protocol):

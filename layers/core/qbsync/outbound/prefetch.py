@@ -20,7 +20,7 @@ It is only a cheaper way to read: when the batch's read fails (logged), every re
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from qbsync.models.record_key import RecordKey
@@ -52,15 +52,23 @@ class BatchPrefetch:
 
     # ------------------------------------------------------------------ records
 
-    def load(self, keys: Iterable[RecordKey]) -> None:
+    def load(
+        self, keys: Iterable[RecordKey], known: Mapping[RecordKey, SyncRecord | None] | None = None
+    ) -> None:
         """Read ``keys`` (the batch's records and their prerequisites) in one consistent BatchGetItem (one
-        per 100 keys). Outside a batch: nothing."""
+        per 100 keys). ``known``: records read ahead for several batches (the bulk path's threads,
+        :meth:`SyncService.read_ahead <qbsync.outbound.service.SyncService.read_ahead>`), taken as they are
+        instead of reading them again. Outside a batch: nothing."""
         scope = current_scope()
         unique = list(dict.fromkeys(keys))
         if scope is None or not unique:
             return
-        found = self._records.get_many(unique[: _MAX_KEYS * 3])
-        self._seen(scope).update(found)
+        seen = self._seen(scope)
+        if known:
+            seen.update({k: known[k] for k in unique if k in known})
+            unique = [k for k in unique if k not in known]
+        if unique:
+            seen.update(self._records.get_many(unique[: _MAX_KEYS * 3]))
 
     def seen(self, keys: Sequence[RecordKey]) -> dict[RecordKey, SyncRecord | None] | None:
         """The batch's read of every one of ``keys``, or None when any of them is not in it."""
@@ -112,11 +120,28 @@ class BatchPrefetch:
             if wanted:
                 pending[(qbo.realm_id, qbo_entity)] = wanted
             return None
+        table.update(self.names_now(qbo, qbo_entity, (n for n in wanted if n not in table)))
+        return table[name]
+
+    @staticmethod
+    def names_now(qbo: QboClient, qbo_entity: str, names: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+        """The active ``qbo_entity`` objects named exactly each of ``names`` (possibly none), asked now: one
+        query per 20 names."""
         key = _name_key(qbo_entity)
-        ordered = sorted(n for n in wanted if n not in table)
+        ordered = sorted(set(names))
+        table: dict[str, list[dict[str, Any]]] = {}
         for start in range(0, len(ordered), NAMES_PER_QUERY):
             chunk = ordered[start : start + NAMES_PER_QUERY]
             rows = qbo.query(names_statement(qbo_entity, chunk))
             for each in chunk:
                 table[each] = [r for r in rows if r.get(key) == each]
-        return table[name]
+        return table
+
+    def known_names(self, realm_id: str, qbo_entity: str, table: Mapping[str, list[dict[str, Any]]]) -> None:
+        """Inside a batch: name rows read ahead for several batches (:meth:`names_now`) are this batch's
+        answers for those names (nothing is asked for them again)."""
+        scope = current_scope()
+        if scope is None:
+            return
+        asked: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = scope.remember(_NAMES, dict)
+        asked.setdefault((realm_id, qbo_entity), {}).update(table)

@@ -62,11 +62,11 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from qbsync import vocab
 from qbsync.connection.clients import RealmClients
-from qbsync.errors import BadRequest, DataError, QbsyncError, RetryableError
+from qbsync.errors import BadRequest, ConfigurationError, DataError, QbsyncError, RetryableError
 from qbsync.models.commands import SyncCommand
 from qbsync.models.firm_settings import FirmSyncSettings
 from qbsync.models.messages import OutboundMessage
@@ -110,12 +110,15 @@ from qbsync.repositories.records import (
 
 __all__ = [
     "Outcome",
+    "ReadAhead",
     "SyncPaused",
     "SyncService",
     "event_envelope",
 ]
 
 logger = logging.getLogger("qbsync.outbound.service")
+
+_T = TypeVar("_T")
 
 #: MappingError reasons that mean "deliberately not synced" (skipped, not failed)
 _SKIP_REASONS = frozenset({"before_sync_start", "offline_payment_not_synced", "invoice_not_sent"})
@@ -135,6 +138,20 @@ class SyncPaused(RetryableError):
 
 class Connections(Protocol):
     def get(self, firm_id: str) -> Connection | None: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class ReadAhead:
+    """What :meth:`SyncService.read_ahead` read once for several batches: each firm's connection (None: not
+    connected), the settings of each connected firm and realm, each record and prerequisite (None: no item
+    yet) and the exact-name matches of the new accounts and services. The batches' own writes (claims,
+    conditional on the record's state) catch what changed since."""
+
+    connections: dict[str, Connection | None]
+    settings: dict[tuple[str, str], FirmSyncSettings]
+    records: dict[RecordKey, SyncRecord | None]
+    #: the exact-name matches of the new accounts and services by (realm, QBO entity): name → active rows
+    names: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = dataclasses.field(default_factory=dict)
 
 
 # --- the service -------------------------------------------------------------------------------------
@@ -227,19 +244,79 @@ class SyncService:
         with batch_scope() as scope:
             yield scope
 
-    def prepare(self, messages: Sequence[OutboundMessage]) -> None:
+    def prepare(self, messages: Sequence[OutboundMessage], ahead: ReadAhead | None = None) -> None:
         """Inside :meth:`batch`, before its messages run: read the batch's records and prerequisites in
         one BatchGetItem, and note its new accounts' and services' names so the first exact-name lookup
         asks QuickBooks for all of them in one query per entity (:mod:`qbsync.outbound.prefetch`).
+        ``ahead``: what :meth:`read_ahead` read once for several batches (the bulk path's threads): its
+        connections, settings and records are taken instead of being read again.
         Never raises: a failed read ahead is logged and every record then reads for itself."""
         try:
+            if ahead is not None:
+                self._seed(ahead)
             jobs = [job for job in (self._job_ahead(m) for m in messages) if job is not None]
-            self._prefetch.load(k for job in jobs for k in (job.key, *self._gate.prerequisite_keys(job)))
+            self._prefetch.load(
+                (k for job in jobs for k in (job.key, *self._gate.prerequisite_keys(job))),
+                known=ahead.records if ahead is not None else None,
+            )
             self._names_ahead(jobs)
         except QbsyncError as err:
             logger.warning(
                 "reading the batch ahead failed: each record reads for itself", extra=err.context()
             )
+
+    def read_ahead(self, messages: Sequence[OutboundMessage]) -> ReadAhead:
+        """Outside any batch: what :meth:`prepare` reads, read once for several batches that run the
+        ``messages`` between them (the bulk path's threads, :mod:`qbsync.outbound.bulk`): the firms'
+        connections and settings, and every record and prerequisite of the messages (consistent
+        BatchGetItem, 100 keys a call). Raises what the reads raise."""
+        with batch_scope():
+            jobs = [job for job in (self._job_ahead(m) for m in messages) if job is not None]
+            connections = {firm: self._connection(firm) for firm in {m.firm_id for m in messages}}
+            settings = {
+                (firm, conn.realm_id): self._firm_settings(firm, conn)
+                for firm, conn in connections.items()
+                if conn is not None and conn.status == CONNECTED
+            }
+            keys = [k for job in jobs for k in (job.key, *self._gate.prerequisite_keys(job))]
+            records = self._records.get_many(keys)
+            return ReadAhead(connections, settings, records, self._names_read_ahead(jobs, records))
+
+    def _names_read_ahead(
+        self, jobs: list[Job], records: dict[RecordKey, SyncRecord | None]
+    ) -> dict[tuple[str, str], dict[str, list[dict[str, Any]]]]:
+        """The exact-name matches of the new accounts and services among ``jobs``, asked now (one query per
+        20 names and entity); a failed query leaves those names to the batches (logged)."""
+        wanted: dict[tuple[str, str, str], set[str]] = {}
+        for job in jobs:
+            if job.entity_type not in vocab.NAME_LISTS or not isinstance(job.record, ClientAccount | Service):
+                continue
+            current = records.get(job.key)
+            if current is not None and (current.qbo_id or current.intent):
+                continue
+            wanted.setdefault((job.firm_id, job.realm_id, job.qbo_entity), set()).add(job.record.name)
+        names: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = {}
+        for (firm_id, realm_id, qbo_entity), wanted_names in wanted.items():
+            try:
+                qbo = self._realm_clients.qbo_for(firm_id, realm_id)
+                names[(realm_id, qbo_entity)] = self._prefetch.names_now(qbo, qbo_entity, wanted_names)
+            except ConfigurationError:
+                raise
+            except QbsyncError as err:
+                logger.warning("reading names ahead failed: the batches ask for them", extra=err.context())
+        return names
+
+    def _seed(self, ahead: ReadAhead) -> None:
+        """The open batch takes the connections and settings read ahead as its own reads."""
+        scope = current_scope()
+        if scope is None:
+            return
+        for firm, conn in ahead.connections.items():
+            scope.remember(("connection", firm), _value(conn))
+        for (firm, realm), values in ahead.settings.items():
+            scope.remember(("settings", firm, realm), _value(values))
+        for (realm, qbo_entity), table in ahead.names.items():
+            self._prefetch.known_names(realm, qbo_entity, table)
 
     def _job_ahead(self, message: OutboundMessage) -> Job | None:
         """The job a platform event will run (None for commands, contacts, deletes, voids, and firms that
@@ -547,6 +624,7 @@ class SyncService:
         if (
             isinstance(record, ClientAccount)
             and current.qbo_id is None
+            and settings.sync_accounts != "all"  # every account syncs: no need to ask about its activity
             and not mapping.account_should_sync(self._gate.has_activity(job), settings)
         ):
             self._gate.store_event(job)  # synced later, when an invoice or payment waits on it
@@ -773,6 +851,11 @@ class SyncService:
         outcome = self._status.report_failure(job, err)
         released = self._gate.after_failure(job)
         return dataclasses.replace(outcome, released=outcome.released + released)
+
+
+def _value(value: _T) -> Callable[[], _T]:
+    """A read that answers ``value`` (what was read ahead)."""
+    return lambda: value
 
 
 def _link_of(app_base_url: str, qbo_entity: str, qbo_id: str, realm_id: str) -> str | None:

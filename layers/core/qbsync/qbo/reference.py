@@ -370,17 +370,27 @@ class ReferenceCache:
         self._ttl = ttl_seconds
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[float, QboReference]] = {}
+        self._loading: dict[str, threading.Lock] = {}
 
     def get(self, qbo: QboClient) -> QboReference:
-        """The realm's reference data (cached). QBO errors propagate; ReferenceDataError if malformed."""
+        """The realm's reference data (cached). QBO errors propagate; ReferenceDataError if malformed.
+
+        One load per realm at a time: threads sharing the cache (the bulk path's workers) that miss it
+        together wait for the first one's load instead of each asking QuickBooks."""
         now = self._clock()
         with self._lock:
             hit = self._cache.get(qbo.realm_id)
             if hit is not None and hit[0] > now:
                 return hit[1]
-        ref = self.load(qbo)
-        with self._lock:
-            self._cache[qbo.realm_id] = (now + self._ttl, ref)
+            loading = self._loading.setdefault(qbo.realm_id, threading.Lock())
+        with loading:
+            with self._lock:
+                hit = self._cache.get(qbo.realm_id)  # loaded by another thread meanwhile
+                if hit is not None and hit[0] > now:
+                    return hit[1]
+            ref = self.load(qbo)
+            with self._lock:
+                self._cache[qbo.realm_id] = (now + self._ttl, ref)
         return ref
 
     def invalidate(self, realm_id: str) -> None:
