@@ -4,6 +4,7 @@ asks it before every attempt."""
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -66,7 +67,10 @@ def test_defaults_stay_under_intuits_sliding_limits() -> None:
     windows_per_second = round(1 / lim.window_seconds) + 1
     assert windows_per_second * lim.per_window <= 10
     assert lim.per_window / lim.window_seconds * 60 < 500 and lim.per_minute < 500
-    assert 2 * lim.batch_per_minute <= 40
+    # a sliding minute overlaps at most batch_per_minute + 1 batch windows of one call each, and the calls
+    # of the first and the last of them are more than 60 s apart: at most batch_per_minute + 1 <= 40 meet
+    assert lim.batch_per_minute + 1 <= 40
+    assert lim.batch_per_minute * 30 >= 0.9 * 40 * 30  # >= 90 % of the batch writes Intuit allows
 
 
 MINUTE = 1_800_000_000 // 60  # 1_800_000_000 is a minute boundary
@@ -113,15 +117,27 @@ def test_per_minute_budget_and_throttled_past_the_wait_bound(table: DynamoTable)
 
 def test_batch_calls_have_their_own_minute_budget(table: DynamoTable) -> None:
     t = FakeTime()
-    rl = limiter(table, t, per_window=100, batch_per_minute=2, max_wait=1)
-    rl.acquire(REALM, is_batch=True)
-    rl.acquire(REALM, is_batch=True)
-    with pytest.raises(Throttled) as err:
-        rl.acquire(REALM, is_batch=True)
-    assert err.value.retry_after == pytest.approx(60.0)
+    rl = limiter(table, t, per_window=100, batch_per_minute=2, max_wait=60)
+    assert rl.acquire(REALM, is_batch=True) == 0
+    # the second batch call of the minute waits for the next batch window (30 s windows at 2 a minute)
+    assert rl.acquire(REALM, is_batch=True) == pytest.approx(30.0)
+    with pytest.raises(Throttled) as err:  # the minute's 2 are used: the next minute, past the bound
+        limiter(table, t, per_window=100, batch_per_minute=2, max_wait=1).acquire(REALM, is_batch=True)
+    assert err.value.retry_after == pytest.approx(30.0)
     assert rl.acquire(REALM) == 0  # plain requests still go
     item = table.get(rate_key(REALM, MINUTE))
-    assert item is not None and (item["count"], item["batch"]) == (3, 2)
+    assert item is not None and (item["count"], item["batch"], item["b0"], item["b1"]) == (3, 2, 1, 1)
+
+
+def test_batch_calls_are_spaced_one_per_batch_window(table: DynamoTable) -> None:
+    t = FakeTime()
+    rl = limiter(table, t, per_window=100, max_wait=5)
+    sent = [t.now + rl.acquire(REALM, is_batch=True) for _ in range(45)]
+    # at most 40 (Intuit's limit) in any sliding 60 s, at the default 39 windows a minute
+    assert max(sum(1 for s in sent if start <= s < start + 60) for start in sent) <= 40
+    gaps = [b - a for a, b in itertools.pairwise(sent)]
+    assert min(gaps) > 0 and max(gaps) <= 60 / 39 + 1e-6
+    assert sent[-1] - sent[0] == pytest.approx(44 * 60 / 39, abs=0.01)
 
 
 def test_bad_limits_are_rejected() -> None:

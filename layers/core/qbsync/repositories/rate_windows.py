@@ -3,9 +3,11 @@ sync-state table (docs/data-model.md, "rate windows").
 
 * ``pk = RATE#{realm_id}``, ``sk = M#{epoch_minute}``; attributes ``count`` (requests this minute),
   ``s{n}`` (requests in the n-th short window of the minute: ``s0`` … ``s239`` for 250 ms windows),
-  ``batch`` (batch calls this minute) and ``ttl`` (``ttl_seconds`` after the minute).
+  ``batch`` (batch calls this minute), ``b{n}`` (1 when the n-th batch window of the minute had its batch
+  call: ``b0`` … ``b38``) and ``ttl`` (``ttl_seconds`` after the minute).
 * :meth:`RateWindows.take` is ONE ``UpdateItem`` that adds 1 to ``count``, the current ``s{n}`` (and
-  ``batch``) on the condition that each is below its cap: all windows count the request, or none does.
+  ``batch`` and ``b{n}``) on the condition that each is below its cap: all windows count the request, or
+  none does.
 * :meth:`RateWindows.read` is one consistent read of the minute's counters (which window is full).
 
 The limiter decides what the numbers mean (how long to wait); this module only keeps them.
@@ -22,7 +24,7 @@ from qbsync.errors import Conflict
 __all__ = ["RateWindows", "WindowCaps", "rate_key"]
 
 _UPDATE = "ADD #c :one, #s :one SET #ttl = if_not_exists(#ttl, :ttl)"
-_BATCH_UPDATE = "ADD #c :one, #s :one, #b :one SET #ttl = if_not_exists(#ttl, :ttl)"
+_BATCH_UPDATE = "ADD #c :one, #s :one, #b :one, #bw :one SET #ttl = if_not_exists(#ttl, :ttl)"
 
 
 class WindowCaps(Protocol):
@@ -49,9 +51,12 @@ class RateWindows:
     def __init__(self, table: DynamoTable) -> None:
         self._table = table
 
-    def take(self, realm_id: str, minute: int, window: int, caps: WindowCaps, *, is_batch: bool) -> bool:
-        """Count one request in ``minute`` and its short ``window`` (and the batch budget); False when a
-        window is at its cap (nothing counted)."""
+    def take(
+        self, realm_id: str, minute: int, window: int, caps: WindowCaps, *, batch_window: int | None
+    ) -> bool:
+        """Count one request in ``minute`` and its short ``window`` (a batch call also in the minute's batch
+        budget and its ``batch_window``, which holds one); False when a window is at its cap (nothing
+        counted)."""
         names = {"#c": "count", "#s": f"s{window}", "#ttl": "ttl"}
         values: dict[str, int] = {
             ":one": 1,
@@ -60,14 +65,14 @@ class RateWindows:
             ":ttl": (minute + 1) * 60 + caps.ttl_seconds,
         }
         condition = "(attribute_not_exists(#c) OR #c < :cl) AND (attribute_not_exists(#s) OR #s < :sl)"
-        if is_batch:
-            names["#b"] = "batch"
+        if batch_window is not None:
+            names["#b"], names["#bw"] = "batch", f"b{batch_window}"
             values[":bl"] = caps.batch_per_minute
-            condition += " AND (attribute_not_exists(#b) OR #b < :bl)"
+            condition += " AND (attribute_not_exists(#b) OR #b < :bl) AND attribute_not_exists(#bw)"
         try:
             self._table.update(
                 rate_key(realm_id, minute),
-                update=_BATCH_UPDATE if is_batch else _UPDATE,
+                update=_BATCH_UPDATE if batch_window is not None else _UPDATE,
                 condition=condition,
                 names=names,
                 values=values,
@@ -78,9 +83,9 @@ class RateWindows:
         return True
 
     def read(self, realm_id: str, minute: int) -> Mapping[str, int]:
-        """The minute's counters (``count``, ``batch``, ``s{n}``; absent ones are 0 to the caller)."""
+        """The minute's counters (``count``, ``batch``, ``s{n}``, ``b{n}``; absent ones are 0 to callers)."""
         item = self._table.get(rate_key(realm_id, minute), consistent=True) or {}
         counters = {
-            k: v for k, v in item.items() if k in ("count", "batch") or (k[:1] == "s" and k[1:].isdigit())
+            k: v for k, v in item.items() if k in ("count", "batch") or (k[:1] in "sb" and k[1:].isdigit())
         }
         return {k: int(v) for k, v in counters.items()}
