@@ -314,3 +314,41 @@ def test_a_company_switch_supersedes_the_run_of_the_old_company(
             assert not _marked(qbo_sim, qbo_company, record_type)
     finally:
         qbo_sim.control.delete_company(second)
+
+
+def test_a_batch_whose_answer_is_lost_after_commit_lands_each_record_once(
+    local_stack: Any, qbo_sim: Any, qbo_company: str, firm_id: str, platform: Platform
+) -> None:
+    """Two QuickBooks batch calls commit and their answers are lost (the connection drops): the records in
+    them are looked up by their marker and adopted, never created again."""
+    sample = generate(firm_id, n_accounts=6, n_invoices=40)
+    run_id, _ = _planned(local_stack, qbo_sim, qbo_company, firm_id, platform, sample)
+    qbo_sim.control.inject_fault(
+        "drop_after_commit", count=2, method="POST", path_regex=r"/batch$", realm_id=qbo_company
+    )
+    owner = admin_jwt(local_stack, firm_id)
+    try:
+        assert _api(local_stack, owner, "POST", f"/initial-sync/{run_id}/approve").status_code == 200
+        _wait_status(platform, run_id, "completed")
+    finally:
+        qbo_sim.control.clear_faults()
+
+    log = qbo_sim.control.requests(qbo_company, limit=5000)
+    dropped = [e for e in log if e.get("fault") == "drop_after_commit"]
+    assert len(dropped) == 2 and all(e["path"].endswith("/batch") for e in dropped), dropped
+    assert all(e.get("committed_status") == 200 for e in dropped), dropped
+    _no_duplicates(qbo_sim, qbo_company)
+    view = _api(local_stack, owner, "GET", "/initial-sync").json()
+    assert view["status"] == "completed"
+    for phase in view["phases"]:
+        finished = sum(phase[k] for k in ("done", "failed", "skipped", "blocked", "changed"))
+        assert finished == phase["planned"] and phase["remaining"] == 0 and phase["blocked"] == 0, phase
+    # every record QuickBooks holds is one the run counted done, and invoice money is to the cent
+    by_id = {i["id"]: Decimal(i["total"]) for i in _records_of(sample, "invoice")}
+    landed = {
+        marker[1]: Decimal(str(obj["TotalAmt"])).quantize(Decimal("0.01"))
+        for obj in qbo_sim.control.entities(qbo_company, "Invoice")
+        if (marker := parse_marker(note_of("Invoice", obj))) is not None
+    }
+    invoices = next(p for p in view["phases"] if p["phase"] == "invoices")
+    assert len(landed) == invoices["done"] and all(by_id[pid] == amount for pid, amount in landed.items())
