@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 REQS := requirements-dev.txt layers/core/requirements.txt constraints.txt
 PYTEST_ARGS ?=
 
-.PHONY: help venv demo test test-unit test-integration test-e2e lint fmt up qbo-sim bench bench-cold-start bench-sample-firm bench-webhook-intake bench-costs build schemas openapi dead-letters redrive-dlq clean
+.PHONY: help venv demo test test-unit test-integration test-e2e lint fmt up qbo-sim bench bench-cold-start bench-sample-firm bench-webhook-intake bench-costs bench-initial-sync build schemas openapi dead-letters redrive-dlq clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -67,6 +67,7 @@ bench: $(STAMP) ## benchmarks; figures go to docs/benchmarks.md
 	$(PY) -m bench.bench_cold_start
 	$(PY) -m bench.bench_webhook_intake
 	$(PY) -m bench.bench_costs
+	$(PY) -m bench.bench_initial_sync $(BENCH_INITIAL_SYNC_ARGS)
 
 bench-cold-start: $(STAMP) ## each handler's cold-start import time against boto3 + Powertools (Python 3.13); docs/benchmarks.md
 	$(PY) -m bench.bench_cold_start
@@ -76,6 +77,9 @@ bench-webhook-intake: $(STAMP) ## the webhook intake's warm handler time per Int
 
 bench-costs: $(STAMP) ## AWS requests, QuickBooks requests and worker CPU per synced record, and throughput (the sample firm at scale 0.2); docs/benchmarks.md
 	$(PY) -m bench.bench_costs
+
+bench-initial-sync: $(STAMP) ## a ~10,000-record firm through the initial sync vs a one-call-at-a-time python-quickbooks script (BENCH_INITIAL_SYNC_ARGS="--records 1000" for a quick run); docs/benchmarks.md
+	$(PY) -m bench.bench_initial_sync $(BENCH_INITIAL_SYNC_ARGS)
 
 bench-sample-firm: $(STAMP) ## the demo's sample firm through the local stack (a few minutes); figures in docs/benchmarks.md
 	$(PY) -m bench.bench_sample_firm
