@@ -326,6 +326,11 @@ def write_span(log: list[dict[str, Any]]) -> tuple[int, int, int, float]:
     return len(writes) - len(batch), len(batch), throttled, span
 
 
+def throttle_reasons(log: list[dict[str, Any]]) -> dict[str, int]:
+    """Which of the simulator's limits refused each 429 (its ``throttled`` reason)."""
+    return dict(Counter(str(r.get("throttled") or r.get("fault") or "?") for r in log if r.get("status") == 429))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.bench_initial_sync", description=__doc__.split("\n")[0]
@@ -363,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         f"execute {ours['execute']:.1f}s",
         "phases: " + ", ".join(f"{k} {v:.1f}s" for k, v in ours["phases"].items()),
         f"QBO: {len(ours_log)} API requests, {creates} single creates, {batches} batch calls,"
-        f" {throttled} 429s;"
+        f" {throttled} 429s {throttle_reasons(ours_log)};"
         f" {ours_created} objects created over {span:.1f}s of writes = {per_minute:.0f} writes/min ="
         f" {per_minute / WRITE_CEILING_PER_MINUTE:.0%} of {WRITE_CEILING_PER_MINUTE}/min",
         "AWS requests at moto by caller: " + ", ".join(f"{k} {v}" for k, v in by_caller.most_common(8)),
