@@ -408,7 +408,7 @@ class HistoryReport:
         lines.append("  checked against the QuickBooks simulator:")
         lines += [f"  {m.line()}" for m in self.money]
         verdict = "ok" if not self.problems else "MISMATCH"
-        lines.append(f"  INITIAL SYNC RESULT: {verdict}")
+        lines.append(f"  INITIAL SYNC CHECK: {verdict}")
         lines += [f"    - {p}" for p in self.problems]
         return "\n".join(lines)
 
