@@ -184,13 +184,11 @@ def progress_line(phase: dict[str, Any], width: int = 24) -> str:
     on the platform since the plan), ``x`` failed, ``!`` blocked, ``.`` remaining; then the counters, the
     rate and the ETA."""
     planned = int(phase["planned"])
-    done = sum(int(phase[k]) for k in ("done", "skipped", "changed"))
     failed, blocked, remaining = int(phase["failed"]), int(phase["blocked"]), int(phase["remaining"])
     if planned:
-        cells = [round(n * width / planned) for n in (done, failed, blocked)]
-        cells[0] = min(cells[0], width - cells[1] - cells[2])
-        bar = "#" * cells[0] + "x" * cells[1] + "!" * cells[2]
-        bar += "." * (width - len(bar))
+        # failed, blocked and remaining records get at least one cell each; done fills the rest
+        f, b, r = (max(1 if n else 0, round(n * width / planned)) for n in (failed, blocked, remaining))
+        bar = ("#" * max(width - f - b - r, 0) + "x" * f + "!" * b + "." * r)[:width]
     else:
         bar = "-" * width
     rate = phase.get("rate_per_minute")
@@ -214,9 +212,10 @@ def progress_line(phase: dict[str, Any], width: int = 24) -> str:
 class ProgressBoard:
     """Draws each phase's bar as ``GET /initial-sync`` reports it.
 
-    On a terminal the running phase's line is redrawn in place and left as it ended; otherwise (a log, a
-    pipe, the tests) a phase gets a new line only when its counters changed and at most every
-    ``min_interval`` seconds, and always one when it completes: no carriage returns in logs.
+    On a terminal the running phase's line is redrawn in place (rate and ETA too) and left as it ended;
+    otherwise (a log, a pipe, the tests) a phase gets a new line only when its counters changed - not for a
+    new rate or ETA alone - at most every ``min_interval`` seconds, and always one when it completes: no
+    carriage returns in logs.
     """
 
     out: TextIO = field(default_factory=lambda: sys.stdout)
@@ -234,20 +233,31 @@ class ProgressBoard:
     def update(self, phases: Iterable[dict[str, Any]], now: float) -> None:
         for phase in phases:
             name = phase["phase"]
-            if name in self._finished or (phase["status"] == "pending" and not int(phase["planned"])):
+            if name in self._finished:
                 continue
             if phase["status"] == "pending" and not any(int(phase[k]) for k in _COUNTERS):
                 continue
-            line = progress_line(phase)
             complete = phase["status"] == "completed"
             if complete:
                 self._finished.add(name)
-            if line == self._shown.get(name) and not complete:
+            elif not self._worth_drawing(phase, now):
                 continue
-            if not self.tty and not complete and now - self._printed_at.get(name, -1e9) < self.min_interval:
-                continue
-            self._shown[name], self._printed_at[name] = line, now
+            line = progress_line(phase)
+            self._shown[name], self._printed_at[name] = self._key(phase, line), now
             self._draw(line, final=complete)
+
+    def _key(self, phase: dict[str, Any], line: str) -> str:
+        """What must change for a running phase to be drawn again."""
+        return line if self.tty else repr([phase[k] for k in ("planned", "remaining", *_COUNTERS)])
+
+    def _worth_drawing(self, phase: dict[str, Any], now: float) -> bool:
+        name = phase["phase"]
+        if self._key(phase, progress_line(phase)) == self._shown.get(name):
+            return False
+        if self.tty:
+            return True
+        # in a log: the completion line follows one with nothing remaining; and not too often
+        return bool(phase["remaining"]) and now - self._printed_at.get(name, -1e9) >= self.min_interval
 
     def _draw(self, line: str, *, final: bool) -> None:
         if self.tty:

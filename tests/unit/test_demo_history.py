@@ -44,6 +44,9 @@ def test_a_bar_shows_done_failed_blocked_and_remaining() -> None:
     line = progress_line(_phase("invoices", "running", 10, done=4, failed=1, blocked=1, rate=60.0, eta=4), 10)
     assert line.startswith("invoices  [####x!....]    6/10")
     assert "failed 1 blocked 1 remaining 4" in line and "60/min" in line and "ETA 4s" in line
+    # a failure among many records still shows, and nothing remaining shows no remaining cell
+    ended = progress_line(_phase("invoices", "completed", 62, done=57, skipped=3, failed=1, blocked=1), 24)
+    assert "[" + "#" * 22 + "x!]   62/62" in ended
     empty = progress_line(_phase("refunds", "completed", 0), 10)
     assert "[----------]" in empty and "nothing to sync" in empty
 
@@ -57,11 +60,15 @@ def test_in_a_log_each_change_is_a_line_throttled_and_the_end_always_printed() -
     board.update([_phase("services", "running", 10, done=3)], now=4.0)  # under 2 s since the last: none
     board.update([_phase("services", "completed", 10, done=10), _phase("customers", "pending", 5)], now=4.1)
     board.update([_phase("services", "completed", 10, done=10)], now=9.0)  # already ended: none
+    board.update([_phase("fees", "running", 4, done=1, rate=10.0, eta=18)], now=10.0)
+    board.update([_phase("fees", "running", 4, done=1, rate=8.0, eta=22)], now=13.0)  # rate/ETA only: none
+    board.update([_phase("fees", "running", 4, done=4)], now=16.0)  # nothing remaining: the end follows
+    board.update([_phase("fees", "completed", 4, done=4)], now=16.5)
     board.close()
     lines = out.getvalue().splitlines()
     assert "\r" not in out.getvalue()
-    assert [line.split("]")[1].split()[0] for line in lines] == ["1/10", "2/10", "10/10"]
-    assert lines[-1].endswith("complete")
+    assert [line.split("]")[1].split()[0] for line in lines] == ["1/10", "2/10", "10/10", "1/4", "4/4"]
+    assert lines[2].endswith("complete") and lines[-1].endswith("complete")
 
 
 def test_on_a_terminal_the_running_phase_is_redrawn_in_place() -> None:
