@@ -16,8 +16,14 @@ negative-rate service's error, the records skipped behind failed ones, the malfo
 the error log. Then the firm owner fixes those errors through the admin API (maps the vendor-named account
 to the bookkeeper's customer, maps the tax rate in the settings and resyncs the Taxes category, skips the
 colon account's error) and the platform corrects the service's rate, and the demo checks again that
-everything landed exactly once, to the cent. ``--sample-scale 0.2`` runs a smaller firm (the e2e
-test does); ``0`` leaves both steps out.
+everything landed exactly once, to the cent. Last, a second firm that already has history connects
+(``local.demo_history``, issue 13 item 5): the platform answers qbsync's "Snapshot Requested" with the
+firm's history, the owner reads the pre-flight warnings and the dry-run plan in ``GET /initial-sync`` and
+approves it, the initial sync runs on the local stack's Step Functions with a progress bar per phase, and
+its summary is checked against the simulator (each money record type reconciled with the snapshot manifest
+to the cent, no qbsync marker on two objects). ``--sample-scale 0.2`` runs a smaller firm (the e2e test
+runs 0.15); ``0`` leaves both sample-firm steps out, and the history step too unless ``--history-scale``
+(default: the sample scale) says otherwise.
 Prints progress while it runs and a summary at the end; exits non-zero if any step failed.
 """
 
@@ -42,6 +48,8 @@ import requests
 from local import sample_firm
 from local.demo_drift import DRIFT_CODES, invoice_edited_in_quickbooks
 from local.demo_drift import TITLE as DRIFT_TITLE
+from local.demo_history import TITLE as HISTORY_TITLE
+from local.demo_history import HistoryDemoFailure, HistoryReport, history_firm_for, initial_sync_of_history
 from local.demo_inbound import InboundDemoFailure, payments_from_quickbooks
 from local.qbo_sim.client import SimControl, SimControlError
 from local.qbo_sim.config import SimConfig
@@ -100,6 +108,8 @@ class Demo:
     fixed_report: SampleReport | None = None
     #: QBO API requests of the connected company and how many QBO answered 429
     sample_requests: tuple[int, int] = (0, 0)
+    #: the initial sync of the firm with history (``local.demo_history``)
+    history_report: HistoryReport | None = None
 
     # ---- the platform side --------------------------------------------------------------------------
     def token(self, role: str = "owner", firm_id: str = FIRM_ID, user: str = "u-owner") -> str:
@@ -129,11 +139,11 @@ class Demo:
         ctype = response.headers.get("content-type", "")
         return response.json() if "json" in ctype else response.text
 
-    def browser_consent(self) -> dict[str, Any]:
+    def browser_consent(self, firm_id: str = FIRM_ID) -> dict[str, Any]:
         """The owner asks for a connect URL and consents in 'QuickBooks'; the callback sends the browser back
         to the platform with a one-time handle, and the platform completes the connection with the owner's
         JWT (``POST /connection/complete``). Returns what completing did (``change``, ``message``, ...)."""
-        url = self.expect(self.api("POST", "/connection/connect-url", body={}), 200)["url"]
+        url = self.expect(self.api("POST", "/connection/connect-url", firm_id=firm_id, body={}), 200)["url"]
         authorize = self.http.get(url, allow_redirects=False, timeout=30)
         if authorize.status_code != 302:
             raise DemoFailure(f"authorize answered {authorize.status_code}: {authorize.text[:200]}")
@@ -141,7 +151,8 @@ class Demo:
         if callback.status_code != 303:
             raise DemoFailure(f"the callback answered {callback.status_code}: {callback.text[:300]}")
         handle = parse_qs(urlparse(callback.headers["Location"]).query)["handle"][0]
-        return dict(self.expect(self.api("POST", "/connection/complete", body={"handle": handle}), 200))
+        completed = self.api("POST", "/connection/complete", firm_id=firm_id, body={"handle": handle})
+        return dict(self.expect(completed, 200))
 
     def put_platform_event(self, event: dict[str, Any]) -> None:
         """The platform's side of the contract: one event on qbsync's bus (docs/events/README.md)."""
@@ -241,7 +252,12 @@ def subscribe_to_qbsync_events(stack: LocalStack) -> str:
     return queue_url
 
 
-def run(demo: Demo, sample_scale: float = 1.0, sample_timeout: float = SAMPLE_TIMEOUT_SECONDS) -> None:
+def run(
+    demo: Demo,
+    sample_scale: float = 1.0,
+    sample_timeout: float = SAMPLE_TIMEOUT_SECONDS,
+    history_scale: float | None = None,
+) -> None:
     sim, realm_a, realm_b = demo.sim, demo.realm_a, demo.realm_b
 
     def connect() -> str:
@@ -413,6 +429,27 @@ def run(demo: Demo, sample_scale: float = 1.0, sample_timeout: float = SAMPLE_TI
             "Owner fixes the sample firm's errors (admin API: map, settings + retry, skip; platform: rate)",
             lambda: fix_errors_through_api(demo, sample),
         )
+    history_scale = sample_scale if history_scale is None else history_scale
+    if history_scale > 0:
+        history = history_firm_for(history_scale)
+        demo.step(
+            f"{HISTORY_TITLE} ({len(history.records['ClientAccount'])} accounts, "
+            f"{len(history.records['Invoice'])} invoices)",
+            lambda: sync_history(demo, history, timeout=sample_timeout),
+        )
+
+
+def sync_history(demo: Demo, history: SampleFirm, timeout: float) -> str:
+    """The firm with history connects and its initial sync runs (``local.demo_history``); fails unless the
+    run completed and QuickBooks matches the snapshot to the cent, each record once."""
+    try:
+        report = initial_sync_of_history(demo, history, timeout=timeout)
+    except (HistoryDemoFailure, SimControlError) as exc:
+        raise DemoFailure(str(exc)) from exc
+    demo.history_report = report
+    if not report.ok:
+        raise DemoFailure(f"{len(report.problems)} check(s) failed: " + "; ".join(report.problems[:3]))
+    return report.outcome()
 
 
 def sample_firm_for(scale: float) -> SampleFirm:
@@ -715,6 +752,9 @@ def summary(demo: Demo, elapsed: float) -> None:
                 "checked again after: map-customer, settings + Taxes retry, skip, the platform's rate fix"
             )
         )
+    if demo.history_report is not None:
+        print("-" * (width + 20))
+        print(demo.history_report.render())
     print("-" * (width + 20))
     print(
         f"steps ok: {ok}/{len(demo.steps)}   QuickBooks token calls: {token_calls}   API calls: {api_calls}"
@@ -736,15 +776,28 @@ def main(argv: list[str] | None = None) -> int:
         "--sample-timeout",
         type=float,
         default=SAMPLE_TIMEOUT_SECONDS,
-        help=f"seconds the last step waits for the sample firm (default {SAMPLE_TIMEOUT_SECONDS:.0f})",
+        help="seconds the sample-firm step and the history step each wait at most "
+        f"(default {SAMPLE_TIMEOUT_SECONDS:.0f})",
+    )
+    parser.add_argument(
+        "--history-scale",
+        type=float,
+        default=None,
+        help="size of the firm with history whose initial sync the last step runs (default: the same as "
+        "--sample-scale; 0 = leave the step out)",
     )
     args = parser.parse_args(argv)
-    if args.sample_scale < 0 or args.sample_timeout <= 0:
-        parser.error("--sample-scale must be >= 0 and --sample-timeout > 0")
+    if args.sample_scale < 0 or args.sample_timeout <= 0 or (args.history_scale or 0) < 0:
+        parser.error("--sample-scale and --history-scale must be >= 0 and --sample-timeout > 0")
     started = time.perf_counter()
     print("qbsync demo: starting the QuickBooks simulator and the local stack ...", flush=True)
     with demo_environment() as demo:
-        run(demo, sample_scale=args.sample_scale, sample_timeout=args.sample_timeout)
+        run(
+            demo,
+            sample_scale=args.sample_scale,
+            sample_timeout=args.sample_timeout,
+            history_scale=args.history_scale,
+        )
         summary(demo, time.perf_counter() - started)
     return 0 if all(s.ok for s in demo.steps) else 1
 

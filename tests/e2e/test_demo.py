@@ -4,7 +4,10 @@ The sample firm runs at 15 % of its size here (8 accounts, 46 invoices, 106 even
 partial, split and credit-balance payments, a refund, fees, the 4 deliberate errors and the malformed
 event) to keep `make test` short; `make demo` runs the full firm (55 accounts, 301 invoices). The simulator
 keeps Intuit's real rate limits either way. The last step fixes the 4 errors (the admin API; the platform
-corrects the service's rate) and checks QuickBooks again.
+corrects the service's rate) and checks QuickBooks again. The last step connects a second firm that
+already has history (at the same 15 %) and runs its initial sync on the local stack's Step Functions: the
+pre-flight warnings, the plan, the owner's approval, a progress bar per phase, and QuickBooks reconciled with
+the snapshot manifest to the cent (``local.demo_history``).
 """
 
 import re
@@ -15,7 +18,7 @@ from local import demo
 def test_demo_runs_every_step_successfully(capsys):
     assert demo.main(["--sample-scale", "0.15", "--sample-timeout", "300"]) == 0
     out = capsys.readouterr().out
-    assert "steps ok: 15/15" in out
+    assert "steps ok: 16/16" in out
     assert "FAILED" not in out
     # the sample firm's report: what landed, to the cent, and the deliberate errors explained; then the
     # same checks after the fixes through the admin API (no open error left, the skipped one shown)
@@ -55,3 +58,18 @@ def test_demo_runs_every_step_successfully(capsys):
     assert "GET /errors/counts -> 0 open" in out
     # progress lines while it ran
     assert "settled: synced" in out and "in QuickBooks:" in out
+    # issue 13 item 5: the firm with history, its initial sync planned, approved and run on Step Functions
+    assert "A firm with history connects" in out
+    assert re.search(r"warning +books_closed: ", out) and re.search(r"warning +custom_txn_numbers_off: ", out)
+    assert re.search(r"customers +\d+ +\d+ +1 ", out)  # the client the bookkeeper entered is linked
+    assert "duplicate_name (1 record(s)" in out and "service_rate_negative (1 record(s)" in out
+    assert "/approve (staff -> 403) owner -> 200 running" in out
+    for phase in ("services", "customers", "invoices", "payments", "fees"):
+        # a bar per phase, ending with every planned record finished; lines, not carriage returns
+        assert re.search(rf"\n +{phase} +\[[#x!]+\] +(\d+)/\1 +done \d+ .* complete\n", out), phase
+    assert "\r" not in out
+    for record_type in ("invoice", "payment"):
+        assert re.search(rf"\n +{record_type} +manifest +([\d.]+) = .* plan +\1 +ok\n", out), record_type
+    assert "each on one object: True" in out
+    assert out.count("INITIAL SYNC CHECK: ok") == 2  # in the step and in the summary
+    assert "reconciled with the snapshot manifest to the cent" in out
