@@ -326,9 +326,20 @@ def write_span(log: list[dict[str, Any]]) -> tuple[int, int, int, float]:
     return len(writes) - len(batch), len(batch), throttled, span
 
 
+def task_ops(aws: Any) -> Counter[str]:
+    """The initial-sync task Lambda's AWS requests by ``service.operation``."""
+    ops: Counter[str] = Counter()
+    for (caller, service, op), count in aws.items():
+        if caller == "InitialSyncFunction":
+            ops[f"{service}.{op}"] += count
+    return ops
+
+
 def throttle_reasons(log: list[dict[str, Any]]) -> dict[str, int]:
     """Which of the simulator's limits refused each 429 (its ``throttled`` reason)."""
-    return dict(Counter(str(r.get("throttled") or r.get("fault") or "?") for r in log if r.get("status") == 429))
+    return dict(
+        Counter(str(r.get("throttled") or r.get("fault") or "?") for r in log if r.get("status") == 429)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -372,6 +383,8 @@ def main(argv: list[str] | None = None) -> int:
         f" {ours_created} objects created over {span:.1f}s of writes = {per_minute:.0f} writes/min ="
         f" {per_minute / WRITE_CEILING_PER_MINUTE:.0%} of {WRITE_CEILING_PER_MINUTE}/min",
         "AWS requests at moto by caller: " + ", ".join(f"{k} {v}" for k, v in by_caller.most_common(8)),
+        "task Lambda's AWS requests per record by operation: "
+        + ", ".join(f"{op} {v / n:.2f}" for op, v in task_ops(aws).most_common(10)),
     ]
     ratio = None
     if base:

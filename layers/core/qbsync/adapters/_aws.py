@@ -89,7 +89,14 @@ def default_client(service_name: str) -> Any:
     import boto3
     from botocore.config import Config
 
-    config = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5, read_timeout=20)
+    # 64 pooled connections: the bulk path runs a chunk on up to 30 threads sharing this client, which
+    # botocore's default pool of 10 made open and drop a connection for most of their calls
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 4},
+        connect_timeout=5,
+        read_timeout=20,
+        max_pool_connections=64,
+    )
     # Client creation on the shared default session is not thread-safe.
     with _client_lock:
         return boto3.session.Session().client(service_name, config=config)

@@ -23,7 +23,10 @@ The entity-sync handler runs a batch (up to 10 messages) inside :meth:`SyncServi
 
 Outside a scope (the admin API's actions, tests that call the service directly) reads are not shared and
 events are published at once. The scope lives in a :class:`contextvars.ContextVar`, so concurrent callers
-in one process (threads) never share one.
+in one process (threads) never share one by accident; the bulk path shares one on purpose: its chunk's
+worker threads :func:`join <joined>` the scope the chunk opened (a scope is thread-safe), so a chunk of 90
+records releases their dependents with one query per status and sends its events ten a call, not once per
+thread.
 """
 
 from __future__ import annotations
@@ -31,10 +34,11 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol, TypeVar
 
-__all__ = ["BatchScope", "BatchedPublisher", "batch_scope", "current_scope"]
+__all__ = ["BatchScope", "BatchedPublisher", "batch_scope", "current_scope", "joined"]
 
 logger = logging.getLogger("qbsync.outbound.service")
 
@@ -49,16 +53,36 @@ class Publisher(Protocol):
 
 
 class BatchScope:
-    """What the records of one batch share: reads by key, and the events to send when it closes."""
+    """What the records of one batch share: reads by key, and the events to send when it closes. Safe to
+    use from several threads (the bulk path's, :func:`joined`); :meth:`finish` runs once they are done."""
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         self._reads: dict[tuple[str, ...], Any] = {}
         self._deferred: dict[str, tuple[list[Any], Callable[[list[Any]], None]]] = {}
-        self.events: list[tuple[Publisher, Any]] = []
+        self._events: list[tuple[Publisher, Any]] = []
 
     def defer(self, key: str, item: Any, finish: Callable[[list[Any]], None]) -> None:
         """Add ``item`` to the batch's ``key`` list; ``finish(items)`` runs once when the batch closes."""
-        self._deferred.setdefault(key, ([], finish))[0].append(item)
+        with self._lock:
+            self._deferred.setdefault(key, ([], finish))[0].append(item)
+
+    def hold(self, publisher: Publisher, events: Iterable[Any]) -> list[tuple[Publisher, Any]]:
+        """Hold ``events`` for the close; returns what to send now when the batch holds too many."""
+        with self._lock:
+            self._events.extend((publisher, e) for e in events)
+            if len(self._events) < MAX_HELD_EVENTS:
+                return []
+            return self._take_events()
+
+    def take_events(self) -> list[tuple[Publisher, Any]]:
+        """The held events, no longer held."""
+        with self._lock:
+            return self._take_events()
+
+    def _take_events(self) -> list[tuple[Publisher, Any]]:
+        taken, self._events = self._events, []
+        return taken
 
     def finish(self) -> None:
         """Run what was deferred (each key's ``finish`` with its items, in the order keys were first used)."""
@@ -69,13 +93,17 @@ class BatchScope:
 
     def remember(self, key: tuple[str, ...], read: Callable[[], T]) -> T:
         """``read()`` the first time ``key`` is asked for in this batch; its value afterwards."""
-        if key not in self._reads:
-            self._reads[key] = read()
-        return self._reads[key]  # type: ignore[no-any-return]
+        with self._lock:
+            if key in self._reads:
+                return self._reads[key]  # type: ignore[no-any-return]
+        value = read()  # outside the lock: two threads may both read; the first one's value is kept
+        with self._lock:
+            return self._reads.setdefault(key, value)  # type: ignore[no-any-return]
 
     def forget(self, key: tuple[str, ...]) -> None:
         """Read ``key`` again next time (e.g. the connection, after a record found it changed)."""
-        self._reads.pop(key, None)
+        with self._lock:
+            self._reads.pop(key, None)
 
 
 _scope: contextvars.ContextVar[BatchScope | None] = contextvars.ContextVar("qbsync_batch_scope", default=None)
@@ -102,18 +130,28 @@ def batch_scope() -> Iterator[BatchScope]:
     finally:
         _scope.reset(token)
         try:
-            _send(scope.events)
+            _send(scope.take_events())
         except Exception:
             if not failed:
                 raise
             logger.exception("the batch's held events could not be sent: the redelivery announces them")
 
 
+@contextlib.contextmanager
+def joined(scope: BatchScope) -> Iterator[BatchScope]:
+    """Make ``scope`` (opened by another thread with :func:`batch_scope`) this thread's open batch; its
+    opener finishes it and sends its events."""
+    token = _scope.set(scope)
+    try:
+        yield scope
+    finally:
+        _scope.reset(token)
+
+
 def _send(held: list[tuple[Publisher, Any]]) -> None:
     by_publisher: dict[int, tuple[Publisher, list[Any]]] = {}
     for publisher, event in held:
         by_publisher.setdefault(id(publisher), (publisher, []))[1].append(event)
-    held.clear()
     for publisher, events in by_publisher.values():
         publisher.publish(events)
 
@@ -129,6 +167,6 @@ class BatchedPublisher:
         if scope is None:
             self._publisher.publish(list(events))
             return
-        scope.events.extend((self._publisher, e) for e in events)
-        if len(scope.events) >= MAX_HELD_EVENTS:
-            _send(scope.events)
+        overflow = scope.hold(self._publisher, events)
+        if overflow:
+            _send(overflow)

@@ -19,18 +19,19 @@ event from the queue. Nothing about a record's guarantees differs:
   and adopts it before any resend.
 * **Reads.** The chunk's connection, settings, records and prerequisites are read once before the threads
   start (:meth:`SyncService.read_ahead`: one BatchGetItem per 100 keys), with the exact-name matches of its
-  new accounts and services (one QBO query per 20 names). Each thread runs its share inside its own
-  :meth:`SyncService.batch` scope, after :meth:`SyncService.prepare` with that read; its status events are
-  sent together when its share is done (and the records waiting on its synced ones released, one query per
-  waiting status).
+  new accounts and services (one QBO query per 20 names). The chunk opens ONE batch scope
+  (:mod:`qbsync.outbound.batch`) that every thread joins, after :meth:`SyncService.prepare` with that read:
+  the chunk's status events leave together when it is done (ten a PutEvents call), and the records waiting
+  on its synced ones are released then, one query per waiting status for the whole chunk.
 
 Outcomes are :class:`~qbsync.outbound.job.Outcome` s, one per event, in the order of the chunk. Besides the
 service's statuses (``synced``, ``adopted``, ``already_synced``, ``stale``, ``skipped``, ``blocked``,
 ``failed`` - the error center has it -, ``paused``, ``ignored``), a record whose run raised what the queue
 would retry (:class:`~qbsync.errors.RetryableError` incl. LeaseHeld and Throttled, UncertainOutcome,
 Conflict, ReconnectRequired) is ``retry`` with ``reason`` = the error's class and ``error_code`` = its code:
-run those events again (a later chunk, the state machine's retry). A thread whose status events could not
-be sent turns its share's outcomes into ``retry`` too (a rerun announces them again: ``already_synced``).
+run those events again (a later chunk, the state machine's retry). A chunk whose status events could not
+be sent (or whose releases failed) turns every outcome into ``retry`` (a rerun announces them again:
+``already_synced``).
 :class:`~qbsync.errors.ConfigurationError` and errors that are bugs propagate, after every thread ended.
 """
 
@@ -39,10 +40,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from qbsync import vocab
 from qbsync.errors import ConfigurationError, QbsyncError
 from qbsync.models.platform_events import PlatformEvent
+from qbsync.outbound.batch import BatchScope, batch_scope, joined
 from qbsync.outbound.job import Outcome
 from qbsync.outbound.service import ReadAhead, SyncService
 from qbsync.qbo.batching import WriteCoalescer
@@ -97,14 +100,26 @@ class BulkRunner:
         services = [self._services(coalescer, number) for number in range(workers)]
         ahead = _read_ahead(services[0], events)
         outcomes: list[Outcome | None] = [None] * len(events)
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bulk-sync") as pool:
-            futures = [
-                pool.submit(_run_share, coalescer, service, share, (ahead, frozenset(force)))
-                for service, share in zip(services, shares, strict=True)
-            ]
-        for future in futures:
-            for index, outcome in future.result():  # re-raises a thread's ConfigurationError or bug
-                outcomes[index] = outcome
+        try:
+            # one batch scope for the chunk, joined by every thread: the dependents of its synced records
+            # are released with one query per status, and its status events leave ten a call, at the end
+            with batch_scope() as scope:
+                context = _ShareContext(ahead, frozenset(force), scope)
+                with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bulk-sync") as pool:
+                    futures = [
+                        pool.submit(_run_share, coalescer, service, share, context)
+                        for service, share in zip(services, shares, strict=True)
+                    ]
+                for future in futures:
+                    for index, outcome in future.result():  # re-raises a thread's ConfigurationError or bug
+                        outcomes[index] = outcome
+        except ConfigurationError:
+            raise
+        except QbsyncError as err:
+            # the releases or the status events at the chunk's close failed: a rerun does them again
+            # (its records are already_synced and announced again)
+            logger.warning("bulk chunk: closing it failed, its records run again", extra=err.context())
+            outcomes = [_retry(event, err) for event in events]
         done = [o for o in outcomes if o is not None]
         assert len(done) == len(events)
         logger.info(
@@ -148,28 +163,26 @@ def _read_ahead(service: SyncService, events: Sequence[PlatformEvent]) -> ReadAh
         return None
 
 
+@dataclass(frozen=True)
+class _ShareContext:
+    """What every thread of a chunk shares: the chunk's read ahead, the ids to force, its batch scope."""
+
+    ahead: ReadAhead | None
+    force: frozenset[str]
+    scope: BatchScope
+
+
 def _run_share(
-    coalescer: WriteCoalescer,
-    service: SyncService,
-    share: _Share,
-    context: tuple[ReadAhead | None, frozenset[str]],
+    coalescer: WriteCoalescer, service: SyncService, share: _Share, context: _ShareContext
 ) -> list[tuple[int, Outcome]]:
-    """One worker thread: its share of the chunk, each record in turn, its writes batched with the others'."""
-    ahead, force = context
-    with coalescer.party():
-        done: list[tuple[int, Outcome]] = []
-        try:
-            with service.batch():
-                service.prepare([event for _, event in share], ahead)
-                for index, event in share:
-                    done.append((index, _run_one(service, event, force=event.record_id in force)))
-        except ConfigurationError:
-            raise
-        except QbsyncError as err:
-            # the share's status events were not sent (the scope's PutEvents): a rerun announces them
-            logger.warning("bulk share: status events not sent, its records run again", extra=err.context())
-            return [(index, _retry(event, err)) for index, event in share]
-        return done
+    """One worker thread: its share of the chunk, each record in turn, its writes batched with the others',
+    inside the chunk's batch scope."""
+    with coalescer.party(), joined(context.scope):
+        service.prepare([event for _, event in share], context.ahead)
+        return [
+            (index, _run_one(service, event, force=event.record_id in context.force))
+            for index, event in share
+        ]
 
 
 def _run_one(service: SyncService, event: PlatformEvent, *, force: bool) -> Outcome:
