@@ -438,6 +438,11 @@ def test_a_run_that_fails_mid_phase_resumes_where_it_was_without_rewriting(
     assert _api(local_stack, staff, "POST", f"/initial-sync/{run_id}/resume").status_code == 403
     resumed = _api(local_stack, owner, "POST", f"/initial-sync/{run_id}/resume")
     assert resumed.status_code == 200 and resumed.json()["status"] == "running", resumed.text
+    # a second resume starts no second execution: 409 once the new execution owns the run, or, before that,
+    # the same start again (StartExecution with a running execution's name and input answers that execution);
+    # the executions are counted at the end
+    again = _api(local_stack, owner, "POST", f"/initial-sync/{run_id}/resume")
+    assert again.status_code in (200, 409), again.text
     _wait_status(platform, run_id, "completed")
 
     _assert_completed_once(local_stack, qbo_sim, qbo_company, owner, sample)
