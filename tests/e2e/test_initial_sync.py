@@ -9,6 +9,7 @@ through the admin API. Waits are long polls on the subscription under one deadli
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections import Counter
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 import requests
+from qbsync.initial_sync.plan import index_key
 from qbsync.models.record_key import note_of, parse_marker
 
 from local.platform_snapshot import announce_snapshot, export_snapshot
@@ -352,3 +354,213 @@ def test_a_batch_whose_answer_is_lost_after_commit_lands_each_record_once(
     }
     invoices = next(p for p in view["phases"] if p["phase"] == "invoices")
     assert len(landed) == invoices["done"] and all(by_id[pid] == amount for pid, amount in landed.items())
+
+
+# ---------------------------------------------------------------- resume after a failure mid-phase
+
+
+def _written(qbo_sim: Any, realm: str) -> dict[tuple[str, str], tuple[str, int, int]]:
+    """Every QuickBooks object carrying a platform record's marker: (entity, platform id) -> (Id, SyncToken,
+    payments linked). Any write of an object moves its SyncToken; so does a payment applied to an invoice
+    (QuickBooks recomputes its balance), one step for each payment it gains."""
+    found: dict[tuple[str, str], tuple[str, int, int]] = {}
+    for record_type in KINDS:
+        entity, qbo_entity, _ = KINDS[record_type]
+        for obj in qbo_sim.control.entities(realm, qbo_entity):
+            marker = parse_marker(note_of(qbo_entity, obj))
+            if marker is not None and marker[0] == entity:
+                links = [t for t in obj.get("LinkedTxn") or [] if t.get("TxnType") == "Payment"]
+                found[(entity, marker[1])] = (obj["Id"], int(obj["SyncToken"]), len(links))
+    return found
+
+
+def _rewritten(
+    before: dict[tuple[str, str], tuple[str, int, int]], after: dict[tuple[str, str], tuple[str, int, int]]
+) -> dict[tuple[str, str], tuple[Any, Any]]:
+    """The objects of ``before`` that were written again since (or are gone): a SyncToken that moved more than
+    the payments the object gained."""
+    moved = {}
+    for key, (qbo_id, token, links) in before.items():
+        now = after.get(key)
+        if now is None or now[0] != qbo_id or now[1] - token != now[2] - links:
+            moved[key] = ((qbo_id, token, links), now)
+    return moved
+
+
+def _phases(view: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {p["phase"]: p for p in view["phases"]}
+
+
+def _finished(phase: dict[str, Any]) -> int:
+    return sum(phase[k] for k in ("done", "failed", "skipped", "blocked", "changed"))
+
+
+def _assert_completed_once(
+    local_stack: Any, qbo_sim: Any, realm: str, owner: str, sample: SampleFirm
+) -> None:
+    """The run completed: every planned record counted once, nothing doubled in QuickBooks, money to the
+    cent."""
+    view = _api(local_stack, owner, "GET", "/initial-sync").json()
+    assert view["status"] == "completed" and not view.get("error"), view
+    for phase in view["phases"]:
+        assert phase["status"] == "completed" and _finished(phase) == phase["planned"], phase
+        assert phase["remaining"] == 0 and phase["blocked"] == 0, phase
+    refused = {"tax_rate_unmapped", "name_invalid_characters", "service_rate_negative"}
+    assert sum(phase["failed"] for phase in view["phases"]) == len(
+        [d for d in sample.deliberate_errors if d.reason_code in refused]
+    ), view["phases"]
+    _no_duplicates(qbo_sim, realm)
+    invoices = _records_of(sample, "invoice")
+    by_id = {i["id"]: Decimal(i["total"]) for i in invoices}
+    landed = {
+        marker[1]: Decimal(str(obj["TotalAmt"])).quantize(Decimal("0.01"))
+        for obj in qbo_sim.control.entities(realm, "Invoice")
+        if (marker := parse_marker(note_of("Invoice", obj))) is not None
+    }
+    assert len(landed) == _phases(view)["invoices"]["done"]
+    assert all(by_id[pid] == amount for pid, amount in landed.items())
+    assert sum(landed.values(), Decimal("0.00")) == sum((by_id[pid] for pid in landed), Decimal("0.00"))
+
+
+def _executions(local_stack: Any, firm_id: str) -> list[tuple[str, str]]:
+    """The firm's executions of the state machine, (name, status) oldest first."""
+    sfn = clients(local_stack.endpoint_url, local_stack.region)["stepfunctions"]
+    arn = local_stack.resources.ref("InitialSyncStateMachine")
+    listed = sfn.list_executions(stateMachineArn=arn, maxResults=1000)["executions"]
+    mine = [e for e in listed if firm_id in sfn.describe_execution(executionArn=e["executionArn"])["input"]]
+    return [(e["name"], e["status"]) for e in sorted(mine, key=lambda e: e["startDate"])]
+
+
+def test_a_run_that_fails_mid_phase_resumes_where_it_was_without_rewriting(
+    local_stack: Any, qbo_sim: Any, qbo_company: str, firm_id: str, platform: Platform
+) -> None:
+    """A chunk of the invoices phase fails for good (its plan object is unreadable: no retry fixes it) while
+    the phases before it and the invoices of the other chunk are written. The run fails with the chunk's
+    reason, the cause is fixed, the owner resumes: the run finishes, and nothing written before the failure
+    is written again."""
+    sample = generate(firm_id, n_accounts=8, n_invoices=100)
+    run_id, _ = _planned(local_stack, qbo_sim, qbo_company, firm_id, platform, sample)
+    s3 = clients(local_stack.endpoint_url, local_stack.region)["s3"]
+    bucket = local_stack.resources.ref("SnapshotBucket")
+    index = json.loads(
+        s3.get_object(Bucket=bucket, Key=index_key(firm_id, run_id, "invoices"))["Body"].read()
+    )
+    assert len(index) >= 2, index
+    broken = index[-1]
+    good_body = s3.get_object(Bucket=bucket, Key=broken["key"])["Body"].read()
+    s3.put_object(Bucket=bucket, Key=broken["key"], Body=b'{"lines": [')
+
+    owner = admin_jwt(local_stack, firm_id)
+    assert _api(local_stack, owner, "POST", f"/initial-sync/{run_id}/approve").status_code == 200
+    failed = _wait_status(platform, run_id, "failed")
+    assert f"invoices:{broken['index']}" in failed["error"] and "does not read" in failed["error"], failed
+
+    view = _api(local_stack, owner, "GET", "/initial-sync").json()
+    assert view["status"] == "failed" and f"invoices:{broken['index']}" in view["error"], view
+    phases = _phases(view)
+    for name in ("services", "customers"):
+        assert phases[name]["status"] == "completed" and phases[name]["remaining"] == 0, phases[name]
+    invoices = phases["invoices"]
+    # mid-phase: the other chunks are counted, the broken one is what remains
+    assert invoices["status"] == "running" and invoices["remaining"] == broken["count"], invoices
+    assert _finished(invoices) == invoices["planned"] - broken["count"] > 0, invoices
+    for name in ("payments", "refunds", "fees"):
+        assert phases[name]["status"] == "pending" and _finished(phases[name]) == 0, phases[name]
+    before = _written(qbo_sim, qbo_company)
+    assert sum(1 for entity, _ in before if entity == "Invoice") == invoices["done"] > 0
+    _no_duplicates(qbo_sim, qbo_company)
+
+    # the cause is fixed (the plan object written again), the owner resumes
+    s3.put_object(Bucket=bucket, Key=broken["key"], Body=good_body)
+    staff = admin_jwt(local_stack, firm_id, role="staff", user_id="u-s")
+    assert _api(local_stack, staff, "POST", f"/initial-sync/{run_id}/resume").status_code == 403
+    resumed = _api(local_stack, owner, "POST", f"/initial-sync/{run_id}/resume")
+    assert resumed.status_code == 200 and resumed.json()["status"] == "running", resumed.text
+    # a second resume starts no second execution: 409 once the new execution owns the run, or, before that,
+    # the same start again (StartExecution with a running execution's name and input answers that execution);
+    # the executions are counted at the end
+    again = _api(local_stack, owner, "POST", f"/initial-sync/{run_id}/resume")
+    assert again.status_code in (200, 409), again.text
+    _wait_status(platform, run_id, "completed")
+
+    _assert_completed_once(local_stack, qbo_sim, qbo_company, owner, sample)
+    after = _written(qbo_sim, qbo_company)
+    # what was written before the failure was not written again: the same object, its SyncToken moved only by
+    # the payments applied to it
+    assert not _rewritten(before, after)
+    assert len(after) > len(before)
+    # the failed execution stays failed; the resume ran in a new one
+    assert [status for _, status in _executions(local_stack, firm_id)] == ["FAILED", "SUCCEEDED"]
+    assert _executions(local_stack, firm_id)[1][0] == f"{run_id}-r2"
+
+
+def _mid_invoices(platform: Platform, run_id: str, deadline: float) -> dict[str, Any]:
+    """The first "Initial Sync Progress" of the run that shows the invoices phase with chunks counted and
+    records remaining."""
+    seen = 0
+    while True:
+        for envelope in platform.received[seen:]:
+            detail = envelope["detail"]
+            if envelope["detail-type"] == "Initial Sync Progress" and detail.get("run_id") == run_id:
+                invoices = _phases(detail)["invoices"]
+                if detail["status"] == "running" and invoices["done"] and invoices["remaining"]:
+                    return detail
+        seen = len(platform.received)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError("the invoices phase was never seen half done")
+        platform.received.extend(platform.capture.receive(wait_seconds=max(1, min(5, int(remaining)))))
+
+
+def _stopped(platform: Platform, sfn: Any, execution_arn: str, deadline: float) -> str:
+    """The execution's status once it is no longer RUNNING (moto reports ABORTED once the task that was
+    running has returned); between looks, a long poll of the platform's subscription (its events are kept)."""
+    while (status := sfn.describe_execution(executionArn=execution_arn)["status"]) == "RUNNING":
+        assert time.monotonic() < deadline, "the execution did not stop"
+        platform.received.extend(platform.capture.receive(wait_seconds=1))
+    return status
+
+
+def test_an_execution_stopped_mid_phase_resumes_where_it_was_without_rewriting(
+    local_stack: Any, qbo_sim: Any, qbo_company: str, firm_id: str, platform: Platform
+) -> None:
+    """The operator stops the execution through the Step Functions API while invoices are half written (the
+    chunks that are running finish, the others never start); an admin resumes the run: it finishes, and
+    nothing written before the stop is written again."""
+    # five chunks of invoices (90 x 4, 40): two run at a time, the stop comes after the first is counted
+    sample = generate(firm_id, n_accounts=8, n_invoices=400)
+    run_id, _ = _planned(local_stack, qbo_sim, qbo_company, firm_id, platform, sample)
+    owner = admin_jwt(local_stack, firm_id)
+    assert _api(local_stack, owner, "POST", f"/initial-sync/{run_id}/approve").status_code == 200
+    _mid_invoices(platform, run_id, time.monotonic() + DEADLINE)
+
+    sfn = clients(local_stack.endpoint_url, local_stack.region)["stepfunctions"]
+    arn = local_stack.resources.ref("InitialSyncStateMachine")
+    running = [
+        e["executionArn"]
+        for e in sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING", maxResults=1000)[
+            "executions"
+        ]
+        if firm_id in sfn.describe_execution(executionArn=e["executionArn"])["input"]
+    ]
+    assert len(running) == 1, running
+    sfn.stop_execution(executionArn=running[0], error="Operator.Stopped", cause="maintenance")
+    assert _stopped(platform, sfn, running[0], time.monotonic() + DEADLINE) == "ABORTED"
+
+    view = _api(local_stack, owner, "GET", "/initial-sync").json()
+    phases = _phases(view)
+    # the run is where the stop left it: mid-phase
+    assert view["status"] == "running" and phases["services"]["status"] == "completed", view
+    assert phases["invoices"]["done"] > 0 and phases["invoices"]["remaining"] > 0, phases["invoices"]
+    before = _written(qbo_sim, qbo_company)
+    assert sum(1 for entity, _ in before if entity == "Invoice") > 0
+    _no_duplicates(qbo_sim, qbo_company)
+
+    admin = admin_jwt(local_stack, firm_id, role="admin", user_id="u-admin")
+    resumed = _api(local_stack, admin, "POST", f"/initial-sync/{run_id}/resume")
+    assert resumed.status_code == 200, resumed.text
+    _wait_status(platform, run_id, "completed")
+
+    _assert_completed_once(local_stack, qbo_sim, qbo_company, owner, sample)
+    assert not _rewritten(before, _written(qbo_sim, qbo_company))
+    assert [status for _, status in _executions(local_stack, firm_id)] == ["ABORTED", "SUCCEEDED"]

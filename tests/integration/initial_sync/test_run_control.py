@@ -1,6 +1,7 @@
 """RunControl: a Connection Changed starts one run (a redelivery is a duplicate), a company switch
 supersedes the old company's run and stops its execution, approvals and cancels resume or end the waiting
-execution exactly once, and a failed run resumes in a new execution where it was."""
+execution exactly once, and a failed run resumes in a new execution where it was; a phase ends only when
+every planned record of it was counted, and a chunk that failed for good leaves its reason on the run."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from qbsync.errors import Conflict, NotFound
+from qbsync.errors import BadRequest, Conflict, NotFound
+from qbsync.initial_sync.execute import ChunkRetry
 from qbsync.initial_sync.runs import CANCELLED_ERROR, RunControl, run_id_for
+from qbsync.initial_sync.steps import InitialSyncSteps, PhaseIncomplete
 from qbsync.repositories.connections import Connection
-from qbsync.repositories.initial_sync import InitialSyncRuns, RunRef
+from qbsync.repositories.initial_sync import ChunkCounts, InitialSyncRuns, RunRef
 
 from tests.integration.repositories.conftest import new_id
 
@@ -178,3 +181,91 @@ def test_a_failed_run_resumes_in_a_new_execution_that_takes_it_over(parts) -> No
     begun = control.begin(payload, f"arn:exec:{name}")
     assert begun.action == "run" and begun.resume_at == "execute"
     assert runs.get(ref).execution_arn == f"arn:exec:{name}"
+
+
+class ChunkOutcomes:
+    """The chunk executor's port: counts a chunk on the run, or raises what it was told to for that chunk."""
+
+    def __init__(self, runs: InitialSyncRuns) -> None:
+        self.runs, self.raising = runs, {}
+
+    def run(self, ref: RunRef, chunk: Any) -> dict[str, Any]:
+        if (chunk.phase, chunk.index) in self.raising:
+            raise self.raising[(chunk.phase, chunk.index)]
+        size = CHUNK_SIZES[chunk.index]
+        counted = self.runs.chunk_done(ref, chunk.phase, chunk.index, ChunkCounts(done=size), now=0)
+        return {"counts": {"done": size}, "counted": counted}
+
+
+CHUNK_SIZES = {0: 90, 1: 10}
+
+
+def _running_with_invoices(parts) -> tuple[RunRef, InitialSyncSteps, ChunkOutcomes]:
+    control, runs, _, connections, published = parts
+    firm = new_id("f")
+    ref = _awaiting(control, runs, connections, firm)
+    runs.save_plan(ref, summary={"totals": []}, keys={}, planned={"invoices": 100}, now=0)
+    control.wait(ref, what="approval", token="tok-a2")
+    control.approve(firm, ref.run_id, by="u-owner", correlation_id="c1")
+    chunks = ChunkOutcomes(runs)
+    steps = InitialSyncSteps(
+        runs=runs,
+        control=control,
+        plan_steps=None,  # type: ignore[arg-type] - not these steps
+        executor=chunks,  # type: ignore[arg-type]
+        publisher=published,
+        snapshot_bucket="b",
+    )
+    return ref, steps, chunks
+
+
+def _chunk(ref: RunRef, index: int) -> dict[str, Any]:
+    key = f"plans/{ref.firm_id}/{ref.run_id}/invoices/{index:05d}.json"
+    return {"step": "chunk", "run": ref.as_dict(), "chunk": {"phase": "invoices", "index": index, "key": key}}
+
+
+def test_a_phase_does_not_end_while_a_chunk_that_failed_for_good_is_not_counted(parts) -> None:
+    control, runs, _, _, _ = parts
+    ref, steps, chunks = _running_with_invoices(parts)
+    chunks.raising[("invoices", 1)] = BadRequest("the plan chunk invoices:1 does not read")
+    assert steps.handle(_chunk(ref, 0))["counted"] is True
+    with pytest.raises(BadRequest):
+        steps.handle(_chunk(ref, 1))
+    done = {"step": "phase_done", "run": ref.as_dict(), "phase": "invoices"}
+    # the Map came back without failing (moto's Distributed Map does so for a failed item): the phase's end
+    # refuses, naming what is left and why
+    with pytest.raises(PhaseIncomplete, match=r"10 of the 100 planned invoices did not run") as err:
+        steps.handle(done)
+    assert "invoices:1: the plan chunk invoices:1 does not read" in err.value.message
+    assert runs.get(ref).phases["invoices"].get("status") != "completed"
+    # where the Map itself fails (AWS: States.ExceedToleratedFailureThreshold), the run's error still says why
+    steps.handle(
+        {
+            "step": "failed",
+            "run": ref.as_dict(),
+            "error": {"Error": "States.ExceedToleratedFailureThreshold", "Cause": "threshold exceeded"},
+        }
+    )
+    failed = runs.get(ref)
+    assert failed.status == "failed"
+    assert failed.error.startswith("States.ExceedToleratedFailureThreshold: threshold exceeded")
+    assert "invoices:1: the plan chunk invoices:1 does not read" in failed.error
+    # the cause is fixed, the run resumes: the reasons are gone, the chunk runs, the phase ends
+    control.resume(ref.firm_id, ref.run_id, correlation_id="c4")
+    resumed = runs.get(ref)
+    assert (resumed.status, resumed.error, resumed.chunk_error) == ("running", None, None)
+    del chunks.raising[("invoices", 1)]
+    assert steps.handle(_chunk(ref, 0))["counted"] is False  # counted once, before the failure
+    assert steps.handle(_chunk(ref, 1))["counted"] is True
+    steps.handle(done)
+    ended = runs.get(ref)
+    assert ended.phases["invoices"]["status"] == "completed" and ended.phases["invoices"]["done"] == 100
+
+
+def test_a_chunk_retried_leaves_no_failure_reason(parts) -> None:
+    _, runs, _, _, _ = parts
+    ref, steps, chunks = _running_with_invoices(parts)
+    chunks.raising[("invoices", 0)] = ChunkRetry("3 records of chunk invoices:0 will run again")
+    with pytest.raises(ChunkRetry):
+        steps.handle(_chunk(ref, 0))
+    assert runs.get(ref).chunk_error is None

@@ -13,8 +13,11 @@ plan                the dry-run plan (:mod:`qbsync.initial_sync.plan`), stored, 
                     returns the chunk index key of each phase
 await_approval      the run waits for the owner (task token), or goes on at once when the firm's settings
                     approve automatically
-chunk               one chunk of a phase (:mod:`qbsync.initial_sync.execute`)
-phase_done          the phase is completed, "Initial Sync Progress"
+chunk               one chunk of a phase (:mod:`qbsync.initial_sync.execute`); a chunk that fails for good
+                    leaves its reason on the run
+phase_done          the phase is completed, "Initial Sync Progress"; :class:`PhaseIncomplete` when some of
+                    its planned records were not counted (a chunk failed: the run fails, and a resume runs
+                    what is left)
 summary             the run is completed, "Initial Sync Progress" with every phase's figures
 failed / cancelled  the run's end after a step failed for good / after the owner cancelled
 ==================  ======================================================================================
@@ -30,10 +33,10 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 from qbsync import vocab
-from qbsync.errors import BadRequest, Conflict
+from qbsync.errors import BadRequest, Conflict, QbsyncError, RetryableError
 from qbsync.initial_sync.execute import ChunkExecutor, ChunkRef, ChunkRetry
 from qbsync.initial_sync.plan import Planner
-from qbsync.initial_sync.runs import RunControl, progress_event
+from qbsync.initial_sync.runs import RunControl, phase_progress, progress_event
 from qbsync.models.firm_settings import FirmSyncSettings
 from qbsync.models.qbsync_events import InitialSyncPlanned, PlanFinding, PlanTotals
 from qbsync.models.snapshot import SnapshotRequested
@@ -41,12 +44,24 @@ from qbsync.qbo.client import QboClient
 from qbsync.repositories.connections import CONNECTED, Connection
 from qbsync.repositories.initial_sync import InitialSyncRuns, Run, RunRef
 
-__all__ = ["SNAPSHOT_WAIT", "InitialSyncSteps", "PlanSteps"]
+__all__ = ["SNAPSHOT_WAIT", "InitialSyncSteps", "PhaseIncomplete", "PlanSteps"]
 
 logger = logging.getLogger("qbsync.initial_sync")
 
 #: how long the platform has to export (the RequestSnapshot task's TimeoutSeconds)
 SNAPSHOT_WAIT = timedelta(days=1)
+
+
+class PhaseIncomplete(QbsyncError):
+    """A phase's Map ended with planned records not counted: one of its chunks failed for good. Not retried:
+    the run fails (with the chunk's reason) and a resume runs the chunks that are not counted.
+
+    Step Functions fails the Map itself when an item fails (the default tolerated failure is none) and its
+    Catch records the failure; this check makes "every planned record was counted" the condition of a phase's
+    end wherever the Map's own failure handling differs (moto's Distributed Map reports a failed item as a
+    ``null`` result and succeeds: docs/initial-sync.md, Operations)."""
+
+    code = "initial_sync_phase_incomplete"
 
 
 class Connections(Protocol):
@@ -249,12 +264,22 @@ class InitialSyncSteps:
             run = self._control.finish(ref, correlation_id=ref.run_id)
             return {"status": run.status}
         if step == "failed":
-            self._control.fail(ref, error=_error_text(payload.get("error")), correlation_id=ref.run_id)
+            self._control.fail(ref, error=self._failure(ref, payload.get("error")), correlation_id=ref.run_id)
             return {}
         if step == "cancelled":
             self._control.cancelled(ref, correlation_id=ref.run_id)
             return {}
         raise BadRequest(f"unknown initial-sync step {step!r}")
+
+    def _failure(self, ref: RunRef, error: Any) -> str:
+        """The failed step's error, with the reason of the chunk that failed for good when the step's own
+        error does not say it (a Map that failed because an item failed:
+        ``States.ExceedToleratedFailureThreshold``)."""
+        text = _error_text(error)
+        run = self._runs.get(ref)
+        if run is not None and run.chunk_error and run.chunk_error not in text:
+            text = f"{text} (chunk {run.chunk_error})"
+        return text[:1000]
 
     def _request_snapshot(self, ref: RunRef, token: str) -> dict[str, Any]:
         self._control.wait(ref, what="snapshot", token=token)
@@ -285,12 +310,27 @@ class InitialSyncSteps:
             raise BadRequest("chunk needs phase, index and key") from exc
         if descriptor.phase not in vocab.INITIAL_SYNC_PHASES:
             raise BadRequest("unknown phase")
-        result = self._executor.run(ref, descriptor)
+        try:
+            result = self._executor.run(ref, descriptor)
+        except RetryableError:
+            raise
+        except QbsyncError as err:
+            self._runs.chunk_failed(ref, descriptor.phase, descriptor.index, err.message, now=self._clock())
+            raise
         return {"counted": bool(result.get("counted", False)), **result}
 
     def _phase_done(self, ref: RunRef, phase: Any) -> dict[str, Any]:
         if phase not in vocab.INITIAL_SYNC_PHASES:
             raise BadRequest("unknown phase")
+        before = self._runs.get(ref)
+        if before is None:
+            raise BadRequest("no such initial-sync run")
+        progress = phase_progress(before, str(phase))
+        if progress.remaining and not before.terminal:
+            why = f": chunk {before.chunk_error}" if before.chunk_error else ""
+            raise PhaseIncomplete(
+                f"{progress.remaining} of the {progress.planned} planned {phase} did not run{why}"
+            )
         run = self._runs.phase(ref, str(phase), status="completed", now=self._clock())
         try:
             self._publisher.publish([progress_event(run, correlation_id=ref.run_id)])

@@ -18,6 +18,7 @@ attribute           meaning
 ``phases``          phase -> counters ``planned``, ``done``, ``failed``, ``skipped``, ``blocked``,
                     ``changed``, ``retried`` and ``status``, ``started_at``, ``finished_at``
 ``chunks_done``     string set of ``{phase}:{index}``: a chunk's counters are added once, with its id
+``chunk_error``     the last chunk that failed for good and why (``{phase}:{index}: reason``), until a resume
 ``current_phase``, ``approved_by``, ``approved_at``, ``auto_approved``, ``cancelled_by``, ``error``
 ==================  =========================================================================================
 
@@ -136,6 +137,7 @@ class Run:
     auto_approved: bool = False
     cancelled_by: str | None = None
     error: str | None = None
+    chunk_error: str | None = None
     executions: int = 1
 
     @property
@@ -178,6 +180,7 @@ class Run:
             auto_approved=bool(item.get("auto_approved", False)),
             cancelled_by=item.get("cancelled_by"),
             error=item.get("error"),
+            chunk_error=item.get("chunk_error"),
             executions=int(item.get("executions", 1)),
         )
 
@@ -398,7 +401,9 @@ class InitialSyncRuns:
             if run.approved_by
             else (AWAITING_APPROVAL if run.plan else (PLANNING if run.manifest_key else WAITING_FOR_SNAPSHOT))
         )
-        return self._set_status(ref, status, now, extra="#e = :none", values={":none": None}, expect=FAILED)
+        return self._set_status(
+            ref, status, now, extra="#e = :none, chunk_error = :none", values={":none": None}, expect=FAILED
+        )
 
     def _set_status(
         self,
@@ -462,6 +467,22 @@ class InitialSyncRuns:
         except Conflict:
             return False
         return True
+
+    def chunk_failed(self, ref: RunRef, phase: str, index: int, reason: str, *, now: float) -> None:
+        """A chunk failed for good (no retry fixes it): the reason is kept for the run's ``error`` (the state
+        machine's own error for a failed Map item says only that a threshold was exceeded). Nothing when the
+        chunk was counted meanwhile."""
+        chunk_id = f"{phase}:{index}"
+        try:
+            self._table.update(
+                _key(ref),
+                update="SET chunk_error = :e, updated_at = :now",
+                condition="attribute_exists(pk) AND NOT contains(chunks_done, :cid)",
+                values={":e": f"{chunk_id}: {reason}"[:1000], ":cid": chunk_id, ":now": int(now)},
+                return_values="NONE",
+            )
+        except Conflict:
+            return
 
     def runs_in(self, firm_id: str, realm_ids: Sequence[str]) -> list[Run]:
         """The firm's runs in these companies (a company switch looks for the old company's active run)."""
