@@ -16,6 +16,9 @@ stale or superseded and it is counted ``changed`` (its own event syncs it). Reco
 (a lease held by an event's worker, a QuickBooks or AWS fault) make the chunk raise :class:`ChunkRetry`: the
 state machine retries it with back-off, and records that finished the first time are ``already_synced``.
 The chunk's counters are added to the run once, with the chunk's id (:meth:`InitialSyncRuns.chunk_done`).
+The first chunk of a phase to run starts the phase (:meth:`InitialSyncRuns.start_phase`, once) and announces
+it ("Initial Sync Progress", ``phase_status`` ``started``) before its records run; each chunk counted
+announces ``running``.
 
 Before anything runs, the run must still be ``running`` (a cancel stops at the next chunk), the firm must
 still be connected to the run's company (after a company switch nothing of the old plan is written).
@@ -39,7 +42,7 @@ from qbsync.models.record_key import RecordKey
 from qbsync.outbound.job import Outcome
 from qbsync.qbo.client import deep_link
 from qbsync.repositories.connections import CONNECTED, Connection
-from qbsync.repositories.initial_sync import RUNNING, ChunkCounts, InitialSyncRuns, RunRef
+from qbsync.repositories.initial_sync import RUNNING, ChunkCounts, InitialSyncRuns, Run, RunRef
 from qbsync.repositories.records import ClaimOptions, ClaimOutcome, QboLink, RecordsRepository
 
 __all__ = ["ChunkExecutor", "ChunkRetry", "ChunkRunner", "SequentialRunner"]
@@ -157,8 +160,10 @@ class ChunkExecutor:
             return {"skipped": "the firm is not connected to this company any more"}
         if connection.status != CONNECTED:
             raise ChunkRetry(f"QuickBooks is {connection.status.replace('_', ' ')}: the chunk waits")
-        if run.phases.get(chunk.phase, {}).get("status") != "running":
-            self._runs.phase(ref, chunk.phase, status="running", now=self._clock())
+        if run.phases.get(chunk.phase, {}).get("status") not in ("running", "completed"):
+            started = self._runs.start_phase(ref, chunk.phase, now=self._clock())
+            if started is not None:  # this chunk started the phase: announced before its records run
+                self._publish_progress(started, "started")
         lines = self._lines(chunk)
         counts = self._execute(ref, lines)
         retry = counts.pop("retry", 0)
@@ -242,12 +247,18 @@ class ChunkExecutor:
 
     def _announce(self, ref: RunRef) -> None:
         run = self._runs.get(ref)
-        if run is None:
-            return
+        if run is not None:
+            self._publish_progress(run, "running")
+
+    def _publish_progress(self, run: Run, phase_status: str) -> None:
         try:
-            self._publisher.publish([progress_event(run, correlation_id=ref.run_id)])
+            self._publisher.publish(
+                [progress_event(run, correlation_id=run.ref.run_id, phase_status=phase_status)]
+            )
         except QbsyncError as err:
-            logger.warning("initial sync progress not published", extra={**ref.as_dict(), **err.context()})
+            logger.warning(
+                "initial sync progress not published", extra={**run.ref.as_dict(), **err.context()}
+            )
 
 
 def _counter(outcome: Outcome) -> str:

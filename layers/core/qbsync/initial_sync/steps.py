@@ -14,7 +14,8 @@ plan                the dry-run plan (:mod:`qbsync.initial_sync.plan`), stored, 
 await_approval      the run waits for the owner (task token), or goes on at once when the firm's settings
                     approve automatically
 chunk               one chunk of a phase (:mod:`qbsync.initial_sync.execute`)
-phase_done          the phase is completed, "Initial Sync Progress"
+phase_done          the phase is completed, "Initial Sync Progress" (``completed``; a phase with nothing
+                    planned is ``started`` first, so every phase is announced started once)
 summary             the run is completed, "Initial Sync Progress" with every phase's figures
 failed / cancelled  the run's end after a step failed for good / after the owner cancelled
 ==================  ======================================================================================
@@ -291,12 +292,20 @@ class InitialSyncSteps:
     def _phase_done(self, ref: RunRef, phase: Any) -> dict[str, Any]:
         if phase not in vocab.INITIAL_SYNC_PHASES:
             raise BadRequest("unknown phase")
+        started = self._runs.start_phase(ref, str(phase), now=self._clock())
+        if started is not None:  # a phase without chunks (nothing planned) starts as it ends
+            self._progress(started, "started")
         run = self._runs.phase(ref, str(phase), status="completed", now=self._clock())
-        try:
-            self._publisher.publish([progress_event(run, correlation_id=ref.run_id)])
-        except Exception:
-            logger.warning("initial sync progress not published", extra=ref.as_dict())
+        self._progress(run, "completed")
         return {}
+
+    def _progress(self, run: Run, phase_status: str) -> None:
+        try:
+            self._publisher.publish(
+                [progress_event(run, correlation_id=run.ref.run_id, phase_status=phase_status)]
+            )
+        except Exception:
+            logger.warning("initial sync progress not published", extra=run.ref.as_dict())
 
 
 def _ref(payload: Mapping[str, Any]) -> RunRef:

@@ -1,0 +1,172 @@
+"""What a run's chunks announce: the InitialSyncFunction handler in-process (plan, chunk and phase_done
+steps, as the state machine calls them) on moto + the simulator, the run item moved to each step's state
+through its repository (the state machine itself runs in tests/e2e).
+
+- each phase is announced ``started`` once (done 0, remaining = planned), an empty one too.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from qbsync import wiring
+from qbsync.initial_sync.runs import run_id_for
+from qbsync.models.record_key import RecordKey
+from qbsync.repositories.initial_sync import AWAITING_APPROVAL, WAITING_FOR_SNAPSHOT, InitialSyncRuns, RunRef
+
+from local.stack.provision import Resources, clients
+from tests.fixtures.events import EventCapture
+from tests.fixtures.lambda_runtime import LambdaContext, load_function
+from tests.integration.entity_sync.conftest import (
+    PLATFORM_EVENTS,
+    SyncStack,
+    new_firm,
+)
+
+HANDLER = load_function("initial_sync", prefix="isc")
+EVENTS = ("Sync Status Changed", "Sync Error Raised", "Initial Sync Progress")
+SECRET = "beta-secret@example.com"  # a value of the bad line: it must show nowhere
+
+
+@pytest.fixture
+def stack(
+    aws_clean: Resources,
+    function_env: Any,
+    intuit_app_secret: Any,
+    qbo_sim: Any,
+    qbo_company: str,
+    qbsync_events: Callable[..., EventCapture],
+) -> Iterator[SyncStack]:
+    env = function_env("InitialSyncFunction")
+    wiring.reset()
+    s = SyncStack(aws_clean, qbo_sim, qbo_company, intuit_app_secret.client_id, env, qbsync_events(*EVENTS))
+    s.requeued()
+    s.captured.drain()
+    yield s
+    wiring.reset()
+    for realm in s.made:
+        qbo_sim.control.delete_company(realm)
+
+
+def _data(sample: str, **changes: Any) -> dict[str, Any]:
+    data = json.loads((PLATFORM_EVENTS / f"{sample}.json").read_text())["detail"]["data"]
+    data.update(copy.deepcopy(changes))
+    return data
+
+
+def _account(account_id: str, name: str, **changes: Any) -> dict[str, Any]:
+    return _data("client_account_created", id=account_id, name=name, contact_ids=[], **changes)
+
+
+class Run:
+    """One run of a firm driven step by step (what the state machine does between the steps is done on the
+    run item through its repository)."""
+
+    def __init__(self, stack: SyncStack, firm_id: str, event_id: str = "evt-1") -> None:
+        self.stack = stack
+        connection = stack.connections().get(firm_id)
+        assert connection is not None
+        stack.set_settings(firm_id, sync_accounts="all")  # accounts without activity sync too
+        self.ref = RunRef(firm_id, connection.realm_id, run_id_for(firm_id, connection.realm_id, event_id))
+        self.runs = InitialSyncRuns(stack.sync_table)
+        self.s3 = clients(stack.resources.endpoint_url, stack.resources.region)["s3"]
+        self.bucket = stack.env["SNAPSHOT_BUCKET_NAME"]
+        self.keys: dict[str, str] = {}
+
+    def step(self, step: str, **more: Any) -> dict[str, Any]:
+        return HANDLER.lambda_handler({"step": step, "run": self.ref.as_dict(), **more}, LambdaContext())
+
+    def snapshot(self, files: dict[str, list[str]]) -> None:
+        """Export ``files`` (record type → raw lines) as the run's snapshot and plan it; approved."""
+        firm, run = self.ref.firm_id, self.ref.run_id
+        now = time.time()
+        self.runs.begin(self.ref, trigger="connected", execution_arn=f"arn:exec:{run}", now=now)
+        self.runs.wait_for(self.ref, what="snapshot", token="t-snap", status=WAITING_FOR_SNAPSHOT, now=now)
+        prefix = f"snapshots/{firm}/{run}/"
+        entries = []
+        for record_type, lines in files.items():
+            body = "".join(line + "\n" for line in lines).encode()
+            key = f"{prefix}{record_type}.jsonl"
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
+            sha = hashlib.sha256(body).hexdigest()
+            entries.append({"record_type": record_type, "key": key, "count": len(lines), "sha256": sha})
+        manifest = {
+            "format": "qbsync.snapshot/1",
+            "firm_id": firm,
+            "run_id": run,
+            "snapshot_id": f"snap-{run[3:]}",
+            "exported_at": "2026-03-02T10:00:00Z",
+            "files": entries,
+        }
+        self.s3.put_object(
+            Bucket=self.bucket, Key=f"{prefix}manifest.json", Body=json.dumps(manifest).encode()
+        )
+        self.runs.snapshot_ready(
+            self.ref, manifest_key=f"{prefix}manifest.json", snapshot_id=manifest["snapshot_id"], now=now
+        )
+        self.keys = self.step("plan")["keys"]
+        self.runs.wait_for(self.ref, what="approval", token="t-ok", status=AWAITING_APPROVAL, now=now)
+        self.runs.approve(self.ref, by="owner-1", auto=False, now=now)
+
+    def chunks(self, phase: str) -> list[dict[str, Any]]:
+        body = self.s3.get_object(Bucket=self.bucket, Key=self.keys[phase])["Body"].read()
+        return json.loads(body)
+
+    def phase(self, phase: str) -> None:
+        """Every chunk of ``phase``, then its end."""
+        for chunk in self.chunks(phase):
+            self.step("chunk", chunk=chunk)
+        self.step("phase_done", phase=phase)
+
+    def item(self) -> Any:
+        run = self.runs.get(self.ref)
+        assert run is not None
+        return run
+
+
+def _line(data: dict[str, Any], version: int = 1) -> str:
+    return json.dumps({"version": version, "data": data})
+
+
+def _published(stack: SyncStack, detail_type: str, **match: Any) -> list[dict[str, Any]]:
+    return [
+        e["detail"]
+        for e in stack.captured.drain()
+        if e["detail-type"] == detail_type and all(e["detail"].get(k) == v for k, v in match.items())
+    ]
+
+
+def _events(stack: SyncStack) -> list[tuple[str, dict[str, Any]]]:
+    return [(e["detail-type"], e["detail"]) for e in stack.captured.drain()]
+
+
+def test_each_phase_is_announced_started_once_before_its_chunks_count(stack) -> None:
+    firm = new_firm()
+    stack.connect(firm)
+    run = Run(stack, firm)
+    run.snapshot({"client_account": [_line(_account("acct-a", "Alpha Audit"))]})
+    run.phase("services")  # nothing planned
+    [chunk] = run.chunks("customers")
+    run.step("chunk", chunk=chunk)
+    run.step("chunk", chunk=chunk)  # a redelivered chunk starts nothing again
+    run.step("phase_done", phase="customers")
+    progress = _published(stack, "Initial Sync Progress")
+    by = {(p["current_phase"], p.get("phase_status")): p for p in progress}
+    started = [p for p in progress if p.get("phase_status") == "started"]
+    assert sorted(p["current_phase"] for p in started) == ["customers", "services"]
+    customers = next(f for f in by[("customers", "started")]["phases"] if f["phase"] == "customers")
+    assert customers["status"] == "running"
+    assert (customers["done"], customers["remaining"], customers["planned"]) == (0, 1, 1)
+    counted = next(f for f in by[("customers", "running")]["phases"] if f["phase"] == "customers")
+    assert counted["done"] == 1
+    assert ("customers", "completed") in by and ("services", "completed") in by
+
+
+def _key(run: Run, account_id: str) -> RecordKey:
+    return RecordKey(run.ref.firm_id, run.ref.realm_id, "client_account", account_id)
