@@ -1,7 +1,9 @@
-"""What a run's chunks announce: the InitialSyncFunction handler in-process (plan, chunk and phase_done
-steps, as the state machine calls them) on moto + the simulator, the run item moved to each step's state
-through its repository (the state machine itself runs in tests/e2e).
+"""What a run's chunks do to the records they link, and what a phase announces when it starts: the
+InitialSyncFunction handler in-process (plan, chunk and phase_done steps, as the state machine calls them) on
+moto + the simulator, the run item moved to each step's state through its repository (the state machine
+itself runs in tests/e2e).
 
+- a linked record (an existing same-name customer adopted) is announced "Sync Status Changed" synced;
 - each phase is announced ``started`` once (done 0, remaining = planned), an empty one too.
 """
 
@@ -20,6 +22,7 @@ from qbsync.initial_sync.runs import run_id_for
 from qbsync.models.record_key import RecordKey
 from qbsync.repositories.initial_sync import AWAITING_APPROVAL, WAITING_FOR_SNAPSHOT, InitialSyncRuns, RunRef
 
+from local.qbo_sim.client import SimAccountant
 from local.stack.provision import Resources, clients
 from tests.fixtures.events import EventCapture
 from tests.fixtures.lambda_runtime import LambdaContext, load_function
@@ -144,6 +147,25 @@ def _published(stack: SyncStack, detail_type: str, **match: Any) -> list[dict[st
 
 def _events(stack: SyncStack) -> list[tuple[str, dict[str, Any]]]:
     return [(e["detail-type"], e["detail"]) for e in stack.captured.drain()]
+
+
+def test_a_linked_customer_is_announced_synced(stack) -> None:
+    firm = new_firm()
+    stack.connect(firm)
+    run = Run(stack, firm)
+    customer = SimAccountant.sign_in(stack.sim.control, run.ref.realm_id).create(
+        "Customer", {"DisplayName": "Gamma Group"}
+    )
+    run.snapshot({"client_account": [_line(_account("acct-g", "gamma  group"))]})
+    [line] = json.loads(
+        run.s3.get_object(Bucket=run.bucket, Key=run.chunks("customers")[0]["key"])["Body"].read()
+    )["lines"]
+    assert line["action"] == "link"
+    run.phase("customers")
+    [status] = _published(stack, "Sync Status Changed", platform_id="acct-g")
+    assert status["status"] == "synced" and status["qbo_id"] == customer["Id"]
+    assert status["entity_type"] == "ClientAccount" and status["correlation_id"] == run.ref.run_id
+    assert len(stack.entities("Customer")) == 1  # linked, not created
 
 
 def test_each_phase_is_announced_started_once_before_its_chunks_count(stack) -> None:

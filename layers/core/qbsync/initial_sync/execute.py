@@ -6,7 +6,8 @@ A chunk is a file of at most :data:`~qbsync.initial_sync.plan.CHUNK_SIZE` plan l
 - ``skip`` lines that are already in QuickBooks at their version are counted done and not touched;
 - ``link`` lines are linked to the QuickBooks object the plan matched: the record is claimed at its planned
   version (the same lease and version rules as every write) and marked synced to that object, nothing written
-  to QuickBooks;
+  to QuickBooks, and announced "Sync Status Changed" (synced) like every other sync (its open error, if it
+  had one, is resolved);
 - every other line (``create``, the other skips, ``block``) runs through the outbound sync
   (:class:`ChunkRunner`: the one exactly-once writer, its skips, gates and error center), so each record ends
   synced, skipped with a reason, failed with an error, or blocked on a named prerequisite.
@@ -39,7 +40,9 @@ from qbsync.initial_sync.plan import ALREADY_SYNCED, PlanLine
 from qbsync.initial_sync.runs import progress_event
 from qbsync.models.platform_events import PlatformEvent, parse_platform_event
 from qbsync.models.record_key import RecordKey
+from qbsync.outbound.batch import BatchedPublisher, batch_scope
 from qbsync.outbound.job import Outcome
+from qbsync.outbound.status import StatusReporter
 from qbsync.qbo.client import deep_link
 from qbsync.repositories.connections import CONNECTED, Connection
 from qbsync.repositories.initial_sync import RUNNING, ChunkCounts, InitialSyncRuns, Run, RunRef
@@ -104,6 +107,23 @@ class Objects(Protocol):
     def get_text(self, key: str) -> str: ...
 
 
+class ErrorLog(Protocol):
+    """``qbsync.repositories.error_log.ErrorLogRepository`` (the error center's one writer)."""
+
+    def record(
+        self,
+        *,
+        firm_id: str,
+        realm_id: str,
+        entity_type: str,
+        platform_id: str,
+        error: QbsyncError,
+        now: float,
+    ) -> Any: ...
+
+    def resolve(self, *, firm_id: str, entity_type: str, platform_id: str, now: float) -> None: ...
+
+
 @dataclass(frozen=True)
 class ChunkRef:
     """Which chunk: its phase, index and object key (an item of the phase's chunk index)."""
@@ -119,7 +139,8 @@ class ChunkExecutor:
     Args:
         runs: the run items; ``objects``: the snapshot bucket; ``records``: the records repository (links);
         connections: the firms' connections; ``runner``: builds the :class:`ChunkRunner` of a chunk;
-        publisher: qbsync events; ``owner_id``: the lease owner of links; ``app_base_url``: deep links.
+        publisher: qbsync events; ``errorlog``: the error center (its entries of linked records);
+        ``owner_id``: the lease owner of links; ``app_base_url``: deep links.
     """
 
     def __init__(  # noqa: PLR0913
@@ -131,6 +152,7 @@ class ChunkExecutor:
         connections: Connections,
         runner: Callable[[], ChunkRunner],
         publisher: Publisher,
+        errorlog: ErrorLog,
         owner_id: str,
         app_base_url: str,
         clock: Callable[[], float] = time.time,
@@ -144,6 +166,8 @@ class ChunkExecutor:
         self._owner = owner_id
         self._app_base_url = app_base_url
         self._clock = clock
+        # the records' status events of a chunk leave together when its scope closes (qbsync.outbound.batch)
+        self._status = StatusReporter(errorlog=errorlog, publisher=BatchedPublisher(publisher), clock=clock)
 
     def run(self, ref: RunRef, chunk: ChunkRef) -> dict[str, Any]:
         """Run one chunk; returns what it did (``counts``, or ``skipped`` with why nothing ran).
@@ -196,15 +220,16 @@ class ChunkExecutor:
             for line in lines
             if line.record_type == "client_account" and line.action == "create" and line.platform_id
         }
-        for line in lines:
-            if line.action == "skip" and line.reason == ALREADY_SYNCED:
-                counts["done"] += 1
-            elif line.event is None:
-                counts["failed"] += 1  # a line that did not parse: reported by the plan, nothing to run
-            elif line.action == "link" and line.target_qbo_id:
-                counts[self._link(ref, line)] += 1
-            else:
-                events.append(parse_platform_event(line.event))
+        with batch_scope():  # the links' and bad lines' status events: one PutEvents call per ten
+            for line in lines:
+                if line.action == "skip" and line.reason == ALREADY_SYNCED:
+                    counts["done"] += 1
+                elif line.event is None:
+                    counts["failed"] += 1  # a line that did not parse: reported by the plan, nothing to run
+                elif line.action == "link" and line.target_qbo_id:
+                    counts[self._link(ref, line)] += 1
+                else:
+                    events.append(parse_platform_event(line.event))
         if events:
             for outcome in self._runner().run(events, force=force):
                 counts[_counter(outcome)] += 1
@@ -235,7 +260,7 @@ class ChunkExecutor:
         except ValueError:
             url = None
         qbo_id = claim.record.qbo_id or line.target_qbo_id
-        self._records.mark_synced(
+        synced = self._records.mark_synced(
             key,
             owner=self._owner,
             version=line.version,
@@ -243,6 +268,9 @@ class ChunkExecutor:
             now=self._clock(),
             operation="create",
         )
+        self._status.record_synced(key, synced, correlation_id=ref.run_id)
+        if synced.error_open:
+            self._records.clear_error_open(key, version=line.version)  # after the resolve: redone if lost
         return "done"
 
     def _announce(self, ref: RunRef) -> None:
