@@ -1,8 +1,13 @@
-"""What a run's chunks do to the records they link, and what a phase announces when it starts: the
-InitialSyncFunction handler in-process (plan, chunk and phase_done steps, as the state machine calls them) on
-moto + the simulator, the run item moved to each step's state through its repository (the state machine
-itself runs in tests/e2e).
+"""What a run's chunks do to the records they cannot write and the records they link, and what a phase
+announces when it starts: the InitialSyncFunction handler in-process (plan, chunk and phase_done steps, as the
+state machine calls them) on moto + the simulator, the run item moved to each step's state through its
+repository (the state machine itself runs in tests/e2e).
 
+- a snapshot line that does not parse, with a readable record id: its record is failed with ONE open
+  error-center entry (``invalid_in_snapshot``, naming the field, never its value), announced; a chunk that
+  runs again does not add a second entry or attempt; the platform's next event for the record syncs it and
+  resolves the entry;
+- a line without a readable id: a finding of the plan only (``invalid_in_snapshot_no_id``);
 - a linked record (an existing same-name customer adopted) is announced "Sync Status Changed" synced;
 - each phase is announced ``started`` once (done 0, remaining = planned), an empty one too.
 """
@@ -21,6 +26,7 @@ from qbsync import wiring
 from qbsync.initial_sync.runs import run_id_for
 from qbsync.models.record_key import RecordKey
 from qbsync.repositories.initial_sync import AWAITING_APPROVAL, WAITING_FOR_SNAPSHOT, InitialSyncRuns, RunRef
+from qbsync.repositories.records import SYNCED
 
 from local.qbo_sim.client import SimAccountant
 from local.stack.provision import Resources, clients
@@ -30,6 +36,7 @@ from tests.integration.entity_sync.conftest import (
     PLATFORM_EVENTS,
     SyncStack,
     new_firm,
+    platform_event,
 )
 
 HANDLER = load_function("initial_sync", prefix="isc")
@@ -147,6 +154,88 @@ def _published(stack: SyncStack, detail_type: str, **match: Any) -> list[dict[st
 
 def _events(stack: SyncStack) -> list[tuple[str, dict[str, Any]]]:
     return [(e["detail-type"], e["detail"]) for e in stack.captured.drain()]
+
+
+def test_a_bad_line_fails_its_record_with_one_open_error_until_its_next_event_syncs_it(stack) -> None:
+    firm = new_firm()
+    stack.connect(firm)
+    run = Run(stack, firm)
+    bad = _account("acct-b", "Beta Books", email=[SECRET])  # a list where a string goes
+    run.snapshot(
+        {
+            "client_account": [
+                _line(_account("acct-a", "Alpha Audit")),
+                _line(bad, version=2),
+                "{not json",
+            ]
+        }
+    )
+    findings = {f["code"]: f for f in run.item().plan["findings"]}
+    assert findings["invalid_in_snapshot"]["count"] == 1
+    assert findings["invalid_in_snapshot"]["examples"] == ["acct-b"]
+    assert findings["invalid_in_snapshot_no_id"]["count"] == 1
+    assert findings["invalid_in_snapshot_no_id"]["examples"] == []
+    assert "fix" in findings["invalid_in_snapshot_no_id"]
+    [chunk] = run.chunks("customers")
+
+    # the first time the chunk runs, another worker holds acct-a: the chunk is retried (InitialSyncRetry)
+    # after the bad line failed its record
+    holder = stack.records.claim(
+        _key(run, "acct-a"),
+        version=1,
+        owner="another-worker",
+        lease_seconds=300,
+        now=time.time(),
+    )
+    with pytest.raises(HANDLER.InitialSyncRetry):
+        run.step("chunk", chunk=chunk)
+    stack.records.release(_key(run, "acct-a"), owner="another-worker", status="not_synced", now=time.time())
+    assert holder.record.status == "syncing"
+    run.step("chunk", chunk=chunk)  # the retry: counted now
+
+    entry = stack.errors.current(firm, "client_account", "acct-b")
+    assert entry is not None and entry.status == "open"
+    assert entry.code == "invalid_in_snapshot" and entry.category == "Accounts"
+    assert entry.attempts == 1  # the retried chunk did not record the line again
+    assert "data.email" in entry.explanation
+    assert "platform" in entry.fix
+    assert SECRET not in json.dumps([entry.message, entry.explanation, entry.fix, entry.title])
+    record = stack.records.get(_key(run, "acct-b"))
+    assert record is not None and record.status == "failed" and record.error_open
+    published = _events(stack)
+    raised = [d for t, d in published if t == "Sync Error Raised" and d.get("platform_id") == "acct-b"]
+    assert len(raised) == 1 and raised[0]["error_id"] == entry.error_id
+    assert raised[0]["category"] == "Accounts"
+    failed = [d for t, d in published if t == "Sync Status Changed" and d.get("platform_id") == "acct-b"]
+    assert failed and {d["status"] for d in failed} == {"failed"}
+    assert SECRET not in json.dumps(published)
+    customers = run.item().phases["customers"]
+    assert (int(customers["done"]), int(customers["failed"])) == (1, 2)
+
+    # the platform's corrected record comes as an event: synced normally, the error resolved
+    corrected = platform_event("client_account_updated", firm)
+    corrected["detail"].update(version=3, data=_account("acct-b", "Beta Books"))
+    stack.deliver_until_drained(corrected)
+    synced = stack.records.get(_key(run, "acct-b"))
+    assert synced is not None and synced.status == SYNCED and synced.qbo_id
+    assert stack.errors.current(firm, "client_account", "acct-b") is None
+    closed = stack.errors.get(firm, entry.error_id)
+    assert closed is not None and closed.status == "resolved"
+
+
+def test_the_same_bad_line_in_a_later_run_keeps_one_open_error(stack) -> None:
+    firm = new_firm()
+    stack.connect(firm)
+    bad = _line(_account("acct-b", "Beta Books", email=[SECRET]), version=2)
+    for event_id in ("evt-1", "evt-2"):  # e.g. a reconnect that starts a second run over the same history
+        run = Run(stack, firm, event_id)
+        run.snapshot({"client_account": [bad]})
+        run.phase("customers")
+        assert int(run.item().phases["customers"]["failed"]) == 1
+    entry = stack.errors.current(firm, "client_account", "acct-b")
+    assert entry is not None and entry.status == "open" and entry.attempts == 1
+    raised = _published(stack, "Sync Error Raised", platform_id="acct-b")
+    assert len(raised) == 1
 
 
 def test_a_linked_customer_is_announced_synced(stack) -> None:

@@ -8,6 +8,13 @@ A chunk is a file of at most :data:`~qbsync.initial_sync.plan.CHUNK_SIZE` plan l
   version (the same lease and version rules as every write) and marked synced to that object, nothing written
   to QuickBooks, and announced "Sync Status Changed" (synced) like every other sync (its open error, if it
   had one, is resolved);
+- ``block`` lines of ``invalid_in_snapshot`` (the line did not parse) that name a record: the record is
+  claimed at the line's version and marked failed, with an error-center entry of code
+  ``invalid_in_snapshot`` naming the fields (never values), "Sync Status Changed" (failed) and "Sync Error
+  Raised" (:class:`~qbsync.outbound.status.StatusReporter`, the outbound sync's own). The platform's next
+  event for the record syncs it normally and resolves the entry. A chunk run again finds the record failed
+  with that open entry and changes nothing (one entry, one attempt). A line without a readable id, or a
+  second line of a record (``duplicate_in_snapshot``), is a finding of the plan only and counted failed;
 - every other line (``create``, the other skips, ``block``) runs through the outbound sync
   (:class:`ChunkRunner`: the one exactly-once writer, its skips, gates and error center), so each record ends
   synced, skipped with a reason, failed with an error, or blocked on a named prerequisite.
@@ -35,6 +42,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from qbsync import vocab
 from qbsync.errors import BadRequest, Conflict, LeaseHeld, QbsyncError, RetryableError
 from qbsync.initial_sync.plan import ALREADY_SYNCED, PlanLine
 from qbsync.initial_sync.runs import progress_event
@@ -42,11 +50,20 @@ from qbsync.models.platform_events import PlatformEvent, parse_platform_event
 from qbsync.models.record_key import RecordKey
 from qbsync.outbound.batch import BatchedPublisher, batch_scope
 from qbsync.outbound.job import Outcome
+from qbsync.outbound.mapping import MappingError
 from qbsync.outbound.status import StatusReporter
 from qbsync.qbo.client import deep_link
 from qbsync.repositories.connections import CONNECTED, Connection
 from qbsync.repositories.initial_sync import RUNNING, ChunkCounts, InitialSyncRuns, Run, RunRef
-from qbsync.repositories.records import ClaimOptions, ClaimOutcome, QboLink, RecordsRepository
+from qbsync.repositories.records import (
+    FAILED,
+    ClaimOptions,
+    ClaimOutcome,
+    QboLink,
+    RecordError,
+    RecordsRepository,
+    SyncRecord,
+)
 
 __all__ = ["ChunkExecutor", "ChunkRetry", "ChunkRunner", "SequentialRunner"]
 
@@ -123,6 +140,8 @@ class ErrorLog(Protocol):
 
     def resolve(self, *, firm_id: str, entity_type: str, platform_id: str, now: float) -> None: ...
 
+    def current(self, firm_id: str, entity_type: str, platform_id: str) -> Any: ...
+
 
 @dataclass(frozen=True)
 class ChunkRef:
@@ -139,7 +158,7 @@ class ChunkExecutor:
     Args:
         runs: the run items; ``objects``: the snapshot bucket; ``records``: the records repository (links);
         connections: the firms' connections; ``runner``: builds the :class:`ChunkRunner` of a chunk;
-        publisher: qbsync events; ``errorlog``: the error center (its entries of linked records);
+        publisher: qbsync events; ``errorlog``: the error center (lines that did not parse);
         ``owner_id``: the lease owner of links; ``app_base_url``: deep links.
     """
 
@@ -166,6 +185,7 @@ class ChunkExecutor:
         self._owner = owner_id
         self._app_base_url = app_base_url
         self._clock = clock
+        self._errorlog = errorlog
         # the records' status events of a chunk leave together when its scope closes (qbsync.outbound.batch)
         self._status = StatusReporter(errorlog=errorlog, publisher=BatchedPublisher(publisher), clock=clock)
 
@@ -225,7 +245,7 @@ class ChunkExecutor:
                 if line.action == "skip" and line.reason == ALREADY_SYNCED:
                     counts["done"] += 1
                 elif line.event is None:
-                    counts["failed"] += 1  # a line that did not parse: reported by the plan, nothing to run
+                    counts[self._unreadable(ref, line)] += 1
                 elif line.action == "link" and line.target_qbo_id:
                     counts[self._link(ref, line)] += 1
                 else:
@@ -272,6 +292,70 @@ class ChunkExecutor:
         if synced.error_open:
             self._records.clear_error_open(key, version=line.version)  # after the resolve: redone if lost
         return "done"
+
+    def _unreadable(self, ref: RunRef, line: PlanLine) -> str:
+        """A line that did not parse: the record it names fails with an error-center entry (module doc).
+        Lines without a readable id and second lines of a record are the plan's findings only."""
+        if (line.reason or "").split(":", 1)[0] != vocab.INVALID_IN_SNAPSHOT or not line.platform_id:
+            return "failed"
+        key = RecordKey(ref.firm_id, ref.realm_id, line.record_type, line.platform_id)
+        current = self._records.get(key)
+        if (
+            current is not None
+            and max(current.claimed_version or 0, current.last_event_version or 0) > line.version
+        ):
+            return "changed"  # a newer version came as an event: its own sync says what became of it
+        if self._reported(key, current, line.version):
+            return "failed"
+        try:
+            claim = self._records.claim(
+                key,
+                version=line.version,
+                owner=self._owner,
+                lease_seconds=60,
+                now=self._clock(),
+                options=ClaimOptions("create", seen=current),
+            )
+        except (LeaseHeld, Conflict):
+            return "retry"
+        if claim.outcome in (ClaimOutcome.STALE, ClaimOutcome.SUPERSEDED):
+            return "changed"
+        if claim.outcome is ClaimOutcome.ALREADY_APPLIED:
+            return "done"
+        problem = (line.reason or "").split(":", 1)[-1].strip() or "the line does not parse"
+        err = MappingError(
+            vocab.RECORD_TYPE_INFO[line.record_type].category,  # type: ignore[arg-type]
+            vocab.INVALID_IN_SNAPSHOT,
+            f"The platform's export of this record does not read: {problem}"[:1000],
+            entity=line.record_type,
+            entity_id=line.platform_id,
+        )
+        self._records.mark_failed(
+            key,
+            owner=self._owner,
+            error=RecordError(
+                code=vocab.INVALID_IN_SNAPSHOT,
+                category=vocab.record_error_category(line.record_type),
+                message=err.explanation,
+            ),
+            now=self._clock(),
+            keep_intent=True,  # an intent of an earlier write must still be resolved by the next one
+        )
+        self._status.record_failure(key, err, correlation_id=ref.run_id)
+        return "failed"
+
+    def _reported(self, key: RecordKey, current: SyncRecord | None, version: int) -> bool:
+        """The line failed its record before (a chunk run again) and its error is still open or skipped."""
+        if (
+            current is None
+            or current.status != FAILED
+            or current.error is None
+            or current.error.code != vocab.INVALID_IN_SNAPSHOT
+            or current.claimed_version != version
+        ):
+            return False
+        entry = self._errorlog.current(key.firm_id, key.record_type, key.platform_id)
+        return entry is not None and entry.code == vocab.INVALID_IN_SNAPSHOT
 
     def _announce(self, ref: RunRef) -> None:
         run = self._runs.get(ref)
