@@ -7,6 +7,7 @@ repository (the state machine itself runs in tests/e2e).
   error-center entry (``invalid_in_snapshot``, naming the field, never its value), announced; a chunk that
   runs again does not add a second entry or attempt; the platform's next event for the record syncs it and
   resolves the entry;
+- the firm admin finds that error in ``GET /errors`` (the admin API's handler in-process);
 - a line without a readable id: a finding of the plan only (``invalid_in_snapshot_no_id``);
 - a linked record (an existing same-name customer adopted) is announced "Sync Status Changed" synced;
 - each phase is announced ``started`` once (done 0, remaining = planned), an empty one too.
@@ -32,6 +33,7 @@ from local.qbo_sim.client import SimAccountant
 from local.stack.provision import Resources, clients
 from tests.fixtures.events import EventCapture
 from tests.fixtures.lambda_runtime import LambdaContext, load_function
+from tests.integration.api.conftest import AdminApi
 from tests.integration.entity_sync.conftest import (
     PLATFORM_EVENTS,
     SyncStack,
@@ -236,6 +238,29 @@ def test_the_same_bad_line_in_a_later_run_keeps_one_open_error(stack) -> None:
     assert entry is not None and entry.status == "open" and entry.attempts == 1
     raised = _published(stack, "Sync Error Raised", platform_id="acct-b")
     assert len(raised) == 1
+
+
+def test_the_firm_admin_finds_the_bad_line_in_the_error_list(stack, function_env) -> None:
+    firm = new_firm()
+    stack.connect(firm)
+    run = Run(stack, firm)
+    run.snapshot({"client_account": [_line(_account("acct-b", "Beta Books", email=[SECRET]), version=2)]})
+    run.phase("customers")
+    env = function_env("AdminApiFunction")
+    wiring.reset()
+    admin = AdminApi(stack.resources, stack.sim, stack.realm_id, stack.client_id, env)
+    page = admin.call("GET", "/errors", firm_id=firm, role="staff")
+    assert page.status == 200
+    [listed] = page.json()["errors"]
+    assert (listed["platform_id"], listed["code"], listed["category"]) == (
+        "acct-b",
+        "invalid_in_snapshot",
+        "Accounts",
+    )
+    assert listed["status"] == "open"
+    one = admin.call("GET", f"/errors/{listed['error_id']}", firm_id=firm, role="staff")
+    assert one.status == 200 and "platform" in one.json()["fix"]
+    assert SECRET not in page.body + one.body
 
 
 def test_a_linked_customer_is_announced_synced(stack) -> None:
