@@ -209,7 +209,8 @@ def test_a_bad_line_fails_its_record_with_one_open_error_until_its_next_event_sy
     assert len(raised) == 1 and raised[0]["error_id"] == entry.error_id
     assert raised[0]["category"] == "Accounts"
     failed = [d for t, d in published if t == "Sync Status Changed" and d.get("platform_id") == "acct-b"]
-    assert failed and {d["status"] for d in failed} == {"failed"}
+    # announced by each run of the chunk (a repeat may replace a lost one), always with the one entry
+    assert [(d["status"], d["error_id"]) for d in failed] == [("failed", entry.error_id)] * 2
     assert SECRET not in json.dumps(published)
     customers = run.item().phases["customers"]
     assert (int(customers["done"]), int(customers["failed"])) == (1, 2)
@@ -270,16 +271,41 @@ def test_a_linked_customer_is_announced_synced(stack) -> None:
     customer = SimAccountant.sign_in(stack.sim.control, run.ref.realm_id).create(
         "Customer", {"DisplayName": "Gamma Group"}
     )
-    run.snapshot({"client_account": [_line(_account("acct-g", "gamma  group"))]})
-    [line] = json.loads(
-        run.s3.get_object(Bucket=run.bucket, Key=run.chunks("customers")[0]["key"])["Body"].read()
-    )["lines"]
-    assert line["action"] == "link"
-    run.phase("customers")
+    run.snapshot(
+        {"client_account": [_line(_account("acct-g", "gamma  group")), _line(_account("acct-h", "Hotel"))]}
+    )
+    [chunk] = run.chunks("customers")
+    lines = json.loads(run.s3.get_object(Bucket=run.bucket, Key=chunk["key"])["Body"].read())["lines"]
+    assert [ln["action"] for ln in lines] == ["link", "create"]
+    run.step("chunk", chunk=chunk)
     [status] = _published(stack, "Sync Status Changed", platform_id="acct-g")
     assert status["status"] == "synced" and status["qbo_id"] == customer["Id"]
     assert status["entity_type"] == "ClientAccount" and status["correlation_id"] == run.ref.run_id
-    assert len(stack.entities("Customer")) == 1  # linked, not created
+    assert len(stack.entities("Customer")) == 2  # acct-g linked, not created; acct-h created
+
+
+def test_a_link_is_announced_again_when_its_chunk_runs_again(stack) -> None:
+    firm = new_firm()
+    stack.connect(firm)
+    run = Run(stack, firm)
+    SimAccountant.sign_in(stack.sim.control, run.ref.realm_id).create(
+        "Customer", {"DisplayName": "Gamma Group"}
+    )
+    run.snapshot(
+        {"client_account": [_line(_account("acct-g", "Gamma Group")), _line(_account("acct-h", "Hotel"))]}
+    )
+    [chunk] = run.chunks("customers")
+    stack.records.claim(
+        _key(run, "acct-h"), version=1, owner="another-worker", lease_seconds=300, now=time.time()
+    )
+    with pytest.raises(HANDLER.InitialSyncRetry):  # acct-h is held: the chunk runs again
+        run.step("chunk", chunk=chunk)
+    stack.records.release(_key(run, "acct-h"), owner="another-worker", status="not_synced", now=time.time())
+    run.step("chunk", chunk=chunk)
+    statuses = _published(stack, "Sync Status Changed", platform_id="acct-g")
+    assert [d["status"] for d in statuses] == ["synced", "synced"]  # the repeat may replace a lost one
+    assert len({d["qbo_id"] for d in statuses}) == 1
+    assert len(stack.entities("Customer")) == 2
 
 
 def test_each_phase_is_announced_started_once_before_its_chunks_count(stack) -> None:

@@ -13,8 +13,10 @@ A chunk is a file of at most :data:`~qbsync.initial_sync.plan.CHUNK_SIZE` plan l
   ``invalid_in_snapshot`` naming the fields (never values), "Sync Status Changed" (failed) and "Sync Error
   Raised" (:class:`~qbsync.outbound.status.StatusReporter`, the outbound sync's own). The platform's next
   event for the record syncs it normally and resolves the entry. A chunk run again finds the record failed
-  with that open entry and changes nothing (one entry, one attempt). A line without a readable id, or a
-  second line of a record (``duplicate_in_snapshot``), is a finding of the plan only and counted failed;
+  with that open entry and writes nothing (one entry, one attempt), announcing "Sync Status Changed" again
+  (a link already applied is announced again too: the repeat may replace an announcement that was lost).
+  A line without a readable id, or a second line of a record (``duplicate_in_snapshot``), is a finding of
+  the plan only and counted failed;
 - every other line (``create``, the other skips, ``block``) runs through the outbound sync
   (:class:`ChunkRunner`: the one exactly-once writer, its skips, gates and error center), so each record ends
   synced, skipped with a reason, failed with an error, or blocked on a named prerequisite.
@@ -274,6 +276,9 @@ class ChunkExecutor:
         if claim.outcome in (ClaimOutcome.STALE, ClaimOutcome.SUPERSEDED):
             return "changed"
         if claim.outcome is ClaimOutcome.ALREADY_APPLIED:
+            # linked by an earlier run of the chunk: announced again, as a redelivery is (its announcement may
+            # be the one that was lost)
+            self._announce_synced(key, claim.record, line.version, ref)
             return "done"
         try:
             url = deep_link(self._app_base_url, entity, line.target_qbo_id, realm_id=ref.realm_id)
@@ -288,10 +293,13 @@ class ChunkExecutor:
             now=self._clock(),
             operation="create",
         )
+        self._announce_synced(key, synced, line.version, ref)
+        return "done"
+
+    def _announce_synced(self, key: RecordKey, synced: SyncRecord, version: int, ref: RunRef) -> None:
         self._status.record_synced(key, synced, correlation_id=ref.run_id)
         if synced.error_open:
-            self._records.clear_error_open(key, version=line.version)  # after the resolve: redone if lost
-        return "done"
+            self._records.clear_error_open(key, version=version)  # after the resolve: redone if lost
 
     def _unreadable(self, ref: RunRef, line: PlanLine) -> str:
         """A line that did not parse: the record it names fails with an error-center entry (module doc).
@@ -305,7 +313,9 @@ class ChunkExecutor:
             and max(current.claimed_version or 0, current.last_event_version or 0) > line.version
         ):
             return "changed"  # a newer version came as an event: its own sync says what became of it
-        if self._reported(key, current, line.version):
+        reported = self._reported(key, current, line.version)
+        if reported is not None:  # announced again, as a redelivery is; nothing written
+            self._status.record_failed_again(key, reported, correlation_id=ref.run_id)
             return "failed"
         try:
             claim = self._records.claim(
@@ -344,8 +354,9 @@ class ChunkExecutor:
         self._status.record_failure(key, err, correlation_id=ref.run_id)
         return "failed"
 
-    def _reported(self, key: RecordKey, current: SyncRecord | None, version: int) -> bool:
-        """The line failed its record before (a chunk run again) and its error is still open or skipped."""
+    def _reported(self, key: RecordKey, current: SyncRecord | None, version: int) -> Any:
+        """The record's entry when the line failed it before (a chunk run again) and the entry is still open
+        or skipped; None otherwise."""
         if (
             current is None
             or current.status != FAILED
@@ -353,9 +364,9 @@ class ChunkExecutor:
             or current.error.code != vocab.INVALID_IN_SNAPSHOT
             or current.claimed_version != version
         ):
-            return False
+            return None
         entry = self._errorlog.current(key.firm_id, key.record_type, key.platform_id)
-        return entry is not None and entry.code == vocab.INVALID_IN_SNAPSHOT
+        return entry if entry is not None and entry.code == vocab.INVALID_IN_SNAPSHOT else None
 
     def _announce(self, ref: RunRef) -> None:
         run = self._runs.get(ref)

@@ -141,6 +141,17 @@ class StatusReporter:
         )
         return self._failure(key, err, correlation_id)
 
+    def record_failed_again(self, key: RecordKey, entry: Any, *, correlation_id: str | None) -> None:
+        """Announce "failed" again for a record whose error ``entry`` is recorded already (a repeat of the
+        same run: nothing is recorded, no "Sync Error Raised")."""
+        self._publish(
+            key,
+            "failed",
+            correlation_id,
+            error_id=str(getattr(entry, "error_id", "") or "") or None,
+            error_message=str(getattr(entry, "explanation", "") or "")[:2000] or None,
+        )
+
     def _failure(self, key: RecordKey, err: DataError, correlation_id: str | None) -> Outcome:
         now = self._clock()
         entry = self._errorlog.record(
@@ -201,7 +212,7 @@ class StatusReporter:
         """Publish "Sync Status Changed" (``status``) for the job's record."""
         self._publish(job.key, status, job.event.correlation_id, qbo_id=qbo_id, qbo_url=qbo_url, note=note)
 
-    def _publish(
+    def _publish(  # noqa: PLR0913
         self,
         key: RecordKey,
         status: str,
@@ -210,6 +221,8 @@ class StatusReporter:
         qbo_id: str | None = None,
         qbo_url: str | None = None,
         note: str | None = None,
+        error_id: str | None = None,
+        error_message: str | None = None,
     ) -> None:
         self._publisher.publish(
             [
@@ -223,6 +236,8 @@ class StatusReporter:
                     qbo_id=qbo_id,
                     qbo_url=qbo_url,
                     note=note,
+                    error_id=error_id,
+                    error_message=error_message,
                 )
             ]
         )
