@@ -400,6 +400,7 @@ def qbsync_detail(detail_type: str, n: int) -> dict[str, Any]:
             "run_id": "is-0f3c2a9b",
             "status": "running",
             "current_phase": "invoices",
+            "phase_status": "running",
             "phases": [
                 _phase("services", "completed", 40, done=38, skipped=2),
                 _phase("customers", "completed", 900, done=897, failed=1, skipped=2),

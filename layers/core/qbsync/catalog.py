@@ -547,6 +547,16 @@ REASONS: dict[str, _Entry] = {
             "QuickBooks.",
             SERVICES,
         ),
+        # the initial sync: a line of the platform's snapshot that does not parse or validate
+        _Entry(
+            vocab.INVALID_IN_SNAPSHOT,
+            "The platform's export of this record could not be read",
+            "The initial sync read this record from the platform's export (its snapshot), and the record's "
+            "line there does not parse or validate, so it was not synced.",
+            "Fix the record on the platform (open it and save it again, correcting the fields this error "
+            "names): the platform's next event for it syncs it normally and closes this error. Nothing "
+            "has to run again in the initial sync.",
+        ),
         _Entry(
             "amount_not_positive",
             "Amount is zero or negative",

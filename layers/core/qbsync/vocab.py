@@ -44,9 +44,12 @@ from typing import Literal, cast, get_args
 
 __all__ = [
     "CREDIT_APPLICATION",
+    "DUPLICATE_IN_SNAPSHOT",
     "ERROR_CATEGORIES",
     "EVENT_ENTITY_OF",
     "INITIAL_SYNC_PHASES",
+    "INVALID_IN_SNAPSHOT",
+    "INVALID_WITHOUT_ID",
     "MAPPING_CATEGORIES",
     "NAME_LISTS",
     "PHASE_RECORD_TYPE",
@@ -174,6 +177,14 @@ PHASE_RECORD_TYPE: dict[str, SyncableType] = {
 #: what the dry-run plan says will happen to a record (PRODUCT.md J.1)
 PlanAction = Literal["create", "link", "skip", "block"]
 PLAN_ACTIONS: tuple[PlanAction, ...] = get_args(PlanAction)
+#: the reason code of a snapshot line that does not parse or validate (``block``): the record it names gets
+#: an error-center entry with this code when its phase runs; a line with no readable id is a plan finding
+INVALID_IN_SNAPSHOT = "invalid_in_snapshot"
+#: the reason code of a second line of one record in a snapshot file (``block``): a plan finding only, the
+#: record syncs from its first line
+DUPLICATE_IN_SNAPSHOT = "duplicate_in_snapshot"
+#: the plan finding of snapshot lines that do not parse and carry no readable record id
+INVALID_WITHOUT_ID = "invalid_in_snapshot_no_id"
 
 
 def record_error_category(record_type: str) -> str:

@@ -556,6 +556,7 @@ def build_initial_sync_steps() -> InitialSyncSteps:
         connections=_connections(),
         runner=bulk_runner,
         publisher=_publisher(),
+        errorlog=error_log(),
         owner_id=f"initial-sync-{uuid.uuid4().hex[:12]}",
         app_base_url=get_qbo_settings().qbo_app_base_url,
     )

@@ -107,6 +107,21 @@ def test_a_chunk_is_counted_once(runs: InitialSyncRuns, ref: RunRef) -> None:
     assert run.chunks_done == {"invoices:0", "invoices:1"}
 
 
+def test_a_phase_starts_once_and_not_after_it_ended(runs: InitialSyncRuns, ref: RunRef) -> None:
+    _planned(runs, ref)
+    runs.approve(ref, by="u", auto=False, now=T0)
+    started = runs.start_phase(ref, "invoices", now=T0 + 1)
+    assert started is not None
+    assert started.phases["invoices"]["status"] == "running" and started.current_phase == "invoices"
+    assert started.phases["invoices"]["started_at"] == T0 + 1
+    assert runs.start_phase(ref, "invoices", now=T0 + 2) is None  # a second chunk, a resumed execution
+    runs.phase(ref, "invoices", status="completed", now=T0 + 3)
+    assert runs.start_phase(ref, "invoices", now=T0 + 4) is None
+    run = runs.get(ref)
+    assert run is not None
+    assert run.phases["invoices"]["status"] == "completed" and run.phases["invoices"]["started_at"] == T0 + 1
+
+
 def test_failed_run_reopens_where_it_was_and_one_resume_takes_it(runs: InitialSyncRuns, ref: RunRef) -> None:
     _planned(runs, ref)
     runs.approve(ref, by="u", auto=False, now=T0)

@@ -187,6 +187,37 @@ def test_a_line_that_did_not_parse_is_blocked_naming_the_problem() -> None:
     assert planned["inv-9"].reason == "invalid_in_snapshot: data.total: not money"
 
 
+def _bad(record_type: str, n: int, platform_id: str | None, problem: str) -> Any:
+    return SimpleNamespace(
+        record_type=record_type, line_no=n, version=2, event=None, problem=problem, platform_id=platform_id
+    )
+
+
+def test_a_second_line_of_a_record_is_a_duplicate_finding_not_an_invalid_record() -> None:
+    good = _event("service_created", id="svc-1", name="Audit")
+    again = _bad("service", 2, "svc-1", "line 2: data.id: the same record as line 1 (one line per record)")
+    other = _bad("service", 3, "svc-2", "line 3: data.rate: not money")
+    result, _, objects = _plan({"service": [_line(good, "service"), again, other]})
+    [chunk] = [body for key, body in objects.items() if isinstance(body, dict)]
+    reasons = {
+        (ln["platform_id"], ln["reason"].split(":")[0] if ln["reason"] else None) for ln in chunk["lines"]
+    }
+    assert reasons == {("svc-1", None), ("svc-1", "duplicate_in_snapshot"), ("svc-2", "invalid_in_snapshot")}
+    findings = {f["code"]: f for f in result.summary["findings"]}
+    assert findings["duplicate_in_snapshot"]["examples"] == ["svc-1"]
+    assert findings["invalid_in_snapshot"]["examples"] == ["svc-2"] and findings["invalid_in_snapshot"]["fix"]
+
+
+def test_lines_without_a_readable_id_are_a_finding_of_their_own() -> None:
+    lines = [_bad("invoice", 1, None, "line 1: not JSON (UTF-8)"), _bad("invoice", 4, None, "line 4: empty")]
+    result, _, _ = _plan({"invoice": lines})
+    [finding] = result.summary["findings"]
+    assert finding["code"] == "invalid_in_snapshot_no_id"
+    assert (finding["count"], finding["examples"]) == (2, [])
+    assert finding["message"].startswith("invalid_in_snapshot: line 1: not JSON")
+    assert "export" in finding["fix"]
+
+
 def test_chunks_hold_at_most_chunk_size_lines_and_the_index_lists_them() -> None:
     services = [
         _line(_event("service_created", id=f"svc-{i}", name=f"S {i}"), "service", i)

@@ -8,7 +8,8 @@ For every line of the platform's snapshot, in phase order, the plan decides one 
 - ``skip``: nothing will be written, with the reason: already in QuickBooks at this version, a draft or
   void invoice never synced, dated before the firm's sync start date, a payment recorded by hand the settings
   do not sync, a client account without activity the settings sync only with some;
-- ``block``: it will not sync as it is, with the reason: the line does not parse, QuickBooks refuses it in any
+- ``block``: it will not sync as it is, with the reason: the line does not parse (``invalid_in_snapshot``;
+  ``duplicate_in_snapshot`` for a second line of a record the file has already), QuickBooks refuses it in any
   company (:func:`qbsync.outbound.mapping.check_record`), or it is dated in the company's closed books.
 
 The executor runs the plan's lines, not a fresh diff: each chunk file holds the planned version of each
@@ -208,8 +209,9 @@ class Planner:
             record_type = vocab.PHASE_RECORD_TYPE[phase]
             phase_totals = totals.setdefault(record_type, _Totals())
             chunks: list[dict[str, Any]] = []
+            seen: set[str] = set()  # the ids of the file's lines that parsed so far
             for index, batch in enumerate(_batched(self._snapshots.lines(manifest, record_type), CHUNK_SIZE)):
-                lines = self._decide_chunk(firm_id, realm_id, record_type, batch, ctx)
+                lines = self._decide_chunk(firm_id, realm_id, record_type, batch, ctx, seen)
                 key = chunk_key(firm_id, run_id, phase, index)
                 self._objects.put_json(
                     key, {"phase": phase, "index": index, "lines": [ln.as_dict() for ln in lines]}
@@ -249,7 +251,13 @@ class Planner:
         return active
 
     def _decide_chunk(
-        self, firm_id: str, realm_id: str, record_type: str, batch: Sequence[Any], ctx: _Context
+        self,
+        firm_id: str,
+        realm_id: str,
+        record_type: str,
+        batch: Sequence[Any],
+        ctx: _Context,
+        seen: set[str],
     ) -> list[PlanLine]:
         keys = [
             RecordKey(firm_id, realm_id, record_type, line.platform_id)
@@ -260,19 +268,23 @@ class Planner:
         out: list[PlanLine] = []
         for line in batch:
             if line.event is None or not line.platform_id:
-                out.append(
-                    PlanLine(
-                        record_type,
-                        line.platform_id,
-                        int(line.version or 0),
-                        "block",
-                        f"invalid_in_snapshot: {line.problem}",
-                    )
-                )
+                out.append(_unreadable(record_type, line, seen))
                 continue
+            seen.add(line.platform_id)
             key = RecordKey(firm_id, realm_id, record_type, line.platform_id)
             out.append(_decide(record_type, line.event, current.get(key), ctx))
         return out
+
+
+def _unreadable(record_type: str, line: Any, seen: set[str]) -> PlanLine:
+    """A line that does not parse: blocked with ``invalid_in_snapshot`` (the executor gives the record it
+    names an error-center entry), or ``duplicate_in_snapshot`` when an earlier line of the file is that record
+    (the record syncs from that line; this one is a finding of the plan only). A line without a readable id
+    keeps ``platform_id`` None: a finding of the plan, nothing to put on a record."""
+    code = vocab.INVALID_IN_SNAPSHOT
+    if line.platform_id and line.platform_id in seen:
+        code = vocab.DUPLICATE_IN_SNAPSHOT
+    return PlanLine(record_type, line.platform_id, int(line.version or 0), "block", f"{code}: {line.problem}")
 
 
 def _names(qbo: QboClient, entity: str, field_name: str) -> dict[str, dict[str, Any]]:
@@ -374,8 +386,27 @@ def _linkable(obj: Mapping[str, Any], entity: str, record_type: str, platform_id
     return marker == (vocab.RECORD_TYPE_INFO[record_type].marker, platform_id)
 
 
+#: what the firm does about the snapshot's own findings (the plan's other findings explain themselves)
+_FIXES = {
+    vocab.INVALID_IN_SNAPSHOT: (
+        "Fix each record on the platform (its error in the error center names the fields): the platform's "
+        "next event for it syncs it normally."
+    ),
+    vocab.DUPLICATE_IN_SNAPSHOT: (
+        "Nothing to do for the record (it syncs from its first line); the platform's export should hold one "
+        "line per record."
+    ),
+    vocab.INVALID_WITHOUT_ID: (
+        "These lines name no record qbsync can show the problem on: the platform corrects its export (a "
+        "record's next event syncs it normally)."
+    ),
+}
+
+
 def _note_block(blocking: dict[str, dict[str, Any]], record_type: str, line: PlanLine) -> None:
     code = (line.reason or "blocked").split(":", 1)[0]
+    if code == vocab.INVALID_IN_SNAPSHOT and not line.platform_id:
+        code = vocab.INVALID_WITHOUT_ID
     key = f"{record_type}:{code}"
     entry = blocking.setdefault(
         key,
@@ -388,6 +419,8 @@ def _note_block(blocking: dict[str, dict[str, Any]], record_type: str, line: Pla
             "examples": [],
         },
     )
+    if code in _FIXES:
+        entry["fix"] = _FIXES[code]
     entry["count"] += 1
     if line.platform_id and len(entry["examples"]) < _EXAMPLES:
         entry["examples"].append(line.platform_id)

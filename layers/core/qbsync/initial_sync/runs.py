@@ -112,8 +112,12 @@ def _resume_point(run: Run) -> str:
     return "snapshot"
 
 
-def progress_event(run: Run, *, correlation_id: str, error: str | None = None) -> InitialSyncProgress:
-    """The run's "Initial Sync Progress" (also the body of ``GET /initial-sync``'s ``phases``)."""
+def progress_event(
+    run: Run, *, correlation_id: str, error: str | None = None, phase_status: str | None = None
+) -> InitialSyncProgress:
+    """The run's "Initial Sync Progress" (also the body of ``GET /initial-sync``'s ``phases``);
+    ``phase_status``: the moment of the current phase it announces (``started``, ``running``,
+    ``completed``), None for a change of the run's status."""
     phases = [phase_progress(run, phase) for phase in vocab.INITIAL_SYNC_PHASES]
     current = run.current_phase if run.current_phase in vocab.INITIAL_SYNC_PHASES else None
     return InitialSyncProgress(
@@ -124,6 +128,7 @@ def progress_event(run: Run, *, correlation_id: str, error: str | None = None) -
         status=run.status,  # type: ignore[arg-type]
         current_phase=current,  # type: ignore[arg-type]
         phases=phases,
+        phase_status=phase_status if current is not None else None,  # type: ignore[arg-type]
         error=(error or run.error),
     )
 

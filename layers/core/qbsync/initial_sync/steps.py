@@ -15,9 +15,10 @@ await_approval      the run waits for the owner (task token), or goes on at once
                     approve automatically
 chunk               one chunk of a phase (:mod:`qbsync.initial_sync.execute`); a chunk that fails for good
                     leaves its reason on the run
-phase_done          the phase is completed, "Initial Sync Progress"; :class:`PhaseIncomplete` when some of
-                    its planned records were not counted (a chunk failed: the run fails, and a resume runs
-                    what is left)
+phase_done          the phase is completed, "Initial Sync Progress" (``completed``; a phase with nothing
+                    planned is ``started`` first, so every phase is announced started once);
+                    :class:`PhaseIncomplete` when some of its planned records were not counted (a chunk
+                    failed: the run fails, and a resume runs what is left)
 summary             the run is completed, "Initial Sync Progress" with every phase's figures
 failed / cancelled  the run's end after a step failed for good / after the owner cancelled
 ==================  ======================================================================================
@@ -331,12 +332,20 @@ class InitialSyncSteps:
             raise PhaseIncomplete(
                 f"{progress.remaining} of the {progress.planned} planned {phase} did not run{why}"
             )
+        started = self._runs.start_phase(ref, str(phase), now=self._clock())
+        if started is not None:  # a phase without chunks (nothing planned) starts as it ends
+            self._progress(started, "started")
         run = self._runs.phase(ref, str(phase), status="completed", now=self._clock())
-        try:
-            self._publisher.publish([progress_event(run, correlation_id=ref.run_id)])
-        except Exception:
-            logger.warning("initial sync progress not published", extra=ref.as_dict())
+        self._progress(run, "completed")
         return {}
+
+    def _progress(self, run: Run, phase_status: str) -> None:
+        try:
+            self._publisher.publish(
+                [progress_event(run, correlation_id=run.ref.run_id, phase_status=phase_status)]
+            )
+        except Exception:
+            logger.warning("initial sync progress not published", extra=run.ref.as_dict())
 
 
 def _ref(payload: Mapping[str, Any]) -> RunRef:

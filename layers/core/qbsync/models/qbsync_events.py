@@ -376,13 +376,20 @@ class PhaseProgress(EventModel):
 
 
 class InitialSyncProgress(QbsyncEvent):
-    """Progress of an initial sync: at each phase boundary, after each chunk, and when the run ends."""
+    """Progress of an initial sync: when a phase starts, after each chunk, when a phase ends, and at each
+    change of the run's status. ``phase_status`` says which of the phase's moments the event announces."""
 
     DETAIL_TYPE: ClassVar[str] = "Initial Sync Progress"
     realm_id: Id
     run_id: Id
     status: RunStatus
     current_phase: InitialSyncPhase | None = None
+    phase_status: Literal["started", "running", "completed"] | None = Field(
+        None,
+        description="what this event announces about current_phase: started (the phase began, sent once "
+        "before its first chunk runs: done 0, remaining = planned), running (a chunk of it finished), "
+        "completed (the phase ended); absent for a change of the run's status",
+    )
     phases: list[PhaseProgress] = Field(min_length=1, max_length=len(INITIAL_SYNC_PHASES))
     error: str | None = Field(None, max_length=1000, description="why a failed run stopped (plain language)")
 

@@ -6,6 +6,8 @@
   failed since the last resolve: ``error_open``; no error-log read for a record that never failed) and
   "Sync Status Changed" (synced, with the QBO id, deep link and the record's note) is published.
 - **Skipped** (:meth:`StatusReporter.publish_status`): "Sync Status Changed" (skipped).
+- Records without a job (the initial sync's links and its snapshot lines that do not parse) are announced
+  the same way by key: :meth:`StatusReporter.record_synced`, :meth:`StatusReporter.record_failure`.
 - **Failed** (:meth:`StatusReporter.report_failure`, for a :class:`~qbsync.errors.DataError` once the
   record is marked ``failed``): the error log entry is recorded, "Sync Status Changed" (failed, with the
   entry's id and explanation) is published and, for a new open error, "Sync Error Raised".
@@ -23,6 +25,7 @@ from typing import Any, Protocol
 from qbsync import vocab
 from qbsync.errors import DataError, QbsyncError
 from qbsync.models.qbsync_events import SyncErrorRaised, SyncStatusChanged
+from qbsync.models.record_key import RecordKey
 from qbsync.outbound.job import Job, Outcome, log_context
 from qbsync.repositories.records import SyncRecord
 
@@ -96,37 +99,79 @@ class StatusReporter:
     def synced(self, job: Job, synced: SyncRecord) -> None:
         """The record is in QuickBooks: resolve its error log entry (when it failed since the last
         resolve: ``error_open``) and announce "synced"."""
+        self.record_synced(job.key, synced, correlation_id=job.event.correlation_id)
+
+    def record_synced(self, key: RecordKey, synced: SyncRecord, *, correlation_id: str | None) -> None:
+        """:meth:`synced` for a record without a job (the initial sync's links: no platform event runs)."""
         if synced.error_open:
             self._errorlog.resolve(
-                firm_id=job.firm_id,
-                entity_type=job.entity_type,
-                platform_id=job.platform_id,
+                firm_id=key.firm_id,
+                entity_type=key.record_type,
+                platform_id=key.platform_id,
                 now=self._clock(),
             )
-        self.publish_status(job, "synced", qbo_id=synced.qbo_id, qbo_url=synced.deep_link, note=synced.note)
+        self._publish(
+            key,
+            "synced",
+            correlation_id,
+            qbo_id=synced.qbo_id,
+            qbo_url=synced.deep_link,
+            note=synced.note,
+        )
 
     def report_failure(self, job: Job, err: DataError) -> Outcome:
         """Record ``err`` in the error center and announce "failed" (and "Sync Error Raised" when new)."""
+        code = getattr(err, "reason_code", None) or err.code
+        logger.warning("record failed", extra=log_context(job, error_code=code, qbo_code=err.qbo_code))
+        return self._failure(job.key, err, job.event.correlation_id)
+
+    def record_failure(self, key: RecordKey, err: DataError, *, correlation_id: str | None) -> Outcome:
+        """:meth:`report_failure` for a record without a job (the initial sync's snapshot lines that do not
+        parse: there is no platform event to run)."""
+        code = getattr(err, "reason_code", None) or err.code
+        logger.warning(
+            "record failed",
+            extra={
+                "firm_id": key.firm_id,
+                "realm_id": key.realm_id,
+                "entity_type": key.record_type,
+                "platform_id": key.platform_id,
+                "error_code": code,
+            },
+        )
+        return self._failure(key, err, correlation_id)
+
+    def record_failed_again(self, key: RecordKey, entry: Any, *, correlation_id: str | None) -> None:
+        """Announce "failed" again for a record whose error ``entry`` is recorded already (a repeat of the
+        same run: nothing is recorded, no "Sync Error Raised")."""
+        self._publish(
+            key,
+            "failed",
+            correlation_id,
+            error_id=str(getattr(entry, "error_id", "") or "") or None,
+            error_message=str(getattr(entry, "explanation", "") or "")[:2000] or None,
+        )
+
+    def _failure(self, key: RecordKey, err: DataError, correlation_id: str | None) -> Outcome:
         now = self._clock()
         entry = self._errorlog.record(
-            firm_id=job.firm_id,
-            realm_id=job.realm_id,
-            entity_type=job.entity_type,
-            platform_id=job.platform_id,
+            firm_id=key.firm_id,
+            realm_id=key.realm_id,
+            entity_type=key.record_type,
+            platform_id=key.platform_id,
             error=err,
             now=now,
         )
         error_id = str(getattr(entry, "error_id", "") or "") or None
         explanation = str(getattr(entry, "explanation", "") or getattr(err, "explanation", "") or err)
         code = getattr(err, "reason_code", None) or err.code
-        logger.warning("record failed", extra=log_context(job, error_code=code, qbo_code=err.qbo_code))
         events: list[Any] = [
             SyncStatusChanged(
-                firm_id=job.firm_id,
-                correlation_id=job.event.correlation_id,
-                realm_id=job.realm_id,
-                entity_type=vocab.EVENT_ENTITY_OF[job.entity_type],
-                platform_id=job.platform_id,
+                firm_id=key.firm_id,
+                correlation_id=correlation_id,
+                realm_id=key.realm_id,
+                entity_type=vocab.EVENT_ENTITY_OF[key.record_type],
+                platform_id=key.platform_id,
                 status="failed",
                 error_id=error_id,
                 error_message=explanation[:2000],
@@ -135,15 +180,15 @@ class StatusReporter:
         if getattr(entry, "is_new", False) and error_id:
             events.append(
                 SyncErrorRaised(
-                    firm_id=job.firm_id,
-                    correlation_id=job.event.correlation_id,
+                    firm_id=key.firm_id,
+                    correlation_id=correlation_id,
                     error_id=error_id,
-                    realm_id=job.realm_id,
+                    realm_id=key.realm_id,
                     category=_category(  # type: ignore[arg-type]
-                        getattr(entry, "category", None) or getattr(err, "category", None), job.entity_type
+                        getattr(entry, "category", None) or getattr(err, "category", None), key.record_type
                     ),
-                    entity_type=vocab.EVENT_ENTITY_OF[job.entity_type],
-                    platform_id=job.platform_id,
+                    entity_type=vocab.EVENT_ENTITY_OF[key.record_type],
+                    platform_id=key.platform_id,
                     qbo_code=(err.qbo_code or None) and str(err.qbo_code)[:50],
                     qbo_message=(err.qbo_detail or None) and str(err.qbo_detail)[:2000],
                     explanation=explanation[:2000] or "The record could not be synced.",
@@ -153,7 +198,7 @@ class StatusReporter:
                 )
             )
         self._publisher.publish(events)
-        return Outcome("failed", job.entity_type, job.platform_id, error_code=code)
+        return Outcome("failed", key.record_type, key.platform_id, error_code=code)
 
     def publish_status(
         self,
@@ -165,18 +210,34 @@ class StatusReporter:
         note: str | None = None,
     ) -> None:
         """Publish "Sync Status Changed" (``status``) for the job's record."""
+        self._publish(job.key, status, job.event.correlation_id, qbo_id=qbo_id, qbo_url=qbo_url, note=note)
+
+    def _publish(  # noqa: PLR0913
+        self,
+        key: RecordKey,
+        status: str,
+        correlation_id: str | None,
+        *,
+        qbo_id: str | None = None,
+        qbo_url: str | None = None,
+        note: str | None = None,
+        error_id: str | None = None,
+        error_message: str | None = None,
+    ) -> None:
         self._publisher.publish(
             [
                 SyncStatusChanged(
-                    firm_id=job.firm_id,
-                    correlation_id=job.event.correlation_id,
-                    realm_id=job.realm_id,
-                    entity_type=vocab.EVENT_ENTITY_OF[job.entity_type],
-                    platform_id=job.platform_id,
+                    firm_id=key.firm_id,
+                    correlation_id=correlation_id,
+                    realm_id=key.realm_id,
+                    entity_type=vocab.EVENT_ENTITY_OF[key.record_type],
+                    platform_id=key.platform_id,
                     status=status,  # type: ignore[arg-type]
                     qbo_id=qbo_id,
                     qbo_url=qbo_url,
                     note=note,
+                    error_id=error_id,
+                    error_message=error_message,
                 )
             ]
         )

@@ -445,6 +445,25 @@ class InitialSyncRuns:
         )
         return Run.from_item(item)
 
+    def start_phase(self, ref: RunRef, phase: str, *, now: float) -> Run | None:
+        """The phase starts (``running``, the current phase), once: None when it started before (another
+        chunk of it, an earlier execution of a resumed run) or ended already."""
+        if phase not in vocab.INITIAL_SYNC_PHASES:
+            raise ValueError("unknown phase")
+        try:
+            item = self._table.update(
+                _key(ref),
+                update="SET phases.#p.#st = :st, phases.#p.started_at = :now, updated_at = :now, "
+                "current_phase = :phase",
+                condition="attribute_exists(pk) AND (attribute_not_exists(phases.#p.#st) "
+                "OR phases.#p.#st = :pending)",
+                names={"#p": phase, "#st": "status"},
+                values={":st": "running", ":pending": "pending", ":now": int(now), ":phase": phase},
+            )
+        except Conflict:
+            return None
+        return Run.from_item(item)
+
     def chunk_done(self, ref: RunRef, phase: str, index: int, counts: ChunkCounts, *, now: float) -> bool:
         """Add one chunk's counters to its phase, once: False when the chunk was counted before."""
         chunk_id = f"{phase}:{index}"
