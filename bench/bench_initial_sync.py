@@ -63,9 +63,15 @@ BASELINE_APP = "bench-python-quickbooks"
 
 def firm_of(records: int) -> SampleFirm:
     """The sample firm sized to about ``records`` platform records (deterministic)."""
-    n_invoices = max(12, round(records / 2.6))
-    n_accounts = max(5, min(500, n_invoices // 8, n_invoices - 2))
-    return generate(FIRM_ID, n_accounts=n_accounts, n_invoices=n_invoices)
+
+    def sized(n_invoices: int) -> SampleFirm:
+        n_accounts = max(5, min(500, n_invoices // 8, n_invoices - 2))
+        return generate(FIRM_ID, n_accounts=n_accounts, n_invoices=n_invoices)
+
+    # the mix is ~1.9 records per invoice (payments, fees, refunds, accounts, services): guess, then correct
+    n_invoices = max(12, round(records / 1.9))
+    n_invoices = max(12, round(n_invoices * records / record_count(sized(n_invoices))))
+    return sized(n_invoices)
 
 
 def record_count(sample: SampleFirm) -> int:
