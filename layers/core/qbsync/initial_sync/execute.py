@@ -55,6 +55,7 @@ from qbsync.models.record_key import RecordKey
 from qbsync.outbound.batch import BatchedPublisher, batch_scope
 from qbsync.outbound.job import Outcome
 from qbsync.outbound.mapping import MappingError
+from qbsync.outbound.status import ErrorLog as StatusErrorLog
 from qbsync.outbound.status import StatusReporter
 from qbsync.qbo.client import deep_link
 from qbsync.repositories.connections import CONNECTED, Connection
@@ -104,21 +105,8 @@ class Objects(Protocol):
     def get_text(self, key: str) -> str: ...
 
 
-class ErrorLog(Protocol):
-    """``qbsync.repositories.error_log.ErrorLogRepository`` (the error center's one writer)."""
-
-    def record(
-        self,
-        *,
-        firm_id: str,
-        realm_id: str,
-        entity_type: str,
-        platform_id: str,
-        error: QbsyncError,
-        now: float,
-    ) -> Any: ...
-
-    def resolve(self, *, firm_id: str, entity_type: str, platform_id: str, now: float) -> None: ...
+class ErrorLog(StatusErrorLog, Protocol):
+    """The outbound sync's error-log port (the error center's one writer), plus reading an open entry."""
 
     def current(self, firm_id: str, entity_type: str, platform_id: str) -> Any: ...
 
