@@ -315,3 +315,42 @@ def test_an_invoice_whose_account_is_not_in_quickbooks_waits_and_syncs_once_when
     record = stack.records.get(_key(stack, firm, "invoice", invoices[2].record_id))
     assert record is not None and record.status == "synced"
     assert _objects_per_record(stack, "Invoice") == Counter({e.record_id: 1 for e in invoices})
+
+
+def test_a_chunk_stops_starting_records_while_quickbooks_is_down_and_runs_whole_when_it_is_back(
+    stack: SyncStack,
+) -> None:
+    firm = new_firm()
+    stack.connect(firm)
+    stack.set_settings(firm, sync_accounts="all")
+    runner = wiring.build_bulk_runner()
+    assert _statuses(runner.run([_account(firm, 99)])) == {"synced": 1}  # the runner has the reference data
+    accounts = [_account(firm, i) for i in range(90)]  # three records for each of the 30 threads
+    stack.sim.control.inject_fault(
+        "http_503", count=1000, method="POST", path_regex="/batch$", realm_id=stack.realm_id
+    )
+    seen = len(_log(stack))
+    try:
+        down = runner.run(accounts)
+    finally:
+        stack.sim.control.clear_faults()
+
+    assert {o.status for o in down} == {"retry"}, down
+    assert {o.reason for o in down} <= {"ServiceUnavailable", "UncertainOutcome"}, down
+    # one batch call and the client's own retries of it: the 60 records after the first round never went
+    batches = [r for r in _log(stack)[seen:] if str(r.get("path", "")).endswith("/batch")]
+    assert 1 <= len(batches) <= 4, len(batches)
+    records = [stack.records.get(_key(stack, firm, "client_account", e.record_id)) for e in accounts]
+    started = [r for r in records if r is not None]
+    assert len(started) <= 30  # the first round only: the others were never claimed
+    assert all(r.status != "syncing" and r.qbo_id is None for r in started), started
+    assert not stack.entities("Customer") or _objects_per_record(stack, "Customer") == Counter(
+        {_account(firm, 99).record_id: 1}
+    )
+
+    back = runner.run(accounts)
+
+    assert {o.status for o in back} <= {"synced", "adopted"}, back
+    assert _objects_per_record(stack, "Customer") == Counter(
+        {e.record_id: 1 for e in [*accounts, _account(firm, 99)]}
+    )

@@ -24,6 +24,16 @@ event from the queue. Nothing about a record's guarantees differs:
   the chunk's status events leave together when it is done (ten a PutEvents call), and the records waiting
   on its synced ones are released then, one query per waiting status for the whole chunk.
 
+**QuickBooks down.** When a record comes back ``retry`` because QuickBooks itself failed it - unavailable
+after the client's retries (:class:`~qbsync.errors.ServiceUnavailable`), still throttled
+(:class:`~qbsync.errors.Throttled`), a batch whose answer never came
+(:class:`~qbsync.errors.UncertainOutcome`), a connection to reconnect
+(:class:`~qbsync.errors.ReconnectRequired`) - the chunk stops: no thread starts another record, and each
+record not started yet is ``retry`` with the same reason (it was never claimed, so nothing about it
+changed). Records of the chunk already running finish as they would. Whoever runs the chunk backs off and
+runs it again (the initial sync's state machine: Retry on ``ChunkRetry``), instead of the chunk's threads
+sending every remaining record into an outage, each through the client's own retries.
+
 Outcomes are :class:`~qbsync.outbound.job.Outcome` s, one per event, in the order of the chunk. Besides the
 service's statuses (``synced``, ``adopted``, ``already_synced``, ``stale``, ``skipped``, ``blocked``,
 ``failed`` - the error center has it -, ``paused``, ``ignored``), a record whose run raised what the queue
@@ -38,12 +48,20 @@ be sent (or whose releases failed) turns every outcome into ``retry`` (a rerun a
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from qbsync import vocab
-from qbsync.errors import ConfigurationError, QbsyncError
+from qbsync.errors import (
+    ConfigurationError,
+    QbsyncError,
+    ReconnectRequired,
+    ServiceUnavailable,
+    Throttled,
+    UncertainOutcome,
+)
 from qbsync.models.platform_events import PlatformEvent
 from qbsync.outbound.batch import BatchScope, batch_scope, joined
 from qbsync.outbound.job import Outcome
@@ -51,7 +69,7 @@ from qbsync.outbound.service import ReadAhead, SyncService
 from qbsync.qbo.batching import WriteCoalescer
 from qbsync.qbo.client import BATCH_MAX_ITEMS
 
-__all__ = ["MAX_CHUNK", "RETRY", "BulkRunner", "ServiceFactory"]
+__all__ = ["MAX_CHUNK", "QBO_DOWN", "RETRY", "BulkRunner", "ServiceFactory"]
 
 logger = logging.getLogger("qbsync.outbound.bulk")
 
@@ -62,6 +80,8 @@ ServiceFactory = Callable[[WriteCoalescer, int], SyncService]
 MAX_CHUNK = 1000
 #: the outcome status of a record to run again
 RETRY = "retry"
+#: the errors that say QuickBooks, not the record, failed: the chunk stops starting records (module doc)
+QBO_DOWN: tuple[type[QbsyncError], ...] = (ServiceUnavailable, Throttled, UncertainOutcome, ReconnectRequired)
 
 _Share = list[tuple[int, PlatformEvent]]
 
@@ -100,11 +120,12 @@ class BulkRunner:
         services = [self._services(coalescer, number) for number in range(workers)]
         ahead = _read_ahead(services[0], events)
         outcomes: list[Outcome | None] = [None] * len(events)
+        breaker = _Breaker()
         try:
             # one batch scope for the chunk, joined by every thread: the dependents of its synced records
             # are released with one query per status, and its status events leave ten a call, at the end
             with batch_scope() as scope:
-                context = _ShareContext(ahead, frozenset(force), scope)
+                context = _ShareContext(ahead, frozenset(force), scope, breaker)
                 with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bulk-sync") as pool:
                     futures = [
                         pool.submit(_run_share, coalescer, service, share, context)
@@ -131,6 +152,7 @@ class BulkRunner:
                 "batch_calls": len(coalescer.batch_sizes),
                 "batched_writes": sum(coalescer.batch_sizes),
                 "retry": sum(1 for o in done if o.status == RETRY),
+                "stopped_by": breaker.reason,
             },
         )
         return done
@@ -163,13 +185,38 @@ def _read_ahead(service: SyncService, events: Sequence[PlatformEvent]) -> ReadAh
         return None
 
 
+class _Breaker:
+    """Trips on the first outcome that says QuickBooks is down (:data:`QBO_DOWN`); thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tripped: Outcome | None = None
+
+    def trip(self, outcome: Outcome) -> None:
+        with self._lock:
+            if self._tripped is None:
+                self._tripped = outcome
+
+    @property
+    def tripped(self) -> Outcome | None:
+        with self._lock:
+            return self._tripped
+
+    @property
+    def reason(self) -> str | None:
+        tripped = self.tripped
+        return tripped.reason if tripped is not None else None
+
+
 @dataclass(frozen=True)
 class _ShareContext:
-    """What every thread of a chunk shares: the chunk's read ahead, the ids to force, its batch scope."""
+    """What every thread of a chunk shares: the chunk's read ahead, the ids to force, its batch scope, and
+    the breaker that stops it when QuickBooks is down."""
 
     ahead: ReadAhead | None
     force: frozenset[str]
     scope: BatchScope
+    breaker: _Breaker
 
 
 def _run_share(
@@ -179,15 +226,19 @@ def _run_share(
     inside the chunk's batch scope."""
     with coalescer.party(), joined(context.scope):
         service.prepare([event for _, event in share], context.ahead)
-        return [
-            (index, _run_one(service, event, force=event.record_id in context.force))
-            for index, event in share
-        ]
+        done: list[tuple[int, Outcome]] = []
+        for index, event in share:
+            tripped = context.breaker.tripped
+            if tripped is not None:  # QuickBooks is down: not started, so nothing about it changed
+                done.append((index, _not_started(event, tripped)))
+                continue
+            done.append((index, _run_one(service, event, context)))
+        return done
 
 
-def _run_one(service: SyncService, event: PlatformEvent, *, force: bool) -> Outcome:
+def _run_one(service: SyncService, event: PlatformEvent, context: _ShareContext) -> Outcome:
     try:
-        return service.handle(event, force=force)
+        return service.handle(event, force=event.record_id in context.force)
     except ConfigurationError:
         raise
     except QbsyncError as err:  # DataErrors never get here: the service records them (failed)
@@ -195,7 +246,20 @@ def _run_one(service: SyncService, event: PlatformEvent, *, force: bool) -> Outc
             "bulk record to run again",
             extra={"event_id": event.event_id, "platform_id": event.record_id, **err.context()},
         )
-        return _retry(event, err)
+        outcome = _retry(event, err)
+        if isinstance(err, QBO_DOWN):
+            context.breaker.trip(outcome)
+        return outcome
+
+
+def _not_started(event: PlatformEvent, tripped: Outcome) -> Outcome:
+    return Outcome(
+        RETRY,
+        vocab.RECORD_TYPE_OF.get(type(event).ENTITY),
+        event.record_id,
+        reason=tripped.reason,
+        error_code=tripped.error_code,
+    )
 
 
 def _retry(event: PlatformEvent, err: QbsyncError) -> Outcome:
