@@ -8,6 +8,8 @@ events captured on the bus.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -195,6 +197,32 @@ def test_syncing_an_invoice_out_produces_no_inbound_change(inbound: InboundStack
     assert record is not None and record.status == "synced"
     assert record.sync_token == str(edited["SyncToken"]) != before.sync_token  # it reached the drift route
     assert inbound.errors.list(firm, status="open")[0] == []
+
+
+def test_the_echoes_of_our_own_writes_are_found_by_their_markers_without_an_index_query(
+    inbound: InboundStack, aws_requests: Callable[[], Counter[tuple[str, str, str]]]
+) -> None:
+    invoices = [f"inv-41{n}" for n in range(5)]
+    firm, realm, qbo = _setup(inbound, *invoices)
+    keys = [RecordKey(firm, realm, "invoice", i) for i in invoices]
+    before = {key: inbound.records.get(key) for key in keys}
+    own = inbound.notice(
+        realm,
+        *(("Invoice", qbo[i], "Create") for i in invoices),
+        ("Customer", inbound.customer_of(firm), "Create"),
+    )
+    requests_before = aws_requests()
+
+    assert inbound.inbound(own) == OK
+
+    ops = Counter(
+        {op: n for (_, service, op), n in (aws_requests() - requests_before).items() if service == "dynamodb"}
+    )
+    # the six records the markers name, read together; no gsi1 query per object (the initial sync's echoes
+    # come by the hundred, and an index query is the dearest read)
+    assert ops["Query"] == 0 and ops["BatchGetItem"] == 1, ops
+    assert inbound.announced() == [] and inbound.payment_errors(firm) == []
+    assert {key: inbound.records.get(key) for key in keys} == before  # echoes: nothing changed
 
 
 def test_a_realm_no_connection_holds_is_dropped_without_a_read(inbound: InboundStack) -> None:

@@ -31,6 +31,11 @@ that record exists (a consistent GetItem) and is not mapped to another object. T
 qbsync's own write whose outcome is not recorded yet (a create in flight) and gsi1's eventual consistency
 right after a sync: without it, a platform payment qbsync just wrote would come back as a payment
 "recorded in QuickBooks".
+
+The marker is asked first for the whole set: the records its markers name are read in one consistent
+BatchGetItem (100 keys a call), and an object whose named record is mapped to exactly that object is linked
+to it with no query. Only the others take the way above (a gsi1 query each, then the marker's record). Our
+own writes echo back by the hundred during an initial sync; each costs a key read now, not an index query.
 """
 
 from __future__ import annotations
@@ -69,6 +74,8 @@ class RecordLookup(Protocol):
     def find_by_qbo_id(self, realm_id: str, qbo_entity: str, qbo_id: str) -> SyncRecord | None: ...
 
     def get(self, key: RecordKey, *, consistent: bool = True) -> SyncRecord | None: ...
+
+    def get_many(self, keys: Sequence[RecordKey]) -> dict[RecordKey, SyncRecord | None]: ...
 
 
 class SyncedRecordChanges(Protocol):
@@ -164,11 +171,13 @@ class InboundProcessor:
         safe: every route is idempotent per object version)."""
         report = ProcessReport()
         payments: list[ChangedObject] = []
+        supported = [obj for obj in objects if obj.entity in SUPPORTED_ENTITIES]
+        marked = self._marked_records(firm_id, realm_id, supported)
         for obj in objects:
             if obj.entity not in SUPPORTED_ENTITIES:
                 report.ignore("entity_not_synced")
                 continue
-            record = self.linked_record(firm_id, realm_id, obj)
+            record = marked.get((obj.entity, obj.qbo_id)) or self.linked_record(firm_id, realm_id, obj)
             if record is None:
                 if obj.entity == PAYMENT:
                     payments.append(obj)
@@ -200,29 +209,55 @@ class InboundProcessor:
             self._payments.handle(firm_id, realm_id, payments)
         return report
 
+    def _marked_records(
+        self, firm_id: str, realm_id: str, objects: Sequence[ChangedObject]
+    ) -> dict[tuple[str, str], SyncRecord]:
+        """(entity, QBO id) → the record an object's marker names, for each object whose named record is
+        mapped to exactly that object (one BatchGetItem per 100 keys; the module doc)."""
+        wanted = {(obj.entity, obj.qbo_id): _marker_keys(firm_id, realm_id, obj) for obj in objects}
+        keys = [key for found in wanted.values() for key in found]
+        if not keys:
+            return {}
+        read = self._records.get_many(keys)
+        linked: dict[tuple[str, str], SyncRecord] = {}
+        for (entity, qbo_id), found in wanted.items():
+            for key in found:
+                record = read.get(key)
+                if record is not None and record.qbo_entity == entity and record.qbo_id == qbo_id:
+                    linked[(entity, qbo_id)] = record
+                    break
+        return linked
+
     def linked_record(self, firm_id: str, realm_id: str, obj: ChangedObject) -> SyncRecord | None:
         """The firm's record of ``obj`` (see the module doc), or None."""
         record = self._records.find_by_qbo_id(realm_id, obj.entity, obj.qbo_id)
         if record is not None and record.firm_id == firm_id:
             return record
         # none, or a record another firm kept from its own time with this company: ask the marker
-        found = parse_marker(note_of(obj.entity, obj.body)) if obj.body is not None else None
-        if found is None:
-            return None
-        marker_type, platform_id = found
-        for info in vocab.RECORD_TYPE_INFO.values():
-            if obj.entity not in info.qbo_entities:
-                continue
-            # a credit application (a zero Payment) carries its payment's marker
-            if info.marker != marker_type and not (
-                info.record_type == vocab.CREDIT_APPLICATION and marker_type == "Payment"
-            ):
-                continue
-            try:
-                key = RecordKey(firm_id, realm_id, info.record_type, platform_id)
-            except ValueError:
-                continue
+        for key in _marker_keys(firm_id, realm_id, obj):
             candidate = self._records.get(key, consistent=True)
             if candidate is not None and candidate.qbo_id in (None, obj.qbo_id):
                 return candidate
         return None
+
+
+def _marker_keys(firm_id: str, realm_id: str, obj: ChangedObject) -> list[RecordKey]:
+    """The keys of the firm's records the object's marker may name (none without a marker)."""
+    found = parse_marker(note_of(obj.entity, obj.body)) if obj.body is not None else None
+    if found is None:
+        return []
+    marker_type, platform_id = found
+    keys: list[RecordKey] = []
+    for info in vocab.RECORD_TYPE_INFO.values():
+        if obj.entity not in info.qbo_entities:
+            continue
+        # a credit application (a zero Payment) carries its payment's marker
+        if info.marker != marker_type and not (
+            info.record_type == vocab.CREDIT_APPLICATION and marker_type == "Payment"
+        ):
+            continue
+        try:
+            keys.append(RecordKey(firm_id, realm_id, info.record_type, platform_id))
+        except ValueError:
+            continue
+    return keys
