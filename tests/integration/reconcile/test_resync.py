@@ -62,6 +62,10 @@ def test_a_blocked_invoice_whose_release_was_lost_syncs_through_the_sweep_exactl
 
     _age(env, "invoice", "inv-400", 3600)
     assert _scheduled_run(env, "sched-2") == {"batchItemFailures": []}
+    assert env.commands() == []  # the account synced only now: its release may still be on its way
+
+    _age(env, "client_account", "acct-100", 3600)
+    assert _scheduled_run(env, "sched-2b") == {"batchItemFailures": []}
     (command,) = env.commands()
     assert (command["entity_type"], command["platform_id"], command["reason"]) == (
         "invoice",

@@ -25,7 +25,15 @@ from qbsync.reconcile.sweep import (
 from qbsync.repositories.records import RecordPage, SyncRecord
 
 NOW = 1_800_000_000.0
-ACCOUNT = SyncRecord("f1", "r1", "client_account", "acct-1", status="synced", qbo_id="58")
+ACCOUNT = SyncRecord(
+    "f1",
+    "r1",
+    "client_account",
+    "acct-1",
+    status="synced",
+    qbo_id="58",
+    updated_at=NOW - BLOCKED_AFTER_SECONDS,
+)
 
 
 def _invoice(status: str, *, age: float, **more: Any) -> SyncRecord:
@@ -47,6 +55,9 @@ def test_a_blocked_record_whose_prerequisites_all_synced_runs_again_once_it_rest
     assert why_rerun(blocked, now=NOW, prerequisite=_lookup(ACCOUNT)) == READY
     young = dataclasses.replace(blocked, updated_at=NOW - BLOCKED_AFTER_SECONDS + 1)
     assert why_rerun(young, now=NOW, prerequisite=_lookup(ACCOUNT)) is None  # a release may be in flight
+    just_synced = dataclasses.replace(ACCOUNT, updated_at=NOW - 5)
+    old = dataclasses.replace(blocked, updated_at=NOW - 10 * BLOCKED_AFTER_SECONDS)
+    assert why_rerun(old, now=NOW, prerequisite=_lookup(just_synced)) is None  # its release is on its way
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ record is left waiting although nothing will wake it:
   releaser's redelivery never came (its message reached ``OutboundDLQ``); or the release message itself was
   dead-lettered; or the prerequisite reached QuickBooks by a path that releases nothing. Found by
   :func:`why_rerun` once the record has rested :data:`BLOCKED_AFTER_SECONDS` (a release in flight is not a
-  gap: it takes seconds).
+  gap: it takes seconds) - counted from the later of its own last change and its last prerequisite's.
 * **a transient failure whose retries ran out**: a record left ``not_synced`` (claimed, its write failed on
   QuickBooks' or AWS' side, its lease given back) or ``syncing`` under a dead lease, untouched for
   :data:`RETRY_AFTER_SECONDS`. ``OutboundQueue`` gives a message 5 receives at its 720 s visibility: after
@@ -115,8 +115,12 @@ def why_rerun(
             return None  # skipped by the settings or the firm: where it belongs
         if not record.waiting_on or age < BLOCKED_AFTER_SECONDS:
             return None
-        ready = all(_in_qbo(prerequisite(record.key.sibling(t, i))) for t, i in record.waiting_on)
-        return READY if ready else None
+        found = [prerequisite(record.key.sibling(t, i)) for t, i in record.waiting_on]
+        if not all(_in_qbo(p) for p in found):
+            return None
+        # the last prerequisite synced BLOCKED_AFTER_SECONDS ago or more: its release is not just in flight
+        synced_at = max((p.updated_at or 0.0) for p in found if p is not None)
+        return READY if now - synced_at >= BLOCKED_AFTER_SECONDS else None
     if age < RETRY_AFTER_SECONDS:
         return None
     if status == NOT_SYNCED:
