@@ -119,3 +119,29 @@ def test_a_firm_that_is_not_connected_is_skipped_without_failing(env: Env) -> No
     body = CatchUpRequest(firm_id="firm-never-connected", reason="scheduled", request_id="s").body()
     answer = RESYNC.lambda_handler({"Records": [sqs_record(body, queue="qbsync-catchup")]}, LambdaContext())
     assert answer == {"batchItemFailures": []}
+
+
+def test_quickbooks_down_fails_catch_up_and_preflight_not_the_sweep_and_the_run_is_redelivered(
+    env: Env,
+) -> None:
+    env.stack.set_settings(env.firm, sync_accounts="all")
+    env.sync(platform_event("client_account_created", env.firm), platform_event("service_created", env.firm))
+    control = env.stack.sim.control
+    control.inject_fault("http_503", count=50, realm_id=env.realm, method="POST", path_regex="/invoice")
+    try:
+        assert len(env.stack.deliver(untaxed_invoice(env.firm))["batchItemFailures"]) == 1
+    finally:
+        control.clear_faults()
+    _age(env, "invoice", "inv-400", 2 * 3600)
+
+    control.inject_fault("http_503", count=500, realm_id=env.realm)  # every QuickBooks call fails
+    try:
+        answer = _scheduled_run(env)
+    finally:
+        control.clear_faults()
+
+    assert len(answer["batchItemFailures"]) == 1  # catch-up and pre-flight failed: SQS redelivers the run
+    assert PreflightRepository(env.stack.sync_table).latest(env.firm, env.realm) is None
+    (command,) = env.commands()  # the sweep, between the two, ran all the same
+    env.sync(command)
+    assert env.record("invoice", "inv-400").status == "synced" and len(_invoices(env)) == 1
