@@ -9,13 +9,18 @@ that redelivery not been dead-lettered).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from qbsync.models.messages import CatchUpRequest
 from qbsync.models.record_key import RecordKey
 from qbsync.outbound.mapping import parse_marker
+from qbsync.reconcile import sweep
 from qbsync.repositories.preflight import PreflightRepository
+from qbsync.repositories.records import ClaimOptions
 
+from local.stack.provision import clients
+from tests.fixtures.events import drain_queue
 from tests.fixtures.lambda_runtime import LambdaContext, load_function, sqs_record
 from tests.integration.entity_sync.conftest import untaxed_invoice
 from tests.integration.errorcenter.actions.conftest import Env, platform_event
@@ -145,3 +150,44 @@ def test_quickbooks_down_fails_catch_up_and_preflight_not_the_sweep_and_the_run_
     (command,) = env.commands()  # the sweep, between the two, ran all the same
     env.sync(command)
     assert env.record("invoice", "inv-400").status == "synced" and len(_invoices(env)) == 1
+
+
+def test_a_backlog_larger_than_one_run_continues_in_messages_of_the_firm_until_swept(
+    env: Env, monkeypatch: Any
+) -> None:
+    """Pages of one record and two pages a run (the real bound is 20 pages of 100): the run stops with the
+    real gsi2 key, the continuation on CatchUpQueue parses and goes on from it, nothing is swept twice."""
+    monkeypatch.setattr(sweep, "PAGE_SIZE", 1)
+    monkeypatch.setattr(sweep, "PAGES_PER_RUN", 2)
+    env.stack.set_settings(env.firm, sync_accounts="all")
+    past = time.time() - 2 * 3600
+    for i in range(3):  # three accounts left not_synced two hours ago (a claim, then its lease given back)
+        event = platform_event("client_account_created", env.firm, id=f"acct-{i}")
+        event["detail"]["data"]["name"] = f"Backlog Co {i}"
+        key = RecordKey(env.firm, env.realm, "client_account", f"acct-{i}")
+        claim = env.stack.records.claim(
+            key, version=1, owner="w-gone", lease_seconds=60, now=past, options=ClaimOptions("create", event)
+        )
+        assert claim.claimed
+        env.stack.records.release(key, owner="w-gone", status="not_synced", now=past)
+    sqs = clients(env.stack.resources.endpoint_url, env.stack.resources.region)["sqs"]
+    queue = env.stack.env["CATCHUP_QUEUE_URL"]
+    drain_queue(sqs, queue)
+
+    runs, commands = 0, []
+    body: Any = CatchUpRequest(firm_id=env.firm, reason="scheduled", request_id="sched-big").body()
+    while body is not None:
+        runs += 1
+        answer = RESYNC.lambda_handler(
+            {"Records": [sqs_record(body, queue="qbsync-catchup")]}, LambdaContext()
+        )
+        assert answer == {"batchItemFailures": []}
+        commands += env.commands()
+        (body, *_more) = drain_queue(sqs, queue) or [None]
+        assert _more == []
+        if body is not None:
+            assert body["reason"] == "continued" and body["firm_id"] == env.firm
+    assert runs > 2
+    assert sorted(c["platform_id"] for c in commands) == ["acct-0", "acct-1", "acct-2"]
+    env.sync(*commands)
+    assert all(env.record("client_account", f"acct-{i}").status == "synced" for i in range(3))

@@ -101,6 +101,9 @@ def test_a_transient_failure_runs_again_only_after_its_retries_ran_out() -> None
         _invoice("failed", age=10 * RETRY_AFTER_SECONDS),  # a DataError: the firm fixes it
         _invoice("synced", age=10 * RETRY_AFTER_SECONDS, qbo_id="9"),
         _invoice("blocked", age=10 * RETRY_AFTER_SECONDS),  # blocked on nothing it names
+        dataclasses.replace(  # no platform event of its own: it runs with its payment
+            _invoice("not_synced", age=10 * RETRY_AFTER_SECONDS), entity_type="credit_application"
+        ),
     ],
 )
 def test_records_where_the_firm_or_the_sync_put_them_are_left(record: SyncRecord) -> None:

@@ -21,7 +21,8 @@ implements :class:`Step` and nothing here changes.
 
 Which steps run: ``scheduled`` - all; ``on_demand`` (``POST /sync/catch-up``) - ``catch_up`` only;
 ``continued`` - ``sweep`` only, from the cursor a run cut short left (the sweep reads at most 20 pages per
-run; the rest continues in a new ``CatchUpQueue`` message, :data:`CONTINUE_AFTER_SECONDS` later).
+run; the rest continues in a new ``CatchUpQueue`` message, behind the firms already queued: the queue's
+concurrency of 2 keeps one large firm from holding both runs).
 
 One failing step does not stop the others: each step's failure is logged (its error code, never data) and
 the next step runs. A retryable one (QuickBooks throttled or down, AWS unavailable, a lease held) is raised
@@ -51,7 +52,6 @@ from qbsync.reconcile.sweep import RecordSweep, SweepCursor
 from qbsync.repositories.connections import CONNECTED, Connection
 
 __all__ = [
-    "CONTINUE_AFTER_SECONDS",
     "PREFLIGHT_EVERY_SECONDS",
     "CatchUpStep",
     "DailyPreflight",
@@ -67,8 +67,6 @@ logger = logging.getLogger("qbsync.reconcile.resync")
 
 #: the daily pre-flight check runs again once the stored one is this old (a day less the hourly slack)
 PREFLIGHT_EVERY_SECONDS = 23 * 3600
-#: a sweep cut short continues in a message delayed this long
-CONTINUE_AFTER_SECONDS = 30
 
 
 @dataclass
@@ -182,7 +180,6 @@ class Resync:
                     id="continued",
                     correlation_id=firm.request_id,
                     attributes={"firm_id": firm.firm_id},
-                    delay_seconds=CONTINUE_AFTER_SECONDS,
                 )
             ]
         )

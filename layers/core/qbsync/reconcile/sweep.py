@@ -22,7 +22,8 @@ event through the one exactly-once writer. So a swept record ends synced, skippe
 an open error, or blocked on a named prerequisite on its way, and a command sent twice (a redelivered
 sweep, a release that was only late) finds the version applied: ``already_synced``, never a duplicate.
 
-Left alone: ``failed`` records (a DataError: the firm fixes the data and resyncs from the error center),
+Left alone: record types without platform events (a credit application runs with its payment), ``failed``
+records (a DataError: the firm fixes the data and resyncs from the error center),
 records unsynced by an admin (``not_synced`` with ``epoch > 0`` and no QuickBooks id), records without a
 stored event (nothing to run; the ``ignored`` outcome would only log), and leases still live.
 
@@ -39,6 +40,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from qbsync import vocab
 from qbsync.adapters.sqs import SqsMessage
 from qbsync.models.commands import SyncCommand
 from qbsync.models.record_key import RecordKey
@@ -107,8 +109,8 @@ def why_rerun(
 
     ``prerequisite`` reads a prerequisite's record (consistent). Pure apart from that read."""
     age = now - (record.updated_at or 0.0)
-    if record.last_event_version is None:
-        return None  # nothing stored to run again
+    if record.last_event_version is None or record.entity_type not in vocab.SYNCABLE_TYPES:
+        return None  # nothing stored to run again (a credit application runs with its payment)
     status = record.status
     if status in (BLOCKED, SKIPPED):
         if status == SKIPPED and not (record.skip_reason or "").startswith(WAITING_ON):
@@ -213,7 +215,7 @@ class RecordSweep:
                 SqsMessage(
                     body=SyncCommand(
                         firm_id=record.firm_id,
-                        entity_type=record.entity_type,  # type: ignore[arg-type]  # a stored record's type
+                        entity_type=record.entity_type,  # type: ignore[arg-type]  # in SYNCABLE_TYPES
                         platform_id=record.platform_id,
                         reason="scheduled",
                         request_id=request_id,
