@@ -5,7 +5,9 @@ Two triggers, told apart by the event's shape:
 
 * the ``CatchUpSchedule`` rule (an EventBridge scheduled event): one
   :class:`~qbsync.models.messages.CatchUpRequest` per connected firm goes to ``CatchUpQueue``, spread over
-  ten minutes (:meth:`qbsync.inbound.catchup.CatchUpRequests.schedule_all`);
+  ten minutes (:meth:`qbsync.inbound.catchup.CatchUpRequests.schedule_all`); then ``OutboundDLQ``'s
+  infrastructure dead letters go back to ``OutboundQueue`` (:mod:`qbsync.reconcile.redrive`, at most 3 times
+  each; what cannot be understood stays);
 * ``CatchUpQueue`` (``ReportBatchItemFailures``; the schedule's requests, ``POST /sync/catch-up`` and a
   sweep's continuations): each message is parsed once (:func:`qbsync.models.messages.parse_catch_up_message`)
   and the firm's resync runs (:meth:`qbsync.reconcile.resync.Resync.run`: CDC catch-up, record sweep, daily
@@ -98,7 +100,22 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request_id = str(event.get("id") or "") if isinstance(event, dict) else ""
     if request_id:
         logger.set_correlation_id(request_id)  # the schedule event's id ties the fan-out's lines together
-    wiring.start(wiring.catch_up_requests)
+    wiring.start(wiring.catch_up_requests, wiring.dead_letter_redrive)
     sent = wiring.catch_up_requests().schedule_all(request_id or "scheduled")
     metrics.add_metric(name="CatchUpsScheduled", unit=MetricUnit.Count, value=sent)
-    return {"scheduled": sent}
+    return {"scheduled": sent, "redriven": _redrive(request_id or "scheduled")}
+
+
+def _redrive(request_id: str) -> int:
+    """Move OutboundDLQ's infrastructure dead letters back (qbsync.reconcile.redrive). A failure is logged:
+    the fan-out above is done, and the next tick redrives what this one did not."""
+    try:
+        report = wiring.dead_letter_redrive().run(request_id)
+    except QbsyncError as err:
+        logger.warning("dead-letter redrive failed: the next tick tries again", extra=err.context())
+        metrics.add_metric(name="DeadLetterRedriveFailed", unit=MetricUnit.Count, value=1)
+        return 0
+    metrics.add_metric(name="DeadLettersRedriven", unit=MetricUnit.Count, value=report.moved)
+    for reason, count in report.kept.items():
+        metrics.add_metric(name=f"DeadLettersKept_{reason}", unit=MetricUnit.Count, value=count)
+    return report.moved

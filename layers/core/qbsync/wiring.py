@@ -77,6 +77,7 @@ from qbsync.qbo.client import QboClient, TokenSource
 from qbsync.qbo.oauth import IntuitOAuthClient, clear_discovery_cache
 from qbsync.qbo.ratelimit import RealmRateLimiter
 from qbsync.qbo.reference import ReferenceCache
+from qbsync.reconcile.redrive import DeadLetterRedrive
 from qbsync.reconcile.resync import CatchUpStep, DailyPreflight, Resync, SweepStep
 from qbsync.reconcile.sweep import RecordSweep
 from qbsync.repositories.connections import ConnectionsRepository
@@ -130,6 +131,7 @@ __all__ = [
     "connection_api",
     "connection_service",
     "dead_letter_log",
+    "dead_letter_redrive",
     "dead_letters",
     "drift_actions",
     "error_center",
@@ -535,6 +537,10 @@ inbound_processor = _once(build_inbound_processor)
 catch_up = _once(build_catch_up)
 catch_up_requests = _once(build_catch_up_requests)
 resync = _once(build_resync)
+#: the schedule's redrive of OutboundDLQ's infrastructure dead letters (qbsync.reconcile.redrive)
+dead_letter_redrive = _once(
+    lambda: DeadLetterRedrive(dlq=SqsSender(get_core_settings().outbound_dlq_url), outbound=outbound_queue())
+)
 
 
 # --- the initial sync -------------------------------------------------------------------------------

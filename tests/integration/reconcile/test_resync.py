@@ -9,6 +9,7 @@ that redelivery not been dead-lettered).
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -191,3 +192,41 @@ def test_a_backlog_larger_than_one_run_continues_in_messages_of_the_firm_until_s
     assert sorted(c["platform_id"] for c in commands) == ["acct-0", "acct-1", "acct-2"]
     env.sync(*commands)
     assert all(env.record("client_account", f"acct-{i}").status == "synced" for i in range(3))
+
+
+def test_the_schedule_redrives_a_dead_letter_that_left_no_record_and_keeps_what_cannot_be_understood(
+    env: Env,
+) -> None:
+    """A platform event SQS parked after 5 receives before any claim (no record holds it: only the DLQ)
+    goes back and syncs; a malformed one and one redriven 3 times already stay for the engineer."""
+    env.stack.set_settings(env.firm, sync_accounts="all")
+    sqs = clients(env.stack.resources.endpoint_url, env.stack.resources.region)["sqs"]
+    dlq, outbound = env.stack.env["OUTBOUND_DLQ_URL"], env.stack.env["OUTBOUND_QUEUE_URL"]
+    drain_queue(sqs, dlq)
+    parked = json.dumps(platform_event("client_account_created", env.firm))
+    sqs.send_message(QueueUrl=dlq, MessageBody=parked)  # as SQS's redrive leaves it: no attributes
+    string = {"DataType": "String"}
+    sqs.send_message(
+        QueueUrl=dlq,
+        MessageBody="{}",
+        MessageAttributes={"dead_letter_reason": {**string, "StringValue": "malformed"}},
+    )
+    sqs.send_message(
+        QueueUrl=dlq,
+        MessageBody=parked,
+        MessageAttributes={"qbsync_redrives": {**string, "StringValue": "3"}},
+    )
+    assert env.record("client_account", "acct-100") is None
+
+    answer = RESYNC.lambda_handler({"id": "sched-evt-9", "detail-type": "Scheduled Event"}, LambdaContext())
+
+    assert answer["redriven"] == 1
+    moved = sqs.receive_message(QueueUrl=outbound, MaxNumberOfMessages=10, MessageAttributeNames=["All"])
+    (message,) = [m for m in moved.get("Messages", []) if m["Body"] == parked]
+    assert message["MessageAttributes"]["qbsync_redrives"]["StringValue"] == "1"
+    env.sync(json.loads(message["Body"]))
+    assert env.record("client_account", "acct-100").status == "synced"
+    sqs.delete_message(QueueUrl=outbound, ReceiptHandle=message["ReceiptHandle"])
+    drain_queue(sqs, env.stack.env["CATCHUP_QUEUE_URL"])  # the fan-out's runs: not this test's
+    kept = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["All"])["Attributes"]
+    assert int(kept["ApproximateNumberOfMessages"]) + int(kept["ApproximateNumberOfMessagesNotVisible"]) == 2
