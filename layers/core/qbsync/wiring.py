@@ -77,6 +77,9 @@ from qbsync.qbo.client import QboClient, TokenSource
 from qbsync.qbo.oauth import IntuitOAuthClient, clear_discovery_cache
 from qbsync.qbo.ratelimit import RealmRateLimiter
 from qbsync.qbo.reference import ReferenceCache
+from qbsync.reconcile.redrive import DeadLetterRedrive
+from qbsync.reconcile.resync import CatchUpStep, DailyPreflight, Resync, SweepStep
+from qbsync.reconcile.sweep import RecordSweep
 from qbsync.repositories.connections import ConnectionsRepository
 from qbsync.repositories.dead_letters import DeadLetterLog
 from qbsync.repositories.error_log import ErrorLogRepository
@@ -112,6 +115,7 @@ __all__ = [
     "build_preflight_check",
     "build_preflight_repository",
     "build_record_actions",
+    "build_resync",
     "build_retry_requests",
     "build_retry_worker",
     "build_run_control",
@@ -127,6 +131,7 @@ __all__ = [
     "connection_api",
     "connection_service",
     "dead_letter_log",
+    "dead_letter_redrive",
     "dead_letters",
     "drift_actions",
     "error_center",
@@ -145,6 +150,7 @@ __all__ = [
     "record_actions",
     "records_wiring",
     "reset",
+    "resync",
     "retry_requests",
     "retry_worker",
     "run_control",
@@ -475,6 +481,26 @@ def build_catch_up_requests() -> CatchUpRequests:
     return CatchUpRequests(connections=_connections(), sender=catch_up_queue())
 
 
+def build_resync() -> Resync:
+    """One firm's scheduled resync (``functions/cdc_catchup``; qbsync.reconcile.resync): its steps in order.
+    The drift report (PRODUCT.md J.3) is one more :class:`~qbsync.reconcile.resync.Step` at the end."""
+    return Resync(
+        connections=_connections(),
+        steps=[
+            CatchUpStep(catch_up()),
+            SweepStep(RecordSweep(records=_records(), outbound=outbound_queue(), clock=time.time)),
+            DailyPreflight(
+                preflight=build_preflight_check(),
+                results=build_preflight_repository(),
+                realm_clients=realm_clients(),
+                settings=_firm_settings(),
+                clock=time.time,
+            ),
+        ],
+        continuations=catch_up_queue(),
+    )
+
+
 def build_drift_actions() -> DriftActions:
     """Accept QuickBooks' change / unlink on a drift error (``qbsync.api.actions_routes``)."""
     return DriftActions(
@@ -510,6 +536,11 @@ synced_record_changes = _once(build_synced_record_changes)
 inbound_processor = _once(build_inbound_processor)
 catch_up = _once(build_catch_up)
 catch_up_requests = _once(build_catch_up_requests)
+resync = _once(build_resync)
+#: the schedule's redrive of OutboundDLQ's infrastructure dead letters (qbsync.reconcile.redrive)
+dead_letter_redrive = _once(
+    lambda: DeadLetterRedrive(dlq=SqsSender(get_core_settings().outbound_dlq_url), outbound=outbound_queue())
+)
 
 
 # --- the initial sync -------------------------------------------------------------------------------

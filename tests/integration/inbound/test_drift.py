@@ -403,7 +403,7 @@ def test_the_schedule_fans_out_and_the_route_queues_a_run_for_the_callers_firm(e
     answer = CATCH_UP.lambda_handler({"id": "sched-evt-1", "detail-type": "Scheduled Event"}, LambdaContext())
 
     connected = {c.firm_id for c in env.stack.connections().by_status("connected")}
-    assert env.firm in connected and answer == {"scheduled": len(connected)}
+    assert env.firm in connected and answer["scheduled"] == len(connected)
     attrs = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
     waiting = int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesDelayed"])
     assert waiting == len(connected)  # one run per connected firm, spread out with DelaySeconds

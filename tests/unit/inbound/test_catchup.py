@@ -4,6 +4,7 @@ at most 1,000 objects a response, 4001 for a changedSince older than 30 days).""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -11,7 +12,14 @@ from typing import Any
 
 import pytest
 from qbsync.errors import LeaseHeld, QboValidationError
-from qbsync.inbound.catchup import CDC_ENTITIES, OVERLAP_SECONDS, CatchUpRequests, CdcCatchUp
+from qbsync.inbound.catchup import (
+    CDC_ENTITIES,
+    MAX_DELAY_SECONDS,
+    OVERLAP_SECONDS,
+    SECONDS_PER_FIRM,
+    CatchUpRequests,
+    CdcCatchUp,
+)
 from qbsync.qbo.client import CdcResult
 from qbsync.repositories.connections import CONNECTED
 from qbsync.repositories.watermarks import Watermark
@@ -242,3 +250,18 @@ def test_the_schedule_queues_one_request_per_connected_firm_spread_out() -> None
     delays = [m.delay_seconds for m in sender.sent]
     assert delays == sorted(delays) and delays[0] == 0 and delays[-1] > 0
     assert {'"firm_id":"f_0"' in m.body for m in sender.sent} == {True, False}
+
+
+def test_a_thousand_firms_do_not_start_in_the_same_second() -> None:
+    """The resync's pacing (issue 15 item 1): at most 1 / SECONDS_PER_FIRM firms start in any one second."""
+    firms = [SimpleNamespace(firm_id=f"f_{i:04d}") for i in range(1000)]
+    sender = FakeSender()
+    requests = CatchUpRequests(
+        connections=SimpleNamespace(by_status=lambda status: iter(firms)), sender=sender
+    )
+    assert requests.schedule_all("sched-1") == 1000
+    per_second: dict[int, int] = {}
+    for message in sender.sent:
+        per_second[message.delay_seconds] = per_second.get(message.delay_seconds, 0) + 1
+    assert max(per_second.values()) <= math.ceil(1 / SECONDS_PER_FIRM)
+    assert max(per_second) <= MAX_DELAY_SECONDS

@@ -35,7 +35,14 @@ from pydantic import BaseModel
 from qbsync.adapters._aws import default_client, error_code, translate
 from qbsync.errors import ConfigurationError, InfrastructureError, QbsyncError, ServiceUnavailable
 
-__all__ = ["MAX_BATCH_BYTES", "MAX_BATCH_ENTRIES", "SendReceipt", "SqsMessage", "SqsSender"]
+__all__ = [
+    "MAX_BATCH_BYTES",
+    "MAX_BATCH_ENTRIES",
+    "ReceivedMessage",
+    "SendReceipt",
+    "SqsMessage",
+    "SqsSender",
+]
 
 MAX_BATCH_ENTRIES = 10
 MAX_BATCH_BYTES = 256 * 1024  # payload + attributes, per message and per batch
@@ -75,6 +82,16 @@ class SqsMessage:
         if isinstance(self.body, BaseModel):
             return self.body.model_dump_json()
         return json.dumps(self.body, separators=(",", ":"), default=str)
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    """A message :meth:`SqsSender.receive` returned: its body, receipt handle, id and string attributes."""
+
+    body: str
+    receipt_handle: str
+    message_id: str
+    attributes: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -149,6 +166,50 @@ class SqsSender:
                     aws_error_code=error_code(exc),
                 )
             raise err from exc
+
+    def receive(self, max_messages: int, *, visibility_seconds: int) -> list[ReceivedMessage]:
+        """Up to ``max_messages`` (1..10) visible messages, hidden ``visibility_seconds`` (no long poll), with
+        their string message attributes and ``ApproximateReceiveCount``.
+
+        Raises ConfigurationError / Throttled / ServiceUnavailable / InfrastructureError (as translated)."""
+        if not 1 <= max_messages <= MAX_BATCH_ENTRIES:
+            raise ValueError(f"receive takes 1 to {MAX_BATCH_ENTRIES} messages")
+        if not 0 <= visibility_seconds <= MAX_VISIBILITY_SECONDS:
+            raise ValueError(f"visibility timeout must be 0 to {MAX_VISIBILITY_SECONDS} seconds")
+        try:
+            answer = self.client.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=max_messages,
+                VisibilityTimeout=int(visibility_seconds),
+                WaitTimeSeconds=0,
+                MessageAttributeNames=["All"],
+                AttributeNames=["ApproximateReceiveCount"],
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, service="SQS", operation="ReceiveMessage", resource=self.queue_url) from exc
+        return [
+            ReceivedMessage(
+                body=str(m.get("Body") or ""),
+                receipt_handle=str(m["ReceiptHandle"]),
+                message_id=str(m.get("MessageId") or ""),
+                attributes={
+                    k: str(v["StringValue"])
+                    for k, v in (m.get("MessageAttributes") or {}).items()
+                    if isinstance(v, Mapping) and "StringValue" in v
+                },
+            )
+            for m in answer.get("Messages") or ()
+            if m.get("ReceiptHandle")
+        ]
+
+    def delete(self, receipt_handle: str) -> None:
+        """Delete a received message. Raises as :meth:`receive`."""
+        if not receipt_handle:
+            raise ValueError("delete needs a receipt handle")
+        try:
+            self.client.delete_message(QueueUrl=self.queue_url, ReceiptHandle=receipt_handle)
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, service="SQS", operation="DeleteMessage", resource=self.queue_url) from exc
 
     def send(self, message: SqsMessage) -> SendReceipt:
         """Send one message (same rules as :meth:`send_many`)."""

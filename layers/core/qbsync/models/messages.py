@@ -295,21 +295,29 @@ def _malformed(err: BadRequest, what: str) -> MalformedMessage:
 # ---------------------------------------------------------------------------------------------- CatchUpQueue
 #: ``kind`` of a ``CatchUpQueue`` body
 CATCH_UP_KIND = "qbsync.cdc_catch_up.v1"
-CATCH_UP_REASONS = ("scheduled", "on_demand")
+CATCH_UP_REASONS = ("scheduled", "on_demand", "continued")
+#: the record statuses a continued sweep may resume in (qbsync.reconcile.sweep.SWEPT_STATUSES)
+SWEEP_STATUSES = ("blocked", "skipped", "not_synced", "syncing")
+_SWEEP_KEYS = ("pk", "sk", "gsi2pk", "gsi2sk")
 _FIRM_ID_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")  # vocab.RECORD_ID_PATTERN
 
 
 @dataclass(frozen=True, slots=True)
 class CatchUpRequest:
-    """A ``CatchUpQueue`` body (``functions/cdc_catchup``): run the CDC catch-up of one firm
-    (:class:`qbsync.inbound.catchup.CdcCatchUp`). ``reason``: ``scheduled`` (the schedule's fan-out) or
-    ``on_demand`` (``POST /sync/catch-up``); ``request_id`` ties the run to its request (logs);
-    ``requested_by``: the admin user id of an on-demand run."""
+    """A ``CatchUpQueue`` body (``functions/cdc_catchup``): run the resync of one firm
+    (:class:`qbsync.reconcile.resync.Resync`: the CDC catch-up, the record sweep, the daily pre-flight check).
+    ``reason``: ``scheduled`` (the schedule's fan-out: every step), ``on_demand`` (``POST /sync/catch-up``:
+    the CDC catch-up only) or ``continued`` (a record sweep cut short goes on from ``sweep_status`` /
+    ``sweep_after``: the gsi2 partition and the last key read, keys of the firm's own items only);
+    ``request_id`` ties the run to its request (logs); ``requested_by``: the admin user id of an on-demand
+    run."""
 
     firm_id: str
     reason: str
     request_id: str
     requested_by: str | None = None
+    sweep_status: str | None = None
+    sweep_after: Mapping[str, str] | None = None
 
     def body(self) -> str:
         out: dict[str, Any] = {
@@ -320,6 +328,10 @@ class CatchUpRequest:
         }
         if self.requested_by is not None:
             out["requested_by"] = self.requested_by
+        if self.sweep_status is not None:
+            out["sweep_status"] = self.sweep_status
+        if self.sweep_after is not None:
+            out["sweep_after"] = dict(self.sweep_after)
         return json.dumps(out, separators=(",", ":"))
 
 
@@ -332,7 +344,8 @@ def parse_catch_up_message(body: Any) -> CatchUpRequest:
         raise MalformedMessage("the CatchUpQueue message is not a JSON object", what=what)
     if decoded.get("kind") != CATCH_UP_KIND:
         raise MalformedMessage(f"kind is not {CATCH_UP_KIND!r}", what=what)
-    unknown = sorted(set(decoded) - {"kind", "firm_id", "reason", "request_id", "requested_by"})
+    known = {"kind", "firm_id", "reason", "request_id", "requested_by", "sweep_status", "sweep_after"}
+    unknown = sorted(set(decoded) - known)
     if unknown:
         raise MalformedMessage(f"unknown fields: {', '.join(unknown)[:200]}", what=what)
     firm_id = _text(decoded, "firm_id", what, limit=128)
@@ -341,9 +354,39 @@ def parse_catch_up_message(body: Any) -> CatchUpRequest:
     reason = _text(decoded, "reason", what, limit=16)
     if reason not in CATCH_UP_REASONS:
         raise MalformedMessage(f"reason is not one of {', '.join(CATCH_UP_REASONS)}", what=what)
+    sweep_status, sweep_after = _sweep_cursor(decoded, firm_id, what)
+    if (reason == "continued") != (sweep_status is not None):
+        raise MalformedMessage("sweep_status is given exactly when reason is continued", what=what)
     return CatchUpRequest(
         firm_id=firm_id,
         reason=reason,
         request_id=_text(decoded, "request_id", what, limit=128),
         requested_by=_text(decoded, "requested_by", what, limit=128, optional=True),
+        sweep_status=sweep_status,
+        sweep_after=sweep_after,
     )
+
+
+def _sweep_cursor(
+    decoded: Mapping[str, Any], firm_id: str, what: str
+) -> tuple[str | None, dict[str, str] | None]:
+    """``sweep_status`` / ``sweep_after`` of a continued sweep: a known status, and a key of the firm's own
+    items (``pk`` and ``gsi2pk`` start with ``FIRM#{firm_id}#``: a message never points at another firm)."""
+    status = _text(decoded, "sweep_status", what, limit=16, optional=True)
+    if status is not None and status not in SWEEP_STATUSES:
+        raise MalformedMessage(f"sweep_status is not one of {', '.join(SWEEP_STATUSES)}", what=what)
+    after = decoded.get("sweep_after")
+    if after is None:
+        return status, None
+    if status is None:
+        raise MalformedMessage("sweep_after needs sweep_status", what=what)
+    if (
+        not isinstance(after, Mapping)
+        or set(after) != set(_SWEEP_KEYS)
+        or not all(isinstance(v, str) and 0 < len(v) <= 1024 for v in after.values())
+    ):
+        raise MalformedMessage(f"sweep_after is not a key of {', '.join(_SWEEP_KEYS)} strings", what=what)
+    own = f"FIRM#{firm_id}#"
+    if not (after["pk"].startswith(own) and after["gsi2pk"].startswith(own)):
+        raise MalformedMessage("sweep_after is not a key of the firm's items", what=what)
+    return status, {k: after[k] for k in _SWEEP_KEYS}
