@@ -271,3 +271,45 @@ def test_drift_routes_are_owner_or_admin_and_strict(env: Env) -> None:
     assert env.call("GET", "/drift", role="staff").status == 403
     assert env.call("GET", "/drift", firm="firm-not-connected").status == 409
     assert env.call("POST", "/drift/run", firm="firm-not-connected").status == 409
+
+
+def test_records_the_platform_voided_or_deleted_are_not_drift(env: Env) -> None:
+    _synced_firm(env)
+    env.sync(platform_event("invoice_voided", env.firm), platform_event("payment_deleted", env.firm))
+    assert env.record("invoice", "inv-400").applied_op == "void"
+    assert env.record("payment", "pay-500").applied_op == "delete"
+
+    report = _run(env)
+
+    # QuickBooks voided inv-400 and deleted pay-500 as the platform asked: inv-401 is open on both sides
+    assert report["findings"] == []
+    assert report["records_compared"] == 3  # account, service, inv-401
+
+
+def test_an_edit_undone_in_quickbooks_resolves_its_error_on_the_next_report(env: Env) -> None:
+    _synced_firm(env)
+    qbo = env.qbo_client()
+    invoice = _ours(env, "Invoice", "Invoice", "inv-401")
+    qbo.update(
+        "Invoice",
+        {"Id": invoice["Id"], "SyncToken": invoice["SyncToken"], "TxnDate": "2026-03-09"},
+        request_id="acct-1",
+        sparse=True,
+    )
+    report = _run(env)
+    assert _kinds(report) == {("invoice", "inv-401", "edited_in_quickbooks")}
+    assert _diffs(_finding(report, "invoice", "inv-401"))[0][0] == "issue date"
+    edited = _ours(env, "Invoice", "Invoice", "inv-401")
+    qbo.update(
+        "Invoice",
+        {"Id": edited["Id"], "SyncToken": edited["SyncToken"], "TxnDate": invoice["TxnDate"]},
+        request_id="acct-2",
+        sparse=True,
+    )
+
+    assert _run(env)["findings"] == []
+
+    assert env.record("invoice", "inv-401").status == "synced"
+    assert env.stack.errors.list(env.firm, status="open")[0] == []
+    resolved = [d for t, d in env.events() if t == "Sync Error Resolved"]
+    assert [d["resolution"] for d in resolved] == ["matched_again"]

@@ -7,7 +7,8 @@
    (``RecordAdmin.with_data``): those ``synced`` with a QuickBooks link, and those carrying an open drift
    error (:data:`qbsync.inbound.drift.DRIFT_CODES`), of the types compared
    (:data:`qbsync.inbound.drift.COMPARED_TYPES`). A record being written (live lease, write intent) is
-   left to its write.
+   left to its write; one the platform deleted or voided (``applied_op`` ``delete`` / ``void``: its
+   object is deleted, voided or inactive in QuickBooks too) is not compared, nor counted in balances.
 2. **QuickBooks, in batches.** The linked objects are read per entity with ``select * from <Entity> where
    Id in (...)`` of up to 100 ids (:func:`qbsync.inbound.reads.read_by_ids`), through the realm's paced
    client: every query takes a slot of the realm's budget; never one read per record. The queries are
@@ -64,6 +65,8 @@ logger = logging.getLogger("qbsync.reconcile.report")
 
 _ROLES = ("owner", "admin")
 _EVENT_FINDINGS = 50
+#: the operations that removed the record from QuickBooks (its object deleted, voided or made inactive)
+_REMOVED = frozenset({"delete", "void"})
 
 
 class Connections(Protocol):
@@ -207,6 +210,8 @@ class DriftReports:
                 continue
             if record.lease_live(now) or record.intent is not None:
                 continue  # being written: its write decides
+            if record.applied_op in _REMOVED:
+                continue  # deleted / voided on the platform: QuickBooks has it removed (or inactive) too
             if (record.status == SYNCED and record.qbo_id) or _drifted(record):
                 out[(record.entity_type, record.platform_id)] = (record, data)
         return out
