@@ -313,3 +313,35 @@ def test_an_edit_undone_in_quickbooks_resolves_its_error_on_the_next_report(env:
     assert env.stack.errors.list(env.firm, status="open")[0] == []
     resolved = [d for t, d in env.events() if t == "Sync Error Resolved"]
     assert [d["resolution"] for d in resolved] == ["matched_again"]
+
+
+def test_a_credit_payment_and_a_partial_payment_balance_to_the_cent(env: Env) -> None:
+    """A payment from the client's credit is a CreditMemo applied by a zero payment; a partial one leaves
+    the invoice partly open and some of it unapplied: the platform's balances still equal QuickBooks'."""
+    _synced_firm(env, invoices=3)
+    env.sync(
+        platform_event(
+            "payment_created",
+            env.firm,
+            id="pay-501",
+            method="credit_balance",
+            processor=None,
+            amount="100.00",
+            allocations=[{"invoice_id": "inv-400", "amount": "100.00"}],
+        ),
+        platform_event(
+            "payment_created",
+            env.firm,
+            id="pay-502",
+            amount="300.10",
+            allocations=[{"invoice_id": "inv-402", "amount": "300.05"}],
+        ),
+    )
+    assert env.record("payment", "pay-501").status == "synced"
+    assert env.record("payment", "pay-501").qbo_entity == "CreditMemo"
+    assert env.record("payment", "pay-502").status == "synced"
+
+    report = _run(env)
+
+    assert report["findings"] == [], report["findings"]
+    assert report["records_compared"] == 8
