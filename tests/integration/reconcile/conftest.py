@@ -1,6 +1,6 @@
-"""Fixtures of tests/integration/reconcile: the admin API and the entity-sync worker on moto + the simulator
-(``env``, tests/integration/errorcenter/actions)."""
+"""Fixtures of tests/integration/reconcile: ``env`` (the entity-sync handler and the admin API on moto + the
+simulator, one firm; tests/integration/errorcenter/actions/conftest.py)."""
 
-from tests.integration.errorcenter.actions.conftest import api, env, stack
+from __future__ import annotations
 
-__all__ = ["api", "env", "stack"]
+from tests.integration.errorcenter.actions.conftest import api, env, stack  # noqa: F401 - fixtures
