@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from qbsync import wiring
 from qbsync.models.commands import SyncCommand
 from qbsync.outbound.mapping import parse_marker
+from qbsync.reconcile.report import DriftReportStep
 
 from tests.fixtures.events import EventCapture
 from tests.integration.entity_sync.conftest import untaxed_invoice
@@ -345,3 +347,27 @@ def test_a_credit_payment_and_a_partial_payment_balance_to_the_cent(env: Env) ->
 
     assert report["findings"] == [], report["findings"]
     assert report["records_compared"] == 8
+
+
+def test_the_resync_step_runs_the_report_of_the_firm_it_is_given(env: Env) -> None:
+    _synced_firm(env)
+    payment = _ours(env, "Payment", "Payment", "pay-500")
+    env.qbo_client().delete("Payment", payment["Id"], payment["SyncToken"], request_id="acct-del")
+
+    @dataclass
+    class Firm:  # the fields of the scheduled resync's FirmRun the step reads
+        firm_id: str
+
+    step = DriftReportStep(wiring.drift_reports())
+    counts = step.run(Firm(env.firm))
+
+    assert counts == {"status": "done", "records": 5, "qbo_queries": 4, "findings": 3, "new": 3}
+    stored = env.call("GET", "/drift").json()
+    assert _kinds(stored) == {
+        ("payment", "pay-500", "missing_in_quickbooks"),
+        ("invoice", "inv-401", "paid_status_mismatch"),
+        ("client_account", "acct-100", "balance_mismatch"),
+    }
+    assert (
+        DriftReportStep(wiring.drift_reports()).run(Firm("firm-never-connected"))["status"] == "not_connected"
+    )

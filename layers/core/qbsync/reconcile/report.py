@@ -59,7 +59,7 @@ from qbsync.repositories.error_log import ErrorLogRepository
 from qbsync.repositories.record_admin import RecordAdmin
 from qbsync.repositories.records import FAILED, SYNCED, SyncRecord
 
-__all__ = ["DriftReport", "DriftReports", "finding_item", "report_id_of"]
+__all__ = ["DriftReport", "DriftReportStep", "DriftReports", "finding_item", "report_id_of"]
 
 logger = logging.getLogger("qbsync.reconcile.report")
 
@@ -323,6 +323,30 @@ class DriftReports:
                 )
             ]
         )
+
+
+class _Firm(Protocol):
+    firm_id: str
+
+
+class DriftReportStep:
+    """The drift report as a step of the scheduled resync (h-resync's ``qbsync.reconcile.resync.Step``:
+    ``name`` and ``run(firm) -> counts``; ``firm`` is its ``FirmRun``, only ``firm_id`` is read)."""
+
+    name = "drift_report"
+
+    def __init__(self, reports: DriftReports) -> None:
+        self._reports = reports
+
+    def run(self, firm: _Firm) -> dict[str, Any]:
+        report = self._reports.run(firm.firm_id)
+        return {
+            "status": report.status,
+            "records": report.records_compared,
+            "qbo_queries": report.qbo_queries,
+            "findings": len(report.findings),
+            "new": len(report.new),
+        }
 
 
 def _drifted(record: SyncRecord) -> bool:
