@@ -371,3 +371,32 @@ def test_the_resync_step_runs_the_report_of_the_firm_it_is_given(env: Env) -> No
     assert (
         DriftReportStep(wiring.drift_reports()).run(Firm("firm-never-connected"))["status"] == "not_connected"
     )
+
+
+def test_an_edited_record_deleted_afterwards_becomes_missing_on_the_same_error_and_resync_creates_it(
+    env: Env,
+) -> None:
+    _synced_firm(env)
+    qbo = env.qbo_client()
+    invoice = _ours(env, "Invoice", "Invoice", "inv-400")
+    qbo.update(
+        "Invoice",
+        {"Id": invoice["Id"], "SyncToken": invoice["SyncToken"], "TxnDate": "2026-03-09"},
+        request_id="acct-1",
+        sparse=True,
+    )
+    first = _finding(_run(env), "invoice", "inv-400")
+    assert first["kind"] == "edited_in_quickbooks"
+    edited = _ours(env, "Invoice", "Invoice", "inv-400")
+    qbo.delete("Invoice", edited["Id"], edited["SyncToken"], request_id="acct-2")
+
+    second = _finding(_run(env), "invoice", "inv-400")
+
+    assert second["kind"] == "missing_in_quickbooks" and second["error_id"] == first["error_id"]
+    assert second["new"] is False  # the record already had its open drift error
+    (entry,) = env.stack.errors.list(env.firm, status="open")[0]
+    assert entry.code == "missing_in_quickbooks" and entry.attempts == 2
+    assert env.record("invoice", "inv-400").qbo_id is None
+    _resync(env, "invoice", "inv-400")
+    assert _ours(env, "Invoice", "Invoice", "inv-400")["Id"] != invoice["Id"]
+    assert _run(env)["findings"] == []

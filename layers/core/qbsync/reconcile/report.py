@@ -20,8 +20,9 @@
    by a webhook (:meth:`qbsync.inbound.drift.SyncedRecordChanges.raise_drift`: missing = link removed,
    the push creates a new object; edited / amount = QuickBooks' SyncToken kept, ``epoch`` + 1), so the
    error center's Resync, Unlink, Accept and Relink fix it. A record that already carries its drift error
-   is listed with that entry, never raised again (not new). A record with a drift error whose object
-   matches again (undone in QuickBooks) settles (``matched_again``).
+   is listed with that entry, never raised again (not new), unless its object is now missing: the entry
+   becomes ``missing_in_quickbooks`` and the link goes (so its Resync creates the object). A record with a
+   drift error whose object matches again (undone in QuickBooks) settles (``matched_again``).
 5. **Derived findings** (paid status, client balance) are in the report only (marking an account failed
    would hold back its records); they name the findings that explain them.
 6. **Stored and announced.** The report is stored (``DriftReportRepository``, read by ``GET /drift``);
@@ -255,9 +256,11 @@ class DriftReports:
         """The finding with its error entry (record kinds: raised when the record has none) and ``new``."""
         if finding.kind in DERIVED_KINDS:
             return _with(finding, new=finding.fingerprint not in previous)
-        if _drifted(record):
+        if _drifted(record) and not (finding.kind == MISSING and record.qbo_id is not None):
             entry = self._errorlog.current(record.firm_id, record.entity_type, record.platform_id)
             return _with(finding, error_id=entry.error_id if entry else None)
+        # a synced record newly drifted, or a drifted one whose object is now gone (its open error is
+        # updated to missing and the link removed, so its Resync creates the object instead of updating it)
         obj = objects.get((record.qbo_entity or "", record.qbo_id or ""))
         if finding.kind == MISSING:
             explanation = explain_missing(
@@ -278,7 +281,7 @@ class DriftReports:
             # the record changed between the read and the raise: the next report compares it again
             logger.info("record changed during the drift report; left for the next one", extra=_ctx(record))
             return finding
-        return _with(finding, error_id=entry.error_id, new=entry.is_new)
+        return _with(finding, error_id=entry.error_id, new=entry.is_new and not _drifted(record))
 
     def _matched_again(
         self, record: SyncRecord, objects: Mapping[tuple[str, str], Mapping[str, Any]]
