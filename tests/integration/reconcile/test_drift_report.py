@@ -181,6 +181,26 @@ def test_each_kind_of_drift_is_reported_exactly_and_fixed_by_its_action(
     stored = env.call("GET", "/drift")
     assert stored.status == 200 and stored.json()["report_id"] == again["report_id"]
     assert _kinds(stored.json()) == _kinds(report)
+    assert stored.json()["finding_count"] == 5 and stored.json()["next_cursor"] is None
+    pages, cursor = [], None
+    while True:  # a page at a time
+        page = env.call(
+            "GET", "/drift", query={"limit": "2", **({"cursor": cursor} if cursor else {})}
+        ).json()
+        pages.append(page)
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert [len(p["findings"]) for p in pages] == [2, 2, 1]
+    assert {(f["entity_type"], f["platform_id"], f["kind"]) for p in pages for f in p["findings"]} == _kinds(
+        report
+    )
+    older = f"{report['report_id']}.2"  # a cursor of the first report, not the latest
+    refused = env.call("GET", "/drift", query={"cursor": older})
+    assert refused.status == 400 and "query.cursor" in refused.json()["message"]
+    for name, bad in (("limit", "0"), ("limit", "501"), ("limit", "x"), ("cursor", ".."), ("cursor", "abc")):
+        answer = env.call("GET", "/drift", query={name: bad})
+        assert answer.status == 400 and f"query.{name}" in answer.json()["message"], (name, bad, answer.body)
 
     # each fix: Resync the amount and the missing payment, Unlink the edited service
     _resync(env, "invoice", "inv-400")

@@ -24,13 +24,13 @@ from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from qbsync import wiring
 from qbsync.api.common import ErrorIdPath, caller_of, error_responses
 from qbsync.errorcenter.drift_actions import DriftActionResult
-from qbsync.errors import NotFound
+from qbsync.errors import BadRequest, NotFound
 from qbsync.observability import metrics
 from qbsync.reconcile.report import DriftReport, finding_item
 
@@ -122,10 +122,22 @@ class DriftReportView(BaseModel):
     qbo_queries: int = Field(description="QuickBooks queries the report took (batches of up to 100 ids)")
     counts: dict[str, int] = Field(description="findings per kind")
     new_count: int
-    findings: list[FindingView]
+    finding_count: int = Field(description="every finding of the report (the list is one page of them)")
+    findings: list[FindingView] = Field(description="by entity type and platform id")
+    next_cursor: str | None = Field(
+        None, description="more findings: GET /drift?cursor=... (null on the last page)"
+    )
 
 
-def _report_view(header: dict[str, Any], findings: list[dict[str, Any]]) -> DriftReportView:
+_PAGE = 200
+
+
+def _report_view(
+    header: dict[str, Any], findings: list[dict[str, Any]], *, limit: int = _PAGE, offset: int = 0
+) -> DriftReportView:
+    ordered = sorted(findings, key=lambda f: (str(f["entity_type"]), str(f["platform_id"])))
+    page = ordered[offset : offset + limit]
+    more = offset + limit < len(ordered)
     return DriftReportView(
         report_id=str(header["report_id"]),
         realm_id=str(header["realm_id"]),
@@ -134,11 +146,24 @@ def _report_view(header: dict[str, Any], findings: list[dict[str, Any]]) -> Drif
         qbo_queries=int(header.get("qbo_queries", 0)),
         counts={str(k): int(v) for k, v in (header.get("counts") or {}).items()},
         new_count=int(header.get("new_count", 0)),
-        findings=[
-            FindingView.model_validate({k: v for k, v in f.items() if k != "fingerprint"})
-            for f in sorted(findings, key=lambda f: (str(f["entity_type"]), str(f["platform_id"])))
-        ],
+        finding_count=len(ordered),
+        findings=[FindingView.model_validate(_shown(f)) for f in page],
+        next_cursor=f"{header['report_id']}.{offset + limit}" if more else None,
     )
+
+
+def _shown(finding: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in finding.items() if k != "fingerprint"}
+
+
+def _offset(cursor: str | None, report_id: str) -> int:
+    """The position a ``next_cursor`` names, in the report it was made for (400 otherwise)."""
+    if cursor is None:
+        return 0
+    rid, _, position = cursor.partition(".")
+    if rid != report_id:
+        raise BadRequest("query.cursor: the cursor belongs to an older report; start again without it")
+    return int(position)
 
 
 def _run_view(report: DriftReport) -> DriftReportView:
@@ -227,17 +252,24 @@ def relink(error_id: ErrorIdPath, body: Annotated[RelinkBody, Body()]) -> DriftA
     description="The newest drift report of the caller's firm (kept 90 days): every synced record whose two "
     "sides disagree - missing in QuickBooks, edited there, amount or paid-status mismatch, per-client "
     "balance difference - each with what differs (was/now, to the cent) and its one-click fixes (the "
-    "error-center actions of its `error_id`). 404 when no report ran yet; 409 when QuickBooks is not "
-    "connected. Owner or admin.",
+    "error-center actions of its `error_id`), `limit` findings a page (pass `next_cursor` back as "
+    "`cursor`). 404 when no report ran yet; 409 when QuickBooks is not connected. Owner or admin.",
     tags=_RECORD_TAGS,
     responses=error_responses(404, 409, 503),
 )
-def latest_drift() -> DriftReportView:
+def latest_drift(
+    cursor: Annotated[
+        str | None,
+        Query(description="next_cursor of the previous page", pattern=r"^[0-9TZ]{1,40}\.[0-9]{1,7}$"),
+    ] = None,
+    limit: Annotated[int, Query(description="findings per page", ge=1, le=500)] = _PAGE,
+) -> DriftReportView:
     caller = caller_of(router)
     stored = wiring.drift_reports().latest_for(caller)
     if stored is None:
         raise NotFound("no drift report yet: POST /drift/run runs one")
-    return _report_view(*stored)
+    header, findings = stored
+    return _report_view(header, findings, limit=limit, offset=_offset(cursor, str(header["report_id"])))
 
 
 @router.post(
@@ -245,7 +277,8 @@ def latest_drift() -> DriftReportView:
     summary="Run the drift report now",
     description="Compares every synced record of the caller's firm with QuickBooks now (batch queries: one "
     "per 100 records and entity, paced by the company's request budget), raises an error-center entry for "
-    "each record newly found missing, edited or with another amount, stores the report and answers it; "
+    "each record newly found missing, edited or with another amount, stores the report and answers it "
+    "(its first 200 findings; the rest: GET /drift with `next_cursor`); "
     '"Drift Detected" is published when something new was found. Running it again on unchanged data finds '
     "the same findings, none new. No request body. 409 when QuickBooks is not connected. Owner or admin.",
     tags=_RECORD_TAGS,
