@@ -22,7 +22,9 @@ __all__ = ["DRIFT_CODES", "TITLE", "invoice_edited_in_quickbooks"]
 
 #: the error codes of a record changed in QuickBooks (``qbsync.inbound.drift.DRIFT_CODES``; this module
 #: imports nothing from ``qbsync``: ``python -m local.demo`` runs without ``layers/core`` on the path)
-DRIFT_CODES = frozenset({"edited_in_quickbooks", "deleted_in_quickbooks"})
+DRIFT_CODES = frozenset(
+    {"edited_in_quickbooks", "deleted_in_quickbooks", "missing_in_quickbooks", "amount_mismatch"}
+)
 
 TITLE = "An invoice edited in QuickBooks shows up in the error center with its actions (CDC catch-up)"
 

@@ -440,6 +440,35 @@ def qbsync_detail(detail_type: str, n: int) -> dict[str, Any]:
                 },
             ],
         },
+        "Drift Detected": {
+            "realm_id": REALM,
+            "report_id": "20261207T060000000000Z",
+            "new_count": 2,
+            "open_count": 3,
+            "new_findings": [
+                {
+                    "kind": "amount_mismatch",
+                    "entity_type": "Invoice",
+                    "platform_id": "inv-1042",
+                    "qbo_id": "145",
+                    "differences": [
+                        {"field": "total", "was": "605.00 USD", "now": "650.00 USD"},
+                        {"field": "line 2 amount", "was": "80.00 USD", "now": "125.00 USD"},
+                    ],
+                    "error_id": "3f9a0c1d2e4b5a69-1",
+                    "actions": ["resync", "unlink"],
+                },
+                {
+                    "kind": "missing_in_quickbooks",
+                    "entity_type": "Payment",
+                    "platform_id": "pay-2001",
+                    "qbo_id": "212",
+                    "differences": [],
+                    "error_id": "8b1e22c0d94f7a13-1",
+                    "actions": ["resync", "relink", "unlink"],
+                },
+            ],
+        },
     }
     return {**base, **fields[detail_type]}
 

@@ -231,6 +231,24 @@ _DELETED_IN_QBO = _Entry(
     "Choose one: Resync creates it in QuickBooks again from the platform's version (as a new QuickBooks "
     "entry); Unlink leaves it out of QuickBooks and stops syncing it (a manual sync later creates it again).",
 )
+_MISSING_IN_QBO = _Entry(
+    "missing_in_quickbooks",
+    "Missing in QuickBooks",
+    "The drift report did not find this record's QuickBooks entry: it was deleted in QuickBooks, or the link "
+    "points to an entry the company does not have.",
+    "Choose one: Resync creates it in QuickBooks again from the platform's version (as a new QuickBooks "
+    "entry); Relink links it to the QuickBooks entry that is the same record (give its QuickBooks Id); "
+    "Unlink leaves it out of QuickBooks and stops syncing it.",
+)
+_AMOUNT_MISMATCH = _Entry(
+    "amount_mismatch",
+    "Amount differs in QuickBooks",
+    "The drift report found a different amount in QuickBooks than the platform's (the explanation says was "
+    "and now, to the cent): someone changed it in QuickBooks after it was synced.",
+    "Choose one: Resync pushes the platform's version to QuickBooks again (QuickBooks' amounts are "
+    "overwritten); Unlink keeps QuickBooks' version and stops syncing this record. If the change was a "
+    "mistake, you can also undo it in QuickBooks: the next report finds the record matching again.",
+)
 _SYNC_DISABLED = _Entry(
     "qbo_sync_disabled",
     "Sync was turned off in QuickBooks",
@@ -265,6 +283,8 @@ REASONS: dict[str, _Entry] = {
         _ENTRY_EDITED,
         _EDITED_IN_QBO,
         _DELETED_IN_QBO,
+        _MISSING_IN_QBO,
+        _AMOUNT_MISMATCH,
         _SYNC_DISABLED,
         _PAYMENT_METHOD_MISSING,
         _Entry(

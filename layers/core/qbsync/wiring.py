@@ -78,10 +78,12 @@ from qbsync.qbo.oauth import IntuitOAuthClient, clear_discovery_cache
 from qbsync.qbo.ratelimit import RealmRateLimiter
 from qbsync.qbo.reference import ReferenceCache
 from qbsync.reconcile.redrive import DeadLetterRedrive
+from qbsync.reconcile.report import DriftReports, DriftReportStep
 from qbsync.reconcile.resync import CatchUpStep, DailyPreflight, Resync, SweepStep
 from qbsync.reconcile.sweep import RecordSweep
 from qbsync.repositories.connections import ConnectionsRepository
 from qbsync.repositories.dead_letters import DeadLetterLog
+from qbsync.repositories.drift_reports import DriftReportRepository
 from qbsync.repositories.error_log import ErrorLogRepository
 from qbsync.repositories.firm_settings import FirmSettingsRepository
 from qbsync.repositories.inbound_payments import InboundPayments
@@ -108,6 +110,7 @@ __all__ = [
     "build_catch_up_requests",
     "build_connection_service",
     "build_drift_actions",
+    "build_drift_reports",
     "build_error_center",
     "build_inbound_processor",
     "build_inbound_worker",
@@ -134,6 +137,7 @@ __all__ = [
     "dead_letter_redrive",
     "dead_letters",
     "drift_actions",
+    "drift_reports",
     "error_center",
     "error_log",
     "inbound_dead_letters",
@@ -482,8 +486,8 @@ def build_catch_up_requests() -> CatchUpRequests:
 
 
 def build_resync() -> Resync:
-    """One firm's scheduled resync (``functions/cdc_catchup``; qbsync.reconcile.resync): its steps in order.
-    The drift report (PRODUCT.md J.3) is one more :class:`~qbsync.reconcile.resync.Step` at the end."""
+    """One firm's scheduled resync (``functions/cdc_catchup``; qbsync.reconcile.resync): its steps in order,
+    the drift report (PRODUCT.md J.3, :class:`~qbsync.reconcile.report.DriftReportStep`) last."""
     return Resync(
         connections=_connections(),
         steps=[
@@ -496,6 +500,7 @@ def build_resync() -> Resync:
                 settings=_firm_settings(),
                 clock=time.time,
             ),
+            DriftReportStep(drift_reports()),
         ],
         continuations=catch_up_queue(),
     )
@@ -511,6 +516,23 @@ def build_drift_actions() -> DriftActions:
         errorlog=error_log(),
         publisher=_publisher(),
         outbound=outbound_queue(),
+        clock=time.time,
+        app_base_url=get_qbo_settings().qbo_app_base_url,
+    )
+
+
+def build_drift_reports(*, table: DynamoTable | None = None) -> DriftReports:
+    """The drift report of a firm (PRODUCT.md J.3): ``run(firm_id)`` for the scheduled resync, the
+    ``/drift`` routes for the caller's firm."""
+    table = table if table is not None else sync_table()
+    return DriftReports(
+        connections=_connections(),
+        realm_clients=realm_clients(),
+        admin=RecordAdmin(table),
+        drift=build_synced_record_changes(table=table),
+        errorlog=error_log(),
+        reports=DriftReportRepository(table, clock=time.time),
+        publisher=_publisher(),
         clock=time.time,
     )
 
@@ -614,6 +636,7 @@ def build_snapshot_intake() -> SnapshotIntake:
 initial_sync_steps = _once(build_initial_sync_steps)
 snapshot_intake = _once(build_snapshot_intake)
 drift_actions = _once(build_drift_actions)
+drift_reports = _once(build_drift_reports)
 
 
 @dataclass(frozen=True)

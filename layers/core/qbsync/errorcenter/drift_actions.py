@@ -18,6 +18,15 @@ firm chooses one of:
   as QuickBooks has it, or stays deleted) and ``skipped`` as excluded by the firm; later platform versions
   stay skipped until a manual sync, which writes a new object. The records waiting on it run again (they
   settle as skipped behind it). The error resolves (``not_synced``).
+* **Relink** - :meth:`DriftActions.relink`, for a record whose object is gone (``missing_in_quickbooks``
+  from the drift report, ``deleted_in_quickbooks``): the record is linked to another object of the
+  connected company that is the same record (the accountant re-entered it), given by its Id. Checked: the
+  object exists in the connected company as the record's entity (one batch read), and no other record is
+  linked to it (400 naming ``body.qbo_id`` otherwise). The record is ``synced`` at that object and its
+  SyncToken, the error resolves (``mapped_existing``); the next drift report compares it like any other.
+
+The drift report (:mod:`qbsync.reconcile.report`) raises ``missing_in_quickbooks`` and ``amount_mismatch``
+too; they are drift codes (:data:`qbsync.inbound.drift.DRIFT_CODES`) with the same actions.
 """
 
 from __future__ import annotations
@@ -34,16 +43,26 @@ from qbsync import vocab
 from qbsync.adapters.sqs import SqsMessage
 from qbsync.auth import Caller, require_role
 from qbsync.connection.clients import RealmClients
-from qbsync.errors import Conflict, NotFound, QboObjectNotFound
+from qbsync.errors import BadRequest, Conflict, NotFound, QboObjectNotFound
 from qbsync.inbound.differences import CONTACT_FIELDS, differences
-from qbsync.inbound.drift import DRIFT_CODES, EDITED, event_data
+from qbsync.inbound.drift import DRIFT_CODES, EDITED, UNLINKED_CODES, event_data
+from qbsync.inbound.reads import read_by_ids
 from qbsync.models.commands import SyncCommand
 from qbsync.models.qbsync_events import ContactData, ContactUpdated, SyncErrorResolved, SyncStatusChanged
 from qbsync.models.record_key import RecordKey
+from qbsync.qbo.client import deep_link
 from qbsync.repositories.connections import CONNECTED, Connection
 from qbsync.repositories.error_log import ErrorEntry, ErrorLogRepository
 from qbsync.repositories.record_admin import RecordAdmin
-from qbsync.repositories.records import BLOCKED, FAILED, SKIPPED, SYNCED, RecordsRepository, SyncRecord
+from qbsync.repositories.records import (
+    BLOCKED,
+    FAILED,
+    SKIPPED,
+    SYNCED,
+    QboLink,
+    RecordsRepository,
+    SyncRecord,
+)
 
 __all__ = ["DriftActionResult", "DriftActions"]
 
@@ -69,7 +88,8 @@ class Sender(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class DriftActionResult:
-    """``outcome`` ``accepted`` (contact fields sent to the platform) or ``unlinked``; the record's status."""
+    """``outcome`` ``accepted`` (contact fields sent to the platform), ``unlinked`` or ``relinked``; the
+    record's status."""
 
     error_id: str
     entity_type: str
@@ -87,7 +107,7 @@ class DriftActions:
         connections, realm_clients: the firm's connection and its realm's QBO client.
         records, admin: the sync records and their admin changes; ``errorlog``: the error center.
         publisher: qbsync events; ``outbound``: ``OutboundQueue`` (the dependents' SyncCommands).
-        clock: epoch seconds.
+        clock: epoch seconds; ``app_base_url``: QBO deep links of a relinked record.
     """
 
     def __init__(  # noqa: PLR0913
@@ -101,6 +121,7 @@ class DriftActions:
         publisher: Publisher,
         outbound: Sender,
         clock: Callable[[], float],
+        app_base_url: str | None = None,
     ) -> None:
         self._connections = connections
         self._realm_clients = realm_clients
@@ -110,6 +131,7 @@ class DriftActions:
         self._publisher = publisher
         self._outbound = outbound
         self._clock = clock
+        self._app_base_url = app_base_url
 
     def accept_quickbooks(self, caller: Caller, error_id: str) -> DriftActionResult:
         """Keep QuickBooks' contact fields of an edited client account (module doc).
@@ -198,6 +220,72 @@ class DriftActions:
             unlinked.status,
             released=released,
         )
+
+    def relink(self, caller: Caller, error_id: str, qbo_id: str) -> DriftActionResult:
+        """Link the record of a ``missing_in_quickbooks`` / ``deleted_in_quickbooks`` error to an object that
+        exists in the connected company (module doc).
+
+        Raises Forbidden; NotFound (error); BadRequest naming ``body.qbo_id`` (QuickBooks has no such object
+        of the record's entity, or it is linked to another record); Conflict (not open, not a missing or
+        deleted record, not connected, the record is being synced or changed meanwhile).
+        """
+        require_role(caller, *_WRITE_ROLES)
+        entry, record = self._drift_error(caller, error_id)
+        if entry.code not in UNLINKED_CODES or record.qbo_id is not None:
+            raise Conflict(
+                "relink is for a record missing or deleted in QuickBooks; this one is still linked (Resync "
+                "or Unlink it)"
+            )
+        entity = _qbo_entity(record, event_data(self._records.last_event(record.key)) or {})
+        qbo = self._realm_clients.qbo_for(caller.firm_id, record.realm_id)
+        found, _ = read_by_ids(qbo, entity, [qbo_id])
+        obj = found.get(qbo_id)
+        if obj is None:
+            raise BadRequest(f"body.qbo_id: the connected QuickBooks company has no {entity} {qbo_id}")
+        other = self._records.find_by_qbo_id(record.realm_id, entity, qbo_id)
+        if other is not None and other.key != record.key:
+            raise BadRequest(
+                f"body.qbo_id: QuickBooks {entity} {qbo_id} is linked to another record "
+                f"({other.entity_type} {other.platform_id})"
+            )
+        now = self._clock()
+        link = QboLink(
+            entity, qbo_id, sync_token=_token(obj), deep_link=self._deep_link(entity, qbo_id, record)
+        )
+        try:
+            linked = self._admin.link_qbo(
+                record.key,
+                link=link,
+                version=record.platform_version or record.last_event_version or 1,
+                now=now,
+            )
+        except Conflict:
+            raise Conflict("the record is being synced or changed right now; reload the error") from None
+        correlation = uuid.uuid4().hex
+        self._close(
+            caller,
+            entry,
+            f"relinked to QuickBooks {entity} {qbo_id}",
+            "mapped_existing",
+            linked,
+            correlation,
+            detail=qbo_id,
+        )
+        logger.info(
+            "record relinked to a QuickBooks object",
+            extra={"firm_id": caller.firm_id, "error_id": entry.error_id, "qbo_id": qbo_id},
+        )
+        return DriftActionResult(
+            entry.error_id, record.entity_type, record.platform_id, "relinked", linked.status
+        )
+
+    def _deep_link(self, entity: str, qbo_id: str, record: SyncRecord) -> str | None:
+        if not self._app_base_url:
+            return None
+        try:
+            return deep_link(self._app_base_url, entity, qbo_id, realm_id=record.realm_id)
+        except ValueError:
+            return None
 
     # ------------------------------------------------------------------ steps
 
@@ -318,6 +406,14 @@ class DriftActions:
                 SqsMessage(body=c, id=f"cmd-{i}", correlation_id=request_id) for i, c in enumerate(commands)
             )
         return len(commands)
+
+
+def _qbo_entity(record: SyncRecord, data: Mapping[str, Any]) -> str:
+    """The QuickBooks entity the record's object is (a credit payment is a CreditMemo)."""
+    info = vocab.RECORD_TYPE_INFO[record.entity_type]
+    if record.entity_type == "payment" and data.get("method") in ("credit_balance", "promotional_credit"):
+        return "CreditMemo"
+    return record.qbo_entity or info.qbo_entity
 
 
 def _token(obj: Mapping[str, Any]) -> str | None:

@@ -37,6 +37,7 @@ __all__ = [
     "differences",
     "explain_delete",
     "explain_edit",
+    "explain_missing",
 ]
 
 #: the customer fields the platform can take back from QuickBooks (as a "Contact Updated" event)
@@ -271,4 +272,13 @@ def explain_delete(record_type: str, data: Mapping[str, Any]) -> str:
     return (
         f"{_what(record_type, data)} was deleted in QuickBooks after it was synced, so QuickBooks no longer "
         "has the platform's record."
+    )
+
+
+def explain_missing(record_type: str, data: Mapping[str, Any], qbo_entity: str, qbo_id: str) -> str:
+    """The drift report did not find the record's QuickBooks object (a query cannot tell deleted from never
+    there)."""
+    return (
+        f"{_what(record_type, data)} is missing in QuickBooks: QuickBooks has no {qbo_entity} {qbo_id} (it "
+        "was deleted there, or the link points to an object this company never had)."
     )

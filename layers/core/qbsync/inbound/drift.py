@@ -41,17 +41,34 @@ from qbsync.errors import Conflict, DataError, LeaseHeld, RetryableError
 from qbsync.inbound.changes import ChangedObject
 from qbsync.inbound.differences import Difference, differences, explain_delete, explain_edit
 from qbsync.models.qbsync_events import SyncErrorRaised, SyncErrorResolved, SyncStatusChanged
-from qbsync.repositories.error_log import ErrorLogRepository
+from qbsync.repositories.error_log import ErrorEntry, ErrorLogRepository
 from qbsync.repositories.record_admin import RecordAdmin
 from qbsync.repositories.records import FAILED, SYNCED, RecordError, RecordsRepository, SyncRecord
 
-__all__ = ["DELETED", "DRIFT_CODES", "EDITED", "QuickBooksChanged", "SyncedRecordChanges", "event_data"]
+__all__ = [
+    "AMOUNT_MISMATCH",
+    "COMPARED_TYPES",
+    "DELETED",
+    "DRIFT_CODES",
+    "EDITED",
+    "MISSING",
+    "UNLINKED_CODES",
+    "QuickBooksChanged",
+    "SyncedRecordChanges",
+    "event_data",
+]
 
 logger = logging.getLogger("qbsync.inbound.drift")
 
 EDITED = "edited_in_quickbooks"
 DELETED = "deleted_in_quickbooks"
-DRIFT_CODES = frozenset({EDITED, DELETED})
+#: the drift report's (``qbsync.reconcile``): the linked object is not in QuickBooks (deleted or never there;
+#: a query cannot tell), and an edit in QuickBooks that changed an amount (total, a line, a payment's amount)
+MISSING = "missing_in_quickbooks"
+AMOUNT_MISMATCH = "amount_mismatch"
+DRIFT_CODES = frozenset({EDITED, DELETED, MISSING, AMOUNT_MISMATCH})
+#: the drift codes whose record lost its QuickBooks link (a push creates a new object)
+UNLINKED_CODES = frozenset({DELETED, MISSING})
 #: record types whose platform record names a client account (the customer compared)
 _HAS_ACCOUNT = frozenset({"invoice", "payment", "refund", "fee"})
 
@@ -143,7 +160,7 @@ class SyncedRecordChanges:
             return
         body = change.body
         if body is None:
-            self._raise(
+            self.raise_drift(
                 record,
                 QuickBooksChanged(record, DELETED, explain_delete(record.entity_type, self._data(record))),
                 deleted=True,
@@ -161,10 +178,10 @@ class SyncedRecordChanges:
         found = differences(record.entity_type, data, body, customer_id=self._customer_id(record, data))
         sync_token = None if token is None else str(token)
         if not found:
-            self._settle(record, sync_token, drifted, now)
+            self.settle(record, sync_token, drifted=drifted)
             return
         err = QuickBooksChanged(record, EDITED, explain_edit(record.entity_type, data, found), tuple(found))
-        self._raise(record, err, deleted=False, sync_token=sync_token)
+        self.raise_drift(record, err, deleted=False, sync_token=sync_token)
 
     # ------------------------------------------------------------------ steps
 
@@ -181,7 +198,10 @@ class SyncedRecordChanges:
             return None
         return account.qbo_id if account is not None else None
 
-    def _settle(self, record: SyncRecord, sync_token: str | None, drifted: bool, now: float) -> None:
+    def settle(self, record: SyncRecord, sync_token: str | None, *, drifted: bool) -> None:
+        """QuickBooks matches the platform: adopt its SyncToken; a drift error open on the record resolves
+        (``matched_again``). Raises RetryableError when the record changed meanwhile."""
+        now = self._clock()
         if not drifted and (sync_token is None or sync_token == record.sync_token):
             return
         try:
@@ -213,9 +233,12 @@ class SyncedRecordChanges:
         self._publisher.publish(events)
         logger.info("QuickBooks matches the platform again: drift error resolved", extra=_log_ctx(record))
 
-    def _raise(
+    def raise_drift(
         self, record: SyncRecord, err: QuickBooksChanged, *, deleted: bool, sync_token: str | None
-    ) -> None:
+    ) -> ErrorEntry:
+        """The record becomes ``failed`` with ``err`` (``deleted``: its QuickBooks link removed) and the error
+        center gets its one entry (a repeat updates it); "Sync Status Changed" and, for a new entry, "Sync
+        Error Raised". Returns the entry. Raises RetryableError when the record changed meanwhile."""
         now = self._clock()
         error = RecordError(
             code=err.reason_code,
@@ -270,9 +293,12 @@ class SyncedRecordChanges:
                 "fields": [d.field for d in err.differences],
             },
         )
+        return entry
 
 
 _COMPARED = frozenset({"invoice", "payment", "refund", "fee", "client_account", "service"})
+#: the record types whose QuickBooks object is compared with the platform's (here and by the drift report)
+COMPARED_TYPES = _COMPARED
 
 
 def _status(

@@ -32,6 +32,9 @@ __all__ = [
     "ContactData",
     "ContactImported",
     "ContactUpdated",
+    "DriftDetected",
+    "DriftDifference",
+    "DriftFinding",
     "InitialSyncPlanned",
     "InitialSyncProgress",
     "InvoicePaid",
@@ -465,6 +468,52 @@ class ServiceImported(QbsyncEvent):
     requested_by: Id | None = Field(None, description="Admin user id")
 
 
+DriftKind = Literal[
+    "missing_in_quickbooks",
+    "deleted_in_quickbooks",
+    "amount_mismatch",
+    "edited_in_quickbooks",
+    "paid_status_mismatch",
+    "balance_mismatch",
+]
+
+
+class DriftDifference(EventModel):
+    """One field that differs: the platform's value (``was``: what qbsync wrote) and QuickBooks' (``now``),
+    money to the cent with its currency (``605.00 USD``); both null for client data (named, never shown)."""
+
+    field: str = Field(min_length=1, max_length=100)
+    was: str | None = Field(None, max_length=200)
+    now: str | None = Field(None, max_length=200)
+
+
+class DriftFinding(EventModel):
+    """A record whose two sides disagree (the drift report's finding, docs/admin-api.md "Drift report")."""
+
+    kind: DriftKind
+    entity_type: EntityType
+    platform_id: Id
+    qbo_id: Id | None = None
+    differences: list[DriftDifference] = Field(default_factory=list, max_length=50)
+    error_id: Id | None = Field(None, description="its error-center entry (record kinds; null for derived)")
+    actions: list[Literal["resync", "relink", "accept", "unlink"]] = Field(default_factory=list)
+
+
+class DriftDetected(QbsyncEvent):
+    """The drift report (PRODUCT.md J.3) found differences between the platform and QuickBooks that were not
+    known before: published once per report that has any, never again for the same difference (a record
+    already carrying its drift error, or a derived finding already in the last report, is not new).
+    ``new_findings`` lists at most 50 of them; ``new_count`` counts all; ``open_count`` is every finding of
+    the report. The report itself: ``GET /drift``."""
+
+    DETAIL_TYPE: ClassVar[str] = "Drift Detected"
+    realm_id: Id
+    report_id: Id
+    new_count: int = Field(ge=1)
+    open_count: int = Field(ge=1)
+    new_findings: list[DriftFinding] = Field(min_length=1, max_length=50)
+
+
 #: Every qbsync event class by its EventBridge DetailType.
 QBSYNC_EVENT_TYPES: dict[str, type[QbsyncEvent]] = {
     cls.DETAIL_TYPE: cls
@@ -482,5 +531,6 @@ QBSYNC_EVENT_TYPES: dict[str, type[QbsyncEvent]] = {
         ServiceImported,
         PaymentWithdrawnInQbo,
         InitialSyncPlanned,
+        DriftDetected,
     )
 }

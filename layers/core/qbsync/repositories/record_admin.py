@@ -251,6 +251,19 @@ class RecordAdmin:
         ):
             yield SyncRecord.from_item(item)
 
+    def with_data(self, firm_id: str, realm_id: str) -> Iterator[tuple[SyncRecord, dict[str, Any]]]:
+        """Every record of the realm with its stored platform data (``last_event``'s ``detail.data``, {} when
+        none): what the drift report compares (J.3). One consistent Query of the realm's ``REC#`` items,
+        paged lazily."""
+        _check_id(firm_id, "firm_id")
+        _check_id(realm_id, "realm_id")
+        for item in self._table.query(
+            key_condition="pk = :pk AND begins_with(sk, :rec)",
+            values={":pk": f"FIRM#{firm_id}#REALM#{realm_id}", ":rec": "REC#"},
+            consistent=True,
+        ):
+            yield SyncRecord.from_item(item), _event_data(item)
+
     def was_unsynced(self, key: RecordKey) -> bool:
         """True when an admin unsynced the record (:meth:`detach_qbo`) and it was not synced again since."""
         item = self._table.get(
