@@ -492,7 +492,10 @@ def build_resync() -> Resync:
         connections=_connections(),
         steps=[
             CatchUpStep(catch_up()),
-            SweepStep(RecordSweep(records=_records(), outbound=outbound_queue(), clock=time.time)),
+            SweepStep(
+                RecordSweep(records=_records(), outbound=outbound_queue(), clock=time.time),
+                initial_sync_runs(),
+            ),
             DailyPreflight(
                 preflight=build_preflight_check(),
                 results=build_preflight_repository(),

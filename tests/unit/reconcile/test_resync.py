@@ -13,9 +13,10 @@ import pytest
 from qbsync.errors import DataError, MalformedMessage, Throttled
 from qbsync.models.messages import CatchUpRequest, parse_catch_up_message
 from qbsync.models.preflight import PreflightResult, PreflightResultInvalid
-from qbsync.reconcile.resync import PREFLIGHT_EVERY_SECONDS, DailyPreflight, FirmRun, Resync
-from qbsync.reconcile.sweep import SweepCursor
+from qbsync.reconcile.resync import PREFLIGHT_EVERY_SECONDS, DailyPreflight, FirmRun, Resync, SweepStep
+from qbsync.reconcile.sweep import SweepCursor, SweepReport
 from qbsync.repositories.connections import Connection
+from qbsync.repositories.initial_sync import Run, RunRef
 
 NOW = 1_800_000_000.0
 
@@ -202,3 +203,46 @@ def test_the_preflight_check_runs_at_most_once_a_day(latest: Any, runs: int) -> 
     )
     counts = step.run(FirmRun("f1", "r1", "evt-1", "scheduled"))
     assert check.runs == runs == len(results.saved) == counts["ran"]
+
+
+class _Sweep:
+    def __init__(self) -> None:
+        self.runs: list[str] = []
+
+    def run(self, firm_id: str, realm_id: str, request_id: str, *, start: Any) -> SweepReport:
+        self.runs.append(firm_id)
+        return SweepReport(examined=3, sent={"missed_release": 1}, pages=1)
+
+
+class _InitialSyncs:
+    def __init__(self, run: Run | None) -> None:
+        self.run = run
+
+    def latest(self, firm_id: str) -> Run | None:
+        return self.run
+
+
+def _initial_sync(status: str, realm_id: str = "r1") -> Run:
+    return Run(RunRef("f1", realm_id, "run-1"), status, NOW, NOW, "connected")
+
+
+@pytest.mark.parametrize(
+    ("latest", "swept"),
+    [
+        (None, True),
+        (_initial_sync("running"), False),  # its chunks run their own records again, in batch calls
+        (_initial_sync("running", realm_id="r0"), True),  # a run on the firm's earlier company
+        (_initial_sync("completed"), True),
+        (_initial_sync("failed"), True),  # stopped until resumed: its records are not left waiting
+    ],
+)
+def test_the_sweep_waits_while_the_firms_initial_sync_runs_on_its_company(
+    latest: Run | None, swept: bool
+) -> None:
+    sweep = _Sweep()
+    step = SweepStep(sweep, _InitialSyncs(latest))  # type: ignore[arg-type]
+    counts = step.run(FirmRun(firm_id="f1", realm_id="r1", request_id="evt-1", reason="scheduled"))
+    assert (sweep.runs == ["f1"]) is swept
+    assert counts == (
+        {"examined": 3, "pages": 1, "missed_release": 1} if swept else {"deferred": "initial_sync_running"}
+    )

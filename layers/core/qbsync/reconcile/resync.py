@@ -50,6 +50,7 @@ from qbsync.models.preflight import PreflightResult, PreflightResultInvalid
 from qbsync.qbo.client import QboClient
 from qbsync.reconcile.sweep import RecordSweep, SweepCursor
 from qbsync.repositories.connections import CONNECTED, Connection
+from qbsync.repositories.initial_sync import RUNNING, Run
 
 __all__ = [
     "PREFLIGHT_EVERY_SECONDS",
@@ -218,15 +219,36 @@ class CatchUpStep:
         }
 
 
+class InitialSyncs(Protocol):
+    """``qbsync.repositories.initial_sync.InitialSyncRuns``: the firm's latest initial-sync run."""
+
+    def latest(self, firm_id: str) -> Run | None: ...
+
+
 class SweepStep:
-    """The record sweep (:class:`~qbsync.reconcile.sweep.RecordSweep`); leaves its cursor on the run."""
+    """The record sweep (:class:`~qbsync.reconcile.sweep.RecordSweep`); leaves its cursor on the run.
+
+    Not while the firm's initial sync runs on this company: its chunks own the records they release for a
+    retry (``not_synced`` with their snapshot event stored) and run them again themselves, in QuickBooks
+    batch calls; a sweep would send each one alone through the entity sync, taking single writes out of the
+    realm's budget in the middle of the bulk run (never a duplicate, but twice the work). The first tick after
+    the run ends sweeps what it left.
+    """
 
     name = "sweep"
 
-    def __init__(self, sweep: RecordSweep) -> None:
+    def __init__(self, sweep: RecordSweep, initial_syncs: InitialSyncs) -> None:
         self._sweep = sweep
+        self._initial_syncs = initial_syncs
 
     def run(self, firm: FirmRun) -> dict[str, Any]:
+        latest = self._initial_syncs.latest(firm.firm_id)
+        if latest is not None and latest.status == RUNNING and latest.ref.realm_id == firm.realm_id:
+            logger.info(
+                "record sweep deferred: the initial sync is running",
+                extra={"firm_id": firm.firm_id, "run_id": latest.ref.run_id},
+            )
+            return {"deferred": "initial_sync_running"}
         report = self._sweep.run(firm.firm_id, firm.realm_id, firm.request_id, start=firm.sweep_from)
         firm.sweep_cursor = report.cursor
         return {"examined": report.examined, "pages": report.pages, **report.sent}
