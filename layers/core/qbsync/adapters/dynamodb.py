@@ -370,6 +370,34 @@ class DynamoTable:
                 return
             start = page.last_key
 
+    def count(
+        self,
+        *,
+        key_condition: str,
+        values: Mapping[str, Any] | None = None,
+        index: str | None = None,
+        max_pages: int = 10,
+    ) -> tuple[int, bool]:
+        """The number of matching items (``Select=COUNT``: no item is returned), following at most
+        ``max_pages`` pages of up to 1 MB read each; returns ``(count, complete)``: ``complete`` is False
+        when the pages ran out first (the count is then a lower bound)."""
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": key_condition,
+            "Select": "COUNT",
+            **_expression_args(values=values),
+        }
+        if index:
+            kwargs["IndexName"] = index
+        total = 0
+        for _ in range(max_pages):
+            resp = self._call("Query", **kwargs)
+            total += int(resp.get("Count", 0))
+            last = resp.get("LastEvaluatedKey")
+            if not last:
+                return total, True
+            kwargs["ExclusiveStartKey"] = last
+        return total, False
+
     # --- batches ------------------------------------------------------------------------------------
 
     def batch_get(
