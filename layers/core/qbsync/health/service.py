@@ -47,7 +47,7 @@ from qbsync.models.health import (
 )
 from qbsync.models.qbsync_events import FirmHealthChanged
 from qbsync.repositories.connections import CONNECTED, Connection
-from qbsync.repositories.records import BLOCKED, FAILED, SYNCED
+from qbsync.repositories.records import BLOCKED, FAILED, SYNCED, RecordPage
 from qbsync.vocab import SYNCABLE_TYPES
 
 __all__ = ["LAG_WINDOW_SECONDS", "MAX_LAG_SAMPLES", "FirmHealthCheck", "HealthSources"]
@@ -74,7 +74,7 @@ class Records(Protocol):
 
     def list_by_status(
         self, firm_id: str, realm_id: str, status: str, *, entity_type: str | None = ..., limit: int = ...
-    ) -> Any: ...
+    ) -> RecordPage: ...
 
 
 class DeadLetters(Protocol):
@@ -233,7 +233,7 @@ class FirmHealthCheck:
         newest: float | None = None
         for entity_type in SYNCABLE_TYPES:
             page = self._s.records.list_by_status(firm_id, realm_id, SYNCED, entity_type=entity_type, limit=1)
-            for record in page.items:
+            for record in page.records:
                 if record.updated_at is not None:
                     newest = record.updated_at if newest is None else max(newest, record.updated_at)
         return newest
