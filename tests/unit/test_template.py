@@ -488,7 +488,12 @@ def test_fleet_health_alarms(template: dict[str, Any]) -> None:
             name = props["MetricName"]
             assert name in emitted or name in keepalive, (logical_id, name)
             assert props["AlarmActions"] == [{"Ref": "AlarmTopic"}], logical_id
-    for name in ("ThrottledRedelivery", "KeepAlive_needs_reconnect", "KeepAlive_hard_expiry_soon"):
+    for name in (
+        "EventToQuickBooksLag",
+        "ThrottledRedelivery",
+        "KeepAlive_needs_reconnect",
+        "KeepAlive_hard_expiry_soon",
+    ):
         assert any(a["Properties"].get("MetricName") == name for a in alarms.values()), name
 
 

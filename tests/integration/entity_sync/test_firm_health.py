@@ -5,6 +5,7 @@ figures, and "Firm Health Changed" is published once per crossing (GET /health a
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from datetime import UTC, datetime
@@ -70,7 +71,23 @@ def _api_requests(stack: SyncStack, realm: str) -> int:
     )
 
 
-def test_health_figures_match_the_work_done(stack: SyncStack, health: Any) -> None:
+def _metric_values(out: str, name: str) -> list[float]:
+    """The values of ``name`` in the EMF lines Powertools printed."""
+    values: list[float] = []
+    for line in out.splitlines():
+        try:
+            blob = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(blob, dict) and "_aws" in blob and name in blob:
+            got = blob[name]
+            values.extend(got if isinstance(got, list) else [got])
+    return values
+
+
+def test_health_figures_match_the_work_done(
+    stack: SyncStack, health: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     api, capture = health
     firm = new_firm()
     stack.connect(firm)
@@ -89,7 +106,11 @@ def test_health_figures_match_the_work_done(stack: SyncStack, health: Any) -> No
         event["detail"]["data"]["name"] = f"Health Client {i}"
         event["detail"].update(event_id=f"evt-h{i}", occurred_at=_iso(at))
         events.append(event)
+    capsys.readouterr()
+    delivering = time.time()
     stack.deliver_until_drained(*events)
+    delivered_in = time.time() - delivering
+    emitted = sorted(_metric_values(capsys.readouterr().out, "EventToQuickBooksLag"))
     synced_at = {}
     for account in occurred:
         record = stack.records.get(RecordKey(firm, realm, "client_account", account))
@@ -114,6 +135,9 @@ def test_health_figures_match_the_work_done(stack: SyncStack, health: Any) -> No
     assert result.status == 200, result.body
     body = result.json()
     lags = sorted(synced_at[a] - occurred[a] for a in occurred)
+    # the fleet metric (EventToQuickBooksLagAlarm): one value per record written, measured just after it
+    assert len(emitted) == N_SYNCED
+    assert all(-0.001 <= e - lag < delivered_in + 0.01 for e, lag in zip(emitted, lags, strict=True))
     assert body["lag"] == {
         "window_seconds": 3600,
         "samples": N_SYNCED,
