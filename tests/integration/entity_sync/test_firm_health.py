@@ -15,7 +15,7 @@ import pytest
 from qbsync import wiring
 from qbsync.models.record_key import RecordKey
 from qbsync.reconcile.resync import FirmRun, HealthStep
-from qbsync.repositories.dead_letters import DeadLetterLog
+from qbsync.repositories.dead_letters import DeadLetter, DeadLetterLog
 from qbsync.repositories.records import QboLink, RecordError
 
 from local.stack.provision import clients
@@ -128,6 +128,11 @@ def test_health_figures_match_the_work_done(
         bad["detail"]["event_id"] = f"evt-dead-{i}"
         malformed.append(sqs_record(bad, message_id=f"m-dead-{i}"))
     assert stack.deliver_records(malformed) == {"batchItemFailures": []}
+    # one past the DLQ's 14-day retention (DynamoDB's TTL deletes late; moto never): not counted
+    DeadLetterLog(stack.sync_table).record(
+        DeadLetter(firm, "evt-expired", "ClientAccount Created", "data.id: missing", None, now - 15 * 86400)
+    )
+    assert stack.sync_table.get({"pk": f"FIRM#{firm}", "sk": "DEADLETTER#evt-expired"}) is not None
     requests_made = _api_requests(stack, realm) - requests_before
 
     result = api.call("GET", "/health", firm_id=firm, role="owner")
@@ -147,7 +152,7 @@ def test_health_figures_match_the_work_done(
         "max_seconds": round(lags[-1], 3),
     }
     assert body["records"] == {"failed": F_FAILED, "blocked": K_BLOCKED, "complete": True}
-    assert body["dead_letters"] == D_DEAD
+    assert (body["dead_letters"], body["dead_letters_complete"]) == (D_DEAD, True)
     queues = {q["queue"]: q for q in body["backlog"]["queues"]}
     assert body["backlog"]["scope"] == "fleet"
     assert queues["outbound_dead_letters"]["visible"] == D_DEAD

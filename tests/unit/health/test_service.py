@@ -43,8 +43,8 @@ class _Connections:
 
 
 class _Nothing:
-    def list(self, firm_id: str, *, now: float) -> list[Any]:
-        return []
+    def count(self, firm_id: str, *, now: float) -> tuple[int, bool]:
+        return (0, True)
 
     def used(self, realm_id: str, first_minute: int, last_minute: int) -> dict[int, int]:
         assert last_minute - first_minute == 59

@@ -374,8 +374,10 @@ class DynamoTable:
         self,
         *,
         key_condition: str,
+        names: Mapping[str, str] | None = None,
         values: Mapping[str, Any] | None = None,
         index: str | None = None,
+        filter_expression: str | None = None,
         max_pages: int = 10,
     ) -> tuple[int, bool]:
         """The number of matching items (``Select=COUNT``: no item is returned), following at most
@@ -384,10 +386,12 @@ class DynamoTable:
         kwargs: dict[str, Any] = {
             "KeyConditionExpression": key_condition,
             "Select": "COUNT",
-            **_expression_args(values=values),
+            **_expression_args(names=names, values=values),
         }
         if index:
             kwargs["IndexName"] = index
+        if filter_expression:
+            kwargs["FilterExpression"] = filter_expression  # counts the items that pass it
         total = 0
         for _ in range(max_pages):
             resp = self._call("Query", **kwargs)

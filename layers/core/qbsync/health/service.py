@@ -12,7 +12,8 @@ Where the figures come from (all bounded; AWS calls per evaluation in docs/admin
   ``occurred_at`` of the platform event that synced (its stored ``last_event``, when that is the version
   applied). Read from what the sync already writes: no write on the outbound path.
 * **failed / blocked** - ``Select=COUNT`` Queries of the realm's gsi2 status partitions (at most 10 pages).
-* **dead letters** - the firm's dead-letter log (:class:`~qbsync.repositories.dead_letters.DeadLetterLog`).
+* **dead letters** - a ``Select=COUNT`` Query of the firm's dead-letter log
+  (:class:`~qbsync.repositories.dead_letters.DeadLetterLog`, at most 10 pages).
 * **budget** - the rate limiter's per-minute counters of the realm (one Query of the last 60 minutes).
 * **tokens** - the expiry dates on the connection item (never the tokens).
 * **backlog** - ``GetQueueAttributes`` of each queue (fleet-wide; only when ``queues`` are given).
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -78,7 +79,7 @@ class Records(Protocol):
 
 
 class DeadLetters(Protocol):
-    def list(self, firm_id: str, *, now: float) -> Sequence[Any]: ...
+    def count(self, firm_id: str, *, now: float) -> tuple[int, bool]: ...
 
 
 class RateCounters(Protocol):
@@ -136,7 +137,7 @@ class FirmHealthCheck:
             blocked, blocked_complete = self._s.records.count_in_status(firm_id, realm_id, BLOCKED)
         else:
             failed, blocked, failed_complete, blocked_complete = 0, 0, True, True
-        dead = len(self._s.dead_letters.list(firm_id, now=now))
+        dead, dead_complete = self._s.dead_letters.count(firm_id, now=now)
         tokens = _tokens(connection, now) if connection is not None else None
         budget = self._budget(realm_id, now) if realm_id else None
         judged = judge(
@@ -162,6 +163,7 @@ class FirmHealthCheck:
                 failed=failed, blocked=blocked, complete=failed_complete and blocked_complete
             ),
             dead_letters=dead,
+            dead_letters_complete=dead_complete,
             backlog=_backlog(queues) if queues is not None else None,
             tokens=tokens,
             budget=budget,

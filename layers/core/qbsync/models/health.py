@@ -95,6 +95,7 @@ class FirmHealth(_Strict):
     lag: LagFigures
     records: RecordCounts
     dead_letters: int = Field(description="this firm's events in the dead-letter queue (the last 14 days)")
+    dead_letters_complete: bool = Field(description="false when the count stopped at its read limit")
     backlog: QueuesBacklog | None = Field(description="fleet-wide queue depths (GET /health only)")
     tokens: TokenExpiry | None = Field(description="none without a connection")
     budget: BudgetUse | None = Field(description="none without a connection")

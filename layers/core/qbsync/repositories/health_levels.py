@@ -47,7 +47,3 @@ class HealthLevels:
         except Conflict:
             return None
         return str(old.get("level") or DEFAULT_LEVEL)
-
-    def get(self, firm_id: str) -> str:
-        item = self._table.get(health_key(firm_id), consistent=True) or {}
-        return str(item.get("level") or DEFAULT_LEVEL)
