@@ -279,6 +279,12 @@ def qbsync_detail(detail_type: str, n: int) -> dict[str, Any]:
             "reason": "QuickBooks rejected the authorization (AuthenticationFailed 003200): reconnect",
             "warnings": [],
         },
+        "Firm Health Changed": {
+            "realm_id": REALM,
+            "level": "degraded",
+            "previous_level": "ok",
+            "reasons": ["failed_records", "token_expiry_soon"],
+        },
         "Sync Status Changed": {
             "realm_id": REALM,
             "entity_type": "Invoice",

@@ -34,6 +34,7 @@ from qbsync.api import (
     common,
     drift_routes,
     errors_routes,
+    health_routes,
     initial_sync_routes,
     operations_routes,
     records_routes,
@@ -49,6 +50,7 @@ app.include_router(errors_routes.router)
 app.include_router(actions_routes.router)
 app.include_router(drift_routes.router)
 app.include_router(operations_routes.router)
+app.include_router(health_routes.router)
 app.include_router(initial_sync_routes.router)
 
 

@@ -20,6 +20,7 @@ exception, so the Lambda's own error metrics mean "the worker is broken", not "Q
 from __future__ import annotations
 
 import random
+import time
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -75,7 +76,18 @@ def record_handler(record: SQSRecord) -> Outcome | None:
             _redeliver(record, err, ids)
             raise
         _log_outcome(_log_id(message), outcome)
+        _lag_metric(message, outcome)
     return outcome
+
+
+def _lag_metric(message: OutboundMessage, outcome: Outcome) -> None:
+    """The fleet's event-to-QuickBooks lag (EventToQuickBooksLagAlarm): seconds from the platform change to
+    its write landing, one value of the invocation's metric line per record written (no AWS call). A
+    SyncCommand re-runs a stored event and carries no ``occurred_at``: not measured here (GET /health is)."""
+    if isinstance(message, SyncCommand) or outcome.status not in ("synced", "adopted"):
+        return
+    lag = max(time.time() - message.occurred_at.timestamp(), 0.0)
+    metrics.add_metric(name="EventToQuickBooksLag", unit=MetricUnit.Seconds, value=round(lag, 3))
 
 
 def _ids(message: OutboundMessage) -> dict[str, str]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from qbsync.connection.keepalive import KeepAliveReport
 
 from scripts.translate_template import TemplateError, load_template, translate
 
@@ -457,8 +458,8 @@ def test_every_dlq_has_an_alarm(template: dict[str, Any]) -> None:
     alarmed = set()
     for logical_id, alarm in _resources(template, "AWS::CloudWatch::Alarm").items():
         props = alarm["Properties"]
-        if props.get("Namespace") != "AWS/SQS":
-            continue
+        if props.get("Namespace") != "AWS/SQS" or props["MetricName"] == "ApproximateAgeOfOldestMessage":
+            continue  # the age alarms of the live queues are test_fleet_health_alarms'
         assert props["MetricName"] == "ApproximateNumberOfMessagesVisible", logical_id
         assert props["Threshold"] == 0 and props["ComparisonOperator"] == "GreaterThanThreshold", logical_id
         assert props["AlarmActions"] == [{"Ref": "AlarmTopic"}], logical_id
@@ -466,6 +467,34 @@ def test_every_dlq_has_an_alarm(template: dict[str, Any]) -> None:
         assert dimension["Name"] == "QueueName"
         alarmed.add(dimension["Value"]["Fn::GetAtt"][0])
     assert dlqs and dlqs <= alarmed, dlqs - alarmed
+
+
+def test_fleet_health_alarms(template: dict[str, Any]) -> None:
+    """The fleet-wide health signals (docs/operations.md "Per-firm health"): the live queues' oldest message,
+    and alarms on qbsync's own metrics only for metric names the code actually emits."""
+    alarms = _resources(template, "AWS::CloudWatch::Alarm")
+    aged = {
+        a["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
+        for a in alarms.values()
+        if a["Properties"].get("MetricName") == "ApproximateAgeOfOldestMessage"
+    }
+    assert {"OutboundQueue", "InboundQueue"} <= aged
+    sources = "\n".join(p.read_text() for p in (ROOT / "functions").glob("*/app.py"))
+    emitted = set(re.findall(r'add_metric\(name=f?"([A-Za-z_]+)', sources))
+    keepalive = {f"KeepAlive_{n}" for n in KeepAliveReport().as_dict()}  # functions/token_keepalive
+    for logical_id, alarm in alarms.items():
+        props = alarm["Properties"]
+        if props.get("Namespace") == "qbsync":
+            name = props["MetricName"]
+            assert name in emitted or name in keepalive, (logical_id, name)
+            assert props["AlarmActions"] == [{"Ref": "AlarmTopic"}], logical_id
+    for name in (
+        "EventToQuickBooksLag",
+        "ThrottledRedelivery",
+        "KeepAlive_needs_reconnect",
+        "KeepAlive_hard_expiry_soon",
+    ):
+        assert any(a["Properties"].get("MetricName") == name for a in alarms.values()), name
 
 
 def test_platform_events_reach_the_outbound_queue(template: dict[str, Any]) -> None:

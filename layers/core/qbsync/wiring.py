@@ -55,6 +55,7 @@ from qbsync.errorcenter.center import ErrorCenter
 from qbsync.errorcenter.drift_actions import DriftActions
 from qbsync.errorcenter.retry import RetryFanout, RetryGuard, RetryRequests, RetryWorker
 from qbsync.errors import ConfigurationError
+from qbsync.health.service import FirmHealthCheck, HealthSources
 from qbsync.inbound.catchup import CatchUpRequests, CdcCatchUp
 from qbsync.inbound.drift import SyncedRecordChanges as DriftDetection
 from qbsync.inbound.payments import PaymentsReceived
@@ -75,17 +76,18 @@ from qbsync.outbound.service import SyncService
 from qbsync.qbo.batching import CoalescingQboClient, WriteCoalescer
 from qbsync.qbo.client import QboClient, TokenSource
 from qbsync.qbo.oauth import IntuitOAuthClient, clear_discovery_cache
-from qbsync.qbo.ratelimit import RealmRateLimiter
+from qbsync.qbo.ratelimit import RateLimits, RealmRateLimiter
 from qbsync.qbo.reference import ReferenceCache
 from qbsync.reconcile.redrive import DeadLetterRedrive
 from qbsync.reconcile.report import DriftReports, DriftReportStep
-from qbsync.reconcile.resync import CatchUpStep, DailyPreflight, Resync, SweepStep
+from qbsync.reconcile.resync import CatchUpStep, DailyPreflight, HealthStep, Resync, SweepStep
 from qbsync.reconcile.sweep import RecordSweep
 from qbsync.repositories.connections import ConnectionsRepository
 from qbsync.repositories.dead_letters import DeadLetterLog
 from qbsync.repositories.drift_reports import DriftReportRepository
 from qbsync.repositories.error_log import ErrorLogRepository
 from qbsync.repositories.firm_settings import FirmSettingsRepository
+from qbsync.repositories.health_levels import HealthLevels
 from qbsync.repositories.inbound_payments import InboundPayments
 from qbsync.repositories.initial_sync import InitialSyncRuns
 from qbsync.repositories.oauth_grants import ParkedGrants
@@ -112,6 +114,7 @@ __all__ = [
     "build_drift_actions",
     "build_drift_reports",
     "build_error_center",
+    "build_firm_health",
     "build_inbound_processor",
     "build_inbound_worker",
     "build_initial_sync_steps",
@@ -140,6 +143,7 @@ __all__ = [
     "drift_reports",
     "error_center",
     "error_log",
+    "health_queues",
     "inbound_dead_letters",
     "inbound_processor",
     "inbound_queue",
@@ -504,9 +508,45 @@ def build_resync() -> Resync:
                 clock=time.time,
             ),
             DriftReportStep(drift_reports()),
+            HealthStep(build_firm_health()),
         ],
         continuations=catch_up_queue(),
     )
+
+
+def _correlation_id() -> str:
+    value = logger.get_correlation_id()
+    return value if isinstance(value, str) and value else str(uuid.uuid4())
+
+
+def build_firm_health() -> FirmHealthCheck:
+    """One firm's health and its "Firm Health Changed" (``GET /health``, the resync's ``health`` step)."""
+    return FirmHealthCheck(
+        HealthSources(
+            connections=_connections(),
+            records=_records(),
+            dead_letters=dead_letter_log(),
+            rate=RateWindows(sync_table()),
+            limiter_cap_per_minute=RateLimits().per_minute,
+        ),
+        levels=HealthLevels(sync_table()),
+        publisher=_publisher(),
+        clock=time.time,
+        correlation_id=_correlation_id,
+    )
+
+
+def health_queues() -> dict[str, SqsSender]:
+    """The queues whose depth ``GET /health`` shows (fleet-wide), by their public names."""
+    core = get_core_settings()
+    return {
+        "outbound": outbound_queue(),
+        "outbound_dead_letters": SqsSender(core.outbound_dlq_url),
+        "inbound": inbound_queue(),
+        "inbound_dead_letters": SqsSender(core.inbound_dlq_url),
+        "retry": _retry_queue(),
+        "catch_up": catch_up_queue(),
+    }
 
 
 def build_drift_actions() -> DriftActions:

@@ -48,7 +48,7 @@ def test_committed_schemas_and_samples_match_the_models():
 
 
 def test_every_detail_type_has_one_schema_and_one_sample():
-    assert len(PLATFORM_EVENT_TYPES) == 23 and len(QBSYNC_EVENT_TYPES) == 14  # + Drift Detected
+    assert len(PLATFORM_EVENT_TYPES) == 23 and len(QBSYNC_EVENT_TYPES) == 15
     platform = {_load(p)["detail-type"] for p in _samples("platform")}
     qbsync = {_load(p)["detail-type"] for p in _samples("qbsync")}
     assert platform == set(PLATFORM_EVENT_TYPES)

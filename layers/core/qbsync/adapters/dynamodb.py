@@ -370,6 +370,38 @@ class DynamoTable:
                 return
             start = page.last_key
 
+    def count(
+        self,
+        *,
+        key_condition: str,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+        index: str | None = None,
+        filter_expression: str | None = None,
+        max_pages: int = 10,
+    ) -> tuple[int, bool]:
+        """The number of matching items (``Select=COUNT``: no item is returned), following at most
+        ``max_pages`` pages of up to 1 MB read each; returns ``(count, complete)``: ``complete`` is False
+        when the pages ran out first (the count is then a lower bound)."""
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": key_condition,
+            "Select": "COUNT",
+            **_expression_args(names=names, values=values),
+        }
+        if index:
+            kwargs["IndexName"] = index
+        if filter_expression:
+            kwargs["FilterExpression"] = filter_expression  # counts the items that pass it
+        total = 0
+        for _ in range(max_pages):
+            resp = self._call("Query", **kwargs)
+            total += int(resp.get("Count", 0))
+            last = resp.get("LastEvaluatedKey")
+            if not last:
+                return total, True
+            kwargs["ExclusiveStartKey"] = last
+        return total, False
+
     # --- batches ------------------------------------------------------------------------------------
 
     def batch_get(

@@ -38,6 +38,7 @@ from qbsync.errors import ConfigurationError, InfrastructureError, QbsyncError, 
 __all__ = [
     "MAX_BATCH_BYTES",
     "MAX_BATCH_ENTRIES",
+    "QueueDepth",
     "ReceivedMessage",
     "SendReceipt",
     "SqsMessage",
@@ -103,6 +104,23 @@ class SendReceipt:
     sequence_number: str | None = None
 
 
+_DEPTH = (
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+)
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    """A queue's approximate counts: ``visible`` (waiting), ``in_flight`` (received, not yet deleted),
+    ``delayed`` (sent with a delay not yet over)."""
+
+    visible: int
+    in_flight: int
+    delayed: int
+
+
 def _sleep_backoff(attempt: int) -> float:
     # Short in-process backoff between entry retries (capped, jittered); long waits belong to SQS.
     return min(0.05 * (2**attempt), 0.5) * random.uniform(0.5, 1.0)
@@ -166,6 +184,20 @@ class SqsSender:
                     aws_error_code=error_code(exc),
                 )
             raise err from exc
+
+    def depth(self) -> QueueDepth:
+        """The queue's approximate message counts (one ``GetQueueAttributes``; SQS says "approximate").
+
+        Raises ConfigurationError / Throttled / ServiceUnavailable / InfrastructureError (as translated)."""
+        try:
+            resp = self.client.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=list(_DEPTH))
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(
+                exc, service="SQS", operation="GetQueueAttributes", resource=self.queue_url
+            ) from exc
+        attrs = resp.get("Attributes") or {}
+        visible, in_flight, delayed = (int(attrs.get(name, 0)) for name in _DEPTH)
+        return QueueDepth(visible=visible, in_flight=in_flight, delayed=delayed)
 
     def receive(self, max_messages: int, *, visibility_seconds: int) -> list[ReceivedMessage]:
         """Up to ``max_messages`` (1..10) visible messages, hidden ``visibility_seconds`` (no long poll), with

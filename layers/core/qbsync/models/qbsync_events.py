@@ -35,6 +35,7 @@ __all__ = [
     "DriftDetected",
     "DriftDifference",
     "DriftFinding",
+    "FirmHealthChanged",
     "InitialSyncPlanned",
     "InitialSyncProgress",
     "InvoicePaid",
@@ -134,6 +135,34 @@ class ConnectionChanged(QbsyncEvent):
         default_factory=list,
         description="connected, reconnected, switch_pending: what about the company makes records land "
         "differently (e.g. custom transaction numbers off); empty when nothing",
+    )
+
+
+HealthLevel = Literal["ok", "degraded", "failing"]
+HealthReason = Literal[
+    "not_connected",
+    "token_expiring",
+    "token_expiry_soon",
+    "failed_records",
+    "dead_letters",
+    "lag_high",
+    "lag_critical",
+    "budget_high",
+]
+
+
+class FirmHealthChanged(QbsyncEvent):
+    """The firm's sync health crossed a threshold (``ok`` → ``degraded`` → ``failing`` or back), published
+    once per crossing by ``qbsync.health`` when ``GET /health`` or the hourly resync evaluates it
+    (docs/operations.md "Per-firm health"). ``reasons`` name the figures past a threshold (codes, no data).
+    """
+
+    DETAIL_TYPE: ClassVar[str] = "Firm Health Changed"
+    realm_id: Id | None = None
+    level: HealthLevel
+    previous_level: HealthLevel
+    reasons: list[HealthReason] = Field(
+        default_factory=list, description="why the level is not ok (empty when ok)"
     )
 
 
@@ -532,5 +561,6 @@ QBSYNC_EVENT_TYPES: dict[str, type[QbsyncEvent]] = {
         PaymentWithdrawnInQbo,
         InitialSyncPlanned,
         DriftDetected,
+        FirmHealthChanged,
     )
 }

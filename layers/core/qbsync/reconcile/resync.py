@@ -16,7 +16,10 @@ A run is a list of :class:`Step`, each given the firm's :class:`FirmRun`, in ord
 3. ``preflight`` - the daily pre-flight check of the company (:class:`DailyPreflight`: at most once per
    :data:`PREFLIGHT_EVERY_SECONDS`, stored as the initial sync stores it).
 
-The drift report (PRODUCT.md J.3) is a fourth step of the same list (``qbsync.wiring.build_resync``): it
+4. ``health`` - the firm's health is evaluated (:class:`HealthStep`, ``qbsync.health``): "Firm Health Changed"
+   when its level crossed a threshold since the last evaluation.
+
+The drift report (PRODUCT.md J.3) is one more step of the same list (``qbsync.wiring.build_resync``): it
 implements :class:`Step` and nothing here changes.
 
 Which steps run: ``scheduled`` - all; ``on_demand`` (``POST /sync/catch-up``) - ``catch_up`` only;
@@ -57,6 +60,7 @@ __all__ = [
     "CatchUpStep",
     "DailyPreflight",
     "FirmRun",
+    "HealthStep",
     "Resync",
     "ResyncReport",
     "Step",
@@ -310,3 +314,23 @@ class DailyPreflight:
         self._results.save(firm.firm_id, result)
         severities = [f.severity for f in result.findings]
         return {"ran": 1, "warnings": severities.count("warning"), "blocking": severities.count("blocking")}
+
+
+class HealthCheck(Protocol):
+    """``qbsync.health.service.FirmHealthCheck``."""
+
+    def evaluate(self, firm_id: str) -> Any: ...
+
+
+class HealthStep:
+    """The firm's health (PRODUCT.md J.6): evaluated hourly so a crossing is announced even when nobody opens
+    ``GET /health`` (the queues' depths are fleet-wide and left to the alarms)."""
+
+    name = "health"
+
+    def __init__(self, health: HealthCheck) -> None:
+        self._health = health
+
+    def run(self, firm: FirmRun) -> dict[str, Any]:
+        report = self._health.evaluate(firm.firm_id)
+        return {"level": report.level, "reasons": list(report.reasons)}

@@ -104,6 +104,17 @@ class DeadLetterLog:
         letters.sort(key=lambda d: d.dead_lettered_at, reverse=True)
         return letters
 
+    def count(self, firm_id: str, *, now: float, max_pages: int = 10) -> tuple[int, bool]:
+        """How many of the firm's dead letters are still in the DLQ's retention: one ``Select=COUNT`` Query
+        (at most ``max_pages`` pages of 1 MB; ``(count, complete)``, a lower bound when not complete)."""
+        return self._table.count(
+            key_condition="pk = :pk AND begins_with(sk, :prefix)",
+            values={":pk": f"FIRM#{firm_id}", ":prefix": DEAD_LETTER_PREFIX, ":now": int(now)},
+            names={"#ttl": "ttl"},
+            filter_expression="#ttl > :now",
+            max_pages=max_pages,
+        )
+
     def clear(self, firm_id: str, event_id: str) -> None:
         """Forget the entry (its message was redriven). Nothing happens when there is none."""
         if attributable(firm_id, event_id):

@@ -9,6 +9,8 @@ sync-state table (docs/data-model.md, "rate windows").
   ``batch`` and ``b{n}``) on the condition that each is below its cap: all windows count the request, or
   none does.
 * :meth:`RateWindows.read` is one consistent read of the minute's counters (which window is full).
+* :meth:`RateWindows.used` is one Query of a range of minutes' ``count`` (the firm's health: requests used
+  against the realm's budget; the items live ``ttl_seconds`` past their minute, an hour by default).
 
 The limiter decides what the numbers mean (how long to wait); this module only keeps them.
 """
@@ -89,3 +91,24 @@ class RateWindows:
             k: v for k, v in item.items() if k in ("count", "batch") or (k[:1] in "sb" and k[1:].isdigit())
         }
         return {k: int(v) for k, v in counters.items()}
+
+    def used(self, realm_id: str, first_minute: int, last_minute: int) -> dict[int, int]:
+        """Requests counted per minute from ``first_minute`` to ``last_minute`` (epoch minutes, inclusive):
+        ``{minute: count}``, minutes without requests absent. One Query (60 small items for an hour)."""
+        if last_minute < first_minute:
+            return {}
+        items = self._table.query(
+            key_condition="pk = :pk AND sk BETWEEN :lo AND :hi",
+            values={
+                ":pk": f"RATE#{realm_id}",
+                ":lo": f"M#{first_minute}",
+                ":hi": f"M#{last_minute}",
+            },
+            names=None,
+        )
+        used: dict[int, int] = {}
+        for item in items:
+            minute = str(item.get("sk", ""))[2:]
+            if minute.isdigit() and first_minute <= int(minute) <= last_minute:
+                used[int(minute)] = int(item.get("count", 0))
+        return used

@@ -151,6 +151,16 @@ _check_id = check_id
 _check_entity_type = check_record_type
 
 
+def _envelope(body: Any) -> dict[str, Any] | None:
+    if not isinstance(body, str):
+        return None
+    try:
+        envelope = json.loads(body)
+    except ValueError:
+        return None
+    return envelope if isinstance(envelope, dict) else None
+
+
 def _check_version(version: Any) -> int:
     if not isinstance(version, int) or isinstance(version, bool) or version < 0:
         raise ValueError(f"version must be a non-negative integer, got {version!r}")
@@ -492,6 +502,53 @@ class RecordsRepository:
             start_key=start_key,
         )
         return RecordPage([SyncRecord.from_item(i) for i in page.items], page.last_key)
+
+    def count_in_status(
+        self, firm_id: str, realm_id: str, status: str, *, max_pages: int = 10
+    ) -> tuple[int, bool]:
+        """How many of the realm's records are in ``status``: a ``Select=COUNT`` Query of its gsi2 partition
+        (no item returned; at most ``max_pages`` pages of 1 MB). ``(count, complete)``: ``complete`` False
+        means the pages ran out and the count is a lower bound."""
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        _check_id(firm_id, "firm_id")
+        _check_id(realm_id, "realm_id")
+        return self._table.count(
+            index="gsi2",
+            key_condition="gsi2pk = :pk",
+            values={":pk": _status_pk(firm_id, realm_id, status)},
+            max_pages=max_pages,
+        )
+
+    def synced_since(
+        self, firm_id: str, realm_id: str, entity_type: str, *, since: float, max_items: int
+    ) -> list[tuple[float, dict[str, Any] | None]]:
+        """The realm's ``entity_type`` records that turned synced at or after ``since`` (epoch seconds),
+        newest first, at most ``max_items``: ``(synced_at, envelope)`` each: the stored ``last_event`` when
+        it is the version that synced, else None (no event stored, or a newer one pending). One gsi2 range
+        Query (``gsi2sk >= {entity_type}#{iso(since)}``) of the synced partition, paged."""
+        _check_id(firm_id, "firm_id")
+        _check_id(realm_id, "realm_id")
+        prefix = f"{_check_entity_type(entity_type)}#"
+        rows: list[tuple[float, dict[str, Any] | None]] = []
+        for item in self._table.query(
+            index="gsi2",
+            key_condition="gsi2pk = :pk AND gsi2sk BETWEEN :lo AND :hi",
+            values={
+                ":pk": _status_pk(firm_id, realm_id, SYNCED),
+                ":lo": f"{prefix}{iso(since)}",
+                ":hi": f"{prefix}~",
+            },
+            forward=False,
+            page_size=min(max_items, _MAX_PAGE),
+            max_items=max_items,
+        ):
+            synced_at = as_float(item.get("updated_at"))
+            if synced_at is None or synced_at < since:
+                continue
+            same = as_int(item.get("last_event_version")) == as_int(item.get("platform_version"))
+            rows.append((synced_at, _envelope(item.get(LAST_EVENT_ATTR)) if same else None))
+        return rows
 
     def blocked_on(
         self,
