@@ -97,6 +97,8 @@ class PlatformInbox:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._drain, name="platform-inbox", daemon=True)
         self.by_type: Counter[str] = Counter()
+        #: the machine's 1-minute load average, read on each poll (about once a second) while the run lasts
+        self.load: list[float] = []
 
     def __enter__(self) -> PlatformInbox:
         self._thread.start()
@@ -108,6 +110,7 @@ class PlatformInbox:
 
     def _drain(self) -> None:
         while not self._stop.is_set():
+            self.load.append(os.getloadavg()[0])
             got = self._sqs.receive_message(QueueUrl=self._url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
             messages = got.get("Messages", [])
             for message in messages:
@@ -443,6 +446,9 @@ def main(argv: list[str] | None = None) -> int:
                 baseline.start()
             ours = run_qbsync(demo, sample, args.timeout)
         print(f"platform inbox: {dict(inbox.by_type.most_common())}", flush=True)
+        ours["load"] = (
+            (min(inbox.load), sum(inbox.load) / len(inbox.load), max(inbox.load)) if inbox.load else None
+        )
         aws = demo.stack.aws_requests() - aws_before
         ours_created = created_objects(demo.sim, demo.realm_b) - seed_b
         ours_log = qbo_log(demo.sim, demo.realm_b)
@@ -491,6 +497,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _load(load: tuple[float, float, float] | None) -> str:
+    """The machine's 1-minute load average while qbsync's run lasted: other work on the machine takes CPU
+    from the one process that runs moto and the simulator, so a figure is comparable only at a like load."""
+    return "-" if load is None else " / ".join(f"{v:.1f}" for v in load)
+
+
 def write_doc(
     args: argparse.Namespace,
     n: int,
@@ -510,7 +522,7 @@ def write_doc(
         f"| {n} | {ours['connect_to_request']:.0f} / {ours['export']:.0f} / {ours['plan']:.0f} / "
         f"{ours['execute']:.0f} | {phases} | {ours['total']:.0f} | {rate:.2f} | {per_minute:.0f} "
         f"({per_minute / WRITE_CEILING_PER_MINUTE:.0%}) | {base_s} | {ratio_s} | {projection / 3600:.1f} h "
-        f"| {datetime.now(UTC):%Y-%m-%d %H:%M UTC} | {os.getloadavg()[0]:.2f} |"
+        f"| {datetime.now(UTC):%Y-%m-%d %H:%M UTC} | {_load(ours.get('load'))} |"
     )
     rows: dict[str, str] = {}
     match = re.search(re.escape(START) + r"(.*?)" + re.escape(END), text, flags=re.DOTALL)
@@ -546,7 +558,8 @@ def write_doc(
             " linearly, QuickBooks' per-realm ceiling does not change).",
             "",
             "| records | connect / export / plan / execute s | phases s | total s | records/s | writes/min "
-            "(of ceiling) | python-quickbooks s | ratio | 100k projection | date | load avg |",
+            "(of ceiling) | python-quickbooks s | ratio | 100k projection | date "
+            "| load avg (min / mean / max) |",
             "|---|---|---|---|---|---|---|---|---|---|---|",
             *rows.values(),
         ]
