@@ -12,6 +12,9 @@ attribute              meaning
 ``pk`` / ``sk``        the record's partition ``FIRM#{f}#REALM#{r}`` / ``TL#{record_type}#{platform_id}#``
                        ``{started_at}#{run_id}`` (``started_at`` UTC, fixed width
                        ``YYYY-MM-DDTHH:MM:SS.ffffffZ``: a record's runs sort by time)
+``gsi1pk`` / ``gsi1sk`` ``FIRM#{f}#REALM#{r}#TL#{yyyy-mm-dd}`` (the UTC day the run started) /
+                       ``{started_at}#{record_type}#{platform_id}``: the runs of a day in time order (window
+                       replays read the window's days, not the realm's timeline)
 ``firm_id`` …          ``firm_id``, ``realm_id``, ``entity_type``, ``platform_id``, ``run_id``
 ``started_at``         epoch seconds the run started (``finished_at``: ended)
 ``status``             the run's final status (``synced``, ``already_synced``, ``skipped``, ``failed``,
@@ -27,9 +30,9 @@ Readers drop items past their ``ttl`` themselves (DynamoDB deletes late, moto ne
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from qbsync.adapters.dynamodb import DynamoTable
@@ -75,6 +78,8 @@ class RunItem:
         return {
             "pk": self.key.pk,
             "sk": _sk(self.key, self.started_at, self.run_id),
+            "gsi1pk": _day_pk(self.key.firm_id, self.key.realm_id, self.started_at),
+            "gsi1sk": f"{timeline_stamp(self.started_at)}#{self.key.record_type}#{self.key.platform_id}",
             "firm_id": self.key.firm_id,
             "realm_id": self.key.realm_id,
             "entity_type": self.key.record_type,
@@ -104,6 +109,10 @@ class RunItem:
             status=str(item.get("status") or "unknown"),
             steps=steps if isinstance(steps, list) else [],
         )
+
+
+def _day_pk(firm_id: str, realm_id: str, epoch: float) -> str:
+    return f"FIRM#{firm_id}#REALM#{realm_id}#TL#{timeline_stamp(epoch)[:10]}"
 
 
 def _sk(key: RecordKey, started_at: float, run_id: str) -> str:
@@ -146,23 +155,26 @@ class TimelineRepository:
         self, firm_id: str, realm_id: str, *, start: float, end: float, now: float
     ) -> list[tuple[str, str]]:
         """``(record_type, platform_id)`` of every record of the realm with a run that started in
-        ``[start, end)`` and is still within its TTL, each once, in key order. Reads the realm's timeline
-        items (Query on the partition, ``begins_with(sk, TL#)``, filtered on ``started_at``): an admin
-        action bounded by the 30-day TTL, not a hot path."""
-        items: Iterable[dict[str, Any]] = self._table.query(
-            key_condition="pk = :pk AND begins_with(sk, :prefix)",
-            values={
-                ":pk": f"FIRM#{firm_id}#REALM#{realm_id}",  # RecordKey.pk of the realm's records
-                ":prefix": TIMELINE_PREFIX,
-                ":start": start,
-                ":end": end,
-                ":now": int(now),
-            },
-            filter_expression="started_at >= :start AND started_at < :end AND #ttl > :now",
-            names={"#ttl": "ttl"},
-            consistent=True,
-        )
+        ``[start, end)`` and is still within its TTL, each once, in the order of their first run there.
+        One Query of ``gsi1`` per UTC day of the window (``gsi1sk`` between the window's ends; the index is
+        eventually consistent: a run of the last second may not be listed yet)."""
+        if not start < end:
+            return []
         seen: dict[tuple[str, str], None] = {}
-        for item in items:
-            seen.setdefault((str(item["entity_type"]), str(item["platform_id"])), None)
+        day = datetime.fromtimestamp(start, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        while day.timestamp() < end:
+            items = self._table.query(
+                index="gsi1",
+                key_condition="gsi1pk = :pk AND gsi1sk BETWEEN :a AND :b",
+                values={
+                    ":pk": _day_pk(firm_id, realm_id, day.timestamp()),
+                    ":a": timeline_stamp(start),
+                    ":b": timeline_stamp(end),
+                },
+            )
+            for item in items:
+                started = float(item.get("started_at") or 0)
+                if start <= started < end and float(item.get("ttl") or 0) > now:
+                    seen.setdefault((str(item["entity_type"]), str(item["platform_id"])), None)
+            day += timedelta(days=1)
         return list(seen)
