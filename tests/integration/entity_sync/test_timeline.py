@@ -257,3 +257,25 @@ def test_a_bulk_chunk_records_its_batch_calls_and_writes_its_runs_25_a_call(
         request = next(s for s in run["steps"] if s["step"] == "request")
         assert request["mode"] == "batch" and request["operation"] == "create"
         assert "Harbour Bakery" not in json.dumps(run)
+
+
+def test_a_run_whose_answer_was_lost_shows_the_retry_and_the_next_run_the_adoption(stack: SyncStack) -> None:
+    firm = new_firm()
+    stack.connect(firm)
+    record = sqs_record(_service(firm, "svc-555"), message_id="m-svc")
+    stack.sim.control.inject_fault(
+        "drop_after_commit", count=10, realm_id=stack.realm_id, method="POST", path_regex="/item$"
+    )
+    try:
+        assert stack.deliver_records([record]) == {"batchItemFailures": [{"itemIdentifier": "m-svc"}]}
+    finally:
+        stack.sim.control.clear_faults()
+    assert stack.deliver_records([record]) == {"batchItemFailures": []}
+
+    later, first = _timeline(_api(stack), firm, "service", "svc-555")["runs"]
+    assert first["status"] == "retry"
+    steps = [s["step"] for s in first["steps"]]
+    assert steps[:3] == ["event", "mapped", "request"] and steps[-2:] == ["response", "final"]
+    assert first["steps"][-2]["ok"] is False and first["steps"][-1]["error_code"]
+    assert later["status"] in ("adopted", "synced")
+    assert len([o for o in stack.entities("Item") if o.get("Name") == "Service svc-555"]) == 1
