@@ -279,3 +279,21 @@ def test_a_run_whose_answer_was_lost_shows_the_retry_and_the_next_run_the_adopti
     assert first["steps"][-2]["ok"] is False and first["steps"][-1]["error_code"]
     assert later["status"] in ("adopted", "synced")
     assert len([o for o in stack.entities("Item") if o.get("Name") == "Service svc-555"]) == 1
+
+
+def test_replaying_a_category_is_the_error_centers_category_retry_with_its_3_minute_guard(
+    stack: SyncStack,
+) -> None:
+    firm = new_firm()
+    stack.connect(firm)
+    api = _api(stack)
+
+    first = _replay(api, firm, {"category": "Invoices"})
+    again = _replay(api, firm, {"category": "Invoices"})
+
+    assert first.status == 202 and first.json()["scope"] == "category", first.body
+    assert first.json()["category"] == "Invoices"
+    assert again.status == 429 and int(again.headers["Retry-After"]) >= 1
+    sqs = clients(stack.resources.endpoint_url, stack.resources.region)["sqs"]
+    (request,) = drain_queue(sqs, stack.env["RETRY_QUEUE_URL"])
+    assert (request["scope"], request["category"]) == ("category", "Invoices")
