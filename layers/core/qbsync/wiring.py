@@ -73,6 +73,7 @@ from qbsync.outbound.bulk import BulkRunner
 from qbsync.outbound.dead_letters import DeadLetters
 from qbsync.outbound.resume import PausedWorkResumer
 from qbsync.outbound.service import SyncService
+from qbsync.outbound.timeline import TimelineRecorder
 from qbsync.qbo.batching import CoalescingQboClient, WriteCoalescer
 from qbsync.qbo.client import QboClient, TokenSource
 from qbsync.qbo.oauth import IntuitOAuthClient, clear_discovery_cache
@@ -99,6 +100,7 @@ from qbsync.repositories.record_admin import RecordAdmin
 from qbsync.repositories.records import RecordsRepository
 from qbsync.repositories.retry_requests import RetryGuardRepository, RetryRequestRepository
 from qbsync.repositories.snapshots import SnapshotStore
+from qbsync.repositories.timeline import TimelineRepository
 from qbsync.repositories.watermarks import WatermarkRepository
 from qbsync.settings import clear as clear_settings
 from qbsync.settings import get_core_settings, get_initial_sync_settings, get_qbo_settings
@@ -329,6 +331,7 @@ def build_sync_service(
         owner_id=owner_id or f"entity-sync-{uuid.uuid4().hex[:12]}",
         app_base_url=get_qbo_settings().qbo_app_base_url,
         references=references,
+        timeline=TimelineRecorder(TimelineRepository(table), time.time),
     )
 
 
@@ -402,6 +405,7 @@ def build_retry_worker() -> RetryWorker:
             requests=RetryRequestRepository(sync_table()),
             outbound=outbound_queue(),
             retry_queue=_retry_queue(),
+            timeline=TimelineRepository(sync_table()),
         ),
         resume=paused_resumer().resume,
     )
@@ -699,6 +703,7 @@ class RecordsWiring:
     records: RecordsRepository
     admin: RecordAdmin
     connections: ConnectionsRepository
+    timeline: TimelineRepository
 
 
 settings_wiring = _once(
@@ -707,7 +712,12 @@ settings_wiring = _once(
     )
 )
 records_wiring = _once(
-    lambda: RecordsWiring(records=_records(), admin=_record_admin(), connections=_connections())
+    lambda: RecordsWiring(
+        records=_records(),
+        admin=_record_admin(),
+        connections=_connections(),
+        timeline=TimelineRepository(sync_table()),
+    )
 )
 
 

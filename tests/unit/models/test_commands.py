@@ -88,6 +88,22 @@ def test_retry_request_scopes_need_their_target() -> None:
     assert isinstance(RetryRequest.model_validate({**base, "scope": "all"}), RetryRequest)
 
 
+def test_replay_requests_name_one_record_or_a_window_of_one_realm() -> None:
+    base = {"firm_id": "f_1", "request_id": "r-1", "requested_at": 1.0}
+    one = parse_retry_request({**base, "scope": "record", "entity_type": "service", "platform_id": "svc-1"})
+    assert (one.entity_type, one.platform_id) == ("service", "svc-1")
+    window = {"realm_id": "9130351234567890", "window_from": 10.0, "window_to": 20.0}
+    assert parse_retry_request({**base, "scope": "window", **window}).window_to == 20.0
+    with pytest.raises(BadRequest, match="entity_type and platform_id"):
+        parse_retry_request({**base, "scope": "record", "entity_type": "service"})
+    with pytest.raises(BadRequest, match="window_from < window_to"):
+        parse_retry_request({**base, "scope": "window", **window, "window_to": 10.0})
+    with pytest.raises(BadRequest, match="realm_id"):
+        parse_retry_request({**base, "scope": "window", **window, "realm_id": None})
+    command = parse_sync_command(_command(reason="replay"))
+    assert command.reason == "replay"
+
+
 def test_commands_coerce_nothing() -> None:
     """Strict like the API bodies: "yes" is not true, a number is not an id, a string is not a time."""
     for overrides, where in (

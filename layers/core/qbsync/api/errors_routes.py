@@ -23,14 +23,15 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from qbsync import wiring
 from qbsync.api.common import ErrorIdPath, caller_of, error_responses
 from qbsync.errorcenter.retry import RetryAccepted
+from qbsync.errors import BadRequest
 from qbsync.observability import metrics
 from qbsync.repositories.error_log import ErrorEntry
-from qbsync.vocab import ErrorCategory
+from qbsync.vocab import RECORD_ID_PATTERN, ErrorCategory, SyncableType
 
 __all__ = [
     "ErrorCounts",
@@ -38,6 +39,7 @@ __all__ = [
     "ErrorPage",
     "ErrorSummary",
     "HistoryEvent",
+    "ReplayBody",
     "RetryAcceptedView",
     "RetryBody",
     "router",
@@ -146,13 +148,39 @@ class RetryBody(BaseModel):
     category: Category | None = Field(None, description="required with scope 'category'")
 
 
+class ReplayRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    entity_type: SyncableType
+    platform_id: str = Field(pattern=RECORD_ID_PATTERN, max_length=128)
+
+
+class ReplayWindow(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    from_: AwareDatetime = Field(alias="from", description="runs that started at or after this time")
+    to: AwareDatetime = Field(description="…and before this time; at most 7 days after `from`")
+
+
+class ReplayBody(BaseModel):
+    """What to replay: exactly one of ``record``, ``category`` or ``window``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    record: ReplayRecord | None = Field(None, description="one record")
+    category: Category | None = Field(None, description="every OPEN error of this error-center category")
+    window: ReplayWindow | None = Field(
+        None, description="every record whose timeline has a run that started in [from, to)"
+    )
+
+
 class RetryAcceptedView(BaseModel):
     """A queued resync: the fan-out runs in the background; its sync commands carry ``request_id``."""
 
     model_config = ConfigDict(extra="forbid")
 
     request_id: str
-    scope: Literal["error", "category", "all"]
+    scope: Literal["error", "category", "all", "record", "window"]
     category: str | None = None
     error_id: str | None = None
     requested_at: datetime
@@ -210,6 +238,42 @@ def list_errors(
         caller, category=category, status=status, entity_type=entity_type, limit=limit, cursor=cursor
     )
     return ErrorPage(errors=[ErrorSummary.of(e) for e in entries], next_cursor=next_cursor)
+
+
+@router.post(
+    "/sync/replay",
+    summary="Replay one record, a category or a time window",
+    description="Re-runs records through the sync (PRODUCT.md J.5), queued on the retry fan-out like a "
+    "resync: `record` (one record), `category` (every OPEN error of the category: the same request as "
+    "`POST /errors/retry` scope category, same 3-minute limit) or `window` (every record of the current "
+    "QuickBooks company whose timeline has a run that started in [from, to), at most 7 days, within the "
+    "timeline's 30 days). Exactly one of them. Each record runs its latest platform event through the one "
+    "exactly-once writer: a failed, skipped or blocked record runs again; a synced one answers "
+    "already_synced (nothing is written twice). Owner or admin.",
+    tags=_TAGS,
+    responses={**_accepted_response(), **error_responses(429, ok=None)},
+)
+def replay(body: ReplayBody) -> Response[RetryAcceptedView]:
+    caller = caller_of(router)
+    given = [name for name in ("record", "category", "window") if getattr(body, name) is not None]
+    if len(given) != 1:
+        raise BadRequest("body: exactly one of record, category, window is required")
+    requests = wiring.retry_requests()
+    correlation_id = _correlation_id()
+    if body.record is not None:
+        accepted = requests.replay_record(
+            caller, body.record.entity_type, body.record.platform_id, correlation_id=correlation_id
+        )
+    elif body.category is not None:
+        accepted = requests.retry(caller, "category", body.category, correlation_id=correlation_id)
+    else:
+        assert body.window is not None
+        connection = wiring.records_wiring().connections.get(caller.firm_id)
+        if connection is None:
+            raise BadRequest("window: the firm has no QuickBooks company to replay")
+        window = (body.window.from_.timestamp(), body.window.to.timestamp())
+        accepted = requests.replay_window(caller, connection.realm_id, window, correlation_id=correlation_id)
+    return _accepted(accepted)
 
 
 @router.get(

@@ -1,8 +1,9 @@
 """Admin API: sync status of the firm's records (PRODUCT.md H "sync status per entity").
 
-``GET /sync/records`` (filters, cursor pages), ``GET /sync/records/{entity_type}/{platform_id}`` and
-``GET /sync/summary``. Records are those of the firm's current QuickBooks company (the connection's
-realm); a firm that never connected has none. Any role may read.
+``GET /sync/records`` (filters, cursor pages), ``GET /sync/records/{entity_type}/{platform_id}``, its
+``/timeline`` (the record's runs, PRODUCT.md J.5: redacted steps, 30 days) and ``GET /sync/summary``.
+Records are those of the firm's current QuickBooks company (the connection's realm); a firm that never
+connected has none. Any role may read.
 
 Costs (DynamoDB): a status filter reads the gsi2 status partition; no status reads the firm's records by
 type; ``client_id`` filters those reads on the stored ``last_event`` (every record of the scope is read,
@@ -15,6 +16,7 @@ the summary reads every record of the firm once.
 import base64
 import binascii
 import json
+import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -29,7 +31,7 @@ from qbsync.repositories.records import RecordError, SyncRecord
 from qbsync.vocab import RECORD_ID_PATTERN, RecordType
 from qbsync.wiring import RecordsWiring, records_wiring
 
-__all__ = ["RecordList", "RecordRow", "SyncSummary", "router"]
+__all__ = ["RecordList", "RecordRow", "RecordTimeline", "SyncSummary", "router"]
 
 router = Router()
 
@@ -232,6 +234,69 @@ def get_sync_record(
     if record is None:
         raise NotFound(f"no sync state for {entity_type} {platform_id}", firm_id=caller.firm_id)
     return _row(record)
+
+
+class TimelineRun(BaseModel):
+    """One run of the record through the sync, its steps in order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str
+    started_at: datetime
+    finished_at: datetime
+    status: str = Field(
+        description="the run's outcome: synced, already_synced, skipped, failed, blocked, retry…"
+    )
+    steps: list[dict[str, Any]] = Field(
+        description="event (or command, then event), mapped (payload summary, personal values redacted), "
+        "request (method, entity, operation, requestid, batch or single, body field names), response (QBO Id "
+        "and SyncToken, or the fault code), final (status, reason, error code)"
+    )
+
+
+class RecordTimeline(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    entity_type: EntityType
+    platform_id: str
+    runs: list[TimelineRun] = Field(description="newest first; runs are kept 30 days")
+
+
+@router.get(
+    "/sync/records/<entity_type>/<platform_id>/timeline",
+    summary="Get the timeline of one record: every run and its steps",
+    description="The record's runs of the last 30 days (at most 50, newest first) in the firm's current "
+    "QuickBooks company. No tokens and no client personal data: payloads are summarized with names, "
+    "emails, phones, addresses and notes redacted. A record without runs has an empty list. Any role.",
+    tags=["Sync status"],
+    responses=error_responses(),
+)
+def get_record_timeline(
+    entity_type: Annotated[EntityType, Path(description="record type")],
+    platform_id: PlatformIdPath,
+) -> RecordTimeline:
+    caller = caller_of(router)
+    w = records_wiring()
+    realm_id = _realm(w, caller.firm_id)
+    runs = (
+        w.timeline.runs_of(RecordKey(caller.firm_id, realm_id, entity_type, platform_id), now=time.time())
+        if realm_id
+        else []
+    )
+    return RecordTimeline(
+        entity_type=entity_type,
+        platform_id=platform_id,
+        runs=[
+            TimelineRun(
+                run_id=r.run_id,
+                started_at=datetime.fromtimestamp(r.started_at, UTC),
+                finished_at=datetime.fromtimestamp(r.finished_at, UTC),
+                status=r.status,
+                steps=r.steps,
+            )
+            for r in runs
+        ],
+    )
 
 
 def _counts(per_status: dict[str, int]) -> StatusCounts:

@@ -69,6 +69,7 @@ from qbsync.adapters.sqs import SqsMessage
 from qbsync.auth import Caller, require_role
 from qbsync.errors import (
     BadRequest,
+    ConfigurationError,
     Conflict,
     NotFound,
     QbsyncError,
@@ -82,13 +83,17 @@ from qbsync.repositories.retry_requests import (
     GUARD_TTL_SECONDS,
     RetryGuardRepository,
     RetryRequestRepository,
+    Target,
 )
+from qbsync.repositories.timeline import TimelineRepository
 
 __all__ = [
     "GUARD_TTL_SECONDS",
     "MARKER_LEASE_SECONDS",
+    "MAX_REPLAY_WINDOW_SECONDS",
     "RETRY_WINDOW_SECONDS",
     "FanoutResult",
+    "ReplayTarget",
     "RetryAccepted",
     "RetryFanout",
     "RetryGuard",
@@ -113,11 +118,24 @@ CONTINUE_BELOW_MS = 8000
 _MAX_RACE = 5
 
 Scope = Literal["error", "category", "all"]
-_REASONS: dict[str, Literal["resync_error", "retry_category", "retry_all"]] = {
+_REASONS: dict[str, Literal["resync_error", "retry_category", "retry_all", "replay"]] = {
     "error": "resync_error",
     "category": "retry_category",
     "all": "retry_all",
+    "record": "replay",
+    "window": "replay",
 }
+#: the longest time window one replay may name (PRODUCT.md J.5; the timeline keeps 30 days)
+MAX_REPLAY_WINDOW_SECONDS = 7 * 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayTarget:
+    """A record a replay sends a command for (no error-log entry behind it)."""
+
+    entity_type: str
+    platform_id: str
+    error_id: str = ""
 
 
 class Sender(Protocol):
@@ -291,6 +309,70 @@ class RetryRequests:
         )
         return RetryAccepted(request.request_id, scope, now, category=category)
 
+    def replay_record(
+        self, caller: Caller, entity_type: str, platform_id: str, *, correlation_id: str | None = None
+    ) -> RetryAccepted:
+        """Replay one record (PRODUCT.md J.5) through the fan-out: a ``replay`` SyncCommand for it.
+
+        Raises: Forbidden: not owner/admin. BadRequest: a record type without outbound sync.
+        """
+        require_role(caller, "owner", "admin")
+        if entity_type not in vocab.SYNCABLE_TYPES:
+            raise BadRequest(f"record.entity_type must be one of {', '.join(vocab.SYNCABLE_TYPES)}")
+        now = self._clock()
+        request = RetryRequest(
+            firm_id=caller.firm_id,
+            request_id=_new_request_id(),
+            scope="record",
+            entity_type=entity_type,  # type: ignore[arg-type]  # checked against vocab.SYNCABLE_TYPES
+            platform_id=platform_id,
+            requested_by=caller.user_id,
+            requested_at=now,
+            correlation_id=correlation_id,
+        )
+        self._send(request)
+        return RetryAccepted(request.request_id, "record", now)
+
+    def replay_window(
+        self,
+        caller: Caller,
+        realm_id: str,
+        window: tuple[float, float],
+        *,
+        correlation_id: str | None = None,
+    ) -> RetryAccepted:
+        """Replay every record of the realm whose timeline has a run that started in ``[from, to)``.
+
+        Raises: Forbidden: not owner/admin. BadRequest: ``from`` not before ``to``, a window longer than
+        :data:`MAX_REPLAY_WINDOW_SECONDS`, or one that ends in the future.
+        """
+        require_role(caller, "owner", "admin")
+        start, end = window
+        now = self._clock()
+        if not start < end:
+            raise BadRequest("window.to: must be after window.from")
+        if end - start > MAX_REPLAY_WINDOW_SECONDS:
+            raise BadRequest("window: at most 7 days")
+        if end > now + 60:
+            raise BadRequest("window.to: must not be in the future")
+        request = RetryRequest(
+            firm_id=caller.firm_id,
+            request_id=_new_request_id(),
+            scope="window",
+            realm_id=realm_id,
+            window_from=float(start),
+            window_to=float(end),
+            requested_by=caller.user_id,
+            requested_at=now,
+            correlation_id=correlation_id,
+        )
+        self._send(request)
+        logger.info(
+            "replay requested",
+            extra={"firm_id": caller.firm_id, "scope": "window", "request_id": request.request_id},
+        )
+        return RetryAccepted(request.request_id, "window", now)
+
     def _send(self, request: RetryRequest) -> None:
         self._queue.send_many(
             [
@@ -331,6 +413,7 @@ class RetryFanout:
         clock: epoch seconds.
         owner: this worker's id (marker leases).
         page_size: errors read per page.
+        timeline: the timeline items (window replays: which records ran in the window).
     """
 
     def __init__(  # noqa: PLR0913
@@ -343,7 +426,9 @@ class RetryFanout:
         clock: Callable[[], float] = time.time,
         owner: str | None = None,
         page_size: int = PAGE_SIZE,
+        timeline: TimelineRepository | None = None,
     ) -> None:
+        self._timeline = timeline
         self._errors = errors
         self._requests = requests
         self._outbound = outbound
@@ -365,6 +450,8 @@ class RetryFanout:
         if header.done:
             result.complete = result.skipped_done = True
             return result
+        if request.scope in ("record", "window"):
+            return self._replay(request, result, time_left_ms)
         if request.scope == "error":
             entry = self._errors.get(request.firm_id, str(request.error_id))
             if entry is not None and entry.status != RESOLVED:
@@ -398,6 +485,43 @@ class RetryFanout:
         self._finish(request, result)
         return result
 
+    def _replay(
+        self, request: RetryRequest, result: FanoutResult, time_left_ms: Callable[[], int] | None
+    ) -> FanoutResult:
+        """A replay: the one record, or the records that ran in the window (read again by a continuation:
+        the markers of the ones already sent keep them from being sent twice)."""
+        targets = self._replay_targets(request)
+        result.pages = 1
+        for start in range(0, len(targets), BATCH):
+            self._batch(request, targets[start : start + BATCH], result)
+            if (
+                start + BATCH < len(targets)
+                and time_left_ms is not None
+                and time_left_ms() < CONTINUE_BELOW_MS
+            ):
+                self._retry_queue.send_many(
+                    [SqsMessage(body=request, id="continue", correlation_id=request.correlation_id)]
+                )
+                result.continued = True
+                return result
+        self._finish(request, result)
+        return result
+
+    def _replay_targets(self, request: RetryRequest) -> list[Target]:
+        if request.scope == "record":
+            return [ReplayTarget(str(request.entity_type), str(request.platform_id))]
+        if self._timeline is None:
+            raise ConfigurationError("the retry fan-out has no timeline: window replays cannot run")
+        assert request.realm_id and request.window_from is not None and request.window_to is not None
+        found = self._timeline.records_run_between(
+            request.firm_id,
+            request.realm_id,
+            start=request.window_from,
+            end=request.window_to,
+            now=self._clock(),
+        )
+        return [ReplayTarget(t, p) for t, p in found if t in vocab.SYNCABLE_TYPES]
+
     # --- request item --------------------------------------------------------------------------------
 
     def _finish(self, request: RetryRequest, result: FanoutResult) -> None:
@@ -413,7 +537,7 @@ class RetryFanout:
     # --- records -------------------------------------------------------------------------------------
 
     def _process(self, request: RetryRequest, entries: Sequence[ErrorEntry], result: FanoutResult) -> None:
-        usable: dict[tuple[str, str], ErrorEntry] = {}
+        usable: dict[tuple[str, str], Target] = {}
         for entry in entries:
             if entry.entity_type not in vocab.SYNCABLE_TYPES:
                 result.unsupported += 1
@@ -423,7 +547,7 @@ class RetryFanout:
         for start in range(0, len(todo), BATCH):
             self._batch(request, todo[start : start + BATCH], result)
 
-    def _batch(self, request: RetryRequest, entries: list[ErrorEntry], result: FanoutResult) -> None:
+    def _batch(self, request: RetryRequest, entries: Sequence[Target], result: FanoutResult) -> None:
         taken = self._take(request, entries, result)
         if not taken:
             return
@@ -458,7 +582,7 @@ class RetryFanout:
         self._requests.mark_sent(firm_id, request_id, taken, now=self._clock())
         result.enqueued += len(taken)
         self._requests.add_enqueued(firm_id, request_id, len(taken))
-        if request.scope != "error":  # a one-error resync was noted by the API already
+        if request.scope in ("category", "all"):  # a one-error resync was noted by the API already
             now = self._clock()
             for entry in taken:
                 # NotFound: the entry expired meanwhile; the command is on its way regardless
@@ -472,14 +596,12 @@ class RetryFanout:
                         detail=f"{reason} {request.request_id}",
                     )
 
-    def _take(
-        self, request: RetryRequest, entries: list[ErrorEntry], result: FanoutResult
-    ) -> list[ErrorEntry]:
+    def _take(self, request: RetryRequest, entries: Sequence[Target], result: FanoutResult) -> list[Target]:
         """Markers of this batch: take the free ones in one transaction; count the sent / contended ones."""
         for _ in range(_MAX_RACE):
             now = self._clock()
             existing = self._requests.markers(request.firm_id, request.request_id, entries)
-            free: list[ErrorEntry] = []
+            free: list[Target] = []
             already = contended = 0
             for entry in entries:
                 marker = existing.get((entry.entity_type, entry.platform_id))

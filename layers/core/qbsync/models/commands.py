@@ -55,7 +55,9 @@ class SyncCommand(BaseModel):
     firm_id: str = Field(pattern=_ID)
     entity_type: SyncableType
     platform_id: str = Field(pattern=_ID)
-    reason: Literal["manual_sync", "resync_error", "retry_category", "retry_all", "resume", "scheduled"]
+    reason: Literal[
+        "manual_sync", "resync_error", "retry_category", "retry_all", "resume", "scheduled", "replay"
+    ]
     force: bool = False
     request_id: str = Field(pattern=_ID)
     requested_by: str | None = Field(default=None, max_length=128)
@@ -63,7 +65,10 @@ class SyncCommand(BaseModel):
 
 
 class RetryRequest(BaseModel):
-    """A resync request for the retry fan-out (``RetryQueue``): one error, a category, or all.
+    """A resync request for the retry fan-out (``RetryQueue``): one error, a category, or all; or a replay
+    (PRODUCT.md J.5) of one record (``record``: ``entity_type`` + ``platform_id``) or of the records of the
+    realm ``realm_id`` whose timeline has a run that started in ``[window_from, window_to)`` (``window``,
+    epoch seconds).
 
     ``request_id`` makes the fan-out idempotent: a redelivered or repeated request with the same id never
     enqueues a record twice.
@@ -74,9 +79,14 @@ class RetryRequest(BaseModel):
     kind: Literal["qbsync.retry_request.v1"] = "qbsync.retry_request.v1"
     firm_id: str = Field(pattern=_ID)
     request_id: str = Field(pattern=_ID)
-    scope: Literal["error", "category", "all"]
+    scope: Literal["error", "category", "all", "record", "window"]
     error_id: str | None = Field(default=None, max_length=200)
     category: ErrorCategory | None = None
+    entity_type: SyncableType | None = None
+    platform_id: str | None = Field(default=None, pattern=_ID)
+    realm_id: str | None = Field(default=None, pattern=_ID)
+    window_from: float | None = None
+    window_to: float | None = None
     requested_by: str | None = Field(default=None, max_length=128)
     requested_at: float
     correlation_id: str | None = Field(default=None, max_length=128)
@@ -86,6 +96,15 @@ class RetryRequest(BaseModel):
             raise ValueError("scope 'error' needs error_id")
         if self.scope == "category" and not self.category:
             raise ValueError("scope 'category' needs category")
+        if self.scope == "record" and not (self.entity_type and self.platform_id):
+            raise ValueError("scope 'record' needs entity_type and platform_id")
+        if self.scope == "window" and not (
+            self.realm_id
+            and self.window_from is not None
+            and self.window_to is not None
+            and self.window_from < self.window_to
+        ):
+            raise ValueError("scope 'window' needs realm_id and window_from < window_to")
 
 
 def _parse(model: type[BaseModel], body: Any) -> Any:

@@ -17,6 +17,7 @@ from typing import Any
 from qbsync.models.firm_settings import FirmSyncSettings
 from qbsync.models.platform_events import PLATFORM_SOURCE, Invoice, Payment, PlatformEvent
 from qbsync.models.record_key import RecordKey
+from qbsync.outbound.timeline import RunTrail
 
 __all__ = ["NO_ACTIVITY", "Job", "Outcome", "event_envelope", "forced", "log_context"]
 
@@ -59,6 +60,8 @@ class Job:
     #: the record and its prerequisites as one consistent read before the claim returned them (None: the
     #: item does not exist); the gate's first look at the prerequisites uses it instead of reading again
     seen: dict[RecordKey, Any] = field(default_factory=dict)
+    #: the run's timeline steps, written once when it ends (:mod:`qbsync.outbound.timeline`); None: not kept
+    trail: RunTrail | None = None
 
     @property
     def firm_id(self) -> str:

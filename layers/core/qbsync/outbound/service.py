@@ -91,7 +91,9 @@ from qbsync.outbound.mapping import MappingError, Resolved
 from qbsync.outbound.prefetch import BatchPrefetch
 from qbsync.outbound.resume import PausedWorkResumer
 from qbsync.outbound.status import ErrorLog, Publisher, StatusReporter
+from qbsync.outbound.timeline import RunTrail, TimelineRecorder
 from qbsync.outbound.writer import DEFAULT_LEASE_SECONDS, ExactlyOnceWriter, WriteRequest
+from qbsync.qbo.batching import CoalescingQboClient
 from qbsync.qbo.client import QboClient, deep_link
 from qbsync.qbo.reference import QboReference, ReferenceCache
 from qbsync.repositories.connections import CONNECTED, Connection
@@ -188,6 +190,7 @@ class SyncService:
         references: the per-realm reference cache.
         paused: where events wait while the firm is not connected (``PausedWork``); resumed through
             ``requeue``.
+        timeline: writes each run's steps (:mod:`qbsync.outbound.timeline`); None: no timeline is kept.
     """
 
     def __init__(  # noqa: PLR0913
@@ -206,6 +209,7 @@ class SyncService:
         references: ReferenceCache | None = None,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         paused: PausedWork,
+        timeline: TimelineRecorder | None = None,
     ) -> None:
         if not owner_id:
             raise ValueError("owner_id is required")
@@ -219,6 +223,7 @@ class SyncService:
         self._references = references or ReferenceCache(clock)
         self._lease_seconds = lease_seconds
         self._paused = paused
+        self._timeline = timeline
         self._resumer = PausedWorkResumer(self._paused, requeue)
         self._status = StatusReporter(errorlog=errorlog, publisher=BatchedPublisher(publisher), clock=clock)
         self._gate = DependencyGate(
@@ -456,7 +461,7 @@ class SyncService:
         if command.correlation_id:
             event = event.model_copy(update={"correlation_id": command.correlation_id})
         logger.info("sync command", extra={**ctx, "version": event.version})
-        return self._run(event, command.entity_type, connection, force=command.force)
+        return self._run(event, command.entity_type, connection, force=command.force, command=command)
 
     def _paused_outcome(
         self, firm_id: str, entity_type: str, platform_id: str, connection: Connection | None
@@ -483,12 +488,29 @@ class SyncService:
             )
         return Outcome("paused", entity_type, platform_id, reason=f"QuickBooks is not connected ({status})")
 
-    def _run(self, event: PlatformEvent, entity_type: str, connection: Connection, *, force: bool) -> Outcome:
+    def _run(
+        self,
+        event: PlatformEvent,
+        entity_type: str,
+        connection: Connection,
+        *,
+        force: bool,
+        command: SyncCommand | None = None,
+    ) -> Outcome:
         realm_id = connection.realm_id
         qbo = self._realm_clients.qbo_for(event.firm_id, realm_id)
         job = self._job(event, entity_type, realm_id)
         job.force = force
+        job.trail = self._start_trail(job, event, command)
+        try:
+            outcome = self._run_job(job, event, connection, qbo)
+        except BaseException as err:
+            self._end_trail(job.trail, "retry", error_code=getattr(err, "code", None) or type(err).__name__)
+            raise
+        self._end_trail(job.trail, outcome.status, reason=outcome.reason, error_code=outcome.error_code)
+        return outcome
 
+    def _run_job(self, job: Job, event: PlatformEvent, connection: Connection, qbo: QboClient) -> Outcome:
         # one consistent read of the record and its prerequisites (the batch's, when it read them ahead);
         # the claim stores the event in its own write
         keys = [job.key, *self._gate.prerequisite_keys(job)]
@@ -497,6 +519,31 @@ class SyncService:
             return self._claim_and_run(job, event, connection, qbo)
         finally:
             self._prefetch.ran(job.key)
+
+    def _start_trail(self, job: Job, event: PlatformEvent, command: SyncCommand | None) -> RunTrail | None:
+        """The run's timeline (:mod:`qbsync.outbound.timeline`): what asked for it comes first."""
+        if self._timeline is None:
+            return None
+        trail = self._timeline.start(job.key)
+        if command is not None:
+            trail.command(reason=command.reason, request_id=command.request_id, force=command.force)
+        trail.event(
+            event_id=event.event_id,
+            version=event.version,
+            occurred_at=event.occurred_at.isoformat(),
+            detail_type=event.DETAIL_TYPE,
+        )
+        return trail
+
+    def _end_trail(
+        self, trail: RunTrail | None, status: str, *, reason: str | None = None, error_code: str | None = None
+    ) -> None:
+        if trail is None or self._timeline is None:
+            return
+        if trail.awaiting_response:
+            trail.response(ok=False, code=error_code)  # the call raised: no answer, or one to retry
+        trail.final(status, reason=reason, error_code=error_code)
+        self._timeline.save(trail)
 
     def _claim_and_run(
         self, job: Job, event: PlatformEvent, connection: Connection, qbo: QboClient
@@ -720,14 +767,27 @@ class SyncService:
         finder = None
         if job.operation == "create" and payload:
             finder = find_existing(job.qbo_entity, job.entity_type, job.platform_id, payload)
+        trail = job.trail
+        if trail is not None:
+            trail.mapped(job.qbo_entity, payload)
+        request = WriteRequest(
+            job.version,
+            job.operation,
+            job.qbo_entity,
+            payload,
+            finder,
+            note_of=note_of,
+            observe=_observer(trail, job.qbo_entity, payload, qbo),
+        )
         try:
-            result = writer.write_claimed(
-                current,
-                WriteRequest(job.version, job.operation, job.qbo_entity, payload, finder, note_of=note_of),
-            )
+            result = writer.write_claimed(current, request)
         except DataError as err:
+            if trail is not None and trail.awaiting_response:
+                trail.response(ok=False, code=err.code, qbo_code=err.qbo_code)
             # the writer already marked the record failed (with QBO's code); record it in the error center
             return self._report_failure(job, err)
+        if trail is not None and result.status in ("synced", "adopted"):
+            trail.response(ok=True, qbo_id=result.record.qbo_id, sync_token=result.record.sync_token)
         if result.status in ("stale", "already_synced"):
             return Outcome(result.status, job.entity_type, job.platform_id, result.record.qbo_id)
         released = self._gate.after_sync(job, result.record, job.event)
@@ -851,6 +911,26 @@ class SyncService:
         outcome = self._status.report_failure(job, err)
         released = self._gate.after_failure(job)
         return dataclasses.replace(outcome, released=outcome.released + released)
+
+
+def _observer(
+    trail: RunTrail | None, qbo_entity: str, payload: dict[str, Any], qbo: QboClient
+) -> Callable[[str, str], None] | None:
+    """What tells the run's timeline about each QuickBooks call the writer makes (None: no timeline)."""
+    if trail is None:
+        return None
+
+    def observe(operation: str, request_id: str) -> None:
+        batched = isinstance(qbo, CoalescingQboClient) and operation in ("create", "update")
+        trail.request(
+            qbo_entity=qbo_entity,
+            operation=operation,
+            request_id=request_id,
+            mode="batch" if batched else "single",
+            body=payload,
+        )
+
+    return observe
 
 
 def _value(value: _T) -> Callable[[], _T]:

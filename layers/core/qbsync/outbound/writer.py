@@ -115,6 +115,7 @@ class WriteRequest:
 
     ``note_of``: given the QBO object the record is linked to (the write's answer, or the object adopted),
     how it landed differently from the platform record (kept as the record's ``note``), or None.
+    ``observe``: told the effective operation and requestid before each call (a 5010 resend is a second).
     """
 
     version: int
@@ -125,6 +126,8 @@ class WriteRequest:
     salt: tuple[str, ...] = ()
     keep_error: bool = False
     note_of: Callable[[dict[str, Any]], str | None] | None = None
+    #: told ``(operation, requestid)`` just before each call to QuickBooks (the run's timeline)
+    observe: Callable[[str, str], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -353,7 +356,7 @@ class ExactlyOnceWriter:
         op, qbo_id = send.op, send.qbo_id
         self._note_intent(attempt, record, send, version)
         try:
-            obj = self._send(qbo_entity, request.payload, send)
+            obj = self._send(qbo_entity, request, send)
         except StaleObject as err:
             if op == "create" or qbo_id is None or err.maybe_applied:
                 raise
@@ -366,7 +369,7 @@ class ExactlyOnceWriter:
             )
             send = _Send(op, qbo_id, fresh_token, request_id)
             self._note_intent(attempt, record, send, version)
-            obj = self._send(qbo_entity, request.payload, send)
+            obj = self._send(qbo_entity, request, send)
         new_id, new_token = _id_and_token(obj) if obj.get("Id") else (qbo_id, None)
         if new_id is None:
             raise UncertainOutcome(
@@ -379,8 +382,11 @@ class ExactlyOnceWriter:
         synced = self._synced(record, request, new_id, new_token, obj=obj, link=op != "delete")
         return WriteOutcome("synced", synced, op, send.request_id, obj)
 
-    def _send(self, qbo_entity: str, payload: dict[str, Any], send: _Send) -> dict[str, Any]:
+    def _send(self, qbo_entity: str, request: WriteRequest, send: _Send) -> dict[str, Any]:
         op, qbo_id, sync_token, request_id = send.op, send.qbo_id, send.sync_token, send.request_id
+        payload = request.payload
+        if request.observe is not None:
+            request.observe(op, request_id)
         if op == "create":
             return self._qbo.create(qbo_entity, payload, request_id=request_id)
         assert qbo_id is not None

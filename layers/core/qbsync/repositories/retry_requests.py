@@ -29,13 +29,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from qbsync import vocab
 from qbsync.adapters.dynamodb import DynamoTable
 from qbsync.errors import BadRequest, Conflict
 from qbsync.models.commands import RetryRequest
-from qbsync.repositories.error_log import ErrorEntry
 
 __all__ = [
     "DONE",
@@ -49,7 +48,21 @@ __all__ = [
     "RequestProgress",
     "RetryGuardRepository",
     "RetryRequestRepository",
+    "Target",
 ]
+
+
+class Target(Protocol):
+    """A record the fan-out sends a command for: an error-log entry, or a replayed record
+    (``error_id`` empty)."""
+
+    @property
+    def entity_type(self) -> str: ...
+    @property
+    def platform_id(self) -> str: ...
+    @property
+    def error_id(self) -> str: ...
+
 
 #: the guard item outlives its window by an hour (docs/data-model.md, TTL summary)
 GUARD_TTL_SECONDS = 3600
@@ -249,7 +262,7 @@ class RetryRequestRepository:
     # --- REC# markers -------------------------------------------------------------------------------
 
     def markers(
-        self, firm_id: str, request_id: str, entries: Sequence[ErrorEntry]
+        self, firm_id: str, request_id: str, entries: Sequence[Target]
     ) -> dict[tuple[str, str], Marker]:
         """The existing markers of the entries' records (strongly consistent), by entity type and id."""
         pk = _req_pk(firm_id, request_id)
@@ -270,7 +283,7 @@ class RetryRequestRepository:
         self,
         firm_id: str,
         request_id: str,
-        entries: Sequence[ErrorEntry],
+        entries: Sequence[Target],
         *,
         owner: str,
         now: float,
@@ -304,7 +317,7 @@ class RetryRequestRepository:
             return False
         return True
 
-    def mark_sent(self, firm_id: str, request_id: str, entries: Sequence[ErrorEntry], *, now: float) -> None:
+    def mark_sent(self, firm_id: str, request_id: str, entries: Sequence[Target], *, now: float) -> None:
         """Set the entries' markers ``sent`` (never sent again by this request)."""
         if not entries:
             return
@@ -323,7 +336,7 @@ class RetryRequestRepository:
             ]
         )
 
-    def give_back(self, firm_id: str, request_id: str, entries: Sequence[ErrorEntry]) -> None:
+    def give_back(self, firm_id: str, request_id: str, entries: Sequence[Target]) -> None:
         """Delete the entries' markers (their commands were not sent)."""
         pk = _req_pk(firm_id, request_id)
         self._table.batch_write(
