@@ -13,17 +13,19 @@ The last step syncs the issue-4 sample firm (``local.sample_firm``: 55 accounts,
 payments, refunds, fees, 4 deliberate errors, 1 malformed event) with the simulator's real rate limits, and
 the summary shows what landed in QuickBooks, the statuses, where each issue-11 case ended (the
 negative-rate service's error, the records skipped behind failed ones, the malformed event in the DLQ) and
-the error log. Then the firm owner fixes those errors through the admin API (maps the vendor-named account
-to the bookkeeper's customer, maps the tax rate in the settings and resyncs the Taxes category, skips the
-colon account's error) and the platform corrects the service's rate, and the demo checks again that
-everything landed exactly once, to the cent. Last, a second firm that already has history connects
-(``local.demo_history``, issue 13 item 5): the platform answers qbsync's "Snapshot Requested" with the
-firm's history, the owner reads the pre-flight warnings and the dry-run plan in ``GET /initial-sync`` and
-approves it, the initial sync runs on the local stack's Step Functions with a progress bar per phase, and
-its summary is checked against the simulator (each money record type reconciled with the snapshot manifest
-to the cent, no qbsync marker on two objects). ``--sample-scale 0.2`` runs a smaller firm (the e2e test
-runs 0.15); ``0`` leaves both sample-firm steps out, and the history step too unless ``--history-scale``
-(default: the sample scale) says otherwise.
+the error log. Then the firm owner fixes those errors through the admin API (maps the vendor-named account to
+the bookkeeper's customer, maps the tax rate in the settings and resyncs the Taxes category, skips the colon
+account's error) and the platform corrects the service's rate, and the demo checks again that everything
+landed exactly once, to the cent. Then the accountant changes three of its synced records in QuickBooks with
+their webhooks lost, the scheduled resync's drift report finds each change, the owner fixes them through the
+admin API and the next report has none of them (``local.demo_reconcile``). Last, a second firm that already
+has history connects (``local.demo_history``, issue 13 item 5): the platform answers qbsync's "Snapshot
+Requested" with the firm's history, the owner reads the pre-flight warnings and the dry-run plan in
+``GET /initial-sync`` and approves it, the initial sync runs on the local stack's Step Functions with a
+progress bar per phase, and its summary is checked against the simulator (each money record type reconciled
+with the snapshot manifest to the cent, no qbsync marker on two objects). ``--sample-scale 0.2`` runs a
+smaller firm (the e2e test runs 0.15); ``0`` leaves both sample-firm steps out, and the history step too
+unless ``--history-scale`` (default: the sample scale) says otherwise.
 Prints progress while it runs and a summary at the end; exits non-zero if any step failed.
 """
 
@@ -51,6 +53,8 @@ from local.demo_drift import TITLE as DRIFT_TITLE
 from local.demo_history import TITLE as HISTORY_TITLE
 from local.demo_history import HistoryDemoFailure, HistoryReport, history_firm_for, initial_sync_of_history
 from local.demo_inbound import InboundDemoFailure, payments_from_quickbooks
+from local.demo_reconcile import TITLE as RECONCILE_TITLE
+from local.demo_reconcile import ReconcileDemoFailure, reconcile_sample_firm
 from local.qbo_sim.client import SimControl, SimControlError
 from local.qbo_sim.config import SimConfig
 from local.qbo_sim.server import SimulatorServer
@@ -429,6 +433,7 @@ def run(
             "Owner fixes the sample firm's errors (admin API: map, settings + retry, skip; platform: rate)",
             lambda: fix_errors_through_api(demo, sample),
         )
+        demo.step(RECONCILE_TITLE, lambda: drift_fixed_through_api(demo, sample))
     history_scale = sample_scale if history_scale is None else history_scale
     if history_scale > 0:
         history = history_firm_for(history_scale)
@@ -450,6 +455,18 @@ def sync_history(demo: Demo, history: SampleFirm, timeout: float) -> str:
     if not report.ok:
         raise DemoFailure(f"{len(report.problems)} check(s) failed: " + "; ".join(report.problems[:3]))
     return report.outcome()
+
+
+def drift_fixed_through_api(demo: Demo, sample: SampleFirm) -> str:
+    """The accountant changes the sample firm's records in QuickBooks unnotified; the scheduled resync's
+    drift report finds each change, the owner fixes them, the next report is clean (``local.demo_reconcile``).
+    """
+    if demo.fixed_report is None:
+        raise DemoFailure("the sample firm's errors were not fixed (the previous step failed)")
+    try:
+        return reconcile_sample_firm(demo, sample)
+    except (ReconcileDemoFailure, SimControlError) as exc:
+        raise DemoFailure(str(exc)) from exc
 
 
 def sample_firm_for(scale: float) -> SampleFirm:

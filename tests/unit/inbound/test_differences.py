@@ -77,7 +77,7 @@ def test_a_line_removed_in_quickbooks_is_counted() -> None:
 
 @pytest.mark.parametrize(
     ("record_type", "date_field"),
-    [("payment", "payment_date"), ("refund", "refund_date"), ("fee", "fee_date")],
+    [("payment", "payment_date"), ("refund", "refund_date")],
 )
 def test_transactions_compare_amount_date_and_customer(record_type: str, date_field: str) -> None:
     data = {"amount": "100.00", "currency": "USD", date_field: "2026-11-05", "account_id": "ca_1"}
@@ -86,6 +86,23 @@ def test_transactions_compare_amount_date_and_customer(record_type: str, date_fi
     changed = {"TotalAmt": 90.5, "TxnDate": "2026-11-06", "CustomerRef": {"value": "58"}}
     assert differences(record_type, data, changed, customer_id="58") == [
         Difference("amount", "100.00 USD", "90.50 USD"),
+        Difference("date", "2026-11-05", "2026-11-06"),
+    ]
+
+    moved = {"TotalAmt": 100, "TxnDate": "2026-11-05", "CustomerRef": {"value": "61"}}
+    assert [d.field for d in differences(record_type, data, moved, customer_id="58")] == ["customer"]
+
+
+def test_a_fee_compares_amount_and_date_not_a_customer() -> None:
+    """A fee is a Purchase paid to the processor (EntityRef a vendor, no CustomerRef): the client account the
+    platform's fee names is not a customer on it, so a fee as qbsync wrote it matches (the drift report
+    listed every synced fee as edited before)."""
+    data = {"amount": "3.20", "currency": "USD", "fee_date": "2026-11-05", "account_id": "ca_1"}
+    written = {"TotalAmt": 3.2, "TxnDate": "2026-11-05", "EntityRef": {"value": "77", "type": "Vendor"}}
+    assert differences("fee", data, written, customer_id="58") == []
+    changed = {**written, "TotalAmt": 3.5, "TxnDate": "2026-11-06"}
+    assert differences("fee", data, changed, customer_id="58") == [
+        Difference("amount", "3.20 USD", "3.50 USD"),
         Difference("date", "2026-11-05", "2026-11-06"),
     ]
 

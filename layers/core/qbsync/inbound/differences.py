@@ -141,13 +141,17 @@ def _invoice(data: Mapping[str, Any], obj: Mapping[str, Any], customer_id: str |
 
 
 def _dated_amount(
-    date_field: str,
+    date_field: str, *, billed: bool = True
 ) -> Callable[[Mapping[str, Any], Mapping[str, Any], str | None], list[Difference]]:
+    """``billed``: the object names the client's customer (``CustomerRef``); a fee's ``Purchase`` does not
+    (it is paid to the processor, ``EntityRef`` a vendor), so its customer is not compared."""
+
     def compare(data: Mapping[str, Any], obj: Mapping[str, Any], customer_id: str | None) -> list[Difference]:
         d = _Diff(_text(data.get("currency")))
         d.amount("amount", data.get("amount"), obj.get("TotalAmt"))
         d.plain("date", data.get(date_field), obj.get("TxnDate"))
-        d.customer(customer_id, obj)
+        if billed:
+            d.customer(customer_id, obj)
         return d.found
 
     return compare
@@ -229,7 +233,7 @@ _COMPARE: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any], str | None],
     "payment": _dated_amount("payment_date"),
     "credit_memo": _dated_amount("payment_date"),
     "refund": _dated_amount("refund_date"),
-    "fee": _dated_amount("fee_date"),
+    "fee": _dated_amount("fee_date", billed=False),
     "client_account": _customer,
     "service": _item,
 }
