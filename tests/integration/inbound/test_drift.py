@@ -421,3 +421,38 @@ def test_a_malformed_catch_up_message_is_a_batch_failure_without_its_content(env
     bad = {"kind": "qbsync.cdc_catch_up.v1", "firm_id": "x#y", "reason": "scheduled", "request_id": "r"}
     answer = CATCH_UP.lambda_handler({"Records": [sqs_record(bad, queue="qbsync-catchup")]}, LambdaContext())
     assert len(answer["batchItemFailures"]) == 1
+
+
+def test_a_customer_qbsync_linked_and_never_wrote_is_not_drift_when_edited_there(env: Env) -> None:
+    env.stack.set_settings(env.firm, sync_accounts="all")
+    name = f"Linked Rivera {env.firm[-8:]}"
+    existing = env.qbo_client().create(
+        "Customer",
+        {"DisplayName": name, "PrimaryEmailAddr": {"Address": "books@rivera.example"}},
+        request_id=f"pre-{env.firm[-8:]}",
+    )
+    account = platform_event("client_account_created", env.firm)
+    account["detail"]["data"]["name"] = name
+    env.sync(account)
+    assert env.record("client_account", "acct-100").qbo_id == existing["Id"]  # matched by name, not created
+    catch_up(env)
+    current = next(c for c in env.qbo("Customer") if c["Id"] == existing["Id"])
+    env.qbo_client().update(
+        "Customer",
+        {
+            "Id": current["Id"],
+            "SyncToken": current["SyncToken"],
+            "PrimaryPhone": {"FreeFormNumber": "555 0199"},
+        },
+        request_id=f"edit-{env.firm[-8:]}",
+        sparse=True,
+    )
+
+    catch_up(env)
+
+    # its fields are QuickBooks' own (the platform's email and address never went there): no error, and the
+    # record keeps up with QuickBooks' SyncToken
+    record = env.record("client_account", "acct-100")
+    assert record.status == "synced" and env.stack.errors.list(env.firm, status="open")[0] == []
+    edited = next(c for c in env.qbo("Customer") if c["Id"] == existing["Id"])
+    assert record.sync_token == str(edited["SyncToken"])

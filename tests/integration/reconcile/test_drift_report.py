@@ -420,3 +420,41 @@ def test_an_edited_record_deleted_afterwards_becomes_missing_on_the_same_error_a
     _resync(env, "invoice", "inv-400")
     assert _ours(env, "Invoice", "Invoice", "inv-400")["Id"] != invoice["Id"]
     assert _run(env)["findings"] == []
+
+
+def test_a_client_account_linked_to_a_customer_already_in_quickbooks_is_not_drift_for_its_own_fields(
+    env: Env,
+) -> None:
+    env.stack.set_settings(env.firm, sync_accounts="all")
+    name = f"Linked Bakery {uuid.uuid4().hex[:8]}"
+    qbo = env.qbo_client()
+    existing = qbo.create(
+        "Customer",
+        {"DisplayName": name, "PrimaryEmailAddr": {"Address": "books@bakery.example"}},
+        request_id=f"acct-{uuid.uuid4().hex[:8]}",
+    )
+    account = platform_event("client_account_created", env.firm)
+    account["detail"]["data"]["name"] = (
+        name  # the platform's email, phones and address differ from QuickBooks'
+    )
+    env.sync(account)
+    record = env.record("client_account", "acct-100")
+    assert record.status == "synced" and record.qbo_id == existing["Id"]  # matched by name, not created
+
+    # QuickBooks' own fields of the object qbsync linked (it never wrote them) are no difference, and stay
+    # none when the accountant edits them there
+    assert _run(env)["findings"] == []
+    current = next(c for c in env.qbo("Customer") if c["Id"] == existing["Id"])
+    qbo.update(
+        "Customer",
+        {
+            "Id": current["Id"],
+            "SyncToken": current["SyncToken"],
+            "PrimaryPhone": {"FreeFormNumber": "555 0199"},
+        },
+        request_id=f"acct-{uuid.uuid4().hex[:8]}",
+        sparse=True,
+    )
+    assert _run(env)["findings"] == []
+    assert env.record("client_account", "acct-100").status == "synced"
+    assert env.stack.errors.list(env.firm, status="open")[0] == []

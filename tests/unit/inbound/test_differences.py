@@ -6,7 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from qbsync.inbound.differences import CONTACT_FIELDS, Difference, differences, explain_delete, explain_edit
+from qbsync.inbound.differences import (
+    CONTACT_FIELDS,
+    Difference,
+    differences,
+    explain_delete,
+    explain_edit,
+    written_by_qbsync,
+)
 
 INVOICE: dict[str, Any] = {
     "id": "inv_1",
@@ -164,3 +171,13 @@ def test_service_item_rate_and_name() -> None:
 def test_a_deletion_is_explained_with_the_invoice_number() -> None:
     assert explain_delete("invoice", INVOICE).startswith("The invoice INV-1042 was deleted in QuickBooks")
     assert explain_delete("payment", {"amount": "1.00"}).startswith("The payment was deleted")
+
+
+def test_only_the_objects_qbsync_wrote_are_compared_for_a_name_list() -> None:
+    ours = {"DisplayName": "A", "Notes": "qbsync:ClientAccount:acct-1"}
+    assert written_by_qbsync("client_account", "acct-1", "Customer", ours)
+    assert not written_by_qbsync("client_account", "acct-2", "Customer", ours)  # another record's object
+    assert not written_by_qbsync("client_account", "acct-1", "Customer", {"DisplayName": "A"})  # linked
+    # items carry no marker (the mapper writes none): a service is always compared
+    assert written_by_qbsync("service", "svc-1", "Item", {"Name": "Audit"})
+    assert written_by_qbsync("invoice", "inv-1", "Invoice", {"TotalAmt": 1})  # transactions: always ours

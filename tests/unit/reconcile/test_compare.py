@@ -50,7 +50,14 @@ def _qbo_invoice(total: float = 605.0, balance: float | None = None, line2: floa
 
 
 def _customer(balance: float) -> dict[str, Any]:
-    return {"Id": "58", "DisplayName": "Harbor LLC", "Active": True, "Balance": balance}
+    # an object qbsync wrote: its marker names the record (a linked one's own fields are not compared)
+    return {
+        "Id": "58",
+        "DisplayName": "Harbor LLC",
+        "Active": True,
+        "Balance": balance,
+        "Notes": "qbsync:ClientAccount:acct-1",
+    }
 
 
 def _rows(invoice_obj: Any, customer_balance: float, *extra: Compared) -> list[Compared]:

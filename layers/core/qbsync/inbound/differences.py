@@ -16,6 +16,13 @@ client_account      display name, email, phone numbers, billing address, active 
 service             name, rate (``UnitPrice``), description, active (``Item``)
 ==================  =========================================================================================
 
+A client account that qbsync *linked* to a customer already in QuickBooks (an exact-name match, a mapping
+the firm chose in the error center, the plan's link) is not compared: qbsync never wrote that customer, so
+its name and contact fields are QuickBooks' own, not an edit (:func:`written_by_qbsync`: the customers
+qbsync creates carry the record's marker in ``Notes``). Its absence still counts. Items carry no marker
+(the mapper writes none), so a linked service - the same name, or QuickBooks' "Sales" item - cannot be told
+from one qbsync created and is compared.
+
 Amounts are compared to the cent and named was/now (``total was 605.00 USD, now 650.00 USD``); dates
 was/now; a customer by its QuickBooks id. Client data (names, emails, phone numbers, addresses) is never
 copied into the result: those fields are named, not shown (house rule: no personal data in errors).
@@ -31,6 +38,9 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from qbsync import vocab
+from qbsync.models.record_key import note_of, parse_marker
+
 __all__ = [
     "CONTACT_FIELDS",
     "Difference",
@@ -38,6 +48,7 @@ __all__ = [
     "explain_delete",
     "explain_edit",
     "explain_missing",
+    "written_by_qbsync",
 ]
 
 #: the customer fields the platform can take back from QuickBooks (as a "Contact Updated" event)
@@ -237,6 +248,17 @@ _COMPARE: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any], str | None],
     "client_account": _customer,
     "service": _item,
 }
+
+
+def written_by_qbsync(record_type: str, platform_id: str, qbo_entity: str, obj: Mapping[str, Any]) -> bool:
+    """Whether QuickBooks' ``obj`` is one qbsync wrote for the record (see the module doc): for a client
+    account when the customer carries the record's own marker, not when qbsync linked the record to a
+    customer that was already there; True for every other record type (transactions are qbsync's; items
+    carry no marker to tell)."""
+    if record_type != "client_account":
+        return True
+    info = vocab.RECORD_TYPE_INFO[record_type]
+    return parse_marker(note_of(qbo_entity or info.qbo_entities[0], dict(obj))) == (info.marker, platform_id)
 
 
 def differences(

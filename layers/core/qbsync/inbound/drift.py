@@ -39,7 +39,13 @@ from typing import Any, Protocol
 from qbsync import vocab
 from qbsync.errors import Conflict, DataError, LeaseHeld, RetryableError
 from qbsync.inbound.changes import ChangedObject
-from qbsync.inbound.differences import Difference, differences, explain_delete, explain_edit
+from qbsync.inbound.differences import (
+    Difference,
+    differences,
+    explain_delete,
+    explain_edit,
+    written_by_qbsync,
+)
 from qbsync.models.qbsync_events import SyncErrorRaised, SyncErrorResolved, SyncStatusChanged
 from qbsync.repositories.error_log import ErrorEntry, ErrorLogRepository
 from qbsync.repositories.record_admin import RecordAdmin
@@ -175,8 +181,14 @@ class SyncedRecordChanges:
         if record.entity_type not in _COMPARED or not data:
             logger.info("change in QuickBooks of a record qbsync does not compare", extra=ctx)
             return
-        found = differences(record.entity_type, data, body, customer_id=self._customer_id(record, data))
         sync_token = None if token is None else str(token)
+        if not written_by_qbsync(record.entity_type, record.platform_id, change.entity, body):
+            # linked to an object that was in QuickBooks before (a match, the firm's mapping): its fields are
+            # QuickBooks' own, not an edit of what qbsync wrote; the record keeps up with its SyncToken
+            logger.info("change in QuickBooks of an object qbsync linked and never wrote", extra=ctx)
+            self.settle(record, sync_token, drifted=drifted)
+            return
+        found = differences(record.entity_type, data, body, customer_id=self._customer_id(record, data))
         if not found:
             self.settle(record, sync_token, drifted=drifted)
             return

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from qbsync.inbound.differences import CONTACT_FIELDS, Difference, differences
+from qbsync.inbound.differences import CONTACT_FIELDS, Difference, differences, written_by_qbsync
 from qbsync.inbound.drift import AMOUNT_MISMATCH, DELETED, EDITED, MISSING
 
 __all__ = [
@@ -142,6 +142,8 @@ def _own(row: Compared, customers: Mapping[str, str]) -> Finding | None:
         return None
     if row.obj is None:
         return Finding(row.entity_type, row.platform_id, MISSING, (), row.qbo_entity, row.qbo_id)
+    if not written_by_qbsync(row.entity_type, row.platform_id, row.qbo_entity or "", row.obj):
+        return None  # linked to an object that was there before: its fields are QuickBooks' own
     account = row.data.get("account_id")
     customer_id = customers.get(account) if isinstance(account, str) else None
     found = tuple(differences(row.entity_type, row.data, row.obj, customer_id=customer_id))
