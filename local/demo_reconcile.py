@@ -139,12 +139,43 @@ def reconcile_sample_firm(demo: Demo, sample: SampleFirm) -> str:
         f"POST /drift/run after the fixes -> clean of the changes ({after['records_compared']} records "
         f"compared; {after['finding_count']} finding(s), the {len(known)} known before)"
     )
-    # 6. the firm's health goes here once GET /health exists: one more _say line (its status and counts)
+    # 6. the firm's health, as the owner reads it after the fixes
+    health = demo.expect(demo.api("GET", "/health"), 200)
+    _say(_health_line(health))
     derived = len(findings) - len(record)
     return (
         f"{len(record)} differences found by the scheduled drift report (+{derived} derived, explained) "
         f"and fixed through the API; second report clean ({len(known)} known before the changes kept)"
     )
+
+
+def _health_line(health: dict[str, Any]) -> str:
+    """GET /health in one line: level and reasons, lag, counts, budget used, days left on the tokens."""
+    lag, records, budget, tokens = (
+        health["lag"],
+        health["records"],
+        health.get("budget"),
+        health.get("tokens"),
+    )
+    reasons = ", ".join(str(r) for r in health.get("reasons") or []) or "none"
+    parts = [
+        f"GET /health -> {health['level']} (reasons: {reasons})",
+        f"lag p50/p95 {_seconds(lag.get('p50_seconds'))}/{_seconds(lag.get('p95_seconds'))} "
+        f"over {lag['samples']} records of the last hour",
+        f"failed {records['failed']}, blocked {records['blocked']}, dead letters {health['dead_letters']}",
+    ]
+    if budget:
+        parts.append(
+            f"QuickBooks requests {budget['last_hour']} in the last hour (peak {budget['peak_minute']}/min "
+            f"of {budget['limit_per_minute']})"
+        )
+    if tokens and tokens.get("idle_days_left") is not None:
+        parts.append(f"refresh token idle expiry in {tokens['idle_days_left']:.0f} days")
+    return "; ".join(parts)
+
+
+def _seconds(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.1f}s"
 
 
 # ---- choosing the records --------------------------------------------------------------------------------

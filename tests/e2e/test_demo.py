@@ -75,6 +75,12 @@ def test_demo_runs_every_step_successfully(capsys):
         out,
     )
     assert "changed@" not in out and "changed-in-quickbooks" not in out  # the new email is never printed
+    # the firm's health after the fixes (issue 15 item 3): its level, lag, counts and budget in one line
+    assert re.search(
+        r"GET /health -> (ok|degraded|failing) \(reasons: .*\); lag p50/p95 \S+/\S+ over \d+ records of the "
+        r"last hour; failed \d+, blocked \d+, dead letters \d+; QuickBooks requests \d+ in the last hour",
+        out,
+    )
     # progress lines while it ran
     assert "settled: synced" in out and "in QuickBooks:" in out
     # issue 13 item 5: the firm with history, its initial sync planned, approved and run on Step Functions
