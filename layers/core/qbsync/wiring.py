@@ -503,6 +503,7 @@ def build_resync() -> Resync:
             SweepStep(
                 RecordSweep(records=_records(), outbound=outbound_queue(), clock=time.time),
                 initial_sync_runs(),
+                clock=time.time,
             ),
             DailyPreflight(
                 preflight=build_preflight_check(),

@@ -14,7 +14,7 @@ from qbsync.errors import DataError, MalformedMessage, Throttled
 from qbsync.models.messages import CatchUpRequest, parse_catch_up_message
 from qbsync.models.preflight import PreflightResult, PreflightResultInvalid
 from qbsync.reconcile.resync import PREFLIGHT_EVERY_SECONDS, DailyPreflight, FirmRun, Resync, SweepStep
-from qbsync.reconcile.sweep import SweepCursor, SweepReport
+from qbsync.reconcile.sweep import RETRY_AFTER_SECONDS, SweepCursor, SweepReport
 from qbsync.repositories.connections import Connection
 from qbsync.repositories.initial_sync import Run, RunRef
 
@@ -222,8 +222,8 @@ class _InitialSyncs:
         return self.run
 
 
-def _initial_sync(status: str, realm_id: str = "r1") -> Run:
-    return Run(RunRef("f1", realm_id, "run-1"), status, NOW, NOW, "connected")
+def _initial_sync(status: str, realm_id: str = "r1", *, idle: float = 60.0) -> Run:
+    return Run(RunRef("f1", realm_id, "run-1"), status, NOW - 7200, NOW - idle, "connected")
 
 
 @pytest.mark.parametrize(
@@ -234,13 +234,15 @@ def _initial_sync(status: str, realm_id: str = "r1") -> Run:
         (_initial_sync("running", realm_id="r0"), True),  # a run on the firm's earlier company
         (_initial_sync("completed"), True),
         (_initial_sync("failed"), True),  # stopped until resumed: its records are not left waiting
+        # 'running' but not moved for 90 minutes (an execution stopped without ending it): nothing waits on it
+        (_initial_sync("running", idle=RETRY_AFTER_SECONDS + 1), True),
     ],
 )
 def test_the_sweep_waits_while_the_firms_initial_sync_runs_on_its_company(
     latest: Run | None, swept: bool
 ) -> None:
     sweep = _Sweep()
-    step = SweepStep(sweep, _InitialSyncs(latest))  # type: ignore[arg-type]
+    step = SweepStep(sweep, _InitialSyncs(latest), clock=lambda: NOW)  # type: ignore[arg-type]
     counts = step.run(FirmRun(firm_id="f1", realm_id="r1", request_id="evt-1", reason="scheduled"))
     assert (sweep.runs == ["f1"]) is swept
     assert counts == (
