@@ -20,13 +20,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-import requests
 
 from local.qbo_sim.client import SimAccountant
 from tests.fixtures.firms import admin_jwt
 from tests.fixtures.platform import (
     DEADLINE_SECONDS,
     StatusInbox,
+    admin_api,
     connect_owner,
     marked,
     put_on_bus,
@@ -76,12 +76,6 @@ def _fire_catch_up(local_stack: Any) -> None:
     assert result.ok, result.error
 
 
-def _api(local_stack: Any, token: str, method: str, path: str) -> requests.Response:
-    return requests.request(
-        method, f"{local_stack.api_url}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=60
-    )
-
-
 def test_an_edit_whose_webhook_was_lost_is_caught_by_the_scheduled_catch_up(
     local_stack: Any, qbo_sim: Any, qbo_company: str, firm_id: str, status_inbox: StatusInbox
 ) -> None:
@@ -98,13 +92,13 @@ def test_an_edit_whose_webhook_was_lost_is_caught_by_the_scheduled_catch_up(
     _fire_catch_up(local_stack)
     failed = status_inbox.wait_for("Invoice", "inv-400", "failed", deadline)
     assert "total was 605.00 USD, now 650.00 USD" in failed["error_message"]
-    listed = _api(local_stack, token, "GET", "/errors?category=Invoices&status=open")
+    listed = admin_api(local_stack, token, "GET", "/errors?category=Invoices&status=open")
     assert listed.status_code == 200, listed.text
     (error,) = listed.json()["errors"]
     assert error["code"] == "edited_in_quickbooks" and error["error_id"] == failed["error_id"]
 
     # 2. push the platform's version again
-    resync = _api(local_stack, token, "POST", f"/errors/{error['error_id']}/resync")
+    resync = admin_api(local_stack, token, "POST", f"/errors/{error['error_id']}/resync")
     assert resync.status_code == 202, resync.text
     status_inbox.received.clear()
     status_inbox.wait_for("Invoice", "inv-400", "synced", deadline)

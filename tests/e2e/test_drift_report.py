@@ -16,7 +16,6 @@ import time
 from typing import Any
 
 import pytest
-import requests
 
 from local.qbo_sim.client import SimAccountant
 from tests.e2e.test_cdc_catch_up import _edit_unnotified, _invoice
@@ -24,6 +23,7 @@ from tests.fixtures.firms import admin_jwt
 from tests.fixtures.platform import (
     DEADLINE_SECONDS,
     StatusInbox,
+    admin_api,
     connect_owner,
     put_on_bus,
     sample_event,
@@ -38,14 +38,8 @@ def firm_id() -> str:
     return f"firm-e2e-drift-{secrets.token_hex(4)}"
 
 
-def _api(local_stack: Any, token: str, method: str, path: str) -> requests.Response:
-    return requests.request(
-        method, f"{local_stack.api_url}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=60
-    )
-
-
 def _report(local_stack: Any, token: str) -> dict[str, Any]:
-    answer = _api(local_stack, token, "POST", "/drift/run")
+    answer = admin_api(local_stack, token, "POST", "/drift/run")
     assert answer.status_code == 200, answer.text
     return answer.json()
 
@@ -74,10 +68,10 @@ def test_an_amount_changed_in_quickbooks_is_reported_and_fixed_by_resync(
     assert {"field": "total", "was": "605.00 USD", "now": "650.00 USD"} in finding["differences"]
     assert kinds["acct-100"]["explained_by"] == ["invoice#inv-400"]
     status_inbox.wait_for("Invoice", "inv-400", "failed", deadline)
-    stored = _api(local_stack, token, "GET", "/drift")
+    stored = admin_api(local_stack, token, "GET", "/drift")
     assert stored.status_code == 200 and stored.json()["report_id"] == report["report_id"]
 
-    resync = _api(local_stack, token, "POST", f"/errors/{finding['error_id']}/resync")
+    resync = admin_api(local_stack, token, "POST", f"/errors/{finding['error_id']}/resync")
     assert resync.status_code == 202, resync.text
     status_inbox.received.clear()
     status_inbox.wait_for("Invoice", "inv-400", "synced", deadline)

@@ -27,7 +27,7 @@ from local.sample_firm import SampleFirm, generate
 from local.stack.provision import clients
 from tests.fixtures.events import EventCapture, subscribe
 from tests.fixtures.firms import admin_jwt, authorize_through_stack, complete_through_stack, handle_of
-from tests.fixtures.platform import StatusInbox, connect_owner, put_on_bus
+from tests.fixtures.platform import StatusInbox, admin_api, connect_owner, put_on_bus
 
 pytestmark = pytest.mark.e2e
 
@@ -93,12 +93,6 @@ class Platform:
 
     def close(self) -> None:
         self.capture.close()
-
-
-def _api(stack: Any, token: str, method: str, path: str) -> requests.Response:
-    return requests.request(
-        method, f"{stack.api_url}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=60
-    )
 
 
 def _history(firm_id: str) -> SampleFirm:
@@ -171,18 +165,18 @@ def test_plan_approve_execute_lands_every_record_once(
         admin_jwt(local_stack, firm_id),
         admin_jwt(local_stack, firm_id, role="staff", user_id="u-s"),
     )
-    view = _api(local_stack, owner, "GET", "/initial-sync").json()
+    view = admin_api(local_stack, owner, "GET", "/initial-sync").json()
     assert view["run_id"] == run_id and view["status"] == "awaiting_approval"
     assert {t["record_type"] for t in view["plan"]["totals"]} >= set(KINDS)
-    assert _api(local_stack, staff, "POST", f"/initial-sync/{run_id}/approve").status_code == 403
+    assert admin_api(local_stack, staff, "POST", f"/initial-sync/{run_id}/approve").status_code == 403
     assert sum(_marked(qbo_sim, qbo_company, "invoice").values()) == 0  # nothing before approval
 
-    approved = _api(local_stack, owner, "POST", f"/initial-sync/{run_id}/approve")
+    approved = admin_api(local_stack, owner, "POST", f"/initial-sync/{run_id}/approve")
     assert approved.status_code == 200, approved.text
-    assert _api(local_stack, owner, "POST", f"/initial-sync/{run_id}/approve").status_code == 409
+    assert admin_api(local_stack, owner, "POST", f"/initial-sync/{run_id}/approve").status_code == 409
     platform.wait_for("Initial Sync Progress", time.monotonic() + DEADLINE, run_id=run_id, status="completed")
 
-    view = _api(local_stack, owner, "GET", "/initial-sync").json()
+    view = admin_api(local_stack, owner, "GET", "/initial-sync").json()
     assert view["status"] == "completed"
     for phase in view["phases"]:
         finished = sum(phase[k] for k in ("done", "failed", "skipped", "blocked", "changed"))
@@ -203,7 +197,7 @@ def test_plan_approve_execute_lands_every_record_once(
     ]
     assert [c["Id"] for c in same_name] == [existing["Id"]]
     assert linked["id"] not in _marked(qbo_sim, qbo_company, "client_account")
-    record = _api(local_stack, owner, "GET", f"/sync/records/client_account/{linked['id']}").json()
+    record = admin_api(local_stack, owner, "GET", f"/sync/records/client_account/{linked['id']}").json()
     assert record["status"] == "synced" and record["qbo_id"] == existing["Id"], record
     # money to the cent: every invoice QuickBooks has from this run equals its platform invoice
     by_id = {i["id"]: Decimal(i["total"]) for i in invoices}
@@ -222,10 +216,10 @@ def test_cancel_while_awaiting_approval_writes_nothing(
     sample = _history(firm_id)
     run_id, _ = _planned(local_stack, qbo_sim, qbo_company, firm_id, platform, sample)
     owner = admin_jwt(local_stack, firm_id)
-    cancelled = _api(local_stack, owner, "POST", f"/initial-sync/{run_id}/cancel")
+    cancelled = admin_api(local_stack, owner, "POST", f"/initial-sync/{run_id}/cancel")
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled", cancelled.text
-    assert _api(local_stack, owner, "POST", f"/initial-sync/{run_id}/approve").status_code == 409
-    assert _api(local_stack, owner, "POST", f"/initial-sync/{run_id}/cancel").status_code == 409
+    assert admin_api(local_stack, owner, "POST", f"/initial-sync/{run_id}/approve").status_code == 409
+    assert admin_api(local_stack, owner, "POST", f"/initial-sync/{run_id}/cancel").status_code == 409
     platform.wait_for("Initial Sync Progress", time.monotonic() + DEADLINE, run_id=run_id, status="cancelled")
     for record_type in KINDS:
         assert not _marked(qbo_sim, qbo_company, record_type), record_type
@@ -257,12 +251,12 @@ def test_a_record_changed_after_the_plan_is_synced_by_its_event_not_rewritten(
     service_id = detail["data"]["id"]
     status_inbox.wait_for("Service", service_id, "synced", time.monotonic() + DEADLINE)
     owner = admin_jwt(local_stack, firm_id)
-    assert _api(local_stack, owner, "POST", f"/initial-sync/{run_id}/approve").status_code == 200
+    assert admin_api(local_stack, owner, "POST", f"/initial-sync/{run_id}/approve").status_code == 200
     platform.wait_for("Initial Sync Progress", time.monotonic() + DEADLINE, run_id=run_id, status="completed")
-    view = _api(local_stack, owner, "GET", "/initial-sync").json()
+    view = admin_api(local_stack, owner, "GET", "/initial-sync").json()
     services = next(p for p in view["phases"] if p["phase"] == "services")
     assert services["changed"] == 1, services
-    record = _api(local_stack, owner, "GET", f"/sync/records/service/{service_id}").json()
+    record = admin_api(local_stack, owner, "GET", f"/sync/records/service/{service_id}").json()
     assert record["status"] == "synced" and record["platform_version"] == detail["version"], record
     # one QuickBooks item for it (its own, or the company's Sales item when there is no income account)
     assert record["qbo_id"] and _marked(qbo_sim, qbo_company, "service")[service_id] <= 1
@@ -304,14 +298,14 @@ def test_a_company_switch_supersedes_the_run_of_the_old_company(
         assert old["realm_id"] == qbo_company
         request = platform.wait_for("Snapshot Requested", deadline, realm_id=second)
         assert request["run_id"] != run_id
-        view = _api(local_stack, owner, "GET", "/initial-sync").json()
+        view = admin_api(local_stack, owner, "GET", "/initial-sync").json()
         assert (view["run_id"], view["realm_id"], view["status"]) == (
             request["run_id"],
             second,
             "waiting_for_snapshot",
         )
         # the old company's plan can no longer be approved, and nothing of it was written
-        assert _api(local_stack, owner, "POST", f"/initial-sync/{run_id}/approve").status_code == 404
+        assert admin_api(local_stack, owner, "POST", f"/initial-sync/{run_id}/approve").status_code == 404
         for record_type in KINDS:
             assert not _marked(qbo_sim, qbo_company, record_type)
     finally:
@@ -330,7 +324,7 @@ def test_a_batch_whose_answer_is_lost_after_commit_lands_each_record_once(
     )
     owner = admin_jwt(local_stack, firm_id)
     try:
-        assert _api(local_stack, owner, "POST", f"/initial-sync/{run_id}/approve").status_code == 200
+        assert admin_api(local_stack, owner, "POST", f"/initial-sync/{run_id}/approve").status_code == 200
         _wait_status(platform, run_id, "completed")
     finally:
         qbo_sim.control.clear_faults()
@@ -340,7 +334,7 @@ def test_a_batch_whose_answer_is_lost_after_commit_lands_each_record_once(
     assert len(dropped) == 2 and all(e["path"].endswith("/batch") for e in dropped), dropped
     assert all(e.get("committed_status") == 200 for e in dropped), dropped
     _no_duplicates(qbo_sim, qbo_company)
-    view = _api(local_stack, owner, "GET", "/initial-sync").json()
+    view = admin_api(local_stack, owner, "GET", "/initial-sync").json()
     assert view["status"] == "completed"
     for phase in view["phases"]:
         finished = sum(phase[k] for k in ("done", "failed", "skipped", "blocked", "changed"))
@@ -400,7 +394,7 @@ def _assert_completed_once(
 ) -> None:
     """The run completed: every planned record counted once, nothing doubled in QuickBooks, money to the
     cent."""
-    view = _api(local_stack, owner, "GET", "/initial-sync").json()
+    view = admin_api(local_stack, owner, "GET", "/initial-sync").json()
     assert view["status"] == "completed" and not view.get("error"), view
     for phase in view["phases"]:
         assert phase["status"] == "completed" and _finished(phase) == phase["planned"], phase
@@ -451,11 +445,11 @@ def test_a_run_that_fails_mid_phase_resumes_where_it_was_without_rewriting(
     s3.put_object(Bucket=bucket, Key=broken["key"], Body=b'{"lines": [')
 
     owner = admin_jwt(local_stack, firm_id)
-    assert _api(local_stack, owner, "POST", f"/initial-sync/{run_id}/approve").status_code == 200
+    assert admin_api(local_stack, owner, "POST", f"/initial-sync/{run_id}/approve").status_code == 200
     failed = _wait_status(platform, run_id, "failed")
     assert f"invoices:{broken['index']}" in failed["error"] and "does not read" in failed["error"], failed
 
-    view = _api(local_stack, owner, "GET", "/initial-sync").json()
+    view = admin_api(local_stack, owner, "GET", "/initial-sync").json()
     assert view["status"] == "failed" and f"invoices:{broken['index']}" in view["error"], view
     phases = _phases(view)
     for name in ("services", "customers"):
@@ -473,13 +467,13 @@ def test_a_run_that_fails_mid_phase_resumes_where_it_was_without_rewriting(
     # the cause is fixed (the plan object written again), the owner resumes
     s3.put_object(Bucket=bucket, Key=broken["key"], Body=good_body)
     staff = admin_jwt(local_stack, firm_id, role="staff", user_id="u-s")
-    assert _api(local_stack, staff, "POST", f"/initial-sync/{run_id}/resume").status_code == 403
-    resumed = _api(local_stack, owner, "POST", f"/initial-sync/{run_id}/resume")
+    assert admin_api(local_stack, staff, "POST", f"/initial-sync/{run_id}/resume").status_code == 403
+    resumed = admin_api(local_stack, owner, "POST", f"/initial-sync/{run_id}/resume")
     assert resumed.status_code == 200 and resumed.json()["status"] == "running", resumed.text
     # a second resume starts no second execution: 409 once the new execution owns the run, or, before that,
     # the same start again (StartExecution with a running execution's name and input answers that execution);
     # the executions are counted at the end
-    again = _api(local_stack, owner, "POST", f"/initial-sync/{run_id}/resume")
+    again = admin_api(local_stack, owner, "POST", f"/initial-sync/{run_id}/resume")
     assert again.status_code in (200, 409), again.text
     _wait_status(platform, run_id, "completed")
 
@@ -531,7 +525,7 @@ def test_an_execution_stopped_mid_phase_resumes_where_it_was_without_rewriting(
     sample = generate(firm_id, n_accounts=8, n_invoices=400)
     run_id, _ = _planned(local_stack, qbo_sim, qbo_company, firm_id, platform, sample)
     owner = admin_jwt(local_stack, firm_id)
-    assert _api(local_stack, owner, "POST", f"/initial-sync/{run_id}/approve").status_code == 200
+    assert admin_api(local_stack, owner, "POST", f"/initial-sync/{run_id}/approve").status_code == 200
     _mid_invoices(platform, run_id, time.monotonic() + DEADLINE)
 
     sfn = clients(local_stack.endpoint_url, local_stack.region)["stepfunctions"]
@@ -547,7 +541,7 @@ def test_an_execution_stopped_mid_phase_resumes_where_it_was_without_rewriting(
     sfn.stop_execution(executionArn=running[0], error="Operator.Stopped", cause="maintenance")
     assert _stopped(platform, sfn, running[0], time.monotonic() + DEADLINE) == "ABORTED"
 
-    view = _api(local_stack, owner, "GET", "/initial-sync").json()
+    view = admin_api(local_stack, owner, "GET", "/initial-sync").json()
     phases = _phases(view)
     # the run is where the stop left it: mid-phase
     assert view["status"] == "running" and phases["services"]["status"] == "completed", view
@@ -557,7 +551,7 @@ def test_an_execution_stopped_mid_phase_resumes_where_it_was_without_rewriting(
     _no_duplicates(qbo_sim, qbo_company)
 
     admin = admin_jwt(local_stack, firm_id, role="admin", user_id="u-admin")
-    resumed = _api(local_stack, admin, "POST", f"/initial-sync/{run_id}/resume")
+    resumed = admin_api(local_stack, admin, "POST", f"/initial-sync/{run_id}/resume")
     assert resumed.status_code == 200, resumed.text
     _wait_status(platform, run_id, "completed")
 

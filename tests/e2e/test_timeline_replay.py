@@ -18,12 +18,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-import requests
 
 from tests.fixtures.firms import admin_jwt
 from tests.fixtures.platform import (
     DEADLINE_SECONDS,
     StatusInbox,
+    admin_api,
     connect_owner,
     put_on_bus,
     sample_event,
@@ -38,18 +38,8 @@ def firm_id() -> str:
     return f"firm-e2e-timeline-{secrets.token_hex(4)}"
 
 
-def _api(local_stack: Any, token: str, method: str, path: str, body: Any = None) -> requests.Response:
-    return requests.request(
-        method,
-        f"{local_stack.api_url}{path}",
-        headers={"Authorization": f"Bearer {token}"},
-        json=body,
-        timeout=60,
-    )
-
-
 def _runs(local_stack: Any, token: str, entity_type: str, platform_id: str) -> list[dict[str, Any]]:
-    got = _api(local_stack, token, "GET", f"/sync/records/{entity_type}/{platform_id}/timeline")
+    got = admin_api(local_stack, token, "GET", f"/sync/records/{entity_type}/{platform_id}/timeline")
     assert got.status_code == 200, got.text
     runs: list[dict[str, Any]] = got.json()["runs"]
     return runs
@@ -71,7 +61,7 @@ def test_a_timeline_shows_every_step_and_a_window_replay_re_runs_exactly_its_rec
     put_on_bus(local_stack, untaxed_invoice_without_services(firm_id))
     status_inbox.wait_for("Invoice", "inv-400", "synced", deadline)
 
-    got = _api(local_stack, token, "GET", "/sync/records/invoice/inv-400/timeline")
+    got = admin_api(local_stack, token, "GET", "/sync/records/invoice/inv-400/timeline")
 
     assert got.status_code == 200, got.text
     before = got.json()["runs"]  # newest first: the run that synced it (an earlier one may have waited)
@@ -84,7 +74,7 @@ def test_a_timeline_shows_every_step_and_a_window_replay_re_runs_exactly_its_rec
         assert secret not in got.text, secret
 
     end = datetime.now(UTC)
-    replay = _api(
+    replay = admin_api(
         local_stack,
         token,
         "POST",
