@@ -9,9 +9,11 @@ the batch's synced records are found with one query per status, not per record.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
+import pytest
+from qbsync.adapters.dynamodb import DynamoTable
 from qbsync.models.record_key import RecordKey
 
 from tests.integration.entity_sync.conftest import SyncStack, new_firm, platform_event, untaxed_invoice
@@ -126,3 +128,50 @@ def test_the_records_waiting_on_a_batch_are_found_together_and_released_once(
     for invoice_id in ("inv-batch-1", "inv-batch-2"):
         record = stack.records.get(RecordKey(firm, stack.realm_id, "invoice", invoice_id))
         assert record is not None and record.status == "synced"
+
+
+def test_a_new_record_costs_two_record_writes_its_claim_with_the_intent_and_its_outcome(
+    stack: SyncStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 12 item 1 / issue 13 item 3: the claim of a create writes the create's intent in its own
+    UpdateItem, so a new record's state costs two writes (claim + intent, outcome), not three. Counted on the
+    table adapter every repository writes through (the records' items only: the rate limiter's slots are
+    one per QuickBooks call)."""
+    firm = new_firm()
+    stack.connect(firm)
+    services = [_service(firm, f"svc-7{i:02d}") for i in range(6)]
+    writes: Counter[str] = Counter()
+    update = DynamoTable.update
+
+    def counted(self: DynamoTable, key: Mapping[str, Any], **kwargs: Any) -> Any:
+        if str(key.get("sk", "")).startswith("REC#"):
+            writes[str(key["sk"])] += 1
+        return update(self, key, **kwargs)
+
+    monkeypatch.setattr(DynamoTable, "update", counted)
+
+    assert stack.deliver(*services) == {"batchItemFailures": []}
+
+    for service in services:
+        sid = service["detail"]["data"]["id"]
+        record = stack.records.get(RecordKey(firm, stack.realm_id, "service", sid))
+        assert record is not None and record.status == "synced" and record.intent is None
+        assert writes[f"REC#service#{sid}"] == 2, writes
+
+
+def test_a_record_skipped_or_blocked_after_its_claim_keeps_no_intent(stack: SyncStack) -> None:
+    """Nothing was sent for them: a leftover intent would make their next run look the object up, and an
+    account's skip it for its exact-name match (it would be created, not linked)."""
+    firm = new_firm()
+    stack.connect(firm)
+    draft = untaxed_invoice(firm, number="N-draft")
+    draft["detail"]["data"].update(id="inv-draft-1", status="draft")
+    draft["detail"]["event_id"] = "evt-inv-draft-1"
+    blocked = _invoice_on(firm, "inv-wait-1", ("svc-801",))
+
+    assert stack.deliver(draft, blocked) == {"batchItemFailures": []}
+
+    skipped = stack.records.get(RecordKey(firm, stack.realm_id, "invoice", "inv-draft-1"))
+    waiting = stack.records.get(RecordKey(firm, stack.realm_id, "invoice", "inv-wait-1"))
+    assert skipped is not None and skipped.status == "skipped" and skipped.intent is None, skipped
+    assert waiting is not None and waiting.status == "blocked" and waiting.intent is None, waiting

@@ -116,9 +116,9 @@ def test_a_chunk_of_customers_then_invoices_syncs_through_batch_calls_once_each(
     assert _objects_per_record(stack, "Customer") == Counter({e.record_id: 1 for e in accounts})
     # as for the invoices below (the connection's token blob and the Intuit app secret are read once too;
     # the rate limiter's slots are UpdateItems, and a GetItem when a window was full)
-    assert aws["UpdateItem"] <= 3.3 * n and aws["Query"] <= 60 and aws["GetItem"] <= 10, aws
+    assert aws["UpdateItem"] <= 2.3 * n and aws["Query"] <= 60 and aws["GetItem"] <= 10, aws
     assert aws["BatchGetItem"] <= math.ceil(n / 100) and aws["PutEvents"] <= 30, aws
-    assert sum(aws.values()) <= 4.8 * n, aws
+    assert sum(aws.values()) <= 3.8 * n, aws
 
     invoices = [_invoice(firm, i, accounts[i].record_id) for i in range(n)]
     seen = len(_log(stack))
@@ -131,18 +131,19 @@ def test_a_chunk_of_customers_then_invoices_syncs_through_batch_calls_once_each(
     log = _log(stack)[seen:]
     assert _calls(log, "/invoice") == 0
     assert _calls(log, "/batch") <= math.ceil(n / 30) + 2  # + the reference data's batch of queries
-    # per record: its own writes (claim, intent, outcome: UpdateItem); per chunk: the connection, the
+    # per record: its own writes (the claim with the create's intent, the outcome: UpdateItem; issue 13 item 3
+    # - the intent was a third write of its own before); per chunk: the connection, the
     # settings and every record and prerequisite read once (BatchGetItem, 100 keys a call); per thread: the
     # release queries (one per waiting status) and one PutEvents for its status events
     aws = _aws(aws_before, aws_after)
-    assert aws["UpdateItem"] <= 3.2 * n, aws
+    assert aws["UpdateItem"] <= 2.2 * n, aws
     # GetItem: the connection and settings once, and the limiter's read of its counters when a batch call
     # waits for the next batch window (batch calls are spaced: qbsync.qbo.ratelimit)
     assert aws["BatchGetItem"] <= math.ceil(2 * n / 100) and aws["GetItem"] <= 2 + _calls(log, "/batch"), aws
     # one batch scope for the chunk, not one per thread: its status events leave ten a call
     assert aws["PutEvents"] <= math.ceil(n / 10) + 1, aws
     assert aws["PutEvents"] <= 30 and aws["Query"] <= 60, aws
-    assert sum(aws.values()) <= 4.6 * n, aws
+    assert sum(aws.values()) <= 3.6 * n, aws
     by_id = {obj["Id"]: obj for obj in stack.entities("Invoice")}
     for outcome, event in zip(outcomes, invoices, strict=True):
         record = stack.records.get(_key(stack, firm, "invoice", event.record_id))

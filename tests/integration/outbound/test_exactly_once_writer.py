@@ -16,8 +16,16 @@ from qbsync.errors import (
     UncertainOutcome,
 )
 from qbsync.models.record_key import RecordKey
-from qbsync.outbound.writer import ExactlyOnceWriter, WriteRequest, write_request_id
-from qbsync.repositories.records import FAILED, NOT_SYNCED, SYNCED, Intent, RecordError
+from qbsync.outbound.writer import ExactlyOnceWriter, WriteRequest, create_intent, write_request_id
+from qbsync.repositories.records import (
+    FAILED,
+    NOT_SYNCED,
+    SYNCED,
+    ClaimOptions,
+    Intent,
+    RecordError,
+    RecordsRepository,
+)
 
 from tests.integration.outbound.conftest import customer_payload, find_customer, new_id
 
@@ -512,3 +520,120 @@ def test_adopt_claimed_links_the_found_object_without_writing(rig):
     assert outcome.status == "adopted" and outcome.record.status == SYNCED
     assert outcome.record.qbo_id == created.record.qbo_id and len(rig.customers()) == before
     assert rig.records.get(key).owner is None  # the lease ends with the link
+
+
+class _CountingRecords(RecordsRepository):
+    """The real repository, counting the intents written on their own (not with a claim)."""
+
+    def __init__(self, table) -> None:
+        super().__init__(table)
+        self.intents_written: list[Intent] = []
+
+    def record_intent(self, key, *, owner, intent):
+        self.intents_written.append(intent)
+        return super().record_intent(key, owner=owner, intent=intent)
+
+
+def _claim_with_intent(records, key: RecordKey, now: float, owner: str = "worker-1"):
+    return records.claim(
+        key,
+        version=1,
+        owner=owner,
+        lease_seconds=60,
+        now=now,
+        options=ClaimOptions("create", intent=create_intent(key, 1, now)),
+    )
+
+
+def test_a_create_claimed_with_its_intent_is_sent_under_it_without_writing_it_again(rig, table):
+    """Issue 12/13: the claim of a create notes its intent with the lease (one UpdateItem less per record);
+    the intent is durable before QuickBooks is called, and QuickBooks sees exactly its requestid."""
+    records = _CountingRecords(table)
+    cid = new_id("acct")
+    name = f"Claimed {cid}"
+    key = RecordKey(rig.firm, rig.realm, CLIENT, cid)
+    claim = _claim_with_intent(records, key, rig.clock())
+    rid = write_request_id(key, "create", 1)
+
+    assert claim.claimed and claim.record.intent is not None and claim.record.intent.fresh
+    stored = records.get(key)
+    assert stored.intent == Intent("create", 1, rid, None, at=claim.record.intent.at)  # durable, not fresh
+    assert stored.intent.fresh is False and stored.leftover_intent is not None
+
+    writer = ExactlyOnceWriter(records, rig.client(), rig.clock, "worker-1", app_base_url=rig.sim.url)
+    outcome = writer.write_claimed(
+        claim.record,
+        WriteRequest(1, "create", "Customer", customer_payload(name, cid), find_customer(name, cid)),
+    )
+
+    assert outcome.status == "synced" and outcome.request_id == rid
+    assert records.intents_written == []  # the claim's intent was the one sent under
+    assert len(rig.customers(name)) == 1
+    posts = [r for r in rig.sim.control.requests(rig.realm, limit=20) if r["method"] == "POST"]
+    assert any(f"requestid={rid}" in (r.get("query") or "") for r in posts)
+    queries = [r for r in rig.sim.control.requests(rig.realm, limit=20) if "/query" in str(r.get("path"))]
+    assert queries == []  # the claim's own intent is no leftover: nothing looked up before the create
+    assert records.get(key).intent is None
+
+
+def test_a_lost_answer_under_the_claims_intent_keeps_it_and_the_next_run_writes_once(rig, table):
+    records = _CountingRecords(table)
+    cid = new_id("acct")
+    name = f"Lost {cid}"
+    key = RecordKey(rig.firm, rig.realm, CLIENT, cid)
+    payload = customer_payload(name, cid)
+    rig.sim.control.inject_fault(
+        "drop_after_commit", count=1, realm_id=rig.realm, method="POST", path_regex="/customer$"
+    )
+    claim = _claim_with_intent(records, key, rig.clock())
+    single_shot = ExactlyOnceWriter(
+        records, rig.client(max_attempts=1), rig.clock, "worker-1", app_base_url=rig.sim.url
+    )
+
+    with pytest.raises(UncertainOutcome):
+        single_shot.write_claimed(claim.record, WriteRequest(1, "create", "Customer", payload))
+
+    left = records.get(key)
+    assert left.status == NOT_SYNCED and left.owner is None
+    assert left.intent is not None and left.intent.request_id == write_request_id(key, "create", 1)
+    again = _claim_with_intent(records, key, rig.clock(), owner="worker-2")
+    assert again.record.intent == left.intent and not again.record.intent.fresh  # a leftover is not replaced
+    retry = rig.writer("worker-2").write_claimed(
+        again.record, WriteRequest(1, "create", "Customer", payload, find_customer(name, cid))
+    )
+    [only] = rig.customers(name)
+    assert retry.status == "adopted" and retry.record.qbo_id == only["Id"]
+
+
+def test_a_failure_before_any_call_removes_the_claims_own_intent(rig, table):
+    """Nothing was sent under the claim's intent: the record must not look like a write is in flight (the
+    next run would look the object up and skip the exact-name match for it)."""
+    records = _CountingRecords(table)
+    key = RecordKey(rig.firm, rig.realm, CLIENT, new_id("acct"))
+    claim = _claim_with_intent(records, key, rig.clock())
+
+    with pytest.raises(DataError):  # an update of a record with no QuickBooks object: refused before a call
+        rig.writer().write_claimed(claim.record, WriteRequest(1, "update", "Customer", {"DisplayName": "Y"}))
+
+    record = records.get(key)
+    assert record.status == FAILED and record.intent is None
+
+
+def test_a_release_before_any_call_removes_the_claims_own_intent_and_after_a_call_keeps_it(rig, table):
+    records = _CountingRecords(table)
+    unsent = RecordKey(rig.firm, rig.realm, CLIENT, new_id("acct"))
+    claim = _claim_with_intent(records, unsent, rig.clock())
+    records.release(unsent, owner="worker-1", status=NOT_SYNCED, now=rig.clock(), drop_intent=True)
+    assert records.get(unsent).intent is None
+
+    cid = new_id("acct")
+    sent = RecordKey(rig.firm, rig.realm, CLIENT, cid)
+    claim = _claim_with_intent(records, sent, rig.clock())
+    rig.sim.control.inject_fault("throttle", count=1, realm_id=rig.realm, method="POST")
+    writer = ExactlyOnceWriter(
+        records, rig.client(max_attempts=1), rig.clock, "worker-1", app_base_url=rig.sim.url
+    )
+    with pytest.raises(RetryableError):  # QuickBooks was called: what it did is not ours to assume
+        writer.write_claimed(claim.record, WriteRequest(1, "create", "Customer", customer_payload(cid, cid)))
+    record = records.get(sent)
+    assert record.status == NOT_SYNCED and record.intent is not None

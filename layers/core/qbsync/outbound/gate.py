@@ -221,6 +221,7 @@ class DependencyGate:
             owner=self._owner,
             waiting_on=waiting,
             now=self._clock(),
+            drop_intent=job.unsent_intent,
         )
         logger.info("record blocked on prerequisites", extra=log_context(job, waiting_on=len(waiting)))
         still = []
@@ -390,6 +391,7 @@ class DependencyGate:
                 owner=self._owner,
                 status=status if status != "syncing" else "not_synced",
                 now=self._clock(),
+                drop_intent=job.unsent_intent,
             )
 
 

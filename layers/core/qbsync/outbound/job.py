@@ -62,6 +62,16 @@ class Job:
     seen: dict[RecordKey, Any] = field(default_factory=dict)
     #: the run's timeline steps, written once when it ends (:mod:`qbsync.outbound.timeline`); None: not kept
     trail: RunTrail | None = None
+    #: the claim noted the create's intent with the lease (:attr:`~qbsync.repositories.records.Intent.fresh`)
+    fresh_intent: bool = False
+    #: the writer was handed the record: from then on it sends under the intent or resolves it
+    writing: bool = False
+
+    @property
+    def unsent_intent(self) -> bool:
+        """True when the record's intent is the claim's own and the writer never had it: an outcome reached
+        now (skipped, blocked, failed before the write, released) removes it, since nothing was sent."""
+        return self.fresh_intent and not self.writing
 
     @property
     def firm_id(self) -> str:

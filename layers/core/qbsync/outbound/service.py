@@ -92,7 +92,7 @@ from qbsync.outbound.prefetch import BatchPrefetch
 from qbsync.outbound.resume import PausedWorkResumer
 from qbsync.outbound.status import ErrorLog, Publisher, StatusReporter
 from qbsync.outbound.timeline import RunTrail, TimelineRecorder
-from qbsync.outbound.writer import DEFAULT_LEASE_SECONDS, ExactlyOnceWriter, WriteRequest
+from qbsync.outbound.writer import DEFAULT_LEASE_SECONDS, ExactlyOnceWriter, WriteRequest, create_intent
 from qbsync.qbo.batching import CoalescingQboClient
 from qbsync.qbo.client import QboClient, deep_link
 from qbsync.qbo.reference import QboReference, ReferenceCache
@@ -549,13 +549,20 @@ class SyncService:
         self, job: Job, event: PlatformEvent, connection: Connection, qbo: QboClient
     ) -> Outcome:
         entity_type = job.entity_type
+        now = self._clock()
         claim = self._records.claim(
             job.key,
             version=job.version,
             owner=self._owner,
             lease_seconds=self._lease_seconds,
-            now=self._clock(),
-            options=ClaimOptions(job.operation, event_envelope(event), job.seen[job.key]),
+            now=now,
+            options=ClaimOptions(
+                job.operation,
+                event_envelope(event),
+                job.seen[job.key],
+                # a create notes its intent with the lease: the writer does not write it again
+                intent=create_intent(job.key, job.version, now) if job.operation == "create" else None,
+            ),
         )
         if claim.outcome is ClaimOutcome.STALE:
             return Outcome("stale", entity_type, job.platform_id, claim.record.qbo_id)
@@ -572,6 +579,7 @@ class SyncService:
             return self._credits.ensure(job, claim.record, connection, qbo, done)
 
         rest = claim.record.prev_status or "not_synced"
+        job.fresh_intent = claim.record.fresh_intent
         try:
             return self._claimed(job, claim.record, connection, qbo)
         except DataError as err:
@@ -757,7 +765,7 @@ class SyncService:
             job.operation == "create"
             and payload
             and current.qbo_id is None
-            and current.intent is None
+            and current.leftover_intent is None
             and job.entity_type in vocab.NAME_LISTS
         ):
             match = self._name_match(job, qbo, payload)
@@ -779,6 +787,7 @@ class SyncService:
             note_of=note_of,
             observe=_observer(trail, job.qbo_entity, payload, qbo),
         )
+        job.writing = True  # from here the writer owns the intent (it sends under it, or resolves it)
         try:
             result = writer.write_claimed(current, request)
         except DataError as err:
@@ -877,6 +886,7 @@ class SyncService:
             reason=reason,
             now=self._clock(),
             waiting_on=waiting_on,
+            drop_intent=job.unsent_intent,
         )
         self._status.publish_status(job, "skipped")
         logger.info("record skipped", extra=log_context(job, reason=reason.split(":")[0][:80]))
@@ -902,7 +912,8 @@ class SyncService:
                 qbo_code=err.qbo_code,
             ),
             now=self._clock(),
-            keep_intent=True,  # an intent left by an earlier attempt must still be resolved
+            # an intent left by an earlier attempt must still be resolved; the claim's own, unsent, goes
+            keep_intent=not job.unsent_intent,
         )
         return self._report_failure(job, err)
 

@@ -15,7 +15,10 @@ QBO, whatever happens around it (SQS redelivery, a second worker, a crash, a los
    record key's parts, the operation and the version): every retry, redelivery or second worker of the
    same logical write sends the same id, so QBO replays the original answer instead of writing twice.
 3. **Durable intent before the call.** ``intent_*`` (op, version, requestid, SyncToken sent) is written on
-   the record before QBO is called and cleared in the same UpdateItem that records the outcome.
+   the record before QBO is called and cleared in the same UpdateItem that records the outcome. The
+   orchestrator's claim of a create notes it with the lease (:func:`create_intent`, one write less per
+   record); the writer then sends under that intent (:attr:`~qbsync.repositories.records.Intent.fresh`)
+   without writing it again, and an outcome reached without sending removes it.
 4. **Resolve a leftover intent first.** A record that still shows an intent had a write whose outcome was
    never recorded (crash between the QBO write and our state write, or :class:`UncertainOutcome`). For a
    create, ``find_existing(qbo)`` (a QBO lookup by business key + the ``qbsync:{entity_type}:{platform_id}``
@@ -34,6 +37,7 @@ create is never sent).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -69,6 +73,7 @@ __all__ = [
     "FindExisting",
     "WriteOutcome",
     "WriteRequest",
+    "create_intent",
     "marker",
     "write_request_id",
 ]
@@ -97,6 +102,21 @@ def write_request_id(key: RecordKey, operation: str, version: int, *parts: objec
     return request_id_for(
         key.firm_id, key.realm_id, key.record_type, key.platform_id, operation, version, *parts, *salt
     )
+
+
+def create_intent(key: RecordKey, version: int, now: float) -> Callable[[SyncRecord | None], Intent | None]:
+    """The intent the claim of a create notes with the lease (``ClaimOptions.intent``): for a record with no
+    QBO object, the create this writer sends for it - the same requestid
+    :meth:`ExactlyOnceWriter.write_claimed` computes (no salt, the record's epoch) - so the writer does not
+    write it again before the call."""
+
+    def intent(current: SyncRecord | None) -> Intent | None:
+        if current is not None and current.qbo_id is not None:
+            return None  # the writer turns the create into an update of the object
+        epoch = current.epoch if current is not None else 0
+        return Intent("create", version, write_request_id(key, "create", version, epoch=epoch), None, at=now)
+
+    return intent
 
 
 @dataclass(frozen=True)
@@ -142,9 +162,10 @@ class _Send:
 
 @dataclass
 class _Attempt:
-    """Per-call bookkeeping: whether this call has recorded its own intent yet."""
+    """Per-call bookkeeping: whether this call has its own intent durable yet, and whether it called QBO."""
 
     noted: bool = False
+    sent: bool = False
 
 
 @dataclass(frozen=True)
@@ -269,9 +290,13 @@ class ExactlyOnceWriter:
             raise ValueError("the record's lease must be held by this writer's owner")
         if record.lease_until is not None and record.lease_until - self._clock() > self._lease_seconds / 2:
             return record
-        return self._records.renew(
+        renewed = self._records.renew(
             record.key, owner=self._owner, lease_seconds=self._lease_seconds, now=self._clock()
         )
+        if record.fresh_intent and renewed.intent is not None:
+            # the claim's own intent, still unsent: renewing the lease does not make it a leftover
+            renewed = dataclasses.replace(renewed, intent=record.intent)
+        return renewed
 
     def _check_write(self, realm_id: str, request: WriteRequest) -> None:
         """ValueError before anything is written: unknown operation, empty payload, another realm."""
@@ -290,19 +315,19 @@ class ExactlyOnceWriter:
         try:
             return self._apply(attempt, record, request)
         except UncertainOutcome:
-            self._release(record, rest_status)
+            self._release(record, rest_status, attempt)
             raise
         except DataError as err:
             # keep an earlier, unresolved intent (this attempt failed before replacing it), and keep ours
             # when an earlier try of it may have been applied
-            keep = err.maybe_applied or (record.intent is not None and not attempt.noted)
+            keep = err.maybe_applied or (record.leftover_intent is not None and not attempt.noted)
             self._fail(record, err, keep_intent=keep, keep_error=request.keep_error)
             raise
         except (ReconnectRequired, RetryableError):
-            self._release(record, rest_status)
+            self._release(record, rest_status, attempt)
             raise
         except BaseException:
-            self._release(record, rest_status)
+            self._release(record, rest_status, attempt)
             raise
 
     # ------------------------------------------------------------------ steps
@@ -313,18 +338,20 @@ class ExactlyOnceWriter:
             (record.qbo_id, record.sync_token) if record.qbo_entity == qbo_entity else (None, None)
         )
         intent = record.intent
+        leftover = record.leftover_intent
 
-        if intent is not None and qbo_id is None and intent.operation == "create" and request.find_existing:
-            found = request.find_existing(self._qbo)
+        finder = request.find_existing
+        if leftover is not None and qbo_id is None and leftover.operation == "create" and finder is not None:
+            found = finder(self._qbo)
             if found is not None:
                 qbo_id, sync_token = _id_and_token(found)
                 logger.info("adopted object of an earlier attempt", extra=_log_ctx(record, version))
-                if operation == "create" and version <= intent.version:
+                if operation == "create" and version <= leftover.version:
                     adopted = WriteRequest(
-                        intent.version, operation, qbo_entity, request.payload, note_of=request.note_of
+                        leftover.version, operation, qbo_entity, request.payload, note_of=request.note_of
                     )
                     synced = self._synced(record, adopted, qbo_id, sync_token, obj=found)
-                    return WriteOutcome("adopted", synced, operation, intent.request_id, found)
+                    return WriteOutcome("adopted", synced, operation, leftover.request_id, found)
 
         op = operation
         if op == "create" and qbo_id is not None:
@@ -356,6 +383,7 @@ class ExactlyOnceWriter:
         op, qbo_id = send.op, send.qbo_id
         self._note_intent(attempt, record, send, version)
         try:
+            attempt.sent = True
             obj = self._send(qbo_entity, request, send)
         except StaleObject as err:
             if op == "create" or qbo_id is None or err.maybe_applied:
@@ -404,6 +432,16 @@ class ExactlyOnceWriter:
         return self._qbo.void(qbo_entity, qbo_id, sync_token, request_id=request_id)
 
     def _note_intent(self, attempt: _Attempt, record: SyncRecord, send: _Send, version: int) -> None:
+        claimed = record.intent
+        if (
+            not attempt.noted
+            and claimed is not None
+            and claimed.fresh
+            and (claimed.operation, claimed.version, claimed.request_id, claimed.sync_token)
+            == (send.op, version, send.request_id, send.sync_token)
+        ):
+            attempt.noted = True  # the claim noted exactly this write with the lease: it is durable
+            return
         self._records.record_intent(
             record.key,
             owner=self._owner,
@@ -466,13 +504,15 @@ class ExactlyOnceWriter:
         except QbsyncError:
             logger.warning("could not mark the record failed", extra=_log_ctx(record, None))
 
-    def _release(self, record: SyncRecord, status: str) -> None:
+    def _release(self, record: SyncRecord, status: str, attempt: _Attempt) -> None:
         try:
             self._records.release(
                 record.key,
                 owner=self._owner,
                 status=status,
                 now=self._clock(),
+                # the claim's own intent, and QBO was never called: nothing is left to resolve
+                drop_intent=record.fresh_intent and not attempt.sent,
             )
         except QbsyncError:
             # the lease expires by itself; the original error is what the caller must see

@@ -31,7 +31,10 @@ attribute          meaning
 ``intent_*``       the write in flight: ``intent_op``, ``intent_version``, ``intent_request_id``,
                    ``intent_sync_token`` (the SyncToken it was sent with), ``intent_at``. Written BEFORE the
                    QBO call and removed in the same UpdateItem that records the outcome, so a crash in
-                   between leaves it behind for the next attempt to resolve (C.7).
+                   between leaves it behind for the next attempt to resolve (C.7). The claim of a create of
+                   a record with no QBO object and no intent writes the create's intent in its own UpdateItem
+                   (:attr:`ClaimOptions.intent`): one write less per record; until something is sent under
+                   it, the claimed record's intent is ``fresh`` and every outcome without a send removes it.
 ``revision``       +1 on every write: the compare-and-set guard of :meth:`RecordsRepository.claim`
 ``last_event``     the JSON envelope of the newest platform event claimed for the record, with
                    ``last_event_version`` (:meth:`RecordsRepository.store_last_event`, never replaced by an
@@ -85,8 +88,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -212,6 +215,9 @@ class Intent:
     request_id: str
     sync_token: str | None
     at: float
+    #: noted by the claim that returned the record (:attr:`ClaimOptions.intent`), and nothing was sent under
+    #: it yet: not a leftover of an earlier attempt. Never stored (a record read back has ``fresh`` False).
+    fresh: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,6 +285,18 @@ class SyncRecord:
 
     def held_by_other(self, owner: str, now: float) -> bool:
         return self.lease_live(now) and self.owner != owner
+
+    @property
+    def leftover_intent(self) -> Intent | None:
+        """The intent of an earlier attempt whose outcome was never recorded (what must be resolved before
+        writing), i.e. :attr:`intent` unless this run's claim noted it (:attr:`Intent.fresh`)."""
+        intent = self.intent
+        return None if intent is None or intent.fresh else intent
+
+    @property
+    def fresh_intent(self) -> bool:
+        """True when the intent on the record was noted by this run's claim and nothing was sent under it."""
+        return self.intent is not None and self.intent.fresh
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> SyncRecord:
@@ -358,12 +376,15 @@ class ClaimOptions:
     own); a record whose stored event is newer is ``SUPERSEDED`` and nothing is written. ``seen``: the
     record as a consistent read just returned it (:meth:`~RecordsRepository.get_many`; None: no item),
     instead of the claim reading it; a change since is caught by the write's condition, after which the
-    record is read again.
+    record is read again. ``intent``: given the record as the claim found it (None: no item), the write
+    intent to note in the claim's own UpdateItem, or None; asked only when the record has no intent (a
+    leftover intent is never replaced by a claim). The claimed record then carries it ``fresh``.
     """
 
     operation: str | None = None
     last_event: Mapping[str, Any] | None = None
     seen: SyncRecord | _Unread | None = UNREAD
+    intent: Callable[[SyncRecord | None], Intent | None] | None = None
 
 
 _NO_OPTIONS = ClaimOptions()
@@ -886,6 +907,22 @@ class RecordsRepository:
             values[":le"] = json.dumps(dict(last_event), separators=(",", ":"))
             stored = ", #le = :le, #lev = :version"
             condition += " AND (attribute_not_exists(#lev) OR #lev <= :version)"
+        noted = _claim_intent(options, current)
+        if noted is not None:
+            values.update(
+                {
+                    ":iop": noted.operation,
+                    ":iver": noted.version,
+                    ":irid": noted.request_id,
+                    ":iat": _num(noted.at),
+                }
+            )
+            stored += (
+                ", intent_op = :iop, intent_version = :iver, intent_request_id = :irid, intent_at = :iat"
+            )
+            if noted.sync_token is not None:
+                values[":itok"] = str(noted.sync_token)
+                stored += ", intent_sync_token = :itok"
         try:
             item = self._table.update(
                 key.item_key(),
@@ -904,7 +941,7 @@ class RecordsRepository:
             if not isinstance(options.seen, _Unread):
                 # the record changed since the caller's read (another worker, a batch's read ahead): claim
                 # once more from a fresh read, as if nothing had been seen
-                unread = ClaimOptions(operation, last_event)
+                unread = ClaimOptions(operation, last_event, intent=options.intent)
                 return self.claim(
                     key, version=version, owner=owner, lease_seconds=lease_seconds, now=now, options=unread
                 )
@@ -919,7 +956,10 @@ class RecordsRepository:
                 entity=entity_type,
                 entity_id=platform_id,
             ) from None
-        return Claim(ClaimOutcome.CLAIMED, SyncRecord.from_item(item))
+        record = SyncRecord.from_item(item)
+        if noted is not None and record.intent is not None:
+            record = replace(record, intent=replace(record.intent, fresh=True))
+        return Claim(ClaimOutcome.CLAIMED, record)
 
     @staticmethod
     def _classify(
@@ -1144,11 +1184,14 @@ class RecordsRepository:
         reason: str,
         now: float,
         waiting_on: Sequence[tuple[str, str]] = (),
+        drop_intent: bool = False,
     ) -> SyncRecord:
         """The record is deliberately not synced (settings, admin skip); ``reason`` is shown to admins.
 
         ``waiting_on``: the record is skipped behind prerequisites that will not sync as things stand
         (skipped, failed, unsynced); they are kept, so the record is released when they sync.
+        ``drop_intent``: remove the intent (the claim's own, nothing was sent under it: :attr:`Intent.fresh`);
+        a leftover intent is kept for the next write to resolve.
         """
         if not reason:
             raise ValueError("a skip needs a reason")
@@ -1161,7 +1204,11 @@ class RecordsRepository:
             now=now,
             status=SKIPPED,
             sets={"skip_reason": reason[:500], **({"waiting_on": keys} if keys else {})},
-            removes=[*_ERROR_ATTRS, *(() if keys else ("waiting_on",))],
+            removes=[
+                *_ERROR_ATTRS,
+                *(() if keys else ("waiting_on",)),
+                *(_INTENT_ATTRS if drop_intent else ()),
+            ],
         )
 
     def mark_blocked(
@@ -1171,10 +1218,12 @@ class RecordsRepository:
         owner: str,
         waiting_on: Sequence[tuple[str, str]],
         now: float,
+        drop_intent: bool = False,
     ) -> SyncRecord:
         """The record waits for prerequisites (C.5), e.g. an invoice for its client's customer.
 
         Re-check the prerequisites afterwards (see the module doc) to close the race with their sync.
+        ``drop_intent``: as :meth:`mark_skipped`'s.
         """
         keys = {_waiting_key(p) for p in waiting_on}
         if not keys:
@@ -1187,7 +1236,7 @@ class RecordsRepository:
             now=now,
             status=BLOCKED,
             sets={"waiting_on": keys},
-            removes=[*_ERROR_ATTRS, "skip_reason"],
+            removes=[*_ERROR_ATTRS, "skip_reason", *(_INTENT_ATTRS if drop_intent else ())],
         )
 
     def release(
@@ -1197,9 +1246,11 @@ class RecordsRepository:
         owner: str,
         status: str,
         now: float,
+        drop_intent: bool = False,
     ) -> SyncRecord:
         """Give the lease back without an outcome (retryable errors), leaving ``status`` (usually the
-        claim's ``prev_status``). The write intent, if any, stays for the next attempt to resolve."""
+        claim's ``prev_status``). The write intent, if any, stays for the next attempt to resolve, unless
+        ``drop_intent`` (the claim's own intent, nothing was sent under it: :attr:`Intent.fresh`)."""
         if status not in RESTING_STATUSES:
             raise ValueError(f"a released record rests in one of {list(RESTING_STATUSES)}, not {status!r}")
         return self._transition(
@@ -1208,8 +1259,24 @@ class RecordsRepository:
             now=now,
             status=status,
             sets={},
-            removes=[],
+            removes=_INTENT_ATTRS if drop_intent else [],
         )
+
+
+def _claim_intent(options: ClaimOptions, current: SyncRecord | None) -> Intent | None:
+    """The intent a claim notes in its own write (:attr:`ClaimOptions.intent`), checked; None when the record
+    already has one (a leftover is resolved by the writer, never replaced) or the caller notes none."""
+    if options.intent is None or (current is not None and current.intent is not None):
+        return None
+    intent = options.intent(current)
+    if intent is None:
+        return None
+    if intent.operation not in OPERATIONS:
+        raise ValueError(f"unknown operation {intent.operation!r}")
+    _check_version(intent.version)
+    if not intent.request_id:
+        raise ValueError("request_id is required")
+    return intent
 
 
 _INTENT_ATTRS = ["intent_op", "intent_version", "intent_request_id", "intent_sync_token", "intent_at"]
