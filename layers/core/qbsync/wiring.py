@@ -591,6 +591,7 @@ def build_drift_reports(*, table: DynamoTable | None = None) -> DriftReports:
         reports=DriftReportRepository(table, clock=time.time),
         publisher=_publisher(),
         clock=time.time,
+        inbound_payments=InboundPayments(table),
     )
 
 
