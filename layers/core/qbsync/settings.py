@@ -27,12 +27,14 @@ __all__ = [
     "InitialSyncSettings",
     "ObservabilitySettings",
     "QboSettings",
+    "SweepSettings",
     "clear",
     "get_auth_settings",
     "get_core_settings",
     "get_initial_sync_settings",
     "get_observability_settings",
     "get_qbo_settings",
+    "get_sweep_settings",
 ]
 
 
@@ -149,6 +151,23 @@ class InitialSyncSettings(_EnvSettings):
     state_machine_arn: str | None = Field(None, alias="INITIAL_SYNC_STATE_MACHINE_ARN")
 
 
+class SweepSettings(_EnvSettings):
+    """The scheduled resync's record sweep (qbsync.reconcile.sweep, docs/operations.md "Scheduled resync"):
+    how long a record rests before the sweep runs it again. Defaults are the production values; each is
+    bounded so that a typo cannot make the sweep race the event-driven path (or never run)."""
+
+    #: a record blocked (or skipped behind a prerequisite) whose prerequisites are all in QuickBooks is run
+    #: again once both it and its last prerequisite rested this long (a release in flight takes seconds)
+    blocked_after_seconds: int = Field(900, alias="SWEEP_BLOCKED_AFTER_SECONDS", ge=60, le=86400)
+    #: a record left not_synced / syncing under a dead lease is run again once untouched this long; at least
+    #: OutboundQueue's 5 receives at 720 s (3600 s), so its own retries are over
+    retry_after_seconds: int = Field(5400, alias="SWEEP_RETRY_AFTER_SECONDS", ge=3600, le=7 * 86400)
+    #: an initial sync that says running but whose item has not moved this long defers no sweep
+    initial_sync_stale_seconds: int = Field(
+        5400, alias="SWEEP_INITIAL_SYNC_STALE_SECONDS", ge=900, le=7 * 86400
+    )
+
+
 @lru_cache(maxsize=1)
 def get_observability_settings() -> ObservabilitySettings:
     """Powertools service name, metrics namespace, log level (defaults when unset)."""
@@ -179,6 +198,12 @@ def get_initial_sync_settings() -> InitialSyncSettings:
     return InitialSyncSettings.from_env()
 
 
+@lru_cache(maxsize=1)
+def get_sweep_settings() -> SweepSettings:
+    """The record sweep's thresholds (defaults when unset). Raises ConfigurationError for a bad value."""
+    return SweepSettings.from_env()
+
+
 def clear() -> None:
     """Forget every cached settings object (tests that change the environment call this)."""
     for getter in (
@@ -187,5 +212,6 @@ def clear() -> None:
         get_auth_settings,
         get_qbo_settings,
         get_initial_sync_settings,
+        get_sweep_settings,
     ):
         getter.cache_clear()

@@ -103,7 +103,12 @@ from qbsync.repositories.snapshots import SnapshotStore
 from qbsync.repositories.timeline import TimelineRepository
 from qbsync.repositories.watermarks import WatermarkRepository
 from qbsync.settings import clear as clear_settings
-from qbsync.settings import get_core_settings, get_initial_sync_settings, get_qbo_settings
+from qbsync.settings import (
+    get_core_settings,
+    get_initial_sync_settings,
+    get_qbo_settings,
+    get_sweep_settings,
+)
 
 __all__ = [
     "RecordsWiring",
@@ -496,14 +501,18 @@ def build_catch_up_requests() -> CatchUpRequests:
 def build_resync() -> Resync:
     """One firm's scheduled resync (``functions/cdc_catchup``; qbsync.reconcile.resync): its steps in order,
     the drift report (PRODUCT.md J.3, :class:`~qbsync.reconcile.report.DriftReportStep`) last."""
+    sweep_settings = get_sweep_settings()
     return Resync(
         connections=_connections(),
         steps=[
             CatchUpStep(catch_up()),
             SweepStep(
-                RecordSweep(records=_records(), outbound=outbound_queue(), clock=time.time),
+                RecordSweep(
+                    records=_records(), outbound=outbound_queue(), clock=time.time, settings=sweep_settings
+                ),
                 initial_sync_runs(),
                 clock=time.time,
+                stale_after=sweep_settings.initial_sync_stale_seconds,
             ),
             DailyPreflight(
                 preflight=build_preflight_check(),
@@ -582,6 +591,7 @@ def build_drift_reports(*, table: DynamoTable | None = None) -> DriftReports:
         reports=DriftReportRepository(table, clock=time.time),
         publisher=_publisher(),
         clock=time.time,
+        inbound_payments=InboundPayments(table),
     )
 
 

@@ -161,3 +161,26 @@ def test_platform_return_url_is_optional_but_must_be_an_http_url(monkeypatch):
     monkeypatch.setenv("PLATFORM_RETURN_URL", "javascript:alert(1)")
     with pytest.raises(ConfigurationError, match="PLATFORM_RETURN_URL"):
         settings.get_qbo_settings()
+
+
+def test_sweep_thresholds_default_to_production_and_are_validated(monkeypatch):
+    for name in (
+        "SWEEP_BLOCKED_AFTER_SECONDS",
+        "SWEEP_RETRY_AFTER_SECONDS",
+        "SWEEP_INITIAL_SYNC_STALE_SECONDS",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    defaults = settings.get_sweep_settings()
+    assert (defaults.blocked_after_seconds, defaults.retry_after_seconds) == (900, 5400)
+    assert defaults.initial_sync_stale_seconds == 5400
+    monkeypatch.setenv("SWEEP_BLOCKED_AFTER_SECONDS", "600")
+    settings.clear()
+    assert settings.get_sweep_settings().blocked_after_seconds == 600
+    # below OutboundQueue's own 5 receives at 720 s: the sweep would race the queue's retries
+    monkeypatch.setenv("SWEEP_RETRY_AFTER_SECONDS", "1800")
+    monkeypatch.setenv("SWEEP_BLOCKED_AFTER_SECONDS", "soon")
+    settings.clear()
+    with pytest.raises(ConfigurationError) as err:
+        settings.get_sweep_settings()
+    assert set(err.value.extra["variables"]) == {"SWEEP_BLOCKED_AFTER_SECONDS", "SWEEP_RETRY_AFTER_SECONDS"}
+    assert "1800" not in str(err.value) and "soon" not in str(err.value)

@@ -13,7 +13,9 @@ from qbsync.reconcile.compare import (
     EDITED,
     MISSING,
     PAID_STATUS_MISMATCH,
+    QBO_PAYMENT,
     Compared,
+    FromQuickBooks,
     compare,
     money,
 )
@@ -182,3 +184,57 @@ def test_the_fingerprint_tells_a_changed_difference_from_the_same_one() -> None:
     b = compare(_rows(_qbo_invoice(total=605.01, line2=80.01), 605.01))[1]
     c = compare(_rows(_qbo_invoice(total=605.02, line2=80.02), 605.02))[1]
     assert a.fingerprint == b.fingerprint != c.fingerprint
+
+
+def _from_qbo(
+    *, delivered: bool, amount: str = "605.00", unapplied: str = "0.00", **more: Any
+) -> FromQuickBooks:
+    """A payment the accountant recorded in QuickBooks (QBO id 77) on inv-1, forwarded by inbound sync."""
+    fields: dict[str, Any] = {
+        "account_id": "acct-1",
+        "allocations": {"inv-1": Decimal(amount)},
+        "unapplied": Decimal(unapplied),
+    }
+    fields.update(more)
+    return FromQuickBooks("77", "r1:77", delivered, **fields)
+
+
+def _paid_in_qbo(balance: float) -> dict[str, Any]:
+    return _qbo_invoice(balance=balance) | {"LinkedTxn": [{"TxnId": "77", "TxnType": "Payment"}]}
+
+
+def test_payments_recorded_in_quickbooks_and_delivered_to_the_platform_count_as_the_platforms() -> None:
+    # paid in full in QuickBooks, the platform was told: the report is clean
+    assert compare(_rows(_paid_in_qbo(0.0), 0.0), [_from_qbo(delivered=True)]) == []
+    # partly, with 50.00 kept as the customer's credit: invoice 405.00 open, customer 405.00 - 50.00
+    partial = _from_qbo(delivered=True, amount="200.00", unapplied="50.00")
+    assert compare(_rows(_paid_in_qbo(405.0), 355.0), [partial]) == []
+    # without them the same QuickBooks data is drift on both (what the report said before)
+    assert {f.kind for f in compare(_rows(_paid_in_qbo(0.0), 0.0))} == {
+        PAID_STATUS_MISMATCH,
+        BALANCE_MISMATCH,
+    }
+
+
+def test_a_payment_from_quickbooks_not_delivered_yet_explains_the_difference_it_makes() -> None:
+    findings = {f.kind: f for f in compare(_rows(_paid_in_qbo(0.0), 0.0), [_from_qbo(delivered=False)])}
+
+    assert set(findings) == {PAID_STATUS_MISMATCH, BALANCE_MISMATCH}
+    paid = findings[PAID_STATUS_MISMATCH]
+    assert paid.differences == (
+        Difference("balance", "605.00 USD", "0.00 USD"),
+        Difference("paid status", "open", "paid"),
+    )
+    assert paid.explained_by == ((QBO_PAYMENT, "r1:77"),)
+    assert set(findings[BALANCE_MISMATCH].explained_by) == {("invoice", "inv-1"), (QBO_PAYMENT, "r1:77")}
+
+
+def test_a_refused_payment_from_quickbooks_is_found_through_the_invoice_it_is_linked_to() -> None:
+    # rejected (an error-center entry): nothing announced, so no allocations - QuickBooks' LinkedTxn names it
+    refused = FromQuickBooks("77", "r1:77", False)
+    findings = {f.kind: f for f in compare(_rows(_paid_in_qbo(0.0), 0.0), [refused])}
+    assert findings[PAID_STATUS_MISMATCH].explained_by == ((QBO_PAYMENT, "r1:77"),)
+    assert set(findings[BALANCE_MISMATCH].explained_by) == {("invoice", "inv-1"), (QBO_PAYMENT, "r1:77")}
+    # one on another invoice explains nothing here
+    elsewhere = FromQuickBooks("78", "r1:78", False, allocations={"inv-9": Decimal("10.00")})
+    assert compare(_rows(_qbo_invoice(), 605.0), [elsewhere]) == []

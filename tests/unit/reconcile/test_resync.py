@@ -14,11 +14,14 @@ from qbsync.errors import DataError, MalformedMessage, Throttled
 from qbsync.models.messages import CatchUpRequest, parse_catch_up_message
 from qbsync.models.preflight import PreflightResult, PreflightResultInvalid
 from qbsync.reconcile.resync import PREFLIGHT_EVERY_SECONDS, DailyPreflight, FirmRun, Resync, SweepStep
-from qbsync.reconcile.sweep import RETRY_AFTER_SECONDS, SweepCursor, SweepReport
+from qbsync.reconcile.sweep import SweepCursor, SweepReport
 from qbsync.repositories.connections import Connection
 from qbsync.repositories.initial_sync import Run, RunRef
+from qbsync.settings import SweepSettings
 
 NOW = 1_800_000_000.0
+#: the production staleness of a running initial sync (the settings' default)
+STALE_AFTER_SECONDS = SweepSettings().initial_sync_stale_seconds
 
 
 class _Connections:
@@ -235,16 +238,39 @@ def _initial_sync(status: str, realm_id: str = "r1", *, idle: float = 60.0) -> R
         (_initial_sync("completed"), True),
         (_initial_sync("failed"), True),  # stopped until resumed: its records are not left waiting
         # 'running' but not moved for 90 minutes (an execution stopped without ending it): nothing waits on it
-        (_initial_sync("running", idle=RETRY_AFTER_SECONDS + 1), True),
+        (_initial_sync("running", idle=STALE_AFTER_SECONDS + 1), True),
     ],
 )
 def test_the_sweep_waits_while_the_firms_initial_sync_runs_on_its_company(
     latest: Run | None, swept: bool
 ) -> None:
     sweep = _Sweep()
-    step = SweepStep(sweep, _InitialSyncs(latest), clock=lambda: NOW)  # type: ignore[arg-type]
+    step = SweepStep(
+        sweep,  # type: ignore[arg-type]
+        _InitialSyncs(latest),
+        clock=lambda: NOW,
+        stale_after=STALE_AFTER_SECONDS,
+    )
     counts = step.run(FirmRun(firm_id="f1", realm_id="r1", request_id="evt-1", reason="scheduled"))
     assert (sweep.runs == ["f1"]) is swept
     assert counts == (
         {"examined": 3, "pages": 1, "missed_release": 1} if swept else {"deferred": "initial_sync_running"}
     )
+
+
+def test_the_initial_sync_staleness_is_the_configured_one() -> None:
+    """SWEEP_INITIAL_SYNC_STALE_SECONDS decides when a 'running' initial sync stops deferring the sweep."""
+    stale_after = SweepSettings.from_env(
+        {"SWEEP_INITIAL_SYNC_STALE_SECONDS": "1200"}
+    ).initial_sync_stale_seconds
+    assert stale_after == 1200
+    for idle, swept in ((1199.0, False), (1201.0, True)):
+        sweep = _Sweep()
+        step = SweepStep(
+            sweep,  # type: ignore[arg-type]
+            _InitialSyncs(_initial_sync("running", idle=idle)),
+            clock=lambda: NOW,
+            stale_after=stale_after,
+        )
+        step.run(FirmRun(firm_id="f1", realm_id="r1", request_id="evt-1", reason="scheduled"))
+        assert (sweep.runs == ["f1"]) is swept

@@ -11,11 +11,9 @@ import pytest
 from qbsync.models.record_key import RecordKey
 from qbsync.outbound.gate import WAITING_ON
 from qbsync.reconcile.sweep import (
-    BLOCKED_AFTER_SECONDS,
     PAGE_SIZE,
     PAGES_PER_RUN,
     READY,
-    RETRY_AFTER_SECONDS,
     STALE,
     SWEPT_STATUSES,
     RecordSweep,
@@ -23,6 +21,12 @@ from qbsync.reconcile.sweep import (
     why_rerun,
 )
 from qbsync.repositories.records import RecordPage, SyncRecord
+from qbsync.settings import SweepSettings
+
+#: the production thresholds (the settings' defaults)
+SETTINGS = SweepSettings()
+BLOCKED_AFTER_SECONDS = SETTINGS.blocked_after_seconds
+RETRY_AFTER_SECONDS = SETTINGS.retry_after_seconds
 
 NOW = 1_800_000_000.0
 ACCOUNT = SyncRecord(
@@ -52,12 +56,16 @@ WAITS = (("client_account", "acct-1"),)
 
 def test_a_blocked_record_whose_prerequisites_all_synced_runs_again_once_it_rested() -> None:
     blocked = _invoice("blocked", age=BLOCKED_AFTER_SECONDS, waiting_on=WAITS)
-    assert why_rerun(blocked, now=NOW, prerequisite=_lookup(ACCOUNT)) == READY
+    assert why_rerun(blocked, now=NOW, prerequisite=_lookup(ACCOUNT), settings=SETTINGS) == READY
     young = dataclasses.replace(blocked, updated_at=NOW - BLOCKED_AFTER_SECONDS + 1)
-    assert why_rerun(young, now=NOW, prerequisite=_lookup(ACCOUNT)) is None  # a release may be in flight
+    assert (
+        why_rerun(young, now=NOW, prerequisite=_lookup(ACCOUNT), settings=SETTINGS) is None
+    )  # a release may be in flight
     just_synced = dataclasses.replace(ACCOUNT, updated_at=NOW - 5)
     old = dataclasses.replace(blocked, updated_at=NOW - 10 * BLOCKED_AFTER_SECONDS)
-    assert why_rerun(old, now=NOW, prerequisite=_lookup(just_synced)) is None  # its release is on its way
+    assert (
+        why_rerun(old, now=NOW, prerequisite=_lookup(just_synced), settings=SETTINGS) is None
+    )  # its release is on its way
 
 
 @pytest.mark.parametrize(
@@ -70,27 +78,41 @@ def test_a_blocked_record_whose_prerequisites_all_synced_runs_again_once_it_rest
 )
 def test_a_blocked_record_still_waiting_on_a_prerequisite_is_left(account: SyncRecord | None) -> None:
     blocked = _invoice("blocked", age=2 * BLOCKED_AFTER_SECONDS, waiting_on=WAITS)
-    assert why_rerun(blocked, now=NOW, prerequisite=_lookup(account)) is None
+    assert why_rerun(blocked, now=NOW, prerequisite=_lookup(account), settings=SETTINGS) is None
+
+
+def test_the_thresholds_are_the_configured_ones() -> None:
+    """SWEEP_BLOCKED_AFTER_SECONDS / SWEEP_RETRY_AFTER_SECONDS (qbsync.settings) decide, not constants."""
+    quick = SweepSettings.from_env(
+        {"SWEEP_BLOCKED_AFTER_SECONDS": "300", "SWEEP_RETRY_AFTER_SECONDS": "4000"}
+    )
+    account = dataclasses.replace(ACCOUNT, updated_at=NOW - 300)
+    blocked = _invoice("blocked", age=300, waiting_on=WAITS)
+    assert why_rerun(blocked, now=NOW, prerequisite=_lookup(account), settings=quick) == READY
+    assert why_rerun(blocked, now=NOW, prerequisite=_lookup(account), settings=SETTINGS) is None
+    left = _invoice("not_synced", age=4000)
+    assert why_rerun(left, now=NOW, prerequisite=_lookup(), settings=quick) == STALE
+    assert why_rerun(left, now=NOW, prerequisite=_lookup(), settings=SETTINGS) is None
 
 
 def test_skipped_records_run_again_only_when_skipped_behind_a_prerequisite() -> None:
     behind = _invoice(
         "skipped", age=BLOCKED_AFTER_SECONDS, waiting_on=WAITS, skip_reason=f"{WAITING_ON}: waiting on ..."
     )
-    assert why_rerun(behind, now=NOW, prerequisite=_lookup(ACCOUNT)) == READY
+    assert why_rerun(behind, now=NOW, prerequisite=_lookup(ACCOUNT), settings=SETTINGS) == READY
     draft = _invoice("skipped", age=10 * RETRY_AFTER_SECONDS, skip_reason="draft invoices are not synced")
-    assert why_rerun(draft, now=NOW, prerequisite=_lookup(ACCOUNT)) is None
+    assert why_rerun(draft, now=NOW, prerequisite=_lookup(ACCOUNT), settings=SETTINGS) is None
 
 
 def test_a_transient_failure_runs_again_only_after_its_retries_ran_out() -> None:
     left = _invoice("not_synced", age=RETRY_AFTER_SECONDS)
-    assert why_rerun(left, now=NOW, prerequisite=_lookup()) == STALE
+    assert why_rerun(left, now=NOW, prerequisite=_lookup(), settings=SETTINGS) == STALE
     retrying = dataclasses.replace(left, updated_at=NOW - RETRY_AFTER_SECONDS + 1)
-    assert why_rerun(retrying, now=NOW, prerequisite=_lookup()) is None
+    assert why_rerun(retrying, now=NOW, prerequisite=_lookup(), settings=SETTINGS) is None
     dead_lease = _invoice("syncing", age=RETRY_AFTER_SECONDS, owner="w", lease_until=NOW - 1)
-    assert why_rerun(dead_lease, now=NOW, prerequisite=_lookup()) == STALE
+    assert why_rerun(dead_lease, now=NOW, prerequisite=_lookup(), settings=SETTINGS) == STALE
     live_lease = dataclasses.replace(dead_lease, lease_until=NOW + 60)
-    assert why_rerun(live_lease, now=NOW, prerequisite=_lookup()) is None
+    assert why_rerun(live_lease, now=NOW, prerequisite=_lookup(), settings=SETTINGS) is None
 
 
 @pytest.mark.parametrize(
@@ -107,7 +129,7 @@ def test_a_transient_failure_runs_again_only_after_its_retries_ran_out() -> None
     ],
 )
 def test_records_where_the_firm_or_the_sync_put_them_are_left(record: SyncRecord) -> None:
-    assert why_rerun(record, now=NOW, prerequisite=_lookup(ACCOUNT)) is None
+    assert why_rerun(record, now=NOW, prerequisite=_lookup(ACCOUNT), settings=SETTINGS) is None
 
 
 class _Records:
@@ -146,7 +168,9 @@ class _Sender:
 
 def test_a_sweep_sends_one_scheduled_sync_command_per_record_to_run_again() -> None:
     records, sender = _Records({"not_synced": 3}), _Sender()
-    report = RecordSweep(records=records, outbound=sender, clock=lambda: NOW).run("f1", "r1", "evt-1")
+    report = RecordSweep(records=records, outbound=sender, clock=lambda: NOW, settings=SETTINGS).run(
+        "f1", "r1", "evt-1"
+    )
     assert report.sent == {STALE: 3} and report.cursor is None
     assert [s["kind"] for s in sender.sent] == ["qbsync.sync_record.v1"] * 3
     assert {(s["reason"], s["request_id"], s["entity_type"]) for s in sender.sent} == {
@@ -158,7 +182,7 @@ def test_a_sweep_sends_one_scheduled_sync_command_per_record_to_run_again() -> N
 def test_a_large_backlog_is_swept_in_bounded_runs_that_continue_where_the_last_stopped() -> None:
     total = PAGE_SIZE * PAGES_PER_RUN + 150
     records, sender = _Records({"blocked": 0, "not_synced": total}), _Sender()
-    sweep = RecordSweep(records=records, outbound=sender, clock=lambda: NOW)
+    sweep = RecordSweep(records=records, outbound=sender, clock=lambda: NOW, settings=SETTINGS)
 
     first = sweep.run("f1", "r1", "evt-1")
     assert first.pages == PAGES_PER_RUN and first.cursor is not None
@@ -172,7 +196,7 @@ def test_a_large_backlog_is_swept_in_bounded_runs_that_continue_where_the_last_s
 
 def test_a_continued_sweep_starts_in_the_cursor_partition() -> None:
     records = _Records({"syncing": 2})
-    report = RecordSweep(records=records, outbound=_Sender(), clock=lambda: NOW).run(
+    report = RecordSweep(records=records, outbound=_Sender(), clock=lambda: NOW, settings=SETTINGS).run(
         "f1", "r1", "evt-1", start=SweepCursor("syncing")
     )
     assert [p[0] for p in records.pages] == ["syncing"] and report.sent == {STALE: 2}

@@ -245,11 +245,13 @@ def list_errors(
     summary="Replay one record, a category or a time window",
     description="Re-runs records through the sync (PRODUCT.md J.5), queued on the retry fan-out like a "
     "resync: `record` (one record), `category` (every OPEN error of the category: the same request as "
-    "`POST /errors/retry` scope category, same 3-minute limit) or `window` (every record of the current "
+    "`POST /errors/retry` scope category) or `window` (every record of the current "
     "QuickBooks company whose timeline has a run that started in [from, to), at most 7 days, within the "
     "timeline's 30 days). Exactly one of them. Each record runs its latest platform event through the one "
     "exactly-once writer: a failed, skipped or blocked record runs again; a synced one answers "
-    "already_synced (nothing is written twice). Owner or admin.",
+    "already_synced (nothing is written twice). Each is limited like the error center's retries: once "
+    "every 3 minutes per category, per record, and for windows per firm; sooner answers 429 "
+    "`too_many_requests` with `Retry-After` (seconds). Owner or admin.",
     tags=_TAGS,
     responses={**_accepted_response(), **error_responses(429, ok=None)},
 )

@@ -9,6 +9,10 @@ Three parts, each over the tables and queues of ``qbsync.settings``:
   ``until`` = now + 3 min, free when absent or ``until <= now``; a guard that is held is
   :class:`~qbsync.errors.TooManyRequests` with ``retry_after`` = the seconds left. The guard is given back
   when the request could not be queued (the admin may try again at once). A one-error resync has no guard.
+  The replays of ``POST /sync/replay`` take the same guard: a category replay is the category retry (same
+  item), a record replay holds the window per record (``RETRYREC#{entity_type}#{platform_id}``: replaying
+  another record stays possible), a time-window replay per firm (``RETRYWIN``: any window, as windows
+  overlap at will and one can re-run thousands of records).
 * :class:`RetryRequests` (the admin API) - checks the caller (owner or admin), takes the guard and puts a
   :class:`~qbsync.models.commands.RetryRequest` on ``RetryQueue``; a one-error resync also notes "resync
   requested" on the error's history. Answers at once (202): the fan-out runs behind the queue.
@@ -161,27 +165,40 @@ class RetryGuard:
         self._guards = guards
         self._window = window_seconds
 
-    def acquire(self, firm_id: str, scope: str, category: str | None, *, request_id: str, now: float) -> None:
-        """Take the window for ``request_id``.
+    def acquire(self, firm_id: str, scope: str, subject: str | None, *, request_id: str, now: float) -> None:
+        """Take the window for ``request_id``. ``subject``: the category (scope ``category``),
+        ``{entity_type}#{platform_id}`` (scope ``record``), None (``all``, ``window``).
 
         Raises:
             TooManyRequests: the window is taken; ``retry_after`` = whole seconds until it ends (≥ 1).
-            BadRequest: ``scope`` has no guard (only ``all`` and a known ``category`` are throttled).
+            BadRequest: ``scope`` has no guard (only ``all``, a known ``category``, ``record`` and
+            ``window`` are throttled).
         """
         until = now + self._window
-        if self._guards.take(firm_id, scope, category, request_id=request_id, now=now, until=until):
+        if self._guards.take(firm_id, scope, subject, request_id=request_id, now=now, until=until):
             return
-        left = (self._guards.held_until(firm_id, scope, category) or until) - now
-        what = "Retry all" if scope == "all" else f"Retry {category}"
+        left = (self._guards.held_until(firm_id, scope, subject) or until) - now
         raise TooManyRequests(
-            f"{what} was requested less than {self._window // 60} minutes ago; try again later",
+            f"{_what(scope, subject)} was requested less than {self._window // 60} minutes ago; "
+            "try again later",
             retry_after=max(1, math.ceil(left)),
             firm_id=firm_id,
         )
 
-    def release(self, firm_id: str, scope: str, category: str | None, *, request_id: str) -> None:
+    def release(self, firm_id: str, scope: str, subject: str | None, *, request_id: str) -> None:
         """Give the window back (only if ``request_id`` still holds it; another request's is not ours)."""
-        self._guards.release(firm_id, scope, category, request_id=request_id)
+        self._guards.release(firm_id, scope, subject, request_id=request_id)
+
+
+def _what(scope: str, subject: str | None) -> str:
+    if scope == "all":
+        return "Retry all"
+    if scope == "record":
+        entity_type, _, platform_id = (subject or "").partition("#")
+        return f"A replay of {entity_type.replace('_', ' ')} {platform_id}"
+    if scope == "window":
+        return "A replay of a time window"
+    return f"Retry {subject}"
 
 
 # --- the admin API side --------------------------------------------------------------------------------
@@ -292,12 +309,7 @@ class RetryRequests:
             requested_at=now,
             correlation_id=correlation_id,
         )
-        self._guard.acquire(caller.firm_id, scope, category, request_id=request.request_id, now=now)
-        try:
-            self._send(request)
-        except QbsyncError:
-            self._guard.release(caller.firm_id, scope, category, request_id=request.request_id)
-            raise
+        self._guarded_send(request, category, now=now)
         logger.info(
             "retry requested",
             extra={
@@ -315,6 +327,7 @@ class RetryRequests:
         """Replay one record (PRODUCT.md J.5) through the fan-out: a ``replay`` SyncCommand for it.
 
         Raises: Forbidden: not owner/admin. BadRequest: a record type without outbound sync.
+        TooManyRequests: the same record's replay was requested less than 3 minutes ago.
         """
         require_role(caller, "owner", "admin")
         if entity_type not in vocab.SYNCABLE_TYPES:
@@ -330,7 +343,7 @@ class RetryRequests:
             requested_at=now,
             correlation_id=correlation_id,
         )
-        self._send(request)
+        self._guarded_send(request, f"{entity_type}#{platform_id}", now=now)
         return RetryAccepted(request.request_id, "record", now)
 
     def replay_window(
@@ -344,7 +357,8 @@ class RetryRequests:
         """Replay every record of the realm whose timeline has a run that started in ``[from, to)``.
 
         Raises: Forbidden: not owner/admin. BadRequest: ``from`` not before ``to``, a window longer than
-        :data:`MAX_REPLAY_WINDOW_SECONDS`, or one that ends in the future.
+        :data:`MAX_REPLAY_WINDOW_SECONDS`, or one that ends in the future. TooManyRequests: a window replay
+        of the firm was requested less than 3 minutes ago.
         """
         require_role(caller, "owner", "admin")
         start, end = window
@@ -366,12 +380,23 @@ class RetryRequests:
             requested_at=now,
             correlation_id=correlation_id,
         )
-        self._send(request)
+        self._guarded_send(request, None, now=now)
         logger.info(
             "replay requested",
             extra={"firm_id": caller.firm_id, "scope": "window", "request_id": request.request_id},
         )
         return RetryAccepted(request.request_id, "window", now)
+
+    def _guarded_send(self, request: RetryRequest, subject: str | None, *, now: float) -> None:
+        """Take the request's guard (TooManyRequests when held), send the request, give the guard back when
+        the send failed (the admin may try again at once)."""
+        firm_id, scope = request.firm_id, request.scope
+        self._guard.acquire(firm_id, scope, subject, request_id=request.request_id, now=now)
+        try:
+            self._send(request)
+        except QbsyncError:
+            self._guard.release(firm_id, scope, subject, request_id=request.request_id)
+            raise
 
     def _send(self, request: RetryRequest) -> None:
         self._queue.send_many(

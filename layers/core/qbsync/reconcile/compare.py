@@ -18,15 +18,26 @@ kind                       when
                            differences`: dates, customer, contact fields, a service's rate...)
 ``paid_status_mismatch``   an invoice that otherwise matches has another open balance in QuickBooks
                            (``Balance``) than the platform's: its total minus the synced payments'
-                           allocations to it; named with the paid status (open / partially paid / paid)
+                           allocations to it and minus what the payments recorded in QuickBooks that
+                           qbsync delivered to the platform apply to it; named with the paid status (open
+                           / partially paid / paid)
 ``balance_mismatch``       a client account's QuickBooks customer ``Balance`` differs from the platform's:
-                           the open balances of its synced invoices minus its synced payments' unapplied
-                           amounts
+                           the open balances of its synced invoices minus its synced payments' and its
+                           delivered QuickBooks payments' unapplied amounts
 =========================  ===============================================================================
 
 The last two are derived: they follow from other differences (a payment deleted in QuickBooks leaves its
 invoice open there), named in ``explained_by``; fixing those fixes them. Money is :class:`~decimal.Decimal`,
 compared and shown to the cent (``605.00 USD``). Client data is named, never shown (house rule).
+
+Payments recorded in QuickBooks (:class:`FromQuickBooks`, the ``INPAY#`` items of
+:mod:`qbsync.inbound.payments`) have no record of their own: the platform holds them as "Payment Received In
+QBO". One the platform was delivered (``announced``) counts on the platform's side like a synced payment, so a
+firm whose accountant takes payments in QuickBooks has a clean report. One not delivered yet (``announcing``:
+its events not confirmed published) or refused (``rejected``: an error-center entry explains why) is not
+counted, and the difference it makes is explained by it: ``qbo_payment#{realm_id}:{qbo_payment_id}``, the
+id of its error-center entry. It is found through what it applies to (its announced allocations, else the
+QuickBooks invoice's ``LinkedTxn`` payments) and its customer.
 """
 
 from __future__ import annotations
@@ -48,9 +59,11 @@ __all__ = [
     "EDITED",
     "MISSING",
     "PAID_STATUS_MISMATCH",
+    "QBO_PAYMENT",
     "RECORD_KINDS",
     "Compared",
     "Finding",
+    "FromQuickBooks",
     "compare",
     "money",
 ]
@@ -61,6 +74,9 @@ BALANCE_MISMATCH = "balance_mismatch"
 RECORD_KINDS = (MISSING, DELETED, AMOUNT_MISMATCH, EDITED)
 #: kinds that follow from other findings: in the report only
 DERIVED_KINDS = (PAID_STATUS_MISMATCH, BALANCE_MISMATCH)
+#: the ``explained_by`` type of a payment recorded in QuickBooks (its error-center entity,
+#: :data:`qbsync.inbound.payments.ERROR_ENTITY_TYPE`)
+QBO_PAYMENT = "qbo_payment"
 _CENT = Decimal("0.01")
 
 
@@ -87,6 +103,22 @@ class Compared:
     qbo_entity: str | None = None
     qbo_id: str | None = None
     drift_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FromQuickBooks:
+    """A payment recorded in QuickBooks that qbsync forwards to the platform (see the module doc).
+
+    ``ref``: its error-center id ``{realm_id}:{qbo_payment_id}``; ``delivered``: the platform was given its
+    current version (counted); otherwise it only explains. ``allocations``: platform invoice id → amount
+    applied (as announced); ``unapplied``: what QuickBooks keeps as the customer's credit."""
+
+    qbo_payment_id: str
+    ref: str
+    delivered: bool
+    account_id: str | None = None
+    allocations: Mapping[str, Decimal] = field(default_factory=dict)
+    unapplied: Decimal = Decimal("0.00")
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +206,45 @@ class _Ledger:
     paid_by: dict[str, list[tuple[str, str]]] = field(default_factory=lambda: defaultdict(list))
     unapplied: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
     records_of: dict[str, list[tuple[str, str]]] = field(default_factory=lambda: defaultdict(list))
+    #: payments from QuickBooks not delivered: by the invoice they apply to, by QuickBooks id, by client
+    pending_on: dict[str, list[tuple[str, str]]] = field(default_factory=lambda: defaultdict(list))
+    pending: dict[str, tuple[str, str]] = field(default_factory=dict)
+    pending_of: dict[str, list[tuple[str, str]]] = field(default_factory=lambda: defaultdict(list))
+
+    def add_from_quickbooks(self, payment: FromQuickBooks) -> None:
+        ref = (QBO_PAYMENT, payment.ref)
+        if not payment.delivered:
+            self.pending[payment.qbo_payment_id] = ref
+            for invoice_id in payment.allocations:
+                self.pending_on[invoice_id].append(ref)
+            if payment.account_id:
+                self.pending_of[payment.account_id].append(ref)
+            return
+        for invoice_id, amount in payment.allocations.items():
+            self.applied[invoice_id] += amount
+        if payment.account_id:
+            self.unapplied[payment.account_id] += payment.unapplied
+
+    def explain_invoice(
+        self, row: Compared, own: Mapping[tuple[str, str], Finding]
+    ) -> tuple[tuple[str, str], ...]:
+        """What explains a difference of the invoice's balance: its payments with findings of their own,
+        then the undelivered QuickBooks payments on it (noted for its client's balance too)."""
+        pending = self.pending_for(row.platform_id, row.obj)
+        account = row.data.get("account_id")
+        if isinstance(account, str):
+            self.pending_of[account] += [p for p in pending if p not in self.pending_of[account]]
+        return tuple(p for p in self.paid_by[row.platform_id] if p in own) + tuple(pending)
+
+    def pending_for(self, invoice_id: str, obj: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+        """The undelivered QuickBooks payments on an invoice: announced on it, or linked to it there."""
+        found = list(self.pending_on.get(invoice_id, ()))
+        for linked in (obj or {}).get("LinkedTxn") or ():
+            if isinstance(linked, Mapping) and linked.get("TxnType") == "Payment":
+                ref = self.pending.get(str(linked.get("TxnId")))
+                if ref is not None and ref not in found:
+                    found.append(ref)
+        return found
 
     def add_payment(self, row: Compared) -> None:
         amount = money(row.data.get("amount")) or Decimal("0.00")
@@ -218,9 +289,10 @@ def _paid_finding(
     )
 
 
-def compare(rows: Iterable[Compared]) -> list[Finding]:
+def compare(rows: Iterable[Compared], from_quickbooks: Iterable[FromQuickBooks] = ()) -> list[Finding]:
     """Every finding of the rows (see the module table), in the order of the rows, a record's derived
-    finding only when it has no finding of its own."""
+    finding only when it has no finding of its own. ``from_quickbooks``: the payments recorded in
+    QuickBooks that qbsync forwards to the platform (see the module doc)."""
     rows = list(rows)
     customers = {
         r.platform_id: r.qbo_id for r in rows if r.entity_type == "client_account" and r.qbo_id is not None
@@ -234,6 +306,8 @@ def compare(rows: Iterable[Compared]) -> list[Finding]:
     for row in rows:
         if row.entity_type == "payment":
             ledger.add_payment(row)
+    for payment in from_quickbooks:
+        ledger.add_from_quickbooks(payment)
     findings: list[Finding] = []
     invoice_balance: dict[str, Decimal] = defaultdict(Decimal)
     currency_of: dict[str, str] = {}
@@ -252,8 +326,7 @@ def compare(rows: Iterable[Compared]) -> list[Finding]:
             currency_of.setdefault(account, _currency(row.data))
         if key in own or row.obj is None:
             continue
-        explained = tuple(p for p in ledger.paid_by[row.platform_id] if p in own)
-        paid = _paid_finding(row, expected, total, explained)
+        paid = _paid_finding(row, expected, total, ledger.explain_invoice(row, own))
         if paid is not None:
             findings.append(paid)
     findings += _balances(rows, own, ledger, invoice_balance, currency_of, findings)
@@ -283,6 +356,7 @@ def _balances(
             continue
         cur = currency_of.get(row.platform_id, "")
         explained = tuple(k for k in ledger.records_of.get(row.platform_id, ()) if k in flagged)
+        explained += tuple(ledger.pending_of.get(row.platform_id, ()))
         out.append(
             Finding(
                 row.entity_type,

@@ -14,7 +14,10 @@
    client: every query takes a slot of the realm's budget; never one read per record. The queries are
    O(records / 100) (+ one per entity type present).
 3. **Comparison** (:func:`qbsync.reconcile.compare.compare`, pure): missing, edited, amount and
-   paid-status mismatches, per-client balance differences, was/now to the cent.
+   paid-status mismatches, per-client balance differences, was/now to the cent. The platform's side counts
+   the payments recorded in QuickBooks that qbsync delivered to the platform (the realm's ``INPAY#`` items
+   in ``announced``, one Query); one not delivered yet (``announcing``) or refused (``rejected``) is named in
+   ``explained_by`` of the difference it makes (``qbo_payment#{realm_id}:{qbo_payment_id}``).
 4. **Findings of a record's own data** (missing, edited, amount) are error-center entries, ONE per record:
    a synced record becomes ``failed`` with the finding's code through the same path as a change reported
    by a webhook (:meth:`qbsync.inbound.drift.SyncedRecordChanges.raise_drift`: missing = link removed,
@@ -37,6 +40,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
 from qbsync import vocab
@@ -45,27 +49,39 @@ from qbsync.connection.clients import RealmClients
 from qbsync.errors import Conflict, RetryableError
 from qbsync.inbound.differences import Difference, explain_edit, explain_missing
 from qbsync.inbound.drift import COMPARED_TYPES, DRIFT_CODES, QuickBooksChanged, SyncedRecordChanges
+from qbsync.inbound.payments import error_platform_id
 from qbsync.inbound.reads import read_by_ids
-from qbsync.models.qbsync_events import DriftDetected, DriftDifference, DriftFinding
+from qbsync.models.qbsync_events import DriftDetected, DriftDifference, DriftFinding, PaymentReceivedInQbo
 from qbsync.reconcile.compare import (
     DERIVED_KINDS,
     MISSING,
     Compared,
     Finding,
+    FromQuickBooks,
     compare,
+    money,
 )
 from qbsync.repositories.connections import CONNECTED, Connection
 from qbsync.repositories.drift_reports import DriftReportRepository
 from qbsync.repositories.error_log import ErrorLogRepository
+from qbsync.repositories.inbound_payments import ANNOUNCED, ANNOUNCING, REJECTED, PaymentState
 from qbsync.repositories.record_admin import RecordAdmin
 from qbsync.repositories.records import FAILED, SYNCED, SyncRecord
 
-__all__ = ["DriftReport", "DriftReportStep", "DriftReports", "finding_item", "report_id_of"]
+__all__ = [
+    "DriftReport",
+    "DriftReportStep",
+    "DriftReports",
+    "finding_item",
+    "from_quickbooks",
+    "report_id_of",
+]
 
 logger = logging.getLogger("qbsync.reconcile.report")
 
 _ROLES = ("owner", "admin")
 _EVENT_FINDINGS = 50
+_ZERO = Decimal("0.00")
 #: the operations that removed the record from QuickBooks (its object deleted, voided or made inactive)
 _REMOVED = frozenset({"delete", "void"})
 
@@ -76,6 +92,12 @@ class Connections(Protocol):
 
 class Publisher(Protocol):
     def publish(self, events: Iterable[Any]) -> Any: ...
+
+
+class PaymentsFromQuickBooks(Protocol):
+    """``qbsync.repositories.inbound_payments.InboundPayments``."""
+
+    def of_realm(self, firm_id: str, realm_id: str) -> list[PaymentState]: ...
 
 
 def report_id_of(ran_at: float) -> str:
@@ -115,6 +137,7 @@ class DriftReports:
         admin: the records with their platform data; ``drift``: raises / settles a record's drift error.
         errorlog: the error center (a record's open entry); ``reports``: the stored reports.
         publisher: qbsync events; ``clock``: epoch seconds.
+        inbound_payments: the payments recorded in QuickBooks qbsync forwards to the platform.
     """
 
     def __init__(  # noqa: PLR0913
@@ -128,6 +151,7 @@ class DriftReports:
         reports: DriftReportRepository,
         publisher: Publisher,
         clock: Callable[[], float],
+        inbound_payments: PaymentsFromQuickBooks,
     ) -> None:
         self._connections = connections
         self._realm_clients = realm_clients
@@ -137,6 +161,7 @@ class DriftReports:
         self._reports = reports
         self._publisher = publisher
         self._clock = clock
+        self._inbound_payments = inbound_payments
 
     # ------------------------------------------------------------------ API
 
@@ -178,7 +203,8 @@ class DriftReports:
         rows = [_row(record, data, objects) for record, data in records.values()]
         report.records_compared = len(rows)
         previous = self._previous(firm_id, realm_id)
-        for finding in compare(rows):
+        from_qbo = [from_quickbooks(s) for s in self._inbound_payments.of_realm(firm_id, realm_id)]
+        for finding in compare(rows, [p for p in from_qbo if p is not None]):
             record, data = records[(finding.entity_type, finding.platform_id)]
             report.findings.append(self._settle_finding(finding, record, data, objects, previous))
         flagged = {(f.entity_type, f.platform_id) for f in report.findings}
@@ -368,6 +394,35 @@ def _row(
         qbo_entity=record.qbo_entity if record.qbo_id else None,
         qbo_id=record.qbo_id,
         drift_code=record.error.code if _drifted(record) and record.error else None,
+    )
+
+
+def from_quickbooks(state: PaymentState) -> FromQuickBooks | None:
+    """A payment recorded in QuickBooks as the comparison counts it: ``announced`` is delivered (its
+    allocations and unapplied amount as announced); ``announcing`` (events not confirmed published) and
+    ``rejected`` (an error-center entry) only explain; withdrawn / ignored ones hold nothing."""
+    if state.state not in (ANNOUNCED, ANNOUNCING, REJECTED):
+        return None
+    received = next(
+        (
+            e.get("detail")
+            for e in state.events
+            if e.get("detail_type") == PaymentReceivedInQbo.DETAIL_TYPE and isinstance(e.get("detail"), dict)
+        ),
+        None,
+    )
+    allocations: dict[str, Decimal] = defaultdict(lambda: _ZERO)
+    for alloc in (received or {}).get("allocations") or ():
+        if isinstance(alloc, Mapping) and isinstance(alloc.get("invoice_id"), str):
+            allocations[alloc["invoice_id"]] += money(alloc.get("amount")) or _ZERO
+    account = (received or {}).get("account_id")
+    return FromQuickBooks(
+        qbo_payment_id=state.qbo_payment_id,
+        ref=error_platform_id(state.realm_id, state.qbo_payment_id),
+        delivered=state.state == ANNOUNCED and received is not None,
+        account_id=account if isinstance(account, str) and account != "unknown" else None,
+        allocations=dict(allocations),
+        unapplied=money((received or {}).get("unapplied_amount")) or _ZERO,
     )
 
 

@@ -51,7 +51,7 @@ from qbsync.models.firm_settings import FirmSyncSettings
 from qbsync.models.messages import CatchUpRequest
 from qbsync.models.preflight import PreflightResult, PreflightResultInvalid
 from qbsync.qbo.client import QboClient
-from qbsync.reconcile.sweep import RETRY_AFTER_SECONDS, RecordSweep, SweepCursor
+from qbsync.reconcile.sweep import RecordSweep, SweepCursor
 from qbsync.repositories.connections import CONNECTED, Connection
 from qbsync.repositories.initial_sync import RUNNING, Run
 
@@ -236,19 +236,26 @@ class SweepStep:
     retry (``not_synced`` with their snapshot event stored) and run them again themselves, in QuickBooks
     batch calls; a sweep would send each one alone through the entity sync, taking single writes out of the
     realm's budget in the middle of the bulk run (never a duplicate, but twice the work). The first tick after
-    the run ends sweeps what it left. A run that says ``running`` but has not moved for
-    :data:`~qbsync.reconcile.sweep.RETRY_AFTER_SECONDS` (every finished chunk updates it; its execution may
-    have been stopped without ending it) defers nothing: its records would otherwise wait on it for ever.
+    the run ends sweeps what it left. A run that says ``running`` but has not moved for ``stale_after``
+    seconds (``SWEEP_INITIAL_SYNC_STALE_SECONDS``, :class:`qbsync.settings.SweepSettings`; every finished
+    chunk updates it; its execution may have been stopped without ending it) defers nothing: its records
+    would otherwise wait on it for ever.
     """
 
     name = "sweep"
 
     def __init__(
-        self, sweep: RecordSweep, initial_syncs: InitialSyncs, *, clock: Callable[[], float]
+        self,
+        sweep: RecordSweep,
+        initial_syncs: InitialSyncs,
+        *,
+        clock: Callable[[], float],
+        stale_after: float,
     ) -> None:
         self._sweep = sweep
         self._initial_syncs = initial_syncs
         self._clock = clock
+        self._stale_after = stale_after
 
     def run(self, firm: FirmRun) -> dict[str, Any]:
         latest = self._initial_syncs.latest(firm.firm_id)
@@ -256,7 +263,7 @@ class SweepStep:
             latest is not None
             and latest.status == RUNNING
             and latest.ref.realm_id == firm.realm_id
-            and self._clock() - latest.updated_at < RETRY_AFTER_SECONDS
+            and self._clock() - latest.updated_at < self._stale_after
         ):
             logger.info(
                 "record sweep deferred: the initial sync is running",

@@ -7,14 +7,14 @@ record is left waiting although nothing will wake it:
   all in QuickBooks now. Its releaser marked it (``requeued_by``) and then crashed before its send, and that
   releaser's redelivery never came (its message reached ``OutboundDLQ``); or the release message itself was
   dead-lettered; or the prerequisite reached QuickBooks by a path that releases nothing. Found by
-  :func:`why_rerun` once the record has rested :data:`BLOCKED_AFTER_SECONDS` (a release in flight is not a
+  :func:`why_rerun` once the record has rested ``blocked_after_seconds`` (a release in flight is not a
   gap: it takes seconds) - counted from the later of its own last change and its last prerequisite's.
 * **a transient failure whose retries ran out**: a record left ``not_synced`` (claimed, its write failed on
   QuickBooks' or AWS' side, its lease given back) or ``syncing`` under a dead lease, untouched for
-  :data:`RETRY_AFTER_SECONDS`. ``OutboundQueue`` gives a message 5 receives at its 720 s visibility: after
-  90 minutes without a claim its message is in ``OutboundDLQ`` (or was lost), never still on its way. The
-  record's own ``last_event`` is the dead letter's content: the record runs again from it, without a human
-  and without the DLQ (a later redrive of the same message is ``already_synced``).
+  ``retry_after_seconds``. ``OutboundQueue`` gives a message 5 receives at its 720 s visibility: after
+  90 minutes (the default) without a claim its message is in ``OutboundDLQ`` (or was lost), never still
+  on its way. The record's own ``last_event`` is the dead letter's content: the record runs again from
+  it, without a human and without the DLQ (a later redrive of the same message is ``already_synced``).
 
 What runs again goes through the one outbound path: a :class:`~qbsync.models.commands.SyncCommand`
 (``reason = scheduled``) on ``OutboundQueue``, which the entity-sync worker runs from the record's stored
@@ -31,6 +31,9 @@ Bounded work (:meth:`RecordSweep.run`): the realm's ``STATUS#`` gsi2 partitions 
 (:data:`PAGE_SIZE`), at most :data:`PAGES_PER_RUN` pages per run; a sweep that stops there returns a
 :class:`SweepCursor` and the resync continues it in a new message, so a firm with 100,000 blocked records
 never runs unbounded in one Lambda.
+
+Both thresholds are settings (:class:`qbsync.settings.SweepSettings`: ``SWEEP_BLOCKED_AFTER_SECONDS``,
+default 15 minutes; ``SWEEP_RETRY_AFTER_SECONDS``, default 90 minutes), read in that one place.
 """
 
 from __future__ import annotations
@@ -46,12 +49,11 @@ from qbsync.models.commands import SyncCommand
 from qbsync.models.record_key import RecordKey
 from qbsync.outbound.gate import WAITING_ON
 from qbsync.repositories.records import BLOCKED, NOT_SYNCED, SKIPPED, SYNCING, RecordPage, SyncRecord
+from qbsync.settings import SweepSettings
 
 __all__ = [
-    "BLOCKED_AFTER_SECONDS",
     "PAGES_PER_RUN",
     "PAGE_SIZE",
-    "RETRY_AFTER_SECONDS",
     "SWEPT_STATUSES",
     "RecordSweep",
     "SweepCursor",
@@ -61,11 +63,6 @@ __all__ = [
 
 logger = logging.getLogger("qbsync.reconcile.sweep")
 
-#: a blocked record whose prerequisites are all in QuickBooks is swept once it rested this long
-BLOCKED_AFTER_SECONDS = 15 * 60
-#: a record left not_synced / syncing under a dead lease is swept once untouched this long (5 receives at
-#: OutboundQueue's 720 s visibility = 60 min, plus margin)
-RETRY_AFTER_SECONDS = 90 * 60
 #: the gsi2 partitions swept, in this order
 SWEPT_STATUSES = (BLOCKED, SKIPPED, NOT_SYNCED, SYNCING)
 PAGE_SIZE = 100
@@ -103,11 +100,17 @@ def _in_qbo(record: SyncRecord | None) -> bool:
 
 
 def why_rerun(
-    record: SyncRecord, *, now: float, prerequisite: Callable[[RecordKey], SyncRecord | None]
+    record: SyncRecord,
+    *,
+    now: float,
+    prerequisite: Callable[[RecordKey], SyncRecord | None],
+    settings: SweepSettings,
 ) -> str | None:
     """Why the sweep runs ``record`` again (:data:`READY`, :data:`STALE`), or None to leave it.
 
-    ``prerequisite`` reads a prerequisite's record (consistent). Pure apart from that read."""
+    ``prerequisite`` reads a prerequisite's record (consistent); ``settings``: the thresholds. Pure apart
+    from that read."""
+    blocked_after, retry_after = settings.blocked_after_seconds, settings.retry_after_seconds
     age = now - (record.updated_at or 0.0)
     if record.last_event_version is None or record.entity_type not in vocab.SYNCABLE_TYPES:
         return None  # nothing stored to run again (a credit application runs with its payment)
@@ -115,15 +118,15 @@ def why_rerun(
     if status in (BLOCKED, SKIPPED):
         if status == SKIPPED and not (record.skip_reason or "").startswith(WAITING_ON):
             return None  # skipped by the settings or the firm: where it belongs
-        if not record.waiting_on or age < BLOCKED_AFTER_SECONDS:
+        if not record.waiting_on or age < blocked_after:
             return None
         found = [prerequisite(record.key.sibling(t, i)) for t, i in record.waiting_on]
         if not all(_in_qbo(p) for p in found):
             return None
-        # the last prerequisite synced BLOCKED_AFTER_SECONDS ago or more: its release is not just in flight
+        # the last prerequisite synced blocked_after ago or more: its release is not just in flight
         synced_at = max((p.updated_at or 0.0) for p in found if p is not None)
-        return READY if now - synced_at >= BLOCKED_AFTER_SECONDS else None
-    if age < RETRY_AFTER_SECONDS:
+        return READY if now - synced_at >= blocked_after else None
+    if age < retry_after:
         return None
     if status == NOT_SYNCED:
         if record.epoch > 0 and not record.qbo_id:
@@ -159,12 +162,16 @@ class RecordSweep:
     Args:
         records: the records repository (gsi2 pages, consistent reads of prerequisites).
         outbound: ``OutboundQueue`` (``SqsSender``); ``clock``: epoch seconds.
+        settings: the thresholds (:func:`qbsync.settings.get_sweep_settings`).
     """
 
-    def __init__(self, *, records: Records, outbound: Sender, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, *, records: Records, outbound: Sender, clock: Callable[[], float], settings: SweepSettings
+    ) -> None:
         self._records = records
         self._outbound = outbound
         self._clock = clock
+        self._settings = settings
 
     def run(
         self, firm_id: str, realm_id: str, request_id: str, *, start: SweepCursor | None = None
@@ -207,7 +214,7 @@ class RecordSweep:
         messages: list[SqsMessage] = []
         for record in records:
             report.examined += 1
-            why = why_rerun(record, now=now, prerequisite=self._records.get)
+            why = why_rerun(record, now=now, prerequisite=self._records.get, settings=self._settings)
             if why is None:
                 continue
             report.sent[why] = report.sent.get(why, 0) + 1

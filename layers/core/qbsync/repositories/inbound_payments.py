@@ -106,6 +106,19 @@ def _json_list(raw: Any) -> tuple[dict[str, Any], ...]:
     return tuple(v for v in value if isinstance(v, dict)) if isinstance(value, list) else ()
 
 
+def _state(firm_id: str, realm_id: str, item: Mapping[str, Any]) -> PaymentState:
+    return PaymentState(
+        firm_id=firm_id,
+        realm_id=realm_id,
+        qbo_payment_id=str(item.get("qbo_payment_id") or str(item["sk"]).removeprefix("INPAY#")),
+        version=str(item["version"]),
+        state=str(item["state"]),
+        final_state=str(item["final_state"]) if item.get("final_state") else None,
+        events=_json_list(item.get("events")),
+        holds=_json_list(item.get("holds")),
+    )
+
+
 class InboundPayments:
     """``INPAY#`` items of the sync-state table (see the module doc)."""
 
@@ -116,16 +129,20 @@ class InboundPayments:
         item = self._table.get(_key(firm_id, realm_id, qbo_payment_id), consistent=True)
         if not item:
             return None
-        return PaymentState(
-            firm_id=firm_id,
-            realm_id=realm_id,
-            qbo_payment_id=qbo_payment_id,
-            version=str(item["version"]),
-            state=str(item["state"]),
-            final_state=str(item["final_state"]) if item.get("final_state") else None,
-            events=_json_list(item.get("events")),
-            holds=_json_list(item.get("holds")),
-        )
+        return _state(firm_id, realm_id, item)
+
+    def of_realm(self, firm_id: str, realm_id: str) -> list[PaymentState]:
+        """Every ``INPAY#`` item of the firm's company (one Query of its partition, paged): what the drift
+        report counts on the platform's side (:mod:`qbsync.reconcile.report`)."""
+        pk = _key(firm_id, realm_id, "0")["pk"]
+        return [
+            _state(firm_id, realm_id, item)
+            for item in self._table.query(
+                key_condition="pk = :pk AND begins_with(sk, :inpay)",
+                values={":pk": pk, ":inpay": "INPAY#"},
+            )
+            if str(item.get("sk", "")).startswith("INPAY#") and item.get("version") and item.get("state")
+        ]
 
     def claim(  # noqa: PLR0913
         self,

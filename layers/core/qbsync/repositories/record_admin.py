@@ -29,6 +29,7 @@ from qbsync.repositories.records import (
     SKIPPED,
     STATUSES,
     SYNCED,
+    SYNCED_VIA_ATTR,
     SYNCING,
     QboLink,
     RecordError,
@@ -381,6 +382,7 @@ class RecordAdmin:
             "platform_version": version,
             "applied_op": "create",
             "attempts": 0,
+            SYNCED_VIA_ATTR: "link",  # not a write of the platform event: no lag sample
         }
         removes = [
             *_INTENT_ATTRS,
@@ -473,8 +475,9 @@ class RecordAdmin:
     ) -> SyncRecord:
         """QuickBooks' object matches the platform in every field that matters (a change elsewhere, or an
         edit that was undone), or the firm accepted QuickBooks' change: ``synced`` with QBO's
-        ``sync_token``, error removed. Only on the record as read (``seen_revision``), nothing in flight."""
-        sets: dict[str, Any] = {}
+        ``sync_token``, error removed. Only on the record as read (``seen_revision``), nothing in flight.
+        ``synced_via`` ``settle``: no write of the platform event, so no lag sample."""
+        sets: dict[str, Any] = {SYNCED_VIA_ATTR: "settle"}
         removes = [*_ERROR_ATTRS]
         if sync_token is not None:
             sets["sync_token"] = str(sync_token)

@@ -45,6 +45,11 @@ attribute          meaning
 ``released_version``  on a synced record: the ``platform_version`` whose dependents were all released
                    (:meth:`RecordsRepository.mark_released`, written after the sends); a redelivery of that
                    version does not release them again. Removed by every new sync.
+``synced_via``     on a record an admin action made ``synced`` without a write of its platform event (a link
+                   to an existing QuickBooks object, an accepted QuickBooks change, QuickBooks matching
+                   again): ``link`` | ``settle`` (:class:`~qbsync.repositories.record_admin.RecordAdmin`).
+                   Such a sync is not a lag sample (:meth:`RecordsRepository.synced_since`). Removed by every
+                   write of a platform event (:meth:`RecordsRepository.mark_synced`).
 ``activity_revision``  on an account skipped for no activity: the :class:`UnsyncedActivity` revision its
                    ``skip_reason`` was last written from (:meth:`RecordsRepository.set_skip_reason`)
 ``updated_at``     epoch seconds
@@ -124,6 +129,8 @@ __all__ = [
 #: the newest platform event claimed for the record (JSON envelope) and its version
 LAST_EVENT_ATTR = "last_event"
 LAST_EVENT_VERSION_ATTR = "last_event_version"
+#: how an admin action made the record synced without writing its platform event (``link`` | ``settle``)
+SYNCED_VIA_ATTR = "synced_via"
 #: the event a blocked or skipped record is re-enqueued with (:meth:`RecordsRepository.store_pending_event`)
 PENDING_EVENT_ATTR = "pending_event"
 NOT_SYNCED = "not_synced"
@@ -546,8 +553,9 @@ class RecordsRepository:
     ) -> list[tuple[float, dict[str, Any] | None]]:
         """The realm's ``entity_type`` records that turned synced at or after ``since`` (epoch seconds),
         newest first, at most ``max_items``: ``(synced_at, envelope)`` each: the stored ``last_event`` when
-        it is the version that synced, else None (no event stored, or a newer one pending). One gsi2 range
-        Query (``gsi2sk >= {entity_type}#{iso(since)}``) of the synced partition, paged."""
+        it is the version that synced, else None (no event stored, or a newer one pending, or the record was
+        made synced by an admin action - ``synced_via`` - whose time says nothing of its event's lag). One
+        gsi2 range Query (``gsi2sk >= {entity_type}#{iso(since)}``) of the synced partition, paged."""
         _check_id(firm_id, "firm_id")
         _check_id(realm_id, "realm_id")
         prefix = f"{_check_entity_type(entity_type)}#"
@@ -568,6 +576,7 @@ class RecordsRepository:
             if synced_at is None or synced_at < since:
                 continue
             same = as_int(item.get("last_event_version")) == as_int(item.get("platform_version"))
+            same = same and not item.get(SYNCED_VIA_ATTR)
             rows.append((synced_at, _envelope(item.get(LAST_EVENT_ATTR)) if same else None))
         return rows
 
@@ -1117,7 +1126,14 @@ class RecordsRepository:
             "gsi1sk": "REC",
             "attempts": 0,
         }
-        removes = [*_INTENT_ATTRS, *_ERROR_ATTRS, "waiting_on", "skip_reason", "released_version"]
+        removes = [
+            *_INTENT_ATTRS,
+            *_ERROR_ATTRS,
+            "waiting_on",
+            "skip_reason",
+            "released_version",
+            SYNCED_VIA_ATTR,
+        ]
         if operation is not None:
             if operation not in OPERATIONS:
                 raise ValueError(f"unknown operation {operation!r}")

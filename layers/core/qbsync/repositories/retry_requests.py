@@ -4,8 +4,10 @@ The protocols (the "once every 3 minutes" throttle, the idempotent fan-out) are 
 in :mod:`qbsync.errorcenter.retry`; this module holds their items, keys and conditions
 (docs/data-model.md).
 
-Retry guards (:class:`RetryGuardRepository`): pk ``FIRM#{firm_id}``, sk ``RETRYALL`` (scope all) or
-``RETRYCAT#{category lower}`` (scope category); ``firm_id``, ``scope``, ``category`` (scope category),
+Retry guards (:class:`RetryGuardRepository`): pk ``FIRM#{firm_id}``, sk ``RETRYALL`` (scope all),
+``RETRYCAT#{category lower}`` (scope category), ``RETRYREC#{entity_type}#{platform_id}`` (a replay of one
+record: the ``subject`` is ``{entity_type}#{platform_id}``) or ``RETRYWIN`` (a replay of a time window, any
+window of the firm); ``firm_id``, ``scope``, ``category`` (scope category), ``subject`` (scope record),
 ``request_id``, ``until`` (the end of the window), ``ttl`` = ``until`` + :data:`GUARD_TTL_SECONDS`. Taken
 with one conditional PutItem, condition ``attribute_not_exists(pk) OR until <= :now``; given back with a
 DeleteItem conditional on ``request_id = :rid`` (only the request that holds it).
@@ -27,6 +29,7 @@ Fan-out idempotency (:class:`RetryRequestRepository`), partition ``FIRM#{firm_id
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -79,43 +82,58 @@ SENT = "sent"
 
 # --- retry guards -------------------------------------------------------------------------------------
 
+_RECORD_ID = re.compile(vocab.RECORD_ID_PATTERN)
 
-def _guard_key(firm_id: str, scope: str, category: str | None) -> dict[str, str]:
+
+def _record_subject(subject: str | None) -> bool:
+    entity_type, _, platform_id = (subject or "").partition("#")
+    return entity_type in vocab.SYNCABLE_TYPES and bool(_RECORD_ID.match(platform_id))
+
+
+def _guard_key(firm_id: str, scope: str, subject: str | None) -> dict[str, str]:
     if scope == "all":
         return {"pk": f"FIRM#{firm_id}", "sk": "RETRYALL"}
-    if scope == "category" and category in vocab.ERROR_CATEGORIES:
-        return {"pk": f"FIRM#{firm_id}", "sk": f"RETRYCAT#{category.lower()}"}
-    raise BadRequest("only 'all' and 'category' retries are throttled")
+    if scope == "category" and subject in vocab.ERROR_CATEGORIES:
+        return {"pk": f"FIRM#{firm_id}", "sk": f"RETRYCAT#{subject.lower()}"}
+    if scope == "record" and subject is not None and _record_subject(subject):
+        return {"pk": f"FIRM#{firm_id}", "sk": f"RETRYREC#{subject}"}
+    if scope == "window" and subject is None:
+        return {"pk": f"FIRM#{firm_id}", "sk": "RETRYWIN"}
+    raise BadRequest("only 'all', 'category', 'record' and 'window' requests are throttled")
 
 
 class RetryGuardRepository:
-    """The ``RETRYALL`` / ``RETRYCAT#`` guard items (see the module doc).
+    """The ``RETRYALL`` / ``RETRYCAT#`` / ``RETRYREC#`` / ``RETRYWIN`` guard items (see the module doc).
+    ``subject``: the category (scope ``category``), ``{entity_type}#{platform_id}`` (scope ``record``), None
+    (scopes ``all`` and ``window``).
 
     Args:
         table: the sync-state table (``SYNC_TABLE_NAME``).
 
-    Raises (every method): BadRequest for a scope that has no guard (``error``, or a category that is not
-    one of :data:`~qbsync.vocab.ERROR_CATEGORIES`).
+    Raises (every method): BadRequest for a scope that has no guard (``error``), or a subject that does not
+    fit its scope (a category not in :data:`~qbsync.vocab.ERROR_CATEGORIES`, a record that is not one).
     """
 
     def __init__(self, table: DynamoTable) -> None:
         self._table = table
 
     def take(
-        self, firm_id: str, scope: str, category: str | None, *, request_id: str, now: float, until: float
+        self, firm_id: str, scope: str, subject: str | None, *, request_id: str, now: float, until: float
     ) -> bool:
         """Hold the guard for ``request_id`` until ``until`` if it is free at ``now`` (absent, or its
         ``until`` has passed). False: someone else holds it."""
         item = {
-            **_guard_key(firm_id, scope, category),
+            **_guard_key(firm_id, scope, subject),
             "firm_id": firm_id,
             "scope": scope,
             "request_id": request_id,
             "until": until,
             "ttl": int(until) + GUARD_TTL_SECONDS,
         }
-        if category:
-            item["category"] = category
+        if subject and scope == "category":
+            item["category"] = subject
+        elif subject:
+            item["subject"] = subject
         try:
             self._table.put(
                 item,
@@ -127,17 +145,17 @@ class RetryGuardRepository:
             return False
         return True
 
-    def held_until(self, firm_id: str, scope: str, category: str | None) -> float | None:
+    def held_until(self, firm_id: str, scope: str, subject: str | None) -> float | None:
         """The ``until`` of the guard item (strongly consistent); None without an item (or an ``until``)."""
-        held = self._table.get(_guard_key(firm_id, scope, category), consistent=True) or {}
+        held = self._table.get(_guard_key(firm_id, scope, subject), consistent=True) or {}
         until = held.get("until")
         return float(until) if until else None
 
-    def release(self, firm_id: str, scope: str, category: str | None, *, request_id: str) -> bool:
+    def release(self, firm_id: str, scope: str, subject: str | None, *, request_id: str) -> bool:
         """Delete the guard if ``request_id`` still holds it. False: another request holds it now."""
         try:
             self._table.delete(
-                _guard_key(firm_id, scope, category),
+                _guard_key(firm_id, scope, subject),
                 condition="request_id = :rid",
                 values={":rid": request_id},
             )
