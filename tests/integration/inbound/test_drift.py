@@ -258,6 +258,21 @@ def test_accept_quickbooks_sends_the_contact_fields_to_the_platform(env: Env, qb
     assert env.call("POST", f"/errors/{error_id}/accept-quickbooks").status == 409  # resolved now
     catch_up(env)  # the accepted version is QuickBooks' own: no new error
     assert env.stack.errors.list(env.firm, status="open")[0] == []
+    # the drift report compares every field again: the accepted email is the platform's now, not drift
+    report = env.call("POST", "/drift/run")
+    assert report.status == 200 and report.json()["findings"] == [], report.body
+    # and a later Resync pushes the accepted email, not the one QuickBooks had before
+    env.sync(
+        SyncCommand(
+            firm_id=env.firm,
+            entity_type="client_account",
+            platform_id="acct-100",
+            reason="resync_error",
+            request_id="resync-after-accept",
+        ).model_dump()
+    )
+    customer = _ours(env, "Customer", "ClientAccount", "acct-100")
+    assert customer["PrimaryEmailAddr"]["Address"] == "billing@rivera.example"
 
 
 def test_accept_is_refused_for_what_the_platform_cannot_take(env: Env) -> None:

@@ -9,6 +9,7 @@ import pytest
 from qbsync.inbound.differences import (
     CONTACT_FIELDS,
     Difference,
+    accepted_contact,
     differences,
     explain_delete,
     explain_edit,
@@ -151,6 +152,35 @@ def test_customer_contact_fields_are_named_never_shown() -> None:
     for secret in ("billing@rivera.example", "ap@rivera.example", "555", "Side St", "Rivera"):
         assert secret not in text
     assert "email changed" in text
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [("email",), ("phone numbers",), ("billing address",), ("email", "phone numbers", "billing address")],
+)
+def test_accepted_contact_fields_take_quickbooks_values_and_compare_equal(fields: tuple[str, ...]) -> None:
+    obj = _customer(
+        PrimaryEmailAddr={"Address": "billing@rivera.example"},
+        Mobile=None,
+        PrimaryPhone={"FreeFormNumber": "555-0199"},
+        Fax={"FreeFormNumber": "555-0102"},
+        BillAddr={"Line1": "2 Side St", "City": "Springfield", "CountrySubDivisionCode": "IL"},
+    )
+    accepted = accepted_contact(ACCOUNT, obj, fields)
+    assert {d.field for d in differences("client_account", accepted, obj)} == {
+        "email",
+        "phone numbers",
+        "billing address",
+    } - set(fields)
+    assert ACCOUNT["email"] == "ap@rivera.example"  # a copy: the input is unchanged
+    assert accepted["name"] == ACCOUNT["name"] and accepted["contact_ids"] == ["co_1"]
+
+
+def test_accepting_a_removed_email_and_address_empties_them() -> None:
+    obj = _customer(PrimaryEmailAddr=None, BillAddr=None)
+    accepted = accepted_contact(ACCOUNT, obj, ("email", "billing address"))
+    assert accepted["email"] is None and accepted["billing_address"] is None
+    assert differences("client_account", accepted, obj) == []
 
 
 def test_a_renamed_or_deactivated_customer_is_not_a_contact_change() -> None:

@@ -12,8 +12,10 @@ firm chooses one of:
 * **Accept QuickBooks' change** - :meth:`DriftActions.accept_quickbooks`, only where the platform can take
   it: a client account whose changed fields are all contact fields (email, phone numbers, billing
   address). QuickBooks' customer is read now; "Contact Updated" goes to the platform for the account's
-  first contact; the record is ``synced`` again at QuickBooks' SyncToken; the error resolves
-  (``accepted_quickbooks``). 409 for anything else, naming the fields the platform cannot take.
+  first contact; the record is ``synced`` again at QuickBooks' SyncToken, and its stored platform event
+  takes QuickBooks' values of those fields in the same write (so the drift report does not find the
+  accepted change again, and a later Resync pushes the accepted values, not the old ones); the error
+  resolves (``accepted_quickbooks``). 409 for anything else, naming the fields the platform cannot take.
 * **Unlink** - :meth:`DriftActions.unlink`: the record is detached from the QuickBooks object (which stays
   as QuickBooks has it, or stays deleted) and ``skipped`` as excluded by the firm; later platform versions
   stay skipped until a manual sync, which writes a new object. The records waiting on it run again (they
@@ -44,7 +46,7 @@ from qbsync.adapters.sqs import SqsMessage
 from qbsync.auth import Caller, require_role
 from qbsync.connection.clients import RealmClients
 from qbsync.errors import BadRequest, Conflict, NotFound, QboObjectNotFound
-from qbsync.inbound.differences import CONTACT_FIELDS, differences
+from qbsync.inbound.differences import CONTACT_FIELDS, accepted_contact, differences
 from qbsync.inbound.drift import DRIFT_CODES, EDITED, UNLINKED_CODES, event_data
 from qbsync.inbound.reads import read_by_ids
 from qbsync.models.commands import SyncCommand
@@ -151,7 +153,8 @@ class DriftActions:
             customer = qbo.read("Customer", record.qbo_id)
         except QboObjectNotFound:
             raise Conflict("the customer no longer exists in QuickBooks; choose Resync or Unlink") from None
-        data = event_data(self._records.last_event(record.key)) or {}
+        stored = self._records.last_event(record.key)
+        data = event_data(stored) or {}
         changed = [d.field for d in differences("client_account", data, customer)]
         other = [f for f in changed if f not in CONTACT_FIELDS]
         if other:
@@ -171,7 +174,11 @@ class DriftActions:
             )
         try:
             synced = self._admin.settle_in_qbo(
-                record.key, sync_token=_token(customer), seen_revision=record.revision, now=now
+                record.key,
+                sync_token=_token(customer),
+                seen_revision=record.revision,
+                now=now,
+                last_event=_accepted_event(stored, data, customer, changed),
             )
         except Conflict:
             raise Conflict(
@@ -419,6 +426,18 @@ def _qbo_entity(record: SyncRecord, data: Mapping[str, Any]) -> str:
 def _token(obj: Mapping[str, Any]) -> str | None:
     token = obj.get("SyncToken")
     return str(token) if token is not None else None
+
+
+def _accepted_event(
+    stored: Mapping[str, Any] | None, data: Mapping[str, Any], customer: Mapping[str, Any], changed: list[str]
+) -> dict[str, Any] | None:
+    """The stored platform event with QuickBooks' accepted contact fields in its data (None: nothing to
+    replace). The platform gets the same values as "Contact Updated"; without this the next drift report
+    would find the accepted change again, and a later Resync would push the old values back."""
+    detail = (stored or {}).get("detail")
+    if not changed or stored is None or not isinstance(detail, Mapping):
+        return None
+    return {**stored, "detail": {**detail, "data": accepted_contact(data, customer, changed)}}
 
 
 def _address(value: Any) -> dict[str, Any] | None:

@@ -44,6 +44,7 @@ from qbsync.models.record_key import note_of, parse_marker
 __all__ = [
     "CONTACT_FIELDS",
     "Difference",
+    "accepted_contact",
     "differences",
     "explain_delete",
     "explain_edit",
@@ -237,6 +238,35 @@ def _item(data: Mapping[str, Any], obj: Mapping[str, Any], _: str | None) -> lis
     d.hidden("description", data.get("description"), obj.get("Description"))
     _active(d, data, obj)
     return d.found
+
+
+#: QuickBooks' phone slots -> the platform's phone type (as :func:`_platform_phones` places them back)
+_PHONE_TYPES = (("PrimaryPhone", "work"), ("Mobile", "mobile"), ("Fax", "fax"), ("AlternatePhone", "other"))
+
+
+def accepted_contact(
+    data: Mapping[str, Any], customer: Mapping[str, Any], fields: Sequence[str]
+) -> dict[str, Any]:
+    """The client account's platform ``data`` with QuickBooks' values of the contact ``fields`` the firm
+    accepted (:data:`CONTACT_FIELDS`), in the platform's shape: the inverse of the comparison, so that
+    :func:`differences` of the result and ``customer`` names none of those fields. Other fields are kept."""
+    out = dict(data)
+    if "email" in fields:
+        email = customer.get("PrimaryEmailAddr")
+        out["email"] = _text(email.get("Address")) if isinstance(email, Mapping) else None
+    if "phone numbers" in fields:
+        phones = []
+        for slot, kind in _PHONE_TYPES:
+            value = customer.get(slot)
+            number = value.get("FreeFormNumber") if isinstance(value, Mapping) else None
+            if number:
+                phones.append({"type": kind, "number": str(number)})
+        out["phones"] = phones
+    if "billing address" in fields:
+        bill = customer.get("BillAddr")
+        address = {p: _text(bill.get(q)) for p, q in _ADDRESS} if isinstance(bill, Mapping) else {}
+        out["billing_address"] = address if any(address.values()) else None
+    return out
 
 
 _COMPARE: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any], str | None], list[Difference]]] = {

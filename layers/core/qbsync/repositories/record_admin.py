@@ -471,16 +471,26 @@ class RecordAdmin:
         )
 
     def settle_in_qbo(
-        self, key: RecordKey, *, sync_token: str | None, seen_revision: int, now: float
+        self,
+        key: RecordKey,
+        *,
+        sync_token: str | None,
+        seen_revision: int,
+        now: float,
+        last_event: Mapping[str, Any] | None = None,
     ) -> SyncRecord:
         """QuickBooks' object matches the platform in every field that matters (a change elsewhere, or an
         edit that was undone), or the firm accepted QuickBooks' change: ``synced`` with QBO's
         ``sync_token``, error removed. Only on the record as read (``seen_revision``), nothing in flight.
-        ``synced_via`` ``settle``: no write of the platform event, so no lag sample."""
+        ``synced_via`` ``settle``: no write of the platform event, so no lag sample. ``last_event``: the stored
+        platform event replaced in the same write (an accepted change: the platform's data takes QuickBooks'
+        values, so the drift report and a later Resync start from them)."""
         sets: dict[str, Any] = {SYNCED_VIA_ATTR: "settle"}
         removes = [*_ERROR_ATTRS]
         if sync_token is not None:
             sets["sync_token"] = str(sync_token)
+        if last_event is not None:
+            sets[LAST_EVENT_ATTR] = json.dumps(dict(last_event), separators=(",", ":"))
         return self._admin_update(
             key,
             status=SYNCED,
