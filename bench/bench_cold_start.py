@@ -118,6 +118,8 @@ def prepare(py: str) -> dict[str, Path]:
     else:  # the layer's own code may have changed since: copy it again
         shutil.rmtree(source / "qbsync")
         _copy_qbsync(source)
+    # the functions' folders are staged again too: a copy left from an earlier run is the code of then
+    shutil.rmtree(WORK / "functions", ignore_errors=True)
     shutil.rmtree(compiled.parent, ignore_errors=True)
     shutil.copytree(source, compiled)
     subprocess.run(

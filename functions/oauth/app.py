@@ -55,19 +55,19 @@ app = AdminResolver(enable_validation=True)
 
 
 class ConnectUrlRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", strict=True)
 
     settings: ConnectSettings | None = None
 
 
 class ConfirmSwitchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", strict=True)
 
     confirmation: str = Field(max_length=32, description='"ACCEPT"')
 
 
 class CompleteRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", strict=True)
 
     handle: Annotated[
         str,

@@ -64,7 +64,9 @@ OptionalExactUrl = Annotated[ExactUrl | None, BeforeValidator(_empty_is_none)]
 class _EnvSettings(BaseModel):
     """Base of every settings model: fields are aliased to their environment variable names."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", str_strip_whitespace=True, populate_by_name=True)
+    model_config = ConfigDict(
+        defer_build=True, frozen=True, extra="ignore", str_strip_whitespace=True, populate_by_name=True
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:

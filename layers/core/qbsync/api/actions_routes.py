@@ -68,13 +68,13 @@ _SERVICE_TAGS = ["services"]
 
 
 class MapCustomerBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", strict=True)
 
     qbo_customer_id: str = Field(pattern=QBO_ID_PATTERN, description="the QuickBooks customer's Id")
 
 
 class CreateCustomerBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", strict=True)
 
     display_name: str | None = Field(
         None,
@@ -96,7 +96,7 @@ class CreateCustomerBody(BaseModel):
 
 
 class CopyServicesBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", strict=True)
 
     qbo_item_ids: list[Annotated[str, Field(pattern=QBO_ID_PATTERN)]] = Field(
         min_length=1, max_length=100, description="QuickBooks Item ids (from GET /services/qbo-candidates)"
@@ -107,7 +107,7 @@ class CopyServicesBody(BaseModel):
 
 
 class ManualSyncView(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     request_id: str = Field(description="ties the queued sync to this request (logs)")
     status: Literal["queued"]
@@ -117,7 +117,7 @@ class ManualSyncView(BaseModel):
 
 
 class UnsyncedObjectView(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     entity_type: str
     platform_id: str
@@ -127,7 +127,7 @@ class UnsyncedObjectView(BaseModel):
 
 
 class UnsyncView(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     payment_id: str
     status: Literal["unsynced", "already_unsynced"]
@@ -135,7 +135,7 @@ class UnsyncView(BaseModel):
 
 
 class CustomerView(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     id: str
     display_name: str
@@ -144,13 +144,13 @@ class CustomerView(BaseModel):
 
 
 class CustomerList(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     customers: list[CustomerView] = Field(description="active customers by name, at most 50")
 
 
 class AccountActionView(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     error_id: str
     account_id: str
@@ -162,7 +162,7 @@ class AccountActionView(BaseModel):
 
 
 class ServiceActionView(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     error_id: str
     service_id: str
@@ -170,7 +170,7 @@ class ServiceActionView(BaseModel):
 
 
 class CandidateView(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     qbo_item_id: str
     name: str
@@ -183,13 +183,13 @@ class CandidateView(BaseModel):
 
 
 class CandidateList(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     items: list[CandidateView]
 
 
 class CopyResultView(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     qbo_item_id: str
     outcome: Literal["copied", "skipped", "not_found"]
@@ -198,7 +198,7 @@ class CopyResultView(BaseModel):
 
 
 class CopyServicesView(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     results: list[CopyResultView]
 
@@ -383,7 +383,7 @@ def delete_service(error_id: ErrorId) -> ServiceActionView:
 
 
 class NumberingView(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     error_id: str
     invoice_id: str

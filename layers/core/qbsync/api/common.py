@@ -88,7 +88,7 @@ class AdminResolver(APIGatewayRestResolver):
 class ErrorBody(BaseModel):
     """Every error answer of the admin API."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     error: str = Field(description="stable machine-readable code, e.g. bad_request, not_found, conflict")
     message: str = Field(description="what went wrong and what to do, safe to show to the user")

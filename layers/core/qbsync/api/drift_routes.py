@@ -42,7 +42,7 @@ _RECORD_TAGS = ["records"]
 
 
 class DriftActionView(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     error_id: str
     entity_type: str
@@ -56,14 +56,14 @@ class DriftActionView(BaseModel):
 
 
 class CatchUpView(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     request_id: str = Field(description="ties the queued run to this request (logs)")
     status: Literal["queued"]
 
 
 class RelinkBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", strict=True)
 
     qbo_id: str = Field(
         pattern=r"^[0-9]{1,20}$",
@@ -83,7 +83,7 @@ DriftKind = Literal[
 
 
 class DifferenceView(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     field: str
     was: str | None = Field(None, description="the platform's value (what qbsync wrote); money to the cent")
@@ -91,7 +91,7 @@ class DifferenceView(BaseModel):
 
 
 class FindingView(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     kind: DriftKind
     entity_type: str
@@ -113,7 +113,7 @@ class FindingView(BaseModel):
 
 
 class DriftReportView(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     report_id: str
     realm_id: str

@@ -61,7 +61,7 @@ class HistoryEvent(BaseModel):
     """One change of an error: ``created``, ``code_changed``, ``skipped``, ``resolved``, ``resync requested``,
     and the fixes of the error actions (``customer mapped``, ...)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     at: datetime
     action: str
@@ -73,7 +73,7 @@ class HistoryEvent(BaseModel):
 class ErrorSummary(BaseModel):
     """An error as lists show it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     error_id: str
     category: str = Field(
@@ -124,7 +124,7 @@ class ErrorDetailView(ErrorSummary):
 
 
 class ErrorPage(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     errors: list[ErrorSummary]
     next_cursor: str | None = Field(None, description="pass as ?cursor= for the next page; null on the last")
@@ -133,7 +133,7 @@ class ErrorPage(BaseModel):
 class ErrorCounts(BaseModel):
     """The banner: open errors per category (every category, zeros included) and in total."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     total: int
     by_category: dict[str, int]
@@ -142,21 +142,21 @@ class ErrorCounts(BaseModel):
 class RetryBody(BaseModel):
     """What to resync: every open error of one category, or of the firm."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", strict=True)
 
     scope: Literal["category", "all"]
     category: Category | None = Field(None, description="required with scope 'category'")
 
 
 class ReplayRecord(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", strict=True)
 
     entity_type: SyncableType
     platform_id: str = Field(pattern=RECORD_ID_PATTERN, max_length=128)
 
 
 class ReplayWindow(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     from_: AwareDatetime = Field(alias="from", description="runs that started at or after this time")
     to: AwareDatetime = Field(description="…and before this time; at most 7 days after `from`")
@@ -165,7 +165,7 @@ class ReplayWindow(BaseModel):
 class ReplayBody(BaseModel):
     """What to replay: exactly one of ``record``, ``category`` or ``window``."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", strict=True)
 
     record: ReplayRecord | None = Field(None, description="one record")
     category: Category | None = Field(None, description="every OPEN error of this error-center category")
@@ -177,7 +177,7 @@ class ReplayBody(BaseModel):
 class RetryAcceptedView(BaseModel):
     """A queued resync: the fan-out runs in the background; its sync commands carry ``request_id``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     request_id: str
     scope: Literal["error", "category", "all", "record", "window"]

@@ -41,7 +41,7 @@ RunIdPath = Annotated[
 
 
 class FindingView(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     code: str
     severity: str = Field(description="warning (records land differently) or blocking (records will fail)")
@@ -53,7 +53,7 @@ class FindingView(BaseModel):
 
 
 class TotalsView(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     record_type: str
     create: int = 0
@@ -67,7 +67,7 @@ class TotalsView(BaseModel):
 
 
 class PlanView(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     snapshot_id: str | None = None
     totals: list[TotalsView]
@@ -75,7 +75,7 @@ class PlanView(BaseModel):
 
 
 class InitialSyncView(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     run_id: str
     realm_id: str

@@ -30,7 +30,7 @@ _MAX_SHOWN = 100
 
 
 class DeadLetterView(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     event_id: str = Field(description="the platform's event id")
     detail_type: str = Field(description='the event\'s DetailType as sent ("unknown" when unreadable)')
@@ -39,7 +39,7 @@ class DeadLetterView(BaseModel):
 
 
 class DeadLetterList(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     count: int = Field(description="events of this firm in the dead-letter queue (the last 14 days)")
     dead_letters: list[DeadLetterView]

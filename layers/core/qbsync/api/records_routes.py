@@ -41,7 +41,7 @@ _CURSOR_MAX = 2048
 
 
 class RecordErrorView(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     code: str = Field(description="qbsync error code")
     category: str = Field(description="error-center category")
@@ -50,7 +50,7 @@ class RecordErrorView(BaseModel):
 
 
 class RecordRef(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     entity_type: EntityType
     platform_id: str
@@ -59,7 +59,7 @@ class RecordRef(BaseModel):
 class RecordRow(BaseModel):
     """The sync state of one platform record."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     entity_type: EntityType
     platform_id: str
@@ -85,14 +85,14 @@ class RecordRow(BaseModel):
 
 
 class RecordList(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     items: list[RecordRow]
     next_cursor: str | None = Field(None, description="pass as ?cursor= for the next page; null at the end")
 
 
 class StatusCounts(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     not_synced: int = 0
     syncing: int = 0
@@ -104,7 +104,7 @@ class StatusCounts(BaseModel):
 
 
 class SyncSummary(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     realm_id: str | None = Field(None, description="the QuickBooks company the counts are for")
     totals: StatusCounts
@@ -239,7 +239,7 @@ def get_sync_record(
 class TimelineRun(BaseModel):
     """One run of the record through the sync, its steps in order."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     run_id: str
     started_at: datetime
@@ -255,7 +255,7 @@ class TimelineRun(BaseModel):
 
 
 class RecordTimeline(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     entity_type: EntityType
     platform_id: str

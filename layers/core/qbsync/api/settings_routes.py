@@ -39,7 +39,7 @@ router = Router()
 class SettingsView(BaseModel):
     """The firm's settings as the sync uses them now."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     settings: FirmSyncSettings
     is_default: bool = Field(description="true until the firm stores settings (product defaults shown)")
@@ -61,7 +61,7 @@ class SettingsStored(SettingsView):
 class SettingsCheck(BaseModel):
     """The firm's settings (stored, or the defaults) checked against the QuickBooks company now."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     ok: bool = Field(description="true when there is no problem (warnings do not count)")
     problems: list[str] = Field(
@@ -75,7 +75,7 @@ class SettingsCheck(BaseModel):
 class Choice(BaseModel):
     """One QuickBooks object a setting may point at."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     id: str
     name: str
@@ -89,7 +89,7 @@ class Choice(BaseModel):
 class SettingsChoices(BaseModel):
     """The active QuickBooks objects each setting may name (what ``PUT /settings`` accepts)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     deposit_accounts: list[Choice] = Field(description="deposit_account_id: Bank or Other Current Asset")
     income_accounts: list[Choice] = Field(description="service_income_account_id: Income accounts")

@@ -19,7 +19,7 @@ def _iso(epoch: float | None) -> str | None:
 class ConnectSettings(BaseModel):
     """What the owner picks before consent (PRODUCT.md B.1-B.2). Strict, like the settings it seeds."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, strict=True)
 
     #: which client accounts sync: only those with invoices or payments (default), or all.
     sync_accounts: Literal["with_activity", "all"] = "with_activity"
@@ -28,17 +28,23 @@ class ConnectSettings(BaseModel):
 
 
 class ConnectUrl(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     url: str
     expires_at: str
 
 
 class PendingSwitchView(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     realm_id: str
     company_name: str | None = None
     requested_at: str | None = None
 
 
 class ArchivedView(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     realm_id: str
     company_name: str | None = None
     archived_at: str | None = None
@@ -46,6 +52,8 @@ class ArchivedView(BaseModel):
 
 class ConnectionView(BaseModel):
     """The connection as the admin API shows it."""
+
+    model_config = ConfigDict(defer_build=True)
 
     status: str
     realm_id: str
@@ -99,7 +107,7 @@ class AuthorizationParked(BaseModel):
     the deployment configures no return URL: the callback then shows the handle on its page).
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(defer_build=True, frozen=True)
 
     handle: str = Field(repr=False)
     expires_at: str
@@ -110,6 +118,8 @@ class AuthorizationParked(BaseModel):
 
 class ConnectOutcome(BaseModel):
     """What completing a connection did (``POST /connection/complete``)."""
+
+    model_config = ConfigDict(defer_build=True)
 
     change: Literal["connected", "reconnected", "switch_pending"] = Field(
         description="connected: first connection; reconnected: the same company again; switch_pending: a "
@@ -127,6 +137,8 @@ class ConnectOutcome(BaseModel):
 
 
 class CheckResult(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     status: str
     realm_id: str
     company_name: str | None = None

@@ -49,7 +49,7 @@ class SyncCommand(BaseModel):
     fan-out idempotency); ``requested_by`` is the admin user id (never a name or an email).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, strict=True)
 
     kind: Literal["qbsync.sync_record.v1"] = "qbsync.sync_record.v1"
     firm_id: str = Field(pattern=_ID)
@@ -74,7 +74,7 @@ class RetryRequest(BaseModel):
     enqueues a record twice.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, strict=True)
 
     kind: Literal["qbsync.retry_request.v1"] = "qbsync.retry_request.v1"
     firm_id: str = Field(pattern=_ID)

@@ -160,7 +160,7 @@ Email = Annotated[
 class EventModel(BaseModel):
     """Base of every event model: unknown fields are rejected (a typo must not vanish silently)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, str_strip_whitespace=True)
 
 
 class Address(EventModel):

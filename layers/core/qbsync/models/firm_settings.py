@@ -66,7 +66,7 @@ class TaxMapping(BaseModel):
     firm names the primary and the secondary QBO TaxRate it is made of; they must belong to the code.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, strict=True)
 
     tax_code_id: QboId = Field(min_length=1, max_length=64)
     primary_rate_id: QboId | None = Field(None, min_length=1, max_length=64)
@@ -105,7 +105,7 @@ class FirmSyncSettings(BaseModel):
       (J.1); off by default: the owner reads the plan first.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, strict=True)
 
     sync_accounts: Literal["with_activity", "all"] = "with_activity"
     sync_start_date: IsoDate | None = None

@@ -84,7 +84,7 @@ def _envelope_required(schema: dict[str, Any]) -> None:
 class QbsyncEvent(EventModel):
     """Envelope fields of every qbsync event."""
 
-    model_config = ConfigDict(json_schema_extra=_envelope_required)
+    model_config = ConfigDict(defer_build=True, json_schema_extra=_envelope_required)
 
     DETAIL_TYPE: ClassVar[str]
 
