@@ -482,9 +482,9 @@ class RecordAdmin:
         """QuickBooks' object matches the platform in every field that matters (a change elsewhere, or an
         edit that was undone), or the firm accepted QuickBooks' change: ``synced`` with QBO's
         ``sync_token``, error removed. Only on the record as read (``seen_revision``), nothing in flight.
-        ``synced_via`` ``settle``: no write of the platform event, so no lag sample. ``last_event``: the stored
-        platform event replaced in the same write (an accepted change: the platform's data takes QuickBooks'
-        values, so the drift report and a later Resync start from them)."""
+        ``synced_via`` ``settle``: no write of the platform event, so no lag sample. ``last_event``: the
+        stored platform event replaced in the same write (an accepted change: the platform's data takes
+        QuickBooks' values, so the drift report and a later Resync start from them)."""
         sets: dict[str, Any] = {SYNCED_VIA_ATTR: "settle"}
         removes = [*_ERROR_ATTRS]
         if sync_token is not None:
