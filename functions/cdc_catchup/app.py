@@ -24,18 +24,15 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from qbsync import wiring
+from qbsync.adapters.sqs_batch import SqsRecord, process_partial_batch
 from qbsync.errors import BadRequest, QbsyncError
 from qbsync.models.messages import parse_catch_up_message
 from qbsync.observability import context_keys, logger, metrics, tracer
 from qbsync.reconcile.resync import ResyncReport
 
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
-
-def record_handler(record: SQSRecord) -> ResyncReport:
+def record_handler(record: SqsRecord) -> ResyncReport:
     """Resync the firm of one CatchUpQueue message. Raises (→ batch-item failure) when malformed or
     retryable."""
     try:
@@ -92,11 +89,7 @@ def _step_metrics(report: ResyncReport) -> None:
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if isinstance(event, dict) and "Records" in event:
         wiring.start(wiring.resync)  # a missing or bad setting fails the invocation here, loudly
-        return dict(
-            process_partial_response(
-                event=event, record_handler=record_handler, processor=processor, context=context
-            )
-        )
+        return dict(process_partial_batch(event, record_handler))
     request_id = str(event.get("id") or "") if isinstance(event, dict) else ""
     if request_id:
         logger.set_correlation_id(request_id)  # the schedule event's id ties the fan-out's lines together

@@ -12,9 +12,10 @@ WITHOUT its content (client personal data): detail type, firm id, event id and t
 The batch runs inside :meth:`SyncService.batch` (:mod:`qbsync.outbound.batch`): reads shared by its
 records, its status events sent in one PutEvents at the end.
 
-Only the failed records are retried (``BatchProcessor`` + ``process_partial_response``); a batch in which
-every record fails is reported the same way (``raise_on_entire_batch_failure=False``), never as an
-exception, so the Lambda's own error metrics mean "the worker is broken", not "QuickBooks said no".
+Only the failed records are retried (:func:`qbsync.adapters.sqs_batch.process_partial_batch`, the
+semantics of Powertools' ``BatchProcessor`` without its import cost); a batch in which every record fails
+is reported the same way, never as an exception, so the Lambda's own error metrics mean "the worker is
+broken", not "QuickBooks said no".
 """
 
 from __future__ import annotations
@@ -24,8 +25,7 @@ import time
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from qbsync.adapters.sqs_batch import SqsRecord, process_partial_batch
 from qbsync.errors import MalformedMessage, QbsyncError
 from qbsync.models.commands import SyncCommand
 from qbsync.models.messages import OutboundMessage, parse_outbound_message
@@ -33,9 +33,6 @@ from qbsync.observability import context_keys, logger, metrics, tracer
 from qbsync.outbound.redelivery import DeadLetter, decide, receive_count_of
 from qbsync.outbound.service import Outcome
 from qbsync.wiring import dead_letters, outbound_queue, start, sync_service
-
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-
 
 #: the batch's bodies, parsed once before it runs (message id → message, or why it cannot be read)
 _parsed: dict[str, OutboundMessage | MalformedMessage] = {}
@@ -47,7 +44,7 @@ def _parse_batch(event: dict[str, Any]) -> list[OutboundMessage]:
     readable: list[OutboundMessage] = []
     for raw in event.get("Records") or ():
         if not isinstance(raw, dict) or not isinstance(raw.get("messageId"), str):
-            continue  # Powertools reports it: the handler never sees a record without an id
+            continue  # the batch loop hands it to record_handler, which cannot read it: a failure
         try:
             message = parse_outbound_message(raw.get("body"))
         except MalformedMessage as err:
@@ -58,7 +55,7 @@ def _parse_batch(event: dict[str, Any]) -> list[OutboundMessage]:
     return readable
 
 
-def record_handler(record: SQSRecord) -> Outcome | None:
+def record_handler(record: SqsRecord) -> Outcome | None:
     """Sync one message. Raises (→ batch-item failure) when the redelivery policy redelivers it."""
     parsed = _parsed.pop(record.message_id, None)
     try:
@@ -106,7 +103,7 @@ def _log_id(message: OutboundMessage) -> str:
     return f"command:{message.request_id}" if isinstance(message, SyncCommand) else message.event_id
 
 
-def _dead_letter(record: SQSRecord, err: MalformedMessage) -> None:
+def _dead_letter(record: SqsRecord, err: MalformedMessage) -> None:
     """Send a message that cannot be understood to the DLQ, then let it be consumed (policy: DeadLetter).
 
     If the DLQ does not take it, raises: a batch-item failure, so it comes back (nothing is lost).
@@ -140,7 +137,7 @@ def _dead_letter(record: SQSRecord, err: MalformedMessage) -> None:
     metrics.add_metric(name="DeadLettered", unit=MetricUnit.Count, value=1)
 
 
-def _redeliver(record: SQSRecord, err: Exception, ids: dict[str, str]) -> None:
+def _redeliver(record: SqsRecord, err: Exception, ids: dict[str, str]) -> None:
     """Apply the redelivery policy to a failed message (the caller re-raises: a batch-item failure)."""
     decision = decide(err, receive_count=_receive_count(record), jitter=random.random())
     if not isinstance(decision, DeadLetter) and decision.why == "retry" and isinstance(err, QbsyncError):
@@ -150,14 +147,14 @@ def _redeliver(record: SQSRecord, err: Exception, ids: dict[str, str]) -> None:
         _redeliver_after(record, decision.visibility_seconds)
 
 
-def _receive_count(record: SQSRecord) -> int:
+def _receive_count(record: SqsRecord) -> int:
     attributes = record.get("attributes")
     return receive_count_of(
         attributes.get("ApproximateReceiveCount") if isinstance(attributes, dict) else None
     )
 
 
-def _redeliver_after(record: SQSRecord, seconds: int) -> None:
+def _redeliver_after(record: SqsRecord, seconds: int) -> None:
     try:
         outbound_queue().change_visibility(record.receipt_handle, seconds)
     except QbsyncError as err:
@@ -198,9 +195,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         with sync_service().batch():
             sync_service().prepare(_parse_batch(event))  # the batch's reads, done ahead and together
-            response = process_partial_response(
-                event=event, record_handler=record_handler, processor=processor, context=context
-            )
+            response = process_partial_batch(event, record_handler)
     except QbsyncError as err:
         return _batch_not_finished(event, err)
     return dict(response)

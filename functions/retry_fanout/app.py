@@ -17,25 +17,23 @@ batch. Retryable failures (SQS, DynamoDB, a request another delivery is sending)
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from qbsync.adapters.sqs_batch import SqsRecord, process_partial_batch
 from qbsync.errorcenter.retry import WorkOutcome
 from qbsync.errors import BadRequest, QbsyncError
 from qbsync.models.messages import parse_retry_message
 from qbsync.observability import context_keys, logger, metrics, tracer
 from qbsync.wiring import retry_worker, start
 
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
-
-def record_handler(record: SQSRecord, lambda_context: Any = None) -> WorkOutcome:
+def record_handler(record: SqsRecord, lambda_context: Any = None) -> WorkOutcome:
     """Handle one RetryQueue message. Raises (→ batch-item failure) for malformed and retryable ones.
 
-    ``lambda_context`` (injected by the BatchProcessor) bounds a long fan-out: it continues in a new message
-    when the invocation's time runs low.
+    ``lambda_context`` (the invocation's, passed by :func:`lambda_handler`) bounds a long fan-out: it
+    continues in a new message when the invocation's time runs low.
     """
     remaining = getattr(lambda_context, "get_remaining_time_in_millis", None)
     time_left_ms = (lambda: int(remaining())) if callable(remaining) else None
@@ -99,7 +97,4 @@ def _log(message_id: str, outcome: WorkOutcome) -> None:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     start(retry_worker)  # a missing or bad setting fails the invocation here, loudly
-    response = process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
-    return dict(response)
+    return process_partial_batch(event, partial(record_handler, lambda_context=context))
