@@ -58,6 +58,8 @@ __all__ = [
     "RECORD_TYPES",
     "RECORD_TYPE_INFO",
     "RECORD_TYPE_OF",
+    "REMOVING_OPERATIONS",
+    "SALES_ITEM_NOTE",
     "SYNCABLE_TYPES",
     "ErrorCategory",
     "InitialSyncPhase",
@@ -145,6 +147,19 @@ if tuple(RECORD_TYPE_INFO) != RECORD_TYPES or {
 
 #: the name-list record types (deleting one deactivates its QuickBooks object)
 NAME_LISTS: tuple[RecordType, ...] = tuple(i.record_type for i in RECORD_TYPE_INFO.values() if i.name_list)
+
+#: the record operations that remove the record's object from QuickBooks (deleted, voided, or made inactive
+#: for a name list): a record last applied so (``applied_op``) is not compared with QuickBooks any more, and a
+#: change of that object there is its own removal or an edit of a removed object, never drift
+REMOVING_OPERATIONS: frozenset[str] = frozenset({"delete", "void"})
+
+#: the ``note`` of a service record linked to QuickBooks' "Sales" item (no service income account: services
+#: are billed on it instead of their own items). That item is QuickBooks' own, not the service: the drift
+#: comparisons (:func:`qbsync.inbound.differences.differences`) read only whether it is still active.
+SALES_ITEM_NOTE = (
+    "Billed on QuickBooks' 'Sales' item: no service income account is set and QuickBooks has no "
+    "'Uncategorized Income' account"
+)
 
 #: platform entity -> record type (``ClientAccount`` -> ``client_account``; Contact has none: contacts sync
 #: inbound)

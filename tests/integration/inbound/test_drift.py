@@ -471,3 +471,51 @@ def test_a_customer_qbsync_linked_and_never_wrote_is_not_drift_when_edited_there
     assert record.status == "synced" and env.stack.errors.list(env.firm, status="open")[0] == []
     edited = next(c for c in env.qbo("Customer") if c["Id"] == existing["Id"])
     assert record.sync_token == str(edited["SyncToken"])
+
+
+def test_an_invoice_the_platform_voided_is_not_drift_when_quickbooks_edits_or_deletes_it(env: Env) -> None:
+    """Voided on the platform (so voided in QuickBooks: total 0.00): the accountant's memo on the voided
+    invoice, or its deletion there, is no drift, by CDC or by webhook; the record keeps QuickBooks' token."""
+    _synced_invoice(env)
+    voided = platform_event("invoice_voided", env.firm)
+    voided["detail"]["data"]["id"] = "inv-400"
+    voided["detail"]["version"] = 5
+    env.sync(voided)
+    record = env.record("invoice", "inv-400")
+    assert record.status == "synced" and record.applied_op == "void"
+    (invoice,) = [i for i in env.qbo("Invoice") if i["Id"] == record.qbo_id]  # QuickBooks notes it "Voided"
+    assert float(invoice["TotalAmt"]) == 0.0
+    catch_up(env)  # the void itself is our own echo
+    env.events()
+
+    memo = env.qbo_client().update(
+        "Invoice",
+        {
+            "Id": invoice["Id"],
+            "SyncToken": invoice["SyncToken"],
+            "CustomerMemo": {"value": "voided: duplicate"},
+        },
+        request_id="acct-memo",
+        sparse=True,
+    )
+    catch_up(env)
+    assert env.stack.errors.list(env.firm, status="open")[0] == []
+    record = env.record("invoice", "inv-400")
+    assert record.status == "synced" and record.sync_token == str(memo["SyncToken"])
+
+    env.qbo_client().delete("Invoice", invoice["Id"], memo["SyncToken"], request_id="acct-del-void")
+    notice = InboundNotice(
+        realm_id=env.realm,
+        changes=(EntityChange("Invoice", invoice["Id"], "Delete", "2026-12-07T01:00:00Z"),),
+        source="webhook_classic",
+        received_at="2026-12-07T01:00:01Z",
+        notification_id="n-void-del-1",
+    )
+    answer = INBOUND.lambda_handler(
+        {"Records": [sqs_record(notice.body(), queue="qbsync-inbound")]}, LambdaContext()
+    )
+    assert answer == {"batchItemFailures": []}
+    catch_up(env)
+    assert env.stack.errors.list(env.firm, status="open")[0] == []
+    assert env.record("invoice", "inv-400").status == "synced"
+    assert not [t for t, _ in env.events() if t in ("Sync Error Raised", "Drift Detected")]

@@ -17,6 +17,7 @@ from qbsync.reconcile.report import DriftReportStep
 from tests.fixtures.events import EventCapture
 from tests.integration.entity_sync.conftest import untaxed_invoice
 from tests.integration.errorcenter.actions.conftest import Env, platform_event
+from tests.integration.inbound.test_drift import catch_up
 
 
 def _ours(env: Env, entity: str, marker: str, platform_id: str) -> dict[str, Any]:
@@ -458,3 +459,49 @@ def test_a_client_account_linked_to_a_customer_already_in_quickbooks_is_not_drif
     assert _run(env)["findings"] == []
     assert env.record("client_account", "acct-100").status == "synced"
     assert env.stack.errors.list(env.firm, status="open")[0] == []
+
+
+def _without_service_income_account(env: Env) -> None:
+    """No income account setting and no "Uncategorized Income": services are billed on the "Sales" item."""
+    qbo = env.qbo_client()
+    (account,) = qbo.query("SELECT * FROM Account WHERE Name = 'Uncategorized Income'")
+    qbo.update(
+        "Account",
+        {"Id": account["Id"], "SyncToken": account["SyncToken"], "Name": "Other Income (renamed)"},
+        request_id=f"acct-{uuid.uuid4().hex[:8]}",
+        sparse=True,
+    )
+
+
+def _edit_item(env: Env, qbo_id: str, **changes: Any) -> None:
+    item = next(i for i in env.qbo_client().query(f"SELECT * FROM Item WHERE Id = '{qbo_id}'"))
+    env.qbo_client().update(
+        "Item",
+        {"Id": qbo_id, "SyncToken": item["SyncToken"], **changes},
+        request_id=f"acct-{uuid.uuid4().hex[:8]}",
+        sparse=True,
+    )
+
+
+def test_a_service_billed_on_the_sales_item_is_not_drift_for_the_sales_items_own_fields(env: Env) -> None:
+    _without_service_income_account(env)
+    env.sync(platform_event("service_created", env.firm))
+    record = env.record("service", "svc-300")
+    (sales,) = [i for i in env.qbo("Item") if i["Name"] == "Sales"]
+    assert record.status == "synced" and record.qbo_id == sales["Id"]
+    assert record.note and "'Sales' item" in record.note  # how it landed: noted on the record
+
+    # the Sales item's name, rate and description are QuickBooks' own, not an edit of the service: no
+    # finding every hour, and none when the accountant edits them
+    assert _run(env)["findings"] == []
+    _edit_item(env, sales["Id"], Description="Everything we sell", UnitPrice=12.5)
+    assert _run(env)["findings"] == []
+    catch_up(env)  # the CDC catch-up reads the same change: no error either
+    assert env.stack.errors.list(env.firm, status="open")[0] == []
+    assert env.record("service", "svc-300").status == "synced"
+
+    # the Sales item made inactive (QuickBooks' delete of an item): the lines billed on it would fail
+    _edit_item(env, sales["Id"], Active=False)
+    report = _run(env)
+    assert _kinds(report) == {("service", "svc-300", "edited_in_quickbooks")}
+    assert _diffs(_finding(report, "service", "svc-300")) == [("status", "active", "inactive")]

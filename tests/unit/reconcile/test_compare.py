@@ -179,6 +179,22 @@ def test_a_record_already_deleted_in_quickbooks_is_listed_without_a_read() -> No
     assert findings[0].actions == ("resync", "relink", "unlink")
 
 
+def test_a_service_on_the_sales_item_is_compared_only_for_the_item_being_there_and_active() -> None:
+    service = {"id": "svc-1", "name": "Bookkeeping (monthly)", "rate": "150.00", "active": True}
+    sales = {"Id": "1", "Name": "Sales", "UnitPrice": 0, "Active": True}
+
+    def on_sales(obj: Any) -> list[tuple[str, tuple[Difference, ...]]]:
+        row = Compared("service", "svc-1", service, obj, "Item", "1", sales_item=True)
+        return [(f.kind, f.differences) for f in compare([row])]
+
+    assert on_sales(sales) == []  # another name and rate: QuickBooks' own item
+    assert on_sales({**sales, "Active": False}) == [(EDITED, (Difference("status", "active", "inactive"),))]
+    assert on_sales(None) == [(MISSING, ())]
+    # the same item linked to a service of its own (not noted as on "Sales") is compared field by field
+    row = Compared("service", "svc-1", service, sales, "Item", "1")
+    assert [f.kind for f in compare([row])] == [EDITED]
+
+
 def test_the_fingerprint_tells_a_changed_difference_from_the_same_one() -> None:
     a = compare(_rows(_qbo_invoice(total=605.01, line2=80.01), 605.01))[1]
     b = compare(_rows(_qbo_invoice(total=605.01, line2=80.01), 605.01))[1]

@@ -53,6 +53,7 @@ from qbsync.models.commands import SyncCommand
 from qbsync.models.qbsync_events import ContactData, ContactUpdated, SyncErrorResolved, SyncStatusChanged
 from qbsync.models.record_key import RecordKey
 from qbsync.qbo.client import deep_link
+from qbsync.qbo.contact import customer_email, customer_phones, platform_address
 from qbsync.repositories.connections import CONNECTED, Connection
 from qbsync.repositories.error_log import ErrorEntry, ErrorLogRepository
 from qbsync.repositories.record_admin import RecordAdmin
@@ -73,7 +74,6 @@ logger = logging.getLogger("qbsync.errorcenter.drift_actions")
 _WRITE_ROLES = ("owner", "admin")
 #: a difference's field -> the Contact Updated ``changed_fields`` name
 _CONTACT_CHANGE = {"email": "email", "phone numbers": "phones", "billing address": "mailing_address"}
-_PHONE_SLOTS = (("PrimaryPhone", "work"), ("Mobile", "mobile"), ("Fax", "fax"), ("AlternatePhone", "other"))
 
 
 class Connections(Protocol):
@@ -440,30 +440,8 @@ def _accepted_event(
     return {**stored, "detail": {**detail, "data": accepted_contact(data, customer, changed)}}
 
 
-def _address(value: Any) -> dict[str, Any] | None:
-    if not isinstance(value, Mapping):
-        return None
-    out = {
-        "line1": value.get("Line1"),
-        "line2": value.get("Line2"),
-        "city": value.get("City"),
-        "region": value.get("CountrySubDivisionCode"),
-        "postal_code": value.get("PostalCode"),
-        "country": value.get("Country"),
-    }
-    out = {k: str(v) for k, v in out.items() if v}
-    return out or None
-
-
 def _contact(customer: Mapping[str, Any]) -> ContactData:
     """The customer's contact fields as the platform's contact (never logged: personal data)."""
-    email = customer.get("PrimaryEmailAddr")
-    phones = []
-    for slot, kind in _PHONE_SLOTS:
-        value = customer.get(slot)
-        number = value.get("FreeFormNumber") if isinstance(value, Mapping) else None
-        if number:
-            phones.append({"type": kind, "number": str(number)})
     return ContactData.model_validate(
         {
             "first_name": customer.get("GivenName"),
@@ -471,9 +449,9 @@ def _contact(customer: Mapping[str, Any]) -> ContactData:
             "last_name": customer.get("FamilyName"),
             "display_name": str(customer.get("DisplayName") or ""),
             "company_name": customer.get("CompanyName"),
-            "email": email.get("Address") if isinstance(email, Mapping) else None,
-            "phones": phones,
-            "physical_address": _address(customer.get("ShipAddr")),
-            "mailing_address": _address(customer.get("BillAddr")),
+            "email": customer_email(customer),
+            "phones": customer_phones(customer),
+            "physical_address": platform_address(customer.get("ShipAddr")),
+            "mailing_address": platform_address(customer.get("BillAddr")),
         }
     )

@@ -20,8 +20,11 @@ A client account that qbsync *linked* to a customer already in QuickBooks (an ex
 the firm chose in the error center, the plan's link) is not compared: qbsync never wrote that customer, so
 its name and contact fields are QuickBooks' own, not an edit (:func:`written_by_qbsync`: the customers
 qbsync creates carry the record's marker in ``Notes``). Its absence still counts. Items carry no marker
-(the mapper writes none), so a linked service - the same name, or QuickBooks' "Sales" item - cannot be told
-from one qbsync created and is compared.
+(the mapper writes none), so a service linked by the same name cannot be told from one qbsync created and
+is compared. A service billed on QuickBooks' "Sales" item (the company has no service income account) is
+noted so on its record (:data:`qbsync.vocab.SALES_ITEM_NOTE`, :func:`on_sales_item`): that item's name,
+rate and description are QuickBooks' own, so only whether it is still active is compared; its absence
+still counts.
 
 Amounts are compared to the cent and named was/now (``total was 605.00 USD, now 650.00 USD``); dates
 was/now; a customer by its QuickBooks id. Client data (names, emails, phone numbers, addresses) is never
@@ -40,6 +43,7 @@ from typing import Any
 
 from qbsync import vocab
 from qbsync.models.record_key import note_of, parse_marker
+from qbsync.qbo.contact import ADDRESS_FIELDS, customer_email, customer_phones, platform_address
 
 __all__ = [
     "CONTACT_FIELDS",
@@ -49,6 +53,7 @@ __all__ = [
     "explain_delete",
     "explain_edit",
     "explain_missing",
+    "on_sales_item",
     "written_by_qbsync",
 ]
 
@@ -170,13 +175,7 @@ def _dated_amount(
 
 
 def _phones(obj: Mapping[str, Any]) -> str:
-    numbers = []
-    for slot in ("PrimaryPhone", "Mobile", "Fax", "AlternatePhone"):
-        value = obj.get(slot)
-        number = value.get("FreeFormNumber") if isinstance(value, Mapping) else None
-        if number:
-            numbers.append("".join(ch for ch in str(number) if ch.isalnum()))
-    return ",".join(sorted(numbers))
+    return ",".join(sorted("".join(ch for ch in p["number"] if ch.isalnum()) for p in customer_phones(obj)))
 
 
 def _platform_phones(data: Mapping[str, Any]) -> str:
@@ -193,16 +192,6 @@ def _platform_phones(data: Mapping[str, Any]) -> str:
     return ",".join(sorted(slots.values()))
 
 
-_ADDRESS = (
-    ("line1", "Line1"),
-    ("line2", "Line2"),
-    ("city", "City"),
-    ("region", "CountrySubDivisionCode"),
-    ("postal_code", "PostalCode"),
-    ("country", "Country"),
-)
-
-
 def _address(value: Any, names: Sequence[str]) -> str:
     if not isinstance(value, Mapping):
         return ""
@@ -212,13 +201,12 @@ def _address(value: Any, names: Sequence[str]) -> str:
 def _customer(data: Mapping[str, Any], obj: Mapping[str, Any], _: str | None) -> list[Difference]:
     d = _Diff()
     d.hidden("display name", data.get("name"), obj.get("DisplayName"))
-    email = obj.get("PrimaryEmailAddr")
-    d.hidden("email", data.get("email"), email.get("Address") if isinstance(email, Mapping) else None)
+    d.hidden("email", data.get("email"), customer_email(obj))
     d.hidden("phone numbers", _platform_phones(data), _phones(obj))
     d.hidden(
         "billing address",
-        _address(data.get("billing_address"), [p for p, _ in _ADDRESS]),
-        _address(obj.get("BillAddr"), [q for _, q in _ADDRESS]),
+        _address(data.get("billing_address"), [p for p, _ in ADDRESS_FIELDS]),
+        _address(obj.get("BillAddr"), [q for _, q in ADDRESS_FIELDS]),
     )
     _active(d, data, obj)
     return d.found
@@ -240,10 +228,6 @@ def _item(data: Mapping[str, Any], obj: Mapping[str, Any], _: str | None) -> lis
     return d.found
 
 
-#: QuickBooks' phone slots -> the platform's phone type (as :func:`_platform_phones` places them back)
-_PHONE_TYPES = (("PrimaryPhone", "work"), ("Mobile", "mobile"), ("Fax", "fax"), ("AlternatePhone", "other"))
-
-
 def accepted_contact(
     data: Mapping[str, Any], customer: Mapping[str, Any], fields: Sequence[str]
 ) -> dict[str, Any]:
@@ -252,20 +236,11 @@ def accepted_contact(
     :func:`differences` of the result and ``customer`` names none of those fields. Other fields are kept."""
     out = dict(data)
     if "email" in fields:
-        email = customer.get("PrimaryEmailAddr")
-        out["email"] = _text(email.get("Address")) if isinstance(email, Mapping) else None
+        out["email"] = customer_email(customer)
     if "phone numbers" in fields:
-        phones = []
-        for slot, kind in _PHONE_TYPES:
-            value = customer.get(slot)
-            number = value.get("FreeFormNumber") if isinstance(value, Mapping) else None
-            if number:
-                phones.append({"type": kind, "number": str(number)})
-        out["phones"] = phones
+        out["phones"] = customer_phones(customer)
     if "billing address" in fields:
-        bill = customer.get("BillAddr")
-        address = {p: _text(bill.get(q)) for p, q in _ADDRESS} if isinstance(bill, Mapping) else {}
-        out["billing_address"] = address if any(address.values()) else None
+        out["billing_address"] = platform_address(customer.get("BillAddr"))
     return out
 
 
@@ -291,12 +266,35 @@ def written_by_qbsync(record_type: str, platform_id: str, qbo_entity: str, obj: 
     return parse_marker(note_of(qbo_entity or info.qbo_entities[0], dict(obj))) == (info.marker, platform_id)
 
 
+def on_sales_item(record_type: str, note: str | None) -> bool:
+    """Whether the record is a service billed on QuickBooks' "Sales" item (its ``note`` says so:
+    :data:`qbsync.vocab.SALES_ITEM_NOTE`, written when the outbound sync linked it there)."""
+    return record_type == "service" and note == vocab.SALES_ITEM_NOTE
+
+
+def _sales_item(data: Mapping[str, Any], obj: Mapping[str, Any]) -> list[Difference]:
+    """A service on the "Sales" item: the item's name, rate and description are QuickBooks' own; only an
+    inactive item matters (the lines billed on it would fail), while the platform's service is active."""
+    if data.get("active", True) is not False and obj.get("Active", True) is False:
+        return [Difference("status", "active", "inactive")]
+    return []
+
+
 def differences(
-    record_type: str, data: Mapping[str, Any], obj: Mapping[str, Any], *, customer_id: str | None = None
+    record_type: str,
+    data: Mapping[str, Any],
+    obj: Mapping[str, Any],
+    *,
+    customer_id: str | None = None,
+    sales_item: bool = False,
 ) -> list[Difference]:
     """The fields that matter of ``record_type`` where QuickBooks' ``obj`` differs from the platform's
     ``data`` (see the module table); ``customer_id``: the QuickBooks id of the record's client account
-    (None: the customer is not compared). Raises KeyError for a record type that is not compared."""
+    (None: the customer is not compared); ``sales_item``: the record is a service billed on QuickBooks'
+    "Sales" item (:func:`on_sales_item`): only whether that item is still active is compared. Raises
+    KeyError for a record type that is not compared."""
+    if sales_item:
+        return _sales_item(data, obj)
     return _COMPARE[record_type](data, obj, customer_id)
 
 

@@ -20,6 +20,10 @@ catch-up (:mod:`qbsync.inbound.catchup`) reported it. :meth:`SyncedRecordChanges
   was/now to the cent.
 * **Deleted** (no body) → ``failed`` with :data:`DELETED`, the QuickBooks link removed (the push creates a
   new object; dependents wait for it as for any failed prerequisite).
+* **Removed by the platform** (the record's ``applied_op`` is in :data:`qbsync.vocab.REMOVING_OPERATIONS`:
+  deleted or voided on the platform, so deleted, voided or inactive in QuickBooks too): never compared, as
+  in the drift report. An edit of the voided object or its deletion in QuickBooks settles (SyncToken
+  adopted); a drift error left open from before the removal resolves.
 * Then "Sync Status Changed" (failed) and, for a new error, "Sync Error Raised".
 
 The error's actions (:mod:`qbsync.errorcenter.drift_actions`): push the platform's version again (the
@@ -44,6 +48,7 @@ from qbsync.inbound.differences import (
     differences,
     explain_delete,
     explain_edit,
+    on_sales_item,
     written_by_qbsync,
 )
 from qbsync.models.qbsync_events import SyncErrorRaised, SyncErrorResolved, SyncStatusChanged
@@ -165,6 +170,13 @@ class SyncedRecordChanges:
             )
             return
         body = change.body
+        if record.applied_op in vocab.REMOVING_OPERATIONS:
+            # deleted or voided on the platform, so removed in QuickBooks too: an edit of the voided object (a
+            # memo) or its deletion there is no drift, and its amounts (zero once voided) are not compared
+            logger.info("change in QuickBooks of a record the platform removed: not compared", extra=ctx)
+            token = None if body is None else _token(body.get("SyncToken"))
+            self.settle(record, None if token is None else str(token), drifted=drifted)
+            return
         if body is None:
             self.raise_drift(
                 record,
@@ -188,7 +200,13 @@ class SyncedRecordChanges:
             logger.info("change in QuickBooks of an object qbsync linked and never wrote", extra=ctx)
             self.settle(record, sync_token, drifted=drifted)
             return
-        found = differences(record.entity_type, data, body, customer_id=self._customer_id(record, data))
+        found = differences(
+            record.entity_type,
+            data,
+            body,
+            customer_id=self._customer_id(record, data),
+            sales_item=on_sales_item(record.entity_type, record.note),
+        )
         if not found:
             self.settle(record, sync_token, drifted=drifted)
             return

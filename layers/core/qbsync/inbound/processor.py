@@ -67,7 +67,6 @@ logger = logging.getLogger("qbsync.inbound.processor")
 #: QuickBooks. Changes of any other entity (Account, Vendor, TaxCode, Preferences, ...) are not read.
 SUPPORTED_ENTITIES = ("Customer", "Item", "Invoice", "Payment", "CreditMemo", "RefundReceipt", "Purchase")
 PAYMENT = "Payment"
-_OWN_DELETES = ("delete", "void")
 
 
 class RecordLookup(Protocol):
@@ -120,7 +119,7 @@ class LoggedSyncedChanges:
 def is_own_write(record: SyncRecord, change: ChangedObject) -> bool:
     """True when ``change`` is the version qbsync itself wrote for ``record`` (see the module table)."""
     if change.deleted:
-        return record.applied_op in _OWN_DELETES
+        return record.applied_op in vocab.REMOVING_OPERATIONS
     token = change.sync_token
     if token is not None and token == record.sync_token:
         return True

@@ -654,7 +654,7 @@ class SyncService:
             if err.reason_code in _SKIP_REASONS:
                 return self._skip(job, err.explanation)
             if err.reason_code == "services_use_sales_item" and ref.sales_item_id:
-                return self._link(job, current, "Item", ref.sales_item_id)
+                return self._link(job, current, "Item", ref.sales_item_id, note=vocab.SALES_ITEM_NOTE)
             # the fix is often made in QBO (a new account, tax code, payment method): reload on the resync
             self._references.invalidate(job.realm_id)
             return self._failed(job, err)
@@ -849,10 +849,18 @@ class SyncService:
         return None
 
     def _link(
-        self, job: Job, current: SyncRecord, qbo_entity: str, qbo_id: str, sync_token: str | None = None
+        self,
+        job: Job,
+        current: SyncRecord,
+        qbo_entity: str,
+        qbo_id: str,
+        sync_token: str | None = None,
+        *,
+        note: str | None = None,
     ) -> Outcome:
         """Record the platform record as mapped to an existing QBO object (services on "Sales", exact-name
-        matches of customers and items)."""
+        matches of customers and items); ``note``: how it landed (a service on "Sales":
+        :data:`qbsync.vocab.SALES_ITEM_NOTE`, so the drift comparisons leave the item's fields alone)."""
         synced = self._records.mark_synced(
             job.key,
             owner=self._owner,
@@ -862,6 +870,7 @@ class SyncService:
                 qbo_id=qbo_id,
                 sync_token=sync_token,
                 deep_link=_link_of(self._app_base_url, qbo_entity, qbo_id, job.realm_id),
+                note=note,
             ),
             now=self._clock(),
             operation=job.operation,

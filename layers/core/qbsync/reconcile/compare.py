@@ -103,6 +103,8 @@ class Compared:
     qbo_entity: str | None = None
     qbo_id: str | None = None
     drift_code: str | None = None
+    #: a service billed on QuickBooks' "Sales" item: only whether that item is still active is compared
+    sales_item: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +180,9 @@ def _own(row: Compared, customers: Mapping[str, str]) -> Finding | None:
         return None  # linked to an object that was there before: its fields are QuickBooks' own
     account = row.data.get("account_id")
     customer_id = customers.get(account) if isinstance(account, str) else None
-    found = tuple(differences(row.entity_type, row.data, row.obj, customer_id=customer_id))
+    found = tuple(
+        differences(row.entity_type, row.data, row.obj, customer_id=customer_id, sales_item=row.sales_item)
+    )
     if not found:
         return None
     kind = AMOUNT_MISMATCH if any(_is_amount(d) for d in found) else EDITED

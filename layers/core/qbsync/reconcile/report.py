@@ -47,7 +47,7 @@ from qbsync import vocab
 from qbsync.auth import Caller, require_role
 from qbsync.connection.clients import RealmClients
 from qbsync.errors import Conflict, RetryableError
-from qbsync.inbound.differences import Difference, explain_edit, explain_missing
+from qbsync.inbound.differences import Difference, explain_edit, explain_missing, on_sales_item
 from qbsync.inbound.drift import COMPARED_TYPES, DRIFT_CODES, QuickBooksChanged, SyncedRecordChanges
 from qbsync.inbound.payments import error_platform_id
 from qbsync.inbound.reads import read_by_ids
@@ -82,8 +82,6 @@ logger = logging.getLogger("qbsync.reconcile.report")
 _ROLES = ("owner", "admin")
 _EVENT_FINDINGS = 50
 _ZERO = Decimal("0.00")
-#: the operations that removed the record from QuickBooks (its object deleted, voided or made inactive)
-_REMOVED = frozenset({"delete", "void"})
 
 
 class Connections(Protocol):
@@ -237,7 +235,7 @@ class DriftReports:
                 continue
             if record.lease_live(now) or record.intent is not None:
                 continue  # being written: its write decides
-            if record.applied_op in _REMOVED:
+            if record.applied_op in vocab.REMOVING_OPERATIONS:
                 continue  # deleted / voided on the platform: QuickBooks has it removed (or inactive) too
             if (record.status == SYNCED and record.qbo_id) or _drifted(record):
                 out[(record.entity_type, record.platform_id)] = (record, data)
@@ -394,6 +392,7 @@ def _row(
         qbo_entity=record.qbo_entity if record.qbo_id else None,
         qbo_id=record.qbo_id,
         drift_code=record.error.code if _drifted(record) and record.error else None,
+        sales_item=on_sales_item(record.entity_type, record.note),
     )
 
 
