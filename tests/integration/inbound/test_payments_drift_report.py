@@ -62,3 +62,27 @@ def test_payments_recorded_in_quickbooks_and_delivered_leave_a_clean_report(inbo
     # the redelivery publishes and finishes it: clean again
     assert inbound.inbound(inbound.notice(realm, ("Payment", part["Id"], "Create"))) == OK
     assert _findings(firm) == []
+
+
+def test_a_customer_credit_recorded_in_quickbooks_explains_the_clients_balance(inbound: InboundStack) -> None:
+    """A payment applied to no invoice (a customer credit) is never announced, yet it lowers QuickBooks'
+    customer balance: the client's balance_mismatch names it instead of being left unexplained."""
+    firm = new_firm()
+    inbound.sync_invoices(firm, ("inv-400", "N-400"))
+    realm = inbound.realm_of(firm)
+    customer = inbound.customer_of(firm)
+    assert _findings(firm) == []
+    credit = inbound.accountant_of(firm).receive_payment(customer, [], txn_date=_today(), TotalAmt=50.0)
+    assert inbound.inbound(inbound.notice(realm, ("Payment", credit["Id"], "Create"))) == OK
+    seen = inbound.payments.get(firm, realm, credit["Id"])
+    assert seen is None or seen.state == "ignored"  # a credit is not announced (D.3)
+
+    report = wiring.drift_reports().run(firm)
+    (finding,) = report.findings
+    assert (finding.kind, finding.entity_type, finding.platform_id) == (
+        "balance_mismatch",
+        "client_account",
+        "acct-100",
+    )
+    assert finding_item(finding)["explained_by"] == [f"qbo_payment#{realm}:{credit['Id']}"]
+    assert [(d.field, d.was, d.now) for d in finding.differences] == [("balance", "605.00 USD", "555.00 USD")]

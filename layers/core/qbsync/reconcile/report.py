@@ -27,7 +27,10 @@
    becomes ``missing_in_quickbooks`` and the link goes (so its Resync creates the object). A record with a
    drift error whose object matches again (undone in QuickBooks) settles (``matched_again``).
 5. **Derived findings** (paid status, client balance) are in the report only (marking an account failed
-   would hold back its records); they name the findings that explain them.
+   would hold back its records); they name the findings that explain them. For the clients whose balance
+   differs, their QuickBooks payments applied to no invoice (customer credits: never announced, PRODUCT.md
+   D.3) are read, one ``CustomerRef in (...)`` query per 100 such customers, and each is named in its
+   client's ``explained_by`` (``qbo_payment#{realm_id}:{qbo_payment_id}``).
 6. **Stored and announced.** The report is stored (``DriftReportRepository``, read by ``GET /drift``);
    "Drift Detected" is published once when the report has a NEW difference: a record kind raised by this
    run, or a derived finding the previous report did not have. The same data twice: no event, no entry.
@@ -49,10 +52,12 @@ from qbsync.connection.clients import RealmClients
 from qbsync.errors import Conflict, RetryableError
 from qbsync.inbound.differences import Difference, explain_edit, explain_missing, on_sales_item
 from qbsync.inbound.drift import COMPARED_TYPES, DRIFT_CODES, QuickBooksChanged, SyncedRecordChanges
-from qbsync.inbound.payments import error_platform_id
-from qbsync.inbound.reads import read_by_ids
+from qbsync.inbound.payments import allocations_of, error_platform_id
+from qbsync.inbound.reads import IDS_PER_QUERY, read_by_ids
 from qbsync.models.qbsync_events import DriftDetected, DriftDifference, DriftFinding, PaymentReceivedInQbo
+from qbsync.qbo.client import quote_literal
 from qbsync.reconcile.compare import (
+    BALANCE_MISMATCH,
     DERIVED_KINDS,
     MISSING,
     Compared,
@@ -201,8 +206,12 @@ class DriftReports:
         rows = [_row(record, data, objects) for record, data in records.values()]
         report.records_compared = len(rows)
         previous = self._previous(firm_id, realm_id)
-        from_qbo = [from_quickbooks(s) for s in self._inbound_payments.of_realm(firm_id, realm_id)]
-        for finding in compare(rows, [p for p in from_qbo if p is not None]):
+        from_qbo = [p for p in map(from_quickbooks, self._inbound_payments.of_realm(firm_id, realm_id)) if p]
+        findings = compare(rows, from_qbo)
+        credits = self._credits(firm_id, realm_id, findings, records, from_qbo, report)
+        if credits:
+            findings = compare(rows, [*from_qbo, *credits])
+        for finding in findings:
             record, data = records[(finding.entity_type, finding.platform_id)]
             report.findings.append(self._settle_finding(finding, record, data, objects, previous))
         flagged = {(f.entity_type, f.platform_id) for f in report.findings}
@@ -261,6 +270,54 @@ class DriftReports:
             report.qbo_queries += queries
             objects.update({(entity, qbo_id): obj for qbo_id, obj in found.items()})
         return objects
+
+    def _credits(
+        self,
+        firm_id: str,
+        realm_id: str,
+        findings: Iterable[Finding],
+        records: Mapping[tuple[str, str], tuple[SyncRecord, dict[str, Any]]],
+        known: Iterable[FromQuickBooks],
+        report: DriftReport,
+    ) -> list[FromQuickBooks]:
+        """The customer credits recorded in QuickBooks of the clients whose balance differs: payments
+        applied to no invoice (never announced: a credit is not a payment of an invoice, PRODUCT.md D.3)
+        lower QuickBooks' customer balance, so each explains its client's ``balance_mismatch``. One query
+        per 100 such customers (``CustomerRef in (...)``), none when no balance differs."""
+        customers = {
+            record.qbo_id: record.platform_id
+            for f in findings
+            if f.kind == BALANCE_MISMATCH
+            for record, _ in [records[(f.entity_type, f.platform_id)]]
+            if record.qbo_id
+        }
+        if not customers:
+            return []
+        ours = {r.qbo_id for r, _ in records.values() if r.qbo_entity == "Payment" and r.qbo_id}
+        ours |= {p.qbo_payment_id for p in known}
+        qbo = self._realm_clients.qbo_for(firm_id, realm_id)
+        wanted = sorted(customers)
+        credits = []
+        for start in range(0, len(wanted), IDS_PER_QUERY):
+            chunk = ", ".join(quote_literal(i) for i in wanted[start : start + IDS_PER_QUERY])
+            report.qbo_queries += 1
+            statement = f"select * from Payment where CustomerRef in ({chunk}) MAXRESULTS 1000"  # noqa: S608 - ids quoted
+            for payment in qbo.query(statement):
+                qbo_id = str(payment.get("Id"))
+                unapplied = money(payment.get("UnappliedAmt")) or _ZERO
+                customer = (payment.get("CustomerRef") or {}).get("value")
+                if qbo_id in ours or allocations_of(payment) or unapplied <= 0 or customer not in customers:
+                    continue
+                credits.append(
+                    FromQuickBooks(
+                        qbo_payment_id=qbo_id,
+                        ref=error_platform_id(realm_id, qbo_id),
+                        delivered=False,
+                        account_id=customers[customer],
+                        unapplied=unapplied,
+                    )
+                )
+        return credits
 
     def _previous(self, firm_id: str, realm_id: str) -> set[str]:
         """The fingerprints of the last report's derived findings."""
