@@ -373,21 +373,26 @@ def test_a_record_being_written_is_not_judged_and_the_watermark_waits(env: Env) 
 INBOUND = load_function("inbound_worker", prefix="drift")
 
 
-def test_a_webhook_notice_reaches_the_same_drift_detection(env: Env) -> None:
-    """The inbound worker (webhook path) hands the edited invoice to the same route as the catch-up."""
-    invoice = _synced_invoice(env)
-    _edit_invoice_line(env, invoice, 125.0)
+def _webhook(env: Env, qbo_id: str, operation: str, notification_id: str) -> None:
+    """A webhook notice of one Invoice change through the real inbound worker; it must not fail."""
     notice = InboundNotice(
         realm_id=env.realm,
-        changes=(EntityChange("Invoice", invoice["Id"], "Update", "2026-12-07T01:00:00Z"),),
+        changes=(EntityChange("Invoice", qbo_id, operation, "2026-12-07T01:00:00Z"),),
         source="webhook_classic",
         received_at="2026-12-07T01:00:01Z",
-        notification_id="n-drift-1",
+        notification_id=notification_id,
     )
     answer = INBOUND.lambda_handler(
         {"Records": [sqs_record(notice.body(), queue="qbsync-inbound")]}, LambdaContext()
     )
     assert answer == {"batchItemFailures": []}
+
+
+def test_a_webhook_notice_reaches_the_same_drift_detection(env: Env) -> None:
+    """The inbound worker (webhook path) hands the edited invoice to the same route as the catch-up."""
+    invoice = _synced_invoice(env)
+    _edit_invoice_line(env, invoice, 125.0)
+    _webhook(env, invoice["Id"], "Update", "n-drift-1")
     entry = _the_error(env, "invoice", "inv-400")
     assert entry.code == "edited_in_quickbooks" and "now 650.00 USD" in entry.explanation
     catch_up(env)  # the same change read again by CDC: still one error, not counted twice
@@ -504,17 +509,7 @@ def test_an_invoice_the_platform_voided_is_not_drift_when_quickbooks_edits_or_de
     assert record.status == "synced" and record.sync_token == str(memo["SyncToken"])
 
     env.qbo_client().delete("Invoice", invoice["Id"], memo["SyncToken"], request_id="acct-del-void")
-    notice = InboundNotice(
-        realm_id=env.realm,
-        changes=(EntityChange("Invoice", invoice["Id"], "Delete", "2026-12-07T01:00:00Z"),),
-        source="webhook_classic",
-        received_at="2026-12-07T01:00:01Z",
-        notification_id="n-void-del-1",
-    )
-    answer = INBOUND.lambda_handler(
-        {"Records": [sqs_record(notice.body(), queue="qbsync-inbound")]}, LambdaContext()
-    )
-    assert answer == {"batchItemFailures": []}
+    _webhook(env, invoice["Id"], "Delete", "n-void-del-1")
     catch_up(env)
     assert env.stack.errors.list(env.firm, status="open")[0] == []
     assert env.record("invoice", "inv-400").status == "synced"
