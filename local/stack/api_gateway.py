@@ -476,13 +476,18 @@ class _RequestHandler(BaseHTTPRequestHandler):
         except Exception:
             log.exception("local API Gateway failed on %s %s", self.command, urlsplit(self.path).path)
             status, headers, payload = 500, [("Content-Type", "application/json")], b'{"message": null}'
-        self.send_response(status)
-        for name, value in headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(payload)
+        try:
+            self.send_response(status)
+            for name, value in headers:
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            # the caller gave up waiting (a client timeout, a bench or test that ended): nothing to send to
+            self.close_connection = True
+            log.debug("local API Gateway: the caller closed the connection before the answer")
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
 

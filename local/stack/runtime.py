@@ -208,8 +208,13 @@ class _FunctionPool:
 
     def write_log(self, line: str) -> None:
         with self.log_lock:
-            self._log_file.write(line + "\n")
-            self._log_file.flush()
+            if self._log_file.closed:
+                # a worker still answering when the runtime stopped: its last lines go to the file too
+                with self.log_path.open("a", encoding="utf-8") as late:
+                    late.write(line + "\n")
+            else:
+                self._log_file.write(line + "\n")
+                self._log_file.flush()
         if self.runtime.echo is not None:
             self.runtime.echo(f"[{self.spec.logical_id}] {line}")
 
