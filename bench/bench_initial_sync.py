@@ -49,6 +49,8 @@ from tests.fixtures.events import EventCapture, subscribe
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 START, END = "<!-- bench_initial_sync:start -->", "<!-- bench_initial_sync:end -->"
+#: runs kept in the table of docs/benchmarks.md
+_KEEP_ROWS = 12
 #: the realm's write ceiling through batch: 40 batch calls/min per realm+app x 30 items
 WRITE_CEILING_PER_MINUTE = 40 * 30
 #: QuickBooks entity of each platform record type the baseline writes, in dependency order
@@ -524,13 +526,16 @@ def write_doc(
         f"({per_minute / WRITE_CEILING_PER_MINUTE:.0%}) | {base_s} | {ratio_s} | {projection / 3600:.1f} h "
         f"| {datetime.now(UTC):%Y-%m-%d %H:%M UTC} | {_load(ours.get('load'))} |"
     )
-    rows: dict[str, str] = {}
+    # every run stays a row (the newest last, at most _KEEP_ROWS): a figure is read against the runs before
+    rows: list[str] = []
     match = re.search(re.escape(START) + r"(.*?)" + re.escape(END), text, flags=re.DOTALL)
     if match:
-        for line in match.group(1).splitlines():
-            if line.startswith("| ") and not line.startswith("| records"):
-                rows[line.split("|")[1].strip()] = line
-    rows[str(n)] = row
+        rows = [
+            line
+            for line in match.group(1).splitlines()
+            if line.startswith("| ") and not line.startswith("| records")
+        ]
+    rows = [*rows, row][-_KEEP_ROWS:]
     command = ".venv/bin/python -m bench.bench_initial_sync" + "".join(" " + a for a in sys.argv[1:])
     section = "\n".join(
         [
@@ -561,7 +566,7 @@ def write_doc(
             "(of ceiling) | python-quickbooks s | ratio | 100k projection | date "
             "| load avg (min / mean / max) |",
             "|---|---|---|---|---|---|---|---|---|---|---|",
-            *rows.values(),
+            *rows,
         ]
     )
     block = f"{START}\n{section}\n{END}"
