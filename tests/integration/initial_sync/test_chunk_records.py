@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from qbsync import wiring
+from qbsync import vocab, wiring
 from qbsync.initial_sync.runs import run_id_for
 from qbsync.models.record_key import RecordKey
 from qbsync.repositories.initial_sync import AWAITING_APPROVAL, WAITING_FOR_SNAPSHOT, InitialSyncRuns, RunRef
@@ -94,11 +94,14 @@ class Run:
     def step(self, step: str, **more: Any) -> dict[str, Any]:
         return HANDLER.lambda_handler({"step": step, "run": self.ref.as_dict(), **more}, LambdaContext())
 
-    def snapshot(self, files: dict[str, list[str]]) -> None:
-        """Export ``files`` (record type → raw lines) as the run's snapshot and plan it; approved."""
+    def snapshot(self, files: dict[str, list[str]], *, preflight: bool = False) -> None:
+        """Export ``files`` (record type → raw lines) as the run's snapshot and plan it; approved.
+        ``preflight``: the pre-flight check runs first (its findings shape the plan)."""
         firm, run = self.ref.firm_id, self.ref.run_id
         now = time.time()
         self.runs.begin(self.ref, trigger="connected", execution_arn=f"arn:exec:{run}", now=now)
+        if preflight:
+            self.step("preflight")
         self.runs.wait_for(self.ref, what="snapshot", token="t-snap", status=WAITING_FOR_SNAPSHOT, now=now)
         prefix = f"snapshots/{firm}/{run}/"
         entries = []
@@ -282,6 +285,41 @@ def test_a_linked_customer_is_announced_synced(stack) -> None:
     assert status["status"] == "synced" and status["qbo_id"] == customer["Id"]
     assert status["entity_type"] == "ClientAccount" and status["correlation_id"] == run.ref.run_id
     assert len(stack.entities("Customer")) == 2  # acct-g linked, not created; acct-h created
+
+
+def test_services_billed_on_the_sales_item_are_linked_to_it_with_its_note(stack) -> None:
+    """No service income account and no "Uncategorized Income": the plan links each new service to QuickBooks'
+    "Sales" item as the outbound sync would, and the record keeps the note the drift comparisons read."""
+    firm = new_firm()
+    stack.connect(firm)
+    run = Run(stack, firm)
+    realm = run.ref.realm_id
+    [income] = [
+        a for a in stack.sim.control.entities(realm, "Account") if a["Name"] == "Uncategorized Income"
+    ]
+    SimAccountant.sign_in(stack.sim.control, realm).update(
+        "Account", {"Id": income["Id"], "SyncToken": income["SyncToken"], "Name": "Other Income (renamed)"}
+    )
+    [sales] = [i for i in stack.sim.control.entities(realm, "Item") if i["Name"] == "Sales"]
+    items_before = len(stack.sim.control.entities(realm, "Item"))
+    service = _data("service_created", id="svc-s", name="Bookkeeping")
+    run.snapshot({"service": [_line(service)]}, preflight=True)
+    [chunk] = run.chunks("services")
+    [line] = json.loads(run.s3.get_object(Bucket=run.bucket, Key=chunk["key"])["Body"].read())["lines"]
+    assert (line["action"], line["target_qbo_id"], line["note"]) == (
+        "link",
+        sales["Id"],
+        vocab.SALES_ITEM_NOTE,
+    )
+    assert line["reason"].startswith("services_use_sales_item:")
+
+    run.step("chunk", chunk=chunk)
+    record = stack.records.get(RecordKey(firm, realm, "service", "svc-s"))
+    assert record is not None and record.status == SYNCED
+    assert (record.qbo_entity, record.qbo_id, record.note) == ("Item", sales["Id"], vocab.SALES_ITEM_NOTE)
+    assert len(stack.sim.control.entities(realm, "Item")) == items_before  # nothing created
+    [status] = _published(stack, "Sync Status Changed", platform_id="svc-s")
+    assert status["status"] == "synced" and status["qbo_id"] == sales["Id"]
 
 
 def test_a_link_is_announced_again_when_its_chunk_runs_again(stack) -> None:

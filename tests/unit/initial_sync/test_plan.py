@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from qbsync import vocab
 from qbsync.initial_sync.plan import ALREADY_SYNCED, CHUNK_SIZE, PlanLine, Planner
 from qbsync.models.firm_settings import FirmSyncSettings
 from qbsync.models.platform_events import parse_platform_event
+from qbsync.models.preflight import Finding, PreflightResult
 from qbsync.models.record_key import RecordKey
 from qbsync.repositories.records import SyncRecord
 
@@ -75,7 +77,12 @@ def _line(event: Any, record_type: str, n: int = 1) -> Any:
     )
 
 
-def _plan(lines: dict[str, list[Any]], *, records=None, qbo=None, settings=None, closed=None):
+def _preflight(closed: date | None = None, *codes: str) -> PreflightResult:
+    findings = tuple(Finding(code, "warning", "m", "f", ("service",)) for code in codes)
+    return PreflightResult(REALM, datetime.now(UTC), "Co", findings, closed, False, "USD")
+
+
+def _plan(lines: dict[str, list[Any]], *, records=None, qbo=None, settings=None, closed=None, preflight=None):
     objects = FakeObjects()
     planner = Planner(snapshots=FakeSnapshots(lines), objects=objects, records=records or FakeRecords())
     result = planner.plan(
@@ -85,7 +92,7 @@ def _plan(lines: dict[str, list[Any]], *, records=None, qbo=None, settings=None,
         manifest_key="m",
         settings=settings or FirmSyncSettings(),
         qbo=qbo or FakeQbo(),
-        books_closed_on=closed,
+        preflight=preflight or _preflight(closed),
     )
     planned = {
         line["platform_id"]: PlanLine.from_dict(line)
@@ -112,6 +119,35 @@ def test_accounts_are_linked_by_name_created_or_skipped_without_activity() -> No
     assert planned["acct-2"].action == "skip" and planned["acct-2"].reason.startswith("no_activity")
     assert planned[invoice.record_id].action == "create"
     assert result.planned["customers"] == 2 and result.planned["invoices"] == 1
+
+
+def test_services_are_linked_to_the_sales_item_with_its_note_when_the_preflight_says_they_bill_on_it() -> (
+    None
+):
+    named = _event("service_created", id="svc-1", name="Bookkeeping")
+    other = _event("service_created", id="svc-2", name="Payroll")
+    sales = {"Id": "1", "Name": "Sales", "Type": "Service", "Active": True}
+    qbo = FakeQbo(
+        Item=[
+            {"Id": "9", "Name": "Inactive Sales", "Type": "Service"},
+            sales,
+            {"Id": "30", "Name": "Bookkeeping"},
+        ]
+    )
+    lines = {"service": [_line(named, "service"), _line(other, "service", 2)]}
+    _, planned, _ = _plan(lines, qbo=qbo, preflight=_preflight(None, "services_use_sales_item"))
+    for line in planned.values():
+        assert (line.action, line.target_qbo_id, line.note) == ("link", "1", vocab.SALES_ITEM_NOTE)
+        assert line.reason.startswith("services_use_sales_item:")
+        assert PlanLine.from_dict(line.as_dict()).note == vocab.SALES_ITEM_NOTE
+    # without the finding: matched by name or created, as before, and no note
+    _, planned, _ = _plan(lines, qbo=qbo)
+    assert (planned["svc-1"].action, planned["svc-1"].target_qbo_id, planned["svc-1"].note) == (
+        "link",
+        "30",
+        None,
+    )
+    assert (planned["svc-2"].action, planned["svc-2"].note) == ("create", None)
 
 
 def test_a_customer_carrying_another_records_marker_is_not_linked() -> None:

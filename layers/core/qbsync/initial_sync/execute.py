@@ -5,7 +5,8 @@ A chunk is a file of at most :data:`~qbsync.initial_sync.plan.CHUNK_SIZE` plan l
 
 - ``skip`` lines that are already in QuickBooks at their version are counted done and not touched;
 - ``link`` lines are linked to the QuickBooks object the plan matched: the record is claimed at its planned
-  version (the same lease and version rules as every write) and marked synced to that object, nothing written
+  version (the same lease and version rules as every write) and marked synced to that object (with the line's
+  ``note``: a service on QuickBooks' "Sales" item keeps :data:`qbsync.vocab.SALES_ITEM_NOTE`), nothing written
   to QuickBooks, and announced "Sync Status Changed" (synced) like every other sync (its open error, if it
   had one, is resolved);
 - ``block`` lines of ``invalid_in_snapshot`` (the line did not parse) that name a record: the record is
@@ -255,7 +256,7 @@ class ChunkExecutor:
             key,
             owner=self._owner,
             version=line.version,
-            link=QboLink(entity, qbo_id, claim.record.sync_token, url),
+            link=QboLink(entity, qbo_id, claim.record.sync_token, url, note=line.note),
             now=self._clock(),
             operation="create",
         )

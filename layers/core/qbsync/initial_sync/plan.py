@@ -5,6 +5,10 @@ For every line of the platform's snapshot, in phase order, the plan decides one 
 - ``create``: the record will be written to QuickBooks;
 - ``link``: a client account or service whose name matches an object already in QuickBooks (one without
   another record's qbsync marker) is linked to it instead of creating a duplicate ("match before create");
+  and, when the pre-flight check found ``services_use_sales_item`` (no service income account chosen, no
+  "Uncategorized Income" in the company), every new service is linked to QuickBooks' own "Sales" item, as the
+  outbound sync does, with the line's ``note`` :data:`qbsync.vocab.SALES_ITEM_NOTE` kept on the record (the
+  drift comparisons then check only that the item is active);
 - ``skip``: nothing will be written, with the reason: already in QuickBooks at this version, a draft or
   void invoice never synced, dated before the firm's sync start date, a payment recorded by hand the settings
   do not sync, a client account without activity the settings sync only with some;
@@ -37,10 +41,12 @@ from qbsync import vocab
 from qbsync.errors import DataError
 from qbsync.models.firm_settings import FirmSyncSettings
 from qbsync.models.platform_events import ClientAccount, Invoice, Payment, PlatformEvent, Service
+from qbsync.models.preflight import PreflightResult
 from qbsync.models.record_key import RecordKey
 from qbsync.outbound import mapping
 from qbsync.outbound.job import event_envelope, record_date
 from qbsync.qbo.client import QboClient
+from qbsync.qbo.reference import find_sales_item
 from qbsync.repositories.records import EXCLUDED_BY_FIRM, SKIPPED, SYNCED, SyncRecord
 
 __all__ = ["CHUNK_SIZE", "PlanLine", "PlanResult", "Planner", "chunk_key", "index_key"]
@@ -53,6 +59,11 @@ CHUNK_SIZE = 90
 _EXAMPLES = 5
 
 ALREADY_SYNCED = "already in QuickBooks at this version"
+#: the reason of a service linked to QuickBooks' "Sales" item
+_ON_SALES_ITEM = (
+    "services_use_sales_item: billed on QuickBooks' 'Sales' item (no service income account is chosen and "
+    "QuickBooks has no 'Uncategorized Income' account)"
+)
 
 
 class Snapshots(Protocol):
@@ -98,6 +109,8 @@ class PlanLine:
     amount: str | None = None
     target_qbo_id: str | None = None
     event: dict[str, Any] | None = None
+    #: a link's note, kept on the record when it is linked (a service on the "Sales" item)
+    note: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -109,6 +122,7 @@ class PlanLine:
             "amount": self.amount,
             "target_qbo_id": self.target_qbo_id,
             "event": self.event,
+            "note": self.note,
         }
 
     @classmethod
@@ -122,6 +136,7 @@ class PlanLine:
             amount=value.get("amount"),
             target_qbo_id=value.get("target_qbo_id"),
             event=value.get("event"),
+            note=value.get("note"),
         )
 
 
@@ -158,6 +173,8 @@ class _Context:
     books_closed_on: date | None
     active_accounts: set[str]
     names: dict[str, dict[str, dict[str, Any]]]  # qbo entity -> normalized name -> object
+    #: QuickBooks' "Sales" item when new services are billed on it (pre-flight ``services_use_sales_item``)
+    sales_item_id: str | None = None
 
 
 def _amount(record: Any) -> str | None:
@@ -188,18 +205,22 @@ class Planner:
         manifest_key: str,
         settings: FirmSyncSettings,
         qbo: QboClient,
-        books_closed_on: date | None,
+        preflight: PreflightResult | None,
     ) -> PlanResult:
+        """``preflight``: the run's pre-flight check (its books-closed date; ``services_use_sales_item``)."""
         manifest = self._snapshots.manifest(firm_id, run_id, manifest_key)
+        items = list(qbo.query_all("select * from Item"))
+        on_sales = preflight is not None and preflight.finding("services_use_sales_item") is not None
         ctx = _Context(
             settings=settings,
-            books_closed_on=books_closed_on,
+            books_closed_on=preflight.books_closed_on if preflight is not None else None,
             active_accounts=self._active_accounts(manifest, settings),
             names={
-                "Customer": _names(qbo, "Customer", "DisplayName"),
-                "Item": _names(qbo, "Item", "Name"),
-                "Vendor": _names(qbo, "Vendor", "DisplayName"),
+                "Customer": _names(qbo.query_all("select * from Customer"), "DisplayName"),
+                "Item": _names(items, "Name"),
+                "Vendor": _names(qbo.query_all("select * from Vendor"), "DisplayName"),
             },
+            sales_item_id=find_sales_item(items) if on_sales else None,
         )
         totals: dict[str, _Totals] = {}
         keys: dict[str, str] = {}
@@ -287,10 +308,10 @@ def _unreadable(record_type: str, line: Any, seen: set[str]) -> PlanLine:
     return PlanLine(record_type, line.platform_id, int(line.version or 0), "block", f"{code}: {line.problem}")
 
 
-def _names(qbo: QboClient, entity: str, field_name: str) -> dict[str, dict[str, Any]]:
-    """The company's objects of ``entity`` by normalized name (one paged query, 1000 a page)."""
+def _names(objects: Iterable[dict[str, Any]], field_name: str) -> dict[str, dict[str, Any]]:
+    """The company's objects of one entity (one paged query, 1000 a page) by normalized name."""
     out: dict[str, dict[str, Any]] = {}
-    for obj in qbo.query_all(f"select * from {entity}"):  # noqa: S608 - entity is ours
+    for obj in objects:
         name = obj.get(field_name)
         if isinstance(name, str) and name:
             out.setdefault(normalized(name), obj)
@@ -314,7 +335,12 @@ def _decide(record_type: str, event: PlatformEvent, current: SyncRecord | None, 
     envelope = event_envelope(event)
 
     def line(
-        action: str, reason: str | None = None, target: str | None = None, *, run: bool = True
+        action: str,
+        reason: str | None = None,
+        target: str | None = None,
+        *,
+        run: bool = True,
+        note: str | None = None,
     ) -> PlanLine:
         return PlanLine(
             record_type,
@@ -325,6 +351,7 @@ def _decide(record_type: str, event: PlatformEvent, current: SyncRecord | None, 
             _amount(record),
             target,
             envelope if run else None,
+            note,
         )
 
     unsynced = current is None or not current.qbo_id
@@ -363,7 +390,11 @@ def _by_name(
     record_type: str, record: ClientAccount | Service, ctx: _Context, line: Callable[..., PlanLine]
 ) -> PlanLine:
     """A client account or service not in QuickBooks yet: linked to the object of its name, blocked by a
-    vendor of its name (QuickBooks names are unique across customers and vendors: 6240), or created."""
+    vendor of its name (QuickBooks names are unique across customers and vendors: 6240), or created. A service
+    is linked to the "Sales" item instead when services are billed on it (the outbound sync decides so before
+    it looks for a name)."""
+    if isinstance(record, Service) and ctx.sales_item_id is not None:
+        return line("link", _ON_SALES_ITEM, ctx.sales_item_id, note=vocab.SALES_ITEM_NOTE)
     name = normalized(record.name)
     entity = "Customer" if isinstance(record, ClientAccount) else "Item"
     if entity == "Customer" and name in ctx.names["Vendor"] and name not in ctx.names["Customer"]:

@@ -30,7 +30,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from qbsync import vocab
@@ -39,6 +39,7 @@ from qbsync.initial_sync.execute import ChunkExecutor, ChunkRef, ChunkRetry
 from qbsync.initial_sync.plan import Planner
 from qbsync.initial_sync.runs import RunControl, phase_progress, progress_event
 from qbsync.models.firm_settings import FirmSyncSettings
+from qbsync.models.preflight import PreflightResult
 from qbsync.models.qbsync_events import InitialSyncPlanned, PlanFinding, PlanTotals
 from qbsync.models.snapshot import SnapshotRequested
 from qbsync.qbo.client import QboClient
@@ -132,7 +133,7 @@ class PlanSteps:
             manifest_key=run.manifest_key,
             settings=settings,
             qbo=qbo,
-            books_closed_on=_books_closed(run.preflight),
+            preflight=PreflightResult.from_json(run.preflight) if run.preflight else None,
         )
         summary = {**planned.summary, "preflight": run.preflight}
         self._runs.save_plan(
@@ -184,13 +185,6 @@ class FirmContext:
         settings = self._settings.get(ref.firm_id, seed=connection.settings)
         client = self._realm_clients.qbo_for(ref.firm_id, ref.realm_id) if qbo else None
         return client, settings
-
-
-def _books_closed(preflight: Mapping[str, Any] | None) -> date | None:
-    value = (preflight or {}).get("books_closed_on")
-    if isinstance(value, str) and value:
-        return date.fromisoformat(value)
-    return None
 
 
 def _planned_event(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -28,6 +28,7 @@ __all__ = [
     "QboTaxRate",
     "ReferenceCache",
     "ReferenceDataError",
+    "find_sales_item",
 ]
 
 #: Platform payment methods and the QBO PaymentMethod names they use (first one found wins; QBO.md §5.9).
@@ -106,6 +107,22 @@ def _unwrap(obj: Any, entity: str) -> Mapping[str, Any]:
     if len(obj) == 1 and entity in obj and isinstance(obj[entity], Mapping):
         return obj[entity]  # type: ignore[no-any-return]
     return obj
+
+
+def find_sales_item(items: Iterable[Any]) -> str | None:
+    """The id of QuickBooks' own "Sales" item among ``items`` (raw Item objects, wrapped or not): the active
+    Service item named exactly ``Sales``, where services are billed when none has a service income account
+    (:attr:`QboReference.sales_item_id`; the initial sync's plan asks the same). Raises ReferenceDataError for
+    an object that is not one."""
+    for raw in items:
+        item = _unwrap(raw, "Item")
+        if (
+            _text(item, "Name", "Item") == "Sales"
+            and item.get("Type", "Service") == "Service"
+            and _flag(item, "Active", True)
+        ):
+            return _text(item, "Id", "Item")
+    return None
 
 
 def _text(obj: Mapping[str, Any], key: str, entity: str, *, required: bool = True) -> str | None:
@@ -262,18 +279,9 @@ class QboReference:
         sales_forms = prefs.get("SalesFormsPrefs") or {}
         tax_prefs = prefs.get("TaxPrefs") or {}
         currency = prefs.get("CurrencyPrefs") or {}
-        sales_item_id = None
         if not isinstance(items, list):
             raise ReferenceDataError("Item: expected a list", entity="Item")
-        for raw in items:
-            item = _unwrap(raw, "Item")
-            if (
-                _text(item, "Name", "Item") == "Sales"
-                and item.get("Type", "Service") == "Service"
-                and _flag(item, "Active", True)
-            ):
-                sales_item_id = _text(item, "Id", "Item")
-                break
+        sales_item_id = find_sales_item(items)
         return cls(
             accounts=_index(accounts, "Account", _account),
             customer_types=_index(customer_types, "CustomerType", _customer_type),
