@@ -86,3 +86,37 @@ def test_a_customer_credit_recorded_in_quickbooks_explains_the_clients_balance(i
     )
     assert finding_item(finding)["explained_by"] == [f"qbo_payment#{realm}:{credit['Id']}"]
     assert [(d.field, d.was, d.now) for d in finding.differences] == [("balance", "605.00 USD", "555.00 USD")]
+
+
+def test_a_credit_memo_and_an_invoice_entered_in_quickbooks_explain_the_clients_balance(
+    inbound: InboundStack,
+) -> None:
+    """A credit memo and an invoice the accountant enters in QuickBooks for a synced client move its
+    QuickBooks balance (605.00 - 30.00 + 100.00) and no platform record: each is named in the client's
+    balance_mismatch, by entity and id, instead of the difference being left unexplained."""
+    firm = new_firm()
+    inbound.sync_invoices(firm, ("inv-400", "N-400"))
+    realm = inbound.realm_of(firm)
+    customer = inbound.customer_of(firm)
+    assert _findings(firm) == []
+    [sales] = [i for i in inbound.sim.control.entities(realm, "Item") if i["Name"] == "Sales"]
+
+    def body(amount: float) -> dict[str, object]:
+        detail = {"ItemRef": {"value": sales["Id"]}, "TaxCodeRef": {"value": "NON"}}
+        line = {"DetailType": "SalesItemLineDetail", "Amount": amount, "SalesItemLineDetail": detail}
+        return {"CustomerRef": {"value": customer}, "TxnDate": _today(), "Line": [line]}
+
+    accountant = inbound.accountant_of(firm)
+    memo = accountant.create("CreditMemo", body(30.0))
+    invoice = accountant.create("Invoice", body(100.0))
+
+    report = wiring.drift_reports().run(firm)
+    (finding,) = report.findings
+    assert (finding.kind, finding.platform_id) == ("balance_mismatch", "acct-100")
+    assert [(d.field, d.was, d.now) for d in finding.differences] == [("balance", "605.00 USD", "675.00 USD")]
+    assert finding_item(finding)["explained_by"] == [
+        f"qbo_credit_memo#{realm}:{memo['Id']}",
+        f"qbo_invoice#{realm}:{invoice['Id']}",
+    ]
+    # the linked Customer, Item and Invoice; then the client's Payments, CreditMemos and Invoices
+    assert report.qbo_queries == 6

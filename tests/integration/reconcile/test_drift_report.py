@@ -154,8 +154,9 @@ def test_each_kind_of_drift_is_reported_exactly_and_fixed_by_its_action(
     assert _diffs(_finding(report, "service", "svc-300")) == [
         ("name", "Bookkeeping (monthly)", "Renamed service")
     ]
-    # Customer, Item, Invoice, Payment, and the customer credits of the one client whose balance differs
-    assert report["new_count"] == 5 and report["qbo_queries"] == 5
+    # Customer, Item, Invoice, Payment, and what QuickBooks alone holds for the one client whose balance
+    # differs (its credits, credit memos and invoices: one query each)
+    assert report["new_count"] == 5 and report["qbo_queries"] == 7
 
     # one error-center entry per record finding, with the finding's code; the record failed
     entries, _ = env.stack.errors.list(env.firm, status="open")
@@ -383,8 +384,9 @@ def test_the_resync_step_runs_the_report_of_the_firm_it_is_given(env: Env) -> No
     step = DriftReportStep(wiring.drift_reports())
     counts = step.run(Firm(env.firm))
 
-    # one query per entity present, plus the credits of the client whose balance differs
-    assert counts == {"status": "done", "records": 5, "qbo_queries": 5, "findings": 3, "new": 3}
+    # one query per entity present, plus the credits, credit memos and invoices of the client whose
+    # balance differs
+    assert counts == {"status": "done", "records": 5, "qbo_queries": 7, "findings": 3, "new": 3}
     stored = env.call("GET", "/drift").json()
     assert _kinds(stored) == {
         ("payment", "pay-500", "missing_in_quickbooks"),

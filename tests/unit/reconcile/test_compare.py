@@ -13,6 +13,7 @@ from qbsync.reconcile.compare import (
     EDITED,
     MISSING,
     PAID_STATUS_MISMATCH,
+    QBO_CREDIT_MEMO,
     QBO_PAYMENT,
     Compared,
     FromQuickBooks,
@@ -254,3 +255,13 @@ def test_a_refused_payment_from_quickbooks_is_found_through_the_invoice_it_is_li
     # one on another invoice explains nothing here
     elsewhere = FromQuickBooks("78", "r1:78", False, allocations={"inv-9": Decimal("10.00")})
     assert compare(_rows(_qbo_invoice(), 605.0), [elsewhere]) == []
+
+
+def test_a_quickbooks_credit_memo_explains_its_clients_balance_not_a_payment_of_its_id() -> None:
+    # credit memo 77 of the client (QuickBooks-only): the client's balance names it, by its own type
+    memo = FromQuickBooks("77", "r1:77", False, account_id="acct-1", kind=QBO_CREDIT_MEMO)
+    [balance] = compare(_rows(_qbo_invoice(), 575.0), [memo])
+    assert balance.kind == BALANCE_MISMATCH and balance.explained_by == ((QBO_CREDIT_MEMO, "r1:77"),)
+    # an invoice paid in QuickBooks by Payment 77 is not explained by the credit memo of the same id
+    findings = {f.kind: f for f in compare(_rows(_paid_in_qbo(0.0), 0.0), [memo])}
+    assert findings[PAID_STATUS_MISMATCH].explained_by == ()

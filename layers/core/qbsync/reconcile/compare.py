@@ -59,6 +59,8 @@ __all__ = [
     "EDITED",
     "MISSING",
     "PAID_STATUS_MISMATCH",
+    "QBO_CREDIT_MEMO",
+    "QBO_INVOICE",
     "QBO_PAYMENT",
     "RECORD_KINDS",
     "Compared",
@@ -77,6 +79,10 @@ DERIVED_KINDS = (PAID_STATUS_MISMATCH, BALANCE_MISMATCH)
 #: the ``explained_by`` type of a payment recorded in QuickBooks (its error-center entity,
 #: :data:`qbsync.inbound.payments.ERROR_ENTITY_TYPE`)
 QBO_PAYMENT = "qbo_payment"
+#: the ``explained_by`` types of a credit memo and an invoice entered in QuickBooks only (no platform record:
+#: they move the customer's balance there and nowhere else; nothing to fix, so no error-center entry)
+QBO_CREDIT_MEMO = "qbo_credit_memo"
+QBO_INVOICE = "qbo_invoice"
 _CENT = Decimal("0.01")
 
 
@@ -113,7 +119,9 @@ class FromQuickBooks:
 
     ``ref``: its error-center id ``{realm_id}:{qbo_payment_id}``; ``delivered``: the platform was given its
     current version (counted); otherwise it only explains. ``allocations``: platform invoice id → amount
-    applied (as announced); ``unapplied``: what QuickBooks keeps as the customer's credit."""
+    applied (as announced); ``unapplied``: what QuickBooks keeps as the customer's credit. ``kind``: the
+    ``explained_by`` type (:data:`QBO_PAYMENT`; a QuickBooks-only credit memo or invoice, never delivered,
+    only explains: :data:`QBO_CREDIT_MEMO`, :data:`QBO_INVOICE`)."""
 
     qbo_payment_id: str
     ref: str
@@ -121,6 +129,7 @@ class FromQuickBooks:
     account_id: str | None = None
     allocations: Mapping[str, Decimal] = field(default_factory=dict)
     unapplied: Decimal = Decimal("0.00")
+    kind: str = QBO_PAYMENT
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,9 +225,10 @@ class _Ledger:
     pending_of: dict[str, list[tuple[str, str]]] = field(default_factory=lambda: defaultdict(list))
 
     def add_from_quickbooks(self, payment: FromQuickBooks) -> None:
-        ref = (QBO_PAYMENT, payment.ref)
+        ref = (payment.kind, payment.ref)
         if not payment.delivered:
-            self.pending[payment.qbo_payment_id] = ref
+            if payment.kind == QBO_PAYMENT:  # found again through an invoice's LinkedTxn of type Payment
+                self.pending[payment.qbo_payment_id] = ref
             for invoice_id in payment.allocations:
                 self.pending_on[invoice_id].append(ref)
             if payment.account_id:

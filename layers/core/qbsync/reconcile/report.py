@@ -28,9 +28,11 @@
    drift error whose object matches again (undone in QuickBooks) settles (``matched_again``).
 5. **Derived findings** (paid status, client balance) are in the report only (marking an account failed
    would hold back its records); they name the findings that explain them. For the clients whose balance
-   differs, their QuickBooks payments applied to no invoice (customer credits: never announced, PRODUCT.md
-   D.3) are read, one ``CustomerRef in (...)`` query per 100 such customers, and each is named in its
-   client's ``explained_by`` (``qbo_payment#{realm_id}:{qbo_payment_id}``).
+   differs, what QuickBooks alone holds for them is read, one ``CustomerRef in (...)`` query per entity per
+   100 such customers, and each is named in its client's ``explained_by``: payments applied to no invoice
+   (customer credits: never announced, PRODUCT.md D.3; ``qbo_payment#{realm_id}:{qbo_payment_id}``), credit
+   memos (``qbo_credit_memo#{realm_id}:{id}``) and open invoices (``qbo_invoice#{realm_id}:{id}``) entered
+   in QuickBooks (without qbsync's marker, linked by no record).
 6. **Stored and announced.** The report is stored (``DriftReportRepository``, read by ``GET /drift``);
    "Drift Detected" is published once when the report has a NEW difference: a record kind raised by this
    run, or a derived finding the previous report did not have. The same data twice: no event, no entry.
@@ -55,11 +57,15 @@ from qbsync.inbound.drift import COMPARED_TYPES, DRIFT_CODES, QuickBooksChanged,
 from qbsync.inbound.payments import allocations_of, error_platform_id
 from qbsync.inbound.reads import IDS_PER_QUERY, read_by_ids
 from qbsync.models.qbsync_events import DriftDetected, DriftDifference, DriftFinding, PaymentReceivedInQbo
+from qbsync.models.record_key import note_of, parse_marker
 from qbsync.qbo.client import quote_literal
 from qbsync.reconcile.compare import (
     BALANCE_MISMATCH,
     DERIVED_KINDS,
     MISSING,
+    QBO_CREDIT_MEMO,
+    QBO_INVOICE,
+    QBO_PAYMENT,
     Compared,
     Finding,
     FromQuickBooks,
@@ -208,9 +214,9 @@ class DriftReports:
         previous = self._previous(firm_id, realm_id)
         from_qbo = [p for p in map(from_quickbooks, self._inbound_payments.of_realm(firm_id, realm_id)) if p]
         findings = compare(rows, from_qbo)
-        credits = self._credits(firm_id, realm_id, findings, records, from_qbo, report)
-        if credits:
-            findings = compare(rows, [*from_qbo, *credits])
+        qbo_only = self._qbo_only(firm_id, realm_id, findings, records, from_qbo, report)
+        if qbo_only:
+            findings = compare(rows, [*from_qbo, *qbo_only])
         for finding in findings:
             record, data = records[(finding.entity_type, finding.platform_id)]
             report.findings.append(self._settle_finding(finding, record, data, objects, previous))
@@ -271,7 +277,7 @@ class DriftReports:
             objects.update({(entity, qbo_id): obj for qbo_id, obj in found.items()})
         return objects
 
-    def _credits(
+    def _qbo_only(
         self,
         firm_id: str,
         realm_id: str,
@@ -280,10 +286,12 @@ class DriftReports:
         known: Iterable[FromQuickBooks],
         report: DriftReport,
     ) -> list[FromQuickBooks]:
-        """The customer credits recorded in QuickBooks of the clients whose balance differs: payments
-        applied to no invoice (never announced: a credit is not a payment of an invoice, PRODUCT.md D.3)
-        lower QuickBooks' customer balance, so each explains its client's ``balance_mismatch``. One query
-        per 100 such customers (``CustomerRef in (...)``), none when no balance differs."""
+        """What QuickBooks alone holds for the clients whose balance differs, each named in its client's
+        ``balance_mismatch.explained_by`` (nothing to fix there, so no error-center entry): customer credits
+        (payments applied to no invoice: never announced, a credit is not a payment of an invoice, PRODUCT.md
+        D.3), credit memos and invoices entered in QuickBooks (qbsync writes neither for these clients:
+        they carry no qbsync marker and no record links them). One query per entity per 100 such customers
+        (``CustomerRef in (...)``), none when no balance differs."""
         customers = {
             record.qbo_id: record.platform_id
             for f in findings
@@ -293,31 +301,38 @@ class DriftReports:
         }
         if not customers:
             return []
-        ours = {r.qbo_id for r, _ in records.values() if r.qbo_entity == "Payment" and r.qbo_id}
-        ours |= {p.qbo_payment_id for p in known}
+        ours: dict[str, set[str]] = defaultdict(set)
+        for record, _ in records.values():
+            if record.qbo_entity and record.qbo_id:
+                ours[record.qbo_entity].add(record.qbo_id)
+        ours["Payment"] |= {p.qbo_payment_id for p in known}
         qbo = self._realm_clients.qbo_for(firm_id, realm_id)
         wanted = sorted(customers)
-        credits = []
-        for start in range(0, len(wanted), IDS_PER_QUERY):
-            chunk = ", ".join(quote_literal(i) for i in wanted[start : start + IDS_PER_QUERY])
-            report.qbo_queries += 1
-            statement = f"select * from Payment where CustomerRef in ({chunk}) MAXRESULTS 1000"  # noqa: S608 - ids quoted
-            for payment in qbo.query(statement):
-                qbo_id = str(payment.get("Id"))
-                unapplied = money(payment.get("UnappliedAmt")) or _ZERO
-                customer = (payment.get("CustomerRef") or {}).get("value")
-                if qbo_id in ours or allocations_of(payment) or unapplied <= 0 or customer not in customers:
-                    continue
-                credits.append(
-                    FromQuickBooks(
-                        qbo_payment_id=qbo_id,
-                        ref=error_platform_id(realm_id, qbo_id),
-                        delivered=False,
-                        account_id=customers[customer],
-                        unapplied=unapplied,
+        found: list[FromQuickBooks] = []
+        for entity, kind in _QBO_ONLY:
+            for start in range(0, len(wanted), IDS_PER_QUERY):
+                chunk = ", ".join(quote_literal(i) for i in wanted[start : start + IDS_PER_QUERY])
+                report.qbo_queries += 1
+                statement = f"select * from {entity} where CustomerRef in ({chunk}) MAXRESULTS 1000"  # noqa: S608 - ids quoted, entity ours
+                for obj in qbo.query(statement):
+                    qbo_id = str(obj.get("Id"))
+                    customer = (obj.get("CustomerRef") or {}).get("value")
+                    if qbo_id in ours[entity] or customer not in customers or _marked(entity, obj):
+                        continue
+                    credit = _balance_moved(entity, obj)
+                    if credit is None:
+                        continue
+                    found.append(
+                        FromQuickBooks(
+                            qbo_payment_id=qbo_id,
+                            ref=error_platform_id(realm_id, qbo_id),
+                            delivered=False,
+                            account_id=customers[customer],
+                            unapplied=credit,
+                            kind=kind,
+                        )
                     )
-                )
-        return credits
+        return found
 
     def _previous(self, firm_id: str, realm_id: str) -> set[str]:
         """The fingerprints of the last report's derived findings."""
@@ -431,6 +446,26 @@ class DriftReportStep:
             "findings": len(report.findings),
             "new": len(report.new),
         }
+
+
+#: what QuickBooks alone holds that moves a client's balance there: (entity, ``explained_by`` type)
+_QBO_ONLY = (("Payment", QBO_PAYMENT), ("CreditMemo", QBO_CREDIT_MEMO), ("Invoice", QBO_INVOICE))
+
+
+def _marked(entity: str, obj: dict[str, Any]) -> bool:
+    """Whether the object carries qbsync's marker (one of ours, even when no compared record links it)."""
+    return parse_marker(note_of(entity, obj)) is not None
+
+
+def _balance_moved(entity: str, obj: Mapping[str, Any]) -> Decimal | None:
+    """What the QuickBooks-only object leaves on the customer's balance, or None when it leaves nothing: a
+    payment's credit applied to no invoice (``UnappliedAmt``; a payment of invoices is read by the inbound
+    sync), a credit memo's total, an invoice's open balance."""
+    if entity == "Payment":
+        unapplied = money(obj.get("UnappliedAmt")) or _ZERO
+        return unapplied if unapplied > 0 and not allocations_of(obj) else None
+    amount = money(obj.get("TotalAmt" if entity == "CreditMemo" else "Balance")) or _ZERO
+    return amount if amount > 0 else None
 
 
 def _drifted(record: SyncRecord) -> bool:
