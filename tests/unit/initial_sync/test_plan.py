@@ -140,6 +140,12 @@ def test_services_are_linked_to_the_sales_item_with_its_note_when_the_preflight_
         assert (line.action, line.target_qbo_id, line.note) == ("link", "1", vocab.SALES_ITEM_NOTE)
         assert line.reason.startswith("services_use_sales_item:")
         assert PlanLine.from_dict(line.as_dict()).note == vocab.SALES_ITEM_NOTE
+    # an income account chosen after the pre-flight: each service is its own item again, as the outbound sync
+    chosen = FirmSyncSettings(service_income_account_id="79")
+    _, planned, _ = _plan(
+        lines, qbo=qbo, settings=chosen, preflight=_preflight(None, "services_use_sales_item")
+    )
+    assert (planned["svc-2"].action, planned["svc-2"].note) == ("create", None)
     # without the finding: matched by name or created, as before, and no note
     _, planned, _ = _plan(lines, qbo=qbo)
     assert (planned["svc-1"].action, planned["svc-1"].target_qbo_id, planned["svc-1"].note) == (

@@ -210,7 +210,12 @@ class Planner:
         """``preflight``: the run's pre-flight check (its books-closed date; ``services_use_sales_item``)."""
         manifest = self._snapshots.manifest(firm_id, run_id, manifest_key)
         items = list(qbo.query_all("select * from Item"))
-        on_sales = preflight is not None and preflight.finding("services_use_sales_item") is not None
+        # the pre-flight found it, and the settings read now still choose no service income account
+        on_sales = (
+            preflight is not None
+            and preflight.finding("services_use_sales_item") is not None
+            and settings.service_income_account_id is None
+        )
         ctx = _Context(
             settings=settings,
             books_closed_on=preflight.books_closed_on if preflight is not None else None,
